@@ -1,0 +1,44 @@
+# The two commands a fresh machine needs (see README.md):
+#   make devnet   installs everything and runs the local two-chain demo
+#   make test     installs everything and runs the static checks and the whole test suite
+# .ci/run calls `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup tools proto contracts lint test devnet bench clean
+
+setup: $(STAMP) tools proto contracts
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+tools:
+	bash scripts/install-tools.sh
+
+proto: $(STAMP)
+	$(PY) -m relay.rpc.build
+
+contracts: $(STAMP) tools
+	$(PY) -m adapters.evm.build
+
+lint: setup
+	$(VENV)/bin/ruff check relay adapters tests
+	$(VENV)/bin/mypy relay adapters
+
+test: setup lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+devnet: setup
+	$(VENV)/bin/relay devnet $(DEVNET_ARGS)
+
+bench: setup
+	$(VENV)/bin/relay bench verify
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache relay/v1
