@@ -128,3 +128,58 @@ def load_config(
             f"{'.'.join(str(p) for p in issue['loc']) or '<root>'}: {issue['msg']}" for issue in error.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}", path=str(path) if path else None) from None
+
+
+# --- sections shared by the roles ------------------------------------------------------------
+
+
+class ChainConfig(StrictModel):
+    """One chain the relay talks to. `kind` picks the adapter (see relay.adapters_registry)."""
+
+    name: str
+    domain: int
+    kind: str = "evm"
+    rpc_urls: list[str]
+    gateway: str
+    # 0: use the chain's `finalized` block tag; N > 0: N confirmations below the head.
+    confirmations: int = 0
+    start_block: int = 0
+    poll_interval: float = 0.5
+    max_block_range: int = 2000
+
+    @model_validator(mode="after")
+    def _check(self) -> ChainConfig:
+        if not self.rpc_urls:
+            raise ValueError("rpc_urls needs at least one endpoint")
+        if not 0 <= self.domain < 2**32:
+            raise ValueError("domain must be a u32")
+        if self.confirmations < 0 or self.max_block_range <= 0 or self.poll_interval <= 0:
+            raise ValueError("confirmations >= 0, max_block_range > 0 and poll_interval > 0")
+        return self
+
+
+class MemberConfig(StrictModel):
+    """A committee member: hex-encoded BLS public key and proof of possession, and weight."""
+
+    public_key: str
+    proof_of_possession: str
+    weight: int = 1
+
+
+class CommitteeConfig(StrictModel):
+    """The trusted committee of one origin: where a relayer's and gateway's trust starts."""
+
+    epoch: int
+    threshold: int | None = None
+    members: list[MemberConfig]
+
+    def build(self, backend: Any = None) -> Any:
+        """Return the validated `relay.verify.committee.Committee` (checks every proof of possession)."""
+        from relay.verify.committee import Committee, Member
+
+        members = [
+            Member(bytes.fromhex(m.public_key.removeprefix("0x")),
+                   bytes.fromhex(m.proof_of_possession.removeprefix("0x")), m.weight)
+            for m in self.members
+        ]
+        return Committee.create(self.epoch, members, self.threshold, backend=backend)
