@@ -20,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 tools:
 	bash scripts/install-tools.sh
+	bash scripts/install-prometheus.sh
 
 proto: $(STAMP)
 	$(PY) -m relay.rpc.build
