@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IGateway} from "./IGateway.sol";
+import {IMessageRecipient} from "./IMessageRecipient.sol";
+
+/// @title Example dApp: sends messages through its Gateway and counts the ones it receives.
+/// @notice A starting point to copy. It accepts messages from any origin and sender; a real
+/// application would keep a list of trusted (origin, sender) pairs and reject the rest in `handle`.
+/// The owner can make `handle` revert on purpose, to exercise the Gateway's failure path (the
+/// message stays deliverable and goes through once the switch is off again).
+contract Counter is IMessageRecipient {
+    IGateway public immutable gateway;
+    address public owner;
+    bool public failing;
+    /// @notice Messages received in total.
+    uint256 public received;
+    /// @notice Messages received per origin domain and sender.
+    mapping(uint32 origin => mapping(bytes32 sender => uint256 count)) public receivedFrom;
+    /// @notice The body of the last message received.
+    bytes public lastBody;
+
+    event FailingChanged(bool failing);
+
+    error NotGateway(address caller);
+    error NotOwner(address caller);
+    error FailingOnPurpose(uint32 origin, bytes32 sender);
+
+    constructor(IGateway gateway_) {
+        gateway = gateway_;
+        owner = msg.sender;
+    }
+
+    /// @notice Sends `body` to `recipient` (an address left-padded to 32 bytes) on `destination`.
+    function send(uint32 destination, bytes32 recipient, bytes calldata body) external returns (bytes32 id) {
+        return gateway.dispatch(destination, recipient, body);
+    }
+
+    /// @inheritdoc IMessageRecipient
+    function handle(uint32 origin, bytes32 sender, bytes calldata body) external {
+        // Only the Gateway has verified the message; anyone else could call with made-up values.
+        if (msg.sender != address(gateway)) revert NotGateway(msg.sender);
+        if (failing) revert FailingOnPurpose(origin, sender);
+        received += 1;
+        receivedFrom[origin][sender] += 1;
+        lastBody = body;
+    }
+
+    /// @notice Makes `handle` revert (true) or work again (false).
+    function setFailing(bool failing_) external {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        failing = failing_;
+        emit FailingChanged(failing_);
+    }
+}

@@ -1,0 +1,602 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {BLS} from "./BLS.sol";
+import {IGateway} from "./IGateway.sol";
+import {IMessageRecipient} from "./IMessageRecipient.sol";
+
+/// @title Gateway: one per chain; sends messages from this chain and delivers messages from others.
+/// @notice Byte layouts (message, Merkle tree, checkpoint, committee, hand-over) follow
+/// docs/protocol.md exactly. Sending appends each message id to an incremental Merkle tree.
+/// Delivering checks a checkpoint signed by a quorum of the origin's committee (BLS through
+/// EIP-2537), a Merkle branch from each message to the checkpoint's root, and replay state, then
+/// calls the recipient. Nobody needs to trust whoever submits the transaction.
+contract Gateway is IGateway {
+    /// @notice A signed statement that `root` is the source Gateway's tree after leaf `index`.
+    struct Checkpoint {
+        uint32 origin;
+        bytes32 gateway;
+        uint64 epoch;
+        bytes32 root;
+        uint32 index;
+    }
+
+    /// @notice `publicKey` is a 128-byte EIP-2537 G1 point; its proof of possession is checked off-chain.
+    struct Member {
+        bytes publicKey;
+        uint64 weight;
+    }
+
+    /// @notice Members in signer-index order; `threshold` is the signing weight a quorum needs.
+    struct Committee {
+        uint64 epoch;
+        uint64 threshold;
+        Member[] members;
+    }
+
+    /// @dev Where an origin's current committee lives: its committee_hash preimage is the code of
+    /// `pointer` (after a leading STOP byte), so delivery reads members with EXTCODECOPY instead of
+    /// one SLOAD per word. Packs into one storage slot.
+    struct CommitteeRef {
+        address pointer;
+        uint64 epoch;
+        uint32 size;
+    }
+
+    uint8 public constant MESSAGE_VERSION = 3;
+    uint256 public constant TREE_DEPTH = 32;
+    /// @dev 180 members would still fit in one contract's code (EIP-170); 128 keeps a margin.
+    uint256 public constant MAX_COMMITTEE_SIZE = 128;
+    bytes32 public constant CHECKPOINT_TAG = "RELAY/CHECKPOINT/V1";
+    bytes32 public constant COMMITTEE_TAG = "RELAY/COMMITTEE/V1";
+    bytes32 public constant HANDOVER_TAG = "RELAY/HANDOVER/V1";
+
+    uint256 private constant MESSAGE_HEADER_LENGTH = 77;
+    uint256 private constant COMMITTEE_HEADER_LENGTH = 52; // tag 32, epoch 8, threshold 8, count 4
+    uint256 private constant MEMBER_LENGTH = 136; // public key 128, weight 8
+    /// @dev Recipient revert data kept in DeliveryFailed; a cap so a recipient cannot make the
+    /// relayer pay for copying megabytes of it.
+    uint256 private constant MAX_REASON_LENGTH = 256;
+    uint256 private constant G1_ADD = 0x0b; // BLS.G1_ADD, for inline assembly
+
+    uint32 public immutable localDomain;
+
+    address public owner;
+    /// @notice Messages dispatched so far; the next message's nonce.
+    uint32 public count;
+    bytes32[TREE_DEPTH] private _branch;
+
+    mapping(uint32 origin => bytes32 gateway) private _sourceGateways;
+    mapping(uint32 origin => CommitteeRef) private _committees;
+    /// @dev Delivered flags, one bit per (origin, nonce): key = origin << 24 | nonce >> 8. The
+    /// Merkle proof binds a message id to leaf index = nonce under a root of the origin's one
+    /// source Gateway, so (origin, nonce) names a message, and a batch of consecutive nonces
+    /// shares a storage word.
+    mapping(uint256 key => uint256 bits) private _deliveredBits;
+
+    event Dispatch(bytes32 indexed id, uint32 indexed destination, uint32 nonce, bytes message);
+    event Delivered(bytes32 indexed id, uint32 indexed origin, uint32 nonce);
+    /// @notice The recipient reverted (reason: its revert data, truncated) or is not a contract;
+    /// the message stays deliverable.
+    event DeliveryFailed(bytes32 indexed id, bytes reason);
+    /// @notice A batch entry that was already delivered (by an earlier transaction) was skipped.
+    event DeliverySkipped(bytes32 indexed id);
+    event OriginEnrolled(uint32 indexed origin, bytes32 sourceGateway, uint64 epoch, bytes32 committeeHash);
+    event CommitteeHandedOver(uint32 indexed origin, uint64 epoch, bytes32 committeeHash);
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+    error NotOwner(address caller);
+    error TreeFull();
+    error NoMessagesDispatched();
+    error UnknownOrigin(uint32 origin);
+    error InvalidSourceGateway();
+    error OriginAlreadyEnrolled(uint32 origin, bytes32 sourceGateway);
+    error WrongGateway(bytes32 expected, bytes32 actual);
+    error WrongEpoch(uint64 expected, uint64 actual);
+    error BitfieldLengthMismatch(uint256 expected, uint256 actual);
+    error BitfieldOutOfRange();
+    error QuorumNotReached(uint256 signed, uint256 threshold);
+    error InvalidSignatureLength(uint256 length);
+    error InvalidSignature();
+    error MalformedMessage(uint256 length);
+    error UnsupportedVersion(uint8 version);
+    error WrongOrigin(uint32 expected, uint32 actual);
+    error WrongDestination(uint32 expected, uint32 actual);
+    error NonceAfterCheckpoint(uint32 nonce, uint32 index);
+    error InvalidMerkleProof(bytes32 id);
+    error AlreadyDelivered(bytes32 id);
+    error EmptyBatch();
+    error BatchLengthMismatch(uint256 messages, uint256 branches);
+    error EmptyCommittee();
+    error CommitteeTooLarge(uint256 size, uint256 max);
+    error InvalidPublicKey(uint256 member);
+    error PublicKeysNotInSubgroup();
+    error ZeroWeight(uint256 member);
+    error InvalidThreshold(uint256 threshold, uint256 totalWeight);
+    error CommitteeStorageFailed();
+    error RecipientOutOfGas(bytes32 id);
+    // Revert reasons of DeliveryFailed produced by the Gateway itself (never reverted with).
+    error RecipientNotContract(address recipient);
+    error InvalidRecipient(bytes32 recipient);
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        _;
+    }
+
+    constructor(uint32 localDomain_) {
+        localDomain = localDomain_;
+        owner = msg.sender;
+        emit OwnershipTransferred(address(0), msg.sender);
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    /// @inheritdoc IGateway
+    function dispatch(uint32 destination, bytes32 recipient, bytes calldata body) external returns (bytes32 id) {
+        uint32 nonce = count;
+        if (nonce == type(uint32).max) revert TreeFull();
+        bytes memory message = abi.encodePacked(
+            MESSAGE_VERSION, nonce, localDomain, bytes32(uint256(uint160(msg.sender))), destination, recipient, body
+        );
+        id = keccak256(message);
+        count = nonce + 1;
+        _insert(id, uint256(nonce) + 1);
+        emit Dispatch(id, destination, nonce, message);
+    }
+
+    /// @notice The root of the tree of all dispatched message ids.
+    function root() public view returns (bytes32 node) {
+        uint256 size = count;
+        bytes32[TREE_DEPTH] memory zeros = _zeroHashes();
+        for (uint256 level = 0; level < TREE_DEPTH; level++) {
+            if ((size >> level) & 1 == 1) {
+                node = keccak256(abi.encodePacked(_branch[level], node));
+            } else {
+                node = keccak256(abi.encodePacked(node, zeros[level]));
+            }
+        }
+    }
+
+    /// @notice What attestors sign: the current root and the index of the last leaf it covers.
+    function latestCheckpoint() external view returns (bytes32, uint32) {
+        uint32 size = count;
+        if (size == 0) revert NoMessagesDispatched();
+        return (root(), size - 1);
+    }
+
+    /// @dev Z[i], the root of an empty subtree of height i: Z[0] = 0, Z[i+1] = keccak(Z[i] || Z[i]).
+    function _zeroHashes() private pure returns (bytes32[TREE_DEPTH] memory zeros) {
+        assembly ("memory-safe") {
+            let zero := 0
+            for { let level := 1 } lt(level, 32) { level := add(level, 1) } {
+                mstore(0x00, zero)
+                mstore(0x20, zero)
+                zero := keccak256(0x00, 0x40)
+                mstore(add(zeros, shl(5, level)), zero)
+            }
+        }
+    }
+
+    /// @dev Deposit-contract insertion; `size` is the leaf count including the new leaf.
+    function _insert(bytes32 leaf, uint256 size) private {
+        bytes32 node = leaf;
+        for (uint256 level = 0; level < TREE_DEPTH; level++) {
+            if (size & 1 == 1) {
+                _branch[level] = node;
+                return;
+            }
+            node = keccak256(abi.encodePacked(_branch[level], node));
+            size >>= 1;
+        }
+        revert TreeFull();
+    }
+
+    // ---------------------------------------------------------------- delivering
+
+    /// @notice Delivers one message. Reverts with AlreadyDelivered if it was delivered before.
+    /// @dev In `branch`, an entry of zero stands for Z[i], the hash of the empty subtree at level i:
+    /// the siblings above and to the right of the last leaf are all such hashes, and zero bytes
+    /// cost far less calldata gas. Either form verifies.
+    function process(
+        Checkpoint calldata checkpoint,
+        bytes calldata signers,
+        bytes calldata signature,
+        bytes calldata message,
+        bytes32[TREE_DEPTH] calldata branch
+    ) external {
+        _verifyCheckpoint(checkpoint, signers, signature);
+        (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, message, branch, _zeroHashes());
+        if (!_deliver(checkpoint.origin, nonce, id, message)) revert AlreadyDelivered(id);
+    }
+
+    /// @notice Delivers many messages under one checkpoint and one signature check. Already
+    /// delivered entries are skipped (DeliverySkipped) so competing relayers do not waste a
+    /// batch; any invalid entry reverts the whole batch. Branches as in `process`.
+    function processBatch(
+        Checkpoint calldata checkpoint,
+        bytes calldata signers,
+        bytes calldata signature,
+        bytes[] calldata messages,
+        bytes32[TREE_DEPTH][] calldata branches
+    ) external {
+        if (messages.length == 0) revert EmptyBatch();
+        if (messages.length != branches.length) revert BatchLengthMismatch(messages.length, branches.length);
+        _verifyCheckpoint(checkpoint, signers, signature);
+        bytes32[TREE_DEPTH] memory zeros = _zeroHashes();
+        for (uint256 i = 0; i < messages.length; i++) {
+            (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, messages[i], branches[i], zeros);
+            if (!_deliver(checkpoint.origin, nonce, id, messages[i])) emit DeliverySkipped(id);
+        }
+    }
+
+    /// @notice Whether the message with this origin and nonce has been delivered.
+    function delivered(uint32 origin, uint32 nonce) public view returns (bool) {
+        (uint256 key, uint256 bit) = _deliveredSlot(origin, nonce);
+        return _deliveredBits[key] & bit != 0;
+    }
+
+    /// @notice Whether `message` (encoded as in protocol.md) has been delivered. Only a message
+    /// that verified can have been delivered, so the lookup by (origin, nonce) is exact for
+    /// genuine messages.
+    function isDelivered(bytes calldata message) external view returns (bool) {
+        if (message.length < MESSAGE_HEADER_LENGTH) revert MalformedMessage(message.length);
+        return delivered(uint32(bytes4(message[5:9])), uint32(bytes4(message[1:5])));
+    }
+
+    function _verifyCheckpoint(Checkpoint calldata checkpoint, bytes calldata signers, bytes calldata signature)
+        private
+        view
+    {
+        CommitteeRef memory committee = _enrolledCommittee(checkpoint.origin);
+        bytes32 sourceGateway = _sourceGateways[checkpoint.origin];
+        // Another contract on the origin chain could build a tree with any ids in it.
+        if (checkpoint.gateway != sourceGateway) revert WrongGateway(sourceGateway, checkpoint.gateway);
+        // Only the current committee may speak; older ones may have been rotated out for a reason.
+        if (checkpoint.epoch != committee.epoch) revert WrongEpoch(committee.epoch, checkpoint.epoch);
+        _verifyQuorumCertificate(committee, checkpointDigest(checkpoint), signers, signature);
+    }
+
+    /// @return id the message id (keccak of the message)
+    /// @return nonce its nonce, which is also its leaf index
+    function _verifyMessage(
+        Checkpoint calldata checkpoint,
+        bytes calldata message,
+        bytes32[TREE_DEPTH] calldata branch,
+        bytes32[TREE_DEPTH] memory zeros
+    ) private view returns (bytes32 id, uint32 nonce) {
+        if (message.length < MESSAGE_HEADER_LENGTH) revert MalformedMessage(message.length);
+        uint8 version;
+        uint32 messageOrigin;
+        uint32 destination;
+        assembly ("memory-safe") {
+            let head := calldataload(message.offset)
+            version := byte(0, head)
+            nonce := and(shr(216, head), 0xffffffff)
+            messageOrigin := and(shr(184, head), 0xffffffff)
+            destination := shr(224, calldataload(add(message.offset, 41)))
+            let copy := mload(0x40)
+            calldatacopy(copy, message.offset, message.length)
+            id := keccak256(copy, message.length)
+        }
+        if (version != MESSAGE_VERSION) revert UnsupportedVersion(version);
+        if (messageOrigin != checkpoint.origin) revert WrongOrigin(checkpoint.origin, messageOrigin);
+        if (destination != localDomain) revert WrongDestination(localDomain, destination);
+        // The root covers leaves 0..index only.
+        if (nonce > checkpoint.index) revert NonceAfterCheckpoint(nonce, checkpoint.index);
+        if (_branchRoot(id, branch, nonce, zeros) != checkpoint.root) revert InvalidMerkleProof(id);
+    }
+
+    /// @dev Bit i of `index` says whether the node at level i is a right child. A zero sibling is
+    /// read as Z[i]; this accepts nothing new, since anyone can send Z[i] itself.
+    function _branchRoot(
+        bytes32 leaf,
+        bytes32[TREE_DEPTH] calldata branch,
+        uint256 index,
+        bytes32[TREE_DEPTH] memory zeros
+    ) private pure returns (bytes32 node) {
+        assembly ("memory-safe") {
+            node := leaf
+            for { let level := 0 } lt(level, 32) { level := add(level, 1) } {
+                let sibling := calldataload(add(branch, shl(5, level)))
+                if iszero(sibling) { sibling := mload(add(zeros, shl(5, level))) }
+                switch and(shr(level, index), 1)
+                case 0 {
+                    mstore(0x00, node)
+                    mstore(0x20, sibling)
+                }
+                default {
+                    mstore(0x00, sibling)
+                    mstore(0x20, node)
+                }
+                node := keccak256(0x00, 0x40)
+            }
+        }
+    }
+
+    /// @dev Marks the message delivered, then calls the recipient; un-marks it if the call fails.
+    /// Marking first means a re-entrant call cannot deliver the same message twice.
+    /// @return fresh false if the message had already been delivered (nothing was done)
+    function _deliver(uint32 origin, uint32 nonce, bytes32 id, bytes calldata message) private returns (bool fresh) {
+        (uint256 key, uint256 bit) = _deliveredSlot(origin, nonce);
+        uint256 bits = _deliveredBits[key];
+        if (bits & bit != 0) return false;
+        _deliveredBits[key] = bits | bit;
+        (bool ok, bytes memory reason) = _callRecipient(id, origin, message);
+        if (ok) {
+            emit Delivered(id, origin, nonce);
+        } else {
+            // Re-read: the recipient may have delivered other messages sharing this word.
+            _deliveredBits[key] &= ~bit;
+            emit DeliveryFailed(id, reason);
+        }
+        return true;
+    }
+
+    /// @dev IMessageRecipient(recipient).handle(origin, sender, body), catching every failure:
+    /// a revert, a recipient without code, or a recipient field that is not an address. A call
+    /// that used up all the gas it was given reverts the whole transaction instead: otherwise a
+    /// submitter that sends too little gas (eth_estimateGas finds the least gas that does not
+    /// revert) would turn good messages into failed deliveries.
+    function _callRecipient(bytes32 id, uint32 messageOrigin, bytes calldata message)
+        private
+        returns (bool ok, bytes memory reason)
+    {
+        bytes32 sender = bytes32(message[9:41]);
+        bytes32 recipientField = bytes32(message[45:77]);
+        bytes calldata body = message[MESSAGE_HEADER_LENGTH:];
+        if (uint256(recipientField) >> 160 != 0) {
+            return (false, abi.encodeWithSelector(InvalidRecipient.selector, recipientField));
+        }
+        address recipient = address(uint160(uint256(recipientField)));
+        if (recipient.code.length == 0) {
+            return (false, abi.encodeWithSelector(RecipientNotContract.selector, recipient));
+        }
+        bytes4 selector = IMessageRecipient.handle.selector;
+        bool outOfGas;
+        assembly ("memory-safe") {
+            let input := mload(0x40)
+            let padded := and(add(body.length, 31), not(31))
+            mstore(add(input, add(0x64, padded)), 0) // zero padding after the body (before writing it)
+            mstore(input, selector)
+            mstore(add(input, 0x04), messageOrigin)
+            mstore(add(input, 0x24), sender)
+            mstore(add(input, 0x44), 0x60)
+            mstore(add(input, 0x64), body.length)
+            calldatacopy(add(input, 0x84), body.offset, body.length)
+            let gasBefore := gas()
+            ok := call(gas(), recipient, 0, input, add(0x84, padded), 0, 0)
+            if iszero(ok) {
+                // Only 1/64 of the gas is kept back from a call (EIP-150): below 1/63 left means it ran out.
+                outOfGas := lt(gas(), div(gasBefore, 63))
+                let size := returndatasize()
+                if gt(size, MAX_REASON_LENGTH) { size := MAX_REASON_LENGTH }
+                reason := input
+                mstore(reason, size)
+                returndatacopy(add(reason, 0x20), 0, size)
+                mstore(0x40, add(add(reason, 0x20), and(add(size, 31), not(31))))
+            }
+        }
+        if (outOfGas) revert RecipientOutOfGas(id);
+    }
+
+    function _deliveredSlot(uint32 origin, uint32 nonce) private pure returns (uint256 key, uint256 bit) {
+        key = (uint256(origin) << 24) | (uint256(nonce) >> 8);
+        bit = 1 << (nonce & 0xff);
+    }
+
+    // ---------------------------------------------------------------- committees
+
+    /// @notice Sets the trusted start for `origin`: its source Gateway and a committee. Calling it
+    /// again (same source Gateway) resets the committee, the owner's recovery path.
+    function enrollOrigin(uint32 origin, bytes32 sourceGateway, Committee calldata committee) external onlyOwner {
+        if (sourceGateway == bytes32(0)) revert InvalidSourceGateway();
+        bytes32 enrolled = _sourceGateways[origin];
+        // Replay state is keyed by (origin, nonce): an origin stays bound to one source Gateway.
+        if (enrolled != bytes32(0) && enrolled != sourceGateway) revert OriginAlreadyEnrolled(origin, enrolled);
+        _sourceGateways[origin] = sourceGateway;
+        bytes memory encoded = _encodeCommittee(committee);
+        _storeCommittee(origin, committee, encoded);
+        emit OriginEnrolled(origin, sourceGateway, committee.epoch, keccak256(encoded));
+    }
+
+    /// @notice Moves `origin` to the committee of the next epoch; anyone may submit it. A quorum of
+    /// the current committee must have signed handover_digest over the next committee's hash.
+    function handover(uint32 origin, Committee calldata next, bytes calldata signers, bytes calldata signature)
+        external
+    {
+        CommitteeRef memory current = _enrolledCommittee(origin);
+        if (next.epoch != current.epoch + 1) revert WrongEpoch(current.epoch + 1, next.epoch);
+        bytes memory encoded = _encodeCommittee(next);
+        bytes32 nextHash = keccak256(encoded);
+        _verifyQuorumCertificate(current, handoverDigest(origin, current.epoch, nextHash), signers, signature);
+        _storeCommittee(origin, next, encoded);
+        emit CommitteeHandedOver(origin, next.epoch, nextHash);
+    }
+
+    /// @notice The current committee's epoch and committee_hash for `origin`.
+    function committeeOf(uint32 origin) external view returns (uint64 epoch, bytes32 committeeHash) {
+        CommitteeRef memory committee = _enrolledCommittee(origin);
+        return (committee.epoch, keccak256(_readCommittee(committee.pointer)));
+    }
+
+    /// @notice The current committee for `origin`, decoded.
+    function currentCommittee(uint32 origin) external view returns (Committee memory committee) {
+        CommitteeRef memory ref = _enrolledCommittee(origin);
+        bytes memory encoded = _readCommittee(ref.pointer);
+        uint64 threshold;
+        assembly ("memory-safe") {
+            threshold := shr(192, mload(add(encoded, 0x48)))
+        }
+        committee.epoch = ref.epoch;
+        committee.threshold = threshold;
+        committee.members = new Member[](ref.size);
+        for (uint256 i = 0; i < ref.size; i++) {
+            bytes memory publicKey = new bytes(BLS.G1_POINT_LENGTH);
+            uint64 weight;
+            assembly ("memory-safe") {
+                let entry := add(add(encoded, 0x20), add(COMMITTEE_HEADER_LENGTH, mul(i, MEMBER_LENGTH)))
+                mcopy(add(publicKey, 0x20), entry, 0x80)
+                weight := shr(192, mload(add(entry, 0x80)))
+            }
+            committee.members[i] = Member(publicKey, weight);
+        }
+    }
+
+    /// @notice The source Gateway enrolled for `origin` (zero if none).
+    function sourceGatewayOf(uint32 origin) external view returns (bytes32) {
+        return _sourceGateways[origin];
+    }
+
+    /// @notice checkpoint_digest of protocol.md: what the committee signs for a checkpoint.
+    function checkpointDigest(Checkpoint calldata checkpoint) public pure returns (bytes32) {
+        return keccak256(
+            abi.encodePacked(
+                CHECKPOINT_TAG, checkpoint.origin, checkpoint.gateway, checkpoint.epoch, checkpoint.root, checkpoint.index
+            )
+        );
+    }
+
+    /// @notice handover_digest of protocol.md: what committee `epoch` signs to hand over.
+    function handoverDigest(uint32 origin, uint64 epoch, bytes32 nextCommitteeHash) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(HANDOVER_TAG, origin, epoch, nextCommitteeHash));
+    }
+
+    /// @notice committee_hash of protocol.md.
+    function computeCommitteeHash(Committee calldata committee) external pure returns (bytes32) {
+        return keccak256(_encodeCommittee(committee));
+    }
+
+    function _enrolledCommittee(uint32 origin) private view returns (CommitteeRef memory committee) {
+        committee = _committees[origin];
+        if (committee.pointer == address(0)) revert UnknownOrigin(origin);
+    }
+
+    /// @dev Checks the signer bitfield, sums the signers' weights, aggregates their public keys and
+    /// verifies the aggregate signature over `digest`.
+    function _verifyQuorumCertificate(
+        CommitteeRef memory committee,
+        bytes32 digest,
+        bytes calldata signers,
+        bytes calldata signature
+    ) private view {
+        uint256 size = committee.size;
+        uint256 expectedLength = (size + 7) / 8;
+        if (signers.length != expectedLength) revert BitfieldLengthMismatch(expectedLength, signers.length);
+        // A set bit beyond the last member would name a signer that does not exist.
+        if (size % 8 != 0 && uint8(signers[expectedLength - 1]) >> (size % 8) != 0) revert BitfieldOutOfRange();
+
+        address pointer = committee.pointer;
+        bytes memory aggregateKey = new bytes(BLS.G1_POINT_LENGTH);
+        uint256 signedWeight;
+        uint256 threshold;
+        bool ok = true;
+        assembly ("memory-safe") {
+            // Committee code: STOP byte, then tag 32 | epoch 8 | threshold 8 | count 4 | members.
+            extcodecopy(pointer, 0x00, 41, 8)
+            threshold := shr(192, mload(0x00))
+            // Scratch: accumulator (128) | next member's public key (128) and weight (8).
+            let buffer := mload(0x40)
+            let first := 1
+            for { let i := 0 } lt(i, size) { i := add(i, 1) } {
+                // Bit i is (bitfield[i / 8] >> (i % 8)) & 1.
+                if and(shr(and(i, 7), byte(0, calldataload(add(signers.offset, shr(3, i))))), 1) {
+                    let target := add(buffer, mul(iszero(first), 0x80))
+                    extcodecopy(pointer, target, add(add(1, COMMITTEE_HEADER_LENGTH), mul(i, MEMBER_LENGTH)), MEMBER_LENGTH)
+                    signedWeight := add(signedWeight, shr(192, mload(add(target, 0x80))))
+                    switch first
+                    case 1 { first := 0 }
+                    default { ok := and(ok, staticcall(gas(), G1_ADD, buffer, 0x100, buffer, 0x80)) }
+                }
+            }
+            if iszero(first) { mcopy(add(aggregateKey, 0x20), buffer, 0x80) }
+        }
+        if (!ok) revert BLS.PrecompileFailed(BLS.G1_ADD);
+        if (signedWeight < threshold) revert QuorumNotReached(signedWeight, threshold);
+        if (signature.length != BLS.G2_POINT_LENGTH) revert InvalidSignatureLength(signature.length);
+        if (!BLS.verify(aggregateKey, abi.encodePacked(digest), signature)) revert InvalidSignature();
+    }
+
+    /// @dev Validates `committee` and stores it (`encoded` is its _encodeCommittee) as `origin`'s current one.
+    function _storeCommittee(uint32 origin, Committee calldata committee, bytes memory encoded) private {
+        _validateCommittee(committee);
+        _committees[origin] = CommitteeRef(_writeCode(encoded), committee.epoch, uint32(committee.members.length));
+    }
+
+    /// @dev The committee_hash preimage: tag | epoch | threshold | count | (public key | weight)*.
+    function _encodeCommittee(Committee calldata committee) private pure returns (bytes memory encoded) {
+        uint256 size = committee.members.length;
+        if (size == 0) revert EmptyCommittee();
+        if (size > MAX_COMMITTEE_SIZE) revert CommitteeTooLarge(size, MAX_COMMITTEE_SIZE);
+        encoded = new bytes(COMMITTEE_HEADER_LENGTH + size * MEMBER_LENGTH);
+        bytes32 tag = COMMITTEE_TAG;
+        uint64 epoch = committee.epoch;
+        uint64 threshold = committee.threshold;
+        assembly ("memory-safe") {
+            mstore(add(encoded, 0x20), tag)
+            mstore(add(encoded, 0x40), or(or(shl(192, epoch), shl(128, threshold)), shl(96, size)))
+        }
+        for (uint256 i = 0; i < size; i++) {
+            Member calldata member = committee.members[i];
+            bytes calldata publicKey = member.publicKey;
+            if (publicKey.length != BLS.G1_POINT_LENGTH) revert InvalidPublicKey(i);
+            uint64 weight = member.weight;
+            assembly ("memory-safe") {
+                let entry := add(add(encoded, 0x20), add(COMMITTEE_HEADER_LENGTH, mul(i, MEMBER_LENGTH)))
+                calldatacopy(entry, publicKey.offset, 0x80)
+                // The weight, then 24 zero bytes past the entry that the next entry overwrites.
+                mstore(add(entry, 0x80), shl(192, weight))
+            }
+        }
+    }
+
+    /// @dev Rejects committees that could never sign (threshold above the total weight), members
+    /// without weight, and public keys that are the identity or outside the prime-order subgroup.
+    function _validateCommittee(Committee calldata committee) private view {
+        uint256 size = committee.members.length;
+        bytes memory keys = new bytes(size * BLS.G1_POINT_LENGTH);
+        uint256 totalWeight;
+        for (uint256 i = 0; i < size; i++) {
+            Member calldata member = committee.members[i];
+            if (member.weight == 0) revert ZeroWeight(i);
+            totalWeight += member.weight;
+            bytes calldata publicKey = member.publicKey;
+            bool identity;
+            assembly ("memory-safe") {
+                let entry := add(add(keys, 0x20), mul(i, 0x80))
+                calldatacopy(entry, publicKey.offset, 0x80)
+                identity := iszero(or(or(mload(entry), mload(add(entry, 0x20))), or(mload(add(entry, 0x40)), mload(add(entry, 0x60)))))
+            }
+            if (identity) revert InvalidPublicKey(i);
+        }
+        if (committee.threshold == 0 || committee.threshold > totalWeight) {
+            revert InvalidThreshold(committee.threshold, totalWeight);
+        }
+        if (!BLS.areValidG1Points(keys)) revert PublicKeysNotInSubgroup();
+    }
+
+    /// @dev Deploys a contract whose code is STOP followed by `data` (SSTORE2), so nobody can call it.
+    function _writeCode(bytes memory data) private returns (address pointer) {
+        // PUSH2 len, DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN; then the runtime code.
+        bytes memory initCode = abi.encodePacked(hex"61", uint16(data.length + 1), hex"80600c6000396000f3", hex"00", data);
+        assembly ("memory-safe") {
+            pointer := create(0, add(initCode, 0x20), mload(initCode))
+        }
+        if (pointer == address(0)) revert CommitteeStorageFailed();
+    }
+
+    function _readCommittee(address pointer) private view returns (bytes memory encoded) {
+        uint256 length = pointer.code.length - 1;
+        encoded = new bytes(length);
+        assembly ("memory-safe") {
+            extcodecopy(pointer, add(encoded, 0x20), 1, length)
+        }
+    }
+
+    // ---------------------------------------------------------------- ownership
+
+    function transferOwnership(address newOwner) external onlyOwner {
+        emit OwnershipTransferred(owner, newOwner);
+        owner = newOwner;
+    }
+}
