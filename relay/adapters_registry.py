@@ -18,7 +18,7 @@ from relay.chains import CursorStore, DestinationChain, FinalitySource, SourceWa
 from relay.config import ChainConfig
 from relay.errors import BackendUnavailable
 
-ADAPTERS: dict[str, str] = {"evm": "adapters.evm.factory"}
+ADAPTERS: dict[str, str] = {"evm": "adapters.evm.factory", "ethereum": "adapters.ethereum.factory"}
 
 
 def _module(kind: str) -> Any:

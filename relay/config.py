@@ -133,6 +133,25 @@ def load_config(
 # --- sections shared by the roles ------------------------------------------------------------
 
 
+class LightClientConfig(StrictModel):
+    """`kind: ethereum` attestors: where the light client starts and which nodes it asks (untrusted).
+
+    `trusted_block_root` is the only thing trusted: a finalized beacon block root the operator
+    checked out of band. `replay_file` answers from a recording instead of live nodes (offline checks).
+    """
+
+    trusted_block_root: str
+    beacon_url: str = "http://127.0.0.1:5052"
+    execution_url: str | None = None
+    network: str = "mainnet"
+    network_config: str | None = None
+    genesis_validators_root: str | None = None
+    allow_force_update: bool = False
+    bls_backend: str | None = None
+    replay_file: str | None = None
+    fixed_time: float | None = None
+
+
 class ChainConfig(StrictModel):
     """One chain the relay talks to. `kind` picks the adapter (see relay.adapters_registry)."""
 
@@ -146,9 +165,12 @@ class ChainConfig(StrictModel):
     start_block: int = 0
     poll_interval: float = 0.5
     max_block_range: int = 2000
+    light_client: LightClientConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ChainConfig:
+        if self.kind == "ethereum" and self.light_client is None:
+            raise ValueError("kind ethereum needs a light_client section (trusted_block_root, beacon_url)")
         if not self.rpc_urls:
             raise ValueError("rpc_urls needs at least one endpoint")
         if not 0 <= self.domain < 2**32:

@@ -1,0 +1,95 @@
+"""The attestor's `ethereum` mode: the root it would sign is built only from proven messages."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from relay.config import ChainConfig
+from relay.lightclient.attestation import MissingMessages, ProvenTreeFinalitySource
+from relay.verify.bls import BlsBackend
+from relay.verify.ethereum.config import Fork
+from relay.verify.ethereum.errors import InvalidReceiptsRoot
+from relay.verify.merkle import MerkleTree
+
+from .synthetic import ORIGIN_DOMAIN, Scenario, make_scenario
+from .test_finality_source import replay, scenario_recording, scenario_source
+
+
+@pytest.fixture(scope="module")
+def scenario(blst: BlsBackend) -> Scenario:
+    return make_scenario(blst, Fork.DENEB)
+
+
+def test_root_covers_exactly_the_proven_messages(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+    source = ProvenTreeFinalitySource(
+        scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst),
+        domain=ORIGIN_DOMAIN, start_block=98,
+    )
+    state = source.finalized_checkpoint_state()
+    proven = scenario.blocks[99].messages + scenario.blocks[100].messages  # block 101 is not final
+    assert state == (MerkleTree([m.id for m in proven]).root(), 2)
+    assert source.proven_ids == [m.id for m in proven]
+    # Nothing new is final: the same state, no new leaves.
+    assert source.finalized_checkpoint_state() == state
+
+
+def test_a_lying_node_makes_it_refuse_not_sign(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+    forged = copy.deepcopy(scenario_recording(scenario))
+    receipts = next(e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"])
+    log = receipts["result"][1]["logs"][1]
+    log["data"] = log["data"][:-2] + "ff"
+    source = ProvenTreeFinalitySource(scenario_source(replay(tmp_path, forged), scenario, blst),
+                                      domain=ORIGIN_DOMAIN, start_block=98)
+    with pytest.raises(InvalidReceiptsRoot):
+        source.finalized_checkpoint_state()
+    assert source.proven_ids == []
+
+
+def test_starting_after_the_first_message_is_refused(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+    source = ProvenTreeFinalitySource(
+        scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst),
+        domain=ORIGIN_DOMAIN, start_block=100,  # skips block 99 and its nonce 0
+    )
+    with pytest.raises(MissingMessages) as caught:
+        source.finalized_checkpoint_state()
+    assert (caught.value.nonce, caught.value.expected) == (1, 0)
+
+
+def test_ethereum_kind_needs_a_light_client_section() -> None:
+    from relay.config import load_config
+    from relay.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="light_client"):
+        load_config(ChainConfig, None, {}, {"name": "eth", "domain": 1, "kind": "ethereum",
+                                             "rpc_urls": ["http://127.0.0.1:1"], "gateway": "0x" + "11" * 20})
+
+
+def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mainnet, blst: BlsBackend) -> None:  # type: ignore[no-untyped-def]
+    """`kind: ethereum` through the adapter registry, replaying real mainnet beacon answers."""
+    import json
+
+    from relay.adapters_registry import create_finality_source
+    from relay.verify.ethereum.config import MAINNET
+
+    from .conftest import CURRENT_SLOT
+    from .test_finality_source import mainnet_recording
+
+    recording = tmp_path / "mainnet.json"
+    recording.write_text(json.dumps(mainnet_recording(mainnet.trusted_root)))
+    finalized = mainnet.finality.finalized_header.execution.block_number
+    chain = ChainConfig.model_validate({
+        "name": "ethereum", "domain": 1, "kind": "ethereum", "rpc_urls": ["http://127.0.0.1:1"],
+        "gateway": "0x" + "42" * 20, "start_block": finalized,
+        "light_client": {"trusted_block_root": "0x" + mainnet.trusted_root.hex(), "replay_file": str(recording),
+                         "bls_backend": "blst",
+                         "fixed_time": MAINNET.genesis_time + CURRENT_SLOT * MAINNET.seconds_per_slot},
+    })
+    source = create_finality_source(chain)
+    assert isinstance(source, ProvenTreeFinalitySource)
+    # The finalized block has no Dispatch (its proven bloom says so): nothing to sign, nothing asked of the RPC.
+    assert source.finalized_checkpoint_state() is None
+    assert source.finalized_block == finalized and source.next_block == finalized + 1
+    assert source.source.light_client.store.finalized_header == mainnet.finality.finalized_header
