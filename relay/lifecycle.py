@@ -1,0 +1,90 @@
+"""The message lifecycle: states and the transitions allowed between them.
+
+```
+OBSERVED -> FINAL -> ATTESTED -> VERIFIED -> SUBMITTED -> DELIVERED
+                        |           |            |
+                     REJECTED   RETRYING <-------+ (transient failure, backoff)
+                                    |
+                                 PARKED (dead letter; an operator can retry it)
+```
+
+The table below is the only place that says which move is legal; the store calls
+`verify_transition` before every row update, so an impossible history (DELIVERED -> SUBMITTED,
+say) is a typed error, never a silent rewrite. A message that is OBSERVED but not yet FINAL can
+also disappear (a reorg orphaned its block); that is a deletion, not a transition.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from relay.errors import RelayError
+
+
+class MessageState(enum.Enum):
+    """Where a message is on its way from the source gateway to the destination recipient."""
+
+    OBSERVED = "observed"    # Dispatch event seen, block not yet final
+    FINAL = "final"          # block final on the source; waiting for the committee
+    ATTESTED = "attested"    # a quorum certificate over a checkpoint covering it is stored
+    VERIFIED = "verified"    # certificate, root and Merkle branch verified off-chain
+    SUBMITTED = "submitted"  # handed to the destination's submitter
+    DELIVERED = "delivered"  # the destination gateway marked it delivered (terminal)
+    REJECTED = "rejected"    # a proof failed; never retried by itself
+    RETRYING = "retrying"    # a transient delivery failure; due again at next_attempt_at
+    PARKED = "parked"        # out of attempts or the recipient reverted; waits for an operator
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the relayer will never move the message again by itself."""
+        return self in _TERMINAL
+
+    @property
+    def is_pending(self) -> bool:
+        """Whether the relayer still has work to do for the message."""
+        return self not in _TERMINAL
+
+
+_TERMINAL = frozenset({MessageState.DELIVERED, MessageState.REJECTED, MessageState.PARKED})
+
+S = MessageState
+
+ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
+    S.OBSERVED: frozenset({S.FINAL}),
+    S.FINAL: frozenset({S.ATTESTED}),
+    # ATTESTED -> FINAL: the stored certificate could not be used (e.g. the relayer's own tree is
+    # not yet complete up to the checkpoint); the message waits for another checkpoint.
+    S.ATTESTED: frozenset({S.VERIFIED, S.REJECTED, S.FINAL}),
+    S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED}),
+    S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED}),
+    # A due retry is submitted again; out of attempts it is parked.
+    S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED}),
+    # Operator retry: back to VERIFIED when the stored proof can be reused, else to FINAL.
+    S.PARKED: frozenset({S.VERIFIED, S.FINAL}),
+    # Operator retry with force: attest and verify again from scratch.
+    S.REJECTED: frozenset({S.FINAL}),
+    S.DELIVERED: frozenset(),
+}
+
+
+class IllegalTransition(RelayError, ValueError):
+    """A state change the lifecycle does not allow (a bug or a concurrent writer)."""
+
+
+class StaleState(RelayError):
+    """The message is no longer in the state the caller expected (someone else moved it)."""
+
+
+def is_transition_allowed(old: MessageState, new: MessageState) -> bool:
+    """Whether the lifecycle allows moving a message from `old` to `new`."""
+    return new in ALLOWED_TRANSITIONS[old]
+
+
+def verify_transition(old: MessageState, new: MessageState) -> None:
+    """Raise `IllegalTransition` unless `old -> new` is in the lifecycle table."""
+    if not is_transition_allowed(old, new):
+        allowed = sorted(s.name for s in ALLOWED_TRANSITIONS[old])
+        raise IllegalTransition(
+            f"illegal message transition {old.name} -> {new.name}",
+            old=old.name, new=new.name, allowed=allowed,
+        )

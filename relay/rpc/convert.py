@@ -1,0 +1,210 @@
+"""Conversion between protobuf messages and domain types, at the gRPC boundary only.
+
+The core works with `relay.verify` types (`Message`, `Checkpoint`, `QuorumCertificate`),
+`relay.lifecycle.MessageState` and store records; generated `relay.v1` classes stop here.
+Every `*_from_proto` validates what it reads (lengths, ranges, the message id re-derived from the
+encoding) and raises `relay.errors.MalformedEncoding` with the offending field, which servers turn
+into `INVALID_ARGUMENT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay.chains import DeliveryItem
+from relay.errors import MalformedEncoding
+from relay.lifecycle import MessageState
+from relay.store.base import MessageRecord
+from relay.v1 import destination_pb2, relay_service_pb2, types_pb2
+from relay.verify.bls import PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH
+from relay.verify.committee import Checkpoint, QuorumCertificate
+from relay.verify.merkle import TREE_DEPTH
+from relay.verify.message import Message
+
+
+@dataclass(frozen=True)
+class PartialSignature:
+    """One committee member's signature over a checkpoint, as an attestor serves it."""
+
+    checkpoint: Checkpoint
+    signer_index: int
+    public_key: bytes
+    signature: bytes
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def message_to_proto(message: Message) -> types_pb2.Message:
+    """The wire form: the authoritative encoding plus the decoded header."""
+    return types_pb2.Message(
+        id=message.id, encoded=message.encode(), nonce=message.nonce, origin=message.origin,
+        destination=message.destination, sender=bytes(message.sender), recipient=bytes(message.recipient),
+    )
+
+
+def message_from_proto(proto: types_pb2.Message) -> Message:
+    """Decode `encoded`; reject an `id` or header field that disagrees with it (when given)."""
+    if not proto.encoded:
+        raise MalformedEncoding("message.encoded is empty", field="message.encoded")
+    message = Message.decode(proto.encoded)
+    if proto.id and proto.id != message.id:
+        raise MalformedEncoding("message.id does not match the encoding", id=proto.id, computed=message.id)
+    for name in ("sender", "recipient"):
+        given = getattr(proto, name)
+        if given and given != getattr(message, name):
+            raise MalformedEncoding(f"message.{name} does not match the encoding", field=name, value=given)
+    for name in ("nonce", "origin", "destination"):
+        given = getattr(proto, name)
+        if given and given != getattr(message, name):
+            raise MalformedEncoding(
+                f"message.{name} does not match the encoding", field=name, value=given,
+                encoded=getattr(message, name),
+            )
+    return message
+
+
+def message_id_from_bytes(value: bytes, field: str = "id") -> bytes:
+    """A 32-byte message id from a request field."""
+    if len(value) != 32:
+        raise MalformedEncoding(f"{field} must be 32 bytes", field=field, length=len(value))
+    return bytes(value)
+
+
+# --- checkpoints and certificates ---------------------------------------------------------------
+
+
+def checkpoint_to_proto(checkpoint: Checkpoint) -> types_pb2.Checkpoint:
+    """The wire form of a checkpoint."""
+    return types_pb2.Checkpoint(
+        origin=checkpoint.origin, gateway=checkpoint.gateway, epoch=checkpoint.epoch,
+        root=checkpoint.root, index=checkpoint.index,
+    )
+
+
+def checkpoint_from_proto(proto: types_pb2.Checkpoint) -> Checkpoint:
+    """A validated `Checkpoint` (32-byte gateway and root)."""
+    for name in ("gateway", "root"):
+        value = getattr(proto, name)
+        if len(value) != 32:
+            raise MalformedEncoding(f"checkpoint.{name} must be 32 bytes", field=name, length=len(value))
+    return Checkpoint(origin=proto.origin, gateway=bytes(proto.gateway), epoch=proto.epoch,
+                      root=bytes(proto.root), index=proto.index)
+
+
+def certificate_to_proto(certificate: QuorumCertificate) -> types_pb2.QuorumCertificate:
+    """The wire form of a quorum certificate."""
+    return types_pb2.QuorumCertificate(signers=certificate.signers, signature=certificate.signature)
+
+
+def certificate_from_proto(proto: types_pb2.QuorumCertificate) -> QuorumCertificate:
+    """A `QuorumCertificate` with a non-empty bitfield and a 96-byte signature (not yet verified)."""
+    if not proto.signers:
+        raise MalformedEncoding("certificate.signers is empty", field="signers")
+    if len(proto.signature) != SIGNATURE_LENGTH:
+        raise MalformedEncoding(
+            "certificate.signature must be 96 bytes", field="signature", length=len(proto.signature)
+        )
+    return QuorumCertificate(bytes(proto.signers), bytes(proto.signature))
+
+
+def partial_signature_to_proto(partial: PartialSignature) -> types_pb2.CheckpointSignature:
+    """The wire form of an attestor's signature."""
+    return types_pb2.CheckpointSignature(
+        checkpoint=checkpoint_to_proto(partial.checkpoint), signer_index=partial.signer_index,
+        signer_public_key=partial.public_key, signature=partial.signature,
+    )
+
+
+def partial_signature_from_proto(proto: types_pb2.CheckpointSignature) -> PartialSignature:
+    """A `PartialSignature` with well-formed lengths (the signature itself is not yet verified)."""
+    if not proto.HasField("checkpoint"):
+        raise MalformedEncoding("checkpoint signature without a checkpoint", field="checkpoint")
+    if len(proto.signer_public_key) != PUBLIC_KEY_LENGTH:
+        raise MalformedEncoding("signer_public_key must be 48 bytes", length=len(proto.signer_public_key))
+    if len(proto.signature) != SIGNATURE_LENGTH:
+        raise MalformedEncoding("signature must be 96 bytes", length=len(proto.signature))
+    return PartialSignature(checkpoint_from_proto(proto.checkpoint), proto.signer_index,
+                            bytes(proto.signer_public_key), bytes(proto.signature))
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+
+def delivery_item_to_proto(item: DeliveryItem) -> destination_pb2.DeliveryItem:
+    """The wire form of one message with its branch."""
+    return destination_pb2.DeliveryItem(message=item.message.encode(), branch=[bytes(b) for b in item.branch])
+
+
+def delivery_item_from_proto(proto: destination_pb2.DeliveryItem) -> DeliveryItem:
+    """A `DeliveryItem`: a decodable message and exactly 32 sibling hashes of 32 bytes."""
+    message = Message.decode(proto.message)
+    if len(proto.branch) != TREE_DEPTH or any(len(node) != 32 for node in proto.branch):
+        raise MalformedEncoding("a branch is 32 hashes of 32 bytes", length=len(proto.branch))
+    return DeliveryItem(message, tuple(bytes(node) for node in proto.branch))
+
+
+def deliver_request_to_proto(checkpoint: Checkpoint, certificate: QuorumCertificate,
+                             items: Sequence[DeliveryItem]) -> destination_pb2.DeliverRequest:
+    """One delivery batch under one checkpoint and certificate."""
+    return destination_pb2.DeliverRequest(
+        checkpoint=checkpoint_to_proto(checkpoint), certificate=certificate_to_proto(certificate),
+        items=[delivery_item_to_proto(item) for item in items],
+    )
+
+
+def deliver_request_from_proto(
+    proto: destination_pb2.DeliverRequest,
+) -> tuple[Checkpoint, QuorumCertificate, list[DeliveryItem]]:
+    """Validate and convert a delivery batch (the submitter's entry point)."""
+    if not proto.HasField("checkpoint") or not proto.HasField("certificate"):
+        raise MalformedEncoding("a delivery needs a checkpoint and a certificate")
+    if not proto.items:
+        raise MalformedEncoding("a delivery needs at least one item")
+    return (checkpoint_from_proto(proto.checkpoint), certificate_from_proto(proto.certificate),
+            [delivery_item_from_proto(item) for item in proto.items])
+
+
+# --- lifecycle states -----------------------------------------------------------------------------
+
+_STATE_TO_PROTO: dict[MessageState, Any] = {
+    state: types_pb2.MessageState.Value(f"MESSAGE_STATE_{state.name}") for state in MessageState
+}
+_STATE_FROM_PROTO = {value: state for state, value in _STATE_TO_PROTO.items()}
+
+
+def state_to_proto(state: MessageState) -> Any:
+    """The `relay.v1.MessageState` enum value of a lifecycle state."""
+    return _STATE_TO_PROTO[state]
+
+
+def state_from_proto(value: int) -> MessageState:
+    """The lifecycle state of a `relay.v1.MessageState` value; UNSPECIFIED and unknown values are malformed."""
+    try:
+        return _STATE_FROM_PROTO[value]
+    except KeyError:
+        raise MalformedEncoding("unknown or unspecified message state", value=value) from None
+
+
+def message_status_to_proto(record: MessageRecord) -> relay_service_pb2.MessageStatus:
+    """What RelayService reports about one message."""
+    return relay_service_pb2.MessageStatus(
+        message=message_to_proto(record.message), state=state_to_proto(record.state),
+        attempts=record.attempts, last_error=record.last_error,
+        source_transaction=record.source_transaction, source_block=record.source_block,
+        destination_transaction=record.destination_transaction, observed_at=record.observed_at,
+        updated_at=record.updated_at, delivered_at=record.delivered_at,
+    )
+
+
+def message_status_from_proto(proto: relay_service_pb2.MessageStatus) -> MessageRecord:
+    """A `MessageRecord` with the fields RelayService reports (clients and tests)."""
+    return MessageRecord(
+        message=message_from_proto(proto.message), state=state_from_proto(proto.state),
+        attempts=proto.attempts, last_error=proto.last_error,
+        source_transaction=bytes(proto.source_transaction), source_block=proto.source_block,
+        destination_transaction=bytes(proto.destination_transaction), observed_at=proto.observed_at,
+        updated_at=proto.updated_at, delivered_at=proto.delivered_at,
+    )
