@@ -8,6 +8,9 @@ while the role's own loop is busy or stuck (which is exactly when `/healthz` mus
   `stale_after` seconds; 503 once the heartbeat is stale (Kubernetes then restarts the pod).
 - `/readyz`: 200 only when the role's readiness callable returns `(True, detail)`, e.g. "synced
   within the allowed lag"; 503 with a JSON reason otherwise, or if the callable raises.
+- extra `routes` a role adds (the relayer's status page at `/` and `/api/status`): each path maps
+  to a callable returning `(status, content type, body)`; a raising route answers 500 with the
+  error as JSON, so a broken page never takes the probes down with it.
 
 Bind to port 0 to let the kernel pick a free port; `server.port` reports it.
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,25 +33,36 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 # Readiness: (ready, detail); detail is a short human reason, e.g. "watcher 3 blocks behind".
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
+# An extra GET route: () -> (HTTP status, Content-Type, body).
+Route = Callable[[], tuple[int, str, bytes]]
+
+# The operability endpoints; extra routes cannot shadow them (probes must mean the same everywhere).
+BUILTIN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
 
 def _not_ready_yet() -> tuple[bool, str]:
     return False, "role has not registered a readiness check"
 
 
 class HealthServer:
-    """`/metrics`, `/healthz` and `/readyz` over HTTP in a background thread.
+    """`/metrics`, `/healthz` and `/readyz` (plus any extra `routes`) over HTTP in a background thread.
 
     `heartbeat()` is the role's "my loop is still turning" signal; call it once per loop
     iteration. The server starts healthy (heartbeat at construction) so a slow start does not
-    count as a hang until `stale_after` has passed.
+    count as a hang until `stale_after` has passed. `routes` maps a path (query string ignored)
+    to a `Route`; a path among `BUILTIN_PATHS` is rejected with `ValueError`.
     """
 
     def __init__(
         self, registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0, *,
         readiness: ReadinessCheck = _not_ready_yet, stale_after: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, routes: Mapping[str, Route] | None = None,
     ) -> None:
+        shadowed = sorted(BUILTIN_PATHS & set(routes or {}))
+        if shadowed:
+            raise ValueError(f"extra routes cannot replace the built-in endpoints {shadowed}")
         self.registry = registry
+        self.routes: dict[str, Route] = dict(routes or {})
         self.readiness = readiness
         self.stale_after = stale_after
         self._clock = clock
@@ -121,8 +135,18 @@ def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
             elif path == "/readyz":
                 ready, detail = server.check_ready()
                 self._send_json(200 if ready else 503, {"ready": ready, "detail": detail})
+            elif path in server.routes:
+                self._serve_route(server.routes[path])
             else:
                 self._send_json(404, {"error": "not found", "path": path})
+
+        def _serve_route(self, route: Route) -> None:
+            try:
+                status, content_type, payload = route()
+            except Exception as error:  # noqa: BLE001 - a failing page must not kill the server thread
+                self._send_json(500, {"error": f"{type(error).__name__}: {error}"})
+                return
+            self._send(status, payload, content_type)
 
         def _send_json(self, status: int, body: dict[str, Any]) -> None:
             self._send(status, json.dumps(body).encode(), "application/json")

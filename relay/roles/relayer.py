@@ -29,7 +29,8 @@ and per destination (its own thread, so a slow chain does not stall the others):
 The Merkle tree per origin is rebuilt from the stored ids in nonce order on start (leaf index ==
 nonce); it covers the contiguous prefix of nonces from 0, so the watcher must start at or before
 the gateway's first Dispatch. `RelayService` (gRPC) serves message status, listings, a watch
-stream, operator retries and chain lag.
+stream, operator retries and chain lag. With `metrics_listen` set, the same HTTP server as
+`/metrics` serves a status page for people (`/`, polling `/api/status`; see `relay.status`).
 """
 
 from __future__ import annotations
@@ -193,6 +194,9 @@ class RelayerConfig(StrictModel):
     # /readyz: every source polled within `ready_max_poll_age` s and at most this many blocks behind.
     ready_max_lag_blocks: int = 100
     ready_max_poll_age: float = 60.0
+    # Status page links: chain domain -> transaction URL template with `{tx}` for the 0x hash,
+    # e.g. {1: "https://explorer.example/tx/{tx}"}. A chain without one shows the plain hash.
+    explorers: dict[int, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> RelayerConfig:
@@ -208,6 +212,12 @@ class RelayerConfig(StrictModel):
             raise ValueError("poll_interval, attestor_timeout and submitter_timeout must be positive")
         if self.bls_backend is not None and self.bls_backend not in ("blst", "py_ecc"):
             raise ValueError("bls_backend must be 'blst' or 'py_ecc'")
+        known = set(domains) | set(targets)
+        for domain, template in self.explorers.items():
+            if domain not in known:
+                raise ValueError(f"explorers.{domain}: not a source or destination domain (known: {sorted(known)})")
+            if "{tx}" not in template or not template.startswith(("http://", "https://")):
+                raise ValueError(f"explorers.{domain}: needs an http(s) URL with a {{tx}} placeholder (got {template!r})")
         return self
 
 
@@ -439,18 +449,41 @@ class Relayer:
         self._server, self._port = server, port
         if self.config.metrics_listen and self._http is None:
             from relay.health import HealthServer
+            from relay.status.api import render_status_json, render_status_page
 
             host, _, http_port = self.config.metrics_listen.rpartition(":")
             self._http = HealthServer(self.registry, host or "127.0.0.1", int(http_port),
-                                      readiness=self.readiness).start()
+                                      readiness=self.readiness, routes={
+                                          "/": render_status_page,
+                                          "/api/status": lambda: render_status_json(self),
+                                      }).start()
         log.info("relay service listening", extra={
             "address": self.address, "metrics": f"{self._http.host}:{self._http.port}" if self._http else None})
+        if self._http is not None:
+            log.info(f"status page: {self.status_url}", extra={"url": self.status_url})
         return port
 
     @property
     def metrics_port(self) -> int:
         """The bound /metrics port (0 without `metrics_listen`)."""
         return int(self._http.port) if self._http is not None else 0
+
+    @property
+    def status_url(self) -> str:
+        """`http://host:port/` of the status page ("" until served with `metrics_listen`).
+
+        A wildcard bind address is shown as 127.0.0.1, the address that works from the same host.
+        """
+        if self._http is None:
+            return ""
+        host = self._http.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self._http.port}/"
+
+    def now(self) -> float:
+        """The relayer's current time in unix seconds (its injected clock)."""
+        return self._clock()
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: every source polled recently and its watcher within the allowed lag."""
