@@ -1,0 +1,181 @@
+"""The EVM adapter's entry points for `relay.adapters_registry`, and the chain access they share.
+
+The registry maps `kind: evm` to this module and calls one of three factories:
+
+- `create_watcher(chain, cursors)` -> `adapters.evm.watcher.EvmWatcher`
+- `create_finality_source(chain)` -> `adapters.evm.finality.EvmFinalitySource`
+- `create_destination(chain, private_key)` -> `adapters.evm.submitter.EvmDestination`
+
+Below them is what those classes share: `EvmEndpoint`, one JSON-RPC endpoint whose idempotent
+reads are retried by the named policy `CHAIN_READ` (a `relay.retry.CallPolicy`) and whose transport failures always
+surface as `relay.errors.RpcUnavailable` (never as a requests/web3 exception, which a retry
+policy up the stack could not classify); and the Gateway ABI with its event topics.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+from eth_typing import ChecksumAddress
+from web3 import HTTPProvider, Web3
+from web3 import exceptions as web3_errors
+
+from relay.chains import CursorStore
+from relay.config import ChainConfig
+from relay.errors import ConfigurationError, RpcUnavailable
+from relay.retry import CallPolicy
+
+if TYPE_CHECKING:
+    from adapters.evm.finality import EvmFinalitySource
+    from adapters.evm.submitter import EvmDestination
+    from adapters.evm.watcher import EvmWatcher
+
+T = TypeVar("T")
+
+RPC_TIMEOUT_SECONDS = 10.0
+
+
+# --- factories (what the registry calls) ------------------------------------------------------
+
+
+def create_watcher(chain: ChainConfig, cursors: CursorStore) -> EvmWatcher:
+    """A Dispatch watcher for `chain`'s gateway, keeping its cursor in `cursors`."""
+    from adapters.evm.watcher import EvmWatcher
+
+    return EvmWatcher(chain, cursors)
+
+
+def create_finality_source(chain: ChainConfig) -> EvmFinalitySource:
+    """What an attestor of `chain` believes final (every rpc_url must agree)."""
+    from adapters.evm.finality import EvmFinalitySource
+
+    return EvmFinalitySource(chain)
+
+
+def create_destination(chain: ChainConfig, private_key: str) -> EvmDestination:
+    """A submitter's hold on `chain`'s gateway, sending from the account of `private_key`."""
+    from adapters.evm.submitter import EvmDestination
+
+    return EvmDestination(chain, private_key)
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+CHAIN_READ = CallPolicy("chain_read", attempts=3, initial=0.1, maximum=0.5)
+"""`chain_read`: one idempotent chain read (block number, logs, eth_call) on `TransientError`.
+
+Schedule: 3 attempts, waiting 0.1 s then 0.2 s: it absorbs a dropped connection or a node
+restarting, no more. A longer outage reaches the caller as `RpcUnavailable`, and the caller's
+own schedule (the relayer's `watcher_poll`, the attestor's loop, the relayer's per-message
+backoff for deliveries) decides what happens next, so retries do not multiply. Transactions are
+never sent under this policy: resending is the nonce manager's decision.
+"""
+
+
+# --- one endpoint -----------------------------------------------------------------------------
+
+
+def is_transport_failure(error: BaseException) -> bool:
+    """Whether `error` means "the endpoint did not answer properly" (as opposed to a revert)."""
+    if isinstance(error, (web3_errors.ContractLogicError, web3_errors.ContractCustomError)):
+        return False
+    return isinstance(error, (
+        requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.HTTPError,
+        requests.exceptions.ChunkedEncodingError, web3_errors.ProviderConnectionError,
+        web3_errors.RequestTimedOut, web3_errors.TooManyRequests, web3_errors.BadResponseFormat,
+        ConnectionError, TimeoutError,
+    ))
+
+
+class EvmEndpoint:
+    """One JSON-RPC endpoint of a chain: a `Web3` over HTTP plus the error boundary.
+
+    `read(name, fn)` runs an idempotent read under `CHAIN_READ`; `call(name, fn)` runs
+    anything once. Both turn transport failures into `RpcUnavailable(chain, url, method)`.
+    """
+
+    def __init__(self, url: str, chain_name: str = "", timeout: float = RPC_TIMEOUT_SECONDS,
+                 metrics: Any = None) -> None:
+        self.url = url
+        self.chain_name = chain_name or url
+        # web3's own provider retries are off: one retry layer (CHAIN_READ), not two.
+        provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        self.web3 = Web3(provider)
+        self.metrics = metrics
+
+    def call(self, method: str, operation: Callable[[], T]) -> T:
+        """Run `operation` once; transport failures become `RpcUnavailable`."""
+        if self.metrics is not None:
+            self.metrics.rpc_calls.labels(self.chain_name, method).inc()
+        try:
+            return operation()
+        except Exception as error:
+            if not is_transport_failure(error):
+                raise
+            if self.metrics is not None:
+                self.metrics.rpc_errors.labels(self.chain_name, method).inc()
+            raise RpcUnavailable(
+                "chain RPC did not answer", chain=self.chain_name, url=self.url, method=method,
+                cause=f"{type(error).__name__}: {error}"[:300],
+            ) from error
+
+    def read(self, method: str, operation: Callable[[], T]) -> T:
+        """Run the idempotent read `operation` under `CHAIN_READ`."""
+        on_retry = None
+        if self.metrics is not None:
+            counter = self.metrics.retries.labels(CHAIN_READ.name)
+            on_retry = lambda _state: counter.inc()  # noqa: E731
+        return CHAIN_READ.retrying(on_retry=on_retry)(self.call, method, operation)
+
+    def block_number(self) -> int:
+        """The head block number."""
+        return int(self.read("eth_blockNumber", lambda: self.web3.eth.block_number))
+
+    def block(self, identifier: Any) -> Any:
+        """The header of block `identifier` (a number or tag), or None if the chain has none there."""
+        def fetch() -> Any:
+            try:
+                return self.web3.eth.get_block(identifier)
+            except web3_errors.BlockNotFound:
+                return None
+        return self.read("eth_getBlockByNumber", fetch)
+
+
+def endpoints_for(chain: ChainConfig, metrics: Any = None) -> list[EvmEndpoint]:
+    """One `EvmEndpoint` per configured rpc_url of `chain`."""
+    return [EvmEndpoint(url, chain.name, metrics=metrics) for url in chain.rpc_urls]
+
+
+def checksum_address(address: str, what: str = "address") -> ChecksumAddress:
+    """`address` in checksum form; `ConfigurationError` if it is not a 20-byte hex address."""
+    try:
+        return Web3.to_checksum_address(address)
+    except ValueError as error:
+        raise ConfigurationError(f"invalid {what}", value=address) from error
+
+
+# --- the Gateway ABI --------------------------------------------------------------------------
+
+
+@functools.cache
+def gateway_abi() -> list[dict[str, Any]]:
+    """The Gateway's ABI from the compiled artifact (compiled on first use)."""
+    from adapters.evm.build import load_artifact
+
+    abi: list[dict[str, Any]] = load_artifact("Gateway")["abi"]
+    return abi
+
+
+def event_topic(signature: str) -> bytes:
+    """topic0 of an event, e.g. `Dispatch(bytes32,uint32,uint32,bytes)`."""
+    return bytes(Web3.keccak(text=signature))
+
+
+DISPATCH_TOPIC = event_topic("Dispatch(bytes32,uint32,uint32,bytes)")
+DELIVERED_TOPIC = event_topic("Delivered(bytes32,uint32,uint32)")
+DELIVERY_FAILED_TOPIC = event_topic("DeliveryFailed(bytes32,bytes)")
+DELIVERY_SKIPPED_TOPIC = event_topic("DeliverySkipped(bytes32)")

@@ -1,0 +1,449 @@
+"""`EvmDestination`: delivers verified messages to a destination Gateway.
+
+One `submit` is one transaction: the messages not yet delivered (asked first with
+`delivered(origin, nonce)`, so restarts and competing relayers never pay twice) go in a single
+`process` (one message) or `processBatch` call under one checkpoint and certificate. The
+transaction is simulated first (`eth_estimateGas`), so a proof the Gateway would reject costs
+nothing and comes back as a typed error; then it is signed with EIP-1559 fees and a locally
+managed nonce, sent, and its receipt awaited and parsed into `Delivered` / `DeliveryFailed`.
+
+Failures, by what the caller must do:
+
+- the Gateway rejected the proof (custom errors such as `InvalidSignature`, `QuorumNotReached`,
+  `InvalidMerkleProof`, `WrongEpoch`): the matching `relay.errors.InvalidProof` subclass, with
+  the contract error's name and arguments as fields. Never retried.
+- nonce races, fee or gas problems, RPC failures, receipts that do not come: `TransientError`
+  subclasses (`NonceConflict`, `FeeTooLow`, `OutOfGas`, `ReceiptTimeout`, `RpcUnavailable`).
+- a recipient whose `handle` reverts does not fail the transaction: its id is reported in
+  `SubmittedBatch.failed` with the decoded reason, and the message stays deliverable.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_typing import ChecksumAddress
+from eth_utils import function_abi_to_4byte_selector
+from web3 import exceptions as web3_errors
+
+from adapters.evm.factory import (
+    DELIVERED_TOPIC,
+    DELIVERY_FAILED_TOPIC,
+    EvmEndpoint,
+    checksum_address,
+    endpoints_for,
+    gateway_abi,
+)
+from relay import errors
+from relay.chains import DeliveryItem, SubmittedBatch
+from relay.config import ChainConfig
+from relay.errors import ConfigurationError, InvalidProof, RelayError, TransientError
+from relay.verify.bls import signature_to_eip2537
+from relay.verify.committee import Checkpoint, QuorumCertificate
+from relay.verify.merkle import ZERO_HASHES
+
+log = logging.getLogger(__name__)
+
+TREE_DEPTH = 32
+RECEIPT_TIMEOUT_SECONDS = 60.0
+RECEIPT_POLL_SECONDS = 0.1
+# Gas limit = estimate * 5/4 + 50,000: the recipient call only gets 63/64 of what is left, and a
+# recipient starved of gas makes the Gateway revert the whole transaction (RecipientOutOfGas).
+GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR, GAS_MARGIN_FIXED = 5, 4, 50_000
+# maxFeePerGas = 2 * base fee + tip: survives six full blocks of base-fee increases.
+BASE_FEE_MULTIPLIER = 2
+DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000
+
+
+# --- typed transient failures of this adapter -------------------------------------------------
+
+
+class NonceConflict(TransientError):
+    """The account's nonce moved under us (another sender, a dropped or replaced transaction)."""
+
+
+class FeeTooLow(TransientError):
+    """The node refused the transaction's fees (underpriced replacement, base fee spike)."""
+
+
+class InsufficientFunds(TransientError):
+    """The submitter's account cannot pay for gas; an operator must top it up."""
+
+
+class OutOfGas(TransientError):
+    """The transaction ran out of gas (the recipient was starved); retry with a fresh estimate."""
+
+
+class ReceiptTimeout(TransientError):
+    """The transaction was sent but no receipt arrived in time; it may still be mined."""
+
+
+class DeliveryReverted(TransientError):
+    """The delivery transaction reverted on-chain although its simulation passed (state changed)."""
+
+
+class GatewayRejected(InvalidProof):
+    """The Gateway rejected the delivery with a custom error that has no more specific class."""
+
+
+# Gateway custom errors -> the relay error saying what the caller must do.
+_GATEWAY_ERRORS: dict[str, type[RelayError]] = {
+    "InvalidSignature": errors.InvalidSignature,
+    "InvalidSignatureLength": errors.InvalidSignature,
+    "QuorumNotReached": errors.QuorumNotReached,
+    "BitfieldLengthMismatch": errors.UnknownSigner,
+    "BitfieldOutOfRange": errors.UnknownSigner,
+    "WrongGateway": errors.GatewayMismatch,
+    "WrongEpoch": errors.EpochMismatch,
+    "WrongOrigin": errors.OriginMismatch,
+    "UnknownOrigin": errors.OriginMismatch,
+    "WrongDestination": errors.DestinationMismatch,
+    "NonceAfterCheckpoint": errors.IndexOutOfRange,
+    "InvalidMerkleProof": errors.InvalidMerkleProof,
+    "MalformedMessage": errors.MalformedEncoding,
+    "UnsupportedVersion": errors.MalformedEncoding,
+    "EmptyBatch": errors.MalformedEncoding,
+    "BatchLengthMismatch": errors.MalformedEncoding,
+    "RecipientOutOfGas": OutOfGas,
+    "PrecompileFailed": TransientError,
+}
+
+
+@dataclass(frozen=True)
+class ContractError:
+    """A decoded revert: the custom error's name and arguments (or the raw data if unknown)."""
+
+    name: str
+    arguments: tuple[Any, ...] = ()
+    data: bytes = b""
+
+    def describe(self) -> str:
+        """`Name(arg, ...)` with bytes in hex, as stored for operators."""
+        shown = ", ".join("0x" + a.hex() if isinstance(a, bytes) else str(a) for a in self.arguments)
+        return f"{self.name}({shown})"
+
+
+@functools.cache
+def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    from adapters.evm.build import load_artifact
+
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    abis = [gateway_abi()]
+    try:
+        abis.append(load_artifact("Counter")["abi"])
+    except Exception:  # noqa: BLE001 - the example app's errors are a nicety for reasons
+        pass
+    for abi in abis:
+        for entry in abi:
+            if entry.get("type") == "error":
+                selector = bytes(function_abi_to_4byte_selector(entry))  # type: ignore[arg-type]
+                table[selector] = (entry["name"], [i["type"] for i in entry.get("inputs", [])])
+    table[bytes.fromhex("08c379a0")] = ("Error", ["string"])
+    table[bytes.fromhex("4e487b71")] = ("Panic", ["uint256"])
+    return table
+
+
+def decode_contract_error(data: bytes | str | None) -> ContractError:
+    """Decode revert data by the Gateway's (and the example app's) custom error selectors."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else data.encode()
+    raw = bytes(data or b"")
+    if len(raw) < 4:
+        return ContractError("EmptyRevert" if not raw else "UnknownError", (), raw)
+    known = _error_table().get(raw[:4])
+    if known is None:
+        return ContractError("UnknownError", (), raw)
+    name, types = known
+    try:
+        arguments = tuple(abi_decode(types, raw[4:])) if types else ()
+    except Exception:  # noqa: BLE001 - malformed arguments still name the error
+        arguments = ()
+    return ContractError(name, arguments, raw)
+
+
+def error_for_revert(error: ContractError) -> RelayError:
+    """The typed relay error for a Gateway revert (`GatewayRejected` for unmapped ones)."""
+    cls = _GATEWAY_ERRORS.get(error.name, GatewayRejected)
+    return cls(f"gateway rejected the delivery: {error.describe()}", contract_error=error.name,
+               arguments=error.describe())
+
+
+def _revert_data(error: BaseException) -> bytes | None:
+    data = getattr(error, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if isinstance(data, dict) and isinstance(data.get("data"), str):
+        return bytes.fromhex(data["data"].removeprefix("0x"))
+    return None
+
+
+def classify_send_error(error: BaseException, account: str) -> RelayError | None:
+    """Typed error for a node refusing a transaction, or None if it is not a known refusal."""
+    text = str(error).lower()
+    if "nonce too low" in text or "nonce too high" in text or "already known" in text or "invalid nonce" in text:
+        return NonceConflict("node refused the transaction nonce", account=account, cause=str(error)[:200])
+    if "underpriced" in text or "fee cap" in text or "max fee per gas less than block base fee" in text:
+        return FeeTooLow("node refused the transaction fees", account=account, cause=str(error)[:200])
+    if "insufficient funds" in text:
+        return InsufficientFunds("submitter account cannot pay for gas", account=account)
+    if "out of gas" in text or "gas required exceeds" in text:
+        return OutOfGas("transaction ran out of gas", cause=str(error)[:200])
+    return None
+
+
+@dataclass(frozen=True)
+class DestinationStatus:
+    """What `GetStatus` reports: chain head, the account's next nonce and balance."""
+
+    domain: int
+    head: int
+    nonce: int
+    balance_wei: int
+    account: bytes
+
+
+class EvmDestination:
+    """A submitter's hold on one destination Gateway (`relay.chains.DestinationChain`).
+
+    Thread-safe: transactions are built, signed and sent one at a time (the nonce manager's
+    lock); receipts are awaited outside the lock, so batches can be in flight together.
+    """
+
+    def __init__(self, chain: ChainConfig, private_key: str, *, endpoint: EvmEndpoint | None = None,
+                 metrics: Any = None, receipt_timeout: float = RECEIPT_TIMEOUT_SECONDS) -> None:
+        self.chain = chain
+        self.domain = chain.domain
+        self.metrics = metrics
+        try:
+            self._signer = Account.from_key(private_key.strip())
+        except (ValueError, TypeError) as error:
+            raise ConfigurationError("submitter key is not a secp256k1 private key") from error
+        self.account: ChecksumAddress = self._signer.address
+        self.endpoint = endpoint or endpoints_for(chain, metrics)[0]
+        self.address = checksum_address(chain.gateway, "gateway address")
+        self.gateway = self.endpoint.web3.eth.contract(address=self.address, abi=gateway_abi())
+        self.receipt_timeout = receipt_timeout
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+        self._chain_id: int | None = None
+
+    def attach_metrics(self, metrics: Any) -> None:
+        """Record RPC calls, gas spent, balance and nonce on `metrics` (a `relay.metrics.RelayMetrics`)."""
+        self.metrics = metrics
+        self.endpoint.metrics = metrics
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
+        """Whether each (origin, nonce) was delivered (one batched JSON-RPC request)."""
+        if not keys:
+            return []
+        web3 = self.endpoint.web3
+
+        def read() -> list[bool]:
+            with web3.batch_requests() as batch:
+                for origin, nonce in keys:
+                    batch.add(self.gateway.functions.delivered(origin, nonce))
+                return [bool(flag) for flag in batch.execute()]
+
+        return self.endpoint.read("eth_call", read)
+
+    def status(self) -> DestinationStatus:
+        """Chain head, the account's pending nonce and balance."""
+        eth = self.endpoint.web3.eth
+        head = self.endpoint.block_number()
+        nonce = int(self.endpoint.read("eth_getTransactionCount",
+                                       lambda: eth.get_transaction_count(self.account, "pending")))
+        balance = int(self.endpoint.read("eth_getBalance", lambda: eth.get_balance(self.account)))
+        if self.metrics is not None:
+            self.metrics.submitter_balance.labels(self.chain.name, self.account).set(balance)
+            self.metrics.submitter_nonce.labels(self.chain.name, self.account).set(nonce)
+        return DestinationStatus(self.domain, head, nonce, balance, bytes.fromhex(self.account[2:]))
+
+    # --- delivering ---------------------------------------------------------------------------
+
+    def submit(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
+               items: Sequence[DeliveryItem]) -> SubmittedBatch:
+        """Send one delivery transaction for the undelivered `items`, wait for it, report each."""
+        if not items:
+            raise errors.MalformedEncoding("a delivery needs at least one message")
+        for item in items:
+            validate_item(item, self.domain, checkpoint)
+        flags = self.delivered([(item.message.origin, item.message.nonce) for item in items])
+        pending = [item for item, done in zip(items, flags, strict=True) if not done]
+        if not pending:
+            return SubmittedBatch(b"", 0, 0, [], {})
+        call = self._delivery_call(checkpoint, certificate, pending)
+        transaction_hash = self._send(call, len(pending))
+        receipt = self._wait_for_receipt(transaction_hash)
+        if int(receipt["status"]) != 1:
+            raise self._explain_failure(call, receipt)
+        delivered, failed = parse_delivery_logs(receipt["logs"], self.address)
+        gas_used = int(receipt["gasUsed"])
+        if self.metrics is not None:
+            price = int(receipt.get("effectiveGasPrice", 0) or 0)
+            self.metrics.gas_spent.labels(self.chain.name, self.account).inc(gas_used * price)
+        return SubmittedBatch(transaction_hash, int(receipt["blockNumber"]), gas_used, delivered, failed)
+
+    def _delivery_call(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
+                       items: Sequence[DeliveryItem]) -> Any:
+        point = (checkpoint.origin, checkpoint.gateway, checkpoint.epoch, checkpoint.root, checkpoint.index)
+        signature = signature_to_eip2537(certificate.signature)
+        functions = self.gateway.functions
+        branches = [compress_branch(item.branch) for item in items]
+        if len(items) == 1:
+            return functions.process(point, certificate.signers, signature, items[0].message.encode(), branches[0])
+        return functions.processBatch(point, certificate.signers, signature,
+                                      [item.message.encode() for item in items], branches)
+
+    def _simulate(self, call: Any) -> int:
+        """eth_estimateGas; a revert becomes the typed error of its custom error."""
+        def estimate() -> int:
+            return int(call.estimate_gas({"from": self.account}))
+        try:
+            return self.endpoint.call("eth_estimateGas", estimate)
+        except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
+            raise error_for_revert(decode_contract_error(_revert_data(error))) from error
+        except web3_errors.Web3RPCError as error:
+            typed = classify_send_error(error, self.account)
+            if typed is not None:
+                raise typed from error
+            raise
+
+    def _send(self, call: Any, size: int) -> bytes:
+        gas = self._simulate(call)
+        limit = gas * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + GAS_MARGIN_FIXED
+        eth = self.endpoint.web3.eth
+        with self._lock:
+            if self._chain_id is None:
+                self._chain_id = int(self.endpoint.read("eth_chainId", lambda: eth.chain_id))
+            if self._nonce is None:
+                self._nonce = int(self.endpoint.read(
+                    "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")))
+            base_fee, tip = self._fees()
+            transaction = call.build_transaction({
+                "from": self.account, "nonce": self._nonce, "gas": limit, "chainId": self._chain_id,
+                "maxFeePerGas": base_fee * BASE_FEE_MULTIPLIER + tip, "maxPriorityFeePerGas": tip,
+            })
+            signed = self._signer.sign_transaction(transaction)
+            try:
+                transaction_hash = self.endpoint.call(
+                    "eth_sendRawTransaction", lambda: eth.send_raw_transaction(signed.raw_transaction))
+            except web3_errors.Web3RPCError as error:
+                self._nonce = None  # re-read from the chain next time
+                typed = classify_send_error(error, self.account)
+                if typed is not None:
+                    raise typed from error
+                raise TransientError("node refused the delivery transaction", cause=str(error)[:200]) from error
+            except errors.RpcUnavailable:
+                self._nonce = None  # the transaction may or may not have arrived
+                raise
+            self._nonce += 1
+        log.info("delivery sent", extra={"transaction": bytes(transaction_hash).hex(), "messages": size,
+                                         "gas_limit": limit, "destination": self.domain})
+        return bytes(transaction_hash)
+
+    def _fees(self) -> tuple[int, int]:
+        eth = self.endpoint.web3.eth
+        latest = self.endpoint.block("latest")
+        base_fee = int(latest.get("baseFeePerGas", 0) or 0) if latest is not None else 0
+        try:
+            tip = int(self.endpoint.read("eth_maxPriorityFeePerGas", lambda: eth.max_priority_fee))
+        except web3_errors.Web3RPCError:
+            tip = DEFAULT_PRIORITY_FEE_WEI
+        return base_fee, tip
+
+    def _wait_for_receipt(self, transaction_hash: bytes) -> Any:
+        eth = self.endpoint.web3.eth
+        deadline = time.monotonic() + self.receipt_timeout
+
+        def fetch() -> Any:
+            try:
+                return eth.get_transaction_receipt(transaction_hash)  # type: ignore[arg-type]
+            except web3_errors.TransactionNotFound:
+                return None
+
+        while time.monotonic() < deadline:
+            receipt = self.endpoint.read("eth_getTransactionReceipt", fetch)
+            if receipt is not None:
+                return receipt
+            time.sleep(RECEIPT_POLL_SECONDS)
+        with self._lock:
+            self._nonce = None
+        raise ReceiptTimeout("no receipt for the delivery transaction", transaction="0x" + transaction_hash.hex(),
+                             seconds=self.receipt_timeout)
+
+    def _explain_failure(self, call: Any, receipt: Any) -> RelayError:
+        """Why a mined delivery reverted: replay it on the state before its block."""
+        block = int(receipt["blockNumber"])
+        if int(receipt["gasUsed"]) >= int(self._gas_limit_of(receipt)):
+            return OutOfGas("delivery transaction ran out of gas", transaction=bytes(receipt["transactionHash"]).hex())
+        try:
+            self.endpoint.call("eth_call", lambda: call.call({"from": self.account}, block_identifier=block - 1))
+        except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
+            decoded = decode_contract_error(_revert_data(error))
+            if decoded.name == "AlreadyDelivered":
+                return DeliveryReverted("message delivered by a competing transaction", reason=decoded.describe())
+            return error_for_revert(decoded)
+        except RelayError as error:
+            return error
+        return DeliveryReverted("delivery transaction reverted; the replay did not",
+                                transaction=bytes(receipt["transactionHash"]).hex())
+
+    def _gas_limit_of(self, receipt: Any) -> int:
+        eth = self.endpoint.web3.eth
+        transaction = self.endpoint.read("eth_getTransactionByHash",
+                                         lambda: eth.get_transaction(receipt["transactionHash"]))
+        return int(transaction["gas"])
+
+
+def compress_branch(branch: Sequence[bytes]) -> list[bytes]:
+    """The branch with each empty-subtree hash Z[i] sent as zero bytes.
+
+    The Gateway reads a zero sibling at level i as Z[i] (either form verifies); zero bytes cost
+    a quarter of the calldata gas, and every sibling above the tree's height is such a hash.
+    """
+    return [bytes(32) if bytes(node) == ZERO_HASHES[level] else bytes(node) for level, node in enumerate(branch)]
+
+
+def validate_item(item: DeliveryItem, domain: int, checkpoint: Checkpoint) -> None:
+    """Raise before spending gas on an item the Gateway would reject for its shape."""
+    message = item.message
+    if message.destination != domain:
+        raise errors.DestinationMismatch("message addressed to another domain", destination=message.destination,
+                                         expected=domain, id=message.id)
+    if message.origin != checkpoint.origin:
+        raise errors.OriginMismatch("message of another origin than the checkpoint", origin=message.origin,
+                                    expected=checkpoint.origin, id=message.id)
+    if message.nonce > checkpoint.index:
+        raise errors.IndexOutOfRange("message not covered by the checkpoint", nonce=message.nonce,
+                                     index=checkpoint.index, id=message.id)
+    if len(item.branch) != TREE_DEPTH or any(len(node) != 32 for node in item.branch):
+        raise errors.MalformedEncoding("a Merkle branch is 32 hashes of 32 bytes", id=message.id,
+                                       length=len(item.branch))
+
+
+def parse_delivery_logs(logs: Sequence[Any], gateway: str) -> tuple[list[bytes], dict[bytes, str]]:
+    """Delivered ids and {id: recipient revert reason} from a delivery receipt's logs."""
+    delivered: list[bytes] = []
+    failed: dict[bytes, str] = {}
+    for entry in logs:
+        if str(entry["address"]).lower() != gateway.lower() or not entry["topics"]:
+            continue
+        topic = bytes(entry["topics"][0])
+        if topic == DELIVERED_TOPIC:
+            delivered.append(bytes(entry["topics"][1]))
+        elif topic == DELIVERY_FAILED_TOPIC:
+            (reason,) = abi_decode(["bytes"], bytes(entry["data"]))
+            failed[bytes(entry["topics"][1])] = decode_contract_error(reason).describe()
+    return delivered, failed

@@ -1,0 +1,82 @@
+"""`relay bench e2e`: the whole relay on a devnet, measured end to end.
+
+Starts a devnet (two anvil chains, 8 attestors, the relayer, two submitters, each its own
+process), sends `--messages` messages each way with the example app at once, waits until all
+are delivered and prints:
+
+- sustained throughput: delivered messages per second, from the first send to the last delivery;
+- latency from source finality (the moment the block `confirmations` above the message's block
+  appeared) to the relayer's record of the destination receipt, p50 and p99;
+- gas per delivered message, from the receipts of the delivery transactions;
+- the contract-level gas table of `adapters.evm.gas` (one delivery per committee size and batch
+  size, on its own fresh anvil), unless `--no-gas-table`.
+
+The figures depend on the block time (1 s by default: a chain with faster blocks delivers
+faster) and on the machine; the numbers in the README come from a two-core runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `relay bench e2e`."""
+    parser.add_argument("--messages", type=int, default=200, help="messages each way (default 200)")
+    parser.add_argument("--block-time", type=float, default=1.0, help="seconds per block (default 1)")
+    parser.add_argument("--confirmations", type=int, default=2, help="finality depth in blocks (default 2)")
+    parser.add_argument("--max-batch", type=int, default=100, help="messages per delivery transaction at most")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery")
+    parser.add_argument("--run-root", type=Path, default=None, help="where the devnet run folder goes")
+    parser.add_argument("--no-gas-table", action="store_true", help="skip the per-batch-size gas table")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; exit 1 if not every message was delivered exactly once."""
+    from relay.devnet import Devnet, DevnetOptions, ProgressPrinter, format_summary, percentile, run_messages
+
+    if args.messages < 1:
+        print("relay bench e2e: --messages must be >= 1", file=sys.stderr)
+        return 2
+    options = DevnetOptions(block_time=args.block_time, confirmations=args.confirmations,
+                            max_batch=args.max_batch, log_level="WARNING", metrics=False)
+    if args.run_root is not None:
+        options.run_root = args.run_root
+    started = time.monotonic()
+    with Devnet(options) as devnet:
+        print(f"devnet up in {time.monotonic() - started:.1f} s ({len(devnet.processes)} processes); "
+              f"sending {args.messages} messages each way", flush=True)
+        printer = ProgressPrinter(sys.stderr)
+        result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
+        printer.finish()
+    print(format_summary(result))
+    print()
+    print(f"{'metric':<44} {'value':>12}")
+    print(f"{'messages delivered / sent':<44} {f'{result.delivered}/{result.sent}':>12}")
+    print(f"{'sustained throughput (messages/s)':<44} {result.throughput:>12.1f}")
+    print(f"{'latency finality -> receipt p50 (s)':<44} {percentile(result.latencies, 0.5):>12.2f}")
+    print(f"{'latency finality -> receipt p99 (s)':<44} {percentile(result.latencies, 0.99):>12.2f}")
+    print(f"{'gas per delivered message':<44} {result.gas_per_message:>12,.0f}")
+    print(f"{'delivery transactions':<44} {result.transactions:>12}")
+    if not args.no_gas_table:
+        print_gas_table()
+    return 0 if result.delivered == result.sent and result.received_ok else 1
+
+
+def print_gas_table() -> None:
+    """The contracts' gas per delivery by committee and batch size, if `adapters.evm.gas` exists."""
+    try:
+        gas = importlib.import_module("adapters.evm.gas")
+    except ModuleNotFoundError:
+        return
+    from adapters.evm.anvil import AnvilProcess
+
+    print()
+    print("gas per delivery transaction (adapters.evm.gas, warm recipient, compressed branches):")
+    with AnvilProcess(chain_id=gas.BENCH_CHAIN_ID) as anvil:
+        rows = gas.measure_delivery_gas(anvil.rpc_url)
+    print(gas.format_gas_table(rows))

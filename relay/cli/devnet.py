@@ -1,0 +1,73 @@
+"""`relay devnet`: two local chains and every relay role, sending messages both ways."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add `relay devnet`."""
+    parser = subparsers.add_parser(
+        "devnet", help="run the whole relay on two local anvil chains and send messages both ways")
+    parser.add_argument("--messages", type=int, default=20, help="messages to send each way (default 20)")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="stay up after the run and print the addresses (Ctrl-C stops everything)")
+    parser.add_argument("--block-time", type=float, default=1.0, help="seconds per block on both chains (default 1)")
+    parser.add_argument("--confirmations", type=int, default=2, help="blocks below the head that count as final")
+    parser.add_argument("--max-batch", type=int, default=50, help="messages per delivery transaction at most")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery")
+    parser.add_argument("--run-root", type=Path, default=None, help="where run folders go (default .devnet/)")
+    parser.set_defaults(handler=run)
+
+
+def _terminate_as_interrupt(_signal: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the devnet, send, report, then stop (or stay up with --keep-running)."""
+    from relay.devnet import Devnet, DevnetOptions, ProgressPrinter, format_summary, run_messages
+
+    if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
+        print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
+        return 2
+    options = DevnetOptions(block_time=args.block_time, confirmations=args.confirmations, max_batch=args.max_batch)
+    if args.run_root is not None:
+        options.run_root = args.run_root
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    devnet = Devnet(options)
+    started = time.monotonic()
+    try:
+        devnet.start(progress=lambda text: print(f"devnet: {text}", flush=True))
+        print(f"devnet: up in {time.monotonic() - started:.1f} s", flush=True)
+        code = 0
+        if args.messages:
+            print(f"devnet: sending {args.messages} messages each way with the example app", flush=True)
+            printer = ProgressPrinter()
+            result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
+            printer.finish()
+            print(format_summary(result), flush=True)
+            code = 0 if result.delivered == result.sent and result.received_ok else 1
+        if args.keep_running:
+            print(devnet.describe(), flush=True)
+            print("devnet: running; Ctrl-C stops everything it started", flush=True)
+            while True:
+                dead = devnet.check_alive()
+                if dead:
+                    print(f"devnet: processes exited: {', '.join(dead)} (see the logs)", file=sys.stderr)
+                time.sleep(5 if not dead else 30)
+        return code
+    except KeyboardInterrupt:
+        print("\ndevnet: stopping", flush=True)
+        return 0
+    finally:
+        # A second Ctrl-C / SIGTERM must not cut the clean-up short: that would orphan processes.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+        devnet.stop()
+        print("devnet: stopped every process it started", flush=True)

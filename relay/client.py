@@ -1,0 +1,222 @@
+"""A small Python client for dApps: send a message, then follow it to delivery.
+
+```python
+from relay.client import RelayClient, send
+
+message_id = send(rpc_url, gateway, private_key, destination=31338, recipient="0x…", body=b"hi")
+status = RelayClient("127.0.0.1:50070").wait_delivered(message_id, timeout=60)
+```
+
+`send` dispatches through the source Gateway with web3 (imported lazily, so importing this
+module stays light); `RelayClient` talks to the relayer's gRPC `RelayService`. Statuses come
+back as `MessageView`s with plain Python fields (state as a lowercase name, e.g. "delivered").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from relay.errors import ConfigurationError, NotYetAvailable, PermanentError, RpcUnavailable
+from relay.v1 import relay_service_pb2, relay_service_pb2_grpc, types_pb2
+
+TERMINAL_STATES = frozenset({"delivered", "rejected", "parked"})
+# Waiting for more ids than this reads them with ListMessages rather than one GetMessage each.
+LIST_THRESHOLD = 50
+
+
+def send(rpc_url: str, gateway: str, private_key: str, destination: int, recipient: str,
+         body: bytes | str, *, timeout: float = 60.0) -> bytes:
+    """Dispatch `body` to `recipient` on domain `destination`; wait for the receipt; return the id."""
+    from adapters.evm.deploy import TransactionSender, contract, dispatched_ids
+    from relay.verify.message import address_to_bytes32
+
+    payload = body.encode() if isinstance(body, str) else bytes(body)
+    sender = TransactionSender(rpc_url, private_key)
+    call = contract(sender.web3, "Gateway", gateway).functions.dispatch(
+        destination, address_to_bytes32(recipient), payload)
+    gas = int(sender.endpoint.read("eth_estimateGas", lambda: call.estimate_gas({"from": sender.address})))
+    (receipt,) = sender.wait([sender.send_call(call, gas * 5 // 4 + 20_000)], timeout=timeout)
+    ids = dispatched_ids(receipt, gateway)
+    if len(ids) != 1:
+        raise PermanentError("dispatch receipt holds no Dispatch event of the gateway", gateway=gateway)
+    return ids[0]
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One message's status, as RelayService reports it."""
+
+    id: bytes
+    state: str
+    origin: int
+    destination: int
+    nonce: int
+    attempts: int
+    last_error: str
+    source_block: int
+    source_transaction: bytes
+    destination_transaction: bytes
+    observed_at: float
+    updated_at: float
+    delivered_at: float
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the relayer will not move it again by itself (delivered, rejected, parked)."""
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def from_proto(cls, status: relay_service_pb2.MessageStatus) -> MessageView:
+        """Convert a `relay.v1.MessageStatus`."""
+        name = types_pb2.MessageState.Name(status.state).removeprefix("MESSAGE_STATE_").lower()
+        message = status.message
+        return cls(
+            id=bytes(message.id), state=name, origin=message.origin, destination=message.destination,
+            nonce=message.nonce, attempts=status.attempts, last_error=status.last_error,
+            source_block=status.source_block, source_transaction=bytes(status.source_transaction),
+            destination_transaction=bytes(status.destination_transaction), observed_at=status.observed_at,
+            updated_at=status.updated_at, delivered_at=status.delivered_at)
+
+
+def parse_message_id(text: str) -> bytes:
+    """A 32-byte message id from 0x-hex."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise ConfigurationError("message id is not hex", value=text) from None
+    if len(raw) != 32:
+        raise ConfigurationError("message id must be 32 bytes", length=len(raw))
+    return raw
+
+
+class RelayClient:
+    """A client of the relayer's RelayService at `address` (host:port)."""
+
+    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address, options=[
+            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)])
+        self._stub = relay_service_pb2_grpc.RelayServiceStub(self._channel)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> RelayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, message_id: bytes) -> MessageView | None:
+        """The message's status; None if the relayer has not observed it (yet)."""
+        try:
+            status = self._stub.GetMessage(relay_service_pb2.GetMessageRequest(id=message_id), timeout=self.timeout)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise RpcUnavailable("RelayService did not answer", address=self.address, code=error.code().name,
+                                 details=error.details()) from error
+        return MessageView.from_proto(status)
+
+    def list_messages(self, states: Iterable[str] = (), origin: int = 0, destination: int = 0,
+             page_size: int = 500) -> Iterator[MessageView]:
+        """Every message matching the filter, newest first (follows the pages)."""
+        values: list[Any] = [types_pb2.MessageState.Value(f"MESSAGE_STATE_{s.upper()}") for s in states]
+        token = ""
+        while True:
+            response = self._stub.ListMessages(relay_service_pb2.ListMessagesRequest(
+                states=values, origin=origin, destination=destination, page_size=page_size, page_token=token),
+                timeout=self.timeout)
+            for status in response.messages:
+                yield MessageView.from_proto(status)
+            token = response.next_page_token
+            if not token:
+                return
+
+    def retry(self, message_id: bytes, operator_token: str, force: bool = False) -> MessageView:
+        """Operator: move a PARKED (or, with `force`, REJECTED) message back to be retried."""
+        status = self._stub.RetryMessage(relay_service_pb2.RetryMessageRequest(
+            id=message_id, operator_token=operator_token, force=force), timeout=self.timeout)
+        return MessageView.from_proto(status)
+
+    def chains(self) -> list[Any]:
+        """The relayer's source chains and their lag (`relay.v1.ChainStatus`)."""
+        return list(self._stub.ListChains(relay_service_pb2.ListChainsRequest(), timeout=self.timeout).chains)
+
+    def watch(self, ids: Sequence[bytes] = ()) -> Iterator[MessageView]:
+        """A stream of status changes (of `ids`, or of every message), starting with the current ones."""
+        for status in self._stub.WatchMessages(relay_service_pb2.WatchMessagesRequest(ids=list(ids))):
+            yield MessageView.from_proto(status)
+
+    def wait_delivered(self, message_id: bytes, timeout: float = 120.0,
+                       on_change: Callable[[MessageView], None] | None = None) -> MessageView:
+        """Poll until the message is delivered; raise if it ends REJECTED/PARKED or time runs out."""
+        deadline = time.monotonic() + timeout
+        last_state = ""
+        while True:
+            try:
+                view = self.get(message_id)
+            except RpcUnavailable:
+                view = None
+            if view is not None and view.state != last_state:
+                last_state = view.state
+                if on_change is not None:
+                    on_change(view)
+            if view is not None and view.state == "delivered":
+                return view
+            if view is not None and view.is_terminal:
+                raise PermanentError(f"message ended {view.state}", id=message_id, last_error=view.last_error)
+            if time.monotonic() > deadline:
+                raise NotYetAvailable("message not delivered in time", id=message_id,
+                                      state=last_state or "unseen", seconds=timeout)
+            time.sleep(0.25)
+
+    def wait_all_delivered(self, ids: Sequence[bytes], timeout: float = 300.0,
+                           report: Callable[[dict[str, int], int, int], None] | None = None,
+                           interval: float = 1.0) -> dict[bytes, MessageView]:
+        """Poll until every id is in a terminal state (or `timeout`); return the last views.
+
+        Survives the relayer being down for a while (a poll that fails is skipped). `report`
+        gets (counts by state, delivered, total) after each poll. Many ids are read with one
+        paged ListMessages per poll instead of one GetMessage each.
+        """
+        deadline = time.monotonic() + timeout
+        views: dict[bytes, MessageView] = {}
+        remaining = list(dict.fromkeys(ids))
+        while True:
+            try:
+                views.update(self.get_many(remaining))
+            except RpcUnavailable:
+                pass
+            remaining = [i for i in remaining if i not in views or not views[i].is_terminal]
+            if report is not None:
+                counts: dict[str, int] = {}
+                for message_id in ids:
+                    state = views[message_id].state if message_id in views else "sent"
+                    counts[state] = counts.get(state, 0) + 1
+                report(counts, counts.get("delivered", 0), len(ids))
+            if not remaining or time.monotonic() > deadline:
+                return views
+            time.sleep(interval)
+
+    def get_many(self, ids: Sequence[bytes]) -> dict[bytes, MessageView]:
+        """The status of each id the relayer knows (unknown ids are left out)."""
+        if len(ids) <= LIST_THRESHOLD:
+            found = {}
+            for message_id in ids:
+                view = self.get(message_id)
+                if view is not None:
+                    found[message_id] = view
+            return found
+        wanted = set(ids)
+        try:
+            return {view.id: view for view in self.list_messages() if view.id in wanted}
+        except grpc.RpcError as error:
+            raise RpcUnavailable("RelayService did not answer", address=self.address, code=error.code().name) from error

@@ -1,0 +1,626 @@
+"""`relay devnet`: the whole relay on two local chains, in one command.
+
+What it starts, each as its own OS process that it tracks by PID and stops itself (terminate,
+then kill), and nothing else:
+
+- two anvil chains (`AnvilProcess`; chain ids 31337 and 31338 are the domains), mining a block
+  every `block_time` seconds; finality is `confirmations` blocks below the head;
+- on both: a Gateway and the example app (`Counter`), and on each the other chain's committee
+  enrolled as the trusted start (4 throw-away BLS keys, threshold 3 by default);
+- per source chain, one attestor process per committee member (4 + 4 = 8). One process per
+  (member, chain) is how production runs too (one pod per chain a member attests), keeps each
+  `AttestorConfig` to the single chain it was designed for, and lets the tests take down the
+  attestors of one direction only. Each is a small polling loop, so 8 fit on two cores;
+- one relayer (`relay relayer`), and one submitter per destination chain, each holding only its
+  chain's transaction key.
+
+Configs, keys and logs go to a run folder `.devnet/<timestamp>/`. `Devnet` is also what the
+end-to-end tests and `relay bench e2e` drive: `start()`, `send(...)`, `wait_delivered(...)`,
+`kill(...)`/`restart(...)` a process, `stop()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relay.errors import ConfigurationError, RelayError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHAIN_IDS = (31337, 31338)
+CHAIN_NAMES = ("alpha", "beta")
+LOOPBACK = "127.0.0.1"
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 8.0
+
+
+class DevnetError(RelayError):
+    """A devnet process did not start, or died, or the devnet was used before `start()`."""
+
+
+@dataclass
+class DevnetOptions:
+    """How the devnet is shaped; every default in one place."""
+
+    block_time: float = 1.0
+    confirmations: int = 2
+    committee_size: int = 4
+    threshold: int | None = None          # None: more than two thirds of the weight (3 of 4)
+    max_batch: int = 50
+    max_wait: float = 0.5
+    attestor_poll_interval: float = 0.25
+    relayer_poll_interval: float = 0.25
+    retry_base_delay: float = 1.0
+    retry_max_attempts: int = 8
+    run_root: Path = PROJECT_ROOT / ".devnet"
+    log_level: str = "INFO"
+    chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
+    metrics: bool = True
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the devnet process dies without cleaning up (Linux)."""
+    os.setsid()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class ManagedProcess:
+    """One `python -m relay ...` child: started, watched and stopped by its PID only."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = env
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the running child, if any."""
+        return self.popen.pid if self.popen is not None else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child is running."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self) -> None:
+        """Start the child (appending to its log file)."""
+        if self.alive:
+            return
+        with open(self.log_path, "ab") as log_file:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT, env=self.env, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )
+        self.starts += 1
+
+    def signal(self, number: int) -> None:
+        """Send `number` to this child (and only to it)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(number)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; return the exit code (None if not running)."""
+        process = self.popen
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.popen = None
+        return process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL (`kill -9`): no clean shutdown, as a crash."""
+        process = self.popen
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self.popen = None
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of the child's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+# --- the devnet ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DevnetChain:
+    """One local chain and what is deployed on it."""
+
+    name: str
+    domain: int
+    rpc_url: str
+    gateway: str
+    counter: str
+    anvil: Any = None
+
+
+@dataclass
+class Devnet:
+    """Two chains, their contracts, 8 attestors, a relayer and two submitters (see the module docstring)."""
+
+    options: DevnetOptions = field(default_factory=DevnetOptions)
+    run_dir: Path | None = None
+    chains: list[DevnetChain] = field(default_factory=list)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    metrics_addresses: dict[str, str] = field(default_factory=dict)
+    bls_secrets: list[int] = field(default_factory=list)
+    operator_token: str = ""
+    deployer_key: str = ""
+    submitter_key: str = ""
+    user_key: str = ""
+    started_at: float = 0.0
+
+    # --- start / stop ---------------------------------------------------------------------------
+
+    def start(self, progress: Callable[[str], None] | None = None) -> Devnet:
+        """Start chains, deploy, write configs, start every process and wait until all serve."""
+        say = progress or (lambda _text: None)
+        try:
+            self._prepare_run_dir()
+            say(f"run folder {self.run_dir}")
+            self._start_chains()
+            say("chains up: " + ", ".join(f"{c.name} ({c.domain}) {c.rpc_url}" for c in self.chains))
+            self._deploy()
+            say("contracts deployed and committees enrolled")
+            self._write_configs()
+            for process in self.processes.values():
+                process.start()
+            say(f"started {len(self.processes)} processes; waiting until they serve")
+            self.wait_ready()
+            self.started_at = time.time()
+            say("all processes serving")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every process this devnet started (relayer first, chains last)."""
+        order = sorted(self.processes.values(), key=lambda p: (p.name != "relayer", p.name.startswith("attestor")))
+        for process in order:
+            process.stop()
+        for chain in self.chains:
+            if chain.anvil is not None:
+                chain.anvil.stop()
+                chain.anvil = None
+
+    def __enter__(self) -> Devnet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _prepare_run_dir(self) -> None:
+        if self.run_dir is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            self.run_dir = self.options.run_root / f"{stamp}-{os.getpid()}"
+        for sub in ("configs", "keys", "logs"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir / "keys", 0o700)
+
+    def _start_chains(self) -> None:
+        from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
+
+        self.deployer_key, self.submitter_key, self.user_key = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
+        block_time = self.options.block_time
+        for name, chain_id in zip(CHAIN_NAMES, self.options.chain_ids, strict=True):
+            anvil = AnvilProcess(chain_id, block_time=block_time if block_time > 0 else None).start()
+            self.chains.append(DevnetChain(name, chain_id, anvil.rpc_url, "", "", anvil))
+
+    def _deploy(self) -> None:
+        from adapters.evm import deploy
+        from relay.verify.bls import get_backend, keygen
+        from relay.verify.committee import Committee, Member
+
+        bls = get_backend()
+        self.bls_secrets = [keygen(secrets.token_bytes(32)) for _ in range(self.options.committee_size)]
+        self.committee = Committee.create(1, [
+            Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in self.bls_secrets
+        ], self.options.threshold, backend=bls)
+        senders = [deploy.TransactionSender(chain.rpc_url, self.deployer_key) for chain in self.chains]
+        pending: list[list[bytes]] = []
+        for chain, sender in zip(self.chains, senders, strict=True):
+            deployment, hashes = deploy.start_deployment(sender, chain.domain)
+            chain.gateway, chain.counter = deployment.gateway, deployment.counter
+            pending.append(hashes)
+        for index, (chain, sender) in enumerate(zip(self.chains, senders, strict=True)):
+            other = self.chains[1 - index]
+            pending[index].append(deploy.send_enrollment(sender, chain.gateway, other.domain, other.gateway,
+                                                         self.committee))
+        for sender, hashes in zip(senders, pending, strict=True):
+            sender.wait(hashes)
+
+    # --- configs ----------------------------------------------------------------------------
+
+    def _secret_file(self, name: str, value: str) -> str:
+        assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        path = self.run_dir / "keys" / name
+        path.write_text(value + "\n")
+        os.chmod(path, 0o600)
+        return str(path)
+
+    def _chain_config(self, chain: DevnetChain) -> dict[str, Any]:
+        return {"name": chain.name, "domain": chain.domain, "kind": "evm", "rpc_urls": [chain.rpc_url],
+                "gateway": chain.gateway, "confirmations": self.options.confirmations, "start_block": 0,
+                "poll_interval": self.options.relayer_poll_interval}
+
+    def _write_configs(self) -> None:
+        from adapters.evm.anvil import find_free_port
+
+        run_dir = self.run_dir
+        assert run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        env["RELAY_LOG_LEVEL"] = self.options.log_level
+
+        def add(name: str, role: str, config: dict[str, Any]) -> None:
+            path = run_dir / "configs" / f"{name}.json"
+            path.write_text(json.dumps(config, indent=2) + "\n")
+            self.processes[name] = ManagedProcess(
+                name, [sys.executable, "-m", "relay", role, "--config", str(path)],
+                run_dir / "logs" / f"{name}.log", env)
+
+        def metrics_address(name: str) -> str | None:
+            if not self.options.metrics:
+                return None
+            address = f"{LOOPBACK}:{find_free_port()}"
+            self.metrics_addresses[name] = address
+            return address
+
+        key_files = [self._secret_file(f"bls-{i}.hex", hex(s)) for i, s in enumerate(self.bls_secrets)]
+        submitter_key_file = self._secret_file("submitter.hex", self.submitter_key)
+        self.operator_token = secrets.token_hex(16)
+        token_file = self._secret_file("operator-token", self.operator_token)
+        sources, destinations = [], []
+        for chain in self.chains:
+            attestors = []
+            for member, key_file in enumerate(key_files):
+                name = f"attestor-{chain.name}-{member}"
+                address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
+                attestors.append(address)
+                add(name, "attestor", {
+                    "chain": self._chain_config(chain), "bls_key": {"file": key_file}, "signer_index": member,
+                    "epoch": self.committee.epoch, "listen": address, "metrics_listen": metrics_address(name),
+                    "poll_interval": self.options.attestor_poll_interval})
+            sources.append({"chain": self._chain_config(chain), "committee": self.committee_config(),
+                            "attestors": attestors})
+            name = f"submitter-{chain.name}"
+            address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
+            destinations.append({"domain": chain.domain, "submitter": address, "name": chain.name})
+            add(name, "submitter", {"chain": self._chain_config(chain), "key": {"file": submitter_key_file},
+                                    "listen": address, "metrics_listen": metrics_address(name)})
+        address = self.addresses["relayer"] = f"{LOOPBACK}:{find_free_port()}"
+        relayer: dict[str, Any] = {
+            "store": str(run_dir / "relayer.db"), "listen": address, "operator_token": {"file": token_file},
+            "sources": sources, "destinations": destinations,
+            "batching": {"max_batch": self.options.max_batch, "max_wait": self.options.max_wait},
+            "retry": {"base_delay": self.options.retry_base_delay, "max_delay": 30.0,
+                      "max_attempts": self.options.retry_max_attempts},
+            "poll_interval": self.options.relayer_poll_interval, "submitter_timeout": 60.0}
+        if self.options.metrics and "metrics_listen" in relayer_config_fields():
+            relayer["metrics_listen"] = metrics_address("relayer")
+        add("relayer", "relayer", relayer)
+
+    def committee_config(self) -> dict[str, Any]:
+        """The committee as a `CommitteeConfig` mapping (hex keys and proofs of possession)."""
+        return {"epoch": self.committee.epoch, "threshold": self.committee.threshold, "members": [
+            {"public_key": m.public_key.hex(), "proof_of_possession": m.proof_of_possession.hex(), "weight": m.weight}
+            for m in self.committee.members]}
+
+    # --- readiness and process control ----------------------------------------------------------
+
+    def wait_ready(self, names: Iterable[str] | None = None, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Block until each named process (default: all) answers its gRPC health check."""
+        pending = set(names if names is not None else self.processes)
+        deadline = time.monotonic() + timeout
+        while pending:
+            for name in sorted(pending):
+                process = self.processes[name]
+                if not process.alive:
+                    raise DevnetError(f"{name} exited during start-up", log=str(process.log_path),
+                                      tail=process.tail())
+                if grpc_serving(self.addresses[name]):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise DevnetError("processes did not start serving in time", waiting=sorted(pending))
+            if pending:
+                time.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        """`kill -9` one process."""
+        self.processes[name].kill()
+
+    def terminate(self, name: str) -> int | None:
+        """Stop one process cleanly (SIGTERM, then SIGKILL after a grace period); its exit code."""
+        return self.processes[name].stop()
+
+    def restart(self, name: str, wait: bool = True) -> None:
+        """Start a stopped process again with the same config (and wait until it serves)."""
+        self.processes[name].start()
+        if wait:
+            self.wait_ready([name])
+
+    def check_alive(self) -> list[str]:
+        """Names of processes that should run but have exited."""
+        return [name for name, process in self.processes.items() if process.popen is not None and not process.alive]
+
+    # --- using it -------------------------------------------------------------------------------
+
+    def chain(self, name_or_domain: str | int) -> DevnetChain:
+        """A chain by name or domain."""
+        for chain in self.chains:
+            if name_or_domain in (chain.name, chain.domain):
+                return chain
+        raise ConfigurationError("no such devnet chain", chain=name_or_domain)
+
+    def send(self, source: str | int, destination: str | int, count: int, body_prefix: str = "hello") -> list[bytes]:
+        """Send `count` messages with the example app from `source` to `destination`'s app; return ids."""
+        from adapters.evm import deploy
+
+        origin, target = self.chain(source), self.chain(destination)
+        sender = deploy.TransactionSender(origin.rpc_url, self.user_key)
+        ids: list[bytes] = []
+        for start in range(0, count, 100):  # keep each block's worth of transactions modest
+            bodies = [f"{body_prefix} {i} from {origin.name}".encode() for i in range(start, min(count, start + 100))]
+            hashes = deploy.send_counter_messages(sender, origin.counter, target.domain, target.counter, bodies)
+            for receipt in sender.wait(hashes):
+                ids.extend(deploy.dispatched_ids(receipt, origin.gateway))
+        return ids
+
+    def received(self, name_or_domain: str | int) -> int:
+        """Messages the example app on a chain has received."""
+        from adapters.evm.deploy import counter_received
+
+        chain = self.chain(name_or_domain)
+        return counter_received(chain.rpc_url, chain.counter)
+
+    def client(self) -> Any:
+        """A `relay.client.RelayClient` for the relayer's RelayService."""
+        from relay.client import RelayClient
+
+        return RelayClient(self.addresses["relayer"])
+
+    def describe(self) -> str:
+        """The addresses an operator needs, one per line."""
+        lines = [f"run folder: {self.run_dir}"]
+        for chain in self.chains:
+            lines.append(f"chain {chain.name}: domain {chain.domain}, rpc {chain.rpc_url}, gateway {chain.gateway}, "
+                         f"example app {chain.counter}")
+        lines.append(f"relayer (RelayService gRPC): {self.addresses.get('relayer')}")
+        if "relayer" in self.metrics_addresses:
+            http = self.metrics_addresses["relayer"]
+            lines.append(f"relayer HTTP: http://{http}/ (metrics http://{http}/metrics)")
+        for name in sorted(self.addresses):
+            if name != "relayer":
+                metrics = self.metrics_addresses.get(name)
+                suffix = f", metrics http://{metrics}/metrics" if metrics else ""
+                lines.append(f"{name}: gRPC {self.addresses[name]}{suffix}")
+        lines.append(f"operator token: {self.run_dir}/keys/operator-token")
+        lines.append(f"logs: {self.run_dir}/logs/")
+        return "\n".join(lines)
+
+
+def relayer_config_fields() -> frozenset[str]:
+    """The keys the relayer's config accepts (it is strict: unknown keys are errors)."""
+    from relay.roles.relayer import RelayerConfig
+
+    return frozenset(RelayerConfig.model_fields)
+
+
+def grpc_serving(address: str, timeout: float = 1.0) -> bool:
+    """Whether the gRPC server at `address` answers its health check with SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+# --- a run: send, watch, summarise -------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What one devnet run measured."""
+
+    sent: int
+    delivered: int
+    counts: dict[str, int]
+    duration: float
+    latencies: list[float]
+    gas_per_message: float
+    transactions: int
+    received_ok: bool
+
+    @property
+    def throughput(self) -> float:
+        """Delivered messages per second, from the first send to the last delivery."""
+        return self.delivered / self.duration if self.duration > 0 else 0.0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The `fraction` quantile (nearest rank) of `values`; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+class HeadClock:
+    """Wall-clock time each block height was first seen on a chain (to date source finality)."""
+
+    def __init__(self, rpc_url: str, interval: float = 0.1) -> None:
+        self.rpc_url = rpc_url
+        self.interval = interval
+        self.first_seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="head-clock", daemon=True)
+
+    def start(self) -> HeadClock:
+        """Start polling the head in a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        from adapters.evm.factory import EvmEndpoint
+
+        endpoint = EvmEndpoint(self.rpc_url)
+        last = -1
+        while not self._stop.is_set():
+            try:
+                head = int(endpoint.call("eth_blockNumber", lambda: endpoint.web3.eth.block_number))
+            except RelayError:
+                head = last
+            now = time.time()
+            for number in range(last + 1, head + 1):
+                self.first_seen.setdefault(number, now)
+            last = max(last, head)
+            self._stop.wait(self.interval)
+
+    def time_of(self, number: int) -> float | None:
+        """When block `number` was first seen, if it was."""
+        return self.first_seen.get(number)
+
+
+def run_messages(devnet: Devnet, count: int, *, timeout: float = 600.0,
+                 report: Callable[[dict[str, int], int, int], None] | None = None) -> RunResult:
+    """Send `count` messages each way, wait until all are delivered (or `timeout`), measure.
+
+    Latency is from source finality (the wall-clock time the block `confirmations` above the
+    message's block appeared) to the relayer's record of the destination receipt.
+    """
+    alpha, beta = devnet.chains
+    clocks = {chain.domain: HeadClock(chain.rpc_url).start() for chain in devnet.chains}
+    before = {chain.domain: devnet.received(chain.domain) for chain in devnet.chains}
+    client = devnet.client()
+    started = time.time()
+    try:
+        sent: list[bytes] = []
+        expected = {alpha.domain: 0, beta.domain: 0}
+        senders = [threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
+                   for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join()
+        expected[alpha.domain] = expected[beta.domain] = count
+        statuses = client.wait_all_delivered(sent, timeout=timeout, report=report)
+        finished = max((s.delivered_at for s in statuses.values() if s.delivered_at), default=time.time())
+    finally:
+        for clock in clocks.values():
+            clock.stop()
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status.state] = counts.get(status.state, 0) + 1
+    delivered = [s for s in statuses.values() if s.state == "delivered"]
+    latencies = []
+    for status in delivered:
+        final_at = clocks[status.origin].time_of(status.source_block + devnet.options.confirmations)
+        if final_at is not None and status.delivered_at:
+            latencies.append(max(0.0, status.delivered_at - final_at))
+    gas_total, transactions = 0, 0
+    for chain in devnet.chains:
+        hashes = sorted({s.destination_transaction for s in delivered
+                         if s.destination == chain.domain and s.destination_transaction})
+        from adapters.evm.deploy import gas_used_by
+
+        used = gas_used_by(chain.rpc_url, hashes)
+        gas_total += sum(used.values())
+        transactions += len(used)
+    received_ok = all(devnet.received(chain.domain) - before[chain.domain] == expected[chain.domain]
+                      for chain in devnet.chains)
+    return RunResult(
+        sent=len(sent), delivered=len(delivered), counts=counts, duration=max(finished - started, 1e-9),
+        latencies=latencies, gas_per_message=gas_total / len(delivered) if delivered else 0.0,
+        transactions=transactions, received_ok=received_ok)
+
+
+def format_summary(result: RunResult) -> str:
+    """The closing lines of a devnet run."""
+    lines = [
+        f"delivered {result.delivered}/{result.sent} "
+        f"({'recipient counters agree' if result.received_ok else 'RECIPIENT COUNTERS DISAGREE'})",
+        f"throughput {result.throughput:.1f} messages/s over {result.duration:.1f} s",
+        f"latency source finality -> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
+        f"p99 {percentile(result.latencies, 0.99):.2f} s",
+        f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
+    ]
+    others = {k: v for k, v in result.counts.items() if k != "delivered"}
+    if others:
+        lines.append("not delivered: " + ", ".join(f"{k} {v}" for k, v in sorted(others.items())))
+    return "\n".join(lines)
+
+
+class ProgressPrinter:
+    """Counts by state, rewritten in place on a terminal, else one line per second."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.monotonic()
+        self._last_line = 0.0
+
+    def __call__(self, counts: dict[str, int], delivered: int, total: int) -> None:
+        """Show one progress report (rate-limited to one line a second off a terminal)."""
+        now = time.monotonic()
+        if not self.tty and now - self._last_line < 1.0:
+            return
+        self._last_line = now
+        states = "  ".join(f"{name} {counts[name]}" for name in sorted(counts) if counts[name])
+        line = f"[{now - self.started:6.1f}s] delivered {delivered}/{total}  {states}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the in-place line on a terminal."""
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,343 @@
+"""The attestor role: one committee member signing the final checkpoints of one source chain.
+
+Its loop reads what is final on the source chain from a `FinalitySource` (for EVM: the
+Gateway's root and count at the finalized block, which every configured RPC endpoint must agree
+on), and whenever the count grew it builds `Checkpoint(origin, gateway, epoch, root,
+index=count-1)` and signs its digest with the member's BLS key. It keeps the most recent signed
+checkpoints in memory (`CheckpointLedger`) and serves them over gRPC `AttestationService`, with
+grpc.health.v1 and reflection; `/metrics`, `/healthz` and `/readyz` over HTTP when configured.
+
+An attestor never signs two different roots for the same index: if the "final" state at an
+index it signed changes, finality was violated (or an RPC lied); it logs an alert, stops signing
+and reports NOT_SERVING, instead of helping to certify a conflicting history.
+
+Nothing here imports web3: the chain is reached through `relay.adapters_registry`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from pydantic import field_validator
+
+from relay import adapters_registry
+from relay.chains import FinalitySource
+from relay.config import ChainConfig, SecretRef, StrictModel
+from relay.errors import ConfigurationError, RelayError
+from relay.rpc.convert import PartialSignature, partial_signature_to_proto
+from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
+from relay.verify.bls import BlsBackend, get_backend
+from relay.verify.committee import Checkpoint, sign_checkpoint
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "relay.v1.AttestationService"
+STREAM_WAKE_SECONDS = 1.0
+
+
+class AttestorConfig(StrictModel):
+    """`relay attestor --config FILE`: which chain, which key, where to serve."""
+
+    chain: ChainConfig
+    # The member's BLS secret key: a hex integer (with or without 0x), from a file or the environment.
+    bls_key: SecretRef
+    signer_index: int
+    epoch: int
+    listen: str = "127.0.0.1:50051"
+    # host:port for /metrics, /healthz, /readyz; None: no HTTP endpoint.
+    metrics_listen: str | None = None
+    poll_interval: float = 0.5
+    # Signed checkpoints kept in memory for GetCheckpoint / StreamCheckpoints.
+    history: int = 4096
+    # /readyz fails when the last successful read of the chain is older than this.
+    max_staleness: float = 30.0
+
+    @field_validator("signer_index", "epoch")
+    @classmethod
+    def _non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    @field_validator("poll_interval", "max_staleness")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+
+def parse_secret_key(text: str) -> int:
+    """A BLS secret key from its hex text; `ConfigurationError` (without the value) otherwise."""
+    try:
+        key = int(text.strip().removeprefix("0x"), 16)
+    except ValueError:
+        raise ConfigurationError("BLS key is not a hex integer") from None
+    if key <= 0:
+        raise ConfigurationError("BLS key must be positive")
+    return key
+
+
+class FinalityConflict(RelayError):
+    """The final state at an index already signed changed: finality was violated. Never sign again."""
+
+
+@dataclass(frozen=True)
+class AttestorIdentity:
+    """Who this attestor is, as GetIdentity reports it."""
+
+    origin: int
+    gateway: bytes
+    epoch: int
+    signer_index: int
+    public_key: bytes
+    proof_of_possession: bytes
+
+
+class CheckpointLedger:
+    """The attestor's signed checkpoints, newest last; thread-safe, with waiting for new ones."""
+
+    def __init__(self, identity: AttestorIdentity, secret_key: int, backend: BlsBackend, history: int) -> None:
+        self.identity = identity
+        self._secret_key = secret_key
+        self._backend = backend
+        self._signed: deque[PartialSignature] = deque(maxlen=history)
+        self._changed = threading.Condition()
+
+    @property
+    def last_signed_index(self) -> int:
+        """The highest index signed, or -1."""
+        with self._changed:
+            return self._signed[-1].checkpoint.index if self._signed else -1
+
+    def apply_final_state(self, root: bytes, count: int) -> PartialSignature | None:
+        """Sign the checkpoint of a new final (root, count); None if nothing new. Raises `FinalityConflict`."""
+        index = count - 1
+        with self._changed:
+            for signed in reversed(self._signed):
+                if signed.checkpoint.index == index and signed.checkpoint.root != root:
+                    raise FinalityConflict(
+                        "final gateway root changed at an index already signed", index=index,
+                        signed_root=signed.checkpoint.root, new_root=root)
+                if signed.checkpoint.index <= index:
+                    break
+            if self._signed and index <= self._signed[-1].checkpoint.index:
+                return None
+        identity = self.identity
+        checkpoint = Checkpoint(origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch,
+                                root=root, index=index)
+        signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
+        partial = PartialSignature(checkpoint, identity.signer_index, identity.public_key, signature)
+        with self._changed:
+            self._signed.append(partial)
+            self._changed.notify_all()
+        return partial
+
+    def newest_at_least(self, min_index: int) -> PartialSignature | None:
+        """The newest signed checkpoint if its index is >= `min_index`."""
+        with self._changed:
+            if self._signed and self._signed[-1].checkpoint.index >= min_index:
+                return self._signed[-1]
+            return None
+
+    def signed_from(self, from_index: int) -> list[PartialSignature]:
+        """Every kept signed checkpoint with index >= `from_index`, oldest first."""
+        with self._changed:
+            return [s for s in self._signed if s.checkpoint.index >= from_index]
+
+    def wait_for_change(self, after_index: int, timeout: float) -> None:
+        """Block until a checkpoint above `after_index` is signed, or `timeout` passes."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: bool(self._signed) and self._signed[-1].checkpoint.index > after_index, timeout)
+
+
+class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
+    """gRPC AttestationService over a `CheckpointLedger`."""
+
+    def __init__(self, ledger: CheckpointLedger, stopping: threading.Event) -> None:
+        self.ledger = ledger
+        self.stopping = stopping
+
+    def _check_origin(self, origin: int, context: grpc.ServicerContext) -> None:
+        expected = self.ledger.identity.origin
+        if origin != expected:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"this attestor signs checkpoints of origin {expected}, not {origin}")
+
+    def GetCheckpoint(self, request: Any, context: grpc.ServicerContext) -> types_pb2.CheckpointSignature:  # noqa: N802
+        """The newest signed checkpoint with index >= min_index; NOT_FOUND before there is one."""
+        self._check_origin(request.origin, context)
+        signed = self.ledger.newest_at_least(request.min_index)
+        if signed is None:
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"no final checkpoint at index >= {request.min_index} signed yet "
+                          f"(last signed index {self.ledger.last_signed_index})")
+            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+        return partial_signature_to_proto(signed)
+
+    def StreamCheckpoints(self, request: Any, context: grpc.ServicerContext) -> Iterator[types_pb2.CheckpointSignature]:  # noqa: N802
+        """Every kept signed checkpoint from `from_index` on, then each new one as it is signed."""
+        self._check_origin(request.origin, context)
+        next_index = request.from_index
+        while context.is_active() and not self.stopping.is_set():
+            for signed in self.ledger.signed_from(next_index):
+                yield partial_signature_to_proto(signed)
+                next_index = signed.checkpoint.index + 1
+            self.ledger.wait_for_change(next_index - 1, STREAM_WAKE_SECONDS)
+
+    def GetIdentity(self, request: Any, context: grpc.ServicerContext) -> attestation_pb2.AttestorIdentity:  # noqa: N802
+        """Public key, proof of possession, origin, epoch and the last signed index."""
+        identity = self.ledger.identity
+        return attestation_pb2.AttestorIdentity(
+            origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch,
+            signer_index=identity.signer_index, public_key=identity.public_key,
+            proof_of_possession=identity.proof_of_possession, last_signed_index=self.ledger.last_signed_index)
+
+
+class Attestor:
+    """The role: the signing loop, the gRPC server and the HTTP health endpoints."""
+
+    def __init__(self, config: AttestorConfig, *, finality: FinalitySource | None = None,
+                 backend: BlsBackend | None = None) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from relay.metrics import RelayMetrics
+
+        self.config = config
+        self.backend = backend or get_backend()
+        self.registry = CollectorRegistry()
+        self.metrics = RelayMetrics(self.registry)
+        self.finality = finality or adapters_registry.create_finality_source(config.chain)
+        attach = getattr(self.finality, "attach_metrics", None)
+        if callable(attach):
+            attach(self.metrics)
+        secret_key = parse_secret_key(config.bls_key.reveal())
+        identity = AttestorIdentity(
+            origin=config.chain.domain, gateway=self.finality.gateway, epoch=config.epoch,
+            signer_index=config.signer_index, public_key=self.backend.secret_to_public_key(secret_key),
+            proof_of_possession=self.backend.prove_possession(secret_key))
+        self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history)
+        self.stopping = threading.Event()
+        self.halted: FinalityConflict | None = None
+        self.last_success = 0.0
+        self.grpc_port = 0
+        self._server: grpc.Server | None = None
+        self._health: Any = None
+        self._grpc_health: Any = None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def poll_once(self) -> PartialSignature | None:
+        """Read the final state once and sign it if it is new."""
+        state = self.finality.finalized_checkpoint_state()
+        self.last_success = time.monotonic()
+        if state is None:
+            return None
+        root, count = state
+        signed = self.ledger.apply_final_state(root, count)
+        if signed is not None:
+            self.metrics.attestor_last_signed_index.labels(str(self.config.chain.domain)).set(signed.checkpoint.index)
+            log.info("checkpoint signed", extra={"origin": self.config.chain.domain,
+                                                  "index": signed.checkpoint.index, "root": root})
+        return signed
+
+    def run_loop(self) -> None:
+        """Poll until `stop()`; transient chain failures are logged and retried next interval."""
+        while not self.stopping.is_set():
+            if self._health is not None:
+                self._health.heartbeat()
+            if self.halted is None:
+                try:
+                    self.poll_once()
+                except FinalityConflict as error:
+                    self.halted = error
+                    log.critical("finality conflict: attestor stops signing", extra={"error": str(error)})
+                    self._set_serving(False)
+                except RelayError as error:
+                    log.warning("finality read failed", extra={"reason": error.reason, "error": str(error)})
+            self.stopping.wait(self.config.poll_interval)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    def start(self) -> Attestor:
+        """Start the gRPC server (and the HTTP endpoints) in background threads."""
+        from relay.health import HealthServer, add_grpc_health_and_reflection
+        from relay.metrics import MetricsInterceptor
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="attestor-grpc"),
+                             interceptors=[MetricsInterceptor(self.metrics)])
+        attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
+            AttestationServicer(self.ledger, self.stopping), server)
+        self._grpc_health = add_grpc_health_and_reflection(server, [SERVICE_NAME])
+        self.grpc_port = bind(server, self.config.listen)
+        server.start()
+        self._server = server
+        if self.config.metrics_listen:
+            host, port = split_address(self.config.metrics_listen)
+            self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()
+        log.info("attestor serving", extra={
+            "origin": self.config.chain.domain, "signer_index": self.config.signer_index,
+            "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
+            "metrics": self.config.metrics_listen})
+        return self
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready while the chain was read recently and no finality conflict halted signing."""
+        if self.halted is not None:
+            return False, f"halted: {self.halted}"
+        age = time.monotonic() - self.last_success
+        if not self.last_success or age > self.config.max_staleness:
+            return False, "source chain not read recently"
+        return True, f"last signed index {self.ledger.last_signed_index}"
+
+    def _set_serving(self, serving: bool) -> None:
+        if self._grpc_health is None:
+            return
+        from grpc_health.v1 import health_pb2
+
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            self._grpc_health.set(name, status)
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop the loop and the servers (open streams end within `grace` seconds)."""
+        self.stopping.set()
+        if self._server is not None:
+            self._server.stop(grace).wait(grace + 1)
+        if self._health is not None:
+            self._health.stop()
+
+    def run(self) -> int:
+        """Serve until `stop()` (the CLI calls it on SIGTERM/SIGINT); return the exit code."""
+        self.start()
+        try:
+            self.run_loop()
+        finally:
+            self.stop()
+        return 0
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """('host', port) of 'host:port'; `ConfigurationError` if it is not one."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigurationError("listen address must be host:port", address=address)
+    return host, int(port)
+
+
+def bind(server: grpc.Server, address: str) -> int:
+    """Bind `server` to `address` (insecure, loopback or cluster network); return the bound port."""
+    split_address(address)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise ConfigurationError("cannot listen on the address", address=address)
+    return port

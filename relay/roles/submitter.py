@@ -1,0 +1,243 @@
+"""The submitter role: the only holder of one destination chain's transaction key.
+
+It serves gRPC `DestinationService` for the relayer:
+
+- `Deliver`: one batch of verified messages under one checkpoint and certificate becomes one
+  transaction (`DestinationChain.submit`, which skips ids already delivered). Each message's
+  outcome: DELIVERED, ALREADY_DELIVERED (nothing sent for it), RECIPIENT_REVERTED (with the
+  decoded reason; still deliverable) or REJECTED (the Gateway refused the proof; the reason
+  starts with the error name, e.g. `InvalidSignature: ...`).
+- `GetDelivered`, `GetStatus`: reads.
+
+Status codes: INVALID_ARGUMENT for a malformed request (bad lengths, a message for another
+domain, a nonce the checkpoint does not cover); UNAVAILABLE for every transient failure (RPC
+down, nonce race, fee spike, no receipt yet: the relayer retries with backoff);
+FAILED_PRECONDITION for a permanent one. Serves grpc.health.v1 and reflection, and `/metrics`,
+`/healthz`, `/readyz` over HTTP when configured. The key never leaves this process and never
+appears in logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent import futures
+from typing import Any, Protocol, runtime_checkable
+
+import grpc
+
+from relay import adapters_registry
+from relay.chains import DestinationChain
+from relay.config import ChainConfig, SecretRef, StrictModel
+from relay.errors import (
+    DestinationMismatch,
+    IndexOutOfRange,
+    InvalidProof,
+    MalformedEncoding,
+    OriginMismatch,
+    PermanentError,
+    RelayError,
+    TransientError,
+)
+from relay.roles.attestor import bind, split_address
+from relay.rpc.convert import deliver_request_from_proto
+from relay.v1 import destination_pb2, destination_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "relay.v1.DestinationService"
+STATUS_INTERVAL_SECONDS = 5.0
+_OUTCOME = destination_pb2.DeliveryOutcome
+
+
+class SubmitterConfig(StrictModel):
+    """`relay submitter --config FILE`: which chain, which transaction key, where to serve."""
+
+    chain: ChainConfig
+    # The destination chain's transaction key (hex secp256k1), from a file or the environment.
+    key: SecretRef
+    listen: str = "127.0.0.1:50061"
+    # host:port for /metrics, /healthz, /readyz; None: no HTTP endpoint.
+    metrics_listen: str | None = None
+
+
+@runtime_checkable
+class ReportsStatus(Protocol):
+    """A destination that can report head, nonce and balance (the EVM one can)."""
+
+    def status(self) -> Any:
+        """Head, account nonce and balance (fields as `adapters.evm.submitter.DestinationStatus`)."""
+        ...
+
+
+def _reason(error: RelayError) -> str:
+    return f"{error.reason}: {error}"
+
+
+class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
+    """gRPC DestinationService over a `DestinationChain`."""
+
+    def __init__(self, destination: DestinationChain, metrics: Any = None) -> None:
+        self.destination = destination
+        self.metrics = metrics
+
+    def Deliver(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DeliverResponse:  # noqa: N802
+        """One transaction for the batch; per-message outcomes (see the module docstring)."""
+        try:
+            checkpoint, certificate, items = deliver_request_from_proto(request)
+            for item in items:
+                if item.message.destination != self.destination.domain:
+                    raise DestinationMismatch("message for another destination", id=item.message.id,
+                                              destination=item.message.destination,
+                                              expected=self.destination.domain)
+                if item.message.origin != checkpoint.origin:
+                    raise OriginMismatch("message of another origin than its checkpoint", id=item.message.id)
+                if item.message.nonce > checkpoint.index:
+                    raise IndexOutOfRange("message not covered by the checkpoint", id=item.message.id,
+                                          nonce=item.message.nonce, index=checkpoint.index)
+        except (MalformedEncoding, DestinationMismatch, OriginMismatch, IndexOutOfRange) as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
+        ids = [item.message.id for item in items]
+        try:
+            batch = self.destination.submit(checkpoint, certificate, items)
+        except InvalidProof as error:
+            log.warning("destination gateway rejected a delivery", extra={
+                "reason": error.reason, "error": str(error), "messages": len(ids),
+                "origin": checkpoint.origin, "index": checkpoint.index})
+            if self.metrics is not None:
+                self.metrics.record_rejection(checkpoint.origin, error)
+            return destination_pb2.DeliverResponse(results=[
+                destination_pb2.DeliveryResult(id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_REJECTED, reason=_reason(error))
+                for i in ids])
+        except TransientError as error:
+            log.warning("delivery failed transiently", extra={"reason": error.reason, "error": str(error)})
+            context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
+        except PermanentError as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
+        results = []
+        delivered = set(batch.delivered)
+        for message_id in ids:
+            if message_id in delivered:
+                results.append(destination_pb2.DeliveryResult(
+                    id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_DELIVERED))
+            elif message_id in batch.failed:
+                results.append(destination_pb2.DeliveryResult(
+                    id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED,
+                    reason=f"RecipientReverted: {batch.failed[message_id]}"))
+            else:
+                results.append(destination_pb2.DeliveryResult(
+                    id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_ALREADY_DELIVERED))
+        if batch.transaction_hash:
+            log.info("delivery mined", extra={
+                "transaction": batch.transaction_hash, "block": batch.block_number, "gas_used": batch.gas_used,
+                "delivered": len(batch.delivered), "failed": len(batch.failed), "messages": len(ids)})
+        return destination_pb2.DeliverResponse(
+            transaction_hash=batch.transaction_hash, block_number=batch.block_number, gas_used=batch.gas_used,
+            results=results)
+
+    def GetDelivered(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.GetDeliveredResponse:  # noqa: N802
+        """Whether each (origin, nonce) was delivered, in request order."""
+        keys = [(key.origin, key.nonce) for key in request.keys]
+        try:
+            flags = self.destination.delivered(keys)
+        except TransientError as error:
+            context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
+        return destination_pb2.GetDeliveredResponse(delivered=flags)
+
+    def GetStatus(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DestinationStatus:  # noqa: N802
+        """Chain head, the account's next nonce and its balance."""
+        destination = self.destination
+        if not isinstance(destination, ReportsStatus):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this destination kind reports no status")
+            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+        try:
+            status = destination.status()
+        except TransientError as error:
+            context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
+        return destination_pb2.DestinationStatus(
+            domain=status.domain, head=status.head, nonce=status.nonce, balance_wei=str(status.balance_wei),
+            account=status.account)
+
+
+class Submitter:
+    """The role: the gRPC server, the HTTP health endpoints and a status refresher."""
+
+    def __init__(self, config: SubmitterConfig, *, destination: DestinationChain | None = None) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from relay.metrics import RelayMetrics
+
+        self.config = config
+        self.registry = CollectorRegistry()
+        self.metrics = RelayMetrics(self.registry)
+        self.destination = destination or adapters_registry.create_destination(config.chain, config.key.reveal())
+        attach = getattr(self.destination, "attach_metrics", None)
+        if callable(attach):
+            attach(self.metrics)
+        self.stopping = threading.Event()
+        self.grpc_port = 0
+        self.last_status_at = 0.0
+        self._server: grpc.Server | None = None
+        self._health: Any = None
+
+    def start(self) -> Submitter:
+        """Start the gRPC server (and the HTTP endpoints) in background threads."""
+        from relay.health import HealthServer, add_grpc_health_and_reflection
+        from relay.metrics import MetricsInterceptor
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="submitter-grpc"),
+                             interceptors=[MetricsInterceptor(self.metrics)])
+        destination_pb2_grpc.add_DestinationServiceServicer_to_server(
+            DestinationServicer(self.destination, self.metrics), server)
+        add_grpc_health_and_reflection(server, [SERVICE_NAME])
+        self.grpc_port = bind(server, self.config.listen)
+        server.start()
+        self._server = server
+        if self.config.metrics_listen:
+            host, port = split_address(self.config.metrics_listen)
+            self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()
+        log.info("submitter serving", extra={
+            "destination": self.config.chain.domain, "account": getattr(self.destination, "account", ""),
+            "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
+            "metrics": self.config.metrics_listen})
+        return self
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready while the destination chain answered the last status read."""
+        if not self.last_status_at or time.monotonic() - self.last_status_at > 3 * STATUS_INTERVAL_SECONDS:
+            return False, "destination chain not reachable recently"
+        return True, "destination chain reachable"
+
+    def run_loop(self) -> None:
+        """Refresh the balance/nonce metrics (and readiness) until `stop()`."""
+        while not self.stopping.is_set():
+            if self._health is not None:
+                self._health.heartbeat()
+            if isinstance(self.destination, ReportsStatus):
+                try:
+                    self.destination.status()
+                    self.last_status_at = time.monotonic()
+                except RelayError as error:
+                    log.warning("destination status read failed", extra={"reason": error.reason})
+            else:
+                self.last_status_at = time.monotonic()
+            self.stopping.wait(STATUS_INTERVAL_SECONDS)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop serving; a delivery in progress gets `grace` seconds to finish."""
+        self.stopping.set()
+        if self._server is not None:
+            self._server.stop(grace).wait(grace + 1)
+        if self._health is not None:
+            self._health.stop()
+
+    def run(self) -> int:
+        """Serve until `stop()` (the CLI calls it on SIGTERM/SIGINT); return the exit code."""
+        self.start()
+        try:
+            self.run_loop()
+        finally:
+            self.stop()
+        return 0
+

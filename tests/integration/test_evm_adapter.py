@@ -1,0 +1,386 @@
+"""The EVM adapter against real anvil chains: watcher, finality source, destination, and the
+attestor and submitter roles served over real gRPC on 127.0.0.1.
+
+The chains mine one block per transaction (no block time), so every block in these tests is
+caused by the test itself and "N confirmations" is exact.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from adapters.evm import deploy
+from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
+from adapters.evm.finality import EndpointsDisagree, EvmFinalitySource
+from adapters.evm.submitter import EvmDestination, decode_contract_error
+from adapters.evm.watcher import EvmWatcher
+from relay import errors
+from relay.chains import Cursor, DeliveryItem
+from relay.config import ChainConfig, SecretRef
+from relay.rpc.convert import deliver_request_to_proto
+from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
+from relay.verify.bls import get_backend, keygen
+from relay.verify.committee import Checkpoint, Committee, Member, QuorumCertificate, sign_checkpoint
+from relay.verify.merkle import MerkleTree
+from relay.verify.message import Message, address_to_bytes32
+
+pytestmark = pytest.mark.anvil
+
+SOURCE, DESTINATION = 31337, 31338
+DEPLOYER, SUBMITTER, USER = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
+
+
+class MemoryCursors:
+    """A `CursorStore` in memory."""
+
+    def __init__(self) -> None:
+        self.cursors: dict[int, Cursor] = {}
+        self.saves = 0
+
+    def load_cursor(self, domain: int) -> Cursor | None:
+        return self.cursors.get(domain)
+
+    def save_cursor(self, domain: int, cursor: Cursor) -> None:
+        self.cursors[domain] = cursor
+        self.saves += 1
+
+
+@dataclass
+class Chains:
+    source: AnvilProcess
+    destination: AnvilProcess
+    source_gateway: str
+    source_counter: str
+    gateway: str
+    counter: str
+    secrets: list[int]
+    committee: Committee
+
+    def source_chain(self, confirmations: int = 2, **extra: Any) -> ChainConfig:
+        return ChainConfig(name="source", domain=SOURCE, rpc_urls=[self.source.rpc_url], gateway=self.source_gateway,
+                           confirmations=confirmations, **extra)
+
+    def destination_chain(self) -> ChainConfig:
+        return ChainConfig(name="destination", domain=DESTINATION, rpc_urls=[self.destination.rpc_url],
+                           gateway=self.gateway)
+
+    def send(self, count: int, prefix: str = "m") -> list[bytes]:
+        sender = deploy.TransactionSender(self.source.rpc_url, USER)
+        hashes = deploy.send_counter_messages(sender, self.source_counter, DESTINATION, self.counter,
+                                              [f"{prefix}{i}".encode() for i in range(count)])
+        return [i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, self.source_gateway)]
+
+    def mine(self, blocks: int) -> None:
+        deploy.rpc_request(self.source.rpc_url, "anvil_mine", [hex(blocks)])
+
+
+@pytest.fixture(scope="module")
+def chains() -> Iterator[Chains]:
+    bls = get_backend()
+    keys = [keygen(secrets.token_bytes(32)) for _ in range(4)]
+    committee = Committee.create(1, [Member(bls.secret_to_public_key(k), bls.prove_possession(k)) for k in keys])
+    with AnvilProcess(SOURCE) as source, AnvilProcess(DESTINATION) as destination:
+        source_deployment = deploy.deploy(source.rpc_url, DEPLOYER, SOURCE)
+        target = deploy.deploy(destination.rpc_url, DEPLOYER, DESTINATION)
+        deploy.enroll_origin(destination.rpc_url, DEPLOYER, target.gateway, SOURCE, source_deployment.gateway, committee)
+        yield Chains(source, destination, source_deployment.gateway, source_deployment.counter, target.gateway,
+                     target.counter, keys, committee)
+
+
+def observe_all(watcher: EvmWatcher) -> list[Message]:
+    """Poll until the watcher reached the head; return every message it reported."""
+    messages: list[Message] = []
+    while True:
+        update = watcher.poll()
+        messages.extend(o.message for o in update.observed)
+        if update.cursor is not None and update.cursor.block_number >= update.head_block:
+            return messages
+
+
+def certify(chains: Chains, messages: list[Message], signers: range = range(3)) -> tuple[Checkpoint, QuorumCertificate, MerkleTree]:
+    tree = MerkleTree([m.id for m in messages])
+    checkpoint = Checkpoint(origin=SOURCE, gateway=address_to_bytes32(chains.source_gateway), epoch=1,
+                            root=tree.root(), index=len(messages) - 1)
+    certificate = chains.committee.aggregate(
+        checkpoint.digest(), [(i, sign_checkpoint(chains.secrets[i], checkpoint)) for i in signers])
+    return checkpoint, certificate, tree
+
+
+def all_source_messages(chains: Chains) -> list[Message]:
+    return observe_all(EvmWatcher(chains.source_chain(), MemoryCursors()))
+
+
+# --- watcher -------------------------------------------------------------------------------------
+
+
+def test_watcher_reports_dispatches_and_persists_its_cursor(chains: Chains) -> None:
+    cursors = MemoryCursors()
+    watcher = EvmWatcher(chains.source_chain(max_block_range=3), cursors)
+    before = observe_all(watcher)
+    ids = chains.send(5, "watch")
+    seen = observe_all(watcher)
+    assert [m.id for m in seen] == ids
+    assert [m.nonce for m in seen] == list(range(len(before), len(before) + 5))
+    stored = cursors.cursors[SOURCE]
+    assert stored.block_hash == watcher.endpoint.block(stored.block_number)["hash"]
+    assert watcher.poll().observed == []  # nothing new: nothing reported twice
+
+
+def test_watcher_backfills_after_a_restart_from_the_stored_cursor(chains: Chains) -> None:
+    cursors = MemoryCursors()
+    observe_all(EvmWatcher(chains.source_chain(confirmations=3), cursors))
+    stopped_at = cursors.cursors[SOURCE]
+    ids = chains.send(3, "while-down")
+    restarted = EvmWatcher(chains.source_chain(confirmations=3), cursors)
+    seen = [m.id for m in observe_all(restarted)]
+    # Everything after the cursor, plus re-reports of non-final blocks (the relayer keys by id).
+    assert set(ids) <= set(seen)
+    assert cursors.cursors[SOURCE].block_number > stopped_at.block_number
+
+
+def test_watcher_rolls_back_an_unfinalized_message_and_finds_its_replacement(chains: Chains) -> None:
+    cursors = MemoryCursors()
+    watcher = EvmWatcher(chains.source_chain(confirmations=5), cursors)
+    observe_all(watcher)
+    snapshot = deploy.rpc_request(chains.source.rpc_url, "evm_snapshot")
+    (orphan,) = chains.send(1, "orphan")
+    update = watcher.poll()
+    assert [o.message.id for o in update.observed] == [orphan]
+    assert update.observed[0].block_number > update.finalized_block  # not final yet
+    assert deploy.rpc_request(chains.source.rpc_url, "evm_revert", [snapshot]) is True
+    (replacement,) = chains.send(1, "replacement")
+    chains.mine(1)  # the new branch is longer than the old one
+    update = watcher.poll()
+    assert update.orphaned_ids == [orphan]
+    assert [o.message.id for o in update.observed] == [replacement]
+    assert update.observed[0].message.nonce == Message.decode(update.observed[0].message.encode()).nonce
+    assert watcher.poll().orphaned_ids == []
+
+
+# --- finality source ---------------------------------------------------------------------------
+
+
+def test_finality_source_reads_the_tree_at_the_finalized_block(chains: Chains) -> None:
+    chains.send(2, "final")
+    chains.mine(2)
+    source = EvmFinalitySource(chains.source_chain(confirmations=2))
+    root, count = source.finalized_checkpoint_state() or (b"", 0)
+    messages = all_source_messages(chains)
+    assert count == len(messages)
+    assert root == MerkleTree([m.id for m in messages]).root()
+    # Two messages more, not yet final: the state does not move.
+    chains.send(1, "not-final")
+    assert source.finalized_checkpoint_state() == (root, count)
+
+
+def test_finality_source_needs_every_endpoint_to_agree(chains: Chains) -> None:
+    same = ChainConfig(name="source", domain=SOURCE, rpc_urls=[chains.source.rpc_url, chains.source.rpc_url],
+                       gateway=chains.source_gateway, confirmations=1)
+    assert EvmFinalitySource(same).finalized_checkpoint_state() is not None
+    # An endpoint of another chain (same gateway address there, other history) must disagree.
+    split = ChainConfig(name="source", domain=SOURCE, rpc_urls=[chains.source.rpc_url, chains.destination.rpc_url],
+                        gateway=chains.source_gateway, confirmations=1)
+    with pytest.raises(EndpointsDisagree):
+        EvmFinalitySource(split).finalized_checkpoint_state()
+
+
+def test_finality_source_turns_a_dead_endpoint_into_rpc_unavailable(chains: Chains) -> None:
+    dead = ChainConfig(name="dead", domain=SOURCE, rpc_urls=["http://127.0.0.1:9"], gateway=chains.source_gateway,
+                       confirmations=1)
+    with pytest.raises(errors.RpcUnavailable):
+        EvmFinalitySource(dead).finalized_checkpoint_state()
+
+
+# --- destination ---------------------------------------------------------------------------------
+
+
+def test_destination_delivers_a_batch_then_skips_what_is_delivered(chains: Chains) -> None:
+    chains.send(3, "deliver")
+    messages = all_source_messages(chains)
+    checkpoint, certificate, tree = certify(chains, messages)
+    destination = EvmDestination(chains.destination_chain(), SUBMITTER)
+    received = deploy.counter_received(chains.destination.rpc_url, chains.counter)
+    items = [DeliveryItem(m, tree.branch(m.nonce)) for m in messages]
+    single = destination.submit(checkpoint, certificate, items[:1])
+    assert single.delivered == [messages[0].id] and single.gas_used > 0
+    batch = destination.submit(checkpoint, certificate, items)
+    assert batch.delivered == [m.id for m in messages[1:]]
+    assert destination.delivered([(SOURCE, m.nonce) for m in messages]) == [True] * len(messages)
+    again = destination.submit(checkpoint, certificate, items)
+    assert again.transaction_hash == b"" and again.delivered == []
+    assert deploy.counter_received(chains.destination.rpc_url, chains.counter) == received + len(messages)
+
+
+def test_destination_decodes_gateway_rejections_into_typed_errors(chains: Chains) -> None:
+    (message_id,) = chains.send(1, "rejected")
+    messages = all_source_messages(chains)
+    checkpoint, certificate, tree = certify(chains, messages)
+    item = DeliveryItem(messages[-1], tree.branch(messages[-1].nonce))
+    assert item.message.id == message_id
+    destination = EvmDestination(chains.destination_chain(), SUBMITTER)
+    bls = get_backend()
+    forged = QuorumCertificate(certificate.signers, bls.sign(keygen(b"\x07" * 32), checkpoint.digest()))
+    with pytest.raises(errors.InvalidSignature) as forged_error:
+        destination.submit(checkpoint, forged, [item])
+    assert forged_error.value.fields["contract_error"] == "InvalidSignature"
+    _, two_signers, _ = certify(chains, messages, range(2))
+    with pytest.raises(errors.QuorumNotReached):
+        destination.submit(checkpoint, two_signers, [item])
+    bad_branch = DeliveryItem(item.message, [bytes(32)] * 32)
+    with pytest.raises(errors.InvalidMerkleProof):
+        destination.submit(checkpoint, certificate, [bad_branch])
+    other_epoch = Checkpoint(origin=SOURCE, gateway=checkpoint.gateway, epoch=2, root=checkpoint.root,
+                             index=checkpoint.index)
+    with pytest.raises(errors.EpochMismatch):
+        destination.submit(other_epoch, certificate, [item])
+    assert destination.delivered([(SOURCE, item.message.nonce)]) == [False]
+
+
+def test_destination_reports_a_reverting_recipient_and_replays_revert(chains: Chains) -> None:
+    deploy.set_counter_failing(chains.destination.rpc_url, DEPLOYER, chains.counter, True)
+    try:
+        chains.send(1, "recipient-fails")
+        messages = all_source_messages(chains)
+        checkpoint, certificate, tree = certify(chains, messages)
+        message = messages[-1]
+        item = DeliveryItem(message, tree.branch(message.nonce))
+        destination = EvmDestination(chains.destination_chain(), SUBMITTER)
+        outcome = destination.submit(checkpoint, certificate, [item])
+        assert outcome.delivered == [] and message.id in outcome.failed
+        assert outcome.failed[message.id].startswith("FailingOnPurpose(")
+    finally:
+        deploy.set_counter_failing(chains.destination.rpc_url, DEPLOYER, chains.counter, False)
+    assert destination.submit(checkpoint, certificate, [item]).delivered == [message.id]
+    # Replaying the delivered message straight at the Gateway reverts with AlreadyDelivered.
+    call = destination._delivery_call(checkpoint, certificate, [item])
+    with pytest.raises(Exception) as replay:
+        call.estimate_gas({"from": destination.account})
+    data = getattr(replay.value, "data", None)
+    assert decode_contract_error(data).name == "AlreadyDelivered"
+
+
+# --- the roles over gRPC -------------------------------------------------------------------------
+
+
+def test_attestor_serves_signed_final_checkpoints(chains: Chains) -> None:
+    from relay.roles.attestor import Attestor, AttestorConfig
+
+    config = AttestorConfig(chain=chains.source_chain(confirmations=1), bls_key=SecretRef(value=hex(chains.secrets[1])),
+                            signer_index=1, epoch=1, listen="127.0.0.1:0", poll_interval=0.1)
+    attestor = Attestor(config).start()
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{attestor.grpc_port}")
+        stub = attestation_pb2_grpc.AttestationServiceStub(channel)
+        identity = stub.GetIdentity(attestation_pb2.GetIdentityRequest(), timeout=5)
+        assert identity.public_key == chains.committee.members[1].public_key and identity.last_signed_index == -1
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.GetCheckpoint(attestation_pb2.GetCheckpointRequest(origin=SOURCE, min_index=0), timeout=5)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as wrong_origin:
+            stub.GetCheckpoint(attestation_pb2.GetCheckpointRequest(origin=7, min_index=0), timeout=5)
+        assert wrong_origin.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        chains.send(1, "attest")
+        chains.mine(1)  # one confirmation: the message's block is final
+        count = len(all_source_messages(chains))
+        attestor.poll_once()  # the background loop may have signed it already
+        answer = stub.GetCheckpoint(attestation_pb2.GetCheckpointRequest(origin=SOURCE, min_index=count - 1),
+                                    timeout=5)
+        checkpoint = Checkpoint(origin=answer.checkpoint.origin, gateway=answer.checkpoint.gateway,
+                                epoch=answer.checkpoint.epoch, root=answer.checkpoint.root,
+                                index=answer.checkpoint.index)
+        get_backend().verify(chains.committee.members[1].public_key, checkpoint.digest(), answer.signature)
+        assert checkpoint.index == count - 1
+        stream = stub.StreamCheckpoints(attestation_pb2.StreamCheckpointsRequest(origin=SOURCE, from_index=0),
+                                        timeout=3)
+        assert next(iter(stream)).checkpoint.index == checkpoint.index
+        stream.cancel()
+        channel.close()
+    finally:
+        attestor.stop()
+
+
+def test_submitter_service_delivers_and_maps_failures_to_status_codes(chains: Chains) -> None:
+    from relay.roles.submitter import Submitter, SubmitterConfig
+
+    config = SubmitterConfig(chain=chains.destination_chain(), key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0")
+    submitter = Submitter(config).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{submitter.grpc_port}")
+    stub = destination_pb2_grpc.DestinationServiceStub(channel)
+    try:
+        chains.send(2, "service")
+        messages = all_source_messages(chains)
+        checkpoint, certificate, tree = certify(chains, messages)
+        items = [DeliveryItem(m, tree.branch(m.nonce)) for m in messages[-2:]]
+        response = stub.Deliver(deliver_request_to_proto(checkpoint, certificate, items), timeout=60)
+        outcomes = destination_pb2.DeliveryOutcome
+        assert [r.outcome for r in response.results] == [outcomes.DELIVERY_OUTCOME_DELIVERED] * 2
+        again = stub.Deliver(deliver_request_to_proto(checkpoint, certificate, items), timeout=60)
+        assert [r.outcome for r in again.results] == [outcomes.DELIVERY_OUTCOME_ALREADY_DELIVERED] * 2
+        keys = [destination_pb2.MessageKey(origin=SOURCE, nonce=m.nonce) for m in messages[-2:]]
+        assert list(stub.GetDelivered(destination_pb2.GetDeliveredRequest(keys=keys), timeout=5).delivered) == [True, True]
+        status = stub.GetStatus(destination_pb2.GetStatusRequest(), timeout=5)
+        assert status.domain == DESTINATION and int(status.balance_wei) > 0 and len(status.account) == 20
+        forged = QuorumCertificate(certificate.signers, get_backend().sign(keygen(b"\x09" * 32), checkpoint.digest()))
+        chains.send(1, "forged")
+        messages = all_source_messages(chains)
+        checkpoint, certificate, tree = certify(chains, messages)
+        item = DeliveryItem(messages[-1], tree.branch(messages[-1].nonce))
+        rejected = stub.Deliver(deliver_request_to_proto(checkpoint, forged, [item]), timeout=60)
+        assert rejected.results[0].outcome == outcomes.DELIVERY_OUTCOME_REJECTED
+        assert rejected.results[0].reason.startswith("InvalidSignature")
+        malformed = destination_pb2.DeliverRequest()
+        with pytest.raises(grpc.RpcError) as invalid:
+            stub.Deliver(malformed, timeout=5)
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        channel.close()
+        submitter.stop()
+
+
+def test_submitter_service_reports_a_dead_chain_as_unavailable(chains: Chains) -> None:
+    from relay.roles.submitter import Submitter, SubmitterConfig
+
+    dead = ChainConfig(name="dead", domain=DESTINATION, rpc_urls=["http://127.0.0.1:9"], gateway=chains.gateway)
+    submitter = Submitter(SubmitterConfig(chain=dead, key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0")).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{submitter.grpc_port}")
+    stub = destination_pb2_grpc.DestinationServiceStub(channel)
+    try:
+        messages = all_source_messages(chains)
+        checkpoint, certificate, tree = certify(chains, messages)
+        item = DeliveryItem(messages[0], tree.branch(0))
+        with pytest.raises(grpc.RpcError) as down:
+            stub.Deliver(deliver_request_to_proto(checkpoint, certificate, [item]), timeout=30)
+        assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError) as status_down:
+            stub.GetStatus(destination_pb2.GetStatusRequest(), timeout=30)
+        assert status_down.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        channel.close()
+        submitter.stop()
+
+
+def test_the_chain_read_retry_schedule_is_pinned() -> None:
+    from adapters.evm.factory import CHAIN_READ
+
+    assert (CHAIN_READ.name, CHAIN_READ.attempts) == ("chain_read", 3)
+    assert CHAIN_READ.waits() == [0.1, 0.2]
+
+
+def test_a_dead_endpoint_is_retried_by_the_chain_read_policy_then_reported() -> None:
+    from adapters.evm.factory import EvmEndpoint
+
+    calls = []
+
+    def refuse() -> int:
+        calls.append(1)
+        raise ConnectionError("refused")
+
+    with pytest.raises(errors.RpcUnavailable) as failure:
+        EvmEndpoint("http://127.0.0.1:9", "dead").read("eth_blockNumber", refuse)
+    assert len(calls) == 3 and failure.value.fields["method"] == "eth_blockNumber"
