@@ -70,6 +70,7 @@ class DevnetOptions:
     log_level: str = "INFO"
     chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
     metrics: bool = True
+    prometheus: bool = False              # also run a real Prometheus scraping every role
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -184,6 +185,7 @@ class Devnet:
     submitter_key: str = ""
     user_key: str = ""
     started_at: float = 0.0
+    prometheus: Any = None                # relay.prometheus.PrometheusServer when options.prometheus
 
     # --- start / stop ---------------------------------------------------------------------------
 
@@ -204,13 +206,35 @@ class Devnet:
             self.wait_ready()
             self.started_at = time.time()
             say("all processes serving")
+            if self.options.prometheus:
+                self.start_prometheus()
+                say(f"prometheus scraping every role: {self.prometheus.url}")
         except BaseException:
             self.stop()
             raise
         return self
 
+    def start_prometheus(self) -> Any:
+        """Start a Prometheus that scrapes every role's /metrics and evaluates the alert rules."""
+        from relay.prometheus import PrometheusServer
+
+        if not self.metrics_addresses:
+            raise DevnetError("prometheus needs the roles' metrics endpoints (metrics are off)")
+        assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        self.prometheus = PrometheusServer(self.metrics_addresses, self.run_dir / "prometheus").start()
+        return self.prometheus
+
+    @property
+    def status_url(self) -> str | None:
+        """The relayer's status page, when metrics (its HTTP server) are on."""
+        http = self.metrics_addresses.get("relayer")
+        return f"http://{http}/" if http else None
+
     def stop(self) -> None:
-        """Stop every process this devnet started (relayer first, chains last)."""
+        """Stop every process this devnet started (prometheus and relayer first, chains last)."""
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         order = sorted(self.processes.values(), key=lambda p: (p.name != "relayer", p.name.startswith("attestor")))
         for process in order:
             process.stop()
@@ -424,7 +448,9 @@ class Devnet:
         lines.append(f"relayer (RelayService gRPC): {self.addresses.get('relayer')}")
         if "relayer" in self.metrics_addresses:
             http = self.metrics_addresses["relayer"]
-            lines.append(f"relayer HTTP: http://{http}/ (metrics http://{http}/metrics)")
+            lines.append(f"relayer status page: http://{http}/ (metrics http://{http}/metrics)")
+        if self.prometheus is not None:
+            lines.append(f"prometheus: {self.prometheus.url} (alerts {self.prometheus.url}/alerts)")
         for name in sorted(self.addresses):
             if name != "relayer":
                 metrics = self.metrics_addresses.get(name)

@@ -24,10 +24,12 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from relay.lifecycle import MessageState
+
 NAMESPACE = "relay"
 
-# The states a message moves through; `relay_messages` has one series per state in use.
-MESSAGE_STATES = ("observed", "attested", "proven", "submitted", "delivered", "rejected", "parked")
+# The states a message moves through (relay.lifecycle); `relay_messages` has one series per state.
+MESSAGE_STATES = tuple(state.value for state in MessageState)
 
 # Seconds. Cross-chain delivery spans block times and finality (minutes), so the buckets reach an hour.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)

@@ -22,6 +22,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-batch", type=int, default=50, help="messages per delivery transaction at most")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery")
     parser.add_argument("--run-root", type=Path, default=None, help="where run folders go (default .devnet/)")
+    parser.add_argument("--prometheus", action="store_true",
+                        help="also run a real Prometheus scraping every role, with the alert rules loaded")
     parser.set_defaults(handler=run)
 
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
         return 2
-    options = DevnetOptions(block_time=args.block_time, confirmations=args.confirmations, max_batch=args.max_batch)
+    options = DevnetOptions(block_time=args.block_time, confirmations=args.confirmations, max_batch=args.max_batch,
+                            prometheus=args.prometheus)
     if args.run_root is not None:
         options.run_root = args.run_root
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -45,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         devnet.start(progress=lambda text: print(f"devnet: {text}", flush=True))
         print(f"devnet: up in {time.monotonic() - started:.1f} s", flush=True)
+        if devnet.status_url:
+            print(f"devnet: status page {devnet.status_url}", flush=True)
+        if devnet.prometheus is not None:
+            print(f"devnet: prometheus {devnet.prometheus.url}", flush=True)
         code = 0
         if args.messages:
             print(f"devnet: sending {args.messages} messages each way with the example app", flush=True)

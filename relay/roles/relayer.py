@@ -114,6 +114,7 @@ CHANNEL_OPTIONS = [
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+QUORUM_PROBE_SECONDS = 5.0  # how often an idle relayer checks which attestors answer
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -280,6 +281,7 @@ class _Source:
     finalized: int = 0
     behind_since: float = 0.0
     last_poll_at: float = 0.0
+    last_quorum_probe_at: float = 0.0
     verified_partials: dict[tuple[bytes, int, bytes], str] = field(default_factory=dict)
 
     @property
@@ -703,6 +705,7 @@ class Relayer:
     def _attest(self, source: _Source) -> None:
         final = self.store.messages_in_state(S.FINAL, origin=source.domain)
         if not final:
+            self._probe_quorum(source)
             return
         min_index = final[0].message.nonce
         usable = self._final_leaves(source)
@@ -738,6 +741,44 @@ class Relayer:
             "index": checkpoint.index, "root": checkpoint.root, "signers": sorted(signatures),
             "messages": len(ids),
         })
+
+    def _probe_quorum(self, source: _Source) -> None:
+        """While idle, ask each attestor who it is, so the quorum gauges (and alerts) stay live.
+
+        An attestor counts as reachable when it answers GetIdentity as the committee member it
+        claims to be (same index and public key, same origin). At most once per
+        `QUORUM_PROBE_SECONDS`; while messages wait, `_attest` measures reachability instead.
+        """
+        now = self._clock()
+        pool = self._pool
+        if pool is None or now - source.last_quorum_probe_at < QUORUM_PROBE_SECONDS:
+            return
+        source.last_quorum_probe_at = now
+        jobs = [pool.submit(self._identify_attestor, source, attestor) for attestor in source.attestors]
+        reachable: set[int] = set()
+        for job in jobs:
+            try:
+                index = job.result()
+            except Exception:  # noqa: BLE001 - a broken attestor is simply unreachable
+                index = None
+            if index is not None:
+                reachable.add(index)
+        self.metrics.set_quorum(source.domain, source.committee.signed_weight(sorted(reachable)),
+                                source.committee.threshold)
+
+    def _identify_attestor(self, source: _Source, attestor: _Attestor) -> int | None:
+        try:
+            identity = attestor.stub.GetIdentity(attestation_pb2.GetIdentityRequest(),
+                                                 timeout=self.config.attestor_timeout)
+        except grpc.RpcError:
+            return None
+        index = int(identity.signer_index)
+        members = source.committee.members
+        if identity.origin != source.domain or not 0 <= index < len(members):
+            return None
+        if bytes(identity.public_key) != members[index].public_key:
+            return None
+        return index
 
     def _ask_attestors(self, source: _Source, min_index: int) -> list[tuple[str, convert.PartialSignature]]:
         pool = self._pool
