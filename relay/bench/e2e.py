@@ -4,7 +4,12 @@ Starts a devnet (two anvil chains, 8 attestors, the relayer, two submitters, eac
 process), sends `--messages` messages each way with the example app at once, waits until all
 are delivered and prints:
 
-- sustained throughput: delivered messages per second, from the first send to the last delivery;
+- throughput under offered load: delivered messages per second, from the first send to the last
+  delivery (bounded by how fast one account per chain can send dispatch transactions);
+- relay capacity (backlog drain): `--messages` more each way are sent while the relayer is stopped
+  and are final before it starts again; delivered messages per second from the moment the
+  relayer serves again to the last delivery: the relay's own rate (watch, attest, verify, submit)
+  with the senders out of the picture;
 - latency from source finality (the moment the block `confirmations` above the message's block
   appeared) to the relayer's record of the destination receipt, p50 and p99;
 - gas per delivered message, from the receipts of the delivery transactions;
@@ -22,6 +27,7 @@ import importlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery")
     parser.add_argument("--run-root", type=Path, default=None, help="where the devnet run folder goes")
     parser.add_argument("--no-gas-table", action="store_true", help="skip the per-batch-size gas table")
+    parser.add_argument("--no-backlog", action="store_true", help="skip the backlog-drain (relay capacity) run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,18 +60,56 @@ def run(args: argparse.Namespace) -> int:
         printer = ProgressPrinter(sys.stderr)
         result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
         printer.finish()
+        backlog = None if args.no_backlog else run_backlog(devnet, args.messages, args.timeout)
     print(format_summary(result))
     print()
     print(f"{'metric':<44} {'value':>12}")
     print(f"{'messages delivered / sent':<44} {f'{result.delivered}/{result.sent}':>12}")
-    print(f"{'sustained throughput (messages/s)':<44} {result.throughput:>12.1f}")
+    print(f"{'throughput, offered load (messages/s)':<44} {result.throughput:>12.1f}")
+    if backlog is not None:
+        delivered, seconds = backlog
+        print(f"{'relay capacity, backlog drain (messages/s)':<44} {delivered / seconds:>12.1f}"
+              f"   ({delivered} messages in {seconds:.1f} s)")
     print(f"{'latency finality -> receipt p50 (s)':<44} {percentile(result.latencies, 0.5):>12.2f}")
     print(f"{'latency finality -> receipt p99 (s)':<44} {percentile(result.latencies, 0.99):>12.2f}")
     print(f"{'gas per delivered message':<44} {result.gas_per_message:>12,.0f}")
     print(f"{'delivery transactions':<44} {result.transactions:>12}")
     if not args.no_gas_table:
         print_gas_table()
-    return 0 if result.delivered == result.sent and result.received_ok else 1
+    complete = backlog is None or backlog[0] == 2 * args.messages
+    return 0 if result.delivered == result.sent and result.received_ok and complete else 1
+
+
+def run_backlog(devnet: Any, count: int, timeout: float) -> tuple[int, float]:
+    """Send `count` each way with the relayer stopped; time the drain once it serves again.
+
+    Returns (delivered, seconds from the relayer serving to the last delivery).
+    """
+    import threading
+
+    print(f"backlog: relayer stopped; sending {count} messages each way", file=sys.stderr, flush=True)
+    devnet.terminate("relayer")
+    alpha, beta = devnet.chains
+    sent: list[bytes] = []
+    senders = [threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
+               for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    # Let every message become final before the relayer returns, so only relay work is timed.
+    time.sleep((devnet.options.confirmations + 2) * devnet.options.block_time)
+    devnet.restart("relayer", wait=True)
+    serving = time.time()
+    print("backlog: relayer serving again; draining", file=sys.stderr, flush=True)
+    from relay.devnet import ProgressPrinter
+
+    printer = ProgressPrinter(sys.stderr)
+    statuses = devnet.client().wait_all_delivered(sent, timeout=timeout, report=printer, interval=0.5)
+    printer.finish()
+    delivered = [s for s in statuses.values() if s.state == "delivered"]
+    finished = max((s.delivered_at for s in delivered), default=time.time())
+    return len(delivered), max(finished - serving, 1e-9)
 
 
 def print_gas_table() -> None:

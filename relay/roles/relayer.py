@@ -114,6 +114,7 @@ CHANNEL_OPTIONS = [
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_BATCHES_IN_FLIGHT = 4  # delivery transactions one destination may have pending at once
 QUORUM_PROBE_SECONDS = 5.0  # how often an idle relayer checks which attestors answer
 
 
@@ -991,8 +992,17 @@ class Relayer:
                 continue
             records.sort(key=lambda r: r.message.nonce)
             size = self.config.batching.max_batch
-            for start in range(0, len(records), size):
-                self._submit_batch(destination, source, newest, records[start:start + size])
+            chunks = [records[start:start + size] for start in range(0, len(records), size)]
+            if len(chunks) == 1:
+                self._submit_batch(destination, source, newest, chunks[0])
+                continue
+            # Several batches at once: the submitter gives them consecutive nonces, so they can
+            # land in the same block instead of one block each. Each batch keeps its own outcome.
+            with futures.ThreadPoolExecutor(max_workers=min(len(chunks), MAX_BATCHES_IN_FLIGHT),
+                                            thread_name_prefix=f"relayer-batch-{domain}") as batches:
+                for job in [batches.submit(self._submit_batch, destination, source, newest, chunk)
+                            for chunk in chunks]:
+                    job.result()
 
     def _submit_batch(self, destination: _Destination, source: _Source, certified: CertifiedCheckpoint,
                       records: Sequence[MessageRecord]) -> None:
