@@ -31,7 +31,7 @@ from pydantic import field_validator
 from relay import adapters_registry
 from relay.chains import FinalitySource
 from relay.config import ChainConfig, SecretRef, StrictModel
-from relay.errors import ConfigurationError, RelayError
+from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
 from relay.verify.bls import BlsBackend, get_backend
@@ -262,6 +262,11 @@ class Attestor:
                     self.halted = error
                     log.critical("finality conflict: attestor stops signing", extra={"error": str(error)})
                     self._set_serving(False)
+                except InvalidProof as error:
+                    # A node served data that does not verify (ethereum mode): sign nothing, count it.
+                    self.metrics.record_rejection(self.config.chain.domain, error)
+                    log.error("finality proof rejected; nothing signed", extra={"reason": error.reason,
+                                                                                "error": str(error)})
                 except RelayError as error:
                     log.warning("finality read failed", extra={"reason": error.reason, "error": str(error)})
             self.stopping.wait(self.config.poll_interval)

@@ -93,3 +93,53 @@ def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mai
     assert source.finalized_checkpoint_state() is None
     assert source.finalized_block == finalized and source.next_block == finalized + 1
     assert source.source.light_client.store.finalized_header == mainnet.finality.finalized_header
+
+
+def _attestor_config(gateway: bytes) -> object:
+    from relay.roles.attestor import AttestorConfig
+
+    return AttestorConfig.model_validate({
+        "chain": {"name": "ethereum", "domain": ORIGIN_DOMAIN, "kind": "ethereum", "rpc_urls": ["http://127.0.0.1:1"],
+                  "gateway": "0x" + gateway.hex(), "start_block": 98,
+                  "light_client": {"trusted_block_root": "0x" + "00" * 32}},
+        "bls_key": {"value": hex(12345)}, "signer_index": 0, "epoch": 1,
+    })
+
+
+def test_the_attestor_signs_exactly_what_the_light_client_proved(tmp_path: Path, scenario: Scenario,
+                                                                 blst: BlsBackend) -> None:
+    """The real attestor role over the light-client source: its signed checkpoint covers only proven leaves."""
+    from relay.roles.attestor import Attestor
+    from relay.verify.committee import Checkpoint, sign_checkpoint
+    from relay.verify.message import address_to_bytes32
+
+    from .synthetic import GATEWAY
+
+    finality = ProvenTreeFinalitySource(
+        scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst),
+        domain=ORIGIN_DOMAIN, start_block=98)
+    attestor = Attestor(_attestor_config(GATEWAY), finality=finality, backend=blst)  # type: ignore[arg-type]
+    signed = attestor.poll_once()
+    assert signed is not None
+    proven = scenario.blocks[99].messages + scenario.blocks[100].messages
+    expected = Checkpoint(ORIGIN_DOMAIN, address_to_bytes32(GATEWAY), 1, MerkleTree([m.id for m in proven]).root(), 1)
+    assert signed.checkpoint == expected
+    assert signed.signature == sign_checkpoint(12345, expected, blst)
+    assert attestor.poll_once() is None  # nothing new proven: nothing new signed
+
+
+def test_the_attestor_signs_nothing_when_a_node_lies(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+    from relay.roles.attestor import Attestor
+
+    from .synthetic import GATEWAY
+
+    forged = copy.deepcopy(scenario_recording(scenario))
+    receipts = next(e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"])
+    log = receipts["result"][1]["logs"][1]
+    log["data"] = log["data"][:-2] + "ff"
+    finality = ProvenTreeFinalitySource(scenario_source(replay(tmp_path, forged), scenario, blst),
+                                        domain=ORIGIN_DOMAIN, start_block=98)
+    attestor = Attestor(_attestor_config(GATEWAY), finality=finality, backend=blst)  # type: ignore[arg-type]
+    with pytest.raises(InvalidReceiptsRoot):
+        attestor.poll_once()
+    assert attestor.ledger.last_signed_index == -1
