@@ -1,0 +1,95 @@
+"""Strict, layered configuration: unknown keys with their path, RELAY_* overrides, secrets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from relay.config import ChainConfig, CommitteeConfig, SecretRef, StrictModel, apply_environment, load_config
+from relay.errors import ConfigurationError, InvalidProofOfPossession
+
+
+class Section(StrictModel):
+    chain: ChainConfig
+    key: SecretRef
+    batch: int = 50
+
+
+BASE = {
+    "chain": {"name": "alpha", "domain": 31337, "rpc_urls": ["http://127.0.0.1:8545"], "gateway": "0x" + "11" * 20},
+    "key": {"env": "RELAY_TEST_KEY"},
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "chain:\n  name: alpha\n  domain: 1\n  rpc_urls: [http://127.0.0.1:1]\n"
+                           "  gateway: '0x" + "11" * 20 + "'\nkey: {env: SOME_KEY}\nbatch: 10\n")
+    assert load_config(Section, path, {}).batch == 10
+    env = {"RELAY_BATCH": "20", "RELAY_CHAIN__CONFIRMATIONS": "3", "RELAY_BLS_BACKEND": "py_ecc"}
+    config = load_config(Section, path, env)
+    assert (config.batch, config.chain.confirmations) == (20, 3)  # RELAY_BLS_BACKEND is not a config key
+    assert load_config(Section, path, env, {"batch": 30}).batch == 30
+
+
+def test_unknown_keys_are_errors_with_their_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(Section, None, {}, {**BASE, "chain": {**BASE["chain"], "confirmation": 2}})
+    assert "chain.confirmation" in str(caught.value) and "Extra inputs" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="typo"):
+        load_config(Section, None, {"RELAY_TYPO": "1"}, BASE)
+
+
+def test_invalid_values_and_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="rpc_urls"):
+        load_config(Section, None, {}, {**BASE, "chain": {**BASE["chain"], "rpc_urls": []}})
+    with pytest.raises(ConfigurationError, match="domain"):
+        load_config(Section, None, {}, {**BASE, "chain": {**BASE["chain"], "domain": 2**32}})
+    with pytest.raises(ConfigurationError, match="unreadable"):
+        load_config(Section, tmp_path / "missing.yaml", {})
+    with pytest.raises(ConfigurationError, match="not valid YAML"):
+        load_config(Section, write(tmp_path, "chain: [unclosed"), {})
+    with pytest.raises(ConfigurationError, match="mapping"):
+        load_config(Section, write(tmp_path, "- a list"), {})
+
+
+def test_secrets_come_from_exactly_one_place_and_are_never_shown(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    key_file = write(tmp_path, "0xsecret-from-file\n", "key")
+    assert SecretRef(file=str(key_file)).reveal() == "0xsecret-from-file"
+    config = load_config(Section, None, {"RELAY_KEY__VALUE": "s3cret-value"}, {**BASE, "key": {}})
+    assert config.key.reveal() == "s3cret-value"
+    logging.getLogger("test").warning("config %s %r", config, config)
+    assert "s3cret-value" not in caplog.text and "s3cret-value" not in repr(config) + str(config)
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        load_config(Section, None, {}, {**BASE, "key": {"env": "A", "file": "b"}})
+    with pytest.raises(ConfigurationError, match="not set") as caught:
+        SecretRef(env="RELAY_TEST_UNSET_VARIABLE").reveal()
+    assert caught.value.variable == "RELAY_TEST_UNSET_VARIABLE"
+    with pytest.raises(ConfigurationError, match="unreadable"):
+        SecretRef(file=str(tmp_path / "nope")).reveal()
+
+
+def test_environment_override_cannot_cross_a_scalar() -> None:
+    with pytest.raises(ConfigurationError, match="crosses a scalar"):
+        apply_environment({"batch": 5}, {"RELAY_BATCH__DEEPER": "1"})
+
+
+def test_committee_config_builds_a_verified_committee() -> None:
+    from relay.verify.bls import get_backend
+
+    bls = get_backend("blst")
+    members = [{"public_key": bls.secret_to_public_key(k).hex(), "proof_of_possession": bls.prove_possession(k).hex()}
+               for k in (3, 5, 7, 11)]
+    committee = CommitteeConfig.model_validate({"epoch": 2, "members": members}).build(bls)
+    assert (committee.epoch, committee.threshold, len(committee)) == (2, 3, 4)
+    members[1]["proof_of_possession"] = bls.prove_possession(13).hex()
+    with pytest.raises(InvalidProofOfPossession):
+        CommitteeConfig.model_validate({"epoch": 2, "members": members}).build(bls)
