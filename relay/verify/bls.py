@@ -82,12 +82,30 @@ class BlsBackend(ABC):
     # --- verification -------------------------------------------------------------------------
 
     @abstractmethod
-    def verify_with_key(self, key: PublicKeyHandle, message: bytes, signature: bytes) -> None:
-        """Raise `InvalidSignature` unless `signature` signs `message` under the (aggregate) `key`."""
+    def _verify_point(self, key: PublicKeyHandle, message: bytes, signature: bytes, dst: bytes) -> bool:
+        """The pairing check e(key, H(message)) == e(g1, signature); raises only on a bad encoding."""
 
     @abstractmethod
+    def _is_identity(self, key: PublicKeyHandle) -> bool:
+        """Whether a (possibly aggregate) key is the identity point."""
+
+    def verify_with_key(self, key: PublicKeyHandle, message: bytes, signature: bytes) -> None:
+        """Raise `InvalidSignature` unless `signature` signs `message` under the (aggregate) `key`."""
+        if self._is_identity(key):
+            raise InvalidPublicKey("identity public key")
+        if not self._verify_point(key, message, signature, SIGNATURE_DST):
+            raise InvalidSignature("signature does not verify", message=message, signature=signature)
+
     def verify_possession_with_key(self, key: PublicKeyHandle, proof: bytes) -> None:
         """Raise `InvalidProofOfPossession` unless `proof` is the key's proof of possession."""
+        try:
+            valid = self._verify_point(key, self.encode_public_key(key), proof, POP_DST)
+        except InvalidSignature as error:
+            raise InvalidProofOfPossession("proof of possession does not decode", proof=proof) from error
+        if not valid:
+            raise InvalidProofOfPossession(
+                "proof of possession does not verify", public_key=self.encode_public_key(key)
+            )
 
     @abstractmethod
     def verify_aggregate(
@@ -127,6 +145,13 @@ class BlsBackend(ABC):
 def _check_lengths(data: bytes, length: int, what: str, error: type[InvalidSignature] | type[InvalidPublicKey]) -> None:
     if not isinstance(data, (bytes, bytearray)) or len(data) != length:
         raise error(f"{what} must be {length} bytes", length=len(data) if isinstance(data, (bytes, bytearray)) else None)
+
+
+def _check_aggregate_inputs(keys: Sequence[Any], messages: Sequence[bytes]) -> None:
+    if not keys or len(keys) != len(messages):
+        raise InvalidSignature("aggregate verify needs one message per key", keys=len(keys))
+    if len(set(messages)) != len(messages):
+        raise InvalidSignature("aggregate verify needs distinct messages")
 
 
 def _check_secret(secret_key: int) -> None:
@@ -224,29 +249,13 @@ class PyEccBackend(BlsBackend):
         hashed = self._hash_to_g2(message, dst, hashlib.sha256)
         return self._pairing_check([(hashed, key), (sig_point, self._curve.neg(self._curve.G1))])
 
-    def verify_with_key(self, key: PublicKeyHandle, message: bytes, signature: bytes) -> None:
-        if self._curve.is_inf(key):
-            raise InvalidPublicKey("identity public key")
-        if not self._verify_point(key, message, signature, SIGNATURE_DST):
-            raise InvalidSignature("signature does not verify", message=message, signature=signature)
-
-    def verify_possession_with_key(self, key: PublicKeyHandle, proof: bytes) -> None:
-        try:
-            valid = self._verify_point(key, self.encode_public_key(key), proof, POP_DST)
-        except InvalidSignature as error:
-            raise InvalidProofOfPossession("proof of possession does not decode", proof=proof) from error
-        if not valid:
-            raise InvalidProofOfPossession(
-                "proof of possession does not verify", public_key=self.encode_public_key(key)
-            )
+    def _is_identity(self, key: PublicKeyHandle) -> bool:
+        return bool(self._curve.is_inf(key))
 
     def verify_aggregate(
         self, keys: Sequence[PublicKeyHandle], messages: Sequence[bytes], signature: bytes
     ) -> None:
-        if not keys or len(keys) != len(messages):
-            raise InvalidSignature("aggregate verify needs one message per key", keys=len(keys))
-        if len(set(messages)) != len(messages):
-            raise InvalidSignature("aggregate verify needs distinct messages")
+        _check_aggregate_inputs(keys, messages)
         sig_point = self._decode_signature(signature)
         pairs = [(self._hash_to_g2(m, SIGNATURE_DST, hashlib.sha256), k) for k, m in zip(keys, messages, strict=True)]
         pairs.append((sig_point, self._curve.neg(self._curve.G1)))
@@ -336,29 +345,13 @@ class BlstBackend(BlsBackend):
             self._miller_loop(key, hashed), self._miller_loop(self._generator, sig_point)
         ))
 
-    def verify_with_key(self, key: PublicKeyHandle, message: bytes, signature: bytes) -> None:
-        if key == self._identity_g1:
-            raise InvalidPublicKey("identity public key")
-        if not self._verify_point(key, message, signature, SIGNATURE_DST):
-            raise InvalidSignature("signature does not verify", message=message, signature=signature)
-
-    def verify_possession_with_key(self, key: PublicKeyHandle, proof: bytes) -> None:
-        try:
-            valid = self._verify_point(key, self.encode_public_key(key), proof, POP_DST)
-        except InvalidSignature as error:
-            raise InvalidProofOfPossession("proof of possession does not decode", proof=proof) from error
-        if not valid:
-            raise InvalidProofOfPossession(
-                "proof of possession does not verify", public_key=self.encode_public_key(key)
-            )
+    def _is_identity(self, key: PublicKeyHandle) -> bool:
+        return bool(key == self._identity_g1)
 
     def verify_aggregate(
         self, keys: Sequence[PublicKeyHandle], messages: Sequence[bytes], signature: bytes
     ) -> None:
-        if not keys or len(keys) != len(messages):
-            raise InvalidSignature("aggregate verify needs one message per key", keys=len(keys))
-        if len(set(messages)) != len(messages):
-            raise InvalidSignature("aggregate verify needs distinct messages")
+        _check_aggregate_inputs(keys, messages)
         sig_point = self._decode_signature(signature)
         left = None
         for key, message in zip(keys, messages, strict=True):
