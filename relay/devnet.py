@@ -419,11 +419,11 @@ class Devnet:
         origin, target = self.chain(source), self.chain(destination)
         sender = deploy.TransactionSender(origin.rpc_url, self.user_key)
         ids: list[bytes] = []
-        for start in range(0, count, 100):  # keep each block's worth of transactions modest
-            bodies = [f"{body_prefix} {i} from {origin.name}".encode() for i in range(start, min(count, start + 100))]
-            hashes = deploy.send_counter_messages(sender, origin.counter, target.domain, target.counter, bodies)
-            for receipt in sender.wait(hashes):
-                ids.extend(deploy.dispatched_ids(receipt, origin.gateway))
+        bodies = [f"{body_prefix} {i} from {origin.name}".encode() for i in range(count)]
+        # All at once (consecutive nonces); transactions past a block's gas limit wait for the next block.
+        hashes = deploy.send_counter_messages(sender, origin.counter, target.domain, target.counter, bodies)
+        for receipt in sender.wait(hashes):
+            ids.extend(deploy.dispatched_ids(receipt, origin.gateway))
         return ids
 
     def received(self, name_or_domain: str | int) -> int:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,11 +43,44 @@ class AnvilError(ConfigurationError):
     """anvil is missing, did not start, or exited early; the message carries its output."""
 
 
+_DEFAULT_EPHEMERAL = (32768, 60999)
+_LISTEN_RANGE_FLOOR = 10000
+_issued: set[int] = set()
+_issued_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
+
+
 def find_free_port() -> int:
-    """Return a TCP port on the loopback interface that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    """Return a loopback TCP port that is free now and outside the kernel's ephemeral range.
+
+    A port taken with bind(0) comes from the ephemeral range, which every outgoing connection
+    (each HTTP request to anvil, each gRPC channel) also draws from, so a port chosen for a
+    process that binds it later can be taken in between. Listening ports picked here come from
+    below that range, which only other listeners use; a port is not handed out twice per process.
+    """
+    low, _high = _ephemeral_range()
+    candidates = list(range(_LISTEN_RANGE_FLOOR, max(low, _LISTEN_RANGE_FLOOR + 1000)))
+    random.shuffle(candidates)
+    with _issued_lock:
+        for port in candidates:
+            if port in _issued:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _issued.add(port)
+            return port
+    raise AnvilError("no free loopback port below the ephemeral range", low=low)
 
 
 class AnvilProcess:

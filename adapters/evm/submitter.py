@@ -10,8 +10,13 @@ managed nonce, sent, and its receipt awaited and parsed into `Delivered` / `Deli
 Failures, by what the caller must do:
 
 - the Gateway rejected the proof (custom errors such as `InvalidSignature`, `QuorumNotReached`,
-  `InvalidMerkleProof`, `WrongEpoch`): the matching `relay.errors.InvalidProof` subclass, with
+  `InvalidMerkleProof`, `WrongGateway`): the matching `relay.errors.InvalidProof` subclass, with
   the contract error's name and arguments as fields. Never retried.
+- the Gateway is not ready for it (`UnknownOrigin`, `WrongEpoch` during a hand-over) or reverted
+  without naming a proof check (`Error`, `Panic`, empty data): `PermanentError`, parked.
+- a competing delivery (`AlreadyDelivered` in the simulation): the delivered flags are read again
+  and the rest is sent. A recipient that burns all gas (`RecipientOutOfGas(id)`): that message is
+  reported failed (parked) and the rest of the batch is delivered.
 - nonce races, fee or gas problems, RPC failures, receipts that do not come: `TransientError`
   subclasses (`NonceConflict`, `FeeTooLow`, `OutOfGas`, `ReceiptTimeout`, `RpcUnavailable`).
 - a recipient whose `handle` reverts does not fail the transaction: its id is reported in
@@ -46,7 +51,7 @@ from adapters.evm.factory import (
 from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
 from relay.config import ChainConfig
-from relay.errors import ConfigurationError, InvalidProof, RelayError, TransientError
+from relay.errors import ConfigurationError, InvalidProof, PermanentError, RelayError, TransientError
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.hashing import keccak256
@@ -57,6 +62,7 @@ log = logging.getLogger(__name__)
 TREE_DEPTH = 32
 RECEIPT_TIMEOUT_SECONDS = 60.0
 RECEIPT_POLL_SECONDS = 0.1
+MAX_SIMULATION_ROUNDS = 8  # re-simulations after a competing delivery or a gas-burning recipient
 # Gas limit = estimate * 5/4 + 50,000: the recipient call only gets 63/64 of what is left, and a
 # recipient starved of gas makes the Gateway revert the whole transaction (RecipientOutOfGas).
 GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR, GAS_MARGIN_FIXED = 5, 4, 50_000
@@ -93,7 +99,21 @@ class DeliveryReverted(TransientError):
 
 
 class GatewayRejected(InvalidProof):
-    """The Gateway rejected the delivery with a custom error that has no more specific class."""
+    """The Gateway rejected the proof with a custom error that has no more specific class."""
+
+
+class GatewayNotReady(PermanentError):
+    """The destination Gateway is not set up for this delivery yet (origin not enrolled, another
+    committee epoch after a hand-over): not a forged proof; parked until an operator retries."""
+
+
+class DeliveryRefused(PermanentError):
+    """A revert that names no proof check (Error(string), Panic, empty or unknown data): parked
+    for an operator rather than counted as a forged proof."""
+
+
+class RecipientExhaustedGas(PermanentError):
+    """A recipient used up all the gas it was given (the Gateway's `RecipientOutOfGas(id)`)."""
 
 
 # Gateway custom errors -> the relay error saying what the caller must do.
@@ -104,9 +124,9 @@ _GATEWAY_ERRORS: dict[str, type[RelayError]] = {
     "BitfieldLengthMismatch": errors.UnknownSigner,
     "BitfieldOutOfRange": errors.UnknownSigner,
     "WrongGateway": errors.GatewayMismatch,
-    "WrongEpoch": errors.EpochMismatch,
+    "WrongEpoch": GatewayNotReady,
     "WrongOrigin": errors.OriginMismatch,
-    "UnknownOrigin": errors.OriginMismatch,
+    "UnknownOrigin": GatewayNotReady,
     "WrongDestination": errors.DestinationMismatch,
     "NonceAfterCheckpoint": errors.IndexOutOfRange,
     "InvalidMerkleProof": errors.InvalidMerkleProof,
@@ -114,8 +134,12 @@ _GATEWAY_ERRORS: dict[str, type[RelayError]] = {
     "UnsupportedVersion": errors.MalformedEncoding,
     "EmptyBatch": errors.MalformedEncoding,
     "BatchLengthMismatch": errors.MalformedEncoding,
-    "RecipientOutOfGas": OutOfGas,
+    "RecipientOutOfGas": RecipientExhaustedGas,
     "PrecompileFailed": TransientError,
+    "Error": DeliveryRefused,
+    "Panic": DeliveryRefused,
+    "EmptyRevert": DeliveryRefused,
+    "UnknownError": DeliveryRefused,
 }
 
 
@@ -172,10 +196,10 @@ def decode_contract_error(data: bytes | str | None) -> ContractError:
 
 
 def error_for_revert(error: ContractError) -> RelayError:
-    """The typed relay error for a Gateway revert (`GatewayRejected` for unmapped ones)."""
+    """The typed relay error for a Gateway revert (`GatewayRejected` for other Gateway errors)."""
     cls = _GATEWAY_ERRORS.get(error.name, GatewayRejected)
     return cls(f"gateway rejected the delivery: {error.describe()}", contract_error=error.name,
-               arguments=error.describe())
+               arguments=error.describe(), error_arguments=error.arguments)
 
 
 def _revert_data(error: BaseException) -> bytes | None:
@@ -291,16 +315,37 @@ class EvmDestination:
             raise errors.MalformedEncoding("a delivery needs at least one message")
         for item in items:
             validate_item(item, self.domain, checkpoint)
-        flags = self.delivered([(item.message.origin, item.message.nonce) for item in items])
-        pending = [item for item, done in zip(items, flags, strict=True) if not done]
-        if not pending:
-            return SubmittedBatch(b"", 0, 0, [], {})
-        call = self._delivery_call(checkpoint, certificate, pending)
-        transaction_hash = self._send(call, len(pending))
+        failed_early: dict[bytes, str] = {}
+        pending = list(items)
+        for _ in range(MAX_SIMULATION_ROUNDS):
+            flags = self.delivered([(item.message.origin, item.message.nonce) for item in pending])
+            pending = [item for item, done in zip(pending, flags, strict=True) if not done]
+            if not pending:
+                return SubmittedBatch(b"", 0, 0, [], failed_early)
+            call = self._delivery_call(checkpoint, certificate, pending)
+            try:
+                transaction_hash = self._send(call, len(pending))
+                break
+            except RecipientExhaustedGas as error:
+                # One recipient burns every gas limit: leave it out (reported as failed, so it is
+                # parked) and deliver the rest, instead of failing the whole batch forever.
+                culprit = _first_bytes32(error)
+                if culprit is None or all(item.message.id != culprit for item in pending):
+                    raise
+                failed_early[culprit] = "RecipientOutOfGas: the recipient used up all the gas it was given"
+                pending = [item for item in pending if item.message.id != culprit]
+            except GatewayRejected as error:
+                if error.fields.get("contract_error") != "AlreadyDelivered":
+                    raise
+                # Another transaction delivered some of them since we read the flags: read again.
+                continue
+        else:
+            raise DeliveryReverted("delivery simulation kept changing", rounds=MAX_SIMULATION_ROUNDS)
         receipt = self._wait_for_receipt(transaction_hash)
         if int(receipt["status"]) != 1:
             raise self._explain_failure(call, receipt)
         delivered, failed = parse_delivery_logs(receipt["logs"], self.address)
+        failed.update(failed_early)
         gas_used = int(receipt["gasUsed"])
         if self.metrics is not None:
             price = int(receipt.get("effectiveGasPrice", 0) or 0)
@@ -460,6 +505,14 @@ class PreparedCall:
         transaction.setdefault("value", 0)
         transaction.setdefault("type", 2)
         return transaction
+
+
+def _first_bytes32(error: RelayError) -> bytes | None:
+    """The first bytes32 argument of a decoded custom error (a message id), if any."""
+    for argument in error.fields.get("error_arguments", ()):
+        if isinstance(argument, bytes) and len(argument) == 32:
+            return argument
+    return None
 
 
 def compress_branch(branch: Sequence[bytes]) -> list[bytes]:

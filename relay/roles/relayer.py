@@ -56,6 +56,8 @@ from relay.config import ChainConfig, CommitteeConfig, SecretRef, StrictModel
 from relay.errors import (
     AttemptsExhausted,
     ConfigurationError,
+    EpochMismatch,
+    GatewayMismatch,
     InvalidMerkleProof,
     InvalidProof,
     MalformedEncoding,
@@ -842,9 +844,10 @@ class Relayer:
         else:
             reason = ""
             try:
-                self._verify_partial(source.committee, partial)
+                self._verify_partial(source, partial)
             except InvalidProof as error:
                 reason = _describe(error)
+                self.metrics.record_rejection(source.domain, error)  # counted once per distinct signature
                 log.warning("attestor signature rejected", extra={
                     "chain": source.name, "origin": source.domain, "attestor": address,
                     "signer_index": partial.signer_index, "index": partial.checkpoint.index, "reason": reason,
@@ -858,7 +861,18 @@ class Relayer:
         source.verified_partials[key] = reason
         return reason
 
-    def _verify_partial(self, committee: Committee, partial: convert.PartialSignature) -> None:
+    def _verify_partial(self, source: _Source, partial: convert.PartialSignature) -> None:
+        committee = source.committee
+        checkpoint = partial.checkpoint
+        # A signature over another origin, gateway or epoch must never count toward a quorum here.
+        if checkpoint.origin != source.domain:
+            raise OriginMismatch("attestor signed another origin", origin=checkpoint.origin, expected=source.domain)
+        if checkpoint.gateway != source.gateway:
+            raise GatewayMismatch("attestor signed another gateway", gateway=checkpoint.gateway,
+                                  expected=source.gateway)
+        if checkpoint.epoch != committee.epoch:
+            raise EpochMismatch("attestor signed for another committee epoch", epoch=checkpoint.epoch,
+                                expected=committee.epoch)
         index = partial.signer_index
         if not 0 <= index < len(committee):
             raise UnknownSigner("signer index outside the committee", index=index, size=len(committee))

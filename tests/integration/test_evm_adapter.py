@@ -18,7 +18,7 @@ import pytest
 from adapters.evm import deploy
 from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
 from adapters.evm.finality import EndpointsDisagree, EvmFinalitySource
-from adapters.evm.submitter import EvmDestination, decode_contract_error
+from adapters.evm.submitter import EvmDestination, GatewayNotReady, decode_contract_error
 from adapters.evm.watcher import EvmWatcher
 from relay import errors
 from relay.chains import Cursor, DeliveryItem
@@ -237,8 +237,12 @@ def test_destination_decodes_gateway_rejections_into_typed_errors(chains: Chains
         destination.submit(checkpoint, certificate, [bad_branch])
     other_epoch = Checkpoint(origin=SOURCE, gateway=checkpoint.gateway, epoch=2, root=checkpoint.root,
                              index=checkpoint.index)
-    with pytest.raises(errors.EpochMismatch):
+    # The gateway is on another committee epoch than the relayer (a hand-over in between): not a
+    # forged proof, so the batch is parked for an operator instead of rejected.
+    with pytest.raises(GatewayNotReady) as not_ready:
         destination.submit(other_epoch, certificate, [item])
+    assert not_ready.value.fields["contract_error"] == "WrongEpoch"
+    assert isinstance(not_ready.value, errors.PermanentError)
     assert destination.delivered([(SOURCE, item.message.nonce)]) == [False]
 
 
@@ -263,6 +267,31 @@ def test_destination_reports_a_reverting_recipient_and_replays_revert(chains: Ch
         call.estimate_gas({"from": destination.account})
     data = getattr(replay.value, "data", None)
     assert decode_contract_error(data).name == "AlreadyDelivered"
+
+
+def test_a_gas_burning_recipient_is_left_out_and_the_rest_of_the_batch_delivered(chains: Chains) -> None:
+    """A recipient that spins until out of gas must not hold its batch hostage."""
+    from web3 import Web3
+
+    from adapters.evm.gas import deploy_contract
+
+    web3 = Web3(Web3.HTTPProvider(chains.destination.rpc_url))
+    web3.eth.default_account = web3.eth.accounts[0]
+    hostile = deploy_contract(web3, "HostileRecipient", chains.gateway)
+    web3.eth.wait_for_transaction_receipt(hostile.functions.setBurnGas(True).transact())
+    sender = deploy.TransactionSender(chains.source.rpc_url, USER)
+    hashes = deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-1"])
+    hashes += deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, hostile.address, [b"spin"])
+    hashes += deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-2"])
+    ids = [i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, chains.source_gateway)]
+    messages = all_source_messages(chains)
+    checkpoint, certificate, tree = certify(chains, messages)
+    items = [DeliveryItem(m, tree.branch(m.nonce)) for m in messages if m.id in ids]
+    destination = EvmDestination(chains.destination_chain(), SUBMITTER)
+    outcome = destination.submit(checkpoint, certificate, items)
+    assert outcome.delivered == [ids[0], ids[2]]
+    assert list(outcome.failed) == [ids[1]] and outcome.failed[ids[1]].startswith("RecipientOutOfGas")
+    assert destination.delivered([(SOURCE, i.message.nonce) for i in items]) == [True, False, True]
 
 
 # --- the roles over gRPC -------------------------------------------------------------------------
