@@ -72,6 +72,10 @@ class SourceWatcher(Protocol):
         """Scan from the cursor to the head (bounded range), persist the cursor, report."""
         ...
 
+    def block_hash(self, number: int) -> bytes | None:
+        """The canonical block hash at `number` now, or None if there is no such block yet."""
+        ...
+
 
 class FinalitySource(Protocol):
     """An attestor's view of what is final on its source chain."""

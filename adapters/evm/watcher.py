@@ -90,6 +90,14 @@ class EvmWatcher:
         block = self.endpoint.block(number)
         return bytes(block["hash"]) if block is not None else None
 
+    def block_hash(self, number: int) -> bytes | None:
+        """The canonical chain's block hash at `number` now (None past the head).
+
+        The relayer asks it to settle a conflicting observation after a restart: a stored,
+        not-yet-final message whose block is no longer canonical was orphaned while it was down.
+        """
+        return self._hash_at(number)
+
     # --- the poll -----------------------------------------------------------------------------
 
     def poll(self) -> WatchUpdate:

@@ -666,6 +666,12 @@ class Relayer:
                 continue
             observed.append(item)
         new, conflicts = self.store.insert_observed(observed, now)
+        if conflicts:
+            replacements = self._settle_conflicts(source, [o for o in observed if o.message.id in set(conflicts)])
+            if replacements:
+                more, conflicts = self.store.insert_observed(replacements, now)
+                new += more
+                self._rebuild_tree(source)
         for message_id in conflicts:
             log.error("conflicting observation: another message holds this nonce (alert)",
                       extra={**fields, "message_id": message_id})
@@ -676,6 +682,40 @@ class Relayer:
             log.info("message observed", extra={**fields, "message_id": message_id})
         for message_id in final:
             log.info("message final", extra={**fields, "message_id": message_id})
+
+    def _settle_conflicts(self, source: _Source, challengers: list[Any]) -> list[Any]:
+        """Drop stored messages orphaned while nobody watched; return the observations replacing them.
+
+        A conflict is a new observation at a nonce another stored message holds. If that stored
+        message is not final yet and its block is no longer on the canonical chain, a reorg took it
+        while the relayer was down: it goes, the new observation takes its place. A conflict with
+        a FINAL message, or with one whose block is still canonical, stays a conflict (an alert).
+        """
+        canonical = getattr(source.watcher, "block_hash", None)
+        if canonical is None:
+            return []
+        by_nonce = dict(self.store.message_ids_by_nonce(source.domain))
+        orphans: list[bytes] = []
+        replacements = []
+        for challenger in challengers:
+            held = by_nonce.get(challenger.message.nonce)
+            record = self.store.get(held) if held is not None else None
+            if record is None or record.state is not S.OBSERVED:
+                continue
+            try:
+                current = canonical(record.source_block)
+            except RelayError:
+                continue  # cannot tell now; the next poll reports the conflict again
+            if current is not None and current != record.source_block_hash:
+                orphans.append(record.id)
+                replacements.append(challenger)
+        if orphans:
+            removed, _refused = self.store.remove_orphans(orphans)
+            for message_id in removed:
+                log.warning("message orphaned by a reorg while the relayer was down", extra={
+                    "chain": source.name, "origin": source.domain, "message_id": message_id})
+            replacements = [r for r, o in zip(replacements, orphans, strict=True) if o in set(removed)]
+        return replacements
 
     def _rebuild_tree(self, source: _Source) -> None:
         leaves: list[bytes] = []

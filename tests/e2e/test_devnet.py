@@ -335,6 +335,36 @@ def test_a_reorg_before_finality_drops_the_orphan_and_delivers_its_replacement(d
     assert devnet.received("beta") - before == 1
 
 
+def test_a_reorg_while_the_relayer_is_down_drops_the_orphan_and_delivers_its_replacement(devnet: Devnet) -> None:
+    """The relayer stored the orphan before it went down; after the restart the re-scan finds the
+    replacement at the same nonce, and the relayer settles the conflict by the canonical block hash."""
+    alpha, beta = devnet.chains
+    client = devnet.client()
+    before = devnet.received("beta")
+    deploy.rpc_request(alpha.rpc_url, "evm_setIntervalMining", [0])
+    try:
+        snapshot = deploy.rpc_request(alpha.rpc_url, "evm_snapshot")
+        sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
+        hashes = deploy.send_counter_messages(sender, alpha.counter, beta.domain, beta.counter, [b"orphan-down"])
+        deploy.rpc_request(alpha.rpc_url, "evm_mine")
+        (orphan,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
+        wait_states(client, [orphan], {"observed"}, timeout=20)
+        with stopped(devnet, "relayer"):
+            assert deploy.rpc_request(alpha.rpc_url, "evm_revert", [snapshot]) is True
+            sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
+            hashes = deploy.send_counter_messages(sender, alpha.counter, beta.domain, beta.counter,
+                                                  [b"replacement-down"])
+            deploy.rpc_request(alpha.rpc_url, "evm_mine")
+            (replacement,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
+    finally:
+        deploy.rpc_request(alpha.rpc_url, "evm_setIntervalMining", [1])
+    assert replacement != orphan
+    wait_states(client, [replacement], {"delivered"}, timeout=60)
+    assert client.get(orphan) is None  # the restarted relayer dropped it for the canonical replacement
+    assert delivered_events(beta)[orphan] == 0
+    assert devnet.received("beta") - before == 1
+
+
 def test_replaying_a_delivered_message_on_chain_reverts(devnet: Devnet) -> None:
     alpha, beta = devnet.chains
     client = devnet.client()
