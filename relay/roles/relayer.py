@@ -116,6 +116,8 @@ CHANNEL_OPTIONS = [
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting call are looked for
+STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
 MAX_BATCHES_IN_FLIGHT = 4  # delivery transactions one destination may have pending at once
 QUORUM_PROBE_SECONDS = 5.0  # how often an idle relayer checks which attestors answer
 
@@ -358,6 +360,8 @@ class Relayer:
         self._health: Any = None
         self._port = 0
         self._pool: futures.ThreadPoolExecutor | None = None
+        self._in_flight: set[bytes] = set()
+        self._in_flight_lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
         self._subscribers_lock = threading.Lock()
         self._opened = False
@@ -582,13 +586,41 @@ class Relayer:
 
     def _delivery_loop(self, destination: _Destination) -> None:
         interval = min(self.config.poll_interval, max(self.config.batching.max_wait, 0.05))
+        checked_at = self._clock()
         while not self._stop.is_set():
             destination.wake.clear()
             try:
                 self._deliver_to(destination, flush=False)
+                if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
+                    checked_at = self._clock()
+                    self._requeue_stranded(destination.config.domain)
             except Exception:  # noqa: BLE001 - the loop must outlive any single failure
                 log.exception("delivery pass failed", extra={"destination": destination.config.domain})
             destination.wake.wait(interval)
+
+    def _requeue_stranded(self, domain: int) -> list[bytes]:
+        """SUBMITTED messages no call is waiting for (a failure between the SUBMITTED write and the
+        outcome): queue them again once the submitter's timeout has surely passed. The submitter
+        skips whatever was delivered meanwhile, so nothing runs twice."""
+        now = self._clock()
+        cutoff = now - (self.config.submitter_timeout + STRANDED_GRACE_SECONDS)
+        with self._in_flight_lock:
+            in_flight = set(self._in_flight)
+        stranded = [r for r in self.store.messages_in_state(S.SUBMITTED, destination=domain)
+                    if r.id not in in_flight and r.updated_at < cutoff]
+        if not stranded:
+            return []
+        try:
+            self.store.apply_transitions([
+                Transition(r.id, S.SUBMITTED, S.RETRYING, {
+                    "next_attempt_at": now, "last_error": "no delivery outcome arrived; sent again",
+                    "error_reason": "Stranded",
+                }) for r in stranded
+            ], now)
+        except StaleState:
+            return []  # an outcome landed meanwhile; the next check looks again
+        log.warning("stranded deliveries queued again", extra={"destination": domain, "messages": len(stranded)})
+        return [r.id for r in stranded]
 
     def run_once(self, *, flush: bool = True) -> None:
         """One synchronous pass of every stage; `flush` sends partial batches without waiting."""
@@ -1087,6 +1119,18 @@ class Relayer:
         except StaleState as error:
             log.info("delivery raced another writer; retried next pass", extra={"error": str(error)})
             return
+        ids = {record.id for record in submitted}
+        with self._in_flight_lock:
+            self._in_flight |= ids
+        try:
+            self._send_batch(destination, source, certified, submitted, items)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= ids
+
+    def _send_batch(self, destination: _Destination, source: _Source, certified: CertifiedCheckpoint,
+                    submitted: Sequence[MessageRecord], items: Sequence[DeliveryItem]) -> None:
+        checkpoint = certified.checkpoint
         fields = {"origin": source.domain, "destination": destination.config.domain}
         log.info("batch submitted", extra={**fields, "messages": len(items), "index": checkpoint.index})
         request = convert.deliver_request_to_proto(checkpoint, certified.certificate, items)

@@ -688,3 +688,32 @@ def test_the_command_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
     assert {"relayer opened", "relay service listening", "relayer stopped"} <= {e["event"] for e in events}
     assert all(e["role"] == "relayer" for e in events)
     assert TOKEN not in stderr
+
+
+def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: World) -> None:
+    """SUBMITTED with no call waiting (a failure between the write and the outcome) must not wait
+    for a restart: after the submitter timeout plus a grace period it is queued again, once."""
+    from relay.roles import relayer as relayer_module
+
+    messages = [world.chain.dispatch(f"stranded {n}".encode()) for n in range(2)]
+    now = [time.time()]
+    relayer = Relayer(world.config(), watcher_factory=lambda chain, cursors: FakeWatcher(world.chain, cursors),
+                      clock=lambda: now[0]).open()
+    try:
+        relayer.process_sources()
+        assert states(relayer) == {S.VERIFIED: 2}
+        relayer.store.apply_transitions([Transition(m.id, S.VERIFIED, S.SUBMITTED) for m in messages], now[0])
+        assert relayer._requeue_stranded(DESTINATION) == []  # too recent: a call may still be waiting
+        now[0] += relayer.config.submitter_timeout + relayer_module.STRANDED_GRACE_SECONDS + 1
+        with relayer._in_flight_lock:
+            relayer._in_flight.add(messages[0].id)  # this one still has a call waiting
+        assert relayer._requeue_stranded(DESTINATION) == [messages[1].id]
+        with relayer._in_flight_lock:
+            relayer._in_flight.clear()
+        assert relayer._requeue_stranded(DESTINATION) == [messages[0].id]
+        assert states(relayer) == {S.RETRYING: 2}
+        relayer.process_deliveries(flush=True)
+        assert states(relayer) == {S.DELIVERED: 2}
+        assert world.destination.executions == Counter({m.id: 1 for m in messages})
+    finally:
+        relayer.stop()
