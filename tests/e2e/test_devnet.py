@@ -189,15 +189,23 @@ def test_two_attestors_down_nothing_delivered_nothing_lost_then_everything_deliv
 
 
 class ForgingAttestor:
-    """An attestor that claims to be committee member `member` but signs with another key."""
+    """An attestor in member `member`'s place that signs with a key that is not that member's.
 
-    def __init__(self, devnet: Devnet, chain: DevnetChain, member: int, address: str) -> None:
+    `outsider=False`: it claims the member's public key (the signature cannot verify under it);
+    `outsider=True`: it presents its own key, one outside the committee.
+    """
+
+    def __init__(self, devnet: Devnet, chain: DevnetChain, member: int, address: str, *,
+                 outsider: bool = False) -> None:
         backend = get_backend()
         finality = EvmFinalitySource(chain_config(devnet, chain))
+        secret = keygen(secrets.token_bytes(32))
         real = devnet.committee.members[member]
+        public_key, proof = ((backend.secret_to_public_key(secret), backend.prove_possession(secret)) if outsider
+                             else (real.public_key, real.proof_of_possession))
         identity = AttestorIdentity(chain.domain, finality.gateway, devnet.committee.epoch, member,
-                                    real.public_key, real.proof_of_possession)
-        self.ledger = CheckpointLedger(identity, keygen(secrets.token_bytes(32)), backend, 256)
+                                    public_key, proof)
+        self.ledger = CheckpointLedger(identity, secret, backend, 256)
         self.finality = finality
         self.stopping = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -254,27 +262,47 @@ def test_a_submitter_stopped_with_sigterm_exits_cleanly_and_deliveries_resume(de
     assert devnet.received("beta") - before == 3
 
 
-def test_a_forged_attestor_signature_is_rejected_off_chain_and_on_chain(devnet: Devnet) -> None:
+def rejections_counted(devnet: Devnet, origin: int, reason: str) -> float:
+    """relay_proof_rejections_total{origin, reason} as the relayer's /metrics shows it."""
+    import urllib.request
+
+    address = devnet.metrics_addresses["relayer"]
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    prefix = f'relay_proof_rejections_total{{origin="{origin}",reason="{reason}"}} '
+    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+
+
+@pytest.mark.parametrize("outsider, reason", [(False, "InvalidSignature"), (True, "UnknownSigner")],
+                         ids=["member-key-wrong-secret", "key-outside-the-committee"])
+def test_a_forged_attestor_signature_is_rejected_stored_and_counted(devnet: Devnet, outsider: bool,
+                                                                    reason: str) -> None:
     alpha, beta = devnet.chains
     client = devnet.client()
     before = devnet.received("alpha")
+    counted_before = rejections_counted(devnet, beta.domain, reason)
     name = "attestor-beta-3"
     devnet.kill(name)
     try:
-        with ForgingAttestor(devnet, beta, 3, devnet.addresses[name]):
-            ids = devnet.send("beta", "alpha", 3, "forged")
+        with ForgingAttestor(devnet, beta, 3, devnet.addresses[name], outsider=outsider):
+            ids = devnet.send("beta", "alpha", 3, f"forged-{reason}")
             # The three honest members still make a quorum; the forgery is stored with its reason.
             wait_states(client, ids, {"delivered"}, timeout=60)
             deadline = time.monotonic() + 20
-            while not rejected_signatures(devnet, beta.domain) and time.monotonic() < deadline:
+            while (not [r for _, r in rejected_signatures(devnet, beta.domain) if r.startswith(reason)]
+                   and time.monotonic() < deadline):
                 time.sleep(0.5)
-            rejected = rejected_signatures(devnet, beta.domain)
+            rejected = [(i, r) for i, r in rejected_signatures(devnet, beta.domain) if r.startswith(reason)]
     finally:
         devnet.restart(name)
     assert rejected and all(index == 3 for index, _ in rejected)
-    assert all(reason.startswith("InvalidSignature") for _, reason in rejected)
     assert devnet.received("alpha") - before == 3
+    assert rejections_counted(devnet, beta.domain, reason) > counted_before  # and counted in the metrics
 
+
+def test_forged_certificates_are_refused_by_the_contract(devnet: Devnet) -> None:
+    alpha, beta = devnet.chains
+    client = devnet.client()
     # Straight at the destination Gateway, a forged certificate is refused by the contract.
     (message_id,) = devnet.send("beta", "alpha", 1, "forged-direct")
     messages = all_messages(devnet, beta)
@@ -285,6 +313,13 @@ def test_a_forged_attestor_signature_is_rejected_off_chain_and_on_chain(devnet: 
     destination = EvmDestination(chain_config(devnet, alpha), DEV_PRIVATE_KEYS[3])
     with pytest.raises(errors.InvalidSignature):
         destination.submit(checkpoint, forged, [item])
+    # A quorum of real members over a tampered root: the message's branch no longer reaches it.
+    tampered = Checkpoint(origin=checkpoint.origin, gateway=checkpoint.gateway, epoch=checkpoint.epoch,
+                          root=bytes(32), index=checkpoint.index)
+    quorum_over_tampered = devnet.committee.aggregate(
+        tampered.digest(), [(i, sign_checkpoint(devnet.bls_secrets[i], tampered)) for i in (0, 1, 2)])
+    with pytest.raises(errors.InvalidMerkleProof):
+        destination.submit(tampered, quorum_over_tampered, [item])
     wait_states(client, [message_id], {"delivered"}, timeout=60)  # the real one still goes through
 
 
