@@ -340,7 +340,8 @@ class Devnet:
                 add(name, "attestor", {
                     "chain": self._chain_config(chain), "bls_key": {"file": key_file}, "signer_index": member,
                     "epoch": self.committee.epoch, "listen": address, "metrics_listen": metrics_address(name),
-                    "poll_interval": self.options.attestor_poll_interval})
+                    "poll_interval": self.options.attestor_poll_interval,
+                    "signed_log": str(run_dir / "keys" / f"{name}.signed.jsonl")})
             sources.append({"chain": self._chain_config(chain), "committee": self.committee_config(),
                             "attestors": attestors})
             name = f"submitter-{chain.name}"

@@ -16,13 +16,16 @@ Nothing here imports web3: the chain is reached through `relay.adapters_registry
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -59,6 +62,9 @@ class AttestorConfig(StrictModel):
     history: int = 4096
     # /readyz fails when the last successful read of the chain is older than this.
     max_staleness: float = 30.0
+    # Append-only record of every (index, root) signed, so that a restarted attestor never signs a
+    # different root for an index it signed before. None: kept in memory only (lost on restart).
+    signed_log: str | None = None
 
     @field_validator("signer_index", "epoch")
     @classmethod
@@ -86,6 +92,27 @@ def parse_secret_key(text: str) -> int:
     return key
 
 
+def read_signed_log(path: Path, identity: AttestorIdentity) -> dict[int, bytes]:
+    """{index: root} from a signed log (missing file: empty); other origins or epochs are ignored."""
+    roots: dict[int, bytes] = {}
+    if not path.exists():
+        return roots
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if entry["origin"] != identity.origin or entry["epoch"] != identity.epoch:
+                continue
+            index, root = int(entry["index"]), bytes.fromhex(entry["root"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigurationError("signed log is corrupt", path=str(path), line=number) from error
+        if roots.get(index, root) != root:
+            raise FinalityConflict("signed log holds two roots for one index", index=index, path=str(path))
+        roots[index] = root
+    return roots
+
+
 class FinalityConflict(RelayError):
     """The final state at an index already signed changed: finality was violated. Never sign again."""
 
@@ -105,12 +132,18 @@ class AttestorIdentity:
 class CheckpointLedger:
     """The attestor's signed checkpoints, newest last; thread-safe, with waiting for new ones."""
 
-    def __init__(self, identity: AttestorIdentity, secret_key: int, backend: BlsBackend, history: int) -> None:
+    def __init__(self, identity: AttestorIdentity, secret_key: int, backend: BlsBackend, history: int,
+                 signed_log: str | None = None) -> None:
         self.identity = identity
         self._secret_key = secret_key
         self._backend = backend
         self._signed: deque[PartialSignature] = deque(maxlen=history)
         self._changed = threading.Condition()
+        # Every root ever signed by index (36 bytes each), beyond the kept history and restarts.
+        self._roots: dict[int, bytes] = {}
+        self._log_path = Path(signed_log) if signed_log else None
+        if self._log_path is not None:
+            self._roots = read_signed_log(self._log_path, identity)
 
     @property
     def last_signed_index(self) -> int:
@@ -122,24 +155,35 @@ class CheckpointLedger:
         """Sign the checkpoint of a new final (root, count); None if nothing new. Raises `FinalityConflict`."""
         index = count - 1
         with self._changed:
-            for signed in reversed(self._signed):
-                if signed.checkpoint.index == index and signed.checkpoint.root != root:
-                    raise FinalityConflict(
-                        "final gateway root changed at an index already signed", index=index,
-                        signed_root=signed.checkpoint.root, new_root=root)
-                if signed.checkpoint.index <= index:
-                    break
+            known = self._roots.get(index)
+            if known is not None and known != root:
+                raise FinalityConflict(
+                    "final gateway root changed at an index already signed", index=index,
+                    signed_root=known, new_root=root)
             if self._signed and index <= self._signed[-1].checkpoint.index:
                 return None
+
         identity = self.identity
         checkpoint = Checkpoint(origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch,
                                 root=root, index=index)
         signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
         partial = PartialSignature(checkpoint, identity.signer_index, identity.public_key, signature)
         with self._changed:
+            if index not in self._roots:
+                self._record(index, root)
             self._signed.append(partial)
             self._changed.notify_all()
         return partial
+
+    def _record(self, index: int, root: bytes) -> None:
+        """Remember (and, with a signed log, durably append) the root signed at `index`, before it is served."""
+        self._roots[index] = root
+        if self._log_path is not None:
+            with self._log_path.open("a") as log_file:
+                log_file.write(json.dumps({"origin": self.identity.origin, "epoch": self.identity.epoch,
+                                           "index": index, "root": root.hex()}) + "\n")
+                log_file.flush()
+                os.fsync(log_file.fileno())
 
     def newest_at_least(self, min_index: int) -> PartialSignature | None:
         """The newest signed checkpoint if its index is >= `min_index`."""
@@ -225,7 +269,7 @@ class Attestor:
             origin=config.chain.domain, gateway=self.finality.gateway, epoch=config.epoch,
             signer_index=config.signer_index, public_key=self.backend.secret_to_public_key(secret_key),
             proof_of_possession=self.backend.prove_possession(secret_key))
-        self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history)
+        self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history, config.signed_log)
         self.stopping = threading.Event()
         self.halted: FinalityConflict | None = None
         self.last_success = 0.0
