@@ -287,6 +287,7 @@ class _Source:
     behind_since: float = 0.0
     last_poll_at: float = 0.0
     last_quorum_probe_at: float = 0.0
+    reachable_weight: int | None = None  # attestor weight that answered last time it was measured
     verified_partials: dict[tuple[bytes, int, bytes], str] = field(default_factory=dict)
 
     @property
@@ -304,6 +305,7 @@ class _Destination:
     channel: grpc.Channel
     stub: destination_pb2_grpc.DestinationServiceStub
     wake: threading.Event = field(default_factory=threading.Event)
+    answered_at: float = 0.0  # when its submitter last answered (a delivery or a status probe)
 
 
 WatcherFactory = Callable[[ChainConfig, CursorStore], SourceWatcher]
@@ -495,7 +497,8 @@ class Relayer:
         return self._clock()
 
     def readiness(self) -> tuple[bool, str]:
-        """/readyz: every source polled recently and its watcher within the allowed lag."""
+        """/readyz: every source polled recently, its watcher within the allowed lag and its attestors'
+        reachable weight (as last measured) at the threshold; every submitter answered recently."""
         now = self._clock()
         for source in list(self._sources.values()):
             if not source.last_poll_at:
@@ -506,7 +509,14 @@ class Relayer:
             lag = source.finalized - (cursor.block_number if cursor is not None else 0)
             if lag > self.config.ready_max_lag_blocks:
                 return False, f"{source.name}: watcher {lag} blocks behind the finalized block"
-        return True, f"{len(self._sources)} sources synced"
+            weight = source.reachable_weight
+            if weight is not None and weight < source.committee.threshold:
+                return False, (f"{source.name}: attestor quorum unreachable "
+                               f"({weight} of {source.committee.threshold} weight answered)")
+        for destination in list(self._destinations.values()):
+            if now - destination.answered_at > self.config.ready_max_poll_age:
+                return False, f"submitter of domain {destination.config.domain} not answering"
+        return True, f"{len(self._sources)} sources synced, attestors and submitters answering"
 
     def start(self) -> Relayer:
         """Open, serve, and run the pipeline in background threads."""
@@ -590,6 +600,7 @@ class Relayer:
         while not self._stop.is_set():
             destination.wake.clear()
             try:
+                self._probe_destination(destination)
                 self._deliver_to(destination, flush=False)
                 if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
                     checked_at = self._clock()
@@ -597,6 +608,17 @@ class Relayer:
             except Exception:  # noqa: BLE001 - the loop must outlive any single failure
                 log.exception("delivery pass failed", extra={"destination": destination.config.domain})
             destination.wake.wait(interval)
+
+    def _probe_destination(self, destination: _Destination) -> None:
+        """Ask the submitter for its status when it has not answered for a while (for /readyz)."""
+        if self._clock() - destination.answered_at < QUORUM_PROBE_SECONDS:
+            return
+        try:
+            destination.stub.GetStatus(destination_pb2.GetStatusRequest(), timeout=self.config.attestor_timeout)
+        except grpc.RpcError as error:
+            if error.code() in TRANSIENT_CODES:
+                return  # not answering
+        destination.answered_at = self._clock()  # answered (even an error status is an answer)
 
     def _requeue_stranded(self, domain: int) -> list[bytes]:
         """SUBMITTED messages no call is waiting for (a failure between the SUBMITTED write and the
@@ -790,8 +812,8 @@ class Relayer:
         for address, partial in self._ask_attestors(source, min_index):
             if not self._record_partial(source, address, partial):
                 reachable.add(partial.signer_index)
-        self.metrics.set_quorum(source.domain, source.committee.signed_weight(sorted(reachable)),
-                                source.committee.threshold)
+        source.reachable_weight = source.committee.signed_weight(sorted(reachable))
+        self.metrics.set_quorum(source.domain, source.reachable_weight, source.committee.threshold)
         chosen = self._choose_checkpoint(source, min_index, usable)
         if chosen is None:
             return
@@ -838,8 +860,8 @@ class Relayer:
                 index = None
             if index is not None:
                 reachable.add(index)
-        self.metrics.set_quorum(source.domain, source.committee.signed_weight(sorted(reachable)),
-                                source.committee.threshold)
+        source.reachable_weight = source.committee.signed_weight(sorted(reachable))
+        self.metrics.set_quorum(source.domain, source.reachable_weight, source.committee.threshold)
 
     def _identify_attestor(self, source: _Source, attestor: _Attestor) -> int | None:
         try:
@@ -1150,6 +1172,7 @@ class Relayer:
         except grpc.RpcError as rpc_error:
             self._fail(submitted, _rpc_error(rpc_error, destination.config.submitter, "Deliver"), fields)
             return
+        destination.answered_at = self._clock()
         self._apply_results(destination, certified, submitted, response, fields)
 
     def _apply_results(self, destination: _Destination, certified: CertifiedCheckpoint,

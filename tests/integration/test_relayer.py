@@ -31,6 +31,7 @@ from relay.roles.relayer import Relayer, RelayerConfig
 from relay.rpc import convert
 from relay.store import SqliteStore, Transition
 from relay.v1 import (
+    attestation_pb2,
     attestation_pb2_grpc,
     destination_pb2,
     destination_pb2_grpc,
@@ -134,6 +135,12 @@ class FakeAttestor(attestation_pb2_grpc.AttestationServiceServicer):
             secret = OUTSIDER
         partial = convert.PartialSignature(checkpoint, self.index, public_key, BLS.sign(secret, checkpoint.digest()))
         return convert.partial_signature_to_proto(partial)
+
+    def GetIdentity(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        public_key = BLS.secret_to_public_key(OUTSIDER) if self.mode == "outsider_key" else MEMBERS[self.index].public_key
+        return attestation_pb2.AttestorIdentity(
+            origin=ORIGIN, gateway=GATEWAY, epoch=EPOCH, signer_index=self.index, public_key=public_key,
+            proof_of_possession=MEMBERS[self.index].proof_of_possession, last_signed_index=-1)
 
 
 class GrpcServer:
@@ -715,5 +722,39 @@ def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: Wor
         relayer.process_deliveries(flush=True)
         assert states(relayer) == {S.DELIVERED: 2}
         assert world.destination.executions == Counter({m.id: 1 for m in messages})
+    finally:
+        relayer.stop()
+
+
+def test_readiness_needs_the_attestor_quorum_and_the_submitter_to_answer(world: World,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from relay.roles import relayer as relayer_module
+
+    monkeypatch.setattr(relayer_module, "QUORUM_PROBE_SECONDS", 0.1)
+    world.chain.dispatch(b"ready?")
+    relayer = world.relayer(ready_max_poll_age=1.0).start()
+
+    def ready_within(expected: bool, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, detail = relayer.readiness()
+            if ready is expected:
+                return detail
+            if time.monotonic() > deadline:
+                pytest.fail(f"readiness stayed {ready} ({detail})")
+            time.sleep(0.05)
+
+    try:
+        ready_within(True)
+        for server in world.attestor_servers[:2]:
+            server.stop()
+        assert "attestor quorum unreachable (2 of 3 weight answered)" in ready_within(False)
+        for server in world.attestor_servers[:2]:
+            server.start()
+        ready_within(True)
+        world.destination_server.stop()
+        assert "submitter of domain" in ready_within(False)
+        world.destination_server.start()
+        ready_within(True)
     finally:
         relayer.stop()
