@@ -25,33 +25,18 @@ from web3.contract import Contract
 
 from adapters.evm.anvil import AnvilProcess
 from adapters.evm.build import load_artifact
-from relay.verify.bls import BlsBackend, get_backend, keygen, public_key_to_eip2537, signature_to_eip2537
+from adapters.evm.deploy import committee_struct
+from adapters.evm.submitter import compress_branch
+from relay.verify.bls import BlsBackend, get_backend, keygen, signature_to_eip2537
 from relay.verify.committee import Committee, Member
 from relay.verify.hashing import keccak256
-from relay.verify.merkle import ZERO_HASHES, MerkleTree
+from relay.verify.merkle import MerkleTree
 from relay.verify.message import address_to_bytes32
 
 SOURCE_DOMAIN_BASE = 1000  # origin domain = base + committee size, one source Gateway per committee
 DESTINATION_DOMAIN = 2
 BENCH_CHAIN_ID = 31337
 BODY_LENGTH = 32
-
-
-def compress_merkle_branch(branch: Sequence[bytes]) -> list[bytes]:
-    """The branch with each empty-subtree hash Z[i] replaced by zero bytes.
-
-    The Gateway reads a zero sibling at level i as Z[i]. Zero bytes cost 4 calldata gas instead of
-    16 (10 instead of 40 under the EIP-7623 floor, which full branches hit), and above the tree's
-    height every sibling is a Z[i]: in the benchmark (about 120 leaves) this takes about 19k gas off
-    each message of a batch of 50.
-    """
-    return [bytes(32) if sibling == ZERO_HASHES[level] else bytes(sibling) for level, sibling in enumerate(branch)]
-
-
-def committee_argument(committee: Committee) -> tuple[int, int, list[tuple[bytes, int]]]:
-    """The Gateway's `Committee` struct (EIP-2537 public keys) for `enrollOrigin` and `handover`."""
-    members = [(public_key_to_eip2537(member.public_key), member.weight) for member in committee.members]
-    return (committee.epoch, committee.threshold, members)
 
 
 def deploy_contract(w3: Web3, name: str, *constructor_args: Any) -> Contract:
@@ -124,7 +109,7 @@ def measure_delivery_gas(
     """Deploy everything on the chain at `rpc_url` and measure one delivery per (committee, batch).
 
     `compress_branches=False` sends every Merkle sibling in full, as a submitter that does not use
-    `compress_merkle_branch` would.
+    `compress_branch` would.
     """
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     w3.eth.default_account = w3.eth.accounts[0]
@@ -156,7 +141,7 @@ class _DeliveryBench:
         self.source = deploy_contract(w3, "Gateway", self.origin)
         self.tree = MerkleTree()
         source_word = address_to_bytes32(self.source.address)
-        self._transact(destination.functions.enrollOrigin(self.origin, source_word, committee_argument(signing.committee)))
+        self._transact(destination.functions.enrollOrigin(self.origin, source_word, committee_struct(signing.committee)))
 
     def deliver(self, batch_size: int) -> int:
         """Dispatch `batch_size` messages, deliver them in one transaction, return its gasUsed."""
@@ -167,7 +152,7 @@ class _DeliveryBench:
         bitfield, signature = self.signing.certify(digest, self.signing.quorum_signers())
         branches = [self.tree.branch(nonce) for nonce, _ in messages]
         if self.compress_branches:
-            branches = [compress_merkle_branch(branch) for branch in branches]
+            branches = [compress_branch(branch) for branch in branches]
         functions = self.destination.functions
         if batch_size == 1:
             call = functions.process(checkpoint, bitfield, signature, messages[0][1], branches[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from typing import Any
 
 
@@ -22,12 +21,4 @@ def run(args: argparse.Namespace) -> int:
     from relay.roles.attestor import Attestor, AttestorConfig
 
     configure_logging("attestor", args.log_level)
-    attestor = Attestor(load_config(AttestorConfig, args.config))
-    stop_on_signals(attestor.stopping.set)
-    return attestor.run()
-
-
-def stop_on_signals(stop: Any) -> None:
-    """Call `stop()` on SIGTERM and SIGINT (the role's loop then shuts down cleanly)."""
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda _signal, _frame: stop())
+    return Attestor(load_config(AttestorConfig, args.config)).run_until_signalled()

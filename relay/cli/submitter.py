@@ -16,12 +16,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, serve until SIGTERM/SIGINT, stop cleanly."""
-    from relay.cli.attestor import stop_on_signals
     from relay.config import load_config
     from relay.logs import configure_logging
     from relay.roles.submitter import Submitter, SubmitterConfig
 
     configure_logging("submitter", args.log_level)
-    submitter = Submitter(load_config(SubmitterConfig, args.config))
-    stop_on_signals(submitter.stopping.set)
-    return submitter.run()
+    return Submitter(load_config(SubmitterConfig, args.config)).run_until_signalled()

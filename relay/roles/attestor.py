@@ -35,6 +35,7 @@ from relay import adapters_registry
 from relay.chains import FinalitySource
 from relay.config import ChainConfig, SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
+from relay.roles.service import ServedRole, bind, split_address
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
 from relay.verify.bls import BlsBackend, get_backend
@@ -247,7 +248,7 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
             proof_of_possession=identity.proof_of_possession, last_signed_index=self.ledger.last_signed_index)
 
 
-class Attestor:
+class Attestor(ServedRole):
     """The role: the signing loop, the gRPC server and the HTTP health endpoints."""
 
     def __init__(self, config: AttestorConfig, *, finality: FinalitySource | None = None,
@@ -356,37 +357,3 @@ class Attestor:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):
             self._grpc_health.set(name, status)
-
-    def stop(self, grace: float = 2.0) -> None:
-        """Stop the loop and the servers (open streams end within `grace` seconds)."""
-        self.stopping.set()
-        if self._server is not None:
-            self._server.stop(grace).wait(grace + 1)
-        if self._health is not None:
-            self._health.stop()
-
-    def run(self) -> int:
-        """Serve until `stop()` (the CLI calls it on SIGTERM/SIGINT); return the exit code."""
-        self.start()
-        try:
-            self.run_loop()
-        finally:
-            self.stop()
-        return 0
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """('host', port) of 'host:port'; `ConfigurationError` if it is not one."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigurationError("listen address must be host:port", address=address)
-    return host, int(port)
-
-
-def bind(server: grpc.Server, address: str) -> int:
-    """Bind `server` to `address` (insecure, loopback or cluster network); return the bound port."""
-    split_address(address)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise ConfigurationError("cannot listen on the address", address=address)
-    return port

@@ -40,7 +40,7 @@ from relay.errors import (
     RelayError,
     TransientError,
 )
-from relay.roles.attestor import bind, split_address
+from relay.roles.service import ServedRole, bind, split_address
 from relay.rpc.convert import deliver_request_from_proto
 from relay.v1 import destination_pb2, destination_pb2_grpc
 
@@ -160,8 +160,10 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             account=status.account)
 
 
-class Submitter:
+class Submitter(ServedRole):
     """The role: the gRPC server, the HTTP health endpoints and a status refresher."""
+
+    stop_grace = 5.0  # a delivery in progress gets this long to finish
 
     def __init__(self, config: SubmitterConfig, *, destination: DestinationChain | None = None) -> None:
         from prometheus_client import CollectorRegistry
@@ -223,21 +225,4 @@ class Submitter:
             else:
                 self.last_status_at = time.monotonic()
             self.stopping.wait(STATUS_INTERVAL_SECONDS)
-
-    def stop(self, grace: float = 5.0) -> None:
-        """Stop serving; a delivery in progress gets `grace` seconds to finish."""
-        self.stopping.set()
-        if self._server is not None:
-            self._server.stop(grace).wait(grace + 1)
-        if self._health is not None:
-            self._health.stop()
-
-    def run(self) -> int:
-        """Serve until `stop()` (the CLI calls it on SIGTERM/SIGINT); return the exit code."""
-        self.start()
-        try:
-            self.run_loop()
-        finally:
-            self.stop()
-        return 0
 

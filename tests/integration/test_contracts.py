@@ -37,7 +37,9 @@ from adapters.evm.bls_encoding import (
     signature_to_eip2537,
 )
 from adapters.evm.build import SOLCJS_PATH
-from adapters.evm.gas import SigningCommittee, committee_argument, compress_merkle_branch, deploy_contract
+from adapters.evm.deploy import committee_struct
+from adapters.evm.gas import SigningCommittee, deploy_contract
+from adapters.evm.submitter import compress_branch
 from relay.verify.bls import SIGNATURE_DST, keygen
 from relay.verify.committee import (
     CHECKPOINT_TAG,
@@ -172,7 +174,7 @@ def bridge(w3: Web3, signing: SigningCommittee) -> Bridge:
     destination = deploy_contract(w3, "Gateway", DESTINATION)
     counter = deploy_contract(w3, "Counter", destination.address)
     source_word = address_to_bytes32(source.address)
-    transact(w3, destination.functions.enrollOrigin(ORIGIN, source_word, committee_argument(signing.committee)))
+    transact(w3, destination.functions.enrollOrigin(ORIGIN, source_word, committee_struct(signing.committee)))
     return Bridge(w3, signing, source, destination, counter, MerkleTree())
 
 
@@ -216,7 +218,7 @@ def point_outside_subgroup() -> bytes:
 
 
 def test_subgroup_check_rejects_a_point_outside_the_subgroup(harness: Contract, signing: SigningCommittee) -> None:
-    _, _, members = committee_argument(signing.committee)
+    _, _, members = committee_struct(signing.committee)
     assert harness.functions.areValidG1Points(b"".join(key for key, _ in members)).call()
     assert not harness.functions.areValidG1Points(point_outside_subgroup()).call()
 
@@ -267,7 +269,7 @@ def test_views_match_the_off_chain_encodings(bridge: Bridge, signing: SigningCom
     assert gateway.functions.checkpointDigest(checkpoint).call() == checkpoint_digest(checkpoint)
     expected_handover = compute_handover_digest(ORIGIN, 5, b"\xcd" * 32)
     assert gateway.functions.handoverDigest(ORIGIN, 5, b"\xcd" * 32).call() == expected_handover
-    argument = committee_argument(signing.committee)
+    argument = committee_struct(signing.committee)
     assert gateway.functions.computeCommitteeHash(argument).call() == signing.committee.hash()
     assert gateway.functions.committeeOf(ORIGIN).call() == [1, signing.committee.hash()]
     epoch, threshold, members = gateway.functions.currentCommittee(ORIGIN).call()
@@ -305,7 +307,7 @@ def test_process_batch_shares_one_signature_and_skips_delivered(bridge: Bridge) 
     checkpoint = bridge.checkpoint()
     bitfield, signature = bridge.certify(checkpoint_digest(checkpoint))
     # Compressed and full branches both verify.
-    branches = [compress_merkle_branch(bridge.tree.branch(n)) if n % 2 else bridge.tree.branch(n) for _, n in sent]
+    branches = [compress_branch(bridge.tree.branch(n)) if n % 2 else bridge.tree.branch(n) for _, n in sent]
     call = bridge.destination.functions.processBatch(checkpoint, bitfield, signature, [m for m, _ in sent], branches)
     receipt = transact(bridge.w3, call)
     assert [event["nonce"] for event in events(bridge.destination, "Delivered", receipt)] == [0, 2, 3, 4]
@@ -387,7 +389,7 @@ def test_quorum_counts_weight_not_members(bridge: Bridge) -> None:
     # Re-enrolling the same source Gateway replaces the committee (the owner's recovery path).
     weighted = SigningCommittee.generate(4, epoch=1, seed=b"weighted committee", weights=(5, 1, 1, 1))
     assert weighted.committee.threshold == 6
-    enroll = bridge.destination.functions.enrollOrigin(ORIGIN, bridge.source_word, committee_argument(weighted.committee))
+    enroll = bridge.destination.functions.enrollOrigin(ORIGIN, bridge.source_word, committee_struct(weighted.committee))
     transact(bridge.w3, enroll)
     message, nonce = bridge.send(b"weighed")
     checkpoint = bridge.checkpoint()
@@ -470,11 +472,11 @@ def test_reentrant_recipient_cannot_deliver_twice(bridge: Bridge) -> None:
 def test_handover_to_the_next_epoch(bridge: Bridge) -> None:
     gateway = bridge.destination
     following = SigningCommittee.generate(4, epoch=2, seed=b"next committee")
-    argument = committee_argument(following.committee)
+    argument = committee_struct(following.committee)
     digest = compute_handover_digest(ORIGIN, 1, following.committee.hash())
     bitfield, signature = bridge.certify(digest, signers=(0, 1))
     assert_reverts(gateway, gateway.functions.handover(ORIGIN, argument, bitfield, signature), "QuorumNotReached", 2, 3)
-    skipping = committee_argument(SigningCommittee.generate(4, epoch=3, seed=b"next committee").committee)
+    skipping = committee_struct(SigningCommittee.generate(4, epoch=3, seed=b"next committee").committee)
     assert_reverts(gateway, gateway.functions.handover(ORIGIN, skipping, bitfield, signature), "WrongEpoch", 2, 3)
 
     bitfield, signature = bridge.certify(digest, signers=(1, 2, 3))
@@ -495,7 +497,7 @@ def test_handover_to_the_next_epoch(bridge: Bridge) -> None:
 def test_enrollment_rules(bridge: Bridge, signing: SigningCommittee) -> None:
     gateway = bridge.destination
     stranger = account(bridge.w3, 1)
-    argument = committee_argument(signing.committee)
+    argument = committee_struct(signing.committee)
     enroll = gateway.functions.enrollOrigin(5, bridge.source_word, argument)
     assert_reverts(gateway, enroll, "NotOwner", stranger, sender=stranger)
     other_gateway = address_to_bytes32(bridge.counter.address)

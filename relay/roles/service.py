@@ -1,0 +1,72 @@
+"""What the attestor and submitter processes share: binding their gRPC server, stopping, running.
+
+`ServedRole` is a mixin for a role with a gRPC server (`_server`), an optional HTTP health server
+(`_health`), a `stopping` event, `start()` and a `run_loop()`; `stop_grace` is how long in-flight
+calls get to finish on stop.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import grpc
+
+from relay.errors import ConfigurationError
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """('host', port) of 'host:port'; `ConfigurationError` if it is not one."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigurationError("listen address must be host:port", address=address)
+    return host, int(port)
+
+
+def bind(server: grpc.Server, address: str) -> int:
+    """Bind `server` to `address` (insecure, loopback or cluster network); return the bound port."""
+    split_address(address)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise ConfigurationError("cannot listen on the address", address=address)
+    return port
+
+
+class ServedRole:
+    """stop() and run() for a role process that serves gRPC (and health over HTTP)."""
+
+    stop_grace: float = 2.0
+    stopping: threading.Event
+    _server: grpc.Server | None
+    _health: Any
+
+    def start(self) -> Any:  # pragma: no cover - every role defines it
+        raise NotImplementedError
+
+    def run_loop(self) -> None:  # pragma: no cover - every role defines it
+        raise NotImplementedError
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop the loop and the servers; calls in progress get `grace` (default `stop_grace`) seconds."""
+        seconds = self.stop_grace if grace is None else grace
+        self.stopping.set()
+        if self._server is not None:
+            self._server.stop(seconds).wait(seconds + 1)
+        if self._health is not None:
+            self._health.stop()
+
+    def run(self) -> int:
+        """Serve until `stop()` (the CLI calls it on SIGTERM/SIGINT); return the exit code."""
+        self.start()
+        try:
+            self.run_loop()
+        finally:
+            self.stop()
+        return 0
+
+    def run_until_signalled(self) -> int:
+        """`run()`, with SIGTERM and SIGINT asking the loop to stop (then it shuts down cleanly)."""
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda _signal, _frame: self.stopping.set())
+        return self.run()
