@@ -323,10 +323,12 @@ def test_not_final_messages_wait_and_batches_are_capped(world: World) -> None:
         world.chain.finalized = 3
         relayer.run_once()
         assert states(relayer) == {S.DELIVERED: 3, S.OBSERVED: 2}
+        # The batches of one pass go out concurrently, so only their sizes per pass are fixed.
+        assert sorted(world.destination.calls) == [1, 2]
         world.chain.finalized = 5
         relayer.run_once()
         assert states(relayer) == {S.DELIVERED: 5}
-        assert world.destination.calls == [2, 1, 2]
+        assert sorted(world.destination.calls[2:]) == [2] and len(world.destination.calls) == 3
     finally:
         relayer.stop()
 
