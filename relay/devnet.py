@@ -464,7 +464,7 @@ class Devnet:
 
 def relayer_config_fields() -> frozenset[str]:
     """The keys the relayer's config accepts (it is strict: unknown keys are errors)."""
-    from relay.roles.relayer import RelayerConfig
+    from relay.relayer import RelayerConfig
 
     return frozenset(RelayerConfig.model_fields)
 

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config (exit 2 if invalid), start the relayer, wait for a signal, stop cleanly."""
-    from relay.roles.relayer import Relayer, RelayerConfig
+    from relay.relayer import Relayer, RelayerConfig
 
     overrides = {key: value for key, value in (("listen", args.listen), ("store", args.store)) if value}
     config = load_config(RelayerConfig, args.config, overrides=overrides)  # ConfigurationError -> exit 2

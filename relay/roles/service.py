@@ -13,24 +13,9 @@ from typing import Any
 
 import grpc
 
-from relay.errors import ConfigurationError
+from relay.rpc.server import bind, split_address
 
-
-def split_address(address: str) -> tuple[str, int]:
-    """('host', port) of 'host:port'; `ConfigurationError` if it is not one."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigurationError("listen address must be host:port", address=address)
-    return host, int(port)
-
-
-def bind(server: grpc.Server, address: str) -> int:
-    """Bind `server` to `address` (insecure, loopback or cluster network); return the bound port."""
-    split_address(address)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise ConfigurationError("cannot listen on the address", address=address)
-    return port
+__all__ = ["ServedRole", "bind", "split_address"]
 
 
 class ServedRole:

@@ -10,29 +10,18 @@ into `INVALID_ARGUMENT`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from relay.chains import DeliveryItem
 from relay.errors import MalformedEncoding
 from relay.lifecycle import MessageState
+from relay.peers import PartialSignature
 from relay.store.base import MessageRecord
 from relay.v1 import destination_pb2, relay_service_pb2, types_pb2
 from relay.verify.bls import PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.merkle import TREE_DEPTH
 from relay.verify.message import Message
-
-
-@dataclass(frozen=True)
-class PartialSignature:
-    """One committee member's signature over a checkpoint, as an attestor serves it."""
-
-    checkpoint: Checkpoint
-    signer_index: int
-    public_key: bytes
-    signature: bytes
-
 
 # --- messages ---------------------------------------------------------------------------------
 

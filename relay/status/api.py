@@ -20,7 +20,7 @@ from relay.lifecycle import MessageState
 from relay.store.base import MessageFilter, MessageRecord
 
 if TYPE_CHECKING:
-    from relay.roles.relayer import Relayer
+    from relay.relayer import Relayer
 
 DEFAULT_RECENT_MESSAGES = 50
 TX_PLACEHOLDER = "{tx}"

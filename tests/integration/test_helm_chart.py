@@ -173,7 +173,7 @@ def test_a_member_on_an_undeclared_chain_fails_to_render() -> None:
 @pytest.mark.parametrize("role, model_path", [
     ("attestor", "relay.roles.attestor:AttestorConfig"),
     ("submitter", "relay.roles.submitter:SubmitterConfig"),
-    ("relayer", "relay.roles.relayer:RelayerConfig"),
+    ("relayer", "relay.relayer:RelayerConfig"),
 ])
 def test_rendered_configs_are_accepted_by_the_roles_strict_models(role: str, model_path: str) -> None:
     import importlib

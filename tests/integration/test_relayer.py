@@ -27,7 +27,7 @@ from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
 from relay.config import ChainConfig
 from relay.errors import InvalidProof
 from relay.lifecycle import MessageState
-from relay.roles.relayer import Relayer, RelayerConfig
+from relay.relayer import Relayer, RelayerConfig
 from relay.rpc import convert
 from relay.store import SqliteStore, Transition
 from relay.v1 import (
@@ -108,6 +108,11 @@ class FakeWatcher:
         new_cursor = Cursor(head, head.to_bytes(32, "big"))
         self.cursors.save_cursor(self.domain, new_cursor)
         return WatchUpdate(observed=observed, head_block=head, finalized_block=finalized, cursor=new_cursor)
+
+    def block_hash(self, number: int) -> bytes | None:
+        """The fake chain never reorganises: every block is canonical, its hash derived from its number."""
+        with self.chain.lock:
+            return number.to_bytes(32, "big") if number <= self.chain.head else None
 
 
 class FakeAttestor(attestation_pb2_grpc.AttestationServiceServicer):
@@ -702,7 +707,7 @@ def test_the_command_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
 def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: World) -> None:
     """SUBMITTED with no call waiting (a failure between the write and the outcome) must not wait
     for a restart: after the submitter timeout plus a grace period it is queued again, once."""
-    from relay.roles import relayer as relayer_module
+    from relay import relayer as relayer_module
 
     messages = [world.chain.dispatch(f"stranded {n}".encode()) for n in range(2)]
     now = [time.time()]
@@ -712,14 +717,13 @@ def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: Wor
         relayer.process_sources()
         assert states(relayer) == {S.VERIFIED: 2}
         relayer.store.apply_transitions([Transition(m.id, S.VERIFIED, S.SUBMITTED) for m in messages], now[0])
-        assert relayer._requeue_stranded(DESTINATION) == []  # too recent: a call may still be waiting
+        assert relayer.requeue_stranded(DESTINATION) == []  # too recent: a call may still be waiting
         now[0] += relayer.config.submitter_timeout + relayer_module.STRANDED_GRACE_SECONDS + 1
-        with relayer._in_flight_lock:
-            relayer._in_flight.add(messages[0].id)  # this one still has a call waiting
-        assert relayer._requeue_stranded(DESTINATION) == [messages[1].id]
-        with relayer._in_flight_lock:
-            relayer._in_flight.clear()
-        assert relayer._requeue_stranded(DESTINATION) == [messages[0].id]
+        cutoff = now[0] - relayer.config.submitter_timeout - relayer_module.STRANDED_GRACE_SECONDS
+        # messages[0] still has a call waiting: only messages[1] is stranded.
+        outcomes = relayer.stages.outcomes
+        assert outcomes.requeue_stranded(DESTINATION, {messages[0].id}, older_than=cutoff) == [messages[1].id]
+        assert relayer.requeue_stranded(DESTINATION) == [messages[0].id]
         assert states(relayer) == {S.RETRYING: 2}
         relayer.process_deliveries(flush=True)
         assert states(relayer) == {S.DELIVERED: 2}
@@ -730,9 +734,10 @@ def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: Wor
 
 def test_readiness_needs_the_attestor_quorum_and_the_submitter_to_answer(world: World,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from relay.roles import relayer as relayer_module
+    from relay.relayer import attest, deliver
 
-    monkeypatch.setattr(relayer_module, "QUORUM_PROBE_SECONDS", 0.1)
+    monkeypatch.setattr(attest, "QUORUM_PROBE_SECONDS", 0.1)
+    monkeypatch.setattr(deliver, "PROBE_SECONDS", 0.1)
     world.chain.dispatch(b"ready?")
     relayer = world.relayer(ready_max_poll_age=1.0).start()
 

@@ -28,7 +28,7 @@ from relay.chains import Cursor, CursorStore, WatchUpdate
 from relay.config import ChainConfig
 from relay.health import HealthServer
 from relay.lifecycle import MessageState
-from relay.roles.relayer import Relayer
+from relay.relayer import Relayer
 from relay.status.api import render_status_page
 from relay.v1 import attestation_pb2_grpc, destination_pb2_grpc
 from relay.verify.message import Message

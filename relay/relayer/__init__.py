@@ -1,0 +1,418 @@
+"""The relayer role: carries messages from source gateways to destination submitters.
+
+It holds no chain keys and trusts nobody it talks to. This module is the composition root: it
+builds the per-chain state and wires the stages, each a small module with one job, which talk only
+through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
+
+| stage | module | moves messages |
+|---|---|---|
+| ingest (watch, reorgs) | `ingest` | -> OBSERVED -> FINAL, orphans removed |
+| tree | `tree` | (the in-memory Merkle tree of each origin, synced from the store) |
+| attestation collection | `attest` | FINAL -> ATTESTED |
+| proving | `prove` | ATTESTED -> VERIFIED or REJECTED |
+| delivery (per destination) | `deliver` | VERIFIED, RETRYING -> SUBMITTED |
+| outcomes | `outcomes` | SUBMITTED -> DELIVERED, PARKED, REJECTED or RETRYING |
+| readiness, gauges | `readiness`, `gauges` | (observe only) |
+| service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |
+
+One thread runs ingest, attestation and proving for every source in turn; each destination has its
+own delivery thread, so a slow chain does not stall the others. Attestors and submitters are
+reached through the `relay.peers` Protocols; their gRPC clients live in `relay.rpc.clients`.
+`RelayService` is served like every role (`relay.rpc.server`), and with `metrics_listen` set the
+same HTTP server as `/metrics` serves a status page (`/`, polling `/api/status`; see `relay.status`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from relay.adapters_registry import create_watcher
+from relay.errors import ConfigurationError, InvalidProof
+from relay.metrics import RelayMetrics
+from relay.peers import AttestorClient, SubmitterClient
+from relay.relayer.attest import AttestationCollector
+from relay.relayer.common import Clock
+from relay.relayer.config import (
+    BatchingConfig,
+    DestinationConfig,
+    RelayerConfig,
+    RetryConfig,
+    SourceConfig,
+)
+from relay.relayer.deliver import Deliverer
+from relay.relayer.gauges import Gauges
+from relay.relayer.ingest import DeferredCursors, Ingest, WatcherFactory
+from relay.relayer.outcomes import Outcomes
+from relay.relayer.prove import Prover
+from relay.relayer.readiness import compute_readiness
+from relay.relayer.service import (
+    ChainStatus,
+    Subscriber,
+    Subscriptions,
+    check_token,
+    compute_chain_statuses,
+    retry_message,
+)
+from relay.relayer.state import DestinationState, SourceState
+from relay.relayer.tree import OriginTree
+from relay.rpc.server import GrpcServer, split_address, start_grpc_server
+from relay.store import open_store
+from relay.store.base import MessageRecord, Store
+from relay.verify.bls import BlsBackend, get_backend
+from relay.verify.message import address_to_bytes32
+
+__all__ = [
+    "BatchingConfig", "DestinationConfig", "Relayer", "RelayerConfig", "RetryConfig", "SourceConfig",
+]
+
+log = logging.getLogger("relay.relayer")
+
+STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting call are looked for
+STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
+ATTESTOR_POOL_SIZE = 16
+SERVER_THREADS = 32
+
+AttestorFactory = Callable[[str], AttestorClient]
+SubmitterFactory = Callable[[str], SubmitterClient]
+
+
+def _grpc_attestor(address: str) -> AttestorClient:
+    from relay.rpc.clients import GrpcAttestorClient
+
+    return GrpcAttestorClient(address)
+
+
+def _grpc_submitter(address: str) -> SubmitterClient:
+    from relay.rpc.clients import GrpcSubmitterClient
+
+    return GrpcSubmitterClient(address)
+
+
+class Relayer:
+    """The relayer process: the stages, their threads and the `RelayService` server.
+
+    `Relayer(config).start()` opens the store, rebuilds the trees, starts serving and looping;
+    `.port` is the bound RelayService port; `.stop()` shuts down cleanly. Tests drive the pipeline
+    synchronously with `open()` + `run_once()` instead of `start()`. Peers are gRPC clients unless
+    `attestor_factory` / `submitter_factory` supply others (address -> client).
+    """
+
+    def __init__(
+        self, config: RelayerConfig, *, store: Store | None = None,
+        watcher_factory: WatcherFactory | None = None, clock: Clock = time.time,
+        registry: CollectorRegistry | None = None, attestor_factory: AttestorFactory | None = None,
+        submitter_factory: SubmitterFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = RelayMetrics(self.registry)
+        self._store = store
+        self._owns_store = store is None
+        self._watcher_factory: WatcherFactory = watcher_factory or create_watcher
+        self._attestor_factory = attestor_factory or _grpc_attestor
+        self._submitter_factory = submitter_factory or _grpc_submitter
+        self._clock = clock
+        self._operator_token = config.operator_token.reveal() if config.operator_token else None
+        self.sources: dict[int, SourceState] = {}
+        self.destinations: dict[int, DestinationState] = {}
+        self.subscriptions = Subscriptions()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._grpc: GrpcServer | None = None
+        self._http: Any = None
+        self._pool: futures.ThreadPoolExecutor | None = None
+        self._stages: _Stages | None = None
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The open store."""
+        if self._store is None:
+            raise RuntimeError("the relayer is not open")
+        return self._store
+
+    @property
+    def stages(self) -> _Stages:
+        """The wired stages (after `open()`)."""
+        if self._stages is None:
+            raise RuntimeError("the relayer is not open")
+        return self._stages
+
+    @property
+    def port(self) -> int:
+        """The port RelayService is bound to (0 until served)."""
+        return self._grpc.port if self._grpc is not None else 0
+
+    @property
+    def address(self) -> str:
+        """host:port of RelayService."""
+        host = self.config.listen.rsplit(":", 1)[0] or "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    def open(self) -> Relayer:
+        """Open the store, build committees, watchers and trees, wire the stages, recover deliveries."""
+        if self._stages is not None:
+            return self
+        backend = get_backend(self.config.bls_backend)
+        if self._store is None:
+            self._store = open_store(self.config.store)
+        store = self._store
+        store.add_listener(self.subscriptions.publish)
+        self._pool = futures.ThreadPoolExecutor(max_workers=ATTESTOR_POOL_SIZE, thread_name_prefix="relayer-attestor")
+        for source_config in self.config.sources:
+            source = self._open_source(source_config, store, backend)
+            self.sources[source.domain] = source
+            source.tree.rebuild()
+        for destination_config in self.config.destinations:
+            self.destinations[destination_config.domain] = DestinationState(
+                destination_config, self._submitter_factory(destination_config.submitter))
+        self._stages = _Stages(self, store, backend, self._pool)
+        self._stages.outcomes.recover_submitted()
+        log.info("relayer opened", extra={
+            "store": self.config.store if self._owns_store else "injected",
+            "sources": sorted(self.sources), "destinations": sorted(self.destinations),
+            "bls_backend": backend.name,
+        })
+        return self
+
+    def _open_source(self, config: SourceConfig, store: Store, backend: BlsBackend) -> SourceState:
+        chain = config.chain
+        try:
+            committee = config.committee.build(backend)
+        except InvalidProof as error:
+            raise ConfigurationError(
+                f"committee of source {chain.name!r} is invalid: {error.reason}", domain=chain.domain,
+                cause=str(error),
+            ) from error
+        cursors = DeferredCursors(store)
+        return SourceState(
+            config=config, committee=committee, gateway=address_to_bytes32(chain.gateway), cursors=cursors,
+            watcher=self._watcher_factory(chain, cursors),
+            attestors=[self._attestor_factory(address) for address in config.attestors],
+            tree=OriginTree(store, chain.domain, chain.name),
+        )
+
+    def serve(self) -> int:
+        """Start the RelayService gRPC server (with health and reflection); return the bound port."""
+        if self._grpc is not None:
+            return self._grpc.port
+        self.open()
+        from relay.rpc.relay_service import SERVICE_NAME, RelayServicer
+        from relay.v1 import relay_service_pb2_grpc
+
+        def register(server: Any) -> None:
+            relay_service_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self), server)
+
+        self._grpc = start_grpc_server(self.config.listen, self.metrics, register, [SERVICE_NAME],
+                                       max_workers=SERVER_THREADS, thread_prefix="relayer-grpc")
+        if self.config.metrics_listen and self._http is None:
+            from relay.health import HealthServer
+            from relay.status.api import render_status_json, render_status_page
+
+            host, http_port = split_address(self.config.metrics_listen)
+            self._http = HealthServer(self.registry, host, http_port, readiness=self.readiness, routes={
+                "/": render_status_page,
+                "/api/status": lambda: render_status_json(self),
+            }).start()
+        log.info("relay service listening", extra={
+            "address": self.address, "metrics": f"{self._http.host}:{self._http.port}" if self._http else None})
+        if self._http is not None:
+            log.info(f"status page: {self.status_url}", extra={"url": self.status_url})
+        return self._grpc.port
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound /metrics port (0 without `metrics_listen`)."""
+        return int(self._http.port) if self._http is not None else 0
+
+    @property
+    def status_url(self) -> str:
+        """`http://host:port/` of the status page ("" until served with `metrics_listen`).
+
+        A wildcard bind address is shown as 127.0.0.1, the address that works from the same host.
+        """
+        if self._http is None:
+            return ""
+        host = self._http.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self._http.port}/"
+
+    def now(self) -> float:
+        """The relayer's current time in unix seconds (its injected clock)."""
+        return self._clock()
+
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: see `relay.relayer.readiness.compute_readiness`."""
+        return compute_readiness(self.config, list(self.sources.values()), list(self.destinations.values()),
+                                 self._clock())
+
+    def start(self) -> Relayer:
+        """Open, serve, and run the pipeline in background threads."""
+        self.open()
+        self.serve()
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._source_loop, name="relayer-sources", daemon=True)]
+        for destination in self.destinations.values():
+            self._threads.append(threading.Thread(
+                target=self._delivery_loop, args=(destination,),
+                name=f"relayer-deliver-{destination.domain}", daemon=True,
+            ))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop the loops (each finishes its current store transaction), the server, then close."""
+        self.request_stop()
+        for thread in self._threads:
+            thread.join(timeout=max(grace, 0.1) + self.config.attestor_timeout + 1.0)
+        self._threads = []
+        self.subscriptions.close_all()
+        if self._grpc is not None:
+            self._grpc.stop(grace)
+            self._grpc = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for source in self.sources.values():
+            for attestor in source.attestors:
+                attestor.close()
+        for destination in self.destinations.values():
+            destination.submitter.close()
+        if self._store is not None:
+            self._store.remove_listener(self.subscriptions.publish)
+            if self._owns_store:
+                self._store.close()
+                self._store = None
+        self.sources.clear()
+        self.destinations.clear()
+        self._stages = None
+        log.info("relayer stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until `stop()` was called (or `timeout`); True if stopped."""
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the loops to stop (safe from a signal handler); `stop()` completes the shutdown."""
+        self._stop.set()
+        for destination in self.destinations.values():
+            destination.wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether shutdown was requested."""
+        return self._stop.is_set()
+
+    def _interrupted(self) -> bool:
+        # Only the background loops stop mid-pass; a synchronous `run_once` always completes.
+        return self._stop.is_set() and bool(self._threads)
+
+    # --- loops ------------------------------------------------------------------------------
+
+    def _source_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._http is not None:
+                self._http.heartbeat()
+            try:
+                if self.process_sources():
+                    for destination in self.destinations.values():
+                        destination.wake.set()
+            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+                log.exception("source pass failed")
+            self._stop.wait(self.config.poll_interval)
+
+    def _delivery_loop(self, destination: DestinationState) -> None:
+        interval = min(self.config.poll_interval, max(self.config.batching.max_wait, 0.05))
+        checked_at = self._clock()
+        stages = self.stages
+        while not self._stop.is_set():
+            destination.wake.clear()
+            try:
+                stages.deliverer.probe(destination, self.config.attestor_timeout)
+                stages.deliverer.deliver(destination, flush=False)
+                if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
+                    checked_at = self._clock()
+                    stages.deliverer.requeue_stranded(destination, STRANDED_GRACE_SECONDS)
+            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+                log.exception("delivery pass failed", extra={"destination": destination.domain})
+            destination.wake.wait(interval)
+
+    def run_once(self, *, flush: bool = True) -> None:
+        """One synchronous pass of every stage; `flush` sends partial batches without waiting."""
+        self.open()
+        self.process_sources()
+        self.process_deliveries(flush=flush)
+
+    def process_sources(self) -> bool:
+        """Ingest, attest and prove every source once; True if some message became VERIFIED."""
+        stages = self.stages
+        progressed = False
+        for source in list(self.sources.values()):
+            if self._interrupted():
+                break
+            stages.ingest.poll(source)
+            stages.attestations.collect(source)
+            progressed = stages.prover.verify_attested(source) or progressed
+        stages.gauges.refresh()
+        return progressed
+
+    def process_deliveries(self, *, flush: bool = False) -> None:
+        """Deliver what is ready to every destination once."""
+        for destination in list(self.destinations.values()):
+            self.stages.deliverer.deliver(destination, flush=flush)
+
+    def requeue_stranded(self, domain: int) -> list[bytes]:
+        """Queue again the SUBMITTED messages of destination `domain` that no delivery call waits for."""
+        return self.stages.deliverer.requeue_stranded(self.destinations[domain], STRANDED_GRACE_SECONDS)
+
+    # --- operator actions and status (the `relay.rpc.relay_service.RelayApi`) ---------------
+
+    def check_operator_token(self, token: str) -> bool:
+        """Whether `token` is the operator token (constant-time; False if none is configured)."""
+        return check_token(token, self._operator_token)
+
+    def retry_message(self, message_id: bytes, *, force: bool = False) -> MessageRecord:
+        """Operator retry (see `relay.relayer.service.retry_message`); wakes the delivery loops."""
+        record = retry_message(self.store, message_id, self._clock(), force=force)
+        for destination in self.destinations.values():
+            destination.wake.set()
+        return record
+
+    def chain_statuses(self) -> list[ChainStatus]:
+        """Head, finalized block, cursor and lag of every source chain."""
+        return compute_chain_statuses(self.sources, self._clock())
+
+    def subscribe(self, ids: Sequence[bytes] = ()) -> Subscriber:
+        """A bounded queue of changed message ids (all, or only `ids`) until `unsubscribe`."""
+        return self.subscriptions.subscribe(ids)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop feeding `subscriber`."""
+        self.subscriptions.unsubscribe(subscriber)
+
+
+class _Stages:
+    """The stages of one open relayer, wired to its store, metrics, clock and per-chain state."""
+
+    def __init__(self, relayer: Relayer, store: Store, backend: BlsBackend, pool: futures.Executor) -> None:
+        config, metrics, clock = relayer.config, relayer.metrics, relayer.now
+        self.gauges = Gauges(store, metrics, clock)
+        self.ingest = Ingest(store, metrics, clock, relayer._watcher_factory)
+        self.attestations = AttestationCollector(store, metrics, clock, backend, pool, config.attestor_timeout)
+        self.prover = Prover(store, metrics, clock, backend)
+        self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges)
+        self.deliverer = Deliverer(store, clock, config.batching, config.submitter_timeout, relayer.sources,
+                                   self.outcomes, relayer._interrupted)

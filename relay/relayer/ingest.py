@@ -1,0 +1,178 @@
+"""Stage 1, ingest: poll each source watcher and store what it saw.
+
+New Dispatch events are stored as OBSERVED (idempotent), messages a reorg orphaned are deleted
+(only ever before FINAL), and those at or below the finalized block move to FINAL. The watcher's
+cursor is persisted only after its messages are stored (`DeferredCursors`), so a crash re-reads
+blocks instead of skipping them. A conflicting observation (another message at a stored nonce) is
+settled by the canonical block hash when the stored one is not final yet; otherwise it is an alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from relay.chains import Cursor, CursorStore, ObservedMessage, SourceWatcher, WatchUpdate
+from relay.config import ChainConfig
+from relay.errors import RelayError, TransientError
+from relay.lifecycle import MessageState
+from relay.metrics import RelayMetrics
+from relay.relayer.common import Clock, describe, retry_counter
+from relay.retry import WATCHER_POLL
+from relay.store.base import Store
+
+if TYPE_CHECKING:
+    from relay.relayer.state import SourceState
+
+log = logging.getLogger("relay.relayer")
+
+WatcherFactory = Callable[[ChainConfig, CursorStore], SourceWatcher]
+
+
+class DeferredCursors:
+    """The `CursorStore` a watcher gets: its cursor is held back until the relayer stored its report.
+
+    A watcher persists its cursor inside `poll()`; if the relayer then crashed before storing the
+    messages, they would be skipped for ever. Holding the cursor until `flush()` (called after the
+    messages are committed) turns that crash into a harmless re-read (inserts are idempotent).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: dict[int, Cursor] = {}
+        self._lock = threading.Lock()
+
+    def load_cursor(self, domain: int) -> Cursor | None:
+        """The held-back cursor if any, else the stored one."""
+        with self._lock:
+            pending = self._pending.get(domain)
+        return pending if pending is not None else self._store.load_cursor(domain)
+
+    def save_cursor(self, domain: int, cursor: Cursor) -> None:
+        """Hold `cursor` until `flush()`."""
+        with self._lock:
+            self._pending[domain] = cursor
+
+    def flush(self) -> None:
+        """Persist the held-back cursors."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for domain, cursor in pending.items():
+            self._store.save_cursor(domain, cursor)
+
+    def discard(self) -> None:
+        """Forget held-back cursors (their messages were not stored)."""
+        with self._lock:
+            self._pending.clear()
+
+
+class Ingest:
+    """Polls watchers and writes their reports to the store (OBSERVED, orphans, FINAL)."""
+
+    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, watcher_factory: WatcherFactory) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._watcher_factory = watcher_factory
+
+    def poll(self, source: SourceState) -> None:
+        """Poll `source`'s watcher once and store the update; failures are logged and retried next pass."""
+        fields = {"chain": source.name, "origin": source.domain}
+        try:
+            update = WATCHER_POLL.call(source.watcher.poll, on_retry=retry_counter(self._metrics, WATCHER_POLL.name))
+        except TransientError as error:
+            source.cursors.discard()
+            log.warning("source poll failed", extra={**fields, "error": describe(error)})
+            return
+        except RelayError as error:
+            source.cursors.discard()
+            log.error("source poll failed", extra={**fields, "error": describe(error)})
+            return
+        now = self._clock()
+        try:
+            self.apply_update(source, update, now)
+        except Exception:
+            # What the watcher reported is not stored: start it again from the stored cursor.
+            source.cursors.discard()
+            source.watcher = self._watcher_factory(source.config.chain, source.cursors)
+            raise
+        source.cursors.flush()
+        if update.cursor is not None and source.cursors.load_cursor(source.domain) != update.cursor:
+            self._store.save_cursor(source.domain, update.cursor)
+        source.head = max(source.head, update.head_block)
+        source.finalized = max(source.finalized, update.finalized_block)
+        source.last_poll_at = now
+        position = source.cursor_block()
+        behind = source.cursors.load_cursor(source.domain) is not None and position < source.finalized
+        source.behind_since = (source.behind_since or now) if behind else 0.0
+        self._metrics.set_chain_progress(source.name, source.head, source.finalized, position)
+
+    def apply_update(self, source: SourceState, update: WatchUpdate, now: float) -> None:
+        """Store one watcher report: orphans, new observations (conflicts settled), then finality."""
+        fields = {"chain": source.name, "origin": source.domain}
+        if update.orphaned_ids:
+            removed, refused = self._store.remove_orphans(update.orphaned_ids)
+            for message_id in removed:
+                log.warning("message orphaned by a reorg", extra={**fields, "message_id": message_id})
+            for message_id in refused:
+                log.error("reorg reported for a message past FINAL: ignored (alert)",
+                          extra={**fields, "message_id": message_id})
+            if removed:
+                source.tree.rebuild()
+        observed = []
+        for item in update.observed:
+            if item.message.origin != source.domain:
+                log.error("watcher reported a message of another origin: ignored",
+                          extra={**fields, "message_id": item.message.id, "message_origin": item.message.origin})
+                continue
+            observed.append(item)
+        new, conflicts = self._store.insert_observed(observed, now)
+        if conflicts:
+            replacements = self.settle_conflicts(source, [o for o in observed if o.message.id in set(conflicts)])
+            if replacements:
+                more, conflicts = self._store.insert_observed(replacements, now)
+                new += more
+                source.tree.rebuild()
+        for message_id in conflicts:
+            log.error("conflicting observation: another message holds this nonce (alert)",
+                      extra={**fields, "message_id": message_id})
+        final = self._store.mark_final(source.domain, update.finalized_block, now)
+        if new:
+            source.tree.extend()
+        for message_id in new:
+            log.info("message observed", extra={**fields, "message_id": message_id})
+        for message_id in final:
+            log.info("message final", extra={**fields, "message_id": message_id})
+
+    def settle_conflicts(self, source: SourceState, challengers: list[ObservedMessage]) -> list[ObservedMessage]:
+        """Drop stored messages orphaned while nobody watched; return the observations replacing them.
+
+        A conflict is a new observation at a nonce another stored message holds. If that stored
+        message is not final yet and its block is no longer on the canonical chain, a reorg took it
+        while the relayer was down: it goes, the new observation takes its place. A conflict with
+        a FINAL message, or with one whose block is still canonical, stays a conflict (an alert).
+        """
+        by_nonce = dict(self._store.message_ids_by_nonce(source.domain))
+        orphans: list[bytes] = []
+        replacements = []
+        for challenger in challengers:
+            held = by_nonce.get(challenger.message.nonce)
+            record = self._store.get(held) if held is not None else None
+            if record is None or record.state is not MessageState.OBSERVED:
+                continue
+            try:
+                current = source.watcher.block_hash(record.source_block)
+            except RelayError:
+                continue  # cannot tell now; the next poll reports the conflict again
+            if current is not None and current != record.source_block_hash:
+                orphans.append(record.id)
+                replacements.append(challenger)
+        if orphans:
+            removed, _refused = self._store.remove_orphans(orphans)
+            for message_id in removed:
+                log.warning("message orphaned by a reorg while the relayer was down", extra={
+                    "chain": source.name, "origin": source.domain, "message_id": message_id})
+            replacements = [r for r, o in zip(replacements, orphans, strict=True) if o in set(removed)]
+        return replacements

@@ -1,0 +1,155 @@
+"""Stage 5, outcomes: turn what a submitter reported (or failed to report) into lifecycle transitions.
+
+Per message: DELIVERED (by this transaction or earlier), PARKED (the recipient reverted; still
+deliverable, an operator can retry), REJECTED (the destination gateway refused the proof), or, for
+a transient failure or a missing outcome, RETRYING under the persisted backoff schedule, PARKED
+once out of attempts. Also the recovery paths for SUBMITTED messages whose outcome can no longer
+arrive: after a restart (`recover_submitted`) and when no call waits for them
+(`requeue_stranded`); the submitter skips ids already delivered, so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from relay.errors import AttemptsExhausted, RelayError, RpcUnavailable, TransientError
+from relay.lifecycle import MessageState, StaleState
+from relay.metrics import RelayMetrics
+from relay.peers import DeliveryOutcome, DeliveryReport
+from relay.relayer.common import Clock, describe
+from relay.relayer.gauges import Gauges
+from relay.retry import BackoffSchedule
+from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, SubmittedTransaction, Transition
+
+log = logging.getLogger("relay.relayer")
+
+S = MessageState
+
+
+class Outcomes:
+    """Records delivery outcomes and failures in the store."""
+
+    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, schedule: BackoffSchedule,
+                 gauges: Gauges) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._schedule = schedule
+        self._gauges = gauges
+
+    def apply_report(self, destination: int, peer: str, certified: CertifiedCheckpoint,
+                     submitted: Sequence[MessageRecord], report: DeliveryReport, fields: dict[str, Any]) -> None:
+        """Apply the report of submitter `peer` for `submitted` (all SUBMITTED) under `certified`."""
+        now = self._clock()
+        transaction = report.transaction_hash
+        if transaction:
+            self._store.record_transaction(SubmittedTransaction(
+                transaction, destination, certified.checkpoint_id, tuple(r.id for r in submitted),
+                report.block_number, report.gas_used, now,
+            ))
+        transitions: list[Transition] = []
+        failed: list[MessageRecord] = []
+        for record in submitted:
+            result = report.results.get(record.id)
+            outcome = result.outcome if result is not None else DeliveryOutcome.UNSPECIFIED
+            reason = result.reason if result is not None else ""
+            if outcome is DeliveryOutcome.DELIVERED:
+                transitions.append(Transition(record.id, S.SUBMITTED, S.DELIVERED,
+                                              {"destination_transaction": transaction}))
+            elif outcome is DeliveryOutcome.ALREADY_DELIVERED:
+                transitions.append(Transition(record.id, S.SUBMITTED, S.DELIVERED, {}))
+            elif outcome is DeliveryOutcome.RECIPIENT_REVERTED:
+                transitions.append(Transition(record.id, S.SUBMITTED, S.PARKED, {
+                    "last_error": f"RecipientReverted: {reason or 'the recipient reverted'}",
+                    "error_reason": "RecipientReverted", "destination_transaction": transaction,
+                }))
+            elif outcome is DeliveryOutcome.REJECTED:
+                transitions.append(Transition(record.id, S.SUBMITTED, S.REJECTED, {
+                    "last_error": f"GatewayRejected: {reason or 'the destination gateway rejected the proof'}",
+                    "error_reason": "GatewayRejected",
+                }))
+            else:
+                failed.append(record)
+        self._store.apply_transitions(transitions, now)
+        for transition in transitions:
+            extra = {**fields, "message_id": transition.id, "transaction": transaction}
+            if transition.new is S.DELIVERED:
+                self._gauges.observe_delivery(transition.id)
+                log.info("message delivered", extra=extra)
+            elif transition.new is S.REJECTED:
+                self._metrics.rejections.labels(str(fields["origin"]), "GatewayRejected").inc()
+                log.warning("message rejected by the destination gateway",
+                            extra={**extra, "reason": transition.updates["last_error"]})
+            else:
+                log.warning(f"message {transition.new.value}", extra={**extra, "reason": transition.updates["last_error"]})
+        if failed:
+            self.fail(failed, RpcUnavailable("the submitter reported no outcome", peer=peer), fields)
+
+    def fail(self, records: Sequence[MessageRecord], error: RelayError, fields: dict[str, Any]) -> None:
+        """A delivery attempt failed for `records` (all SUBMITTED): back off, or park."""
+        now = self._clock()
+        transitions = []
+        for record in records:
+            attempts = record.attempts + 1
+            if isinstance(error, TransientError) and not self._schedule.is_exhausted(attempts):
+                delay = self._schedule.compute_delay(attempts, record.id)
+                transitions.append(Transition(record.id, S.SUBMITTED, S.RETRYING, {
+                    "attempts": attempts, "next_attempt_at": now + delay, "last_error": describe(error),
+                    "error_reason": error.reason,
+                }))
+            else:
+                final_error = error if not isinstance(error, TransientError) else AttemptsExhausted(
+                    "out of delivery attempts", attempts=attempts, last=describe(error))
+                transitions.append(Transition(record.id, S.SUBMITTED, S.PARKED, {
+                    "attempts": attempts, "last_error": describe(final_error), "error_reason": final_error.reason,
+                }))
+        self._store.apply_transitions(transitions, now)
+        for transition in transitions:
+            if transition.new is S.RETRYING:
+                self._metrics.retries.labels("delivery").inc()
+            log.warning(f"delivery failed: message {transition.new.value}", extra={
+                **fields, "message_id": transition.id, "attempts": transition.updates["attempts"],
+                "reason": transition.updates["last_error"],
+            })
+
+    def recover_submitted(self) -> int:
+        """Deliveries in flight when the relayer stopped: ask again (the submitter skips delivered ids).
+
+        Returns how many messages were queued again.
+        """
+        now = self._clock()
+        recovered = 0
+        while True:
+            records = self._store.messages_in_state(S.SUBMITTED, limit=1000)
+            if not records:
+                return recovered
+            self._store.apply_transitions([
+                Transition(r.id, S.SUBMITTED, S.RETRYING, {
+                    "next_attempt_at": now, "last_error": "relayer restarted while the delivery was in flight",
+                    "error_reason": "Interrupted",
+                }) for r in records
+            ], now)
+            recovered += len(records)
+            log.info("interrupted deliveries queued again", extra={"messages": len(records)})
+
+    def requeue_stranded(self, destination: int, in_flight: Collection[bytes], older_than: float) -> list[bytes]:
+        """SUBMITTED messages of `destination` no call waits for (not in `in_flight`), last updated
+        before `older_than`: queue them again. Returns their ids."""
+        now = self._clock()
+        stranded = [r for r in self._store.messages_in_state(S.SUBMITTED, destination=destination)
+                    if r.id not in in_flight and r.updated_at < older_than]
+        if not stranded:
+            return []
+        try:
+            self._store.apply_transitions([
+                Transition(r.id, S.SUBMITTED, S.RETRYING, {
+                    "next_attempt_at": now, "last_error": "no delivery outcome arrived; sent again",
+                    "error_reason": "Stranded",
+                }) for r in stranded
+            ], now)
+        except StaleState:
+            return []  # an outcome landed meanwhile; the next check looks again
+        log.warning("stranded deliveries queued again", extra={"destination": destination, "messages": len(stranded)})
+        return [r.id for r in stranded]

@@ -1,0 +1,111 @@
+"""Stage 3, proving: verify off-chain exactly what the destination gateway will verify on-chain.
+
+For each ATTESTED message, grouped by checkpoint: `verify_checkpoint` (epoch, gateway, quorum, BLS
+aggregate), the checkpoint root equal to the relayer's own tree of the source gateway at
+`index + 1` leaves, and the message's Merkle branch. The outcome is VERIFIED (with the branch
+stored), or REJECTED with the error's reason (never retried by itself). A checkpoint the tree
+does not reach yet sends its messages back to FINAL, to be attested again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from relay.errors import InvalidMerkleProof, InvalidProof, RelayError
+from relay.lifecycle import MessageState, StaleState
+from relay.metrics import RelayMetrics
+from relay.relayer.common import Clock, describe
+from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
+from relay.verify.bls import BlsBackend
+from relay.verify.committee import verify_checkpoint
+from relay.verify.merkle import verify_branch
+
+if TYPE_CHECKING:
+    from relay.relayer.state import SourceState
+
+log = logging.getLogger("relay.relayer")
+
+S = MessageState
+
+
+class Prover:
+    """Moves ATTESTED messages to VERIFIED or REJECTED."""
+
+    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, backend: BlsBackend) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._backend = backend
+
+    def verify_attested(self, source: SourceState) -> bool:
+        """Verify every ATTESTED message of `source`; True if some message became VERIFIED."""
+        attested = self._store.messages_in_state(S.ATTESTED, origin=source.domain)
+        by_checkpoint: dict[int, list[MessageRecord]] = defaultdict(list)
+        for record in attested:
+            by_checkpoint[record.checkpoint_id or 0].append(record)
+        progressed = False
+        for checkpoint_id, records in by_checkpoint.items():
+            certified = self._store.get_certificate(checkpoint_id) if checkpoint_id else None
+            transitions = self.compute_transitions(source, certified, records)
+            try:
+                self._store.apply_transitions(transitions, self._clock())
+            except StaleState as error:
+                log.info("verification raced another writer; retried next pass", extra={"error": str(error)})
+                continue
+            for transition in transitions:
+                fields = {"chain": source.name, "origin": source.domain, "message_id": transition.id}
+                if transition.new is S.VERIFIED:
+                    progressed = True
+                    log.info("message verified", extra={**fields, "checkpoint_id": checkpoint_id})
+                elif transition.new is S.REJECTED:
+                    self._metrics.rejections.labels(str(source.domain), str(transition.updates["error_reason"])).inc()
+                    log.warning("message rejected", extra={**fields, "reason": transition.updates["last_error"]})
+        return progressed
+
+    def compute_transitions(self, source: SourceState, certified: CertifiedCheckpoint | None,
+                            records: Sequence[MessageRecord]) -> list[Transition]:
+        """The verdict for `records` (all ATTESTED under `certified`), as transitions; no writes."""
+        def reject(record: MessageRecord, error: RelayError) -> Transition:
+            return Transition(record.id, S.ATTESTED, S.REJECTED,
+                              {"last_error": describe(error), "error_reason": error.reason})
+
+        def attest_again() -> list[Transition]:
+            return [Transition(r.id, S.ATTESTED, S.FINAL, {"checkpoint_id": None}) for r in records]
+
+        if certified is None:
+            return attest_again()  # not possible through the attestation stage; be safe
+        checkpoint = certified.checkpoint
+        with source.tree.view() as tree:
+            if checkpoint.index >= tree.count:
+                return attest_again()
+            try:
+                with self._metrics.time_verification("checkpoint"):
+                    verify_checkpoint(source.committee, checkpoint, certified.certificate, origin=source.domain,
+                                      gateway=source.gateway, backend=self._backend)
+                expected = tree.root_at(checkpoint.index + 1)
+                if expected != checkpoint.root:
+                    # The committee signed a root the source gateway's Dispatch events do not produce.
+                    raise InvalidMerkleProof(
+                        "checkpoint root differs from the source gateway's tree", index=checkpoint.index,
+                        root=checkpoint.root, expected=expected,
+                    )
+            except InvalidProof as error:
+                return [reject(r, error) for r in records]
+            transitions = []
+            for record in records:
+                nonce = record.message.nonce
+                try:
+                    if nonce > checkpoint.index:
+                        raise InvalidMerkleProof("checkpoint does not cover the message", nonce=nonce,
+                                                 index=checkpoint.index)
+                    branch = tree.branch(nonce, checkpoint.index + 1)
+                    with self._metrics.time_verification("merkle"):
+                        verify_branch(record.id, branch, nonce, checkpoint.root)
+                except InvalidProof as error:
+                    transitions.append(reject(record, error))
+                    continue
+                transitions.append(Transition(record.id, S.ATTESTED, S.VERIFIED, {"branch": branch}))
+        return transitions

@@ -1,0 +1,35 @@
+"""The relayer's `/readyz` verdict, from the runtime state the stages keep up to date.
+
+Ready when every source was polled recently, its watcher is within the allowed lag of the finalized
+block, the attestor weight that answered (as last measured) reaches the threshold, and every
+submitter answered recently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from relay.relayer.config import RelayerConfig
+from relay.relayer.state import DestinationState, SourceState
+
+
+def compute_readiness(config: RelayerConfig, sources: Iterable[SourceState],
+                      destinations: Iterable[DestinationState], now: float) -> tuple[bool, str]:
+    """(ready, reason) at time `now`; the reason names the first thing that is not ready."""
+    sources = list(sources)
+    for source in sources:
+        if not source.last_poll_at:
+            return False, f"{source.name}: not polled yet"
+        if now - source.last_poll_at > config.ready_max_poll_age:
+            return False, f"{source.name}: last successful poll {now - source.last_poll_at:.0f} s ago"
+        lag = source.finalized - source.cursor_block()
+        if lag > config.ready_max_lag_blocks:
+            return False, f"{source.name}: watcher {lag} blocks behind the finalized block"
+        weight = source.reachable_weight
+        if weight is not None and weight < source.committee.threshold:
+            return False, (f"{source.name}: attestor quorum unreachable "
+                           f"({weight} of {source.committee.threshold} weight answered)")
+    for destination in destinations:
+        if now - destination.answered_at > config.ready_max_poll_age:
+            return False, f"submitter of domain {destination.domain} not answering"
+    return True, f"{len(sources)} sources synced, attestors and submitters answering"

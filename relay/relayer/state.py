@@ -1,0 +1,67 @@
+"""The relayer's runtime state per source and per destination, shared by its stages.
+
+Everything durable lives in the store; these objects hold what is derived or only observed:
+the peers' clients, the in-memory tree, the watcher's last view of the chain and the measured
+reachability that readiness and the gauges report.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from relay.chains import SourceWatcher
+from relay.peers import AttestorClient, SubmitterClient
+from relay.relayer.config import DestinationConfig, SourceConfig
+from relay.relayer.ingest import DeferredCursors
+from relay.relayer.tree import OriginTree
+from relay.verify.committee import Committee
+
+
+@dataclass
+class SourceState:
+    """One source chain: its committee, gateway, watcher, attestors, tree and last observed progress."""
+
+    config: SourceConfig
+    committee: Committee
+    gateway: bytes
+    cursors: DeferredCursors
+    watcher: SourceWatcher
+    attestors: list[AttestorClient]
+    tree: OriginTree
+    head: int = 0
+    finalized: int = 0
+    behind_since: float = 0.0
+    last_poll_at: float = 0.0
+    last_quorum_probe_at: float = 0.0
+    reachable_weight: int | None = None  # attestor weight that answered last time it was measured
+
+    @property
+    def domain(self) -> int:
+        """The origin domain."""
+        return self.config.chain.domain
+
+    @property
+    def name(self) -> str:
+        """The chain's configured name."""
+        return self.config.chain.name
+
+    def cursor_block(self) -> int:
+        """The block the watcher has processed up to (0 before the first poll)."""
+        cursor = self.cursors.load_cursor(self.domain)
+        return cursor.block_number if cursor is not None else 0
+
+
+@dataclass
+class DestinationState:
+    """One destination chain, reached through its submitter."""
+
+    config: DestinationConfig
+    submitter: SubmitterClient
+    wake: threading.Event = field(default_factory=threading.Event)
+    answered_at: float = 0.0  # when its submitter last answered (a delivery or a status probe)
+
+    @property
+    def domain(self) -> int:
+        """The destination domain."""
+        return self.config.domain

@@ -1,0 +1,143 @@
+"""gRPC implementations of the relayer's peer Protocols (`relay.peers`).
+
+`GrpcAttestorClient` and `GrpcSubmitterClient` are the only relayer code that builds or reads
+generated `relay.v1` messages. Every gRPC failure leaves here typed: a code that says "try again
+later" (`TRANSIENT_CODES`) becomes `relay.errors.RpcUnavailable`, any other `PermanentError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from relay.chains import DeliveryItem
+from relay.errors import OriginMismatch, PermanentError, RelayError, RpcUnavailable
+from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
+from relay.rpc import convert
+from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
+from relay.verify.committee import Checkpoint, QuorumCertificate
+
+# gRPC codes that say "try again later"; any other failure code is permanent for that request.
+TRANSIENT_CODES = frozenset({
+    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED,
+})
+
+# Reconnect quickly to a peer that comes back: gRPC's default backoff grows to two minutes.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+_OUTCOMES = {
+    destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_DELIVERED: DeliveryOutcome.DELIVERED,
+    destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_ALREADY_DELIVERED: DeliveryOutcome.ALREADY_DELIVERED,
+    destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_RECIPIENT_REVERTED: DeliveryOutcome.RECIPIENT_REVERTED,
+    destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_REJECTED: DeliveryOutcome.REJECTED,
+}
+
+
+def classify_rpc_error(error: grpc.RpcError, peer: str, method: str) -> RelayError:
+    """Classify a gRPC failure: transient codes become `RpcUnavailable`, the rest `PermanentError`."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    if code in TRANSIENT_CODES:
+        return RpcUnavailable(f"{method} failed", peer=peer, code=code.name, details=details)
+    return PermanentError(f"{method} refused", peer=peer, code=code.name, details=details)
+
+
+class GrpcAttestorClient:
+    """An attestor's `AttestationService`, as the relayer asks it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._stub = attestation_pb2_grpc.AttestationServiceStub(self._channel)
+
+    def get_checkpoint(self, origin: int, min_index: int, timeout: float) -> PartialSignature | None:
+        """The attestor's signature at or after `min_index` (None: not signed that far yet)."""
+        request = attestation_pb2.GetCheckpointRequest(origin=origin, min_index=min_index)
+        try:
+            response = self._stub.GetCheckpoint(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None  # not signed that far yet: a normal answer, not a failure
+            raise classify_rpc_error(error, self.address, "GetCheckpoint") from error
+        partial = convert.partial_signature_from_proto(response)
+        if partial.checkpoint.origin != origin:
+            raise OriginMismatch("attestor signed another origin", origin=partial.checkpoint.origin, expected=origin)
+        return partial
+
+    def get_identity(self, timeout: float) -> AttestorIdentity:
+        """Who the attestor says it is."""
+        try:
+            identity = self._stub.GetIdentity(attestation_pb2.GetIdentityRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, self.address, "GetIdentity") from error
+        return AttestorIdentity(int(identity.origin), int(identity.signer_index), bytes(identity.public_key))
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+
+class _PendingGrpcDelivery:
+    """A `Deliver` call running as a gRPC future."""
+
+    def __init__(self, call: Any, peer: str) -> None:
+        self._call = call
+        self._peer = peer
+
+    def wait(self, timeout: float) -> DeliveryReport | None:
+        try:
+            response = self._call.result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return None
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, self._peer, "Deliver") from error
+        return report_from_proto(response)
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+def report_from_proto(response: destination_pb2.DeliverResponse) -> DeliveryReport:
+    """A `DeliverResponse` as a `DeliveryReport` (unknown outcome codes become UNSPECIFIED)."""
+    results = {
+        bytes(r.id): DeliveryResult(_OUTCOMES.get(r.outcome, DeliveryOutcome.UNSPECIFIED), r.reason)
+        for r in response.results
+    }
+    return DeliveryReport(bytes(response.transaction_hash), int(response.block_number), int(response.gas_used),
+                          results)
+
+
+class GrpcSubmitterClient:
+    """A destination submitter's `DestinationService`, as the relayer asks it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._stub = destination_pb2_grpc.DestinationServiceStub(self._channel)
+
+    def deliver(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
+                items: Sequence[DeliveryItem], timeout: float) -> _PendingGrpcDelivery:
+        """Start `Deliver` for `items`; wait on the returned handle."""
+        request = convert.deliver_request_to_proto(checkpoint, certificate, items)
+        return _PendingGrpcDelivery(self._stub.Deliver.future(request, timeout=timeout), self.address)
+
+    def probe(self, timeout: float) -> bool:
+        """Whether `GetStatus` gets any answer (an error status is an answer too)."""
+        try:
+            self._stub.GetStatus(destination_pb2.GetStatusRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            return error.code() not in TRANSIENT_CODES
+        return True
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()

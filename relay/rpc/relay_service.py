@@ -1,0 +1,185 @@
+"""`relay.v1.RelayService` over gRPC: dApps track messages, operators retry and watch lag.
+
+The servicer is a thin translation layer over a `RelayApi` (the relayer implements it): it decodes
+and validates requests (`INVALID_ARGUMENT` for malformed ids or filters), converts records to
+`MessageStatus`, and maps domain errors to status codes (`NOT_FOUND`, `FAILED_PRECONDITION`,
+`PERMISSION_DENIED` without the operator token, `RESOURCE_EXHAUSTED` for a watcher that fell
+behind).
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn, Protocol
+
+import grpc
+
+from relay.errors import MalformedEncoding
+from relay.lifecycle import MessageState, StaleState
+from relay.rpc import convert
+from relay.store.base import MessageFilter, MessageRecord, Store
+from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
+
+SERVICE_NAME = "relay.v1.RelayService"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+class WatchInbox(Protocol):
+    """A subscription's queue of changed ids (`None` ends the stream) and its overflow flag."""
+
+    inbox: queue.Queue[bytes | None]
+    overflowed: bool
+
+
+class ChainProgress(Protocol):
+    """A source chain's progress, as `ListChains` reports it."""
+
+    @property
+    def domain(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def head(self) -> int: ...
+
+    @property
+    def finalized(self) -> int: ...
+
+    @property
+    def cursor(self) -> int: ...
+
+    @property
+    def lag_blocks(self) -> int: ...
+
+    @property
+    def lag_seconds(self) -> float: ...
+
+
+class RelayApi(Protocol):
+    """What the servicer needs from the relayer."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def subscribe(self, ids: Sequence[bytes] = ()) -> Any: ...
+
+    def unsubscribe(self, subscriber: Any) -> None: ...
+
+    def retry_message(self, message_id: bytes, *, force: bool = False) -> MessageRecord: ...
+
+    def chain_statuses(self) -> Sequence[ChainProgress]: ...
+
+    def check_operator_token(self, token: str) -> bool: ...
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    context.abort(code, details)
+    raise RuntimeError("grpc abort returned")  # pragma: no cover - abort always raises
+
+
+def _invalid(context: grpc.ServicerContext, error: Exception) -> NoReturn:
+    _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
+    """`relay.v1.RelayService` over a `RelayApi`."""
+
+    def __init__(self, relayer: RelayApi) -> None:
+        self.relayer = relayer
+
+    def GetMessage(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC names
+        try:
+            message_id = convert.message_id_from_bytes(request.id)
+        except MalformedEncoding as error:
+            _invalid(context, error)
+        record = self.relayer.store.get(message_id)
+        if record is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"message 0x{message_id.hex()} was never observed")
+        return convert.message_status_to_proto(record)
+
+    def ListMessages(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            states = frozenset(convert.state_from_proto(s) for s in request.states)
+            size = request.page_size or DEFAULT_PAGE_SIZE
+            where = MessageFilter(states=states, origin=request.origin, destination=request.destination)
+            page = self.relayer.store.list_messages(where, min(size, MAX_PAGE_SIZE), request.page_token)
+        except (MalformedEncoding, ValueError) as error:
+            _invalid(context, error)
+        return relay_service_pb2.ListMessagesResponse(
+            messages=[convert.message_status_to_proto(r) for r in page.records], next_page_token=page.next_token,
+        )
+
+    def WatchMessages(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+        try:
+            ids = [convert.message_id_from_bytes(i, "ids") for i in request.ids]
+        except MalformedEncoding as error:
+            _invalid(context, error)
+        relayer = self.relayer
+        subscriber: WatchInbox = relayer.subscribe(ids)
+        try:
+            last: dict[bytes, tuple[MessageState, float]] = {}
+
+            def status(record: MessageRecord) -> Any:
+                last[record.id] = (record.state, record.updated_at)
+                return convert.message_status_to_proto(record)
+
+            # The current state first: the given ids, or every message still in flight.
+            if ids:
+                current = [r for r in (relayer.store.get(i) for i in ids) if r is not None]
+            else:
+                current = []
+                token = ""
+                pending = frozenset(s for s in MessageState if s.is_pending)
+                while True:
+                    page = relayer.store.list_messages(MessageFilter(states=pending), MAX_PAGE_SIZE, token)
+                    current.extend(page.records)
+                    token = page.next_token
+                    if not token:
+                        break
+                current.reverse()
+            for record in current:
+                yield status(record)
+            while context.is_active() and not relayer.stopping:
+                if subscriber.overflowed:
+                    _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "watcher fell too far behind; watch again")
+                try:
+                    message_id = subscriber.inbox.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if message_id is None:
+                    return
+                changed = relayer.store.get(message_id)
+                if changed is None or last.get(changed.id) == (changed.state, changed.updated_at):
+                    continue
+                yield status(changed)
+        finally:
+            relayer.unsubscribe(subscriber)
+
+    def RetryMessage(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        if not self.relayer.check_operator_token(request.operator_token):
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, "RetryMessage needs the operator token")
+        try:
+            message_id = convert.message_id_from_bytes(request.id)
+        except MalformedEncoding as error:
+            _invalid(context, error)
+        try:
+            record = self.relayer.retry_message(message_id, force=request.force)
+        except LookupError:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"message 0x{message_id.hex()} was never observed")
+        except StaleState as error:
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return convert.message_status_to_proto(record)
+
+    def ListChains(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return relay_service_pb2.ListChainsResponse(chains=[
+            relay_service_pb2.ChainStatus(
+                domain=c.domain, name=c.name, head=c.head, finalized=c.finalized, cursor=c.cursor,
+                lag_blocks=c.lag_blocks, lag_seconds=c.lag_seconds,
+            ) for c in self.relayer.chain_statuses()
+        ])
