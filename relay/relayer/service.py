@@ -73,6 +73,12 @@ class Subscriptions:
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
 
+    @property
+    def count(self) -> int:
+        """How many subscribers are live."""
+        with self._lock:
+            return len(self._subscribers)
+
     def subscribe(self, ids: Sequence[bytes] = ()) -> Subscriber:
         """A bounded queue of changed message ids (all, or only `ids`) until `unsubscribe`."""
         subscriber = Subscriber(frozenset(ids))

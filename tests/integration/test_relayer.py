@@ -186,9 +186,16 @@ class FakeDestination(destination_pb2_grpc.DestinationServiceServicer):
     lose_response: bool = False  # deliver, then fail as if the answer was lost
     gate: threading.Event | None = None  # when set: hold every call until the event is set
     entered: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)  # set when a call returns or aborts
 
     def Deliver(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self.entered.set()
+        try:
+            return self._deliver(request, context)
+        finally:
+            self.finished.set()
+
+    def _deliver(self, request: Any, context: grpc.ServicerContext) -> Any:
         if self.gate is not None:
             self.gate.wait(30)
         if self.unavailable:
@@ -261,13 +268,13 @@ class World:
         data.update(overrides)
         return RelayerConfig.model_validate(data)
 
-    def relayer(self, **overrides: Any) -> Relayer:
+    def relayer(self, clock: Callable[[], float] = time.time, **overrides: Any) -> Relayer:
         def factory(chain: ChainConfig, cursors: CursorStore) -> FakeWatcher:
             watcher = FakeWatcher(self.chain, cursors, chain.domain)
             self.watchers.append(watcher)
             return watcher
 
-        return Relayer(self.config(**overrides), watcher_factory=factory)
+        return Relayer(self.config(**overrides), watcher_factory=factory, clock=clock)
 
 
 @pytest.fixture
@@ -284,6 +291,15 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def states(relayer: Relayer) -> dict[MessageState, int]:
     return relayer.store.count_by_state()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait until `condition()` holds (polled), failing with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def run_until(relayer: Relayer, done: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -478,11 +494,11 @@ def test_restart_on_the_same_store_continues_without_double_delivery(world: Worl
     relayer.stop()
 
     third = world.chain.dispatch(b"third")
-    restarted = world.relayer().open()
+    later = time.time() + 3600  # the first batch's backoff has long passed
+    restarted = world.relayer(clock=lambda: later).open()
     try:
         assert world.watchers[-1].started_at is not None and world.watchers[-1].started_at.block_number == 6
         assert states(restarted) == {S.RETRYING: 6}  # SUBMITTED recovered for another attempt
-        time.sleep(0.1)  # let the backoff of the first batch pass
         run_until(restarted, lambda: states(restarted) == {S.DELIVERED: 7})
         assert world.destination.executions == Counter({m.id: 1 for m in [*first, *second, third]})
         assert {restarted.store.get(m.id).attempts for m in first} == {1}  # type: ignore[union-attr]
@@ -514,10 +530,7 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         assert seen == sorted(seen)  # the lifecycle only moves forward on the happy path
 
         more = [world.chain.dispatch(f"m{n}".encode()) for n in range(4)]
-        deadline = time.monotonic() + 10
-        while states(relayer).get(S.DELIVERED, 0) < 5:
-            assert time.monotonic() < deadline, states(relayer)
-            time.sleep(0.02)
+        wait_for(lambda: states(relayer).get(S.DELIVERED, 0) >= 5, "5 deliveries")
         assert world.destination.executions == Counter({m.id: 1 for m in [first, *more]})
 
         page = client.ListMessages(relay_service_pb2.ListMessagesRequest(page_size=3))
@@ -542,7 +555,7 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
             (ORIGIN, "alpha", 5, 5, 5, 0)]
 
         everything = client.WatchMessages(relay_service_pb2.WatchMessagesRequest(), timeout=10)
-        time.sleep(0.2)  # the stream is subscribed before the next dispatch
+        wait_for(lambda: relayer.subscriptions.count == 1, "the stream to subscribe")
         last = world.chain.dispatch(b"last")
         for status in everything:
             assert status.message.id == last.id  # nothing else is pending
@@ -559,7 +572,7 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         base = f"http://127.0.0.1:{relayer.metrics_port}"
         with urllib.request.urlopen(base + "/readyz", timeout=5) as response:
             assert json.loads(response.read())["ready"] is True
-        time.sleep(1.1)  # message gauges refresh once a second
+        relayer.stages.gauges.refresh(every=0)  # message gauges refresh at most once a second by themselves
         with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
             text = response.read().decode()
         assert 'relay_messages_delivered_total{destination="2",origin="1"} 6.0' in text
@@ -585,9 +598,10 @@ def test_shutdown_during_a_delivery_is_prompt_and_loses_nothing(world: World) ->
         started = time.monotonic()
         relayer.stop()
         assert time.monotonic() - started < 5
+    world.destination.finished.clear()
     world.destination.gate.set()
     world.destination.gate = None
-    time.sleep(0.2)  # the abandoned call completes on the submitter's side
+    assert world.destination.finished.wait(10)  # the abandoned call completes on the submitter's side
     restarted = world.relayer().open()
     try:
         run_until(restarted, lambda: states(restarted) == {S.DELIVERED: 1})
