@@ -1,17 +1,25 @@
-"""Shared fixtures: where the external test vectors live.
+"""Shared fixtures: where the external test vectors live, and the real anvil chains.
 
 The vectors are read from `../shared/vectors/` beside the project (or `$RELAY_VECTORS`), never
 copied into test code; see that folder's README for their origins and licences.
+
+`chains` (tests/chains.py) is one pair of anvil chains for the whole session, shared by
+tests/integration and tests/conformance: tests that change chain state (a reorg, a failing
+recipient) put it back before they end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.chains import Chains
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = Path(os.environ.get("RELAY_VECTORS", ROOT.parent / "shared" / "vectors"))
@@ -36,3 +44,12 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         pytest.fail(f"shared vectors not found at {VECTORS}")
     return VECTORS
+
+
+@pytest.fixture(scope="session")
+def chains() -> Iterator[Chains]:
+    """Two anvil chains (source and destination) with Gateways, apps and an enrolled committee."""
+    from tests.chains import running_chains
+
+    with running_chains() as started:
+        yield started

@@ -15,6 +15,7 @@ policy up the stack could not classify); and the Gateway ABI with its event topi
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -87,6 +88,7 @@ def is_transport_failure(error: BaseException) -> bool:
         requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.HTTPError,
         requests.exceptions.ChunkedEncodingError, web3_errors.ProviderConnectionError,
         web3_errors.RequestTimedOut, web3_errors.TooManyRequests, web3_errors.BadResponseFormat,
+        json.JSONDecodeError,  # an answer that is not JSON at all (a proxy's error page)
         ConnectionError, TimeoutError,
     ))
 
@@ -131,9 +133,25 @@ class EvmEndpoint:
             on_retry = lambda _state: counter.inc()  # noqa: E731
         return CHAIN_READ.retrying(on_retry=on_retry)(self.call, method, operation)
 
+    def read_chain(self, method: str, operation: Callable[[], T]) -> T:
+        """`read` for a query every healthy node answers (head, headers, logs).
+
+        A JSON-RPC error answer to it can only mean a misbehaving endpoint, so it becomes
+        `RpcUnavailable` too (retried, then failed over) instead of escaping as a web3 exception.
+        """
+        def answered() -> T:
+            try:
+                return operation()
+            except web3_errors.Web3RPCError as error:
+                raise RpcUnavailable(
+                    "chain RPC answered with an error", chain=self.chain_name, url=self.url, method=method,
+                    cause=f"{type(error).__name__}: {error}"[:300],
+                ) from error
+        return self.read(method, answered)
+
     def block_number(self) -> int:
         """The head block number."""
-        return int(self.read("eth_blockNumber", lambda: self.web3.eth.block_number))
+        return int(self.read_chain("eth_blockNumber", lambda: self.web3.eth.block_number))
 
     def block(self, identifier: Any) -> Any:
         """The header of block `identifier` (a number or tag), or None if the chain has none there."""
@@ -142,7 +160,7 @@ class EvmEndpoint:
                 return self.web3.eth.get_block(identifier)
             except web3_errors.BlockNotFound:
                 return None
-        return self.read("eth_getBlockByNumber", fetch)
+        return self.read_chain("eth_getBlockByNumber", fetch)
 
 
 def endpoints_for(chain: ChainConfig, metrics: Any = None) -> list[EvmEndpoint]:

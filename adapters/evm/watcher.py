@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 
 from adapters.evm.factory import DISPATCH_TOPIC, EvmEndpoint, checksum_address, endpoints_for
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
@@ -186,7 +187,7 @@ class EvmWatcher:
         return rewound, orphaned
 
     def _scan(self, first: int, last: int) -> list[ObservedMessage]:
-        logs = self.endpoint.read("eth_getLogs", lambda: self.endpoint.web3.eth.get_logs({
+        logs = self.endpoint.read_chain("eth_getLogs", lambda: self.endpoint.web3.eth.get_logs({
             "address": self.gateway, "topics": ["0x" + DISPATCH_TOPIC.hex()],
             "fromBlock": first, "toBlock": last}))
         observed = []
@@ -221,7 +222,7 @@ def decode_dispatch(entry: Any) -> Message | None:
     try:
         _nonce, encoded = abi_decode(["uint32", "bytes"], bytes(entry["data"]))
         message = Message.decode(encoded)
-    except (MalformedEncoding, ValueError, TypeError) as error:
+    except (MalformedEncoding, DecodingError, ValueError, TypeError) as error:
         log.error("undecodable Dispatch log", extra={"transaction": bytes(entry["transactionHash"]).hex(),
                                                       "error": str(error)})
         return None

@@ -3,7 +3,8 @@
 Every state change is one row update in one transaction, checked against the lifecycle table
 (`relay.lifecycle.verify_transition`) and against the state the caller expects (`StaleState` if
 another writer moved the message first). Records are plain frozen dataclasses; the back ends
-(`relay.store.sqlite.SqliteStore`, later PostgreSQL) share the test suite in tests/unit/test_store.py.
+(`relay.store.sqlite.SqliteStore`, later PostgreSQL) share the conformance suite in
+tests/conformance/test_store.py (a back end joins it with one entry in its `STORE_BACKENDS`).
 """
 
 from __future__ import annotations
@@ -224,7 +225,11 @@ class Store(ABC):
 
     @abstractmethod
     def save_signature(self, record: SignatureRecord) -> bool:
-        """Store an attestor's signature (first one per checkpoint and signer wins); True if new."""
+        """Store an attestor's signature once per (checkpoint, signer, signature); True if new.
+
+        Keyed by the signature too, so a forgery sent under a member's index first never displaces
+        the member's own signature; storing the same signature again keeps the first verdict.
+        """
 
     @abstractmethod
     def prune_signatures(self, origin: int, below_index: int) -> int:
@@ -258,7 +263,8 @@ class Store(ABC):
 
     @abstractmethod
     def add_listener(self, listener: StateListener) -> None:
-        """Call `listener(ids)` after each commit that changed message states."""
+        """Call `listener(ids)` after each commit that changed message states (a listener that
+        raises is ignored: it cannot undo the commit or keep other listeners from hearing it)."""
 
     @abstractmethod
     def remove_listener(self, listener: StateListener) -> None:

@@ -37,6 +37,7 @@ from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, QuorumCertificate, sign_checkpoint
 from relay.verify.merkle import MerkleTree
 from relay.verify.message import Message, address_to_bytes32
+from tests.waiting import eventually, metric_value
 
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(300)]
 
@@ -76,6 +77,26 @@ def wait_states(client: RelayClient, ids: Sequence[bytes], states: set[str], tim
             errors_seen = {views[i].last_error for i in missing if i in views and views[i].last_error}
             pytest.fail(f"{len(missing)} messages not in {states} after {timeout}s: {dict(summary)} {errors_seen}")
         time.sleep(0.5)
+
+
+def scrape(devnet: Devnet, name: str) -> str:
+    """The /metrics text of the devnet process `name`."""
+    import urllib.request
+
+    address = devnet.metrics_addresses[name]
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:  # noqa: S310 - loopback
+        return str(response.read().decode())
+
+
+def attestor_metric(devnet: Devnet, name: str, metric: str) -> float:
+    """One metric of attestor `name` (summed over its series)."""
+    return metric_value(scrape(devnet, name), metric)
+
+
+def checkpoint_requests(devnet: Devnet, name: str) -> float:
+    """How many GetCheckpoint requests attestor `name` has served."""
+    return metric_value(scrape(devnet, name), "relay_grpc_server_requests_total",
+                        {"method": "/relay.v1.AttestationService/GetCheckpoint"})
 
 
 def all_messages(devnet: Devnet, chain: DevnetChain) -> list[Message]:
@@ -140,17 +161,17 @@ def test_messages_both_ways_are_delivered_exactly_once_across_a_relayer_crash(de
     assert len(set(ids)) == 2 * MESSAGES_EACH_WAY
 
     # Crash the relayer in the middle of the run: some delivered, some in flight.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    sample = ids[::10]
+
+    def mid_run() -> Counter[str] | None:
         try:
-            states = Counter(v.state for v in client.get_many(ids[::10]).values())
+            states = Counter(v.state for v in client.get_many(sample).values())
         except errors.RpcUnavailable:
-            states = Counter()
-        if states["delivered"] >= 3 and states["delivered"] < len(ids[::10]):
-            break
-        time.sleep(0.2)
-    devnet.kill("relayer")
-    time.sleep(1.0)
+            return None
+        return states if 3 <= states["delivered"] < len(sample) else None
+
+    eventually(mid_run, 120, "some but not all sampled messages delivered")
+    devnet.kill("relayer")  # returns once the process is gone (SIGKILL, then wait)
     devnet.restart("relayer")
 
     views = wait_states(client, ids, {"delivered"}, timeout=180)
@@ -180,7 +201,15 @@ def test_two_attestors_down_nothing_delivered_nothing_lost_then_everything_deliv
         ids = devnet.send("alpha", "beta", 5, "two-down")
         # Final on the source (2 confirmations at 1 s blocks), but no quorum: held back, not lost.
         views = wait_states(client, ids, {"final"}, timeout=30)
-        time.sleep(4.0)
+        # Held back even after the relayer had every signature it can get: the attestors still up
+        # signed a checkpoint covering the messages, and the relayer asked them again after that.
+        covering = max(view.nonce for view in views.values())
+        up = ["attestor-alpha-0", "attestor-alpha-3"]
+        eventually(lambda: all(attestor_metric(devnet, name, "relay_attestor_last_signed_index") >= covering
+                               for name in up), 30, f"attestors still up signed index {covering}")
+        asked = {name: checkpoint_requests(devnet, name) for name in up}
+        eventually(lambda: all(checkpoint_requests(devnet, name) > asked[name] for name in up), 30,
+                   "the relayer asked the attestors still up again after they signed")
         views = {i: client.get(i) for i in ids}
         assert all(view is not None and view.state == "final" for view in views.values())
         assert devnet.received("beta") == before
@@ -264,13 +293,8 @@ def test_a_submitter_stopped_with_sigterm_exits_cleanly_and_deliveries_resume(de
 
 def rejections_counted(devnet: Devnet, origin: int, reason: str) -> float:
     """relay_proof_rejections_total{origin, reason} as the relayer's /metrics shows it."""
-    import urllib.request
-
-    address = devnet.metrics_addresses["relayer"]
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:  # noqa: S310 - loopback
-        text = response.read().decode()
-    prefix = f'relay_proof_rejections_total{{origin="{origin}",reason="{reason}"}} '
-    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+    return metric_value(scrape(devnet, "relayer"), "relay_proof_rejections_total",
+                        {"origin": str(origin), "reason": reason})
 
 
 @pytest.mark.parametrize("outsider, reason", [(False, "InvalidSignature"), (True, "UnknownSigner")],
@@ -288,11 +312,9 @@ def test_a_forged_attestor_signature_is_rejected_stored_and_counted(devnet: Devn
             ids = devnet.send("beta", "alpha", 3, f"forged-{reason}")
             # The three honest members still make a quorum; the forgery is stored with its reason.
             wait_states(client, ids, {"delivered"}, timeout=60)
-            deadline = time.monotonic() + 20
-            while (not [r for _, r in rejected_signatures(devnet, beta.domain) if r.startswith(reason)]
-                   and time.monotonic() < deadline):
-                time.sleep(0.5)
-            rejected = [(i, r) for i, r in rejected_signatures(devnet, beta.domain) if r.startswith(reason)]
+            rejected = eventually(
+                lambda: [(i, r) for i, r in rejected_signatures(devnet, beta.domain) if r.startswith(reason)],
+                20, f"a signature rejected as {reason} stored by the relayer")
     finally:
         devnet.restart(name)
     assert rejected and all(index == 3 for index, _ in rejected)
