@@ -25,7 +25,7 @@ class Gauges:
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self._refreshed_at = 0.0
+        self._refreshed_at: float | None = None
         self._routes: set[tuple[int, int]] = set()
 
     def observe_delivery(self, message_id: bytes) -> None:
@@ -52,7 +52,7 @@ class Gauges:
         queues as zero rather than as gaps.
         """
         now = self._clock()
-        if now - self._refreshed_at < every:
+        if self._refreshed_at is not None and now - self._refreshed_at < every:
             return False
         self._refreshed_at = now
         counts: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
