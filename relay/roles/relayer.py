@@ -50,9 +50,9 @@ import grpc
 from prometheus_client import CollectorRegistry
 from pydantic import Field, model_validator
 
-from relay.adapters_registry import create_watcher
 from relay.chains import Cursor, CursorStore, DeliveryItem, SourceWatcher
-from relay.config import ChainConfig, CommitteeConfig, SecretRef, StrictModel
+from relay.chains.registry import ChainConfig, create_watcher
+from relay.config import CommitteeConfig, SecretRef, StrictModel
 from relay.errors import (
     AttemptsExhausted,
     ConfigurationError,
@@ -349,7 +349,7 @@ class Relayer:
         self._routes: set[tuple[int, int]] = set()
         self._store = store
         self._owns_store = store is None
-        self._watcher_factory: WatcherFactory = watcher_factory or create_watcher
+        self._watcher_factory: WatcherFactory = watcher_factory or (lambda chain, cursors: create_watcher(chain, cursors, self.metrics))
         self._clock = clock
         self._backend: BlsBackend | None = None
         self._sources: dict[int, _Source] = {}

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import pytest
 
-from relay.devnet import Devnet
-from relay.prometheus import PrometheusServer
+from relay.tools.devnet import Devnet
+from relay.tools.prometheus import PrometheusServer
 
 from .test_devnet import stopped, wait_states
 
