@@ -93,7 +93,7 @@ def test_common_checks_hold_for_every_family() -> None:
 
 def test_the_base_config_cannot_be_built_without_a_family() -> None:
     with pytest.raises(TypeError):
-        ChainConfigBase(**CHAIN, kind="evm")  # type: ignore[abstract]
+        ChainConfigBase(name="alpha", domain=7, kind="evm", rpc_urls=[DEAD_RPC], gateway=GATEWAY)  # type: ignore[abstract]
 
 
 def test_the_watcher_counts_rpc_calls_and_errors_on_the_metrics_it_was_built_with() -> None:
