@@ -31,7 +31,8 @@ from typing import Any
 import grpc
 from pydantic import field_validator
 
-from relay.chains import FinalitySource, registry
+from relay.chains import FinalitySource
+from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
@@ -261,7 +262,7 @@ class Attestor(ServedRole):
         self.backend = backend or get_backend()
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
-        self.finality = finality or registry.create_finality_source(config.chain, self.metrics)
+        self.finality = finality or chain_registry.create_finality_source(config.chain, self.metrics)
         secret_key = parse_secret_key(config.bls_key.reveal())
         identity = AttestorIdentity(
             origin=config.chain.domain, gateway=self.finality.gateway, epoch=config.epoch,

@@ -27,7 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import grpc
 
-from relay.chains import DestinationChain, DestinationStatus, registry
+from relay.chains import DestinationChain, DestinationStatus
+from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
 from relay.errors import (
@@ -173,7 +174,7 @@ class Submitter(ServedRole):
         self.config = config
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
-        self.destination = destination or registry.create_destination(
+        self.destination = destination or chain_registry.create_destination(
             config.chain, config.key.reveal(), self.metrics)
         self.stopping = threading.Event()
         self.grpc_port = 0
