@@ -40,7 +40,7 @@ from relay.errors import ConfigurationError, RelayError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHAIN_IDS = (31337, 31338)
 CHAIN_NAMES = ("alpha", "beta")
 LOOPBACK = "127.0.0.1"
