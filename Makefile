@@ -32,6 +32,7 @@ contracts: $(STAMP) tools
 lint: setup
 	$(VENV)/bin/ruff check relay adapters tests
 	$(VENV)/bin/mypy relay adapters
+	$(VENV)/bin/lint-imports
 
 test: setup lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -112,6 +112,29 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     return base
 
 
+def key_path(data: Any, location: tuple[int | str, ...]) -> list[int | str]:
+    """The path of keys in `data` that a pydantic error `location` points at.
+
+    A tagged union (a chain config, by `kind`) inserts its tag into the location
+    (`chain.evm.gateway`); the operator wrote no such key, so a segment that is not in the
+    input, and is not the last one (a missing key), is left out: `chain.gateway`.
+    """
+    path: list[int | str] = []
+    node = data
+    for position, segment in enumerate(location):
+        last = position == len(location) - 1
+        if isinstance(node, Mapping) and segment in node:
+            node = node[segment]
+        elif isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
+            node = node[segment]
+        elif not last and isinstance(node, Mapping):
+            continue  # a union's tag, not a key
+        else:
+            node = None
+        path.append(segment)
+    return path
+
+
 def load_config(
     model: type[Model], path: str | Path | None = None, environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -125,59 +148,13 @@ def load_config(
         return model.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or '<root>'}: {issue['msg']}" for issue in error.errors()
+            f"{'.'.join(str(p) for p in key_path(data, issue['loc'])) or '<root>'}: {issue['msg']}"
+            for issue in error.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}", path=str(path) if path else None) from None
 
 
 # --- sections shared by the roles ------------------------------------------------------------
-
-
-class LightClientConfig(StrictModel):
-    """`kind: ethereum` attestors: where the light client starts and which nodes it asks (untrusted).
-
-    `trusted_block_root` is the only thing trusted: a finalized beacon block root the operator
-    checked out of band. `replay_file` answers from a recording instead of live nodes (offline checks).
-    """
-
-    trusted_block_root: str
-    beacon_url: str = "http://127.0.0.1:5052"
-    execution_url: str | None = None
-    network: str = "mainnet"
-    network_config: str | None = None
-    genesis_validators_root: str | None = None
-    allow_force_update: bool = False
-    bls_backend: str | None = None
-    replay_file: str | None = None
-    fixed_time: float | None = None
-
-
-class ChainConfig(StrictModel):
-    """One chain the relay talks to. `kind` picks the adapter (see relay.adapters_registry)."""
-
-    name: str
-    domain: int
-    kind: str = "evm"
-    rpc_urls: list[str]
-    gateway: str
-    # 0: use the chain's `finalized` block tag; N > 0: N confirmations below the head.
-    confirmations: int = 0
-    start_block: int = 0
-    poll_interval: float = 0.5
-    max_block_range: int = 2000
-    light_client: LightClientConfig | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> ChainConfig:
-        if self.kind == "ethereum" and self.light_client is None:
-            raise ValueError("kind ethereum needs a light_client section (trusted_block_root, beacon_url)")
-        if not self.rpc_urls:
-            raise ValueError("rpc_urls needs at least one endpoint")
-        if not 0 <= self.domain < 2**32:
-            raise ValueError("domain must be a u32")
-        if self.confirmations < 0 or self.max_block_range <= 0 or self.poll_interval <= 0:
-            raise ValueError("confirmations >= 0, max_block_range > 0 and poll_interval > 0")
-        return self
 
 
 class MemberConfig(StrictModel):

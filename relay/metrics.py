@@ -102,7 +102,7 @@ class RelayMetrics:
 
         # --- submitter ---------------------------------------------------------------------
         self.submitter_balance = Gauge(
-            "submitter_balance_wei", "Native balance of the submitter's account.",
+            "submitter_balance", "Native balance of the submitter's account, in the chain's smallest native unit (wei on EVM chains).",
             ["chain", "account"], namespace=ns, registry=registry)
         self.submitter_nonce = Gauge(
             "submitter_nonce", "Next nonce of the submitter's account.",

@@ -15,8 +15,9 @@ from typing import Any
 
 from adapters.evm import deploy
 from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
+from relay.chains import ChainConfigBase as ChainConfig
 from relay.chains import Cursor, SourceWatcher
-from relay.config import ChainConfig
+from relay.chains.registry import parse_chain_config
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, Committee, Member, QuorumCertificate, sign_checkpoint
 from relay.verify.merkle import MerkleTree
@@ -58,13 +59,13 @@ class Chains:
         """The source chain's config; `extra` adds or overrides fields (kind, rpc_urls, ...)."""
         fields = {"name": "source", "domain": SOURCE, "rpc_urls": [self.source.rpc_url],
                   "gateway": self.source_gateway, "confirmations": confirmations}
-        return ChainConfig(**{**fields, **extra})
+        return parse_chain_config({**fields, **extra})
 
     def destination_chain(self, **extra: Any) -> ChainConfig:
         """The destination chain's config; `extra` adds or overrides fields."""
         fields = {"name": "destination", "domain": DESTINATION, "rpc_urls": [self.destination.rpc_url],
                   "gateway": self.gateway}
-        return ChainConfig(**{**fields, **extra})
+        return parse_chain_config({**fields, **extra})
 
     def send(self, count: int, prefix: str = "m") -> list[bytes]:
         """Send `count` messages source -> destination app (each mined in its block); their ids."""

@@ -26,7 +26,7 @@ from rlp import encode as rlp_encode
 from web3 import Web3
 
 from adapters.evm.build import load_artifact
-from adapters.evm.factory import EvmEndpoint
+from adapters.evm.rpc import EvmEndpoint
 from relay.errors import TransientError
 from relay.verify.bls import public_key_to_eip2537
 from relay.verify.committee import Committee
@@ -190,7 +190,7 @@ def send_counter_messages(sender: TransactionSender, counter: str, destination: 
 
 def dispatched_ids(receipt: Any, gateway: str) -> list[bytes]:
     """Message ids of the Dispatch events of `gateway` in a receipt."""
-    from adapters.evm.factory import DISPATCH_TOPIC
+    from adapters.evm.rpc import DISPATCH_TOPIC
 
     return [bytes(entry["topics"][1]) for entry in receipt["logs"]
             if str(entry["address"]).lower() == gateway.lower() and entry["topics"]

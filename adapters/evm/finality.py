@@ -10,14 +10,13 @@ chains. Any disagreement raises `EndpointsDisagree` and the attestor signs nothi
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from hexbytes import HexBytes
 
-from adapters.evm.factory import EvmEndpoint, checksum_address, endpoints_for, gateway_abi
-from relay.config import ChainConfig
+from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.rpc import EvmEndpoint, checksum_address, endpoints_for, gateway_abi
 from relay.errors import RpcUnavailable, TransientError
-from relay.verify.message import address_to_bytes32
+from relay.metrics import RelayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +28,17 @@ class EndpointsDisagree(TransientError):
 class EvmFinalitySource:
     """An attestor's view of what is final on one EVM source chain (`relay.chains.FinalitySource`)."""
 
-    def __init__(self, chain: ChainConfig, *, endpoints: list[EvmEndpoint] | None = None,
-                 metrics: Any = None) -> None:
+    def __init__(self, chain: EvmCompatibleChainConfig, *, endpoints: list[EvmEndpoint] | None = None,
+                 metrics: RelayMetrics | None = None) -> None:
         self.chain = chain
         self.domain = chain.domain
         address = checksum_address(chain.gateway, "gateway address")
-        self.gateway = address_to_bytes32(address)
+        self.gateway = chain.gateway_bytes32()
         self._endpoints = endpoints or endpoints_for(chain, metrics)
         self._contracts = [e.web3.eth.contract(address=address, abi=gateway_abi()) for e in self._endpoints]
         self.last_finalized_block = -1
         self._last_state: tuple[bytes, int] | None = None
         self.metrics = metrics
-
-    def attach_metrics(self, metrics: Any) -> None:
-        """Record RPC calls (and, for the watcher, chain progress) on a `relay.metrics.RelayMetrics`."""
-        self.metrics = metrics
-        for endpoint in self._endpoints:
-            endpoint.metrics = metrics
 
     def finalized_block(self, endpoint: EvmEndpoint) -> int:
         """The endpoint's finalized block number: the tag, or `confirmations` below its head."""

@@ -40,7 +40,8 @@ from eth_typing import ChecksumAddress
 from eth_utils import function_abi_to_4byte_selector
 from web3 import exceptions as web3_errors
 
-from adapters.evm.factory import (
+from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.rpc import (
     DELIVERED_TOPIC,
     DELIVERY_FAILED_TOPIC,
     EvmEndpoint,
@@ -50,8 +51,8 @@ from adapters.evm.factory import (
 )
 from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
-from relay.config import ChainConfig
 from relay.errors import ConfigurationError, InvalidProof, PermanentError, RelayError, TransientError
+from relay.metrics import RelayMetrics
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.hashing import keccak256
@@ -228,13 +229,13 @@ def classify_send_error(error: BaseException, account: str) -> RelayError | None
 
 
 @dataclass(frozen=True)
-class DestinationStatus:
-    """What `GetStatus` reports: chain head, the account's next nonce and balance."""
+class EvmDestinationStatus:
+    """What `GetStatus` reports (a `relay.chains.DestinationStatus`): head, next nonce, balance in wei."""
 
     domain: int
     head: int
     nonce: int
-    balance_wei: int
+    balance: int
     account: bytes
 
 
@@ -245,8 +246,8 @@ class EvmDestination:
     lock); receipts are awaited outside the lock, so batches can be in flight together.
     """
 
-    def __init__(self, chain: ChainConfig, private_key: str, *, endpoint: EvmEndpoint | None = None,
-                 metrics: Any = None, receipt_timeout: float = RECEIPT_TIMEOUT_SECONDS) -> None:
+    def __init__(self, chain: EvmCompatibleChainConfig, private_key: str, *, endpoint: EvmEndpoint | None = None,
+                 metrics: RelayMetrics | None = None, receipt_timeout: float = RECEIPT_TIMEOUT_SECONDS) -> None:
         self.chain = chain
         self.domain = chain.domain
         self.metrics = metrics
@@ -262,11 +263,6 @@ class EvmDestination:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._chain_id: int | None = None
-
-    def attach_metrics(self, metrics: Any) -> None:
-        """Record RPC calls, gas spent, balance and nonce on `metrics` (a `relay.metrics.RelayMetrics`)."""
-        self.metrics = metrics
-        self.endpoint.metrics = metrics
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -294,7 +290,7 @@ class EvmDestination:
 
         return self.endpoint.read("eth_call", read)
 
-    def status(self) -> DestinationStatus:
+    def status(self) -> EvmDestinationStatus:
         """Chain head, the account's pending nonce and balance."""
         eth = self.endpoint.web3.eth
         head = self.endpoint.block_number()
@@ -304,7 +300,7 @@ class EvmDestination:
         if self.metrics is not None:
             self.metrics.submitter_balance.labels(self.chain.name, self.account).set(balance)
             self.metrics.submitter_nonce.labels(self.chain.name, self.account).set(nonce)
-        return DestinationStatus(self.domain, head, nonce, balance, bytes.fromhex(self.account[2:]))
+        return EvmDestinationStatus(self.domain, head, nonce, balance, bytes.fromhex(self.account[2:]))
 
     # --- delivering ---------------------------------------------------------------------------
 

@@ -28,10 +28,11 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 
-from adapters.evm.factory import DISPATCH_TOPIC, EvmEndpoint, checksum_address, endpoints_for
+from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.rpc import DISPATCH_TOPIC, EvmEndpoint, checksum_address, endpoints_for
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
-from relay.config import ChainConfig
 from relay.errors import MalformedEncoding, RpcUnavailable
+from relay.metrics import RelayMetrics
 from relay.verify.message import Message
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class _SeenBlock:
 class EvmWatcher:
     """Watches one source Gateway's Dispatch events (a `relay.chains.SourceWatcher`)."""
 
-    def __init__(self, chain: ChainConfig, cursors: CursorStore, *,
-                 endpoints: list[EvmEndpoint] | None = None, metrics: Any = None) -> None:
+    def __init__(self, chain: EvmCompatibleChainConfig, cursors: CursorStore, *,
+                 endpoints: list[EvmEndpoint] | None = None, metrics: RelayMetrics | None = None) -> None:
         self.chain = chain
         self.domain = chain.domain
         self.gateway = checksum_address(chain.gateway, "gateway address")
@@ -73,12 +74,6 @@ class EvmWatcher:
         self._active = (self._active + 1) % len(self._endpoints)
 
     # --- chain view ---------------------------------------------------------------------------
-
-    def attach_metrics(self, metrics: Any) -> None:
-        """Record RPC calls (and, for the watcher, chain progress) on a `relay.metrics.RelayMetrics`."""
-        self.metrics = metrics
-        for endpoint in self._endpoints:
-            endpoint.metrics = metrics
 
     def finalized_block(self, head: int) -> int:
         """The highest final block: by the `finalized` tag, or `confirmations` below `head`."""

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         bench_lightclient.add_bench_lightclient_arguments(light)
         light.set_defaults(handler=bench_lightclient.run_bench_lightclient)
 
-    e2e = _optional("relay.bench.e2e")
+    e2e = _optional("relay.tools.bench.e2e")
     if e2e is not None:
         end_to_end = kinds.add_parser("e2e", help="devnet throughput, latency and gas per message")
         e2e.add_arguments(end_to_end)
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from relay.bench.verify import run_verify_bench
+    from relay.tools.bench.verify import run_verify_bench
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     reference = [int(s) for s in args.reference_sizes.split(",") if s]

@@ -33,7 +33,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from relay.adapters_registry import create_watcher
+from relay.chains.registry import create_watcher
 from relay.errors import ConfigurationError, InvalidProof
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorClient, SubmitterClient
@@ -66,7 +66,6 @@ from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.store import open_store
 from relay.store.base import MessageRecord, Store
 from relay.verify.bls import BlsBackend, get_backend
-from relay.verify.message import address_to_bytes32
 
 __all__ = [
     "BatchingConfig", "DestinationConfig", "Relayer", "RelayerConfig", "RetryConfig", "SourceConfig",
@@ -115,7 +114,8 @@ class Relayer:
         self.metrics = RelayMetrics(self.registry)
         self._store = store
         self._owns_store = store is None
-        self._watcher_factory: WatcherFactory = watcher_factory or create_watcher
+        self._watcher_factory: WatcherFactory = watcher_factory or (
+            lambda chain, cursors: create_watcher(chain, cursors, self.metrics))
         self._attestor_factory = attestor_factory or _grpc_attestor
         self._submitter_factory = submitter_factory or _grpc_submitter
         self._clock = clock
@@ -194,7 +194,7 @@ class Relayer:
             ) from error
         cursors = DeferredCursors(store)
         return SourceState(
-            config=config, committee=committee, gateway=address_to_bytes32(chain.gateway), cursors=cursors,
+            config=config, committee=committee, gateway=chain.gateway_bytes32(), cursors=cursors,
             watcher=self._watcher_factory(chain, cursors),
             attestors=[self._attestor_factory(address) for address in config.attestors],
             tree=OriginTree(store, chain.domain, chain.name),

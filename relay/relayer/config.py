@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from relay.config import ChainConfig, CommitteeConfig, SecretRef, StrictModel
+from relay.chains.registry import ChainConfig
+from relay.config import CommitteeConfig, SecretRef, StrictModel
 from relay.retry import BackoffSchedule
 
 

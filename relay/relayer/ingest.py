@@ -14,8 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relay.chains import Cursor, CursorStore, ObservedMessage, SourceWatcher, WatchUpdate
-from relay.config import ChainConfig
+from relay.chains import ChainConfigBase, Cursor, CursorStore, ObservedMessage, SourceWatcher, WatchUpdate
 from relay.errors import RelayError, TransientError
 from relay.lifecycle import MessageState
 from relay.metrics import RelayMetrics
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("relay.relayer")
 
-WatcherFactory = Callable[[ChainConfig, CursorStore], SourceWatcher]
+WatcherFactory = Callable[[ChainConfigBase, CursorStore], SourceWatcher]
 
 
 class DeferredCursors:

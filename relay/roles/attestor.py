@@ -11,7 +11,7 @@ An attestor never signs two different roots for the same index: if the "final" s
 index it signed changes, finality was violated (or an RPC lied); it logs an alert, stops signing
 and reports NOT_SERVING, instead of helping to certify a conflicting history.
 
-Nothing here imports web3: the chain is reached through `relay.adapters_registry`.
+Nothing here imports web3: the chain is reached through `relay.chains.registry`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from typing import Any
 import grpc
 from pydantic import field_validator
 
-from relay import adapters_registry
 from relay.chains import FinalitySource
-from relay.config import ChainConfig, SecretRef, StrictModel
+from relay.chains import registry as chain_registry
+from relay.chains.registry import ChainConfig
+from relay.config import SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.roles.service import ServedRole, bind, split_address
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
@@ -261,10 +262,7 @@ class Attestor(ServedRole):
         self.backend = backend or get_backend()
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
-        self.finality = finality or adapters_registry.create_finality_source(config.chain)
-        attach = getattr(self.finality, "attach_metrics", None)
-        if callable(attach):
-            attach(self.metrics)
+        self.finality = finality or chain_registry.create_finality_source(config.chain, self.metrics)
         secret_key = parse_secret_key(config.bls_key.reveal())
         identity = AttestorIdentity(
             origin=config.chain.domain, gateway=self.finality.gateway, epoch=config.epoch,

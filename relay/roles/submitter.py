@@ -27,9 +27,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import grpc
 
-from relay import adapters_registry
-from relay.chains import DestinationChain
-from relay.config import ChainConfig, SecretRef, StrictModel
+from relay.chains import DestinationChain, DestinationStatus
+from relay.chains import registry as chain_registry
+from relay.chains.registry import ChainConfig
+from relay.config import SecretRef, StrictModel
 from relay.errors import (
     DestinationMismatch,
     IndexOutOfRange,
@@ -66,8 +67,8 @@ class SubmitterConfig(StrictModel):
 class ReportsStatus(Protocol):
     """A destination that can report head, nonce and balance (the EVM one can)."""
 
-    def status(self) -> Any:
-        """Head, account nonce and balance (fields as `adapters.evm.submitter.DestinationStatus`)."""
+    def status(self) -> DestinationStatus:
+        """Head, the account's next nonce and its balance in the chain's smallest native unit."""
         ...
 
 
@@ -156,7 +157,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         except TransientError as error:
             context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
         return destination_pb2.DestinationStatus(
-            domain=status.domain, head=status.head, nonce=status.nonce, balance_wei=str(status.balance_wei),
+            domain=status.domain, head=status.head, nonce=status.nonce, balance=str(status.balance),
             account=status.account)
 
 
@@ -173,10 +174,8 @@ class Submitter(ServedRole):
         self.config = config
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
-        self.destination = destination or adapters_registry.create_destination(config.chain, config.key.reveal())
-        attach = getattr(self.destination, "attach_metrics", None)
-        if callable(attach):
-            attach(self.metrics)
+        self.destination = destination or chain_registry.create_destination(
+            config.chain, config.key.reveal(), self.metrics)
         self.stopping = threading.Event()
         self.grpc_port = 0
         self.last_status_at = 0.0

@@ -1,6 +1,6 @@
 """The chain roles of `relay.chains` (`SourceWatcher`, `DestinationChain`), run for every chain kind.
 
-Every kind registered in `relay.adapters_registry.ADAPTERS` runs the same cases on real anvil
+Every kind registered in `relay.chains.registry.CHAIN_FAMILIES` runs the same cases on real anvil
 chains (the session's `chains` fixture): adapters are created only through the registry, so
 this checks what the relayer and the submitter will get. A new chain family joins with one entry
 in `KIND_SETTINGS` (the extra config its kind needs); the suite fails for a registered kind
@@ -21,18 +21,20 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
+from prometheus_client import CollectorRegistry
 
 from adapters.evm import deploy
-from adapters.evm.factory import DISPATCH_TOPIC, checksum_address
-from relay import adapters_registry, errors
-from relay.chains import CursorStore, DeliveryItem, DestinationChain, SourceWatcher
-from relay.config import ChainConfig
+from adapters.evm.rpc import DISPATCH_TOPIC, checksum_address
+from relay import errors
+from relay.chains import ChainConfigBase as ChainConfig
+from relay.chains import CursorStore, DeliveryItem, DestinationChain, SourceWatcher, registry
+from relay.metrics import RelayMetrics
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.message import Message
@@ -64,6 +66,7 @@ class KindUnderTest:
 
     kind: str
     chains: Chains
+    metrics: RelayMetrics = field(default_factory=lambda: RelayMetrics(CollectorRegistry()))
 
     def source_config(self, confirmations: int = 2, **extra: Any) -> ChainConfig:
         return self.chains.source_chain(confirmations, kind=self.kind, **KIND_SETTINGS[self.kind], **extra)
@@ -74,13 +77,13 @@ class KindUnderTest:
     # The only two places adapters are created: a factory signature change is a one-line edit.
 
     def watcher(self, chain: ChainConfig, cursors: CursorStore) -> SourceWatcher:
-        return adapters_registry.create_watcher(chain, cursors)
+        return registry.create_watcher(chain, cursors, self.metrics)
 
     def destination(self, chain: ChainConfig, private_key: str = SUBMITTER) -> DestinationChain:
-        return adapters_registry.create_destination(chain, private_key)
+        return registry.create_destination(chain, private_key, self.metrics)
 
 
-@pytest.fixture(params=sorted(adapters_registry.ADAPTERS))
+@pytest.fixture(params=sorted(registry.CHAIN_FAMILIES))
 def kind(request: pytest.FixtureRequest, chains: Chains) -> KindUnderTest:
     """Each registered chain kind in turn (a kind without a `KIND_SETTINGS` entry fails here)."""
     if request.param not in KIND_SETTINGS:

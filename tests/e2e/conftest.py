@@ -1,5 +1,5 @@
 """One real devnet for the whole end-to-end session: two anvil chains, 8 attestor processes, the
-relayer and two submitters, talking gRPC over 127.0.0.1 (see `relay.devnet`).
+relayer and two submitters, talking gRPC over 127.0.0.1 (see `relay.tools.devnet`).
 
 Tests share it (starting one takes ~20 s on two cores) and are written so that each leaves it
 healthy: every process a test stops is started again before the test ends.
@@ -13,7 +13,7 @@ import pytest
 
 from adapters.evm.anvil import ANVIL_PATH
 from adapters.evm.build import SOLCJS_PATH
-from relay.devnet import Devnet, DevnetOptions
+from relay.tools.devnet import Devnet, DevnetOptions
 
 
 @pytest.fixture(scope="session")

@@ -22,16 +22,16 @@ import pytest
 
 from adapters.evm import deploy
 from adapters.evm.anvil import DEV_PRIVATE_KEYS
-from adapters.evm.factory import DELIVERED_TOPIC, EvmEndpoint
+from adapters.evm.config import EvmChainConfig as ChainConfig
 from adapters.evm.finality import EvmFinalitySource
+from adapters.evm.rpc import DELIVERED_TOPIC, EvmEndpoint
 from adapters.evm.submitter import EvmDestination, decode_contract_error
 from adapters.evm.watcher import EvmWatcher
 from relay import errors
 from relay.chains import Cursor, DeliveryItem
 from relay.client import MessageView, RelayClient
-from relay.config import ChainConfig
-from relay.devnet import Devnet, DevnetChain
 from relay.roles.attestor import AttestationServicer, AttestorIdentity, CheckpointLedger
+from relay.tools.devnet import Devnet, DevnetChain
 from relay.v1 import attestation_pb2_grpc
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, QuorumCertificate, sign_checkpoint

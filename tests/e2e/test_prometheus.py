@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.devnet import Devnet
-from relay.prometheus import PrometheusServer
+from relay.tools.devnet import Devnet
+from relay.tools.prometheus import PrometheusServer
 from tests.waiting import eventually
 
 from .test_devnet import stopped, wait_states

@@ -12,11 +12,12 @@ import grpc
 import pytest
 
 from adapters.evm import deploy
+from adapters.evm.config import EvmChainConfig as ChainConfig
 from adapters.evm.finality import EndpointsDisagree, EvmFinalitySource
 from adapters.evm.submitter import EvmDestination, GatewayNotReady, decode_contract_error
 from relay import errors
 from relay.chains import DeliveryItem
-from relay.config import ChainConfig, SecretRef
+from relay.config import SecretRef
 from relay.rpc.convert import deliver_request_to_proto
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
 from relay.verify.bls import get_backend, keygen
@@ -192,7 +193,7 @@ def test_submitter_service_delivers_and_maps_failures_to_status_codes(chains: Ch
         keys = [destination_pb2.MessageKey(origin=SOURCE, nonce=m.nonce) for m in messages[-2:]]
         assert list(stub.GetDelivered(destination_pb2.GetDeliveredRequest(keys=keys), timeout=5).delivered) == [True, True]
         status = stub.GetStatus(destination_pb2.GetStatusRequest(), timeout=5)
-        assert status.domain == DESTINATION and int(status.balance_wei) > 0 and len(status.account) == 20
+        assert status.domain == DESTINATION and int(status.balance) > 0 and len(status.account) == 20
         forged = QuorumCertificate(certificate.signers, get_backend().sign(keygen(b"\x09" * 32), checkpoint.digest()))
         chains.send(1, "forged")
         messages = all_source_messages(chains)
@@ -233,14 +234,14 @@ def test_submitter_service_reports_a_dead_chain_as_unavailable(chains: Chains) -
 
 
 def test_the_chain_read_retry_schedule_is_pinned() -> None:
-    from adapters.evm.factory import CHAIN_READ
+    from adapters.evm.rpc import CHAIN_READ
 
     assert (CHAIN_READ.name, CHAIN_READ.attempts) == ("chain_read", 3)
     assert CHAIN_READ.waits() == [0.1, 0.2]
 
 
 def test_a_dead_endpoint_is_retried_by_the_chain_read_policy_then_reported() -> None:
-    from adapters.evm.factory import EvmEndpoint
+    from adapters.evm.rpc import EvmEndpoint
 
     calls = []
 

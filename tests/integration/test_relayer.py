@@ -24,7 +24,7 @@ import grpc
 import pytest
 
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
-from relay.config import ChainConfig
+from relay.chains.registry import ChainConfig
 from relay.errors import InvalidProof
 from relay.lifecycle import MessageState
 from relay.relayer import Relayer, RelayerConfig
@@ -617,7 +617,7 @@ store: {store}
 listen: 127.0.0.1:0
 operator_token: {{env: TEST_RELAYER_OPERATOR_TOKEN}}
 sources:
-  - chain: {{name: alpha, domain: 1, kind: fake, rpc_urls: ["http://127.0.0.1:1"], gateway: "{gateway}"}}
+  - chain: {{name: alpha, domain: 1, kind: evm, rpc_urls: ["http://127.0.0.1:1"], gateway: "{gateway}"}}
     committee:
       epoch: 1
       members:
@@ -632,10 +632,9 @@ poll_interval: 0.1
 
 FAKE_ADAPTER_MAIN = """
 import sys, types
-from relay import adapters_registry
-from relay.chains import Cursor, WatchUpdate
+from relay.chains import Cursor, WatchUpdate, registry
 
-def create_watcher(chain, cursors):
+def create_watcher(chain, cursors, metrics):
     class Watcher:
         domain = chain.domain
         def poll(self):
@@ -643,10 +642,11 @@ def create_watcher(chain, cursors):
             return WatchUpdate(head_block=5, finalized_block=3)
     return Watcher()
 
-module = types.ModuleType("fake_adapter")
+module = types.ModuleType("fake_adapter.adapter")
 module.create_watcher = create_watcher
-sys.modules["fake_adapter"] = module
-adapters_registry.ADAPTERS["fake"] = "fake_adapter"
+sys.modules["fake_adapter"] = types.ModuleType("fake_adapter")
+sys.modules["fake_adapter.adapter"] = module
+registry.CHAIN_FAMILIES["evm"] = "fake_adapter"  # EVM config, fake factories
 from relay.cli import main
 sys.exit(main(sys.argv[1:]))
 """

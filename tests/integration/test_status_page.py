@@ -25,7 +25,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from relay.chains import Cursor, CursorStore, WatchUpdate
-from relay.config import ChainConfig
+from relay.chains.registry import ChainConfig
 from relay.health import HealthServer
 from relay.lifecycle import MessageState
 from relay.relayer import Relayer

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import ChainConfig, CommitteeConfig, SecretRef, StrictModel, apply_environment, load_config
+from relay.chains.registry import ChainConfig
+from relay.config import CommitteeConfig, SecretRef, StrictModel, apply_environment, load_config
 from relay.errors import ConfigurationError, InvalidProofOfPossession
 
 

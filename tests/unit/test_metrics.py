@@ -30,7 +30,7 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
         "relay_end_to_end_latency_seconds", "relay_oldest_pending_message_age_seconds", "relay_queue_depth",
         "relay_chain_head_block", "relay_chain_finalized_block", "relay_watcher_lag_blocks",
         "relay_verification_seconds", "relay_proof_rejections", "relay_rpc_calls", "relay_rpc_errors",
-        "relay_retries", "relay_reorgs", "relay_submitter_balance_wei", "relay_submitter_nonce",
+        "relay_retries", "relay_reorgs", "relay_submitter_balance", "relay_submitter_nonce",
         "relay_submitter_gas_spent_wei", "relay_attestor_last_signed_index",
         "relay_attestor_quorum_reachable_weight", "relay_attestor_quorum_threshold_weight",
         "relay_grpc_server_requests", "relay_grpc_server_latency_seconds",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import ChainConfig
-from relay.lightclient.attestation import MissingMessages, ProvenTreeFinalitySource
+from adapters.ethereum.attestation import MissingMessages, ProvenTreeFinalitySource
+from relay.chains.registry import ChainConfig, parse_chain_config
+from relay.config import StrictModel
 from relay.verify.bls import BlsBackend
 from relay.verify.ethereum.config import Fork
 from relay.verify.ethereum.errors import InvalidReceiptsRoot
@@ -62,16 +63,22 @@ def test_ethereum_kind_needs_a_light_client_section() -> None:
     from relay.config import load_config
     from relay.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="light_client"):
-        load_config(ChainConfig, None, {}, {"name": "eth", "domain": 1, "kind": "ethereum",
-                                             "rpc_urls": ["http://127.0.0.1:1"], "gateway": "0x" + "11" * 20})
+    class Section(StrictModel):
+        chain: ChainConfig
+
+    with pytest.raises(ConfigurationError, match="chain.light_client: Field required"):
+        load_config(Section, None, {}, {"chain": {"name": "eth", "domain": 1, "kind": "ethereum",
+                                                  "rpc_urls": ["http://127.0.0.1:1"], "gateway": "0x" + "11" * 20}})
 
 
 def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mainnet, blst: BlsBackend) -> None:  # type: ignore[no-untyped-def]
     """`kind: ethereum` through the adapter registry, replaying real mainnet beacon answers."""
     import json
 
-    from relay.adapters_registry import create_finality_source
+    from prometheus_client import CollectorRegistry
+
+    from relay.chains.registry import create_finality_source
+    from relay.metrics import RelayMetrics
     from relay.verify.ethereum.config import MAINNET
 
     from .conftest import CURRENT_SLOT
@@ -80,14 +87,14 @@ def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mai
     recording = tmp_path / "mainnet.json"
     recording.write_text(json.dumps(mainnet_recording(mainnet.trusted_root)))
     finalized = mainnet.finality.finalized_header.execution.block_number
-    chain = ChainConfig.model_validate({
+    chain = parse_chain_config({
         "name": "ethereum", "domain": 1, "kind": "ethereum", "rpc_urls": ["http://127.0.0.1:1"],
         "gateway": "0x" + "42" * 20, "start_block": finalized,
         "light_client": {"trusted_block_root": "0x" + mainnet.trusted_root.hex(), "replay_file": str(recording),
                          "bls_backend": "blst",
                          "fixed_time": MAINNET.genesis_time + CURRENT_SLOT * MAINNET.seconds_per_slot},
     })
-    source = create_finality_source(chain)
+    source = create_finality_source(chain, RelayMetrics(CollectorRegistry()))
     assert isinstance(source, ProvenTreeFinalitySource)
     # The finalized block has no Dispatch (its proven bloom says so): nothing to sign, nothing asked of the RPC.
     assert source.finalized_checkpoint_state() is None

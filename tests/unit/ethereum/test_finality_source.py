@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from relay.lightclient import BlockNotFinalized, EthereumFinalitySource, ReplayTransport
-from relay.lightclient.beacon_api import (
+from adapters.ethereum.beacon_api import (
     FINALITY_UPDATE_PATH,
     OPTIMISTIC_UPDATE_PATH,
     bootstrap_path,
     updates_path,
 )
-from relay.lightclient.transport import ResponseNotFound
+from adapters.ethereum.source import BlockNotFinalized, EthereumFinalitySource
+from adapters.ethereum.transport import ReplayTransport, ResponseNotFound
 from relay.verify.bls import BlsBackend
 from relay.verify.ethereum.codec import to_versioned_json
 from relay.verify.ethereum.config import MAINNET, Fork
@@ -205,7 +205,7 @@ def test_recording_references_files(tmp_path: Path) -> None:
     assert transport.call("m", [1]) == {"data": 1}
     with pytest.raises(ResponseNotFound):
         transport.get("/y")
-    from relay.lightclient.transport import RpcCallFailed
+    from adapters.ethereum.transport import RpcCallFailed
 
     with pytest.raises(RpcCallFailed):
         transport.call("gone", [])

@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from relay.errors import RpcUnavailable
-from relay.lightclient.transport import (
+from adapters.ethereum.transport import (
     BeaconTransport,
     ExecutionTransport,
     HttpBeaconTransport,
@@ -20,6 +19,7 @@ from relay.lightclient.transport import (
     RpcCallFailed,
     RpcMethodNotFound,
 )
+from relay.errors import RpcUnavailable
 
 
 class Handler(BaseHTTPRequestHandler):

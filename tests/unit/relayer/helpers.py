@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from adapters.evm.config import EvmChainConfig as ChainConfig
 from relay.chains import Cursor, ObservedMessage, SourceWatcher, WatchUpdate
-from relay.config import ChainConfig
 from relay.lifecycle import MessageState
 from relay.peers import PartialSignature
 from relay.relayer.config import RelayerConfig, SourceConfig

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from relay.chains import ChainConfigBase as ChainConfig
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
-from relay.config import ChainConfig
 from relay.errors import PermanentError, RpcUnavailable
 from relay.metrics import RelayMetrics
 from relay.relayer.ingest import DeferredCursors, Ingest

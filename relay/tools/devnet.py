@@ -40,7 +40,7 @@ from relay.errors import ConfigurationError, RelayError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHAIN_IDS = (31337, 31338)
 CHAIN_NAMES = ("alpha", "beta")
 LOOPBACK = "127.0.0.1"
@@ -185,7 +185,7 @@ class Devnet:
     submitter_key: str = ""
     user_key: str = ""
     started_at: float = 0.0
-    prometheus: Any = None                # relay.prometheus.PrometheusServer when options.prometheus
+    prometheus: Any = None                # relay.tools.prometheus.PrometheusServer when options.prometheus
 
     # --- start / stop ---------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class Devnet:
 
     def start_prometheus(self) -> Any:
         """Start a Prometheus that scrapes every role's /metrics and evaluates the alert rules."""
-        from relay.prometheus import PrometheusServer
+        from relay.tools.prometheus import PrometheusServer
 
         if not self.metrics_addresses:
             raise DevnetError("prometheus needs the roles' metrics endpoints (metrics are off)")
@@ -534,7 +534,7 @@ class HeadClock:
         self._thread.join(2)
 
     def _run(self) -> None:
-        from adapters.evm.factory import EvmEndpoint
+        from adapters.evm.rpc import EvmEndpoint
 
         endpoint = EvmEndpoint(self.rpc_url)
         last = -1

@@ -20,7 +20,7 @@ from typing import Any
 
 from relay.errors import ConfigurationError, TransientError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALERT_RULES = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
 READY_TIMEOUT_SECONDS = 30.0
 

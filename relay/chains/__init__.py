@@ -1,23 +1,67 @@
 """What the relay core needs from a chain, as protocols named after roles.
 
-Chain specifics live in `adapters/`; an adapter registry (`relay.adapters_registry`) maps a config
-`kind` (e.g. "evm") to a factory. Nothing in `relay/` imports web3.
+Chain specifics live in `adapters/<family>/`; the registry (`relay.chains.registry`) maps a config
+`kind` (e.g. "evm") to the family's config model and factories. Nothing in `relay/` imports an
+adapter or web3.
+
+- `ChainConfigBase`: the fields every chain's config has; each family's model (in its adapter's
+  `config.py`) extends it, fixes `kind`, and says what its gateway's bytes are.
 
 - `SourceWatcher`: reads a source gateway's Dispatch events by block range, tracks finality, keeps
   a cursor (block number + hash) in a `CursorStore`, detects reorgs before finality.
 - `FinalitySource`: what an attestor believes final: the gateway's (root, index) at the finalized
   block.
-- `DestinationChain`: what a submitter does to a destination gateway.
+- `DestinationChain`: what a submitter does to a destination gateway; `DestinationStatus` what it
+  reports about its account.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pydantic import model_validator
+
+from relay.config import StrictModel
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.message import Message
+
+
+class ChainConfigBase(StrictModel):
+    """One chain the relay talks to: the fields every chain family shares.
+
+    A family's model (`adapters/<family>/config.py`) narrows `kind` to its own literal, validates
+    `gateway` in its own address format, and implements `gateway_bytes32`. Role configs annotate
+    their chain fields with `relay.chains.registry.ChainConfig`, the union of every registered
+    family's model, discriminated by `kind`.
+    """
+
+    name: str
+    domain: int
+    kind: str
+    rpc_urls: list[str]
+    gateway: str
+    # 0: use the chain's `finalized` block tag; N > 0: N confirmations below the head.
+    confirmations: int = 0
+    start_block: int = 0
+    poll_interval: float = 0.5
+    max_block_range: int = 2000
+
+    @model_validator(mode="after")
+    def _check_common(self) -> ChainConfigBase:
+        if not self.rpc_urls:
+            raise ValueError("rpc_urls needs at least one endpoint")
+        if not 0 <= self.domain < 2**32:
+            raise ValueError("domain must be a u32")
+        if self.confirmations < 0 or self.max_block_range <= 0 or self.poll_interval <= 0:
+            raise ValueError("confirmations >= 0, max_block_range > 0 and poll_interval > 0")
+        return self
+
+    @abstractmethod
+    def gateway_bytes32(self) -> bytes:
+        """The gateway's address as the 32 bytes checkpoints and messages carry."""
 
 
 @dataclass(frozen=True)
@@ -119,4 +163,33 @@ class DestinationChain(Protocol):
     def submit(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
                items: Sequence[DeliveryItem]) -> SubmittedBatch:
         """Send one delivery transaction, wait for the receipt, report per message."""
+        ...
+
+
+class DestinationStatus(Protocol):
+    """What a destination reports about itself and its sending account (gRPC `GetStatus`)."""
+
+    @property
+    def domain(self) -> int:
+        """The destination's domain."""
+        ...
+
+    @property
+    def head(self) -> int:
+        """The chain's head block (or height)."""
+        ...
+
+    @property
+    def nonce(self) -> int:
+        """The account's next transaction nonce (or sequence)."""
+        ...
+
+    @property
+    def balance(self) -> int:
+        """The account's balance in the chain's smallest native unit (wei on EVM chains)."""
+        ...
+
+    @property
+    def account(self) -> bytes:
+        """The sending account's address, as the chain encodes it."""
         ...

@@ -22,14 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from relay.errors import NotYetAvailable, PermanentError
-from relay.lightclient.beacon_api import (
+from adapters.ethereum.beacon_api import (
     FINALITY_UPDATE_PATH,
     OPTIMISTIC_UPDATE_PATH,
     bootstrap_path,
     updates_path,
 )
-from relay.lightclient.transport import BeaconTransport, ExecutionTransport, RpcMethodNotFound
+from adapters.ethereum.transport import BeaconTransport, ExecutionTransport, RpcMethodNotFound
+from relay.errors import NotYetAvailable, PermanentError
 from relay.verify.bls import BlsBackend, get_backend
 from relay.verify.ethereum.codec import (
     parse_bootstrap,

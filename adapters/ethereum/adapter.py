@@ -1,43 +1,46 @@
-"""`kind: ethereum`: an EVM chain whose attestors trust no RPC endpoint.
+"""The `ethereum` family's factories: an EVM chain whose attestors trust no RPC endpoint.
 
 The relayer's watcher and the submitter are the plain EVM ones (the relayer trusts nothing it
 watches: it verifies the committee's certificate and the Merkle branch anyway). Only the attestor's
-finality source differs: it is the light client (`relay.lightclient`), which proves each Dispatch
-log against a finalized execution header before the attestor may sign a root that covers it.
+finality source differs: it is the light client (`adapters.ethereum.source`), which proves each
+Dispatch log against a finalized execution header before the attestor may sign a root that covers it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relay.chains import CursorStore, DestinationChain, FinalitySource, SourceWatcher
-from relay.config import ChainConfig, LightClientConfig
+from adapters.ethereum.attestation import ProvenTreeFinalitySource
+from adapters.ethereum.config import EthereumChainConfig, LightClientConfig
+from adapters.ethereum.source import EthereumFinalitySource
+from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport, ReplayTransport
+from adapters.evm import adapter as evm
+from relay.chains import ChainConfigBase, CursorStore, DestinationChain, FinalitySource, SourceWatcher
 from relay.errors import ConfigurationError
-from relay.lightclient.attestation import ProvenTreeFinalitySource
-from relay.lightclient.source import EthereumFinalitySource
-from relay.lightclient.transport import HttpBeaconTransport, HttpExecutionTransport, ReplayTransport
+from relay.metrics import RelayMetrics
 from relay.verify.bls import get_backend
 
 
-def create_watcher(chain: ChainConfig, cursors: CursorStore) -> SourceWatcher:
+def create_watcher(chain: ChainConfigBase, cursors: CursorStore, metrics: RelayMetrics) -> SourceWatcher:
     """The EVM watcher: the relayer verifies certificates itself, so it may read any RPC."""
-    from adapters.evm import factory
-
-    return factory.create_watcher(chain, cursors)
+    return evm.create_watcher(chain, cursors, metrics)
 
 
-def create_destination(chain: ChainConfig, private_key: str) -> DestinationChain:
+def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayMetrics) -> DestinationChain:
     """The EVM submitter."""
-    from adapters.evm import factory
-
-    return factory.create_destination(chain, private_key)
+    return evm.create_destination(chain, private_key, metrics)
 
 
-def create_finality_source(chain: ChainConfig) -> FinalitySource:
-    """The light-client finality source for an attestor of `chain`."""
+def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> FinalitySource:
+    """The light-client finality source for an attestor of `chain`.
+
+    It reads beacon and execution nodes through its own transports and counts nothing on
+    `metrics` yet (its RPC calls are not `relay_rpc_*` ones).
+    """
+    if not isinstance(chain, EthereumChainConfig):
+        raise ConfigurationError("the ethereum adapter needs an ethereum chain config", chain=chain.name,
+                                 kind=chain.kind)
     settings = chain.light_client
-    if settings is None:
-        raise ConfigurationError("kind ethereum needs a light_client section", chain=chain.name)
     beacon: Any
     execution: Any
     if settings.replay_file:

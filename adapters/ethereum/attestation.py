@@ -12,8 +12,8 @@ deployment; a gap in the nonces raises `MissingMessages` instead of signing a wr
 
 from __future__ import annotations
 
+from adapters.ethereum.source import EthereumFinalitySource
 from relay.errors import InvalidProof
-from relay.lightclient.source import EthereumFinalitySource
 from relay.verify.merkle import IncrementalTree
 from relay.verify.message import address_to_bytes32
 

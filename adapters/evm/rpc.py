@@ -1,15 +1,10 @@
-"""The EVM adapter's entry points for `relay.adapters_registry`, and the chain access they share.
+"""What the EVM adapter's watcher, finality source and submitter share: JSON-RPC access and the Gateway ABI.
 
-The registry maps `kind: evm` to this module and calls one of three factories:
-
-- `create_watcher(chain, cursors)` -> `adapters.evm.watcher.EvmWatcher`
-- `create_finality_source(chain)` -> `adapters.evm.finality.EvmFinalitySource`
-- `create_destination(chain, private_key)` -> `adapters.evm.submitter.EvmDestination`
-
-Below them is what those classes share: `EvmEndpoint`, one JSON-RPC endpoint whose idempotent
-reads are retried by the named policy `CHAIN_READ` (a `relay.retry.CallPolicy`) and whose transport failures always
-surface as `relay.errors.RpcUnavailable` (never as a requests/web3 exception, which a retry
-policy up the stack could not classify); and the Gateway ABI with its event topics.
+`EvmEndpoint` is one JSON-RPC endpoint whose idempotent reads are retried by the named policy
+`CHAIN_READ` (a `relay.retry.CallPolicy`) and whose transport failures always surface as
+`relay.errors.RpcUnavailable` (never as a requests/web3 exception, which a retry policy up the
+stack could not classify). Below it: the Gateway ABI and its event topics. The factories the
+registry calls are in `adapters.evm.adapter`.
 """
 
 from __future__ import annotations
@@ -17,50 +12,21 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from eth_typing import ChecksumAddress
 from web3 import HTTPProvider, Web3
 from web3 import exceptions as web3_errors
 
-from relay.chains import CursorStore
-from relay.config import ChainConfig
+from relay.chains import ChainConfigBase
 from relay.errors import ConfigurationError, RpcUnavailable
+from relay.metrics import RelayMetrics
 from relay.retry import CallPolicy
-
-if TYPE_CHECKING:
-    from adapters.evm.finality import EvmFinalitySource
-    from adapters.evm.submitter import EvmDestination
-    from adapters.evm.watcher import EvmWatcher
 
 T = TypeVar("T")
 
 RPC_TIMEOUT_SECONDS = 10.0
-
-
-# --- factories (what the registry calls) ------------------------------------------------------
-
-
-def create_watcher(chain: ChainConfig, cursors: CursorStore) -> EvmWatcher:
-    """A Dispatch watcher for `chain`'s gateway, keeping its cursor in `cursors`."""
-    from adapters.evm.watcher import EvmWatcher
-
-    return EvmWatcher(chain, cursors)
-
-
-def create_finality_source(chain: ChainConfig) -> EvmFinalitySource:
-    """What an attestor of `chain` believes final (every rpc_url must agree)."""
-    from adapters.evm.finality import EvmFinalitySource
-
-    return EvmFinalitySource(chain)
-
-
-def create_destination(chain: ChainConfig, private_key: str) -> EvmDestination:
-    """A submitter's hold on `chain`'s gateway, sending from the account of `private_key`."""
-    from adapters.evm.submitter import EvmDestination
-
-    return EvmDestination(chain, private_key)
 
 
 # --- retries ----------------------------------------------------------------------------------
@@ -101,7 +67,7 @@ class EvmEndpoint:
     """
 
     def __init__(self, url: str, chain_name: str = "", timeout: float = RPC_TIMEOUT_SECONDS,
-                 metrics: Any = None) -> None:
+                 metrics: RelayMetrics | None = None) -> None:
         self.url = url
         self.chain_name = chain_name or url
         # web3's own provider retries are off: one retry layer (CHAIN_READ), not two.
@@ -163,7 +129,7 @@ class EvmEndpoint:
         return self.read_chain("eth_getBlockByNumber", fetch)
 
 
-def endpoints_for(chain: ChainConfig, metrics: Any = None) -> list[EvmEndpoint]:
+def endpoints_for(chain: ChainConfigBase, metrics: RelayMetrics | None = None) -> list[EvmEndpoint]:
     """One `EvmEndpoint` per configured rpc_url of `chain`."""
     return [EvmEndpoint(url, chain.name, metrics=metrics) for url in chain.rpc_urls]
 

@@ -1,0 +1,37 @@
+"""The EVM family's factories, called by `relay.chains.registry` for `kind: evm` chains.
+
+Each gets the role's `relay.metrics.RelayMetrics` at construction, so RPC calls, retries, chain
+progress, reorgs, gas and balances are counted from the first call.
+"""
+
+from __future__ import annotations
+
+from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.finality import EvmFinalitySource
+from adapters.evm.submitter import EvmDestination
+from adapters.evm.watcher import EvmWatcher
+from relay.chains import ChainConfigBase, CursorStore
+from relay.errors import ConfigurationError
+from relay.metrics import RelayMetrics
+
+
+def evm_chain(chain: ChainConfigBase) -> EvmCompatibleChainConfig:
+    """`chain` as an EVM-compatible config; `ConfigurationError` if another family's model came here."""
+    if not isinstance(chain, EvmCompatibleChainConfig):
+        raise ConfigurationError("the EVM adapter needs an EVM chain config", chain=chain.name, kind=chain.kind)
+    return chain
+
+
+def create_watcher(chain: ChainConfigBase, cursors: CursorStore, metrics: RelayMetrics) -> EvmWatcher:
+    """A Dispatch watcher for `chain`'s gateway, keeping its cursor in `cursors`."""
+    return EvmWatcher(evm_chain(chain), cursors, metrics=metrics)
+
+
+def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmFinalitySource:
+    """What an attestor of `chain` believes final (every rpc_url must agree)."""
+    return EvmFinalitySource(evm_chain(chain), metrics=metrics)
+
+
+def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayMetrics) -> EvmDestination:
+    """A submitter's hold on `chain`'s gateway, sending from the account of `private_key`."""
+    return EvmDestination(evm_chain(chain), private_key, metrics=metrics)
