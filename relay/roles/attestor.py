@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,9 @@ from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
-from relay.roles.service import ServedRole, bind, split_address
+from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
+from relay.rpc.server import split_address, start_grpc_server
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
 from relay.verify.bls import BlsBackend, get_backend
 from relay.verify.committee import Checkpoint, sign_checkpoint
@@ -318,17 +318,15 @@ class Attestor(ServedRole):
 
     def start(self) -> Attestor:
         """Start the gRPC server (and the HTTP endpoints) in background threads."""
-        from relay.health import HealthServer, add_grpc_health_and_reflection
-        from relay.metrics import MetricsInterceptor
+        from relay.health import HealthServer
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="attestor-grpc"),
-                             interceptors=[MetricsInterceptor(self.metrics)])
-        attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
-            AttestationServicer(self.ledger, self.stopping), server)
-        self._grpc_health = add_grpc_health_and_reflection(server, [SERVICE_NAME])
-        self.grpc_port = bind(server, self.config.listen)
-        server.start()
-        self._server = server
+        def register(server: grpc.Server) -> None:
+            attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
+                AttestationServicer(self.ledger, self.stopping), server)
+
+        served = start_grpc_server(self.config.listen, self.metrics, register, [SERVICE_NAME],
+                                   max_workers=16, thread_prefix="attestor-grpc")
+        self._server, self._grpc_health, self.grpc_port = served.server, served.health, served.port
         if self.config.metrics_listen:
             host, port = split_address(self.config.metrics_listen)
             self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()

@@ -1,4 +1,5 @@
-"""What the attestor and submitter processes share: binding their gRPC server, stopping, running.
+"""What the attestor and submitter processes share: stopping and running (their gRPC servers are
+started by `relay.rpc.server.start_grpc_server`, like the relayer's).
 
 `ServedRole` is a mixin for a role with a gRPC server (`_server`), an optional HTTP health server
 (`_health`), a `stopping` event, `start()` and a `run_loop()`; `stop_grace` is how long in-flight
@@ -12,10 +13,6 @@ import threading
 from typing import Any
 
 import grpc
-
-from relay.rpc.server import bind, split_address
-
-__all__ = ["ServedRole", "bind", "split_address"]
 
 
 class ServedRole:

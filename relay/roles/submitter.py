@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent import futures
 from typing import Any, Protocol, runtime_checkable
 
 import grpc
@@ -41,8 +40,9 @@ from relay.errors import (
     RelayError,
     TransientError,
 )
-from relay.roles.service import ServedRole, bind, split_address
+from relay.roles.service import ServedRole
 from relay.rpc.convert import deliver_request_from_proto
+from relay.rpc.server import split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -184,17 +184,15 @@ class Submitter(ServedRole):
 
     def start(self) -> Submitter:
         """Start the gRPC server (and the HTTP endpoints) in background threads."""
-        from relay.health import HealthServer, add_grpc_health_and_reflection
-        from relay.metrics import MetricsInterceptor
+        from relay.health import HealthServer
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="submitter-grpc"),
-                             interceptors=[MetricsInterceptor(self.metrics)])
-        destination_pb2_grpc.add_DestinationServiceServicer_to_server(
-            DestinationServicer(self.destination, self.metrics), server)
-        add_grpc_health_and_reflection(server, [SERVICE_NAME])
-        self.grpc_port = bind(server, self.config.listen)
-        server.start()
-        self._server = server
+        def register(server: grpc.Server) -> None:
+            destination_pb2_grpc.add_DestinationServiceServicer_to_server(
+                DestinationServicer(self.destination, self.metrics), server)
+
+        served = start_grpc_server(self.config.listen, self.metrics, register, [SERVICE_NAME],
+                                   max_workers=16, thread_prefix="submitter-grpc")
+        self._server, self.grpc_port = served.server, served.port
         if self.config.metrics_listen:
             host, port = split_address(self.config.metrics_listen)
             self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()

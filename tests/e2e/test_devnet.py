@@ -366,9 +366,13 @@ def test_a_reverting_recipient_is_parked_then_delivered_after_an_operator_retry(
 
 
 def test_a_reorg_before_finality_drops_the_orphan_and_delivers_its_replacement(devnet: Devnet) -> None:
+    """Also: the relayer's own watcher metrics move (its adapters get the relayer's metrics)."""
     alpha, beta = devnet.chains
     client = devnet.client()
     before = devnet.received("beta")
+    watched = {"chain": alpha.name}
+    reorgs_before = metric_value(scrape(devnet, "relayer"), "relay_reorgs_total", watched)
+    calls_before = metric_value(scrape(devnet, "relayer"), "relay_rpc_calls_total", watched)
     deploy.rpc_request(alpha.rpc_url, "evm_setIntervalMining", [0])
     try:
         snapshot = deploy.rpc_request(alpha.rpc_url, "evm_snapshot")
@@ -390,6 +394,9 @@ def test_a_reorg_before_finality_drops_the_orphan_and_delivers_its_replacement(d
     assert client.get(orphan) is None  # rolled back: the relayer forgot it
     assert delivered_events(beta)[orphan] == 0
     assert devnet.received("beta") - before == 1
+    relayer_metrics = scrape(devnet, "relayer")
+    assert metric_value(relayer_metrics, "relay_reorgs_total", watched) >= reorgs_before + 1
+    assert metric_value(relayer_metrics, "relay_rpc_calls_total", watched) > calls_before
 
 
 def test_a_reorg_while_the_relayer_is_down_drops_the_orphan_and_delivers_its_replacement(devnet: Devnet) -> None:
