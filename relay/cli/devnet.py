@@ -33,7 +33,8 @@ def _terminate_as_interrupt(_signal: int, _frame: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the devnet, send, report, then stop (or stay up with --keep-running)."""
-    from relay.tools.devnet import Devnet, DevnetOptions, ProgressPrinter, format_summary, run_messages
+    from relay.tools.devnet import Devnet, DevnetOptions
+    from relay.tools.devnet_run import ProgressPrinter, format_summary, run_messages
 
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)

@@ -21,31 +21,26 @@ end-to-end tests and `relay bench e2e` drive: `start()`, `send(...)`, `wait_deli
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from relay.errors import ConfigurationError, RelayError
+from relay.tools.processes import PROJECT_ROOT, ManagedProcess
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHAIN_IDS = (31337, 31338)
 CHAIN_NAMES = ("alpha", "beta")
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 8.0
 
 
 class DevnetError(RelayError):
@@ -71,87 +66,6 @@ class DevnetOptions:
     chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
     metrics: bool = True
     prometheus: bool = False              # also run a real Prometheus scraping every role
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the devnet process dies without cleaning up (Linux)."""
-    os.setsid()
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class ManagedProcess:
-    """One `python -m relay ...` child: started, watched and stopped by its PID only."""
-
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = log_path
-        self.env = env
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the running child, if any."""
-        return self.popen.pid if self.popen is not None else None
-
-    @property
-    def alive(self) -> bool:
-        """Whether the child is running."""
-        return self.popen is not None and self.popen.poll() is None
-
-    def start(self) -> None:
-        """Start the child (appending to its log file)."""
-        if self.alive:
-            return
-        with open(self.log_path, "ab") as log_file:
-            self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                cwd=PROJECT_ROOT, env=self.env, preexec_fn=_die_with_parent,  # noqa: PLW1509
-            )
-        self.starts += 1
-
-    def signal(self, number: int) -> None:
-        """Send `number` to this child (and only to it)."""
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(number)
-
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
-        """SIGTERM, wait up to `timeout`, then SIGKILL; return the exit code (None if not running)."""
-        process = self.popen
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.popen = None
-        return process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL (`kill -9`): no clean shutdown, as a crash."""
-        process = self.popen
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        self.popen = None
-
-    def tail(self, lines: int = 20) -> str:
-        """The last lines of the child's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 # --- the devnet ---------------------------------------------------------------------------------
@@ -480,174 +394,3 @@ def grpc_serving(address: str, timeout: float = 1.0) -> bool:
         except grpc.RpcError:
             return False
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-# --- a run: send, watch, summarise -------------------------------------------------------------
-
-
-@dataclass
-class RunResult:
-    """What one devnet run measured."""
-
-    sent: int
-    delivered: int
-    counts: dict[str, int]
-    duration: float
-    latencies: list[float]
-    gas_per_message: float
-    transactions: int
-    received_ok: bool
-
-    @property
-    def throughput(self) -> float:
-        """Delivered messages per second, from the first send to the last delivery."""
-        return self.delivered / self.duration if self.duration > 0 else 0.0
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The `fraction` quantile (nearest rank) of `values`; 0 for none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
-    return ordered[rank]
-
-
-class HeadClock:
-    """Wall-clock time each block height was first seen on a chain (to date source finality)."""
-
-    def __init__(self, rpc_url: str, interval: float = 0.1) -> None:
-        self.rpc_url = rpc_url
-        self.interval = interval
-        self.first_seen: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="head-clock", daemon=True)
-
-    def start(self) -> HeadClock:
-        """Start polling the head in a daemon thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop polling."""
-        self._stop.set()
-        self._thread.join(2)
-
-    def _run(self) -> None:
-        from adapters.evm.rpc import EvmEndpoint
-
-        endpoint = EvmEndpoint(self.rpc_url)
-        last = -1
-        while not self._stop.is_set():
-            try:
-                head = int(endpoint.call("eth_blockNumber", lambda: endpoint.web3.eth.block_number))
-            except RelayError:
-                head = last
-            now = time.time()
-            for number in range(last + 1, head + 1):
-                self.first_seen.setdefault(number, now)
-            last = max(last, head)
-            self._stop.wait(self.interval)
-
-    def time_of(self, number: int) -> float | None:
-        """When block `number` was first seen, if it was."""
-        return self.first_seen.get(number)
-
-
-def run_messages(devnet: Devnet, count: int, *, timeout: float = 600.0,
-                 report: Callable[[dict[str, int], int, int], None] | None = None) -> RunResult:
-    """Send `count` messages each way, wait until all are delivered (or `timeout`), measure.
-
-    Latency is from source finality (the wall-clock time the block `confirmations` above the
-    message's block appeared) to the relayer's record of the destination receipt.
-    """
-    alpha, beta = devnet.chains
-    clocks = {chain.domain: HeadClock(chain.rpc_url).start() for chain in devnet.chains}
-    before = {chain.domain: devnet.received(chain.domain) for chain in devnet.chains}
-    client = devnet.client()
-    started = time.time()
-    try:
-        sent: list[bytes] = []
-        expected = {alpha.domain: 0, beta.domain: 0}
-        senders = [threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
-                   for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))]
-        for thread in senders:
-            thread.start()
-        for thread in senders:
-            thread.join()
-        expected[alpha.domain] = expected[beta.domain] = count
-        statuses = client.wait_all_delivered(sent, timeout=timeout, report=report)
-        finished = max((s.delivered_at for s in statuses.values() if s.delivered_at), default=time.time())
-    finally:
-        for clock in clocks.values():
-            clock.stop()
-    counts: dict[str, int] = {}
-    for status in statuses.values():
-        counts[status.state] = counts.get(status.state, 0) + 1
-    delivered = [s for s in statuses.values() if s.state == "delivered"]
-    latencies = []
-    for status in delivered:
-        final_at = clocks[status.origin].time_of(status.source_block + devnet.options.confirmations)
-        if final_at is not None and status.delivered_at:
-            latencies.append(max(0.0, status.delivered_at - final_at))
-    gas_total, transactions = 0, 0
-    for chain in devnet.chains:
-        hashes = sorted({s.destination_transaction for s in delivered
-                         if s.destination == chain.domain and s.destination_transaction})
-        from adapters.evm.deploy import gas_used_by
-
-        used = gas_used_by(chain.rpc_url, hashes)
-        gas_total += sum(used.values())
-        transactions += len(used)
-    received_ok = all(devnet.received(chain.domain) - before[chain.domain] == expected[chain.domain]
-                      for chain in devnet.chains)
-    return RunResult(
-        sent=len(sent), delivered=len(delivered), counts=counts, duration=max(finished - started, 1e-9),
-        latencies=latencies, gas_per_message=gas_total / len(delivered) if delivered else 0.0,
-        transactions=transactions, received_ok=received_ok)
-
-
-def format_summary(result: RunResult) -> str:
-    """The closing lines of a devnet run."""
-    lines = [
-        f"delivered {result.delivered}/{result.sent} "
-        f"({'recipient counters agree' if result.received_ok else 'RECIPIENT COUNTERS DISAGREE'})",
-        f"throughput {result.throughput:.1f} messages/s over {result.duration:.1f} s",
-        f"latency source finality -> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
-        f"p99 {percentile(result.latencies, 0.99):.2f} s",
-        f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
-    ]
-    others = {k: v for k, v in result.counts.items() if k != "delivered"}
-    if others:
-        lines.append("not delivered: " + ", ".join(f"{k} {v}" for k, v in sorted(others.items())))
-    return "\n".join(lines)
-
-
-class ProgressPrinter:
-    """Counts by state, rewritten in place on a terminal, else one line per second."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stdout
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.started = time.monotonic()
-        self._last_line = 0.0
-
-    def __call__(self, counts: dict[str, int], delivered: int, total: int) -> None:
-        """Show one progress report (rate-limited to one line a second off a terminal)."""
-        now = time.monotonic()
-        if not self.tty and now - self._last_line < 1.0:
-            return
-        self._last_line = now
-        states = "  ".join(f"{name} {counts[name]}" for name in sorted(counts) if counts[name])
-        line = f"[{now - self.started:6.1f}s] delivered {delivered}/{total}  {states}"
-        if self.tty:
-            self.stream.write("\r\033[K" + line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        """End the in-place line on a terminal."""
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import ConfigurationError, TransientError
+from relay.tools.processes import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALERT_RULES = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
 READY_TIMEOUT_SECONDS = 30.0
 

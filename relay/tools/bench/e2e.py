@@ -44,14 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; exit 1 if not every message was delivered exactly once."""
-    from relay.tools.devnet import (
-        Devnet,
-        DevnetOptions,
-        ProgressPrinter,
-        format_summary,
-        percentile,
-        run_messages,
-    )
+    from relay.tools.devnet import Devnet, DevnetOptions
+    from relay.tools.devnet_run import ProgressPrinter, format_summary, percentile, run_messages
 
     if args.messages < 1:
         print("relay bench e2e: --messages must be >= 1", file=sys.stderr)
@@ -109,7 +103,7 @@ def run_backlog(devnet: Any, count: int, timeout: float) -> tuple[int, float]:
     devnet.restart("relayer", wait=True)
     serving = time.time()
     print("backlog: relayer serving again; draining", file=sys.stderr, flush=True)
-    from relay.tools.devnet import ProgressPrinter
+    from relay.tools.devnet_run import ProgressPrinter
 
     printer = ProgressPrinter(sys.stderr)
     statuses = devnet.client().wait_all_delivered(sent, timeout=timeout, report=printer, interval=0.5)

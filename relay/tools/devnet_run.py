@@ -1,0 +1,188 @@
+"""A devnet run: send messages both ways, watch them to delivery, summarise.
+
+`run_messages(devnet, count)` sends `count` messages each way with the example app, follows them
+through the relayer's `RelayService` until every one is delivered (or the timeout), and returns a
+`RunResult`: counts by state, latency from source finality to destination receipt (timed by a
+`HeadClock` per chain), gas per message from the delivery receipts, and whether the recipients'
+counters agree. `format_summary` prints it; `ProgressPrinter` shows progress on a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay.errors import RelayError
+from relay.tools.devnet import Devnet
+
+
+@dataclass
+class RunResult:
+    """What one devnet run measured."""
+
+    sent: int
+    delivered: int
+    counts: dict[str, int]
+    duration: float
+    latencies: list[float]
+    gas_per_message: float
+    transactions: int
+    received_ok: bool
+
+    @property
+    def throughput(self) -> float:
+        """Delivered messages per second, from the first send to the last delivery."""
+        return self.delivered / self.duration if self.duration > 0 else 0.0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The `fraction` quantile (nearest rank) of `values`; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+class HeadClock:
+    """Wall-clock time each block height was first seen on a chain (to date source finality)."""
+
+    def __init__(self, rpc_url: str, interval: float = 0.1) -> None:
+        self.rpc_url = rpc_url
+        self.interval = interval
+        self.first_seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="head-clock", daemon=True)
+
+    def start(self) -> HeadClock:
+        """Start polling the head in a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        from adapters.evm.rpc import EvmEndpoint
+
+        endpoint = EvmEndpoint(self.rpc_url)
+        last = -1
+        while not self._stop.is_set():
+            try:
+                head = int(endpoint.call("eth_blockNumber", lambda: endpoint.web3.eth.block_number))
+            except RelayError:
+                head = last
+            now = time.time()
+            for number in range(last + 1, head + 1):
+                self.first_seen.setdefault(number, now)
+            last = max(last, head)
+            self._stop.wait(self.interval)
+
+    def time_of(self, number: int) -> float | None:
+        """When block `number` was first seen, if it was."""
+        return self.first_seen.get(number)
+
+
+def run_messages(devnet: Devnet, count: int, *, timeout: float = 600.0,
+                 report: Callable[[dict[str, int], int, int], None] | None = None) -> RunResult:
+    """Send `count` messages each way, wait until all are delivered (or `timeout`), measure.
+
+    Latency is from source finality (the wall-clock time the block `confirmations` above the
+    message's block appeared) to the relayer's record of the destination receipt.
+    """
+    alpha, beta = devnet.chains
+    clocks = {chain.domain: HeadClock(chain.rpc_url).start() for chain in devnet.chains}
+    before = {chain.domain: devnet.received(chain.domain) for chain in devnet.chains}
+    client = devnet.client()
+    started = time.time()
+    try:
+        sent: list[bytes] = []
+        expected = {alpha.domain: 0, beta.domain: 0}
+        senders = [threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
+                   for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join()
+        expected[alpha.domain] = expected[beta.domain] = count
+        statuses = client.wait_all_delivered(sent, timeout=timeout, report=report)
+        finished = max((s.delivered_at for s in statuses.values() if s.delivered_at), default=time.time())
+    finally:
+        for clock in clocks.values():
+            clock.stop()
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status.state] = counts.get(status.state, 0) + 1
+    delivered = [s for s in statuses.values() if s.state == "delivered"]
+    latencies = []
+    for status in delivered:
+        final_at = clocks[status.origin].time_of(status.source_block + devnet.options.confirmations)
+        if final_at is not None and status.delivered_at:
+            latencies.append(max(0.0, status.delivered_at - final_at))
+    gas_total, transactions = 0, 0
+    for chain in devnet.chains:
+        hashes = sorted({s.destination_transaction for s in delivered
+                         if s.destination == chain.domain and s.destination_transaction})
+        from adapters.evm.deploy import gas_used_by
+
+        used = gas_used_by(chain.rpc_url, hashes)
+        gas_total += sum(used.values())
+        transactions += len(used)
+    received_ok = all(devnet.received(chain.domain) - before[chain.domain] == expected[chain.domain]
+                      for chain in devnet.chains)
+    return RunResult(
+        sent=len(sent), delivered=len(delivered), counts=counts, duration=max(finished - started, 1e-9),
+        latencies=latencies, gas_per_message=gas_total / len(delivered) if delivered else 0.0,
+        transactions=transactions, received_ok=received_ok)
+
+
+def format_summary(result: RunResult) -> str:
+    """The closing lines of a devnet run."""
+    lines = [
+        f"delivered {result.delivered}/{result.sent} "
+        f"({'recipient counters agree' if result.received_ok else 'RECIPIENT COUNTERS DISAGREE'})",
+        f"throughput {result.throughput:.1f} messages/s over {result.duration:.1f} s",
+        f"latency source finality -> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
+        f"p99 {percentile(result.latencies, 0.99):.2f} s",
+        f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
+    ]
+    others = {k: v for k, v in result.counts.items() if k != "delivered"}
+    if others:
+        lines.append("not delivered: " + ", ".join(f"{k} {v}" for k, v in sorted(others.items())))
+    return "\n".join(lines)
+
+
+class ProgressPrinter:
+    """Counts by state, rewritten in place on a terminal, else one line per second."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.monotonic()
+        self._last_line = 0.0
+
+    def __call__(self, counts: dict[str, int], delivered: int, total: int) -> None:
+        """Show one progress report (rate-limited to one line a second off a terminal)."""
+        now = time.monotonic()
+        if not self.tty and now - self._last_line < 1.0:
+            return
+        self._last_line = now
+        states = "  ".join(f"{name} {counts[name]}" for name in sorted(counts) if counts[name])
+        line = f"[{now - self.started:6.1f}s] delivered {delivered}/{total}  {states}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the in-place line on a terminal."""
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,96 @@
+"""Child processes the devnet starts and stops: by PID only, never by name.
+
+Each `ManagedProcess` is one `python -m relay ...` role with its own log file, started in its own
+session and, on Linux, asked to exit with its parent (`PR_SET_PDEATHSIG`), so a devnet that dies
+without cleaning up leaves nothing behind. `stop()` terminates, then kills after a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STOP_TIMEOUT_SECONDS = 8.0
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the devnet process dies without cleaning up (Linux)."""
+    os.setsid()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class ManagedProcess:
+    """One `python -m relay ...` child: started, watched and stopped by its PID only."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = env
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the running child, if any."""
+        return self.popen.pid if self.popen is not None else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child is running."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self) -> None:
+        """Start the child (appending to its log file)."""
+        if self.alive:
+            return
+        with open(self.log_path, "ab") as log_file:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT, env=self.env, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )
+        self.starts += 1
+
+    def signal(self, number: int) -> None:
+        """Send `number` to this child (and only to it)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(number)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; return the exit code (None if not running)."""
+        process = self.popen
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.popen = None
+        return process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL (`kill -9`): no clean shutdown, as a crash."""
+        process = self.popen
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self.popen = None
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of the child's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
