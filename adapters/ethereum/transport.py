@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from relay.errors import NotYetAvailable, RpcUnavailable
+from relay.errors import ConfigurationError, NotYetAvailable, RpcUnavailable
 
 JSONRPC_METHOD_NOT_FOUND = -32601
 
@@ -140,18 +140,27 @@ def _raise_rpc_error(method: str, error: Any) -> None:
 # --- HTTP ------------------------------------------------------------------------------------------------------
 
 
+
+def require_http_url(url: str) -> str:
+    """`url` if it is http(s); `ConfigurationError` otherwise (urllib would also open `file:` URLs)."""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError("node URL must be http:// or https://", url=url)
+    return url
+
+
 class HttpBeaconTransport:
     """A beacon node's REST API over HTTP(S), e.g. `http://localhost:5052`."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = require_http_url(base_url).rstrip("/")
         self.timeout = timeout
 
     def get(self, path: str) -> Any:
         """`GET path` and decode the JSON body."""
-        request = urllib.request.Request(self.base_url + path, headers={"Accept": "application/json"})
+        url = self.base_url + path  # http(s) only: checked by require_http_url
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - operator-configured URL
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             if error.code == 404:
@@ -165,7 +174,7 @@ class HttpExecutionTransport:
     """An execution node's JSON-RPC API over HTTP(S), e.g. `http://localhost:8545`."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        self.url = url
+        self.url = require_http_url(url)
         self.timeout = timeout
         self._next_id = 0
 
@@ -173,11 +182,11 @@ class HttpExecutionTransport:
         """POST one JSON-RPC request and return its `result`."""
         self._next_id += 1
         body = json.dumps({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": list(params)}).encode()
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - http(s) only: checked by require_http_url
             self.url, data=body, headers={"Content-Type": "application/json", "Accept": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - operator-configured URL
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as error:
             raise RpcUnavailable("execution node answered with an HTTP error", method=method, status=error.code) from error

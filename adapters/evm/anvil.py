@@ -160,13 +160,13 @@ class AnvilProcess:
         raise AnvilError(f"anvil did not answer on {self.rpc_url} within {_START_TIMEOUT_SECONDS}s")
 
     def _chain_id_answered(self) -> int | None:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - our own http://127.0.0.1 URL
             self.rpc_url,
             data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=1.0) as response:
+            with urllib.request.urlopen(request, timeout=1.0) as response:  # noqa: S310 - loopback http
                 return int(json.load(response)["result"], 16)
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             return None

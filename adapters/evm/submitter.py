@@ -166,8 +166,8 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     abis = [gateway_abi()]
     try:
         abis.append(load_artifact("Counter")["abi"])
-    except Exception:  # noqa: BLE001 - the example app's errors are a nicety for reasons
-        pass
+    except Exception:
+        log.debug("the Counter ABI is unavailable; its errors are not decoded", exc_info=True)
     for abi in abis:
         for entry in abi:
             if entry.get("type") == "error":

@@ -330,7 +330,7 @@ class Relayer:
                 if self.process_sources():
                     for destination in self.destinations.values():
                         destination.wake.set()
-            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+            except Exception:
                 log.exception("source pass failed")
             self._stop.wait(self.config.poll_interval)
 
@@ -346,7 +346,7 @@ class Relayer:
                 if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
                     checked_at = self._clock()
                     stages.deliverer.requeue_stranded(destination, STRANDED_GRACE_SECONDS)
-            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+            except Exception:
                 log.exception("delivery pass failed", extra={"destination": destination.domain})
             destination.wake.wait(interval)
 

@@ -126,7 +126,7 @@ def dispatch_data(message: Message) -> bytes:
 class _Misbehaving(BaseHTTPRequestHandler):
     """Answers every JSON-RPC request the way `server.mode` says: error answers, HTTP 500, non-JSON."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mode = self.server.mode  # type: ignore[attr-defined]
         if mode == "http-500":

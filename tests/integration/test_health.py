@@ -27,7 +27,7 @@ class FakeClock:
 def get(server: HealthServer, path: str) -> tuple[int, str, str]:
     url = f"http://127.0.0.1:{server.port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - fixed local URL
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.headers["Content-Type"], response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], error.read().decode()

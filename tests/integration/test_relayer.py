@@ -569,11 +569,11 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         import json
         import urllib.request
 
-        base = f"http://127.0.0.1:{relayer.metrics_port}"
-        with urllib.request.urlopen(base + "/readyz", timeout=5) as response:
+        port = relayer.metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert json.loads(response.read())["ready"] is True
         relayer.stages.gauges.refresh(every=0)  # message gauges refresh at most once a second by themselves
-        with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
         assert 'relay_messages_delivered_total{destination="2",origin="1"} 6.0' in text
         assert 'relay_messages{destination="2",origin="1",state="delivered"} 6.0' in text

@@ -342,9 +342,9 @@ def test_extra_routes_cannot_shadow_probes_and_failures_answer_500() -> None:
 
     with HealthServer(CollectorRegistry(), routes={"/broken": broken, "/": render_status_page}) as server:
         with pytest.raises(urllib.error.HTTPError) as failure:
-            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/broken", timeout=5)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/broken", timeout=5)
         assert failure.value.code == 500 and b"RuntimeError: boom" in failure.value.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?x=1", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?x=1", timeout=5) as response:
             assert response.headers["Content-Type"].startswith("text/html")
             assert b"/api/status" in response.read()
         status, body = get_json(f"http://127.0.0.1:{server.port}/healthz")

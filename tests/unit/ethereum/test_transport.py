@@ -34,7 +34,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path == "/eth/v1/beacon/light_client/finality_update":
             self._send(200, {"version": "deneb", "data": {"x": "1"}})
         elif self.path == "/broken":
@@ -42,7 +42,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"code": 404, "message": "not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         method = request["method"]
         if method == "eth_blockNumber":
@@ -99,3 +99,14 @@ def test_unreachable_node_is_transient() -> None:
 def test_replay_transport_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError):
         ReplayTransport({"beacon": {}, "execution": [], "extra": 1})
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "127.0.0.1:5052", ""])
+def test_node_urls_must_be_http(url: str) -> None:
+    """urllib would open `file:` and `ftp:` URLs too: a node URL from config must be http(s)."""
+    from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport
+    from relay.errors import ConfigurationError
+
+    for transport in (HttpBeaconTransport, HttpExecutionTransport):
+        with pytest.raises(ConfigurationError, match="http"):
+            transport(url)
