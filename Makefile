@@ -31,6 +31,7 @@ contracts: $(STAMP) tools
 
 lint: setup
 	$(VENV)/bin/ruff check relay adapters tests
+	$(VENV)/bin/ruff format --check relay adapters tests
 	$(VENV)/bin/mypy relay adapters
 	$(VENV)/bin/lint-imports
 

@@ -29,8 +29,16 @@ TERMINAL_STATES = frozenset({"delivered", "rejected", "parked"})
 LIST_THRESHOLD = 50
 
 
-def send(rpc_url: str, gateway: str, private_key: str, destination: int, recipient: str,
-         body: bytes | str, *, timeout: float = 60.0) -> bytes:
+def send(
+    rpc_url: str,
+    gateway: str,
+    private_key: str,
+    destination: int,
+    recipient: str,
+    body: bytes | str,
+    *,
+    timeout: float = 60.0,
+) -> bytes:
     """Dispatch `body` to `recipient` on domain `destination`; wait for the receipt; return the id."""
     from adapters.evm.deploy import TransactionSender, contract, dispatched_ids
     from relay.verify.message import address_to_bytes32
@@ -38,7 +46,8 @@ def send(rpc_url: str, gateway: str, private_key: str, destination: int, recipie
     payload = body.encode() if isinstance(body, str) else bytes(body)
     sender = TransactionSender(rpc_url, private_key)
     call = contract(sender.web3, "Gateway", gateway).functions.dispatch(
-        destination, address_to_bytes32(recipient), payload)
+        destination, address_to_bytes32(recipient), payload
+    )
     gas = int(sender.endpoint.read("eth_estimateGas", lambda: call.estimate_gas({"from": sender.address})))
     (receipt,) = sender.wait([sender.send_call(call, gas * 5 // 4 + 20_000)], timeout=timeout)
     ids = dispatched_ids(receipt, gateway)
@@ -76,11 +85,20 @@ class MessageView:
         name = types_pb2.MessageState.Name(status.state).removeprefix("MESSAGE_STATE_").lower()
         message = status.message
         return cls(
-            id=bytes(message.id), state=name, origin=message.origin, destination=message.destination,
-            nonce=message.nonce, attempts=status.attempts, last_error=status.last_error,
-            source_block=status.source_block, source_transaction=bytes(status.source_transaction),
-            destination_transaction=bytes(status.destination_transaction), observed_at=status.observed_at,
-            updated_at=status.updated_at, delivered_at=status.delivered_at)
+            id=bytes(message.id),
+            state=name,
+            origin=message.origin,
+            destination=message.destination,
+            nonce=message.nonce,
+            attempts=status.attempts,
+            last_error=status.last_error,
+            source_block=status.source_block,
+            source_transaction=bytes(status.source_transaction),
+            destination_transaction=bytes(status.destination_transaction),
+            observed_at=status.observed_at,
+            updated_at=status.updated_at,
+            delivered_at=status.delivered_at,
+        )
 
 
 def parse_message_id(text: str) -> bytes:
@@ -100,8 +118,10 @@ class RelayClient:
     def __init__(self, address: str, *, timeout: float = 5.0) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=[
-            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)])
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)],
+        )
         self._stub = relay_service_pb2_grpc.RelayServiceStub(self._channel)
 
     def close(self) -> None:
@@ -117,23 +137,37 @@ class RelayClient:
     def get(self, message_id: bytes) -> MessageView | None:
         """The message's status; None if the relayer has not observed it (yet)."""
         try:
-            status = self._stub.GetMessage(relay_service_pb2.GetMessageRequest(id=message_id), timeout=self.timeout)
+            status = self._stub.GetMessage(
+                relay_service_pb2.GetMessageRequest(id=message_id), timeout=self.timeout
+            )
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
-            raise RpcUnavailable("RelayService did not answer", address=self.address, code=error.code().name,
-                                 details=error.details()) from error
+            raise RpcUnavailable(
+                "RelayService did not answer",
+                address=self.address,
+                code=error.code().name,
+                details=error.details(),
+            ) from error
         return MessageView.from_proto(status)
 
-    def list_messages(self, states: Iterable[str] = (), origin: int = 0, destination: int = 0,
-             page_size: int = 500) -> Iterator[MessageView]:
+    def list_messages(
+        self, states: Iterable[str] = (), origin: int = 0, destination: int = 0, page_size: int = 500
+    ) -> Iterator[MessageView]:
         """Every message matching the filter, newest first (follows the pages)."""
         values: list[Any] = [types_pb2.MessageState.Value(f"MESSAGE_STATE_{s.upper()}") for s in states]
         token = ""
         while True:
-            response = self._stub.ListMessages(relay_service_pb2.ListMessagesRequest(
-                states=values, origin=origin, destination=destination, page_size=page_size, page_token=token),
-                timeout=self.timeout)
+            response = self._stub.ListMessages(
+                relay_service_pb2.ListMessagesRequest(
+                    states=values,
+                    origin=origin,
+                    destination=destination,
+                    page_size=page_size,
+                    page_token=token,
+                ),
+                timeout=self.timeout,
+            )
             for status in response.messages:
                 yield MessageView.from_proto(status)
             token = response.next_page_token
@@ -142,8 +176,10 @@ class RelayClient:
 
     def retry(self, message_id: bytes, operator_token: str, force: bool = False) -> MessageView:
         """Operator: move a PARKED (or, with `force`, REJECTED) message back to be retried."""
-        status = self._stub.RetryMessage(relay_service_pb2.RetryMessageRequest(
-            id=message_id, operator_token=operator_token, force=force), timeout=self.timeout)
+        status = self._stub.RetryMessage(
+            relay_service_pb2.RetryMessageRequest(id=message_id, operator_token=operator_token, force=force),
+            timeout=self.timeout,
+        )
         return MessageView.from_proto(status)
 
     def chains(self) -> list[Any]:
@@ -155,8 +191,12 @@ class RelayClient:
         for status in self._stub.WatchMessages(relay_service_pb2.WatchMessagesRequest(ids=list(ids))):
             yield MessageView.from_proto(status)
 
-    def wait_delivered(self, message_id: bytes, timeout: float = 120.0,
-                       on_change: Callable[[MessageView], None] | None = None) -> MessageView:
+    def wait_delivered(
+        self,
+        message_id: bytes,
+        timeout: float = 120.0,
+        on_change: Callable[[MessageView], None] | None = None,
+    ) -> MessageView:
         """Poll until the message is delivered; raise if it ends REJECTED/PARKED or time runs out."""
         deadline = time.monotonic() + timeout
         last_state = ""
@@ -174,13 +214,21 @@ class RelayClient:
             if view is not None and view.is_terminal:
                 raise PermanentError(f"message ended {view.state}", id=message_id, last_error=view.last_error)
             if time.monotonic() > deadline:
-                raise NotYetAvailable("message not delivered in time", id=message_id,
-                                      state=last_state or "unseen", seconds=timeout)
+                raise NotYetAvailable(
+                    "message not delivered in time",
+                    id=message_id,
+                    state=last_state or "unseen",
+                    seconds=timeout,
+                )
             time.sleep(0.25)
 
-    def wait_all_delivered(self, ids: Sequence[bytes], timeout: float = 300.0,
-                           report: Callable[[dict[str, int], int, int], None] | None = None,
-                           interval: float = 1.0) -> dict[bytes, MessageView]:
+    def wait_all_delivered(
+        self,
+        ids: Sequence[bytes],
+        timeout: float = 300.0,
+        report: Callable[[dict[str, int], int, int], None] | None = None,
+        interval: float = 1.0,
+    ) -> dict[bytes, MessageView]:
         """Poll until every id is in a terminal state (or `timeout`); return the last views.
 
         Survives the relayer being down for a while (a poll that fails is skipped). `report`
@@ -219,4 +267,6 @@ class RelayClient:
         try:
             return {view.id: view for view in self.list_messages() if view.id in wanted}
         except grpc.RpcError as error:
-            raise RpcUnavailable("RelayService did not answer", address=self.address, code=error.code().name) from error
+            raise RpcUnavailable(
+                "RelayService did not answer", address=self.address, code=error.code().name
+            ) from error

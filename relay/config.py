@@ -52,7 +52,9 @@ class SecretRef(StrictModel):
             try:
                 return Path(self.file).read_text().strip()
             except OSError as error:
-                raise ConfigurationError("secret file unreadable", file=self.file, cause=error.strerror) from error
+                raise ConfigurationError(
+                    "secret file unreadable", file=self.file, cause=error.strerror
+                ) from error
         assert self.env is not None  # noqa: S101 - guaranteed by the validator
         if self.env not in os.environ:
             raise ConfigurationError("secret environment variable not set", variable=self.env)
@@ -69,7 +71,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ConfigurationError("config file is not valid YAML/JSON", path=str(file), cause=str(error)) from error
+        raise ConfigurationError(
+            "config file is not valid YAML/JSON", path=str(file), cause=str(error)
+        ) from error
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -83,7 +87,7 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in _RESERVED:
             continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
+        path = name[len(ENV_PREFIX) :].lower().split("__")
         if path == [""]:
             continue
         node = result
@@ -136,7 +140,9 @@ def key_path(data: Any, location: tuple[int | str, ...]) -> list[int | str]:
 
 
 def load_config(
-    model: type[Model], path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+    model: type[Model],
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Model:
     """Build `model` from file, environment and overrides; raise `ConfigurationError` naming the key path."""
@@ -151,7 +157,9 @@ def load_config(
             f"{'.'.join(str(p) for p in key_path(data, issue['loc'])) or '<root>'}: {issue['msg']}"
             for issue in error.errors()
         )
-        raise ConfigurationError(f"invalid configuration: {problems}", path=str(path) if path else None) from None
+        raise ConfigurationError(
+            f"invalid configuration: {problems}", path=str(path) if path else None
+        ) from None
 
 
 # --- sections shared by the roles ------------------------------------------------------------
@@ -177,8 +185,11 @@ class CommitteeConfig(StrictModel):
         from relay.verify.committee import Committee, Member
 
         members = [
-            Member(bytes.fromhex(m.public_key.removeprefix("0x")),
-                   bytes.fromhex(m.proof_of_possession.removeprefix("0x")), m.weight)
+            Member(
+                bytes.fromhex(m.public_key.removeprefix("0x")),
+                bytes.fromhex(m.proof_of_possession.removeprefix("0x")),
+                m.weight,
+            )
             for m in self.members
         ]
         return Committee.create(self.epoch, members, self.threshold, backend=backend)

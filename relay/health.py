@@ -54,9 +54,15 @@ class HealthServer:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0, *,
-        readiness: ReadinessCheck = _not_ready_yet, stale_after: float = 30.0,
-        clock: Callable[[], float] = time.monotonic, routes: Mapping[str, Route] | None = None,
+        self,
+        registry: CollectorRegistry,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        readiness: ReadinessCheck = _not_ready_yet,
+        stale_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
         shadowed = sorted(BUILTIN_PATHS & set(routes or {}))
         if shadowed:
@@ -102,7 +108,11 @@ class HealthServer:
         """Serve in a daemon thread; returns self so `HealthServer(...).start()` reads naturally."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"health-http-{self.port}", daemon=True)
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"health-http-{self.port}",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -129,8 +139,11 @@ def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, generate_latest(server.registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 alive, age = server.is_alive()
-                body = {"status": "ok" if alive else "stale", "heartbeat_age_seconds": round(age, 3),
-                        "stale_after_seconds": server.stale_after}
+                body = {
+                    "status": "ok" if alive else "stale",
+                    "heartbeat_age_seconds": round(age, 3),
+                    "stale_after_seconds": server.stale_after,
+                }
                 self._send_json(200 if alive else 503, body)
             elif path == "/readyz":
                 ready, detail = server.check_ready()

@@ -24,15 +24,15 @@ from relay.errors import RelayError
 class MessageState(enum.Enum):
     """Where a message is on its way from the source gateway to the destination recipient."""
 
-    OBSERVED = "observed"    # Dispatch event seen, block not yet final
-    FINAL = "final"          # block final on the source; waiting for the committee
-    ATTESTED = "attested"    # a quorum certificate over a checkpoint covering it is stored
-    VERIFIED = "verified"    # certificate, root and Merkle branch verified off-chain
+    OBSERVED = "observed"  # Dispatch event seen, block not yet final
+    FINAL = "final"  # block final on the source; waiting for the committee
+    ATTESTED = "attested"  # a quorum certificate over a checkpoint covering it is stored
+    VERIFIED = "verified"  # certificate, root and Merkle branch verified off-chain
     SUBMITTED = "submitted"  # handed to the destination's submitter
     DELIVERED = "delivered"  # the destination gateway marked it delivered (terminal)
-    REJECTED = "rejected"    # a proof failed; never retried by itself
-    RETRYING = "retrying"    # a transient delivery failure; due again at next_attempt_at
-    PARKED = "parked"        # out of attempts or the recipient reverted; waits for an operator
+    REJECTED = "rejected"  # a proof failed; never retried by itself
+    RETRYING = "retrying"  # a transient delivery failure; due again at next_attempt_at
+    PARKED = "parked"  # out of attempts or the recipient reverted; waits for an operator
 
     @property
     def is_terminal(self) -> bool:
@@ -86,5 +86,7 @@ def verify_transition(old: MessageState, new: MessageState) -> None:
         allowed = sorted(s.name for s in ALLOWED_TRANSITIONS[old])
         raise IllegalTransition(
             f"illegal message transition {old.name} -> {new.name}",
-            old=old.name, new=new.name, allowed=allowed,
+            old=old.name,
+            new=new.name,
+            allowed=allowed,
         )

@@ -20,7 +20,11 @@ import time
 from typing import IO, Any
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,7 +49,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
         }
         if self.role:
@@ -60,7 +65,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
 
 
-def configure_logging(role: str, level: str | int | None = None, stream: IO[str] | None = None) -> logging.Handler:
+def configure_logging(
+    role: str, level: str | int | None = None, stream: IO[str] | None = None
+) -> logging.Handler:
     """Send every log record to `stream` (default stderr) as JSON lines tagged with `role`."""
     chosen = level if level is not None else os.environ.get("RELAY_LOG_LEVEL", "INFO")
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -52,83 +52,172 @@ class RelayMetrics:
 
         # --- messages ----------------------------------------------------------------------
         self.messages = Gauge(
-            "messages", "Messages currently in each state.",
-            ["origin", "destination", "state"], namespace=ns, registry=registry)
+            "messages",
+            "Messages currently in each state.",
+            ["origin", "destination", "state"],
+            namespace=ns,
+            registry=registry,
+        )
         self.messages_delivered = Counter(
-            "messages_delivered", "Messages delivered on the destination (executed exactly once).",
-            ["origin", "destination"], namespace=ns, registry=registry)
+            "messages_delivered",
+            "Messages delivered on the destination (executed exactly once).",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
         self.stage_latency = Histogram(
             "stage_latency_seconds",
             "Time a message spent in one stage (observe, attest, prove, submit, confirm).",
-            ["origin", "destination", "stage"], namespace=ns, registry=registry, buckets=LATENCY_BUCKETS)
+            ["origin", "destination", "stage"],
+            namespace=ns,
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
         self.end_to_end_latency = Histogram(
-            "end_to_end_latency_seconds", "Time from dispatch on the origin to delivery on the destination.",
-            ["origin", "destination"], namespace=ns, registry=registry, buckets=LATENCY_BUCKETS)
+            "end_to_end_latency_seconds",
+            "Time from dispatch on the origin to delivery on the destination.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
         self.oldest_pending_age = Gauge(
             "oldest_pending_message_age_seconds",
             "Age of the oldest message that is deliverable (finalized and attested) but not yet delivered.",
-            ["origin", "destination"], namespace=ns, registry=registry)
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
         self.queue_depth = Gauge(
-            "queue_depth", "Messages waiting in the relayer's queue for a destination.",
-            ["origin", "destination"], namespace=ns, registry=registry)
+            "queue_depth",
+            "Messages waiting in the relayer's queue for a destination.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- chains ------------------------------------------------------------------------
         self.chain_head = Gauge(
-            "chain_head_block", "Latest block number seen on the chain.",
-            ["chain"], namespace=ns, registry=registry)
+            "chain_head_block",
+            "Latest block number seen on the chain.",
+            ["chain"],
+            namespace=ns,
+            registry=registry,
+        )
         self.chain_finalized = Gauge(
-            "chain_finalized_block", "Latest finalized (or confirmed-depth) block number on the chain.",
-            ["chain"], namespace=ns, registry=registry)
+            "chain_finalized_block",
+            "Latest finalized (or confirmed-depth) block number on the chain.",
+            ["chain"],
+            namespace=ns,
+            registry=registry,
+        )
         self.watcher_lag = Gauge(
-            "watcher_lag_blocks", "Finalized block minus the last block the watcher has processed.",
-            ["chain"], namespace=ns, registry=registry)
+            "watcher_lag_blocks",
+            "Finalized block minus the last block the watcher has processed.",
+            ["chain"],
+            namespace=ns,
+            registry=registry,
+        )
         self.rpc_calls = Counter(
-            "rpc_calls", "Chain RPC calls made.", ["chain", "method"], namespace=ns, registry=registry)
+            "rpc_calls", "Chain RPC calls made.", ["chain", "method"], namespace=ns, registry=registry
+        )
         self.rpc_errors = Counter(
-            "rpc_errors", "Chain RPC calls that failed.", ["chain", "method"], namespace=ns, registry=registry)
+            "rpc_errors", "Chain RPC calls that failed.", ["chain", "method"], namespace=ns, registry=registry
+        )
         self.retries = Counter(
-            "retries", "Retries performed by a named retry policy.", ["policy"], namespace=ns, registry=registry)
+            "retries",
+            "Retries performed by a named retry policy.",
+            ["policy"],
+            namespace=ns,
+            registry=registry,
+        )
         self.reorgs = Counter(
-            "reorgs", "Reorganisations detected below the watcher's position.",
-            ["chain"], namespace=ns, registry=registry)
+            "reorgs",
+            "Reorganisations detected below the watcher's position.",
+            ["chain"],
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- verification ------------------------------------------------------------------
         self.verification_time = Histogram(
-            "verification_seconds", "Time to verify one proof, by kind (merkle, checkpoint, handover, ecdsa).",
-            ["kind"], namespace=ns, registry=registry, buckets=VERIFY_BUCKETS)
+            "verification_seconds",
+            "Time to verify one proof, by kind (merkle, checkpoint, handover, ecdsa).",
+            ["kind"],
+            namespace=ns,
+            registry=registry,
+            buckets=VERIFY_BUCKETS,
+        )
         self.rejections = Counter(
-            "proof_rejections", "Proofs rejected, by reason (the InvalidProof class name).",
-            ["origin", "reason"], namespace=ns, registry=registry)
+            "proof_rejections",
+            "Proofs rejected, by reason (the InvalidProof class name).",
+            ["origin", "reason"],
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- submitter ---------------------------------------------------------------------
         self.submitter_balance = Gauge(
-            "submitter_balance", "Native balance of the submitter's account, in the chain's smallest native unit (wei on EVM chains).",
-            ["chain", "account"], namespace=ns, registry=registry)
+            "submitter_balance",
+            "Native balance of the submitter's account, in the chain's smallest native unit (wei on EVM chains).",
+            ["chain", "account"],
+            namespace=ns,
+            registry=registry,
+        )
         self.submitter_nonce = Gauge(
-            "submitter_nonce", "Next nonce of the submitter's account.",
-            ["chain", "account"], namespace=ns, registry=registry)
+            "submitter_nonce",
+            "Next nonce of the submitter's account.",
+            ["chain", "account"],
+            namespace=ns,
+            registry=registry,
+        )
         self.gas_spent = Counter(
-            "submitter_gas_spent_wei", "Fees paid by the submitter (gas used times effective price).",
-            ["chain", "account"], namespace=ns, registry=registry)
+            "submitter_gas_spent_wei",
+            "Fees paid by the submitter (gas used times effective price).",
+            ["chain", "account"],
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- attestor ----------------------------------------------------------------------
         self.attestor_last_signed_index = Gauge(
-            "attestor_last_signed_index", "Merkle index of the last checkpoint this attestor signed.",
-            ["origin"], namespace=ns, registry=registry)
+            "attestor_last_signed_index",
+            "Merkle index of the last checkpoint this attestor signed.",
+            ["origin"],
+            namespace=ns,
+            registry=registry,
+        )
         self.quorum_reachable_weight = Gauge(
-            "attestor_quorum_reachable_weight", "Total weight of attestors that answered the last probe.",
-            ["origin"], namespace=ns, registry=registry)
+            "attestor_quorum_reachable_weight",
+            "Total weight of attestors that answered the last probe.",
+            ["origin"],
+            namespace=ns,
+            registry=registry,
+        )
         self.quorum_threshold = Gauge(
-            "attestor_quorum_threshold_weight", "Weight the committee of this origin needs for a quorum.",
-            ["origin"], namespace=ns, registry=registry)
+            "attestor_quorum_threshold_weight",
+            "Weight the committee of this origin needs for a quorum.",
+            ["origin"],
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- gRPC server (recorded by MetricsInterceptor) ----------------------------------
         self.grpc_requests = Counter(
-            "grpc_server_requests", "gRPC requests handled, by full method and status code.",
-            ["method", "code"], namespace=ns, registry=registry)
+            "grpc_server_requests",
+            "gRPC requests handled, by full method and status code.",
+            ["method", "code"],
+            namespace=ns,
+            registry=registry,
+        )
         self.grpc_latency = Histogram(
-            "grpc_server_latency_seconds", "gRPC handling time, by full method and status code.",
-            ["method", "code"], namespace=ns, registry=registry, buckets=GRPC_BUCKETS)
+            "grpc_server_latency_seconds",
+            "gRPC handling time, by full method and status code.",
+            ["method", "code"],
+            namespace=ns,
+            registry=registry,
+            buckets=GRPC_BUCKETS,
+        )
 
     def declare_route(self, origin: int, destination: int) -> None:
         """Create a route's series at zero at start-up, so rate/increase and the no-progress alert
@@ -179,7 +268,8 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         self._clock = clock
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         """Wrap the handler grpc found for this method (or record UNIMPLEMENTED if none)."""
@@ -191,19 +281,27 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.stream_unary),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.stream_stream),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         return handler
 
     def _record(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
@@ -211,7 +309,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         self._metrics.grpc_requests.labels(method, name).inc()
         self._metrics.grpc_latency.labels(method, name).observe(seconds)
 
-    def _wrap_unary(self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    def _wrap_unary(
+        self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Any]
+    ) -> Callable[..., Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             start = self._clock()
             try:
@@ -221,10 +321,13 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 raise
             self._record(method, _code_after_success(context), self._clock() - start)
             return response
+
         return handle
 
     def _wrap_stream(
-        self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+        self,
+        method: str,
+        behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
     ) -> Callable[..., Iterator[Any]]:
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             start = self._clock()
@@ -238,6 +341,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 self._record(method, _code_after_failure(context), self._clock() - start)
                 raise
             self._record(method, _code_after_success(context), self._clock() - start)
+
         return handle
 
 

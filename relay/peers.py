@@ -103,8 +103,13 @@ class SubmitterClient(Protocol):
 
     address: str
 
-    def deliver(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-                items: Sequence[DeliveryItem], timeout: float) -> PendingDelivery:
+    def deliver(
+        self,
+        checkpoint: Checkpoint,
+        certificate: QuorumCertificate,
+        items: Sequence[DeliveryItem],
+        timeout: float,
+    ) -> PendingDelivery:
         """Start delivering `items` under `checkpoint`; the call runs for at most `timeout` seconds."""
         ...
 

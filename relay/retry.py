@@ -49,8 +49,11 @@ class CallPolicy:
         wait = wait_exponential(multiplier=self.initial, min=self.initial, max=self.maximum, exp_base=2)
         return [float(wait(_state(attempt))) for attempt in range(1, self.attempts)]
 
-    def retrying(self, sleep: Callable[[float], None] | None = None,
-                 on_retry: Callable[[RetryCallState], None] | None = None) -> Retrying:
+    def retrying(
+        self,
+        sleep: Callable[[float], None] | None = None,
+        on_retry: Callable[[RetryCallState], None] | None = None,
+    ) -> Retrying:
         """A tenacity `Retrying` for this policy (re-raises the last `TransientError`)."""
         extra = {} if sleep is None else {"sleep": sleep}
         return Retrying(
@@ -62,8 +65,12 @@ class CallPolicy:
             **extra,  # type: ignore[arg-type]
         )
 
-    def call(self, operation: Callable[[], T], sleep: Callable[[float], None] | None = None,
-             on_retry: Callable[[RetryCallState], None] | None = None) -> T:
+    def call(
+        self,
+        operation: Callable[[], T],
+        sleep: Callable[[float], None] | None = None,
+        on_retry: Callable[[RetryCallState], None] | None = None,
+    ) -> T:
         """Run an idempotent `operation` under this policy; `on_retry` hears each retry (metrics)."""
         return self.retrying(sleep, on_retry)(operation)
 
@@ -113,7 +120,10 @@ class BackoffSchedule:
         if self.base <= 0 or self.cap < self.base or self.max_attempts < 1 or not 0 <= self.jitter < 1:
             raise ConfigurationError(
                 "backoff needs base > 0, cap >= base, max_attempts >= 1, 0 <= jitter < 1",
-                base=self.base, cap=self.cap, max_attempts=self.max_attempts, jitter=self.jitter,
+                base=self.base,
+                cap=self.cap,
+                max_attempts=self.max_attempts,
+                jitter=self.jitter,
             )
 
     def compute_delay(self, attempt: int, key: bytes = b"") -> float:

@@ -57,22 +57,38 @@ class Chains:
 
     def source_chain(self, confirmations: int = 2, **extra: Any) -> ChainConfig:
         """The source chain's config; `extra` adds or overrides fields (kind, rpc_urls, ...)."""
-        fields = {"name": "source", "domain": SOURCE, "rpc_urls": [self.source.rpc_url],
-                  "gateway": self.source_gateway, "confirmations": confirmations}
+        fields = {
+            "name": "source",
+            "domain": SOURCE,
+            "rpc_urls": [self.source.rpc_url],
+            "gateway": self.source_gateway,
+            "confirmations": confirmations,
+        }
         return parse_chain_config({**fields, **extra})
 
     def destination_chain(self, **extra: Any) -> ChainConfig:
         """The destination chain's config; `extra` adds or overrides fields."""
-        fields = {"name": "destination", "domain": DESTINATION, "rpc_urls": [self.destination.rpc_url],
-                  "gateway": self.gateway}
+        fields = {
+            "name": "destination",
+            "domain": DESTINATION,
+            "rpc_urls": [self.destination.rpc_url],
+            "gateway": self.gateway,
+        }
         return parse_chain_config({**fields, **extra})
 
     def send(self, count: int, prefix: str = "m") -> list[bytes]:
         """Send `count` messages source -> destination app (each mined in its block); their ids."""
         sender = deploy.TransactionSender(self.source.rpc_url, USER)
-        hashes = deploy.send_counter_messages(sender, self.source_counter, DESTINATION, self.counter,
-                                              [f"{prefix}{i}".encode() for i in range(count)])
-        return [i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, self.source_gateway)]
+        hashes = deploy.send_counter_messages(
+            sender,
+            self.source_counter,
+            DESTINATION,
+            self.counter,
+            [f"{prefix}{i}".encode() for i in range(count)],
+        )
+        return [
+            i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, self.source_gateway)
+        ]
 
     def mine(self, blocks: int) -> None:
         deploy.rpc_request(self.source.rpc_url, "anvil_mine", [hex(blocks)])
@@ -86,13 +102,25 @@ def running_chains() -> Iterator[Chains]:
     """Start both anvil chains, deploy, enroll the source with a fresh 4-member committee."""
     bls = get_backend()
     keys = [keygen(secrets.token_bytes(32)) for _ in range(4)]
-    committee = Committee.create(1, [Member(bls.secret_to_public_key(k), bls.prove_possession(k)) for k in keys])
+    committee = Committee.create(
+        1, [Member(bls.secret_to_public_key(k), bls.prove_possession(k)) for k in keys]
+    )
     with AnvilProcess(SOURCE) as source, AnvilProcess(DESTINATION) as destination:
         source_deployment = deploy.deploy(source.rpc_url, DEPLOYER, SOURCE)
         target = deploy.deploy(destination.rpc_url, DEPLOYER, DESTINATION)
-        deploy.enroll_origin(destination.rpc_url, DEPLOYER, target.gateway, SOURCE, source_deployment.gateway, committee)
-        yield Chains(source, destination, source_deployment.gateway, source_deployment.counter, target.gateway,
-                     target.counter, keys, committee)
+        deploy.enroll_origin(
+            destination.rpc_url, DEPLOYER, target.gateway, SOURCE, source_deployment.gateway, committee
+        )
+        yield Chains(
+            source,
+            destination,
+            source_deployment.gateway,
+            source_deployment.counter,
+            target.gateway,
+            target.counter,
+            keys,
+            committee,
+        )
 
 
 def observe_all(watcher: SourceWatcher) -> list[Message]:
@@ -112,12 +140,19 @@ def all_source_messages(chains: Chains) -> list[Message]:
     return observe_all(EvmWatcher(chains.source_chain(), MemoryCursors()))
 
 
-def certify(chains: Chains, messages: list[Message],
-            signers: range = range(3)) -> tuple[Checkpoint, QuorumCertificate, MerkleTree]:
+def certify(
+    chains: Chains, messages: list[Message], signers: range = range(3)
+) -> tuple[Checkpoint, QuorumCertificate, MerkleTree]:
     """A checkpoint over `messages` (all of the source's, from nonce 0) certified by `signers`."""
     tree = MerkleTree([m.id for m in messages])
-    checkpoint = Checkpoint(origin=SOURCE, gateway=address_to_bytes32(chains.source_gateway), epoch=1,
-                            root=tree.root(), index=len(messages) - 1)
+    checkpoint = Checkpoint(
+        origin=SOURCE,
+        gateway=address_to_bytes32(chains.source_gateway),
+        epoch=1,
+        root=tree.root(),
+        index=len(messages) - 1,
+    )
     certificate = chains.committee.aggregate(
-        checkpoint.digest(), [(i, sign_checkpoint(chains.secrets[i], checkpoint)) for i in signers])
+        checkpoint.digest(), [(i, sign_checkpoint(chains.secrets[i], checkpoint)) for i in signers]
+    )
     return checkpoint, certificate, tree

@@ -38,8 +38,9 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Fin
     `metrics` yet (its RPC calls are not `relay_rpc_*` ones).
     """
     if not isinstance(chain, EthereumChainConfig):
-        raise ConfigurationError("the ethereum adapter needs an ethereum chain config", chain=chain.name,
-                                 kind=chain.kind)
+        raise ConfigurationError(
+            "the ethereum adapter needs an ethereum chain config", chain=chain.name, kind=chain.kind
+        )
     settings = chain.light_client
     beacon: Any
     execution: Any
@@ -53,10 +54,15 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Fin
         fixed = float(settings.fixed_time)
         extra["clock"] = lambda: fixed  # replaying a recording: the time it was recorded at
     source = EthereumFinalitySource(
-        beacon, execution, network=_network(settings),
+        beacon,
+        execution,
+        network=_network(settings),
         trusted_block_root=bytes.fromhex(settings.trusted_block_root.removeprefix("0x")),
-        gateway=bytes.fromhex(chain.gateway.removeprefix("0x")), origin_domain=chain.domain,
-        backend=get_backend(settings.bls_backend), allow_force_update=settings.allow_force_update, **extra,
+        gateway=bytes.fromhex(chain.gateway.removeprefix("0x")),
+        origin_domain=chain.domain,
+        backend=get_backend(settings.bls_backend),
+        allow_force_update=settings.allow_force_update,
+        **extra,
     )
     return ProvenTreeFinalitySource(source, domain=chain.domain, start_block=chain.start_block)
 
@@ -73,6 +79,7 @@ def _network(settings: LightClientConfig) -> Any:
     if settings.genesis_validators_root is None:
         raise ConfigurationError("network_config needs genesis_validators_root", chain=settings.network)
     return network_config_from_spec(
-        spec, genesis_validators_root=bytes.fromhex(settings.genesis_validators_root.removeprefix("0x")),
+        spec,
+        genesis_validators_root=bytes.fromhex(settings.genesis_validators_root.removeprefix("0x")),
         name=settings.network,
     )

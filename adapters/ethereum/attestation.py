@@ -45,7 +45,9 @@ class ProvenTreeFinalitySource:
             if message.nonce != self._tree.count:
                 raise MissingMessages(
                     "proven message is not the next leaf of the gateway's tree",
-                    nonce=message.nonce, expected=self._tree.count, block=proven.block_number,
+                    nonce=message.nonce,
+                    expected=self._tree.count,
+                    block=proven.block_number,
                 )
             self._tree.insert(message.id)
             self.proven_ids.append(message.id)

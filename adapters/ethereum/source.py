@@ -155,8 +155,12 @@ class EthereumFinalitySource:
                 self.network.preset,
             )
             self._client = LightClient.from_bootstrap(
-                self.trusted_block_root, bootstrap, self.network, self.backend,
-                allow_force_update=self.allow_force_update, keys=self.keys,
+                self.trusted_block_root,
+                bootstrap,
+                self.network,
+                self.backend,
+                allow_force_update=self.allow_force_update,
+                keys=self.keys,
             )
         client = self._client
         self._sync_periods(client, outcomes)
@@ -180,7 +184,9 @@ class EthereumFinalitySource:
             slot = self.current_slot()
             current_period = self.network.compute_sync_committee_period_at_slot(slot)
             store_period = client.current_period()
-            if store_period > current_period or (store_period == current_period and client.next_sync_committee_known()):
+            if store_period > current_period or (
+                store_period == current_period and client.next_sync_committee_known()
+            ):
                 return
             count = min(MAX_REQUEST_LIGHT_CLIENT_UPDATES, current_period - store_period + 1)
             body = self.beacon.get(updates_path(store_period, count))
@@ -220,8 +226,11 @@ class EthereumFinalitySource:
         if execution.block_hash == b"\x00" * 32:
             return
         self._proven[execution.block_number] = ProvenBlock(
-            number=execution.block_number, block_hash=execution.block_hash, parent_hash=execution.parent_hash,
-            receipts_root=execution.receipts_root, logs_bloom=execution.logs_bloom,
+            number=execution.block_number,
+            block_hash=execution.block_hash,
+            parent_hash=execution.parent_hash,
+            receipts_root=execution.receipts_root,
+            logs_bloom=execution.logs_bloom,
         )
         # Keep the proven window bounded: nothing below what a poll may still ask for.
         floor = execution.block_number - self.max_ancestors
@@ -236,8 +245,12 @@ class EthereumFinalitySource:
         if number > finalized:
             raise BlockNotFinalized("block is not finalized yet", number=number, finalized=finalized)
         if finalized - number > self.max_ancestors:
-            raise BlockTooOld("block is too far below the finalized block", number=number, finalized=finalized,
-                              max_ancestors=self.max_ancestors)
+            raise BlockTooOld(
+                "block is too far below the finalized block",
+                number=number,
+                finalized=finalized,
+                max_ancestors=self.max_ancestors,
+            )
         anchor = min(n for n in self._proven if n > number)
         headers = [
             parse_block_header(self.execution.call("eth_getBlockByNumber", [hex(n), False]))
@@ -249,14 +262,19 @@ class EthereumFinalitySource:
             if not isinstance(bloom, bytes):
                 raise MalformedObject("logsBloom is not bytes")
             self._proven[header.number] = ProvenBlock(
-                number=header.number, block_hash=verify_block_hash(header), parent_hash=header.parent_hash,
-                receipts_root=header.receipts_root, logs_bloom=bloom,
+                number=header.number,
+                block_hash=verify_block_hash(header),
+                parent_hash=header.parent_hash,
+                receipts_root=header.receipts_root,
+                logs_bloom=bloom,
             )
         return self._proven[number]
 
     def may_contain_dispatch(self, block: ProvenBlock) -> bool:
         """False when the block's proven logs bloom rules out a Gateway `Dispatch`."""
-        return bloom_may_contain(block.logs_bloom, self.gateway) and bloom_may_contain(block.logs_bloom, DISPATCH_TOPIC)
+        return bloom_may_contain(block.logs_bloom, self.gateway) and bloom_may_contain(
+            block.logs_bloom, DISPATCH_TOPIC
+        )
 
     def fetch_receipts(self, block: ProvenBlock) -> list[Receipt]:
         """All receipts of `block`, by `eth_getBlockReceipts` or, if missing, one transaction at a time."""
@@ -284,8 +302,12 @@ class EthereumFinalitySource:
             return []
         receipts = self.fetch_receipts(block)
         return prove_dispatches_in_receipts(
-            receipts, receipts_root=block.receipts_root, block_number=block.number, block_hash=block.block_hash,
-            gateway=self.gateway, origin=self.origin_domain,
+            receipts,
+            receipts_root=block.receipts_root,
+            block_number=block.number,
+            block_hash=block.block_hash,
+            gateway=self.gateway,
+            origin=self.origin_domain,
         )
 
     def poll(self, from_block: int) -> PollResult:
@@ -302,6 +324,9 @@ class EthereumFinalitySource:
             self.prove_block(from_block)
             for number in range(from_block, last + 1):
                 messages.extend(self.prove_block_messages(number))
-        return PollResult(messages=messages, first_block=from_block, next_block=max(from_block, last + 1),
-                          finalized_block_number=finalized)
-
+        return PollResult(
+            messages=messages,
+            first_block=from_block,
+            next_block=max(from_block, last + 1),
+            finalized_block_number=finalized,
+        )

@@ -140,7 +140,6 @@ def _raise_rpc_error(method: str, error: Any) -> None:
 # --- HTTP ------------------------------------------------------------------------------------------------------
 
 
-
 def require_http_url(url: str) -> str:
     """`url` if it is http(s); `ConfigurationError` otherwise (urllib would also open `file:` URLs)."""
     if not url.startswith(("http://", "https://")):
@@ -165,9 +164,13 @@ class HttpBeaconTransport:
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 raise ResponseNotFound("beacon node has no such resource", path=path) from error
-            raise RpcUnavailable("beacon node answered with an error", path=path, status=error.code) from error
+            raise RpcUnavailable(
+                "beacon node answered with an error", path=path, status=error.code
+            ) from error
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
-            raise RpcUnavailable("beacon node unreachable or answered garbage", path=path, reason=str(error)) from error
+            raise RpcUnavailable(
+                "beacon node unreachable or answered garbage", path=path, reason=str(error)
+            ) from error
 
 
 class HttpExecutionTransport:
@@ -181,7 +184,9 @@ class HttpExecutionTransport:
     def call(self, method: str, params: Sequence[Any]) -> Any:
         """POST one JSON-RPC request and return its `result`."""
         self._next_id += 1
-        body = json.dumps({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": list(params)}).encode()
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": list(params)}
+        ).encode()
         request = urllib.request.Request(  # noqa: S310 - http(s) only: checked by require_http_url
             self.url, data=body, headers={"Content-Type": "application/json", "Accept": "application/json"}
         )
@@ -189,9 +194,13 @@ class HttpExecutionTransport:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as error:
-            raise RpcUnavailable("execution node answered with an HTTP error", method=method, status=error.code) from error
+            raise RpcUnavailable(
+                "execution node answered with an HTTP error", method=method, status=error.code
+            ) from error
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
-            raise RpcUnavailable("execution node unreachable or answered garbage", method=method, reason=str(error)) from error
+            raise RpcUnavailable(
+                "execution node unreachable or answered garbage", method=method, reason=str(error)
+            ) from error
         if not isinstance(answer, Mapping):
             raise RpcUnavailable("JSON-RPC answer is not an object", method=method)
         if answer.get("error") is not None:

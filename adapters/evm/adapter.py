@@ -18,7 +18,9 @@ from relay.metrics import RelayMetrics
 def evm_chain(chain: ChainConfigBase) -> EvmCompatibleChainConfig:
     """`chain` as an EVM-compatible config; `ConfigurationError` if another family's model came here."""
     if not isinstance(chain, EvmCompatibleChainConfig):
-        raise ConfigurationError("the EVM adapter needs an EVM chain config", chain=chain.name, kind=chain.kind)
+        raise ConfigurationError(
+            "the EVM adapter needs an EVM chain config", chain=chain.name, kind=chain.kind
+        )
     return chain
 
 

@@ -137,9 +137,12 @@ class AnvilProcess:
     def _spawn_and_wait(self) -> None:
         command = [
             str(self.anvil_path),
-            "--host", LOOPBACK,
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
         ]
         if self.block_time is not None:
             command += ["--block-time", str(self.block_time)]

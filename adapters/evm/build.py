@@ -140,7 +140,9 @@ def _collect_artifacts(output: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for source_name, contracts in output.get("contracts", {}).items():
         for contract_name, compiled in contracts.items():
             if contract_name in artifacts:
-                raise ContractBuildError(f"contract name {contract_name!r} is defined twice (again in {source_name})")
+                raise ContractBuildError(
+                    f"contract name {contract_name!r} is defined twice (again in {source_name})"
+                )
             evm = compiled.get("evm", {})
             artifacts[contract_name] = {
                 "contractName": contract_name,

@@ -61,8 +61,11 @@ class TransactionSender:
         self.address: ChecksumAddress = self.account.address
         eth = self.web3.eth
         self.chain_id = int(self.endpoint.read("eth_chainId", lambda: eth.chain_id))
-        self.nonce = int(self.endpoint.read(
-            "eth_getTransactionCount", lambda: eth.get_transaction_count(self.address, "pending")))
+        self.nonce = int(
+            self.endpoint.read(
+                "eth_getTransactionCount", lambda: eth.get_transaction_count(self.address, "pending")
+            )
+        )
 
     def _fees(self) -> dict[str, int]:
         block = self.endpoint.block("latest")
@@ -72,11 +75,18 @@ class TransactionSender:
 
     def send(self, transaction: dict[str, Any], fees: dict[str, int] | None = None) -> bytes:
         """Sign and send `transaction` (needs `gas`; `to`/`data`/`value` as given); return its hash."""
-        fields = {"chainId": self.chain_id, "nonce": self.nonce, "value": 0, **(fees or self._fees()), **transaction}
+        fields = {
+            "chainId": self.chain_id,
+            "nonce": self.nonce,
+            "value": 0,
+            **(fees or self._fees()),
+            **transaction,
+        }
         signed = self.account.sign_transaction(fields)
         eth = self.web3.eth
-        transaction_hash = self.endpoint.call("eth_sendRawTransaction",
-                                              lambda: eth.send_raw_transaction(signed.raw_transaction))
+        transaction_hash = self.endpoint.call(
+            "eth_sendRawTransaction", lambda: eth.send_raw_transaction(signed.raw_transaction)
+        )
         self.nonce += 1
         return bytes(transaction_hash)
 
@@ -85,14 +95,22 @@ class TransactionSender:
         data = call._encode_transaction_data()
         return self.send({"to": call.address, "data": data, "gas": gas}, fees)
 
-    def wait(self, transaction_hashes: Sequence[bytes], timeout: float = RECEIPT_TIMEOUT_SECONDS,
-             require_success: bool = True) -> list[Any]:
+    def wait(
+        self,
+        transaction_hashes: Sequence[bytes],
+        timeout: float = RECEIPT_TIMEOUT_SECONDS,
+        require_success: bool = True,
+    ) -> list[Any]:
         """Receipts of all `transaction_hashes`, in order; raise `TransactionFailed` on a revert."""
         return wait_for_receipts(self.endpoint, transaction_hashes, timeout, require_success)
 
 
-def wait_for_receipts(endpoint: EvmEndpoint, transaction_hashes: Sequence[bytes],
-                      timeout: float = RECEIPT_TIMEOUT_SECONDS, require_success: bool = True) -> list[Any]:
+def wait_for_receipts(
+    endpoint: EvmEndpoint,
+    transaction_hashes: Sequence[bytes],
+    timeout: float = RECEIPT_TIMEOUT_SECONDS,
+    require_success: bool = True,
+) -> list[Any]:
     """Poll until every transaction has a receipt; raise `TransactionFailed` on revert or timeout."""
     from web3.exceptions import TransactionNotFound
 
@@ -104,8 +122,10 @@ def wait_for_receipts(endpoint: EvmEndpoint, transaction_hashes: Sequence[bytes]
             if transaction_hash in receipts:
                 continue
             try:
-                receipt = endpoint.read("eth_getTransactionReceipt",
-                                        functools.partial(eth.get_transaction_receipt, HexBytes(transaction_hash)))
+                receipt = endpoint.read(
+                    "eth_getTransactionReceipt",
+                    functools.partial(eth.get_transaction_receipt, HexBytes(transaction_hash)),
+                )
             except TransactionNotFound:
                 continue
             if receipt is None:
@@ -115,7 +135,9 @@ def wait_for_receipts(endpoint: EvmEndpoint, transaction_hashes: Sequence[bytes]
             receipts[transaction_hash] = receipt
         if len(receipts) < len(transaction_hashes):
             if time.monotonic() > deadline:
-                raise TransactionFailed("transactions not mined in time", missing=len(transaction_hashes) - len(receipts))
+                raise TransactionFailed(
+                    "transactions not mined in time", missing=len(transaction_hashes) - len(receipts)
+                )
             time.sleep(0.1)
     return [receipts[h] for h in transaction_hashes]
 
@@ -127,8 +149,11 @@ def contract(web3: Web3, name: str, address: str) -> Any:
 
 def committee_struct(committee: Committee) -> tuple[int, int, list[tuple[bytes, int]]]:
     """The Gateway's `Committee` struct (EIP-2537 public keys) for `enrollOrigin`/`handover`."""
-    return (committee.epoch, committee.threshold,
-            [(public_key_to_eip2537(m.public_key), m.weight) for m in committee.members])
+    return (
+        committee.epoch,
+        committee.threshold,
+        [(public_key_to_eip2537(m.public_key), m.weight) for m in committee.members],
+    )
 
 
 @dataclass(frozen=True)
@@ -155,11 +180,13 @@ def start_deployment(sender: TransactionSender, domain: int) -> tuple[Deployment
     return deployment, hashes
 
 
-def send_enrollment(sender: TransactionSender, gateway: str, origin: int, source_gateway: str,
-                    committee: Committee) -> bytes:
+def send_enrollment(
+    sender: TransactionSender, gateway: str, origin: int, source_gateway: str, committee: Committee
+) -> bytes:
     """Send `enrollOrigin(origin, source gateway, committee)` on `gateway` (not awaited)."""
     call = contract(sender.web3, "Gateway", gateway).functions.enrollOrigin(
-        origin, address_to_bytes32(source_gateway), committee_struct(committee))
+        origin, address_to_bytes32(source_gateway), committee_struct(committee)
+    )
     gas = ENROLL_GAS_BASE + ENROLL_GAS_PER_MEMBER * len(committee)
     return sender.send_call(call, gas)
 
@@ -172,29 +199,37 @@ def deploy(rpc_url: str, private_key: str, domain: int) -> Deployment:
     return deployment
 
 
-def enroll_origin(rpc_url: str, private_key: str, gateway: str, origin: int, source_gateway: str,
-                  committee: Committee) -> None:
+def enroll_origin(
+    rpc_url: str, private_key: str, gateway: str, origin: int, source_gateway: str, committee: Committee
+) -> None:
     """Trust `committee` for messages from `source_gateway` on `origin`; wait until mined."""
     sender = TransactionSender(rpc_url, private_key)
     sender.wait([send_enrollment(sender, gateway, origin, source_gateway, committee)])
 
 
-def send_counter_messages(sender: TransactionSender, counter: str, destination: int, recipient: str,
-                          bodies: Sequence[bytes]) -> list[bytes]:
+def send_counter_messages(
+    sender: TransactionSender, counter: str, destination: int, recipient: str, bodies: Sequence[bytes]
+) -> list[bytes]:
     """Send one `Counter.send` per body (not awaited); return the transaction hashes."""
     app = contract(sender.web3, "Counter", counter)
     fees = sender._fees()
     target = address_to_bytes32(recipient)
-    return [sender.send_call(app.functions.send(destination, target, body), DISPATCH_GAS, fees) for body in bodies]
+    return [
+        sender.send_call(app.functions.send(destination, target, body), DISPATCH_GAS, fees) for body in bodies
+    ]
 
 
 def dispatched_ids(receipt: Any, gateway: str) -> list[bytes]:
     """Message ids of the Dispatch events of `gateway` in a receipt."""
     from adapters.evm.rpc import DISPATCH_TOPIC
 
-    return [bytes(entry["topics"][1]) for entry in receipt["logs"]
-            if str(entry["address"]).lower() == gateway.lower() and entry["topics"]
-            and bytes(entry["topics"][0]) == DISPATCH_TOPIC]
+    return [
+        bytes(entry["topics"][1])
+        for entry in receipt["logs"]
+        if str(entry["address"]).lower() == gateway.lower()
+        and entry["topics"]
+        and bytes(entry["topics"][0]) == DISPATCH_TOPIC
+    ]
 
 
 # --- reads the devnet and the tests use ---------------------------------------------------------
@@ -223,8 +258,10 @@ def gas_used_by(rpc_url: str, transaction_hashes: Sequence[bytes]) -> dict[bytes
     used = {}
     for transaction_hash in transaction_hashes:
         try:
-            receipt = endpoint.read("eth_getTransactionReceipt",
-                                    functools.partial(eth.get_transaction_receipt, HexBytes(transaction_hash)))
+            receipt = endpoint.read(
+                "eth_getTransactionReceipt",
+                functools.partial(eth.get_transaction_receipt, HexBytes(transaction_hash)),
+            )
         except TransactionNotFound:
             continue
         if receipt is not None:

@@ -28,8 +28,13 @@ class EndpointsDisagree(TransientError):
 class EvmFinalitySource:
     """An attestor's view of what is final on one EVM source chain (`relay.chains.FinalitySource`)."""
 
-    def __init__(self, chain: EvmCompatibleChainConfig, *, endpoints: list[EvmEndpoint] | None = None,
-                 metrics: RelayMetrics | None = None) -> None:
+    def __init__(
+        self,
+        chain: EvmCompatibleChainConfig,
+        *,
+        endpoints: list[EvmEndpoint] | None = None,
+        metrics: RelayMetrics | None = None,
+    ) -> None:
         self.chain = chain
         self.domain = chain.domain
         address = checksum_address(chain.gateway, "gateway address")
@@ -62,8 +67,13 @@ class EvmFinalitySource:
         states = [self._state_at(i, block_hash, height) for i in range(len(self._endpoints))]
         if any(state != states[0] for state in states[1:]):
             raise EndpointsDisagree(
-                "RPC endpoints disagree on the gateway at the finalized block", height=height,
-                states={e.url: (s[0].hex() if s[0] else None, s[1]) for e, s in zip(self._endpoints, states, strict=True)})
+                "RPC endpoints disagree on the gateway at the finalized block",
+                height=height,
+                states={
+                    e.url: (s[0].hex() if s[0] else None, s[1])
+                    for e, s in zip(self._endpoints, states, strict=True)
+                },
+            )
         root, count = states[0]
         self.last_finalized_block = height
         self._last_state = (root, count) if count else None
@@ -79,8 +89,12 @@ class EvmFinalitySource:
                 return b"", 0
             root, index_ = gateway.functions.latestCheckpoint().call(block_identifier=at)
             if int(index_) != count - 1:
-                raise EndpointsDisagree("gateway checkpoint index inconsistent with count",
-                                        count=count, index=int(index_), url=endpoint.url)
+                raise EndpointsDisagree(
+                    "gateway checkpoint index inconsistent with count",
+                    count=count,
+                    index=int(index_),
+                    url=endpoint.url,
+                )
             return bytes(root), count
 
         try:
@@ -91,5 +105,9 @@ class EvmFinalitySource:
             # An endpoint that does not know the block hash has not seen this chain (yet).
             if isinstance(error, RpcUnavailable):
                 raise
-            raise EndpointsDisagree("endpoint cannot read the gateway at the finalized block",
-                                    url=endpoint.url, height=height, cause=str(error)[:200]) from error
+            raise EndpointsDisagree(
+                "endpoint cannot read the gateway at the finalized block",
+                url=endpoint.url,
+                height=height,
+                cause=str(error)[:200],
+            ) from error

@@ -130,7 +130,12 @@ class _DeliveryBench:
     """One origin (its own source Gateway and committee) delivering into the shared destination."""
 
     def __init__(
-        self, w3: Web3, destination: Contract, counter: Contract, signing: SigningCommittee, compress_branches: bool
+        self,
+        w3: Web3,
+        destination: Contract,
+        counter: Contract,
+        signing: SigningCommittee,
+        compress_branches: bool,
     ) -> None:
         self.w3 = w3
         self.destination = destination
@@ -141,13 +146,21 @@ class _DeliveryBench:
         self.source = deploy_contract(w3, "Gateway", self.origin)
         self.tree = MerkleTree()
         source_word = address_to_bytes32(self.source.address)
-        self._transact(destination.functions.enrollOrigin(self.origin, source_word, committee_struct(signing.committee)))
+        self._transact(
+            destination.functions.enrollOrigin(self.origin, source_word, committee_struct(signing.committee))
+        )
 
     def deliver(self, batch_size: int) -> int:
         """Dispatch `batch_size` messages, deliver them in one transaction, return its gasUsed."""
         messages = [self._dispatch() for _ in range(batch_size)]
         root, index = self.source.functions.latestCheckpoint().call()
-        checkpoint = (self.origin, address_to_bytes32(self.source.address), self.signing.committee.epoch, root, index)
+        checkpoint = (
+            self.origin,
+            address_to_bytes32(self.source.address),
+            self.signing.committee.epoch,
+            root,
+            index,
+        )
         digest = self.destination.functions.checkpointDigest(checkpoint).call()
         bitfield, signature = self.signing.certify(digest, self.signing.quorum_signers())
         branches = [self.tree.branch(nonce) for nonce, _ in messages]

@@ -50,13 +50,22 @@ def is_transport_failure(error: BaseException) -> bool:
     """Whether `error` means "the endpoint did not answer properly" (as opposed to a revert)."""
     if isinstance(error, (web3_errors.ContractLogicError, web3_errors.ContractCustomError)):
         return False
-    return isinstance(error, (
-        requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.HTTPError,
-        requests.exceptions.ChunkedEncodingError, web3_errors.ProviderConnectionError,
-        web3_errors.RequestTimedOut, web3_errors.TooManyRequests, web3_errors.BadResponseFormat,
-        json.JSONDecodeError,  # an answer that is not JSON at all (a proxy's error page)
-        ConnectionError, TimeoutError,
-    ))
+    return isinstance(
+        error,
+        (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.HTTPError,
+            requests.exceptions.ChunkedEncodingError,
+            web3_errors.ProviderConnectionError,
+            web3_errors.RequestTimedOut,
+            web3_errors.TooManyRequests,
+            web3_errors.BadResponseFormat,
+            json.JSONDecodeError,  # an answer that is not JSON at all (a proxy's error page)
+            ConnectionError,
+            TimeoutError,
+        ),
+    )
 
 
 class EvmEndpoint:
@@ -66,8 +75,13 @@ class EvmEndpoint:
     anything once. Both turn transport failures into `RpcUnavailable(chain, url, method)`.
     """
 
-    def __init__(self, url: str, chain_name: str = "", timeout: float = RPC_TIMEOUT_SECONDS,
-                 metrics: RelayMetrics | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        chain_name: str = "",
+        timeout: float = RPC_TIMEOUT_SECONDS,
+        metrics: RelayMetrics | None = None,
+    ) -> None:
         self.url = url
         self.chain_name = chain_name or url
         # web3's own provider retries are off: one retry layer (CHAIN_READ), not two.
@@ -87,7 +101,10 @@ class EvmEndpoint:
             if self.metrics is not None:
                 self.metrics.rpc_errors.labels(self.chain_name, method).inc()
             raise RpcUnavailable(
-                "chain RPC did not answer", chain=self.chain_name, url=self.url, method=method,
+                "chain RPC did not answer",
+                chain=self.chain_name,
+                url=self.url,
+                method=method,
                 cause=f"{type(error).__name__}: {error}"[:300],
             ) from error
 
@@ -105,14 +122,19 @@ class EvmEndpoint:
         A JSON-RPC error answer to it can only mean a misbehaving endpoint, so it becomes
         `RpcUnavailable` too (retried, then failed over) instead of escaping as a web3 exception.
         """
+
         def answered() -> T:
             try:
                 return operation()
             except web3_errors.Web3RPCError as error:
                 raise RpcUnavailable(
-                    "chain RPC answered with an error", chain=self.chain_name, url=self.url, method=method,
+                    "chain RPC answered with an error",
+                    chain=self.chain_name,
+                    url=self.url,
+                    method=method,
                     cause=f"{type(error).__name__}: {error}"[:300],
                 ) from error
+
         return self.read(method, answered)
 
     def block_number(self) -> int:
@@ -121,11 +143,13 @@ class EvmEndpoint:
 
     def block(self, identifier: Any) -> Any:
         """The header of block `identifier` (a number or tag), or None if the chain has none there."""
+
         def fetch() -> Any:
             try:
                 return self.web3.eth.get_block(identifier)
             except web3_errors.BlockNotFound:
                 return None
+
         return self.read_chain("eth_getBlockByNumber", fetch)
 
 

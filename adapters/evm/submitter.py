@@ -199,8 +199,12 @@ def decode_contract_error(data: bytes | str | None) -> ContractError:
 def error_for_revert(error: ContractError) -> RelayError:
     """The typed relay error for a Gateway revert (`GatewayRejected` for other Gateway errors)."""
     cls = _GATEWAY_ERRORS.get(error.name, GatewayRejected)
-    return cls(f"gateway rejected the delivery: {error.describe()}", contract_error=error.name,
-               arguments=error.describe(), error_arguments=error.arguments)
+    return cls(
+        f"gateway rejected the delivery: {error.describe()}",
+        contract_error=error.name,
+        arguments=error.describe(),
+        error_arguments=error.arguments,
+    )
 
 
 def _revert_data(error: BaseException) -> bytes | None:
@@ -217,7 +221,12 @@ def _revert_data(error: BaseException) -> bytes | None:
 def classify_send_error(error: BaseException, account: str) -> RelayError | None:
     """Typed error for a node refusing a transaction, or None if it is not a known refusal."""
     text = str(error).lower()
-    if "nonce too low" in text or "nonce too high" in text or "already known" in text or "invalid nonce" in text:
+    if (
+        "nonce too low" in text
+        or "nonce too high" in text
+        or "already known" in text
+        or "invalid nonce" in text
+    ):
         return NonceConflict("node refused the transaction nonce", account=account, cause=str(error)[:200])
     if "underpriced" in text or "fee cap" in text or "max fee per gas less than block base fee" in text:
         return FeeTooLow("node refused the transaction fees", account=account, cause=str(error)[:200])
@@ -246,8 +255,15 @@ class EvmDestination:
     lock); receipts are awaited outside the lock, so batches can be in flight together.
     """
 
-    def __init__(self, chain: EvmCompatibleChainConfig, private_key: str, *, endpoint: EvmEndpoint | None = None,
-                 metrics: RelayMetrics | None = None, receipt_timeout: float = RECEIPT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        chain: EvmCompatibleChainConfig,
+        private_key: str,
+        *,
+        endpoint: EvmEndpoint | None = None,
+        metrics: RelayMetrics | None = None,
+        receipt_timeout: float = RECEIPT_TIMEOUT_SECONDS,
+    ) -> None:
         self.chain = chain
         self.domain = chain.domain
         self.metrics = metrics
@@ -275,8 +291,20 @@ class EvmDestination:
         def read() -> list[bool]:
             # Calldata by hand and one raw JSON-RPC batch: web3's contract layer and request
             # middleware cost milliseconds of Python per call, seconds for a large batch.
-            requests = [("eth_call", [{"to": self.address, "data": "0x" + (DELIVERED_SELECTOR + abi_encode(
-                ["uint32", "uint32"], [origin, nonce])).hex()}, "latest"]) for origin, nonce in keys]
+            requests = [
+                (
+                    "eth_call",
+                    [
+                        {
+                            "to": self.address,
+                            "data": "0x"
+                            + (DELIVERED_SELECTOR + abi_encode(["uint32", "uint32"], [origin, nonce])).hex(),
+                        },
+                        "latest",
+                    ],
+                )
+                for origin, nonce in keys
+            ]
             provider: Any = web3.provider
             responses = provider.make_batch_request(requests)
             if not isinstance(responses, list) or len(responses) != len(keys):
@@ -284,7 +312,9 @@ class EvmDestination:
             flags = []
             for response in responses:
                 if "error" in response or "result" not in response:
-                    raise errors.RpcUnavailable("eth_call failed in a batch", error=str(response.get("error"))[:200])
+                    raise errors.RpcUnavailable(
+                        "eth_call failed in a batch", error=str(response.get("error"))[:200]
+                    )
                 flags.append(int(str(response["result"]), 16) != 0)
             return flags
 
@@ -294,8 +324,11 @@ class EvmDestination:
         """Chain head, the account's pending nonce and balance."""
         eth = self.endpoint.web3.eth
         head = self.endpoint.block_number()
-        nonce = int(self.endpoint.read("eth_getTransactionCount",
-                                       lambda: eth.get_transaction_count(self.account, "pending")))
+        nonce = int(
+            self.endpoint.read(
+                "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")
+            )
+        )
         balance = int(self.endpoint.read("eth_getBalance", lambda: eth.get_balance(self.account)))
         if self.metrics is not None:
             self.metrics.submitter_balance.labels(self.chain.name, self.account).set(balance)
@@ -304,8 +337,9 @@ class EvmDestination:
 
     # --- delivering ---------------------------------------------------------------------------
 
-    def submit(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-               items: Sequence[DeliveryItem]) -> SubmittedBatch:
+    def submit(
+        self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
+    ) -> SubmittedBatch:
         """Send one delivery transaction for the undelivered `items`, wait for it, report each."""
         if not items:
             raise errors.MalformedEncoding("a delivery needs at least one message")
@@ -348,24 +382,29 @@ class EvmDestination:
             self.metrics.gas_spent.labels(self.chain.name, self.account).inc(gas_used * price)
         return SubmittedBatch(transaction_hash, int(receipt["blockNumber"]), gas_used, delivered, failed)
 
-    def _delivery_call(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-                       items: Sequence[DeliveryItem]) -> PreparedCall:
+    def _delivery_call(
+        self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
+    ) -> PreparedCall:
         point = (checkpoint.origin, checkpoint.gateway, checkpoint.epoch, checkpoint.root, checkpoint.index)
         signature = signature_to_eip2537(certificate.signature)
         branches = [compress_branch(item.branch) for item in items]
         if len(items) == 1:
             data = PROCESS_SELECTOR + abi_encode(
-                PROCESS_TYPES, [point, certificate.signers, signature, items[0].message.encode(), branches[0]])
+                PROCESS_TYPES, [point, certificate.signers, signature, items[0].message.encode(), branches[0]]
+            )
         else:
             data = PROCESS_BATCH_SELECTOR + abi_encode(
                 PROCESS_BATCH_TYPES,
-                [point, certificate.signers, signature, [item.message.encode() for item in items], branches])
+                [point, certificate.signers, signature, [item.message.encode() for item in items], branches],
+            )
         return PreparedCall(self.endpoint.web3, self.address, data)
 
     def _simulate(self, call: Any) -> int:
         """eth_estimateGas; a revert becomes the typed error of its custom error."""
+
         def estimate() -> int:
             return int(call.estimate_gas({"from": self.account}))
+
         try:
             return self.endpoint.call("eth_estimateGas", estimate)
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
@@ -384,29 +423,48 @@ class EvmDestination:
             if self._chain_id is None:
                 self._chain_id = int(self.endpoint.read("eth_chainId", lambda: eth.chain_id))
             if self._nonce is None:
-                self._nonce = int(self.endpoint.read(
-                    "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")))
+                self._nonce = int(
+                    self.endpoint.read(
+                        "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")
+                    )
+                )
             base_fee, tip = self._fees()
-            transaction = call.build_transaction({
-                "from": self.account, "nonce": self._nonce, "gas": limit, "chainId": self._chain_id,
-                "maxFeePerGas": base_fee * BASE_FEE_MULTIPLIER + tip, "maxPriorityFeePerGas": tip,
-            })
+            transaction = call.build_transaction(
+                {
+                    "from": self.account,
+                    "nonce": self._nonce,
+                    "gas": limit,
+                    "chainId": self._chain_id,
+                    "maxFeePerGas": base_fee * BASE_FEE_MULTIPLIER + tip,
+                    "maxPriorityFeePerGas": tip,
+                }
+            )
             signed = self._signer.sign_transaction(transaction)
             try:
                 transaction_hash = self.endpoint.call(
-                    "eth_sendRawTransaction", lambda: eth.send_raw_transaction(signed.raw_transaction))
+                    "eth_sendRawTransaction", lambda: eth.send_raw_transaction(signed.raw_transaction)
+                )
             except web3_errors.Web3RPCError as error:
                 self._nonce = None  # re-read from the chain next time
                 typed = classify_send_error(error, self.account)
                 if typed is not None:
                     raise typed from error
-                raise TransientError("node refused the delivery transaction", cause=str(error)[:200]) from error
+                raise TransientError(
+                    "node refused the delivery transaction", cause=str(error)[:200]
+                ) from error
             except errors.RpcUnavailable:
                 self._nonce = None  # the transaction may or may not have arrived
                 raise
             self._nonce += 1
-        log.info("delivery sent", extra={"transaction": bytes(transaction_hash).hex(), "messages": size,
-                                         "gas_limit": limit, "destination": self.domain})
+        log.info(
+            "delivery sent",
+            extra={
+                "transaction": bytes(transaction_hash).hex(),
+                "messages": size,
+                "gas_limit": limit,
+                "destination": self.domain,
+            },
+        )
         return bytes(transaction_hash)
 
     def _fees(self) -> tuple[int, int]:
@@ -436,30 +494,42 @@ class EvmDestination:
             time.sleep(RECEIPT_POLL_SECONDS)
         with self._lock:
             self._nonce = None
-        raise ReceiptTimeout("no receipt for the delivery transaction", transaction="0x" + transaction_hash.hex(),
-                             seconds=self.receipt_timeout)
+        raise ReceiptTimeout(
+            "no receipt for the delivery transaction",
+            transaction="0x" + transaction_hash.hex(),
+            seconds=self.receipt_timeout,
+        )
 
     def _explain_failure(self, call: Any, receipt: Any) -> RelayError:
         """Why a mined delivery reverted: replay it on the state before its block."""
         block = int(receipt["blockNumber"])
         if int(receipt["gasUsed"]) >= int(self._gas_limit_of(receipt)):
-            return OutOfGas("delivery transaction ran out of gas", transaction=bytes(receipt["transactionHash"]).hex())
+            return OutOfGas(
+                "delivery transaction ran out of gas", transaction=bytes(receipt["transactionHash"]).hex()
+            )
         try:
-            self.endpoint.call("eth_call", lambda: call.call({"from": self.account}, block_identifier=block - 1))
+            self.endpoint.call(
+                "eth_call", lambda: call.call({"from": self.account}, block_identifier=block - 1)
+            )
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
             decoded = decode_contract_error(_revert_data(error))
             if decoded.name == "AlreadyDelivered":
-                return DeliveryReverted("message delivered by a competing transaction", reason=decoded.describe())
+                return DeliveryReverted(
+                    "message delivered by a competing transaction", reason=decoded.describe()
+                )
             return error_for_revert(decoded)
         except RelayError as error:
             return error
-        return DeliveryReverted("delivery transaction reverted; the replay did not",
-                                transaction=bytes(receipt["transactionHash"]).hex())
+        return DeliveryReverted(
+            "delivery transaction reverted; the replay did not",
+            transaction=bytes(receipt["transactionHash"]).hex(),
+        )
 
     def _gas_limit_of(self, receipt: Any) -> int:
         eth = self.endpoint.web3.eth
-        transaction = self.endpoint.read("eth_getTransactionByHash",
-                                         lambda: eth.get_transaction(receipt["transactionHash"]))
+        transaction = self.endpoint.read(
+            "eth_getTransactionByHash", lambda: eth.get_transaction(receipt["transactionHash"])
+        )
         return int(transaction["gas"])
 
 
@@ -519,24 +589,39 @@ def compress_branch(branch: Sequence[bytes]) -> list[bytes]:
     hit), and every sibling above the tree's height is such a hash: about 19k gas less per message
     in a batch of 50.
     """
-    return [bytes(32) if bytes(node) == ZERO_HASHES[level] else bytes(node) for level, node in enumerate(branch)]
+    return [
+        bytes(32) if bytes(node) == ZERO_HASHES[level] else bytes(node) for level, node in enumerate(branch)
+    ]
 
 
 def validate_item(item: DeliveryItem, domain: int, checkpoint: Checkpoint) -> None:
     """Raise before spending gas on an item the Gateway would reject for its shape."""
     message = item.message
     if message.destination != domain:
-        raise errors.DestinationMismatch("message addressed to another domain", destination=message.destination,
-                                         expected=domain, id=message.id)
+        raise errors.DestinationMismatch(
+            "message addressed to another domain",
+            destination=message.destination,
+            expected=domain,
+            id=message.id,
+        )
     if message.origin != checkpoint.origin:
-        raise errors.OriginMismatch("message of another origin than the checkpoint", origin=message.origin,
-                                    expected=checkpoint.origin, id=message.id)
+        raise errors.OriginMismatch(
+            "message of another origin than the checkpoint",
+            origin=message.origin,
+            expected=checkpoint.origin,
+            id=message.id,
+        )
     if message.nonce > checkpoint.index:
-        raise errors.IndexOutOfRange("message not covered by the checkpoint", nonce=message.nonce,
-                                     index=checkpoint.index, id=message.id)
+        raise errors.IndexOutOfRange(
+            "message not covered by the checkpoint",
+            nonce=message.nonce,
+            index=checkpoint.index,
+            id=message.id,
+        )
     if len(item.branch) != TREE_DEPTH or any(len(node) != 32 for node in item.branch):
-        raise errors.MalformedEncoding("a Merkle branch is 32 hashes of 32 bytes", id=message.id,
-                                       length=len(item.branch))
+        raise errors.MalformedEncoding(
+            "a Merkle branch is 32 hashes of 32 bytes", id=message.id, length=len(item.branch)
+        )
 
 
 def parse_delivery_logs(logs: Sequence[Any], gateway: str) -> tuple[list[bytes], dict[bytes, str]]:

@@ -49,8 +49,14 @@ class _SeenBlock:
 class EvmWatcher:
     """Watches one source Gateway's Dispatch events (a `relay.chains.SourceWatcher`)."""
 
-    def __init__(self, chain: EvmCompatibleChainConfig, cursors: CursorStore, *,
-                 endpoints: list[EvmEndpoint] | None = None, metrics: RelayMetrics | None = None) -> None:
+    def __init__(
+        self,
+        chain: EvmCompatibleChainConfig,
+        cursors: CursorStore,
+        *,
+        endpoints: list[EvmEndpoint] | None = None,
+        metrics: RelayMetrics | None = None,
+    ) -> None:
         self.chain = chain
         self.domain = chain.domain
         self.gateway = checksum_address(chain.gateway, "gateway address")
@@ -146,8 +152,10 @@ class EvmWatcher:
         elif stored.block_number > finalized:
             # Back-fill: re-scan the non-final blocks so a reorg of them can be reported.
             if self._hash_at(stored.block_number) != stored.block_hash:
-                log.warning("source chain reorganised while the watcher was down",
-                            extra={"domain": self.domain, "block": stored.block_number})
+                log.warning(
+                    "source chain reorganised while the watcher was down",
+                    extra={"domain": self.domain, "block": stored.block_number},
+                )
                 self._count_reorg()
             anchor = max(finalized, start.block_number)
             cursor = Cursor(anchor, self._hash_at(anchor) or b"") if anchor >= 0 else start
@@ -170,21 +178,37 @@ class EvmWatcher:
             # Nothing remembered survived: go back to the finalized block, which cannot move.
             common = min(finalized, cursor.block_number)
             if cursor.block_number <= finalized:
-                log.error("a block the watcher took as final was reorganised away (alert)",
-                          extra={"domain": self.domain, "block": cursor.block_number, "finalized": finalized})
+                log.error(
+                    "a block the watcher took as final was reorganised away (alert)",
+                    extra={"domain": self.domain, "block": cursor.block_number, "finalized": finalized},
+                )
         orphaned = [i for number, seen in sorted(self._seen.items()) if number > common for i in seen.ids]
         for number in [n for n in self._seen if n > common]:
             del self._seen[number]
         rewound = Cursor(common, self._hash_at(common) or b"")
-        log.warning("source chain reorganisation", extra={
-            "domain": self.domain, "from_block": cursor.block_number, "to_block": common,
-            "orphan_candidates": len(orphaned)})
+        log.warning(
+            "source chain reorganisation",
+            extra={
+                "domain": self.domain,
+                "from_block": cursor.block_number,
+                "to_block": common,
+                "orphan_candidates": len(orphaned),
+            },
+        )
         return rewound, orphaned
 
     def _scan(self, first: int, last: int) -> list[ObservedMessage]:
-        logs = self.endpoint.read_chain("eth_getLogs", lambda: self.endpoint.web3.eth.get_logs({
-            "address": self.gateway, "topics": ["0x" + DISPATCH_TOPIC.hex()],
-            "fromBlock": first, "toBlock": last}))
+        logs = self.endpoint.read_chain(
+            "eth_getLogs",
+            lambda: self.endpoint.web3.eth.get_logs(
+                {
+                    "address": self.gateway,
+                    "topics": ["0x" + DISPATCH_TOPIC.hex()],
+                    "fromBlock": first,
+                    "toBlock": last,
+                }
+            ),
+        )
         observed = []
         for entry in logs:
             if entry.get("removed"):
@@ -194,9 +218,15 @@ class EvmWatcher:
                 continue
             number = int(entry["blockNumber"])
             block_hash = bytes(entry["blockHash"])
-            observed.append(ObservedMessage(
-                message=message, block_number=number, block_hash=block_hash,
-                transaction_hash=bytes(entry["transactionHash"]), log_index=int(entry["logIndex"])))
+            observed.append(
+                ObservedMessage(
+                    message=message,
+                    block_number=number,
+                    block_hash=block_hash,
+                    transaction_hash=bytes(entry["transactionHash"]),
+                    log_index=int(entry["logIndex"]),
+                )
+            )
             seen = self._seen.setdefault(number, _SeenBlock(block_hash))
             if seen.block_hash != block_hash:  # logs of a newer fork than remembered: start over
                 self._seen[number] = seen = _SeenBlock(block_hash)
@@ -218,8 +248,10 @@ def decode_dispatch(entry: Any) -> Message | None:
         _nonce, encoded = abi_decode(["uint32", "bytes"], bytes(entry["data"]))
         message = Message.decode(encoded)
     except (MalformedEncoding, DecodingError, ValueError, TypeError) as error:
-        log.error("undecodable Dispatch log", extra={"transaction": bytes(entry["transactionHash"]).hex(),
-                                                      "error": str(error)})
+        log.error(
+            "undecodable Dispatch log",
+            extra={"transaction": bytes(entry["transactionHash"]).hex(), "error": str(error)},
+        )
         return None
     topics = entry["topics"]
     if len(topics) > 1 and bytes(topics[1]) != message.id:

@@ -160,8 +160,9 @@ class DestinationChain(Protocol):
         """Whether each (origin, nonce) was delivered."""
         ...
 
-    def submit(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-               items: Sequence[DeliveryItem]) -> SubmittedBatch:
+    def submit(
+        self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
+    ) -> SubmittedBatch:
         """Send one delivery transaction, wait for the receipt, report per message."""
         ...
 

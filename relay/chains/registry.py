@@ -53,7 +53,9 @@ def config_model(kind: str) -> type[ChainConfigBase]:
     if not (isinstance(model, type) and issubclass(model, ChainConfigBase)):
         raise ConfigurationError("chain family has no CHAIN_CONFIG model", kind=kind, package=package)
     if get_args(model.model_fields["kind"].annotation) != (kind,):
-        raise ConfigurationError("chain family's model does not fix kind to its key", kind=kind, package=package)
+        raise ConfigurationError(
+            "chain family's model does not fix kind to its key", kind=kind, package=package
+        )
     return model
 
 

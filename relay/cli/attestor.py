@@ -8,7 +8,9 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add `relay attestor`."""
-    parser = subparsers.add_parser("attestor", help="sign final checkpoints of one source chain (a committee member)")
+    parser = subparsers.add_parser(
+        "attestor", help="sign final checkpoints of one source chain (a committee member)"
+    )
     parser.add_argument("--config", required=True, help="attestor config file (YAML or JSON)")
     parser.add_argument("--log-level", default=None, help="log level (default: $RELAY_LOG_LEVEL or INFO)")
     parser.set_defaults(handler=run)

@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = kinds.add_parser("verify", help="Merkle, committee BLS and ECDSA verification speed")
     verify.add_argument("--sizes", default="16,128,512", help="committee sizes (comma-separated)")
     verify.add_argument(
-        "--reference-sizes", default="16,128,512",
+        "--reference-sizes",
+        default="16,128,512",
         help="committee sizes also measured with the slow py_ecc reference (empty: none)",
     )
     verify.add_argument("--backends", default="", help="BLS backends (default: all installed)")

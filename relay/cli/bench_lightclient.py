@@ -37,10 +37,18 @@ def default_vectors() -> Path:
 
 def add_bench_lightclient_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `relay bench lightclient`."""
-    parser.add_argument("--vectors", type=Path, default=None,
-                        help="folder with bootstrap.json and updates.json (default: the shared mainnet vectors)")
-    parser.add_argument("--backends", default="", help="BLS backends, comma-separated (default: all installed)")
-    parser.add_argument("--runs", type=int, default=200, help="runs for fast backends (py_ecc always runs once)")
+    parser.add_argument(
+        "--vectors",
+        type=Path,
+        default=None,
+        help="folder with bootstrap.json and updates.json (default: the shared mainnet vectors)",
+    )
+    parser.add_argument(
+        "--backends", default="", help="BLS backends, comma-separated (default: all installed)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=200, help="runs for fast backends (py_ecc always runs once)"
+    )
 
 
 def run_bench_lightclient(args: argparse.Namespace) -> int:
@@ -50,12 +58,16 @@ def run_bench_lightclient(args: argparse.Namespace) -> int:
         raise ConfigurationError("light-client vectors not found (use --vectors)", folder=str(folder))
     bootstrap = parse_bootstrap(load_json(folder / "bootstrap.json"), MAINNET.preset)
     update = parse_updates(load_json(folder / "updates.json"), MAINNET.preset)[0]
-    store = initialize_light_client_store(compute_beacon_block_root(bootstrap.header.beacon), bootstrap, MAINNET)
+    store = initialize_light_client_store(
+        compute_beacon_block_root(bootstrap.header.beacon), bootstrap, MAINNET
+    )
     current_slot = update.signature_slot + 1
     names = [b for b in args.backends.split(",") if b] or available_backends()
 
     print("light-client update: mainnet, 512-member committee, one update with cached committee keys")
-    print(f"{'backend':<8} {'runs':>5} {'median ms':>10} {'min ms':>9} {'max ms':>9}   {'decode 512 keys (once per period)':>34}")
+    print(
+        f"{'backend':<8} {'runs':>5} {'median ms':>10} {'min ms':>9} {'max ms':>9}   {'decode 512 keys (once per period)':>34}"
+    )
     missed = False
     for name in names:
         backend = get_backend(name)
@@ -71,7 +83,9 @@ def run_bench_lightclient(args: argparse.Namespace) -> int:
             process_light_client_update(fresh, update, current_slot, MAINNET, keys)
             times.append((time.perf_counter() - started) * 1000)
         median = statistics.median(times)
-        print(f"{name:<8} {runs:>5} {median:>10.2f} {min(times):>9.2f} {max(times):>9.2f}   {decode_ms:>31.1f} ms")
+        print(
+            f"{name:<8} {runs:>5} {median:>10.2f} {min(times):>9.2f} {max(times):>9.2f}   {decode_ms:>31.1f} ms"
+        )
         if name != "py_ecc" and median > TARGET_MS:
             missed = True
     verdict = "MISSED" if missed else "met"

@@ -13,17 +13,28 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add `relay devnet`."""
     parser = subparsers.add_parser(
-        "devnet", help="run the whole relay on two local anvil chains and send messages both ways")
+        "devnet", help="run the whole relay on two local anvil chains and send messages both ways"
+    )
     parser.add_argument("--messages", type=int, default=20, help="messages to send each way (default 20)")
-    parser.add_argument("--keep-running", action="store_true",
-                        help="stay up after the run and print the addresses (Ctrl-C stops everything)")
-    parser.add_argument("--block-time", type=float, default=1.0, help="seconds per block on both chains (default 1)")
-    parser.add_argument("--confirmations", type=int, default=2, help="blocks below the head that count as final")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="stay up after the run and print the addresses (Ctrl-C stops everything)",
+    )
+    parser.add_argument(
+        "--block-time", type=float, default=1.0, help="seconds per block on both chains (default 1)"
+    )
+    parser.add_argument(
+        "--confirmations", type=int, default=2, help="blocks below the head that count as final"
+    )
     parser.add_argument("--max-batch", type=int, default=50, help="messages per delivery transaction at most")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery")
     parser.add_argument("--run-root", type=Path, default=None, help="where run folders go (default .devnet/)")
-    parser.add_argument("--prometheus", action="store_true",
-                        help="also run a real Prometheus scraping every role, with the alert rules loaded")
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run a real Prometheus scraping every role, with the alert rules loaded",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -39,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
         return 2
-    options = DevnetOptions(block_time=args.block_time, confirmations=args.confirmations, max_batch=args.max_batch,
-                            prometheus=args.prometheus)
+    options = DevnetOptions(
+        block_time=args.block_time,
+        confirmations=args.confirmations,
+        max_batch=args.max_batch,
+        prometheus=args.prometheus,
+    )
     if args.run_root is not None:
         options.run_root = args.run_root
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)

@@ -34,18 +34,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = lightclient.add_subparsers(dest="lightclient_command", metavar="COMMAND", required=True)
     sync = commands.add_parser("sync", help="verify a bootstrap and updates (beacon-API JSON files)")
     sync.add_argument("--bootstrap", required=True, type=Path, help="LightClientBootstrap JSON")
-    sync.add_argument("--updates", required=True, type=Path, help="list of LightClientUpdate JSON (light_client/updates)")
+    sync.add_argument(
+        "--updates", required=True, type=Path, help="list of LightClientUpdate JSON (light_client/updates)"
+    )
     sync.add_argument("--finality", type=Path, help="LightClientFinalityUpdate JSON")
     sync.add_argument("--optimistic", type=Path, help="LightClientOptimisticUpdate JSON")
     add_network_arguments(sync)
-    sync.add_argument("--bls-backend", default=None, help="BLS backend (blst, py_ecc; default: the fastest installed)")
     sync.add_argument(
-        "--trusted-root", default=None,
+        "--bls-backend", default=None, help="BLS backend (blst, py_ecc; default: the fastest installed)"
+    )
+    sync.add_argument(
+        "--trusted-root",
+        default=None,
         help="trusted beacon block root (0x hex); default: the bootstrap header's own root, which trusts the file",
     )
-    sync.add_argument("--current-slot", type=int, default=None, help="the current slot (default: from the clock)")
-    sync.add_argument("--allow-force-update", action="store_true",
-                      help="UNSAFE: apply the best update without a 2/3 quorum after a period without finality")
+    sync.add_argument(
+        "--current-slot", type=int, default=None, help="the current slot (default: from the clock)"
+    )
+    sync.add_argument(
+        "--allow-force-update",
+        action="store_true",
+        help="UNSAFE: apply the best update without a 2/3 quorum after a period without finality",
+    )
     sync.set_defaults(handler=run_sync)
 
 
@@ -67,7 +77,8 @@ def network_from_arguments(args: argparse.Namespace) -> NetworkConfig:
     with args.network_config.open() as handle:
         config = yaml.safe_load(handle)
     return network_config_from_spec(
-        config, genesis_validators_root=parse_root(args.genesis_validators_root, "--genesis-validators-root"),
+        config,
+        genesis_validators_root=parse_root(args.genesis_validators_root, "--genesis-validators-root"),
         name=args.network_config.stem,
     )
 
@@ -94,12 +105,14 @@ def load_json(path: Path) -> Any:
 
 def _describe(outcome: UpdateOutcome) -> str:
     changes = [
-        name for flag, name in (
+        name
+        for flag, name in (
             (outcome.next_sync_committee_learned, "next committee learned"),
             (outcome.period_advanced, "period advanced"),
             (outcome.finalized_advanced, "finalized advanced"),
             (outcome.optimistic_advanced, "optimistic advanced"),
-        ) if flag
+        )
+        if flag
     ]
     return ", ".join(changes) or "no change"
 
@@ -121,7 +134,9 @@ def run_sync(args: argparse.Namespace) -> int:
     network = network_from_arguments(args)
     backend = get_backend(args.bls_backend)
     preset = network.preset
-    current_slot = args.current_slot if args.current_slot is not None else network.compute_slot_at_time(time.time())
+    current_slot = (
+        args.current_slot if args.current_slot is not None else network.compute_slot_at_time(time.time())
+    )
     step = "bootstrap"
     try:
         bootstrap = parse_bootstrap(load_json(args.bootstrap), preset)
@@ -139,8 +154,10 @@ def run_sync(args: argparse.Namespace) -> int:
         client = LightClient.from_bootstrap(
             trusted_root, bootstrap, network, backend, allow_force_update=args.allow_force_update
         )
-        print(f"bootstrap       slot {bootstrap.header.beacon.slot}, period {client.current_period()}"
-              f"  {(time.perf_counter() - started) * 1000:8.2f} ms")
+        print(
+            f"bootstrap       slot {bootstrap.header.beacon.slot}, period {client.current_period()}"
+            f"  {(time.perf_counter() - started) * 1000:8.2f} ms"
+        )
         steps: list[tuple[str, Any]] = [(f"update {i + 1}/{len(updates)}", u) for i, u in enumerate(updates)]
         if finality is not None:
             steps.append(("finality", finality))
@@ -156,10 +173,16 @@ def run_sync(args: argparse.Namespace) -> int:
             else:
                 outcome = client.process_update(item, current_slot)
             elapsed = (time.perf_counter() - started) * 1000
-            decoded = " (incl. decoding the period's keys)" if client.keys.decoded_committees > decoded_before else ""
-            print(f"{step:<15} attested slot {item.attested_header.beacon.slot}, "
-                  f"{outcome.participants}/{preset.sync_committee_size} signed, {_describe(outcome)}"
-                  f"  {elapsed:8.2f} ms{decoded}")
+            decoded = (
+                " (incl. decoding the period's keys)"
+                if client.keys.decoded_committees > decoded_before
+                else ""
+            )
+            print(
+                f"{step:<15} attested slot {item.attested_header.beacon.slot}, "
+                f"{outcome.participants}/{preset.sync_committee_size} signed, {_describe(outcome)}"
+                f"  {elapsed:8.2f} ms{decoded}"
+            )
         if args.allow_force_update and client.process_force_update(current_slot):
             print("force update    applied (UNSAFE: without a 2/3 quorum)")
     except EthereumProofError as error:

@@ -43,8 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     receipt = commands.add_parser("receipt", help="check one receipt and its inclusion proof")
     receipt.add_argument("--block", required=True, type=Path, help="eth_getBlockBy* JSON")
-    receipt.add_argument("--receipt", required=True, type=Path, help='{"receipt": ..., "receiptProof": [...]} JSON')
-    receipt.add_argument("--index", type=int, default=None, help="transaction index (default: the receipt's own)")
+    receipt.add_argument(
+        "--receipt", required=True, type=Path, help='{"receipt": ..., "receiptProof": [...]} JSON'
+    )
+    receipt.add_argument(
+        "--index", type=int, default=None, help="transaction index (default: the receipt's own)"
+    )
     receipt.set_defaults(handler=run_receipt)
 
     account = commands.add_parser("account", help="check an eth_getProof answer (account and storage)")
@@ -84,7 +88,9 @@ def run_receipts(args: argparse.Namespace) -> int:
     except EthereumProofError as error:
         return _fail("receipts", error)
     logs = sum(len(receipt.logs) for receipt in receipts)
-    print(f"receipts root 0x{header.receipts_root.hex()}: rebuilt from {len(receipts)} receipts ({logs} logs): ok")
+    print(
+        f"receipts root 0x{header.receipts_root.hex()}: rebuilt from {len(receipts)} receipts ({logs} logs): ok"
+    )
     return 0
 
 
@@ -105,8 +111,10 @@ def run_receipt(args: argparse.Namespace) -> int:
     except EthereumProofError as error:
         return _fail("receipt", error)
     status = receipt.outcome if isinstance(receipt.outcome, int) else "0x" + receipt.outcome.hex()
-    print(f"receipt {index} (type {receipt.transaction_type}, status {status}, {len(receipt.logs)} logs): "
-          f"proven by {len(nodes)} nodes against receipts root 0x{header.receipts_root.hex()}: ok")
+    print(
+        f"receipt {index} (type {receipt.transaction_type}, status {status}, {len(receipt.logs)} logs): "
+        f"proven by {len(nodes)} nodes against receipts root 0x{header.receipts_root.hex()}: ok"
+    )
     for position, log in enumerate(receipt.logs):
         topic = "0x" + log.topics[0].hex() if log.topics else "(no topics)"
         print(f"  log {position}: address 0x{log.address.hex()} topic0 {topic} data {len(log.data)} bytes")
@@ -122,8 +130,10 @@ def run_account(args: argparse.Namespace) -> int:
     except EthereumProofError as error:
         return _fail("account", error)
     account = proof.account
-    print(f"account 0x{proof.address.hex()}: proven by {len(proof.account_proof)} nodes against state root "
-          f"0x{header.state_root.hex()}: ok")
+    print(
+        f"account 0x{proof.address.hex()}: proven by {len(proof.account_proof)} nodes against state root "
+        f"0x{header.state_root.hex()}: ok"
+    )
     print(f"  nonce {account.nonce}, balance {account.balance} wei")
     print(f"  storage root 0x{account.storage_root.hex()}, code hash 0x{account.code_hash.hex()}")
     for slot in proof.storage:

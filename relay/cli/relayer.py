@@ -14,7 +14,8 @@ from relay.logs import configure_logging
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `relay relayer`."""
     parser = subparsers.add_parser(
-        "relayer", help="watch sources, collect attestations, verify proofs, forward to submitters",
+        "relayer",
+        help="watch sources, collect attestations, verify proofs, forward to submitters",
         description="Run the relayer role (config: YAML/JSON; RELAY_* environment overrides it).",
     )
     parser.add_argument("--config", required=True, help="relayer config file (YAML or JSON)")

@@ -23,7 +23,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--recipient", required=True, help="recipient contract address on the destination")
     parser.add_argument("--body", required=True, help="message body (text)")
     parser.add_argument("--wait", action="store_true", help="wait until the relayer reports it delivered")
-    parser.add_argument("--relay", default="127.0.0.1:50070", help="relayer RelayService address (with --wait)")
+    parser.add_argument(
+        "--relay", default="127.0.0.1:50070", help="relayer RelayService address (with --wait)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (with --wait)")
     parser.set_defaults(handler=run)
 
@@ -33,7 +35,9 @@ def _read_key(args: argparse.Namespace) -> str:
         try:
             return str(args.key_file.read_text().strip())
         except OSError as error:
-            raise ConfigurationError("key file unreadable", file=str(args.key_file), cause=error.strerror) from error
+            raise ConfigurationError(
+                "key file unreadable", file=str(args.key_file), cause=error.strerror
+            ) from error
     if args.key_env not in os.environ:
         raise ConfigurationError("key environment variable not set", variable=args.key_env)
     return os.environ[args.key_env].strip()
@@ -54,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     with RelayClient(args.relay) as client:
         view = client.wait_delivered(message_id, args.timeout, on_change=show)
-    transaction = f" in transaction 0x{view.destination_transaction.hex()}" if view.destination_transaction else ""
+    transaction = (
+        f" in transaction 0x{view.destination_transaction.hex()}" if view.destination_transaction else ""
+    )
     print(f"delivered{transaction}", file=sys.stdout, flush=True)
     return 0

@@ -8,7 +8,9 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add `relay submitter`."""
-    parser = subparsers.add_parser("submitter", help="submit deliveries to one destination chain (holds its key)")
+    parser = subparsers.add_parser(
+        "submitter", help="submit deliveries to one destination chain (holds its key)"
+    )
     parser.add_argument("--config", required=True, help="submitter config file (YAML or JSON)")
     parser.add_argument("--log-level", default=None, help="log level (default: $RELAY_LOG_LEVEL or INFO)")
     parser.set_defaults(handler=run)

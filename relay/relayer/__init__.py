@@ -68,7 +68,12 @@ from relay.store.base import MessageRecord, Store
 from relay.verify.bls import BlsBackend, get_backend
 
 __all__ = [
-    "BatchingConfig", "DestinationConfig", "Relayer", "RelayerConfig", "RetryConfig", "SourceConfig",
+    "BatchingConfig",
+    "DestinationConfig",
+    "Relayer",
+    "RelayerConfig",
+    "RetryConfig",
+    "SourceConfig",
 ]
 
 log = logging.getLogger("relay.relayer")
@@ -104,9 +109,14 @@ class Relayer:
     """
 
     def __init__(
-        self, config: RelayerConfig, *, store: Store | None = None,
-        watcher_factory: WatcherFactory | None = None, clock: Clock = time.time,
-        registry: CollectorRegistry | None = None, attestor_factory: AttestorFactory | None = None,
+        self,
+        config: RelayerConfig,
+        *,
+        store: Store | None = None,
+        watcher_factory: WatcherFactory | None = None,
+        clock: Clock = time.time,
+        registry: CollectorRegistry | None = None,
+        attestor_factory: AttestorFactory | None = None,
         submitter_factory: SubmitterFactory | None = None,
     ) -> None:
         self.config = config
@@ -115,7 +125,8 @@ class Relayer:
         self._store = store
         self._owns_store = store is None
         self._watcher_factory: WatcherFactory = watcher_factory or (
-            lambda chain, cursors: create_watcher(chain, cursors, self.metrics))
+            lambda chain, cursors: create_watcher(chain, cursors, self.metrics)
+        )
         self._attestor_factory = attestor_factory or _grpc_attestor
         self._submitter_factory = submitter_factory or _grpc_submitter
         self._clock = clock
@@ -166,21 +177,28 @@ class Relayer:
             self._store = open_store(self.config.store)
         store = self._store
         store.add_listener(self.subscriptions.publish)
-        self._pool = futures.ThreadPoolExecutor(max_workers=ATTESTOR_POOL_SIZE, thread_name_prefix="relayer-attestor")
+        self._pool = futures.ThreadPoolExecutor(
+            max_workers=ATTESTOR_POOL_SIZE, thread_name_prefix="relayer-attestor"
+        )
         for source_config in self.config.sources:
             source = self._open_source(source_config, store, backend)
             self.sources[source.domain] = source
             source.tree.rebuild()
         for destination_config in self.config.destinations:
             self.destinations[destination_config.domain] = DestinationState(
-                destination_config, self._submitter_factory(destination_config.submitter))
+                destination_config, self._submitter_factory(destination_config.submitter)
+            )
         self._stages = _Stages(self, store, backend, self._pool)
         self._stages.outcomes.recover_submitted()
-        log.info("relayer opened", extra={
-            "store": self.config.store if self._owns_store else "injected",
-            "sources": sorted(self.sources), "destinations": sorted(self.destinations),
-            "bls_backend": backend.name,
-        })
+        log.info(
+            "relayer opened",
+            extra={
+                "store": self.config.store if self._owns_store else "injected",
+                "sources": sorted(self.sources),
+                "destinations": sorted(self.destinations),
+                "bls_backend": backend.name,
+            },
+        )
         return self
 
     def _open_source(self, config: SourceConfig, store: Store, backend: BlsBackend) -> SourceState:
@@ -189,12 +207,16 @@ class Relayer:
             committee = config.committee.build(backend)
         except InvalidProof as error:
             raise ConfigurationError(
-                f"committee of source {chain.name!r} is invalid: {error.reason}", domain=chain.domain,
+                f"committee of source {chain.name!r} is invalid: {error.reason}",
+                domain=chain.domain,
                 cause=str(error),
             ) from error
         cursors = DeferredCursors(store)
         return SourceState(
-            config=config, committee=committee, gateway=chain.gateway_bytes32(), cursors=cursors,
+            config=config,
+            committee=committee,
+            gateway=chain.gateway_bytes32(),
+            cursors=cursors,
             watcher=self._watcher_factory(chain, cursors),
             attestors=[self._attestor_factory(address) for address in config.attestors],
             tree=OriginTree(store, chain.domain, chain.name),
@@ -211,19 +233,36 @@ class Relayer:
         def register(server: Any) -> None:
             relay_service_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self), server)
 
-        self._grpc = start_grpc_server(self.config.listen, self.metrics, register, [SERVICE_NAME],
-                                       max_workers=SERVER_THREADS, thread_prefix="relayer-grpc")
+        self._grpc = start_grpc_server(
+            self.config.listen,
+            self.metrics,
+            register,
+            [SERVICE_NAME],
+            max_workers=SERVER_THREADS,
+            thread_prefix="relayer-grpc",
+        )
         if self.config.metrics_listen and self._http is None:
             from relay.health import HealthServer
             from relay.status.api import render_status_json, render_status_page
 
             host, http_port = split_address(self.config.metrics_listen)
-            self._http = HealthServer(self.registry, host, http_port, readiness=self.readiness, routes={
-                "/": render_status_page,
-                "/api/status": lambda: render_status_json(self),
-            }).start()
-        log.info("relay service listening", extra={
-            "address": self.address, "metrics": f"{self._http.host}:{self._http.port}" if self._http else None})
+            self._http = HealthServer(
+                self.registry,
+                host,
+                http_port,
+                readiness=self.readiness,
+                routes={
+                    "/": render_status_page,
+                    "/api/status": lambda: render_status_json(self),
+                },
+            ).start()
+        log.info(
+            "relay service listening",
+            extra={
+                "address": self.address,
+                "metrics": f"{self._http.host}:{self._http.port}" if self._http else None,
+            },
+        )
         if self._http is not None:
             log.info(f"status page: {self.status_url}", extra={"url": self.status_url})
         return self._grpc.port
@@ -252,8 +291,9 @@ class Relayer:
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: see `relay.relayer.readiness.compute_readiness`."""
-        return compute_readiness(self.config, list(self.sources.values()), list(self.destinations.values()),
-                                 self._clock())
+        return compute_readiness(
+            self.config, list(self.sources.values()), list(self.destinations.values()), self._clock()
+        )
 
     def start(self) -> Relayer:
         """Open, serve, and run the pipeline in background threads."""
@@ -262,10 +302,14 @@ class Relayer:
         self._stop.clear()
         self._threads = [threading.Thread(target=self._source_loop, name="relayer-sources", daemon=True)]
         for destination in self.destinations.values():
-            self._threads.append(threading.Thread(
-                target=self._delivery_loop, args=(destination,),
-                name=f"relayer-deliver-{destination.domain}", daemon=True,
-            ))
+            self._threads.append(
+                threading.Thread(
+                    target=self._delivery_loop,
+                    args=(destination,),
+                    name=f"relayer-deliver-{destination.domain}",
+                    daemon=True,
+                )
+            )
         for thread in self._threads:
             thread.start()
         return self
@@ -411,8 +455,17 @@ class _Stages:
         config, metrics, clock = relayer.config, relayer.metrics, relayer.now
         self.gauges = Gauges(store, metrics, clock)
         self.ingest = Ingest(store, metrics, clock, relayer._watcher_factory)
-        self.attestations = AttestationCollector(store, metrics, clock, backend, pool, config.attestor_timeout)
+        self.attestations = AttestationCollector(
+            store, metrics, clock, backend, pool, config.attestor_timeout
+        )
         self.prover = Prover(store, metrics, clock, backend)
         self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges)
-        self.deliverer = Deliverer(store, clock, config.batching, config.submitter_timeout, relayer.sources,
-                                   self.outcomes, relayer._interrupted)
+        self.deliverer = Deliverer(
+            store,
+            clock,
+            config.batching,
+            config.submitter_timeout,
+            relayer.sources,
+            self.outcomes,
+            relayer._interrupted,
+        )

@@ -46,8 +46,15 @@ VERDICT_CACHE_SIZE = 10_000  # partial signatures whose verdict is remembered (s
 class AttestationCollector:
     """Collects, checks and aggregates attestor signatures for each source."""
 
-    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, backend: BlsBackend,
-                 pool: futures.Executor, timeout: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: RelayMetrics,
+        clock: Clock,
+        backend: BlsBackend,
+        pool: futures.Executor,
+        timeout: float,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
@@ -82,8 +89,10 @@ class AttestationCollector:
                 checkpoint.digest(), sorted(signatures.items()), self._backend, verify_each=False
             )
         except InvalidProof as error:
-            log.error("signature aggregation failed", extra={
-                "chain": source.name, "origin": source.domain, "error": describe(error)})
+            log.error(
+                "signature aggregation failed",
+                extra={"chain": source.name, "origin": source.domain, "error": describe(error)},
+            )
             return
         ids = [r.id for r in final if r.message.nonce <= checkpoint.index]
         try:
@@ -92,11 +101,18 @@ class AttestationCollector:
             log.info("attestation raced another writer; retried next pass", extra={"error": str(error)})
             return
         self._store.prune_signatures(source.domain, min_index)
-        log.info("checkpoint attested", extra={
-            "chain": source.name, "origin": source.domain, "checkpoint_id": checkpoint_id,
-            "index": checkpoint.index, "root": checkpoint.root, "signers": sorted(signatures),
-            "messages": len(ids),
-        })
+        log.info(
+            "checkpoint attested",
+            extra={
+                "chain": source.name,
+                "origin": source.domain,
+                "checkpoint_id": checkpoint_id,
+                "index": checkpoint.index,
+                "root": checkpoint.root,
+                "signers": sorted(signatures),
+                "messages": len(ids),
+            },
+        )
 
     def probe_quorum(self, source: SourceState) -> None:
         """While idle, ask each attestor who it is, so the quorum gauges (and alerts) stay live.
@@ -137,7 +153,9 @@ class AttestationCollector:
 
     def ask_attestors(self, source: SourceState, min_index: int) -> list[tuple[str, PartialSignature]]:
         """Every answering attestor's signature covering `min_index`, as (address, partial)."""
-        jobs = [self._pool.submit(self.ask_attestor, source, attestor, min_index) for attestor in source.attestors]
+        jobs = [
+            self._pool.submit(self.ask_attestor, source, attestor, min_index) for attestor in source.attestors
+        ]
         answers = []
         for attestor, job in zip(source.attestors, jobs, strict=True):
             try:
@@ -149,12 +167,16 @@ class AttestationCollector:
                 answers.append((attestor.address, partial))
         return answers
 
-    def ask_attestor(self, source: SourceState, attestor: AttestorClient, min_index: int) -> PartialSignature | None:
+    def ask_attestor(
+        self, source: SourceState, attestor: AttestorClient, min_index: int
+    ) -> PartialSignature | None:
         """One attestor's signature (retried under `attestor_read`); None if it has none or fails."""
         fields = {"chain": source.name, "origin": source.domain, "attestor": attestor.address}
         try:
-            return ATTESTOR_READ.call(lambda: attestor.get_checkpoint(source.domain, min_index, self._timeout),
-                                      on_retry=retry_counter(self._metrics, ATTESTOR_READ.name))
+            return ATTESTOR_READ.call(
+                lambda: attestor.get_checkpoint(source.domain, min_index, self._timeout),
+                on_retry=retry_counter(self._metrics, ATTESTOR_READ.name),
+            )
         except TransientError as error:
             log.debug("attestor unreachable; skipped this pass", extra={**fields, "error": describe(error)})
         except InvalidProof as error:
@@ -180,17 +202,31 @@ class AttestationCollector:
             except InvalidProof as error:
                 reason = describe(error)
                 self._metrics.record_rejection(source.domain, error)  # counted once per distinct signature
-                log.warning("attestor signature rejected", extra={
-                    "chain": source.name, "origin": source.domain, "attestor": address,
-                    "signer_index": partial.signer_index, "index": partial.checkpoint.index, "reason": reason,
-                })
+                log.warning(
+                    "attestor signature rejected",
+                    extra={
+                        "chain": source.name,
+                        "origin": source.domain,
+                        "attestor": address,
+                        "signer_index": partial.signer_index,
+                        "index": partial.checkpoint.index,
+                        "reason": reason,
+                    },
+                )
             self._verdicts[key] = reason
             while len(self._verdicts) > VERDICT_CACHE_SIZE:
                 self._verdicts.popitem(last=False)
-        self._store.save_signature(SignatureRecord(
-            partial.checkpoint, partial.signer_index, partial.public_key, partial.signature, address, reason,
-            self._clock(),
-        ))
+        self._store.save_signature(
+            SignatureRecord(
+                partial.checkpoint,
+                partial.signer_index,
+                partial.public_key,
+                partial.signature,
+                address,
+                reason,
+                self._clock(),
+            )
+        )
         return reason
 
     def verify_partial(self, source: SourceState, partial: PartialSignature) -> None:
@@ -199,25 +235,35 @@ class AttestationCollector:
         checkpoint = partial.checkpoint
         # A signature over another origin, gateway or epoch must never count toward a quorum here.
         if checkpoint.origin != source.domain:
-            raise OriginMismatch("attestor signed another origin", origin=checkpoint.origin, expected=source.domain)
+            raise OriginMismatch(
+                "attestor signed another origin", origin=checkpoint.origin, expected=source.domain
+            )
         if checkpoint.gateway != source.gateway:
-            raise GatewayMismatch("attestor signed another gateway", gateway=checkpoint.gateway,
-                                  expected=source.gateway)
+            raise GatewayMismatch(
+                "attestor signed another gateway", gateway=checkpoint.gateway, expected=source.gateway
+            )
         if checkpoint.epoch != committee.epoch:
-            raise EpochMismatch("attestor signed for another committee epoch", epoch=checkpoint.epoch,
-                                expected=committee.epoch)
+            raise EpochMismatch(
+                "attestor signed for another committee epoch",
+                epoch=checkpoint.epoch,
+                expected=committee.epoch,
+            )
         index = partial.signer_index
         if not 0 <= index < len(committee):
             raise UnknownSigner("signer index outside the committee", index=index, size=len(committee))
         if committee.members[index].public_key != partial.public_key:
             # Checked before the signature: a key outside the committee never counts for a member.
-            raise UnknownSigner("signer public key is not the committee member's", index=index,
-                                public_key=partial.public_key)
+            raise UnknownSigner(
+                "signer public key is not the committee member's", index=index, public_key=partial.public_key
+            )
         with self._metrics.time_verification("signature"):
-            self._backend.verify_with_key(committee.keys(self._backend)[index], checkpoint.digest(), partial.signature)
+            self._backend.verify_with_key(
+                committee.keys(self._backend)[index], checkpoint.digest(), partial.signature
+            )
 
-    def choose_checkpoint(self, source: SourceState, min_index: int,
-                          usable: int) -> tuple[Checkpoint, dict[int, bytes]] | None:
+    def choose_checkpoint(
+        self, source: SourceState, min_index: int, usable: int
+    ) -> tuple[Checkpoint, dict[int, bytes]] | None:
         """The newest checkpoint the relayer can check whose valid signatures reach the threshold."""
         groups: dict[Checkpoint, dict[int, bytes]] = defaultdict(dict)
         for record in self._store.signatures_for(source.domain, min_index):
@@ -233,8 +279,13 @@ class AttestationCollector:
             if best is None or checkpoint.index > best[0].index:
                 best = (checkpoint, signatures)
         if best is None and groups:
-            log.debug("no quorum yet", extra={
-                "chain": source.name, "origin": source.domain, "weight": best_weight,
-                "threshold": committee.threshold,
-            })
+            log.debug(
+                "no quorum yet",
+                extra={
+                    "chain": source.name,
+                    "origin": source.domain,
+                    "weight": best_weight,
+                    "threshold": committee.threshold,
+                },
+            )
         return best

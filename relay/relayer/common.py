@@ -22,4 +22,5 @@ def retry_counter(metrics: RelayMetrics, policy: str) -> Callable[[Any], None]:
 
     def count(_: Any) -> None:
         counter.inc()
+
     return count

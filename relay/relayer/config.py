@@ -109,7 +109,11 @@ class RelayerConfig(StrictModel):
         known = set(domains) | set(targets)
         for domain, template in self.explorers.items():
             if domain not in known:
-                raise ValueError(f"explorers.{domain}: not a source or destination domain (known: {sorted(known)})")
+                raise ValueError(
+                    f"explorers.{domain}: not a source or destination domain (known: {sorted(known)})"
+                )
             if "{tx}" not in template or not template.startswith(("http://", "https://")):
-                raise ValueError(f"explorers.{domain}: needs an http(s) URL with a {{tx}} placeholder (got {template!r})")
+                raise ValueError(
+                    f"explorers.{domain}: needs an http(s) URL with a {{tx}} placeholder (got {template!r})"
+                )
         return self

@@ -41,8 +41,16 @@ WAIT_SLICE_SECONDS = 0.2  # how often a waiting delivery call checks whether shu
 class Deliverer:
     """Batches ready messages per destination and sends them to its submitter."""
 
-    def __init__(self, store: Store, clock: Clock, batching: BatchingConfig, submitter_timeout: float,
-                 sources: Mapping[int, SourceState], outcomes: Outcomes, stopping: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        batching: BatchingConfig,
+        submitter_timeout: float,
+        sources: Mapping[int, SourceState],
+        outcomes: Outcomes,
+        stopping: Callable[[], bool],
+    ) -> None:
         self._store = store
         self._clock = clock
         self._batching = batching
@@ -89,7 +97,8 @@ class Deliverer:
                 log.warning("no source configured for verified messages", extra={"origin": origin})
                 continue
             certificates = {
-                cid: c for cid in {r.checkpoint_id for r in records if r.checkpoint_id}
+                cid: c
+                for cid in {r.checkpoint_id for r in records if r.checkpoint_id}
                 if (c := self._store.get_certificate(cid)) is not None
             }
             if not certificates:
@@ -100,20 +109,28 @@ class Deliverer:
                 continue
             records.sort(key=lambda r: r.message.nonce)
             size = self._batching.max_batch
-            chunks = [records[start:start + size] for start in range(0, len(records), size)]
+            chunks = [records[start : start + size] for start in range(0, len(records), size)]
             if len(chunks) == 1:
                 self.submit_batch(destination, source, newest, chunks[0])
                 continue
             # Several batches at once: the submitter gives them consecutive nonces, so they can
             # land in the same block instead of one block each. Each batch keeps its own outcome.
-            with futures.ThreadPoolExecutor(max_workers=min(len(chunks), MAX_BATCHES_IN_FLIGHT),
-                                            thread_name_prefix=f"relayer-batch-{domain}") as batches:
-                for job in [batches.submit(self.submit_batch, destination, source, newest, chunk)
-                            for chunk in chunks]:
+            with futures.ThreadPoolExecutor(
+                max_workers=min(len(chunks), MAX_BATCHES_IN_FLIGHT),
+                thread_name_prefix=f"relayer-batch-{domain}",
+            ) as batches:
+                for job in [
+                    batches.submit(self.submit_batch, destination, source, newest, chunk) for chunk in chunks
+                ]:
                     job.result()
 
-    def submit_batch(self, destination: DestinationState, source: SourceState, certified: CertifiedCheckpoint,
-                     records: Sequence[MessageRecord]) -> None:
+    def submit_batch(
+        self,
+        destination: DestinationState,
+        source: SourceState,
+        certified: CertifiedCheckpoint,
+        records: Sequence[MessageRecord],
+    ) -> None:
         """Mark `records` SUBMITTED under `certified` (re-proving those of older checkpoints) and send."""
         checkpoint = certified.checkpoint
         items: list[DeliveryItem] = []
@@ -127,13 +144,21 @@ class Deliverer:
                     branch = tuple(source.tree.branch(record.message.nonce, checkpoint.index + 1))
                     verify_branch(record.id, branch, record.message.nonce, checkpoint.root)
                 except InvalidProof as error:
-                    log.error("message does not prove under the batch checkpoint; sent alone later",
-                              extra={"message_id": record.id, "error": describe(error)})
+                    log.error(
+                        "message does not prove under the batch checkpoint; sent alone later",
+                        extra={"message_id": record.id, "error": describe(error)},
+                    )
                     continue
             items.append(DeliveryItem(record.message, branch))
             submitted.append(record)
-            transitions.append(Transition(record.id, record.state, S.SUBMITTED,
-                                          {"checkpoint_id": certified.checkpoint_id, "branch": branch}))
+            transitions.append(
+                Transition(
+                    record.id,
+                    record.state,
+                    S.SUBMITTED,
+                    {"checkpoint_id": certified.checkpoint_id, "branch": branch},
+                )
+            )
         if not items:
             return
         try:
@@ -150,12 +175,20 @@ class Deliverer:
             with self._in_flight_lock:
                 self._in_flight -= ids
 
-    def _send(self, destination: DestinationState, source: SourceState, certified: CertifiedCheckpoint,
-              submitted: Sequence[MessageRecord], items: Sequence[DeliveryItem]) -> None:
+    def _send(
+        self,
+        destination: DestinationState,
+        source: SourceState,
+        certified: CertifiedCheckpoint,
+        submitted: Sequence[MessageRecord],
+        items: Sequence[DeliveryItem],
+    ) -> None:
         checkpoint = certified.checkpoint
         fields = {"origin": source.domain, "destination": destination.domain}
         log.info("batch submitted", extra={**fields, "messages": len(items), "index": checkpoint.index})
-        call = destination.submitter.deliver(checkpoint, certified.certificate, items, self._submitter_timeout)
+        call = destination.submitter.deliver(
+            checkpoint, certified.certificate, items, self._submitter_timeout
+        )
         try:
             while (report := call.wait(WAIT_SLICE_SECONDS)) is None:
                 if self._stopping():
@@ -168,5 +201,6 @@ class Deliverer:
             self._outcomes.fail(submitted, error, fields)
             return
         destination.answered_at = self._clock()
-        self._outcomes.apply_report(destination.domain, destination.submitter.address, certified, submitted,
-                                    report, fields)
+        self._outcomes.apply_report(
+            destination.domain, destination.submitter.address, certified, submitted, report, fields
+        )

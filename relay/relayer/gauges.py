@@ -37,10 +37,16 @@ class Gauges:
         metrics = self._metrics
         metrics.messages_delivered.labels(*route).inc()
         if record.observed_at:
-            metrics.end_to_end_latency.labels(*route).observe(max(0.0, record.delivered_at - record.observed_at))
-        stages = [("observe", record.observed_at, record.final_at), ("attest", record.final_at, record.attested_at),
-                  ("prove", record.attested_at, record.verified_at), ("submit", record.verified_at, record.submitted_at),
-                  ("confirm", record.submitted_at, record.delivered_at)]
+            metrics.end_to_end_latency.labels(*route).observe(
+                max(0.0, record.delivered_at - record.observed_at)
+            )
+        stages = [
+            ("observe", record.observed_at, record.final_at),
+            ("attest", record.final_at, record.attested_at),
+            ("prove", record.attested_at, record.verified_at),
+            ("submit", record.verified_at, record.submitted_at),
+            ("confirm", record.submitted_at, record.delivered_at),
+        ]
         for stage, start, end in stages:
             if start and end >= start:
                 metrics.stage_latency.labels(*route, stage).observe(end - start)
@@ -65,7 +71,8 @@ class Gauges:
             self._metrics.set_message_counts(*route, route_counts)
             labels = (str(route[0]), str(route[1]))
             self._metrics.queue_depth.labels(*labels).set(
-                route_counts.get(S.VERIFIED.value, 0) + route_counts.get(S.RETRYING.value, 0))
+                route_counts.get(S.VERIFIED.value, 0) + route_counts.get(S.RETRYING.value, 0)
+            )
             oldest = waiting.get(route)
             self._metrics.oldest_pending_age.labels(*labels).set(max(0.0, now - oldest) if oldest else 0.0)
         return True

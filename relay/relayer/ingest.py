@@ -70,7 +70,9 @@ class DeferredCursors:
 class Ingest:
     """Polls watchers and writes their reports to the store (OBSERVED, orphans, FINAL)."""
 
-    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, watcher_factory: WatcherFactory) -> None:
+    def __init__(
+        self, store: Store, metrics: RelayMetrics, clock: Clock, watcher_factory: WatcherFactory
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
@@ -80,7 +82,9 @@ class Ingest:
         """Poll `source`'s watcher once and store the update; failures are logged and retried next pass."""
         fields = {"chain": source.name, "origin": source.domain}
         try:
-            update = WATCHER_POLL.call(source.watcher.poll, on_retry=retry_counter(self._metrics, WATCHER_POLL.name))
+            update = WATCHER_POLL.call(
+                source.watcher.poll, on_retry=retry_counter(self._metrics, WATCHER_POLL.name)
+            )
         except TransientError as error:
             source.cursors.discard()
             log.warning("source poll failed", extra={**fields, "error": describe(error)})
@@ -116,27 +120,35 @@ class Ingest:
             for message_id in removed:
                 log.warning("message orphaned by a reorg", extra={**fields, "message_id": message_id})
             for message_id in refused:
-                log.error("reorg reported for a message past FINAL: ignored (alert)",
-                          extra={**fields, "message_id": message_id})
+                log.error(
+                    "reorg reported for a message past FINAL: ignored (alert)",
+                    extra={**fields, "message_id": message_id},
+                )
             if removed:
                 source.tree.rebuild()
         observed = []
         for item in update.observed:
             if item.message.origin != source.domain:
-                log.error("watcher reported a message of another origin: ignored",
-                          extra={**fields, "message_id": item.message.id, "message_origin": item.message.origin})
+                log.error(
+                    "watcher reported a message of another origin: ignored",
+                    extra={**fields, "message_id": item.message.id, "message_origin": item.message.origin},
+                )
                 continue
             observed.append(item)
         new, conflicts = self._store.insert_observed(observed, now)
         if conflicts:
-            replacements = self.settle_conflicts(source, [o for o in observed if o.message.id in set(conflicts)])
+            replacements = self.settle_conflicts(
+                source, [o for o in observed if o.message.id in set(conflicts)]
+            )
             if replacements:
                 more, conflicts = self._store.insert_observed(replacements, now)
                 new += more
                 source.tree.rebuild()
         for message_id in conflicts:
-            log.error("conflicting observation: another message holds this nonce (alert)",
-                      extra={**fields, "message_id": message_id})
+            log.error(
+                "conflicting observation: another message holds this nonce (alert)",
+                extra={**fields, "message_id": message_id},
+            )
         final = self._store.mark_final(source.domain, update.finalized_block, now)
         if new:
             source.tree.extend()
@@ -145,7 +157,9 @@ class Ingest:
         for message_id in final:
             log.info("message final", extra={**fields, "message_id": message_id})
 
-    def settle_conflicts(self, source: SourceState, challengers: list[ObservedMessage]) -> list[ObservedMessage]:
+    def settle_conflicts(
+        self, source: SourceState, challengers: list[ObservedMessage]
+    ) -> list[ObservedMessage]:
         """Drop stored messages orphaned while nobody watched; return the observations replacing them.
 
         A conflict is a new observation at a nonce another stored message holds. If that stored
@@ -171,7 +185,9 @@ class Ingest:
         if orphans:
             removed, _refused = self._store.remove_orphans(orphans)
             for message_id in removed:
-                log.warning("message orphaned by a reorg while the relayer was down", extra={
-                    "chain": source.name, "origin": source.domain, "message_id": message_id})
+                log.warning(
+                    "message orphaned by a reorg while the relayer was down",
+                    extra={"chain": source.name, "origin": source.domain, "message_id": message_id},
+                )
             replacements = [r for r, o in zip(replacements, orphans, strict=True) if o in set(removed)]
         return replacements

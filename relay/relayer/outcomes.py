@@ -31,24 +31,39 @@ S = MessageState
 class Outcomes:
     """Records delivery outcomes and failures in the store."""
 
-    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, schedule: BackoffSchedule,
-                 gauges: Gauges) -> None:
+    def __init__(
+        self, store: Store, metrics: RelayMetrics, clock: Clock, schedule: BackoffSchedule, gauges: Gauges
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._schedule = schedule
         self._gauges = gauges
 
-    def apply_report(self, destination: int, peer: str, certified: CertifiedCheckpoint,
-                     submitted: Sequence[MessageRecord], report: DeliveryReport, fields: dict[str, Any]) -> None:
+    def apply_report(
+        self,
+        destination: int,
+        peer: str,
+        certified: CertifiedCheckpoint,
+        submitted: Sequence[MessageRecord],
+        report: DeliveryReport,
+        fields: dict[str, Any],
+    ) -> None:
         """Apply the report of submitter `peer` for `submitted` (all SUBMITTED) under `certified`."""
         now = self._clock()
         transaction = report.transaction_hash
         if transaction:
-            self._store.record_transaction(SubmittedTransaction(
-                transaction, destination, certified.checkpoint_id, tuple(r.id for r in submitted),
-                report.block_number, report.gas_used, now,
-            ))
+            self._store.record_transaction(
+                SubmittedTransaction(
+                    transaction,
+                    destination,
+                    certified.checkpoint_id,
+                    tuple(r.id for r in submitted),
+                    report.block_number,
+                    report.gas_used,
+                    now,
+                )
+            )
         transitions: list[Transition] = []
         failed: list[MessageRecord] = []
         for record in submitted:
@@ -56,20 +71,36 @@ class Outcomes:
             outcome = result.outcome if result is not None else DeliveryOutcome.UNSPECIFIED
             reason = result.reason if result is not None else ""
             if outcome is DeliveryOutcome.DELIVERED:
-                transitions.append(Transition(record.id, S.SUBMITTED, S.DELIVERED,
-                                              {"destination_transaction": transaction}))
+                transitions.append(
+                    Transition(record.id, S.SUBMITTED, S.DELIVERED, {"destination_transaction": transaction})
+                )
             elif outcome is DeliveryOutcome.ALREADY_DELIVERED:
                 transitions.append(Transition(record.id, S.SUBMITTED, S.DELIVERED, {}))
             elif outcome is DeliveryOutcome.RECIPIENT_REVERTED:
-                transitions.append(Transition(record.id, S.SUBMITTED, S.PARKED, {
-                    "last_error": f"RecipientReverted: {reason or 'the recipient reverted'}",
-                    "error_reason": "RecipientReverted", "destination_transaction": transaction,
-                }))
+                transitions.append(
+                    Transition(
+                        record.id,
+                        S.SUBMITTED,
+                        S.PARKED,
+                        {
+                            "last_error": f"RecipientReverted: {reason or 'the recipient reverted'}",
+                            "error_reason": "RecipientReverted",
+                            "destination_transaction": transaction,
+                        },
+                    )
+                )
             elif outcome is DeliveryOutcome.REJECTED:
-                transitions.append(Transition(record.id, S.SUBMITTED, S.REJECTED, {
-                    "last_error": f"GatewayRejected: {reason or 'the destination gateway rejected the proof'}",
-                    "error_reason": "GatewayRejected",
-                }))
+                transitions.append(
+                    Transition(
+                        record.id,
+                        S.SUBMITTED,
+                        S.REJECTED,
+                        {
+                            "last_error": f"GatewayRejected: {reason or 'the destination gateway rejected the proof'}",
+                            "error_reason": "GatewayRejected",
+                        },
+                    )
+                )
             else:
                 failed.append(record)
         self._store.apply_transitions(transitions, now)
@@ -80,10 +111,15 @@ class Outcomes:
                 log.info("message delivered", extra=extra)
             elif transition.new is S.REJECTED:
                 self._metrics.rejections.labels(str(fields["origin"]), "GatewayRejected").inc()
-                log.warning("message rejected by the destination gateway",
-                            extra={**extra, "reason": transition.updates["last_error"]})
+                log.warning(
+                    "message rejected by the destination gateway",
+                    extra={**extra, "reason": transition.updates["last_error"]},
+                )
             else:
-                log.warning(f"message {transition.new.value}", extra={**extra, "reason": transition.updates["last_error"]})
+                log.warning(
+                    f"message {transition.new.value}",
+                    extra={**extra, "reason": transition.updates["last_error"]},
+                )
         if failed:
             self.fail(failed, RpcUnavailable("the submitter reported no outcome", peer=peer), fields)
 
@@ -95,24 +131,52 @@ class Outcomes:
             attempts = record.attempts + 1
             if isinstance(error, TransientError) and not self._schedule.is_exhausted(attempts):
                 delay = self._schedule.compute_delay(attempts, record.id)
-                transitions.append(Transition(record.id, S.SUBMITTED, S.RETRYING, {
-                    "attempts": attempts, "next_attempt_at": now + delay, "last_error": describe(error),
-                    "error_reason": error.reason,
-                }))
+                transitions.append(
+                    Transition(
+                        record.id,
+                        S.SUBMITTED,
+                        S.RETRYING,
+                        {
+                            "attempts": attempts,
+                            "next_attempt_at": now + delay,
+                            "last_error": describe(error),
+                            "error_reason": error.reason,
+                        },
+                    )
+                )
             else:
-                final_error = error if not isinstance(error, TransientError) else AttemptsExhausted(
-                    "out of delivery attempts", attempts=attempts, last=describe(error))
-                transitions.append(Transition(record.id, S.SUBMITTED, S.PARKED, {
-                    "attempts": attempts, "last_error": describe(final_error), "error_reason": final_error.reason,
-                }))
+                final_error = (
+                    error
+                    if not isinstance(error, TransientError)
+                    else AttemptsExhausted(
+                        "out of delivery attempts", attempts=attempts, last=describe(error)
+                    )
+                )
+                transitions.append(
+                    Transition(
+                        record.id,
+                        S.SUBMITTED,
+                        S.PARKED,
+                        {
+                            "attempts": attempts,
+                            "last_error": describe(final_error),
+                            "error_reason": final_error.reason,
+                        },
+                    )
+                )
         self._store.apply_transitions(transitions, now)
         for transition in transitions:
             if transition.new is S.RETRYING:
                 self._metrics.retries.labels("delivery").inc()
-            log.warning(f"delivery failed: message {transition.new.value}", extra={
-                **fields, "message_id": transition.id, "attempts": transition.updates["attempts"],
-                "reason": transition.updates["last_error"],
-            })
+            log.warning(
+                f"delivery failed: message {transition.new.value}",
+                extra={
+                    **fields,
+                    "message_id": transition.id,
+                    "attempts": transition.updates["attempts"],
+                    "reason": transition.updates["last_error"],
+                },
+            )
 
     def recover_submitted(self) -> int:
         """Deliveries in flight when the relayer stopped: ask again (the submitter skips delivered ids).
@@ -125,31 +189,58 @@ class Outcomes:
             records = self._store.messages_in_state(S.SUBMITTED, limit=1000)
             if not records:
                 return recovered
-            self._store.apply_transitions([
-                Transition(r.id, S.SUBMITTED, S.RETRYING, {
-                    "next_attempt_at": now, "last_error": "relayer restarted while the delivery was in flight",
-                    "error_reason": "Interrupted",
-                }) for r in records
-            ], now)
+            self._store.apply_transitions(
+                [
+                    Transition(
+                        r.id,
+                        S.SUBMITTED,
+                        S.RETRYING,
+                        {
+                            "next_attempt_at": now,
+                            "last_error": "relayer restarted while the delivery was in flight",
+                            "error_reason": "Interrupted",
+                        },
+                    )
+                    for r in records
+                ],
+                now,
+            )
             recovered += len(records)
             log.info("interrupted deliveries queued again", extra={"messages": len(records)})
 
-    def requeue_stranded(self, destination: int, in_flight: Collection[bytes], older_than: float) -> list[bytes]:
+    def requeue_stranded(
+        self, destination: int, in_flight: Collection[bytes], older_than: float
+    ) -> list[bytes]:
         """SUBMITTED messages of `destination` no call waits for (not in `in_flight`), last updated
         before `older_than`: queue them again. Returns their ids."""
         now = self._clock()
-        stranded = [r for r in self._store.messages_in_state(S.SUBMITTED, destination=destination)
-                    if r.id not in in_flight and r.updated_at < older_than]
+        stranded = [
+            r
+            for r in self._store.messages_in_state(S.SUBMITTED, destination=destination)
+            if r.id not in in_flight and r.updated_at < older_than
+        ]
         if not stranded:
             return []
         try:
-            self._store.apply_transitions([
-                Transition(r.id, S.SUBMITTED, S.RETRYING, {
-                    "next_attempt_at": now, "last_error": "no delivery outcome arrived; sent again",
-                    "error_reason": "Stranded",
-                }) for r in stranded
-            ], now)
+            self._store.apply_transitions(
+                [
+                    Transition(
+                        r.id,
+                        S.SUBMITTED,
+                        S.RETRYING,
+                        {
+                            "next_attempt_at": now,
+                            "last_error": "no delivery outcome arrived; sent again",
+                            "error_reason": "Stranded",
+                        },
+                    )
+                    for r in stranded
+                ],
+                now,
+            )
         except StaleState:
             return []  # an outcome landed meanwhile; the next check looks again
-        log.warning("stranded deliveries queued again", extra={"destination": destination, "messages": len(stranded)})
+        log.warning(
+            "stranded deliveries queued again", extra={"destination": destination, "messages": len(stranded)}
+        )
         return [r.id for r in stranded]

@@ -61,16 +61,26 @@ class Prover:
                     progressed = True
                     log.info("message verified", extra={**fields, "checkpoint_id": checkpoint_id})
                 elif transition.new is S.REJECTED:
-                    self._metrics.rejections.labels(str(source.domain), str(transition.updates["error_reason"])).inc()
-                    log.warning("message rejected", extra={**fields, "reason": transition.updates["last_error"]})
+                    self._metrics.rejections.labels(
+                        str(source.domain), str(transition.updates["error_reason"])
+                    ).inc()
+                    log.warning(
+                        "message rejected", extra={**fields, "reason": transition.updates["last_error"]}
+                    )
         return progressed
 
-    def compute_transitions(self, source: SourceState, certified: CertifiedCheckpoint | None,
-                            records: Sequence[MessageRecord]) -> list[Transition]:
+    def compute_transitions(
+        self, source: SourceState, certified: CertifiedCheckpoint | None, records: Sequence[MessageRecord]
+    ) -> list[Transition]:
         """The verdict for `records` (all ATTESTED under `certified`), as transitions; no writes."""
+
         def reject(record: MessageRecord, error: RelayError) -> Transition:
-            return Transition(record.id, S.ATTESTED, S.REJECTED,
-                              {"last_error": describe(error), "error_reason": error.reason})
+            return Transition(
+                record.id,
+                S.ATTESTED,
+                S.REJECTED,
+                {"last_error": describe(error), "error_reason": error.reason},
+            )
 
         def attest_again() -> list[Transition]:
             return [Transition(r.id, S.ATTESTED, S.FINAL, {"checkpoint_id": None}) for r in records]
@@ -83,14 +93,22 @@ class Prover:
                 return attest_again()
             try:
                 with self._metrics.time_verification("checkpoint"):
-                    verify_checkpoint(source.committee, checkpoint, certified.certificate, origin=source.domain,
-                                      gateway=source.gateway, backend=self._backend)
+                    verify_checkpoint(
+                        source.committee,
+                        checkpoint,
+                        certified.certificate,
+                        origin=source.domain,
+                        gateway=source.gateway,
+                        backend=self._backend,
+                    )
                 expected = tree.root_at(checkpoint.index + 1)
                 if expected != checkpoint.root:
                     # The committee signed a root the source gateway's Dispatch events do not produce.
                     raise InvalidMerkleProof(
-                        "checkpoint root differs from the source gateway's tree", index=checkpoint.index,
-                        root=checkpoint.root, expected=expected,
+                        "checkpoint root differs from the source gateway's tree",
+                        index=checkpoint.index,
+                        root=checkpoint.root,
+                        expected=expected,
                     )
             except InvalidProof as error:
                 return [reject(r, error) for r in records]
@@ -99,8 +117,9 @@ class Prover:
                 nonce = record.message.nonce
                 try:
                     if nonce > checkpoint.index:
-                        raise InvalidMerkleProof("checkpoint does not cover the message", nonce=nonce,
-                                                 index=checkpoint.index)
+                        raise InvalidMerkleProof(
+                            "checkpoint does not cover the message", nonce=nonce, index=checkpoint.index
+                        )
                     branch = tree.branch(nonce, checkpoint.index + 1)
                     with self._metrics.time_verification("merkle"):
                         verify_branch(record.id, branch, nonce, checkpoint.root)

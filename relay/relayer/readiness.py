@@ -13,8 +13,12 @@ from relay.relayer.config import RelayerConfig
 from relay.relayer.state import DestinationState, SourceState
 
 
-def compute_readiness(config: RelayerConfig, sources: Iterable[SourceState],
-                      destinations: Iterable[DestinationState], now: float) -> tuple[bool, str]:
+def compute_readiness(
+    config: RelayerConfig,
+    sources: Iterable[SourceState],
+    destinations: Iterable[DestinationState],
+    now: float,
+) -> tuple[bool, str]:
     """(ready, reason) at time `now`; the reason names the first thing that is not ready."""
     sources = list(sources)
     for source in sources:
@@ -27,8 +31,10 @@ def compute_readiness(config: RelayerConfig, sources: Iterable[SourceState],
             return False, f"{source.name}: watcher {lag} blocks behind the finalized block"
         weight = source.reachable_weight
         if weight is not None and weight < source.committee.threshold:
-            return False, (f"{source.name}: attestor quorum unreachable "
-                           f"({weight} of {source.committee.threshold} weight answered)")
+            return False, (
+                f"{source.name}: attestor quorum unreachable "
+                f"({weight} of {source.committee.threshold} weight answered)"
+            )
     for destination in destinations:
         if now - destination.answered_at > config.ready_max_poll_age:
             return False, f"submitter of domain {destination.domain} not answering"

@@ -129,11 +129,23 @@ def retry_message(store: Store, message_id: bytes, now: float, *, force: bool = 
         target = S.FINAL
         reset.update(checkpoint_id=None, branch=())
     else:
-        raise StaleState("only PARKED messages (or REJECTED with force) can be retried",
-                         id=message_id, state=record.state.name, force=force)
+        raise StaleState(
+            "only PARKED messages (or REJECTED with force) can be retried",
+            id=message_id,
+            state=record.state.name,
+            force=force,
+        )
     store.apply_transition(Transition(message_id, record.state, target, reset), now)
-    log.info("operator retry", extra={"message_id": message_id, "from": record.state.value, "to": target.value,
-                                      "origin": record.message.origin, "destination": record.message.destination})
+    log.info(
+        "operator retry",
+        extra={
+            "message_id": message_id,
+            "from": record.state.value,
+            "to": target.value,
+            "origin": record.message.origin,
+            "destination": record.message.destination,
+        },
+    )
     updated = store.get(message_id)
     if updated is None:  # pragma: no cover - the row was just updated
         raise LookupError("unknown message")
@@ -145,9 +157,15 @@ def compute_chain_statuses(sources: Mapping[int, SourceState], now: float) -> li
     statuses = []
     for source in sources.values():
         position = source.cursor_block()
-        statuses.append(ChainStatus(
-            domain=source.domain, name=source.name, head=source.head, finalized=source.finalized,
-            cursor=position, lag_blocks=max(0, source.finalized - position),
-            lag_seconds=(now - source.behind_since) if source.behind_since else 0.0,
-        ))
+        statuses.append(
+            ChainStatus(
+                domain=source.domain,
+                name=source.name,
+                head=source.head,
+                finalized=source.finalized,
+                cursor=position,
+                lag_blocks=max(0, source.finalized - position),
+                lag_seconds=(now - source.behind_since) if source.behind_since else 0.0,
+            )
+        )
     return statuses

@@ -48,8 +48,10 @@ class OriginTree:
         leaves: list[bytes] = []
         for nonce, message_id in self._store.message_ids_by_nonce(self.domain):
             if nonce != len(leaves):
-                log.warning("gap in the source's nonces: messages past it wait for the missing ones",
-                            extra={"chain": self.name, "origin": self.domain, "missing_nonce": len(leaves)})
+                log.warning(
+                    "gap in the source's nonces: messages past it wait for the missing ones",
+                    extra={"chain": self.name, "origin": self.domain, "missing_nonce": len(leaves)},
+                )
                 break
             leaves.append(message_id)
         with self._lock:

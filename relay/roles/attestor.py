@@ -134,8 +134,14 @@ class AttestorIdentity:
 class CheckpointLedger:
     """The attestor's signed checkpoints, newest last; thread-safe, with waiting for new ones."""
 
-    def __init__(self, identity: AttestorIdentity, secret_key: int, backend: BlsBackend, history: int,
-                 signed_log: str | None = None) -> None:
+    def __init__(
+        self,
+        identity: AttestorIdentity,
+        secret_key: int,
+        backend: BlsBackend,
+        history: int,
+        signed_log: str | None = None,
+    ) -> None:
         self.identity = identity
         self._secret_key = secret_key
         self._backend = backend
@@ -160,14 +166,18 @@ class CheckpointLedger:
             known = self._roots.get(index)
             if known is not None and known != root:
                 raise FinalityConflict(
-                    "final gateway root changed at an index already signed", index=index,
-                    signed_root=known, new_root=root)
+                    "final gateway root changed at an index already signed",
+                    index=index,
+                    signed_root=known,
+                    new_root=root,
+                )
             if self._signed and index <= self._signed[-1].checkpoint.index:
                 return None
 
         identity = self.identity
-        checkpoint = Checkpoint(origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch,
-                                root=root, index=index)
+        checkpoint = Checkpoint(
+            origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch, root=root, index=index
+        )
         signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
         partial = PartialSignature(checkpoint, identity.signer_index, identity.public_key, signature)
         with self._changed:
@@ -182,8 +192,17 @@ class CheckpointLedger:
         self._roots[index] = root
         if self._log_path is not None:
             with self._log_path.open("a") as log_file:
-                log_file.write(json.dumps({"origin": self.identity.origin, "epoch": self.identity.epoch,
-                                           "index": index, "root": root.hex()}) + "\n")
+                log_file.write(
+                    json.dumps(
+                        {
+                            "origin": self.identity.origin,
+                            "epoch": self.identity.epoch,
+                            "index": index,
+                            "root": root.hex(),
+                        }
+                    )
+                    + "\n"
+                )
                 log_file.flush()
                 os.fsync(log_file.fileno())
 
@@ -203,7 +222,8 @@ class CheckpointLedger:
         """Block until a checkpoint above `after_index` is signed, or `timeout` passes."""
         with self._changed:
             self._changed.wait_for(
-                lambda: bool(self._signed) and self._signed[-1].checkpoint.index > after_index, timeout)
+                lambda: bool(self._signed) and self._signed[-1].checkpoint.index > after_index, timeout
+            )
 
 
 class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
@@ -216,21 +236,27 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
     def _check_origin(self, origin: int, context: grpc.ServicerContext) -> None:
         expected = self.ledger.identity.origin
         if origin != expected:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"this attestor signs checkpoints of origin {expected}, not {origin}")
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this attestor signs checkpoints of origin {expected}, not {origin}",
+            )
 
     def GetCheckpoint(self, request: Any, context: grpc.ServicerContext) -> types_pb2.CheckpointSignature:  # noqa: N802
         """The newest signed checkpoint with index >= min_index; NOT_FOUND before there is one."""
         self._check_origin(request.origin, context)
         signed = self.ledger.newest_at_least(request.min_index)
         if signed is None:
-            context.abort(grpc.StatusCode.NOT_FOUND,
-                          f"no final checkpoint at index >= {request.min_index} signed yet "
-                          f"(last signed index {self.ledger.last_signed_index})")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no final checkpoint at index >= {request.min_index} signed yet "
+                f"(last signed index {self.ledger.last_signed_index})",
+            )
             raise AssertionError("unreachable: abort raises")  # pragma: no cover
         return partial_signature_to_proto(signed)
 
-    def StreamCheckpoints(self, request: Any, context: grpc.ServicerContext) -> Iterator[types_pb2.CheckpointSignature]:  # noqa: N802
+    def StreamCheckpoints(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> Iterator[types_pb2.CheckpointSignature]:
         """Every kept signed checkpoint from `from_index` on, then each new one as it is signed."""
         self._check_origin(request.origin, context)
         next_index = request.from_index
@@ -244,16 +270,26 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
         """Public key, proof of possession, origin, epoch and the last signed index."""
         identity = self.ledger.identity
         return attestation_pb2.AttestorIdentity(
-            origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch,
-            signer_index=identity.signer_index, public_key=identity.public_key,
-            proof_of_possession=identity.proof_of_possession, last_signed_index=self.ledger.last_signed_index)
+            origin=identity.origin,
+            gateway=identity.gateway,
+            epoch=identity.epoch,
+            signer_index=identity.signer_index,
+            public_key=identity.public_key,
+            proof_of_possession=identity.proof_of_possession,
+            last_signed_index=self.ledger.last_signed_index,
+        )
 
 
 class Attestor(ServedRole):
     """The role: the signing loop, the gRPC server and the HTTP health endpoints."""
 
-    def __init__(self, config: AttestorConfig, *, finality: FinalitySource | None = None,
-                 backend: BlsBackend | None = None) -> None:
+    def __init__(
+        self,
+        config: AttestorConfig,
+        *,
+        finality: FinalitySource | None = None,
+        backend: BlsBackend | None = None,
+    ) -> None:
         from prometheus_client import CollectorRegistry
 
         from relay.metrics import RelayMetrics
@@ -265,9 +301,13 @@ class Attestor(ServedRole):
         self.finality = finality or chain_registry.create_finality_source(config.chain, self.metrics)
         secret_key = parse_secret_key(config.bls_key.reveal())
         identity = AttestorIdentity(
-            origin=config.chain.domain, gateway=self.finality.gateway, epoch=config.epoch,
-            signer_index=config.signer_index, public_key=self.backend.secret_to_public_key(secret_key),
-            proof_of_possession=self.backend.prove_possession(secret_key))
+            origin=config.chain.domain,
+            gateway=self.finality.gateway,
+            epoch=config.epoch,
+            signer_index=config.signer_index,
+            public_key=self.backend.secret_to_public_key(secret_key),
+            proof_of_possession=self.backend.prove_possession(secret_key),
+        )
         self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history, config.signed_log)
         self.stopping = threading.Event()
         self.halted: FinalityConflict | None = None
@@ -288,9 +328,13 @@ class Attestor(ServedRole):
         root, count = state
         signed = self.ledger.apply_final_state(root, count)
         if signed is not None:
-            self.metrics.attestor_last_signed_index.labels(str(self.config.chain.domain)).set(signed.checkpoint.index)
-            log.info("checkpoint signed", extra={"origin": self.config.chain.domain,
-                                                  "index": signed.checkpoint.index, "root": root})
+            self.metrics.attestor_last_signed_index.labels(str(self.config.chain.domain)).set(
+                signed.checkpoint.index
+            )
+            log.info(
+                "checkpoint signed",
+                extra={"origin": self.config.chain.domain, "index": signed.checkpoint.index, "root": root},
+            )
         return signed
 
     def run_loop(self) -> None:
@@ -308,8 +352,10 @@ class Attestor(ServedRole):
                 except InvalidProof as error:
                     # A node served data that does not verify (ethereum mode): sign nothing, count it.
                     self.metrics.record_rejection(self.config.chain.domain, error)
-                    log.error("finality proof rejected; nothing signed", extra={"reason": error.reason,
-                                                                                "error": str(error)})
+                    log.error(
+                        "finality proof rejected; nothing signed",
+                        extra={"reason": error.reason, "error": str(error)},
+                    )
                 except RelayError as error:
                     log.warning("finality read failed", extra={"reason": error.reason, "error": str(error)})
             self.stopping.wait(self.config.poll_interval)
@@ -322,18 +368,30 @@ class Attestor(ServedRole):
 
         def register(server: grpc.Server) -> None:
             attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
-                AttestationServicer(self.ledger, self.stopping), server)
+                AttestationServicer(self.ledger, self.stopping), server
+            )
 
-        served = start_grpc_server(self.config.listen, self.metrics, register, [SERVICE_NAME],
-                                   max_workers=16, thread_prefix="attestor-grpc")
+        served = start_grpc_server(
+            self.config.listen,
+            self.metrics,
+            register,
+            [SERVICE_NAME],
+            max_workers=16,
+            thread_prefix="attestor-grpc",
+        )
         self._server, self._grpc_health, self.grpc_port = served.server, served.health, served.port
         if self.config.metrics_listen:
             host, port = split_address(self.config.metrics_listen)
             self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()
-        log.info("attestor serving", extra={
-            "origin": self.config.chain.domain, "signer_index": self.config.signer_index,
-            "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
-            "metrics": self.config.metrics_listen})
+        log.info(
+            "attestor serving",
+            extra={
+                "origin": self.config.chain.domain,
+                "signer_index": self.config.signer_index,
+                "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
+                "metrics": self.config.metrics_listen,
+            },
+        )
         return self
 
     def readiness(self) -> tuple[bool, str]:
@@ -350,6 +408,8 @@ class Attestor(ServedRole):
             return
         from grpc_health.v1 import health_pb2
 
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", SERVICE_NAME):
             self._grpc_health.set(name, status)

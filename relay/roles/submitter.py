@@ -89,28 +89,47 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             checkpoint, certificate, items = deliver_request_from_proto(request)
             for item in items:
                 if item.message.destination != self.destination.domain:
-                    raise DestinationMismatch("message for another destination", id=item.message.id,
-                                              destination=item.message.destination,
-                                              expected=self.destination.domain)
+                    raise DestinationMismatch(
+                        "message for another destination",
+                        id=item.message.id,
+                        destination=item.message.destination,
+                        expected=self.destination.domain,
+                    )
                 if item.message.origin != checkpoint.origin:
                     raise OriginMismatch("message of another origin than its checkpoint", id=item.message.id)
                 if item.message.nonce > checkpoint.index:
-                    raise IndexOutOfRange("message not covered by the checkpoint", id=item.message.id,
-                                          nonce=item.message.nonce, index=checkpoint.index)
+                    raise IndexOutOfRange(
+                        "message not covered by the checkpoint",
+                        id=item.message.id,
+                        nonce=item.message.nonce,
+                        index=checkpoint.index,
+                    )
         except (MalformedEncoding, DestinationMismatch, OriginMismatch, IndexOutOfRange) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
         ids = [item.message.id for item in items]
         try:
             batch = self.destination.submit(checkpoint, certificate, items)
         except InvalidProof as error:
-            log.warning("destination gateway rejected a delivery", extra={
-                "reason": error.reason, "error": str(error), "messages": len(ids),
-                "origin": checkpoint.origin, "index": checkpoint.index})
+            log.warning(
+                "destination gateway rejected a delivery",
+                extra={
+                    "reason": error.reason,
+                    "error": str(error),
+                    "messages": len(ids),
+                    "origin": checkpoint.origin,
+                    "index": checkpoint.index,
+                },
+            )
             if self.metrics is not None:
                 self.metrics.record_rejection(checkpoint.origin, error)
-            return destination_pb2.DeliverResponse(results=[
-                destination_pb2.DeliveryResult(id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_REJECTED, reason=_reason(error))
-                for i in ids])
+            return destination_pb2.DeliverResponse(
+                results=[
+                    destination_pb2.DeliveryResult(
+                        id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_REJECTED, reason=_reason(error)
+                    )
+                    for i in ids
+                ]
+            )
         except TransientError as error:
             log.warning("delivery failed transiently", extra={"reason": error.reason, "error": str(error)})
             context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
@@ -120,24 +139,45 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         delivered = set(batch.delivered)
         for message_id in ids:
             if message_id in delivered:
-                results.append(destination_pb2.DeliveryResult(
-                    id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_DELIVERED))
+                results.append(
+                    destination_pb2.DeliveryResult(id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_DELIVERED)
+                )
             elif message_id in batch.failed:
-                results.append(destination_pb2.DeliveryResult(
-                    id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED,
-                    reason=f"RecipientReverted: {batch.failed[message_id]}"))
+                results.append(
+                    destination_pb2.DeliveryResult(
+                        id=message_id,
+                        outcome=_OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED,
+                        reason=f"RecipientReverted: {batch.failed[message_id]}",
+                    )
+                )
             else:
-                results.append(destination_pb2.DeliveryResult(
-                    id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_ALREADY_DELIVERED))
+                results.append(
+                    destination_pb2.DeliveryResult(
+                        id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_ALREADY_DELIVERED
+                    )
+                )
         if batch.transaction_hash:
-            log.info("delivery mined", extra={
-                "transaction": batch.transaction_hash, "block": batch.block_number, "gas_used": batch.gas_used,
-                "delivered": len(batch.delivered), "failed": len(batch.failed), "messages": len(ids)})
+            log.info(
+                "delivery mined",
+                extra={
+                    "transaction": batch.transaction_hash,
+                    "block": batch.block_number,
+                    "gas_used": batch.gas_used,
+                    "delivered": len(batch.delivered),
+                    "failed": len(batch.failed),
+                    "messages": len(ids),
+                },
+            )
         return destination_pb2.DeliverResponse(
-            transaction_hash=batch.transaction_hash, block_number=batch.block_number, gas_used=batch.gas_used,
-            results=results)
+            transaction_hash=batch.transaction_hash,
+            block_number=batch.block_number,
+            gas_used=batch.gas_used,
+            results=results,
+        )
 
-    def GetDelivered(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.GetDeliveredResponse:  # noqa: N802
+    def GetDelivered(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> destination_pb2.GetDeliveredResponse:
         """Whether each (origin, nonce) was delivered, in request order."""
         keys = [(key.origin, key.nonce) for key in request.keys]
         try:
@@ -157,8 +197,12 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         except TransientError as error:
             context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
         return destination_pb2.DestinationStatus(
-            domain=status.domain, head=status.head, nonce=status.nonce, balance=str(status.balance),
-            account=status.account)
+            domain=status.domain,
+            head=status.head,
+            nonce=status.nonce,
+            balance=str(status.balance),
+            account=status.account,
+        )
 
 
 class Submitter(ServedRole):
@@ -175,7 +219,8 @@ class Submitter(ServedRole):
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
         self.destination = destination or chain_registry.create_destination(
-            config.chain, config.key.reveal(), self.metrics)
+            config.chain, config.key.reveal(), self.metrics
+        )
         self.stopping = threading.Event()
         self.grpc_port = 0
         self.last_status_at = 0.0
@@ -188,18 +233,30 @@ class Submitter(ServedRole):
 
         def register(server: grpc.Server) -> None:
             destination_pb2_grpc.add_DestinationServiceServicer_to_server(
-                DestinationServicer(self.destination, self.metrics), server)
+                DestinationServicer(self.destination, self.metrics), server
+            )
 
-        served = start_grpc_server(self.config.listen, self.metrics, register, [SERVICE_NAME],
-                                   max_workers=16, thread_prefix="submitter-grpc")
+        served = start_grpc_server(
+            self.config.listen,
+            self.metrics,
+            register,
+            [SERVICE_NAME],
+            max_workers=16,
+            thread_prefix="submitter-grpc",
+        )
         self._server, self.grpc_port = served.server, served.port
         if self.config.metrics_listen:
             host, port = split_address(self.config.metrics_listen)
             self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()
-        log.info("submitter serving", extra={
-            "destination": self.config.chain.domain, "account": getattr(self.destination, "account", ""),
-            "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
-            "metrics": self.config.metrics_listen})
+        log.info(
+            "submitter serving",
+            extra={
+                "destination": self.config.chain.domain,
+                "account": getattr(self.destination, "account", ""),
+                "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
+                "metrics": self.config.metrics_listen,
+            },
+        )
         return self
 
     def readiness(self) -> tuple[bool, str]:
@@ -222,4 +279,3 @@ class Submitter(ServedRole):
             else:
                 self.last_status_at = time.monotonic()
             self.stopping.wait(STATUS_INTERVAL_SECONDS)
-

@@ -31,8 +31,12 @@ def generate(output_root: Path) -> Path:
     output_root.mkdir(parents=True, exist_ok=True)
     include = Path(protoc.__file__).parent / "_proto"
     args = [
-        "protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={output_root}",
-        f"--pyi_out={output_root}", f"--grpc_python_out={output_root}",
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{include}",
+        f"--python_out={output_root}",
+        f"--pyi_out={output_root}",
+        f"--grpc_python_out={output_root}",
         *[str(p.relative_to(PROTO_ROOT)) for p in proto_files()],
     ]
     if protoc.main(args) != 0:

@@ -20,10 +20,17 @@ from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, des
 from relay.verify.committee import Checkpoint, QuorumCertificate
 
 # gRPC codes that say "try again later"; any other failure code is permanent for that request.
-TRANSIENT_CODES = frozenset({
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED,
-})
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    }
+)
 
 # Reconnect quickly to a peer that comes back: gRPC's default backoff grows to two minutes.
 CHANNEL_OPTIONS = [
@@ -70,7 +77,9 @@ class GrpcAttestorClient:
             raise classify_rpc_error(error, self.address, "GetCheckpoint") from error
         partial = convert.partial_signature_from_proto(response)
         if partial.checkpoint.origin != origin:
-            raise OriginMismatch("attestor signed another origin", origin=partial.checkpoint.origin, expected=origin)
+            raise OriginMismatch(
+                "attestor signed another origin", origin=partial.checkpoint.origin, expected=origin
+            )
         return partial
 
     def get_identity(self, timeout: float) -> AttestorIdentity:
@@ -112,8 +121,9 @@ def report_from_proto(response: destination_pb2.DeliverResponse) -> DeliveryRepo
         bytes(r.id): DeliveryResult(_OUTCOMES.get(r.outcome, DeliveryOutcome.UNSPECIFIED), r.reason)
         for r in response.results
     }
-    return DeliveryReport(bytes(response.transaction_hash), int(response.block_number), int(response.gas_used),
-                          results)
+    return DeliveryReport(
+        bytes(response.transaction_hash), int(response.block_number), int(response.gas_used), results
+    )
 
 
 class GrpcSubmitterClient:
@@ -124,8 +134,13 @@ class GrpcSubmitterClient:
         self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = destination_pb2_grpc.DestinationServiceStub(self._channel)
 
-    def deliver(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-                items: Sequence[DeliveryItem], timeout: float) -> _PendingGrpcDelivery:
+    def deliver(
+        self,
+        checkpoint: Checkpoint,
+        certificate: QuorumCertificate,
+        items: Sequence[DeliveryItem],
+        timeout: float,
+    ) -> _PendingGrpcDelivery:
         """Start `Deliver` for `items`; wait on the returned handle."""
         request = convert.deliver_request_to_proto(checkpoint, certificate, items)
         return _PendingGrpcDelivery(self._stub.Deliver.future(request, timeout=timeout), self.address)

@@ -29,8 +29,13 @@ from relay.verify.message import Message
 def message_to_proto(message: Message) -> types_pb2.Message:
     """The wire form: the authoritative encoding plus the decoded header."""
     return types_pb2.Message(
-        id=message.id, encoded=message.encode(), nonce=message.nonce, origin=message.origin,
-        destination=message.destination, sender=bytes(message.sender), recipient=bytes(message.recipient),
+        id=message.id,
+        encoded=message.encode(),
+        nonce=message.nonce,
+        origin=message.origin,
+        destination=message.destination,
+        sender=bytes(message.sender),
+        recipient=bytes(message.recipient),
     )
 
 
@@ -49,7 +54,9 @@ def message_from_proto(proto: types_pb2.Message) -> Message:
         given = getattr(proto, name)
         if given and given != getattr(message, name):
             raise MalformedEncoding(
-                f"message.{name} does not match the encoding", field=name, value=given,
+                f"message.{name} does not match the encoding",
+                field=name,
+                value=given,
                 encoded=getattr(message, name),
             )
     return message
@@ -68,8 +75,11 @@ def message_id_from_bytes(value: bytes, field: str = "id") -> bytes:
 def checkpoint_to_proto(checkpoint: Checkpoint) -> types_pb2.Checkpoint:
     """The wire form of a checkpoint."""
     return types_pb2.Checkpoint(
-        origin=checkpoint.origin, gateway=checkpoint.gateway, epoch=checkpoint.epoch,
-        root=checkpoint.root, index=checkpoint.index,
+        origin=checkpoint.origin,
+        gateway=checkpoint.gateway,
+        epoch=checkpoint.epoch,
+        root=checkpoint.root,
+        index=checkpoint.index,
     )
 
 
@@ -79,8 +89,13 @@ def checkpoint_from_proto(proto: types_pb2.Checkpoint) -> Checkpoint:
         value = getattr(proto, name)
         if len(value) != 32:
             raise MalformedEncoding(f"checkpoint.{name} must be 32 bytes", field=name, length=len(value))
-    return Checkpoint(origin=proto.origin, gateway=bytes(proto.gateway), epoch=proto.epoch,
-                      root=bytes(proto.root), index=proto.index)
+    return Checkpoint(
+        origin=proto.origin,
+        gateway=bytes(proto.gateway),
+        epoch=proto.epoch,
+        root=bytes(proto.root),
+        index=proto.index,
+    )
 
 
 def certificate_to_proto(certificate: QuorumCertificate) -> types_pb2.QuorumCertificate:
@@ -102,8 +117,10 @@ def certificate_from_proto(proto: types_pb2.QuorumCertificate) -> QuorumCertific
 def partial_signature_to_proto(partial: PartialSignature) -> types_pb2.CheckpointSignature:
     """The wire form of an attestor's signature."""
     return types_pb2.CheckpointSignature(
-        checkpoint=checkpoint_to_proto(partial.checkpoint), signer_index=partial.signer_index,
-        signer_public_key=partial.public_key, signature=partial.signature,
+        checkpoint=checkpoint_to_proto(partial.checkpoint),
+        signer_index=partial.signer_index,
+        signer_public_key=partial.public_key,
+        signature=partial.signature,
     )
 
 
@@ -115,8 +132,12 @@ def partial_signature_from_proto(proto: types_pb2.CheckpointSignature) -> Partia
         raise MalformedEncoding("signer_public_key must be 48 bytes", length=len(proto.signer_public_key))
     if len(proto.signature) != SIGNATURE_LENGTH:
         raise MalformedEncoding("signature must be 96 bytes", length=len(proto.signature))
-    return PartialSignature(checkpoint_from_proto(proto.checkpoint), proto.signer_index,
-                            bytes(proto.signer_public_key), bytes(proto.signature))
+    return PartialSignature(
+        checkpoint_from_proto(proto.checkpoint),
+        proto.signer_index,
+        bytes(proto.signer_public_key),
+        bytes(proto.signature),
+    )
 
 
 # --- deliveries ---------------------------------------------------------------------------------
@@ -135,11 +156,13 @@ def delivery_item_from_proto(proto: destination_pb2.DeliveryItem) -> DeliveryIte
     return DeliveryItem(message, tuple(bytes(node) for node in proto.branch))
 
 
-def deliver_request_to_proto(checkpoint: Checkpoint, certificate: QuorumCertificate,
-                             items: Sequence[DeliveryItem]) -> destination_pb2.DeliverRequest:
+def deliver_request_to_proto(
+    checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
+) -> destination_pb2.DeliverRequest:
     """One delivery batch under one checkpoint and certificate."""
     return destination_pb2.DeliverRequest(
-        checkpoint=checkpoint_to_proto(checkpoint), certificate=certificate_to_proto(certificate),
+        checkpoint=checkpoint_to_proto(checkpoint),
+        certificate=certificate_to_proto(certificate),
         items=[delivery_item_to_proto(item) for item in items],
     )
 
@@ -152,8 +175,11 @@ def deliver_request_from_proto(
         raise MalformedEncoding("a delivery needs a checkpoint and a certificate")
     if not proto.items:
         raise MalformedEncoding("a delivery needs at least one item")
-    return (checkpoint_from_proto(proto.checkpoint), certificate_from_proto(proto.certificate),
-            [delivery_item_from_proto(item) for item in proto.items])
+    return (
+        checkpoint_from_proto(proto.checkpoint),
+        certificate_from_proto(proto.certificate),
+        [delivery_item_from_proto(item) for item in proto.items],
+    )
 
 
 # --- lifecycle states -----------------------------------------------------------------------------
@@ -180,20 +206,30 @@ def state_from_proto(value: int) -> MessageState:
 def message_status_to_proto(record: MessageRecord) -> relay_service_pb2.MessageStatus:
     """What RelayService reports about one message."""
     return relay_service_pb2.MessageStatus(
-        message=message_to_proto(record.message), state=state_to_proto(record.state),
-        attempts=record.attempts, last_error=record.last_error,
-        source_transaction=record.source_transaction, source_block=record.source_block,
-        destination_transaction=record.destination_transaction, observed_at=record.observed_at,
-        updated_at=record.updated_at, delivered_at=record.delivered_at,
+        message=message_to_proto(record.message),
+        state=state_to_proto(record.state),
+        attempts=record.attempts,
+        last_error=record.last_error,
+        source_transaction=record.source_transaction,
+        source_block=record.source_block,
+        destination_transaction=record.destination_transaction,
+        observed_at=record.observed_at,
+        updated_at=record.updated_at,
+        delivered_at=record.delivered_at,
     )
 
 
 def message_status_from_proto(proto: relay_service_pb2.MessageStatus) -> MessageRecord:
     """A `MessageRecord` with the fields RelayService reports (clients and tests)."""
     return MessageRecord(
-        message=message_from_proto(proto.message), state=state_from_proto(proto.state),
-        attempts=proto.attempts, last_error=proto.last_error,
-        source_transaction=bytes(proto.source_transaction), source_block=proto.source_block,
-        destination_transaction=bytes(proto.destination_transaction), observed_at=proto.observed_at,
-        updated_at=proto.updated_at, delivered_at=proto.delivered_at,
+        message=message_from_proto(proto.message),
+        state=state_from_proto(proto.state),
+        attempts=proto.attempts,
+        last_error=proto.last_error,
+        source_transaction=bytes(proto.source_transaction),
+        source_block=proto.source_block,
+        destination_transaction=bytes(proto.destination_transaction),
+        observed_at=proto.observed_at,
+        updated_at=proto.updated_at,
+        delivered_at=proto.delivered_at,
     )

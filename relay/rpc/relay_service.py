@@ -112,7 +112,8 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
         except (MalformedEncoding, ValueError) as error:
             _invalid(context, error)
         return relay_service_pb2.ListMessagesResponse(
-            messages=[convert.message_status_to_proto(r) for r in page.records], next_page_token=page.next_token,
+            messages=[convert.message_status_to_proto(r) for r in page.records],
+            next_page_token=page.next_token,
         )
 
     def WatchMessages(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
@@ -147,7 +148,11 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
                 yield status(record)
             while context.is_active() and not relayer.stopping:
                 if subscriber.overflowed:
-                    _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "watcher fell too far behind; watch again")
+                    _abort(
+                        context,
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "watcher fell too far behind; watch again",
+                    )
                 try:
                     message_id = subscriber.inbox.get(timeout=0.5)
                 except queue.Empty:
@@ -177,9 +182,17 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
         return convert.message_status_to_proto(record)
 
     def ListChains(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        return relay_service_pb2.ListChainsResponse(chains=[
-            relay_service_pb2.ChainStatus(
-                domain=c.domain, name=c.name, head=c.head, finalized=c.finalized, cursor=c.cursor,
-                lag_blocks=c.lag_blocks, lag_seconds=c.lag_seconds,
-            ) for c in self.relayer.chain_statuses()
-        ])
+        return relay_service_pb2.ListChainsResponse(
+            chains=[
+                relay_service_pb2.ChainStatus(
+                    domain=c.domain,
+                    name=c.name,
+                    head=c.head,
+                    finalized=c.finalized,
+                    cursor=c.cursor,
+                    lag_blocks=c.lag_blocks,
+                    lag_seconds=c.lag_seconds,
+                )
+                for c in self.relayer.chain_statuses()
+            ]
+        )

@@ -50,11 +50,20 @@ class GrpcServer:
         self.server.stop(grace).wait(grace + 1)
 
 
-def start_grpc_server(listen: str, metrics: RelayMetrics, register: Callable[[grpc.Server], None],
-                      service_names: Iterable[str], *, max_workers: int, thread_prefix: str) -> GrpcServer:
+def start_grpc_server(
+    listen: str,
+    metrics: RelayMetrics,
+    register: Callable[[grpc.Server], None],
+    service_names: Iterable[str],
+    *,
+    max_workers: int,
+    thread_prefix: str,
+) -> GrpcServer:
     """Build a server, add the role's services (`register`), health and reflection, bind and start it."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),
-                         interceptors=[MetricsInterceptor(metrics)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),
+        interceptors=[MetricsInterceptor(metrics)],
+    )
     register(server)
     health = add_grpc_health_and_reflection(server, list(service_names))
     port = bind(server, listen)

@@ -41,11 +41,18 @@ def build_status(relayer: Relayer, *, recent: int = DEFAULT_RECENT_MESSAGES) -> 
 
     chains = []
     for status in relayer.chain_statuses():
-        chains.append({
-            "domain": status.domain, "name": status.name, "head": status.head,
-            "finalized": status.finalized, "cursor": status.cursor, "lag_blocks": status.lag_blocks,
-            "lag_seconds": round(status.lag_seconds, 1), "lagging": status.lag_blocks > lag_threshold,
-        })
+        chains.append(
+            {
+                "domain": status.domain,
+                "name": status.name,
+                "head": status.head,
+                "finalized": status.finalized,
+                "cursor": status.cursor,
+                "lag_blocks": status.lag_blocks,
+                "lag_seconds": round(status.lag_seconds, 1),
+                "lagging": status.lag_blocks > lag_threshold,
+            }
+        )
 
     stored = relayer.store.count_by_state()
     counts = {state.name: stored.get(state, 0) for state in MessageState}
@@ -90,8 +97,9 @@ def _chain(domain: int, names: dict[int, str]) -> dict[str, Any]:
     return {"domain": domain, "name": names.get(domain, f"domain {domain}")}
 
 
-def _message_status(record: MessageRecord, now: float, names: dict[int, str],
-                    explorers: dict[int, str]) -> dict[str, Any]:
+def _message_status(
+    record: MessageRecord, now: float, names: dict[int, str], explorers: dict[int, str]
+) -> dict[str, Any]:
     message = record.message
     return {
         "id": "0x" + record.id.hex(),
@@ -103,8 +111,9 @@ def _message_status(record: MessageRecord, now: float, names: dict[int, str],
         "attempts": record.attempts,
         "last_error": record.last_error,
         "source_tx": compute_transaction_link(record.source_transaction, explorers.get(message.origin)),
-        "destination_tx": compute_transaction_link(record.destination_transaction,
-                                                   explorers.get(message.destination)),
+        "destination_tx": compute_transaction_link(
+            record.destination_transaction, explorers.get(message.destination)
+        ),
     }
 
 

@@ -21,8 +21,16 @@ from relay.store.base import (
 from relay.store.sqlite import SqliteStore
 
 __all__ = [
-    "CertifiedCheckpoint", "MessageFilter", "MessageRecord", "Page", "SignatureRecord", "SqliteStore",
-    "Store", "SubmittedTransaction", "Transition", "open_store",
+    "CertifiedCheckpoint",
+    "MessageFilter",
+    "MessageRecord",
+    "Page",
+    "SignatureRecord",
+    "SqliteStore",
+    "Store",
+    "SubmittedTransaction",
+    "Transition",
+    "open_store",
 ]
 
 
@@ -30,5 +38,5 @@ def open_store(path: str | Path) -> Store:
     """Open the store at `path` (a SQLite file, created if missing; `sqlite:///path` also accepted)."""
     text = str(path)
     if text.startswith("sqlite:///"):
-        text = text[len("sqlite:///"):]
+        text = text[len("sqlite:///") :]
     return SqliteStore(text)

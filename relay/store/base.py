@@ -30,7 +30,7 @@ class MessageRecord:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str = ""
-    error_reason: str = ""          # the RelayError class name of the last failure, for counting
+    error_reason: str = ""  # the RelayError class name of the last failure, for counting
     source_block: int = 0
     source_block_hash: bytes = b""
     source_transaction: bytes = b""
@@ -45,7 +45,7 @@ class MessageRecord:
     submitted_at: float = 0.0
     delivered_at: float = 0.0
     updated_at: float = 0.0
-    sequence: int = 0               # insertion order; the keyset for paging
+    sequence: int = 0  # insertion order; the keyset for paging
 
     @property
     def id(self) -> bytes:
@@ -132,7 +132,9 @@ class Store(ABC):
     # --- messages -------------------------------------------------------------------------
 
     @abstractmethod
-    def insert_observed(self, observed: Iterable[ObservedMessage], now: float) -> tuple[list[bytes], list[bytes]]:
+    def insert_observed(
+        self, observed: Iterable[ObservedMessage], now: float
+    ) -> tuple[list[bytes], list[bytes]]:
         """Insert new messages as OBSERVED; ids already stored are left alone (idempotent).
 
         Returns (new ids, conflicting ids): a conflicting id has the (origin, nonce) of another
@@ -160,12 +162,19 @@ class Store(ABC):
         """Messages matching `where`, newest first, `limit` per page (keyset paging)."""
 
     @abstractmethod
-    def messages_in_state(self, state: MessageState, origin: int | None = None,
-                          destination: int | None = None, limit: int = 1000) -> list[MessageRecord]:
+    def messages_in_state(
+        self,
+        state: MessageState,
+        origin: int | None = None,
+        destination: int | None = None,
+        limit: int = 1000,
+    ) -> list[MessageRecord]:
         """Messages in `state` (optionally of one origin / destination), by origin then nonce."""
 
     @abstractmethod
-    def due_for_retry(self, now: float, destination: int | None = None, limit: int = 1000) -> list[MessageRecord]:
+    def due_for_retry(
+        self, now: float, destination: int | None = None, limit: int = 1000
+    ) -> list[MessageRecord]:
         """RETRYING messages (optionally to one destination) whose `next_attempt_at` has passed, soonest first."""
 
     @abstractmethod
@@ -219,8 +228,9 @@ class Store(ABC):
         """A stored certified checkpoint."""
 
     @abstractmethod
-    def attest_messages(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-                        ids: Sequence[bytes], now: float) -> int:
+    def attest_messages(
+        self, checkpoint: Checkpoint, certificate: QuorumCertificate, ids: Sequence[bytes], now: float
+    ) -> int:
         """Store the certificate and move `ids` FINAL -> ATTESTED pointing at it, in one transaction."""
 
     @abstractmethod

@@ -167,7 +167,9 @@ class SqliteStore(Store):
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise ConfigurationError(
-                    "the store was written by a newer relay", path=self.path, version=version,
+                    "the store was written by a newer relay",
+                    path=self.path,
+                    version=version,
                     supported=SCHEMA_VERSION,
                 )
             self._db.executescript(_SCHEMA)
@@ -205,7 +207,9 @@ class SqliteStore(Store):
 
     # --- messages ---------------------------------------------------------------------------
 
-    def insert_observed(self, observed: Iterable[ObservedMessage], now: float) -> tuple[list[bytes], list[bytes]]:
+    def insert_observed(
+        self, observed: Iterable[ObservedMessage], now: float
+    ) -> tuple[list[bytes], list[bytes]]:
         new: list[bytes] = []
         conflicts: list[bytes] = []
         with self._transaction() as db:
@@ -223,9 +227,20 @@ class SqliteStore(Store):
                     "INSERT INTO messages (id, origin, destination, nonce, encoded, state, source_block,"
                     " source_block_hash, source_tx, log_index, observed_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (message.id, message.origin, message.destination, message.nonce, message.encode(),
-                     MessageState.OBSERVED.value, item.block_number, bytes(item.block_hash),
-                     bytes(item.transaction_hash), item.log_index, now, now),
+                    (
+                        message.id,
+                        message.origin,
+                        message.destination,
+                        message.nonce,
+                        message.encode(),
+                        MessageState.OBSERVED.value,
+                        item.block_number,
+                        bytes(item.block_hash),
+                        bytes(item.transaction_hash),
+                        item.log_index,
+                        now,
+                        now,
+                    ),
                 )
                 new.append(message.id)
         self._notify(new)
@@ -233,10 +248,13 @@ class SqliteStore(Store):
 
     def mark_final(self, origin: int, finalized_block: int, now: float) -> list[bytes]:
         with self._transaction() as db:
-            ids = [bytes(r[0]) for r in db.execute(
-                "SELECT id FROM messages WHERE state = ? AND origin = ? AND source_block <= ? ORDER BY nonce",
-                (MessageState.OBSERVED.value, origin, finalized_block),
-            )]
+            ids = [
+                bytes(r[0])
+                for r in db.execute(
+                    "SELECT id FROM messages WHERE state = ? AND origin = ? AND source_block <= ? ORDER BY nonce",
+                    (MessageState.OBSERVED.value, origin, finalized_block),
+                )
+            ]
             db.executemany(
                 "UPDATE messages SET state = ?, final_at = ?, updated_at = ? WHERE id = ? AND state = ?",
                 [(MessageState.FINAL.value, now, now, i, MessageState.OBSERVED.value) for i in ids],
@@ -255,8 +273,10 @@ class SqliteStore(Store):
                 if row[0] != MessageState.OBSERVED.value:
                     refused.append(bytes(message_id))
                     continue
-                db.execute("DELETE FROM messages WHERE id = ? AND state = ?",
-                           (bytes(message_id), MessageState.OBSERVED.value))
+                db.execute(
+                    "DELETE FROM messages WHERE id = ? AND state = ?",
+                    (bytes(message_id), MessageState.OBSERVED.value),
+                )
                 removed.append(bytes(message_id))
         return removed, refused
 
@@ -282,8 +302,13 @@ class SqliteStore(Store):
         token = str(records[-1].sequence) if len(rows) > limit else ""
         return Page(records, token)
 
-    def messages_in_state(self, state: MessageState, origin: int | None = None,
-                          destination: int | None = None, limit: int = 1000) -> list[MessageRecord]:
+    def messages_in_state(
+        self,
+        state: MessageState,
+        origin: int | None = None,
+        destination: int | None = None,
+        limit: int = 1000,
+    ) -> list[MessageRecord]:
         sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE state = ?"
         params: list[Any] = [state.value]
         if origin is not None:
@@ -295,7 +320,9 @@ class SqliteStore(Store):
         sql += " ORDER BY origin, nonce LIMIT ?"
         return [_message_record(r) for r in self._read(sql, [*params, limit])]
 
-    def due_for_retry(self, now: float, destination: int | None = None, limit: int = 1000) -> list[MessageRecord]:
+    def due_for_retry(
+        self, now: float, destination: int | None = None, limit: int = 1000
+    ) -> list[MessageRecord]:
         sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE state = ? AND next_attempt_at <= ?"
         params: list[Any] = [MessageState.RETRYING.value, now]
         if destination is not None:
@@ -306,12 +333,15 @@ class SqliteStore(Store):
 
     def message_ids_by_nonce(self, origin: int, from_nonce: int = 0) -> list[tuple[int, bytes]]:
         rows = self._read(
-            "SELECT nonce, id FROM messages WHERE origin = ? AND nonce >= ? ORDER BY nonce", (origin, from_nonce)
+            "SELECT nonce, id FROM messages WHERE origin = ? AND nonce >= ? ORDER BY nonce",
+            (origin, from_nonce),
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
     def lowest_nonce(self, origin: int, state: MessageState) -> int | None:
-        rows = self._read("SELECT MIN(nonce) FROM messages WHERE origin = ? AND state = ?", (origin, state.value))
+        rows = self._read(
+            "SELECT MIN(nonce) FROM messages WHERE origin = ? AND state = ?", (origin, state.value)
+        )
         return None if rows[0][0] is None else int(rows[0][0])
 
     def count_by_state(self, origin: int | None = None) -> dict[MessageState, int]:
@@ -382,8 +412,10 @@ class SqliteStore(Store):
         if cursor.rowcount != 1:
             row = db.execute("SELECT state FROM messages WHERE id = ?", (bytes(transition.id),)).fetchone()
             raise StaleState(
-                "message is not in the expected state", id=bytes(transition.id),
-                expected=transition.old.name, actual=None if row is None else MessageState(row[0]).name,
+                "message is not in the expected state",
+                id=bytes(transition.id),
+                expected=transition.old.name,
+                actual=None if row is None else MessageState(row[0]).name,
             )
 
     # --- checkpoints and signatures ---------------------------------------------------------
@@ -392,8 +424,9 @@ class SqliteStore(Store):
         with self._transaction() as db:
             return self._save_certificate(db, checkpoint, certificate, now)
 
-    def _save_certificate(self, db: sqlite3.Connection, checkpoint: Checkpoint,
-                          certificate: QuorumCertificate, now: float) -> int:
+    def _save_certificate(
+        self, db: sqlite3.Connection, checkpoint: Checkpoint, certificate: QuorumCertificate, now: float
+    ) -> int:
         key = (checkpoint.origin, checkpoint.gateway, checkpoint.epoch, checkpoint.root, checkpoint.index)
         db.execute(
             "INSERT INTO checkpoints (origin, gateway, epoch, root, idx, signers, signature, created_at)"
@@ -409,21 +442,33 @@ class SqliteStore(Store):
     def get_certificate(self, checkpoint_id: int) -> CertifiedCheckpoint | None:
         rows = self._read(
             "SELECT id, origin, gateway, epoch, root, idx, signers, signature, created_at"
-            " FROM checkpoints WHERE id = ?", (checkpoint_id,),
+            " FROM checkpoints WHERE id = ?",
+            (checkpoint_id,),
         )
         if not rows:
             return None
         r = rows[0]
         checkpoint = Checkpoint(int(r[1]), bytes(r[2]), int(r[3]), bytes(r[4]), int(r[5]))
-        return CertifiedCheckpoint(int(r[0]), checkpoint, QuorumCertificate(bytes(r[6]), bytes(r[7])), float(r[8]))
+        return CertifiedCheckpoint(
+            int(r[0]), checkpoint, QuorumCertificate(bytes(r[6]), bytes(r[7])), float(r[8])
+        )
 
-    def attest_messages(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-                        ids: Sequence[bytes], now: float) -> int:
+    def attest_messages(
+        self, checkpoint: Checkpoint, certificate: QuorumCertificate, ids: Sequence[bytes], now: float
+    ) -> int:
         with self._transaction() as db:
             checkpoint_id = self._save_certificate(db, checkpoint, certificate, now)
             for message_id in ids:
-                self._apply(db, Transition(message_id, MessageState.FINAL, MessageState.ATTESTED,
-                                           {"checkpoint_id": checkpoint_id}), now)
+                self._apply(
+                    db,
+                    Transition(
+                        message_id,
+                        MessageState.FINAL,
+                        MessageState.ATTESTED,
+                        {"checkpoint_id": checkpoint_id},
+                    ),
+                    now,
+                )
         self._notify(list(ids))
         return checkpoint_id
 
@@ -434,8 +479,19 @@ class SqliteStore(Store):
                 "INSERT INTO signatures (origin, gateway, epoch, root, idx, signer_index, public_key, signature,"
                 " attestor, rejected_reason, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                (c.origin, c.gateway, c.epoch, c.root, c.index, record.signer_index, bytes(record.public_key),
-                 bytes(record.signature), record.attestor, record.rejected_reason, record.received_at),
+                (
+                    c.origin,
+                    c.gateway,
+                    c.epoch,
+                    c.root,
+                    c.index,
+                    record.signer_index,
+                    bytes(record.public_key),
+                    bytes(record.signature),
+                    record.attestor,
+                    record.rejected_reason,
+                    record.received_at,
+                ),
             )
             return cursor.rowcount == 1
 
@@ -445,15 +501,22 @@ class SqliteStore(Store):
             return int(cursor.rowcount)
 
     def signatures_for(self, origin: int, min_index: int, valid_only: bool = True) -> list[SignatureRecord]:
-        sql = ("SELECT origin, gateway, epoch, root, idx, signer_index, public_key, signature, attestor,"
-               " rejected_reason, received_at FROM signatures WHERE origin = ? AND idx >= ?")
+        sql = (
+            "SELECT origin, gateway, epoch, root, idx, signer_index, public_key, signature, attestor,"
+            " rejected_reason, received_at FROM signatures WHERE origin = ? AND idx >= ?"
+        )
         if valid_only:
             sql += " AND rejected_reason = ''"
         rows = self._read(sql + " ORDER BY idx, signer_index", (origin, min_index))
         return [
             SignatureRecord(
-                Checkpoint(int(r[0]), bytes(r[1]), int(r[2]), bytes(r[3]), int(r[4])), int(r[5]),
-                bytes(r[6]), bytes(r[7]), str(r[8]), str(r[9]), float(r[10]),
+                Checkpoint(int(r[0]), bytes(r[1]), int(r[2]), bytes(r[3]), int(r[4])),
+                int(r[5]),
+                bytes(r[6]),
+                bytes(r[7]),
+                str(r[8]),
+                str(r[9]),
+                float(r[10]),
             )
             for r in rows
         ]
@@ -466,8 +529,14 @@ class SqliteStore(Store):
             db.execute(
                 "INSERT INTO transactions (hash, destination, checkpoint_id, block_number, gas_used, submitted_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (bytes(t.transaction_hash), t.destination, t.checkpoint_id, t.block_number, t.gas_used,
-                 t.submitted_at),
+                (
+                    bytes(t.transaction_hash),
+                    t.destination,
+                    t.checkpoint_id,
+                    t.block_number,
+                    t.gas_used,
+                    t.submitted_at,
+                ),
             )
             db.executemany(
                 "INSERT INTO transaction_messages (hash, message_id, position) VALUES (?, ?, ?)"
@@ -479,16 +548,25 @@ class SqliteStore(Store):
         rows = self._read(
             "SELECT t.hash, t.destination, t.checkpoint_id, t.block_number, t.gas_used, t.submitted_at"
             " FROM transactions t JOIN transaction_messages m ON m.hash = t.hash"
-            " WHERE m.message_id = ? ORDER BY t.submitted_at", (bytes(message_id),),
+            " WHERE m.message_id = ? ORDER BY t.submitted_at",
+            (bytes(message_id),),
         )
         result = []
         for r in rows:
-            ids = self._read("SELECT message_id FROM transaction_messages WHERE hash = ? ORDER BY position",
-                             (r[0],))
-            result.append(SubmittedTransaction(
-                bytes(r[0]), int(r[1]), None if r[2] is None else int(r[2]), tuple(bytes(i[0]) for i in ids),
-                int(r[3]), int(r[4]), float(r[5]),
-            ))
+            ids = self._read(
+                "SELECT message_id FROM transaction_messages WHERE hash = ? ORDER BY position", (r[0],)
+            )
+            result.append(
+                SubmittedTransaction(
+                    bytes(r[0]),
+                    int(r[1]),
+                    None if r[2] is None else int(r[2]),
+                    tuple(bytes(i[0]) for i in ids),
+                    int(r[3]),
+                    int(r[4]),
+                    float(r[5]),
+                )
+            )
         return result
 
     # --- cursors ----------------------------------------------------------------------------
@@ -546,7 +624,7 @@ def _message_record(r: sqlite3.Row | tuple[Any, ...]) -> MessageRecord:
         log_index=int(r[10]),
         destination_transaction=bytes(r[11]),
         checkpoint_id=None if r[12] is None else int(r[12]),
-        branch=tuple(branch[i:i + 32] for i in range(0, len(branch), 32)),
+        branch=tuple(branch[i : i + 32] for i in range(0, len(branch), 32)),
         observed_at=float(r[14]),
         final_at=float(r[15]),
         attested_at=float(r[16]),

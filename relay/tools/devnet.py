@@ -54,7 +54,7 @@ class DevnetOptions:
     block_time: float = 1.0
     confirmations: int = 2
     committee_size: int = 4
-    threshold: int | None = None          # None: more than two thirds of the weight (3 of 4)
+    threshold: int | None = None  # None: more than two thirds of the weight (3 of 4)
     max_batch: int = 50
     max_wait: float = 0.5
     attestor_poll_interval: float = 0.25
@@ -65,7 +65,7 @@ class DevnetOptions:
     log_level: str = "INFO"
     chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
     metrics: bool = True
-    prometheus: bool = False              # also run a real Prometheus scraping every role
+    prometheus: bool = False  # also run a real Prometheus scraping every role
 
 
 # --- the devnet ---------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class Devnet:
     submitter_key: str = ""
     user_key: str = ""
     started_at: float = 0.0
-    prometheus: Any = None                # relay.tools.prometheus.PrometheusServer when options.prometheus
+    prometheus: Any = None  # relay.tools.prometheus.PrometheusServer when options.prometheus
 
     # --- start / stop ---------------------------------------------------------------------------
 
@@ -149,7 +149,9 @@ class Devnet:
         if self.prometheus is not None:
             self.prometheus.stop()
             self.prometheus = None
-        order = sorted(self.processes.values(), key=lambda p: (p.name != "relayer", p.name.startswith("attestor")))
+        order = sorted(
+            self.processes.values(), key=lambda p: (p.name != "relayer", p.name.startswith("attestor"))
+        )
         for process in order:
             process.stop()
         for chain in self.chains:
@@ -174,7 +176,11 @@ class Devnet:
     def _start_chains(self) -> None:
         from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
 
-        self.deployer_key, self.submitter_key, self.user_key = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
+        self.deployer_key, self.submitter_key, self.user_key = (
+            DEV_PRIVATE_KEYS[0],
+            DEV_PRIVATE_KEYS[1],
+            DEV_PRIVATE_KEYS[2],
+        )
         block_time = self.options.block_time
         for name, chain_id in zip(CHAIN_NAMES, self.options.chain_ids, strict=True):
             anvil = AnvilProcess(chain_id, block_time=block_time if block_time > 0 else None).start()
@@ -187,9 +193,12 @@ class Devnet:
 
         bls = get_backend()
         self.bls_secrets = [keygen(secrets.token_bytes(32)) for _ in range(self.options.committee_size)]
-        self.committee = Committee.create(1, [
-            Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in self.bls_secrets
-        ], self.options.threshold, backend=bls)
+        self.committee = Committee.create(
+            1,
+            [Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in self.bls_secrets],
+            self.options.threshold,
+            backend=bls,
+        )
         senders = [deploy.TransactionSender(chain.rpc_url, self.deployer_key) for chain in self.chains]
         pending: list[list[bytes]] = []
         for chain, sender in zip(self.chains, senders, strict=True):
@@ -198,8 +207,9 @@ class Devnet:
             pending.append(hashes)
         for index, (chain, sender) in enumerate(zip(self.chains, senders, strict=True)):
             other = self.chains[1 - index]
-            pending[index].append(deploy.send_enrollment(sender, chain.gateway, other.domain, other.gateway,
-                                                         self.committee))
+            pending[index].append(
+                deploy.send_enrollment(sender, chain.gateway, other.domain, other.gateway, self.committee)
+            )
         for sender, hashes in zip(senders, pending, strict=True):
             sender.wait(hashes)
 
@@ -213,9 +223,16 @@ class Devnet:
         return str(path)
 
     def _chain_config(self, chain: DevnetChain) -> dict[str, Any]:
-        return {"name": chain.name, "domain": chain.domain, "kind": "evm", "rpc_urls": [chain.rpc_url],
-                "gateway": chain.gateway, "confirmations": self.options.confirmations, "start_block": 0,
-                "poll_interval": self.options.relayer_poll_interval}
+        return {
+            "name": chain.name,
+            "domain": chain.domain,
+            "kind": "evm",
+            "rpc_urls": [chain.rpc_url],
+            "gateway": chain.gateway,
+            "confirmations": self.options.confirmations,
+            "start_block": 0,
+            "poll_interval": self.options.relayer_poll_interval,
+        }
 
     def _write_configs(self) -> None:
         from adapters.evm.anvil import find_free_port
@@ -230,8 +247,11 @@ class Devnet:
             path = run_dir / "configs" / f"{name}.json"
             path.write_text(json.dumps(config, indent=2) + "\n")
             self.processes[name] = ManagedProcess(
-                name, [sys.executable, "-m", "relay", role, "--config", str(path)],
-                run_dir / "logs" / f"{name}.log", env)
+                name,
+                [sys.executable, "-m", "relay", role, "--config", str(path)],
+                run_dir / "logs" / f"{name}.log",
+                env,
+            )
 
         def metrics_address(name: str) -> str | None:
             if not self.options.metrics:
@@ -251,35 +271,74 @@ class Devnet:
                 name = f"attestor-{chain.name}-{member}"
                 address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
                 attestors.append(address)
-                add(name, "attestor", {
-                    "chain": self._chain_config(chain), "bls_key": {"file": key_file}, "signer_index": member,
-                    "epoch": self.committee.epoch, "listen": address, "metrics_listen": metrics_address(name),
-                    "poll_interval": self.options.attestor_poll_interval,
-                    "signed_log": str(run_dir / "keys" / f"{name}.signed.jsonl")})
-            sources.append({"chain": self._chain_config(chain), "committee": self.committee_config(),
-                            "attestors": attestors})
+                add(
+                    name,
+                    "attestor",
+                    {
+                        "chain": self._chain_config(chain),
+                        "bls_key": {"file": key_file},
+                        "signer_index": member,
+                        "epoch": self.committee.epoch,
+                        "listen": address,
+                        "metrics_listen": metrics_address(name),
+                        "poll_interval": self.options.attestor_poll_interval,
+                        "signed_log": str(run_dir / "keys" / f"{name}.signed.jsonl"),
+                    },
+                )
+            sources.append(
+                {
+                    "chain": self._chain_config(chain),
+                    "committee": self.committee_config(),
+                    "attestors": attestors,
+                }
+            )
             name = f"submitter-{chain.name}"
             address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
             destinations.append({"domain": chain.domain, "submitter": address, "name": chain.name})
-            add(name, "submitter", {"chain": self._chain_config(chain), "key": {"file": submitter_key_file},
-                                    "listen": address, "metrics_listen": metrics_address(name)})
+            add(
+                name,
+                "submitter",
+                {
+                    "chain": self._chain_config(chain),
+                    "key": {"file": submitter_key_file},
+                    "listen": address,
+                    "metrics_listen": metrics_address(name),
+                },
+            )
         address = self.addresses["relayer"] = f"{LOOPBACK}:{find_free_port()}"
         relayer: dict[str, Any] = {
-            "store": str(run_dir / "relayer.db"), "listen": address, "operator_token": {"file": token_file},
-            "sources": sources, "destinations": destinations,
+            "store": str(run_dir / "relayer.db"),
+            "listen": address,
+            "operator_token": {"file": token_file},
+            "sources": sources,
+            "destinations": destinations,
             "batching": {"max_batch": self.options.max_batch, "max_wait": self.options.max_wait},
-            "retry": {"base_delay": self.options.retry_base_delay, "max_delay": 30.0,
-                      "max_attempts": self.options.retry_max_attempts},
-            "poll_interval": self.options.relayer_poll_interval, "submitter_timeout": 60.0}
+            "retry": {
+                "base_delay": self.options.retry_base_delay,
+                "max_delay": 30.0,
+                "max_attempts": self.options.retry_max_attempts,
+            },
+            "poll_interval": self.options.relayer_poll_interval,
+            "submitter_timeout": 60.0,
+        }
         if self.options.metrics and "metrics_listen" in relayer_config_fields():
             relayer["metrics_listen"] = metrics_address("relayer")
         add("relayer", "relayer", relayer)
 
     def committee_config(self) -> dict[str, Any]:
         """The committee as a `CommitteeConfig` mapping (hex keys and proofs of possession)."""
-        return {"epoch": self.committee.epoch, "threshold": self.committee.threshold, "members": [
-            {"public_key": m.public_key.hex(), "proof_of_possession": m.proof_of_possession.hex(), "weight": m.weight}
-            for m in self.committee.members]}
+        return {
+            "epoch": self.committee.epoch,
+            "threshold": self.committee.threshold,
+            "members": [
+                {
+                    "public_key": m.public_key.hex(),
+                    "proof_of_possession": m.proof_of_possession.hex(),
+                    "weight": m.weight,
+                }
+                for m in self.committee.members
+            ],
+        }
 
     # --- readiness and process control ----------------------------------------------------------
 
@@ -291,8 +350,9 @@ class Devnet:
             for name in sorted(pending):
                 process = self.processes[name]
                 if not process.alive:
-                    raise DevnetError(f"{name} exited during start-up", log=str(process.log_path),
-                                      tail=process.tail())
+                    raise DevnetError(
+                        f"{name} exited during start-up", log=str(process.log_path), tail=process.tail()
+                    )
                 if grpc_serving(self.addresses[name]):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
@@ -316,7 +376,11 @@ class Devnet:
 
     def check_alive(self) -> list[str]:
         """Names of processes that should run but have exited."""
-        return [name for name, process in self.processes.items() if process.popen is not None and not process.alive]
+        return [
+            name
+            for name, process in self.processes.items()
+            if process.popen is not None and not process.alive
+        ]
 
     # --- using it -------------------------------------------------------------------------------
 
@@ -327,7 +391,9 @@ class Devnet:
                 return chain
         raise ConfigurationError("no such devnet chain", chain=name_or_domain)
 
-    def send(self, source: str | int, destination: str | int, count: int, body_prefix: str = "hello") -> list[bytes]:
+    def send(
+        self, source: str | int, destination: str | int, count: int, body_prefix: str = "hello"
+    ) -> list[bytes]:
         """Send `count` messages with the example app from `source` to `destination`'s app; return ids."""
         from adapters.evm import deploy
 
@@ -358,8 +424,10 @@ class Devnet:
         """The addresses an operator needs, one per line."""
         lines = [f"run folder: {self.run_dir}"]
         for chain in self.chains:
-            lines.append(f"chain {chain.name}: domain {chain.domain}, rpc {chain.rpc_url}, gateway {chain.gateway}, "
-                         f"example app {chain.counter}")
+            lines.append(
+                f"chain {chain.name}: domain {chain.domain}, rpc {chain.rpc_url}, gateway {chain.gateway}, "
+                f"example app {chain.counter}"
+            )
         lines.append(f"relayer (RelayService gRPC): {self.addresses.get('relayer')}")
         if "relayer" in self.metrics_addresses:
             http = self.metrics_addresses["relayer"]
@@ -390,7 +458,9 @@ def grpc_serving(address: str, timeout: float = 1.0) -> bool:
 
     with grpc.insecure_channel(address) as channel:
         try:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
         except grpc.RpcError:
             return False
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

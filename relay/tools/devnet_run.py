@@ -89,8 +89,13 @@ class HeadClock:
         return self.first_seen.get(number)
 
 
-def run_messages(devnet: Devnet, count: int, *, timeout: float = 600.0,
-                 report: Callable[[dict[str, int], int, int], None] | None = None) -> RunResult:
+def run_messages(
+    devnet: Devnet,
+    count: int,
+    *,
+    timeout: float = 600.0,
+    report: Callable[[dict[str, int], int, int], None] | None = None,
+) -> RunResult:
     """Send `count` messages each way, wait until all are delivered (or `timeout`), measure.
 
     Latency is from source finality (the wall-clock time the block `confirmations` above the
@@ -104,8 +109,10 @@ def run_messages(devnet: Devnet, count: int, *, timeout: float = 600.0,
     try:
         sent: list[bytes] = []
         expected = {alpha.domain: 0, beta.domain: 0}
-        senders = [threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
-                   for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))]
+        senders = [
+            threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
+            for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))
+        ]
         for thread in senders:
             thread.start()
         for thread in senders:
@@ -127,19 +134,32 @@ def run_messages(devnet: Devnet, count: int, *, timeout: float = 600.0,
             latencies.append(max(0.0, status.delivered_at - final_at))
     gas_total, transactions = 0, 0
     for chain in devnet.chains:
-        hashes = sorted({s.destination_transaction for s in delivered
-                         if s.destination == chain.domain and s.destination_transaction})
+        hashes = sorted(
+            {
+                s.destination_transaction
+                for s in delivered
+                if s.destination == chain.domain and s.destination_transaction
+            }
+        )
         from adapters.evm.deploy import gas_used_by
 
         used = gas_used_by(chain.rpc_url, hashes)
         gas_total += sum(used.values())
         transactions += len(used)
-    received_ok = all(devnet.received(chain.domain) - before[chain.domain] == expected[chain.domain]
-                      for chain in devnet.chains)
+    received_ok = all(
+        devnet.received(chain.domain) - before[chain.domain] == expected[chain.domain]
+        for chain in devnet.chains
+    )
     return RunResult(
-        sent=len(sent), delivered=len(delivered), counts=counts, duration=max(finished - started, 1e-9),
-        latencies=latencies, gas_per_message=gas_total / len(delivered) if delivered else 0.0,
-        transactions=transactions, received_ok=received_ok)
+        sent=len(sent),
+        delivered=len(delivered),
+        counts=counts,
+        duration=max(finished - started, 1e-9),
+        latencies=latencies,
+        gas_per_message=gas_total / len(delivered) if delivered else 0.0,
+        transactions=transactions,
+        received_ok=received_ok,
+    )
 
 
 def format_summary(result: RunResult) -> str:

@@ -55,8 +55,13 @@ class ManagedProcess:
             return
         with open(self.log_path, "ab") as log_file:
             self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                cwd=PROJECT_ROOT, env=self.env, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
         self.starts += 1
 

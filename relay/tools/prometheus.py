@@ -27,17 +27,28 @@ READY_TIMEOUT_SECONDS = 30.0
 
 def find_prometheus() -> str:
     """Path of the prometheus binary; `ConfigurationError` telling how to install it if missing."""
-    path = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+    path = shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
+    )
     if path is None:
-        raise ConfigurationError("prometheus is not installed (run `make tools`, which installs Debian's package)")
+        raise ConfigurationError(
+            "prometheus is not installed (run `make tools`, which installs Debian's package)"
+        )
     return path
 
 
 class PrometheusServer:
     """One Prometheus process scraping `targets` ({role name: "host:port"})."""
 
-    def __init__(self, targets: Mapping[str, str], workdir: Path, *, rules: Path | None = ALERT_RULES,
-                 scrape_interval: str = "1s", port: int | None = None) -> None:
+    def __init__(
+        self,
+        targets: Mapping[str, str],
+        workdir: Path,
+        *,
+        rules: Path | None = ALERT_RULES,
+        scrape_interval: str = "1s",
+        port: int | None = None,
+    ) -> None:
         self.targets = dict(targets)
         self.workdir = workdir
         self.rules = rules
@@ -55,11 +66,15 @@ class PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
-            "scrape_configs": [{
-                "job_name": "relay",
-                "static_configs": [{"targets": [address], "labels": {"role": name}}
-                                   for name, address in sorted(self.targets.items())],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": "relay",
+                    "static_configs": [
+                        {"targets": [address], "labels": {"role": name}}
+                        for name, address in sorted(self.targets.items())
+                    ],
+                }
+            ],
         }
         if self.rules is not None:
             config["rule_files"] = [str(self.rules)]
@@ -76,13 +91,23 @@ class PrometheusServer:
         self.port = self.port or find_free_port()
         log = (self.workdir / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ConfigurationError("prometheus exited at start", log=str(self.workdir / "prometheus.log"))
+                raise ConfigurationError(
+                    "prometheus exited at start", log=str(self.workdir / "prometheus.log")
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:  # noqa: S310 - loopback
                     if response.status == 200:
@@ -131,4 +156,6 @@ class PrometheusServer:
 
     def targets_up(self) -> dict[str, bool]:
         """{role: up} as Prometheus last scraped it."""
-        return {item["metric"].get("role", "?"): item["value"][1] == "1" for item in self.query('up{job="relay"}')}
+        return {
+            item["metric"].get("role", "?"): item["value"][1] == "1" for item in self.query('up{job="relay"}')
+        }

@@ -142,9 +142,14 @@ class BlsBackend(ABC):
         self.verify_possession_with_key(key, proof)
 
 
-def _check_lengths(data: bytes, length: int, what: str, error: type[InvalidSignature] | type[InvalidPublicKey]) -> None:
+def _check_lengths(
+    data: bytes, length: int, what: str, error: type[InvalidSignature] | type[InvalidPublicKey]
+) -> None:
     if not isinstance(data, (bytes, bytearray)) or len(data) != length:
-        raise error(f"{what} must be {length} bytes", length=len(data) if isinstance(data, (bytes, bytearray)) else None)
+        raise error(
+            f"{what} must be {length} bytes",
+            length=len(data) if isinstance(data, (bytes, bytearray)) else None,
+        )
 
 
 def _check_aggregate_inputs(keys: Sequence[Any], messages: Sequence[bytes]) -> None:
@@ -257,7 +262,10 @@ class PyEccBackend(BlsBackend):
     ) -> None:
         _check_aggregate_inputs(keys, messages)
         sig_point = self._decode_signature(signature)
-        pairs = [(self._hash_to_g2(m, SIGNATURE_DST, hashlib.sha256), k) for k, m in zip(keys, messages, strict=True)]
+        pairs = [
+            (self._hash_to_g2(m, SIGNATURE_DST, hashlib.sha256), k)
+            for k, m in zip(keys, messages, strict=True)
+        ]
         pairs.append((sig_point, self._curve.neg(self._curve.G1)))
         if not self._pairing_check(pairs):
             raise InvalidSignature("aggregate signature does not verify", signature=signature)
@@ -282,9 +290,11 @@ class BlstBackend(BlsBackend):
         self._p2 = pyblst.BlstP2Element
         self._miller_loop = pyblst.miller_loop
         self._final_verify = pyblst.final_verify
-        self._generator = self._p1.uncompress(bytes.fromhex(
-            "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
-        ))
+        self._generator = self._p1.uncompress(
+            bytes.fromhex(
+                "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
+            )
+        )
         self._identity_g1 = self._p1()
 
     def secret_to_public_key(self, secret_key: int) -> bytes:
@@ -341,9 +351,9 @@ class BlstBackend(BlsBackend):
     def _verify_point(self, key: Any, message: bytes, signature: bytes, dst: bytes) -> bool:
         sig_point = self._decode_signature(signature)
         hashed = self._p2.hash_to_group(message, dst)
-        return bool(self._final_verify(
-            self._miller_loop(key, hashed), self._miller_loop(self._generator, sig_point)
-        ))
+        return bool(
+            self._final_verify(self._miller_loop(key, hashed), self._miller_loop(self._generator, sig_point))
+        )
 
     def _is_identity(self, key: PublicKeyHandle) -> bool:
         return bool(key == self._identity_g1)
@@ -396,9 +406,7 @@ def get_backend(name: str | None = None) -> BlsBackend:
     if chosen is None:
         return _instantiate(available_backends()[0])
     if chosen not in _BACKENDS:
-        raise BackendUnavailable(
-            f"unknown BLS backend {chosen!r}", backend=chosen, known=sorted(_BACKENDS)
-        )
+        raise BackendUnavailable(f"unknown BLS backend {chosen!r}", backend=chosen, known=sorted(_BACKENDS))
     return _instantiate(chosen)
 
 

@@ -65,9 +65,7 @@ def decode_bitfield(bitfield: bytes, size: int) -> list[int]:
     """Return the set indices; raise `UnknownSigner` for a wrong length or bits past `size`."""
     expected = (size + 7) // 8
     if len(bitfield) != expected:
-        raise UnknownSigner(
-            "signer bitfield has the wrong length", length=len(bitfield), expected=expected
-        )
+        raise UnknownSigner("signer bitfield has the wrong length", length=len(bitfield), expected=expected)
     indices = [i for i in range(size) if bitfield[i // 8] >> (i % 8) & 1]
     if size % 8 and bitfield[-1] >> (size % 8):
         raise UnknownSigner("signer bitfield sets bits past the committee", bitfield=bitfield, size=size)
@@ -103,7 +101,10 @@ class Committee:
 
     @classmethod
     def create(
-        cls, epoch: int, members: Sequence[Member], threshold: int | None = None,
+        cls,
+        epoch: int,
+        members: Sequence[Member],
+        threshold: int | None = None,
         backend: BlsBackend | None = None,
     ) -> Committee:
         """Validate and build a committee; raise `InvalidCommittee` / `InvalidProofOfPossession`."""
@@ -115,7 +116,9 @@ class Committee:
         seen: set[bytes] = set()
         for index, member in enumerate(members):
             if not isinstance(member.weight, int) or not 0 < member.weight <= _UINT64_MAX:
-                raise InvalidCommittee("member weight must be a positive u64", index=index, weight=member.weight)
+                raise InvalidCommittee(
+                    "member weight must be a positive u64", index=index, weight=member.weight
+                )
             if member.public_key in seen:
                 raise InvalidCommittee("public key appears twice", index=index, public_key=member.public_key)
             seen.add(member.public_key)
@@ -192,15 +195,21 @@ class Committee:
         weight = self.signed_weight(signers)
         if weight < self.threshold:
             raise QuorumNotReached(
-                "signers' weight below the threshold", signed=weight, threshold=self.threshold,
+                "signers' weight below the threshold",
+                signed=weight,
+                threshold=self.threshold,
                 epoch=self.epoch,
             )
         bls.verify_with_key(self._aggregate_key(bls, signers), digest, certificate.signature)
         return weight
 
     def aggregate(
-        self, digest: bytes, signatures: Iterable[tuple[int, bytes]] | Mapping[int, bytes],
-        backend: BlsBackend | None = None, *, verify_each: bool = True,
+        self,
+        digest: bytes,
+        signatures: Iterable[tuple[int, bytes]] | Mapping[int, bytes],
+        backend: BlsBackend | None = None,
+        *,
+        verify_each: bool = True,
     ) -> QuorumCertificate:
         """Combine members' signatures over `digest` into a certificate.
 
@@ -251,7 +260,9 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         if len(self.gateway) != 32 or len(self.root) != 32:
-            raise MalformedEncoding("checkpoint gateway and root are 32 bytes", gateway=self.gateway, root=self.root)
+            raise MalformedEncoding(
+                "checkpoint gateway and root are 32 bytes", gateway=self.gateway, root=self.root
+            )
         if not 0 <= self.origin < 2**32 or not 0 <= self.index < 2**32 or not 0 <= self.epoch <= _UINT64_MAX:
             raise MalformedEncoding(
                 "checkpoint field out of range", origin=self.origin, index=self.index, epoch=self.epoch
@@ -260,9 +271,14 @@ class Checkpoint:
     def digest(self) -> bytes:
         """checkpoint_digest of docs/protocol.md: what the committee signs."""
         if not self._digest:
-            packed = CHECKPOINT_TAG + struct.pack(">I", self.origin) + self.gateway + struct.pack(
-                ">Q", self.epoch
-            ) + self.root + struct.pack(">I", self.index)
+            packed = (
+                CHECKPOINT_TAG
+                + struct.pack(">I", self.origin)
+                + self.gateway
+                + struct.pack(">Q", self.epoch)
+                + self.root
+                + struct.pack(">I", self.index)
+            )
             object.__setattr__(self, "_digest", keccak256(packed))
         return self._digest
 
@@ -273,8 +289,13 @@ def sign_checkpoint(secret_key: int, checkpoint: Checkpoint, backend: BlsBackend
 
 
 def verify_checkpoint(
-    committee: Committee, checkpoint: Checkpoint, certificate: QuorumCertificate, *,
-    origin: int, gateway: bytes, backend: BlsBackend | None = None,
+    committee: Committee,
+    checkpoint: Checkpoint,
+    certificate: QuorumCertificate,
+    *,
+    origin: int,
+    gateway: bytes,
+    backend: BlsBackend | None = None,
 ) -> int:
     """Raise unless `certificate` proves `committee` signed `checkpoint` of (origin, gateway).
 

@@ -62,7 +62,10 @@ class EcdsaCommittee:
 
     @classmethod
     def create(
-        cls, epoch: int, signers: Sequence[bytes], weights: Sequence[int] | None = None,
+        cls,
+        epoch: int,
+        signers: Sequence[bytes],
+        weights: Sequence[int] | None = None,
         threshold: int | None = None,
     ) -> EcdsaCommittee:
         """Validate and build; raise `InvalidCommittee` on duplicates, bad weights or threshold."""
@@ -115,9 +118,13 @@ def compute_hyperlane_domain_hash(domain: int, merkle_tree_hook: bytes) -> bytes
     return keccak256(struct.pack(">I", domain) + merkle_tree_hook + b"HYPERLANE")
 
 
-def compute_hyperlane_checkpoint_digest(domain: int, merkle_tree_hook: bytes, root: bytes, index: int) -> bytes:
+def compute_hyperlane_checkpoint_digest(
+    domain: int, merkle_tree_hook: bytes, root: bytes, index: int
+) -> bytes:
     """Digest of Hyperlane's (legacy, message-id-less) checkpoint: keccak(domain_hash || root || index u32)."""
-    return keccak256(compute_hyperlane_domain_hash(domain, merkle_tree_hook) + root + struct.pack(">I", index))
+    return keccak256(
+        compute_hyperlane_domain_hash(domain, merkle_tree_hook) + root + struct.pack(">I", index)
+    )
 
 
 def sign_digest(secret_key: bytes, digest: bytes) -> bytes:

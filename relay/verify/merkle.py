@@ -48,9 +48,7 @@ def verify_branch(leaf: bytes, branch: Sequence[bytes], index: int, root: bytes)
     if len(leaf) != 32 or len(root) != 32:
         raise MalformedEncoding("leaf and root must be 32 bytes", leaf=leaf, root=root)
     if len(branch) != TREE_DEPTH or not all(len(node) == 32 for node in branch):
-        raise MalformedEncoding(
-            "a branch is 32 hashes of 32 bytes", length=len(branch), depth=TREE_DEPTH
-        )
+        raise MalformedEncoding("a branch is 32 hashes of 32 bytes", length=len(branch), depth=TREE_DEPTH)
     if not 0 <= index <= MAX_LEAVES:
         raise IndexOutOfRange("leaf index outside the tree", index=index, maximum=MAX_LEAVES)
     computed = compute_root_from_branch(leaf, branch, index)

@@ -44,14 +44,16 @@ class Message:
         if not isinstance(self.body, (bytes, bytearray)):
             raise MalformedEncoding("message body must be bytes", field="body")
         if len(self.body) > MAX_BODY_LENGTH:
-            raise MalformedEncoding(
-                "message body too long", length=len(self.body), maximum=MAX_BODY_LENGTH
-            )
+            raise MalformedEncoding("message body too long", length=len(self.body), maximum=MAX_BODY_LENGTH)
 
     def encode(self) -> bytes:
         """Return the packed v3 encoding."""
         header = _HEADER.pack(
-            self.version, self.nonce, self.origin, bytes(self.sender), self.destination,
+            self.version,
+            self.nonce,
+            self.origin,
+            bytes(self.sender),
+            self.destination,
             bytes(self.recipient),
         )
         return header + bytes(self.body)
@@ -70,19 +72,21 @@ class Message:
             raise MalformedEncoding("message must be bytes", type=type(data).__name__)
         raw = bytes(data)
         if len(raw) < HEADER_LENGTH:
-            raise MalformedEncoding(
-                "message shorter than its header", length=len(raw), minimum=HEADER_LENGTH
-            )
+            raise MalformedEncoding("message shorter than its header", length=len(raw), minimum=HEADER_LENGTH)
         version, nonce, origin, sender, destination, recipient = _HEADER.unpack_from(raw)
         if version != MESSAGE_VERSION:
-            raise MalformedEncoding(
-                "unsupported message version", version=version, expected=MESSAGE_VERSION
-            )
+            raise MalformedEncoding("unsupported message version", version=version, expected=MESSAGE_VERSION)
         return cls(version, nonce, origin, sender, destination, recipient, raw[HEADER_LENGTH:])
 
     @classmethod
     def create(
-        cls, *, nonce: int, origin: int, sender: bytes, destination: int, recipient: bytes,
+        cls,
+        *,
+        nonce: int,
+        origin: int,
+        sender: bytes,
+        destination: int,
+        recipient: bytes,
         body: bytes,
     ) -> Message:
         """Build a current-version message."""

@@ -95,11 +95,12 @@ def kind(request: pytest.FixtureRequest, chains: Chains) -> KindUnderTest:
 
 # Runtime code of a log emitter: LOG2(topic0 = Dispatch, topic1 = calldata[0:32], data = calldata[32:]).
 EMITTER_CODE = bytes.fromhex(
-    "366000600037"           # CALLDATACOPY(0, 0, CALLDATASIZE)
-    "600035"                 # topic1 = CALLDATALOAD(0)
-    "7f" + DISPATCH_TOPIC.hex() +  # topic0
-    "602036036020"           # size = CALLDATASIZE - 32, offset = 32
-    "a200"                   # LOG2, STOP
+    "366000600037"  # CALLDATACOPY(0, 0, CALLDATASIZE)
+    "600035"  # topic1 = CALLDATALOAD(0)
+    "7f"
+    + DISPATCH_TOPIC.hex()  # topic0
+    + "602036036020"  # size = CALLDATASIZE - 32, offset = 32
+    "a200"  # LOG2, STOP
 )
 
 
@@ -110,8 +111,10 @@ def emit_dispatch_logs(chains: Chains, address: str, logs: list[tuple[bytes, byt
     deploy.rpc_request(url, "anvil_setCode", [address, "0x" + EMITTER_CODE.hex()])
     try:
         sender = deploy.TransactionSender(url, DEPLOYER)
-        hashes = [sender.send({"to": address, "data": "0x" + (topic + data).hex(), "gas": 200_000})
-                  for topic, data in logs]
+        hashes = [
+            sender.send({"to": address, "data": "0x" + (topic + data).hex(), "gas": 200_000})
+            for topic, data in logs
+        ]
         receipts = sender.wait(hashes)
         assert all(len(receipt["logs"]) == 1 for receipt in receipts)
     finally:
@@ -136,9 +139,17 @@ class _Misbehaving(BaseHTTPRequestHandler):
         if mode == "not-json":
             body = b"<html>bad gateway</html>"
         else:
+
             def answer(one: dict[str, Any]) -> dict[str, Any]:
-                return {"jsonrpc": "2.0", "id": one.get("id"), "error": {"code": -32000, "message": "internal error"}}
-            body = json.dumps([answer(r) for r in request] if isinstance(request, list) else answer(request)).encode()
+                return {
+                    "jsonrpc": "2.0",
+                    "id": one.get("id"),
+                    "error": {"code": -32000, "message": "internal error"},
+                }
+
+            body = json.dumps(
+                [answer(r) for r in request] if isinstance(request, list) else answer(request)
+            ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -207,7 +218,9 @@ def test_watcher_resumes_from_its_stored_cursor(kind: KindUnderTest) -> None:
     assert stopped_at is not None and cursors.cursors[SOURCE].block_number > stopped_at.block_number
 
 
-def test_watcher_reports_a_reorg_before_finality_as_orphans_and_finds_the_replacement(kind: KindUnderTest) -> None:
+def test_watcher_reports_a_reorg_before_finality_as_orphans_and_finds_the_replacement(
+    kind: KindUnderTest,
+) -> None:
     chains = kind.chains
     watcher = kind.watcher(kind.source_config(confirmations=5), MemoryCursors())
     observe_all(watcher)
@@ -232,13 +245,23 @@ def test_watcher_skips_lying_logs_and_reports_the_real_dispatches(kind: KindUnde
     chains = kind.chains
     watcher = kind.watcher(kind.source_config(), MemoryCursors())
     known = observe_all(watcher)
-    fake = Message.create(nonce=len(known) + 1, origin=SOURCE, sender=b"\x01" * 32, destination=DESTINATION,
-                          recipient=b"\x02" * 32, body=b"never sent through the gateway")
+    fake = Message.create(
+        nonce=len(known) + 1,
+        origin=SOURCE,
+        sender=b"\x01" * 32,
+        destination=DESTINATION,
+        recipient=b"\x02" * 32,
+        body=b"never sent through the gateway",
+    )
     # At the gateway's own address: data that does not decode, and a message under another id.
-    emit_dispatch_logs(chains, chains.source_gateway, [
-        (fake.id, b"\xff" * 7),
-        (b"\x11" * 32, dispatch_data(fake)),
-    ])
+    emit_dispatch_logs(
+        chains,
+        chains.source_gateway,
+        [
+            (fake.id, b"\xff" * 7),
+            (b"\x11" * 32, dispatch_data(fake)),
+        ],
+    )
     # From another address: a well-formed Dispatch the gateway never emitted.
     emit_dispatch_logs(chains, checksum_address("0x" + "de" * 20), [(fake.id, dispatch_data(fake))])
     ids = chains.send(1, "after-lies")
@@ -247,8 +270,9 @@ def test_watcher_skips_lying_logs_and_reports_the_real_dispatches(kind: KindUnde
     assert seen[0].nonce == len(known)  # the gateway's own nonce sequence is untouched
 
 
-def test_watcher_raises_rpc_unavailable_for_a_broken_rpc_and_keeps_its_cursor(kind: KindUnderTest,
-                                                                             broken_rpc: str) -> None:
+def test_watcher_raises_rpc_unavailable_for_a_broken_rpc_and_keeps_its_cursor(
+    kind: KindUnderTest, broken_rpc: str
+) -> None:
     cursors = MemoryCursors()
     watcher = kind.watcher(kind.source_config(rpc_urls=[broken_rpc]), cursors)
     for _ in range(2):  # and again: a failed poll leaves the watcher usable
@@ -261,7 +285,8 @@ def test_watcher_raises_rpc_unavailable_for_a_broken_rpc_and_keeps_its_cursor(ki
 
 
 def test_destination_delivers_a_batch_then_reports_it_delivered_without_running_it_twice(
-        kind: KindUnderTest) -> None:
+    kind: KindUnderTest,
+) -> None:
     chains = kind.chains
     chains.send(3, "deliver")
     messages = all_source_messages(chains)
@@ -290,7 +315,9 @@ def test_destination_refuses_forged_proofs_with_typed_errors(kind: KindUnderTest
     assert item.message.id == message_id
     destination = kind.destination(kind.destination_config())
     received = deploy.counter_received(chains.destination.rpc_url, chains.counter)
-    forged = QuorumCertificate(certificate.signers, get_backend().sign(keygen(b"\x07" * 32), checkpoint.digest()))
+    forged = QuorumCertificate(
+        certificate.signers, get_backend().sign(keygen(b"\x07" * 32), checkpoint.digest())
+    )
     with pytest.raises(errors.InvalidSignature):
         destination.submit(checkpoint, forged, [item])
     _, two_signers, _ = certify(chains, messages, range(2))
@@ -298,13 +325,19 @@ def test_destination_refuses_forged_proofs_with_typed_errors(kind: KindUnderTest
         destination.submit(checkpoint, two_signers, [item])
     with pytest.raises(errors.InvalidMerkleProof):
         destination.submit(checkpoint, certificate, [DeliveryItem(item.message, [bytes(32)] * 32)])
-    tampered = Checkpoint(origin=SOURCE, gateway=checkpoint.gateway, epoch=checkpoint.epoch, root=bytes(32),
-                          index=checkpoint.index)
+    tampered = Checkpoint(
+        origin=SOURCE,
+        gateway=checkpoint.gateway,
+        epoch=checkpoint.epoch,
+        root=bytes(32),
+        index=checkpoint.index,
+    )
     with pytest.raises(errors.InvalidProof):
         destination.submit(tampered, certificate, [item])
     # A checkpoint of another committee epoch (a hand-over in between) is not a forgery: parked.
-    other_epoch = Checkpoint(origin=SOURCE, gateway=checkpoint.gateway, epoch=2, root=checkpoint.root,
-                             index=checkpoint.index)
+    other_epoch = Checkpoint(
+        origin=SOURCE, gateway=checkpoint.gateway, epoch=2, root=checkpoint.root, index=checkpoint.index
+    )
     with pytest.raises(errors.PermanentError):
         destination.submit(other_epoch, certificate, [item])
     assert destination.delivered([(SOURCE, item.message.nonce)]) == [False]

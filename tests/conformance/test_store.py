@@ -68,8 +68,14 @@ def store(store_factory: StoreFactory) -> Store:
 
 def observed(nonce: int, origin: int = 1, destination: int = 2, block: int | None = None) -> ObservedMessage:
     """A Dispatch of `nonce` seen at block `nonce + 10` (or `block`)."""
-    message = Message.create(nonce=nonce, origin=origin, sender=b"\x01" * 32, destination=destination,
-                             recipient=b"\x02" * 32, body=f"body {nonce}".encode())
+    message = Message.create(
+        nonce=nonce,
+        origin=origin,
+        sender=b"\x01" * 32,
+        destination=destination,
+        recipient=b"\x02" * 32,
+        body=f"body {nonce}".encode(),
+    )
     number = nonce + 10 if block is None else block
     return ObservedMessage(message, number, number.to_bytes(32, "big"), bytes([nonce % 256]) * 32, nonce % 3)
 
@@ -105,8 +111,15 @@ def test_insert_is_idempotent_and_conflicts_are_reported(store: Store) -> None:
     assert record.source_block == 10 and record.source_block_hash == (10).to_bytes(32, "big")
     assert record.source_transaction == b"\x00" * 32 and record.log_index == 0
     assert store.get(first[1].message.id).log_index == 1  # type: ignore[union-attr]
-    other = ObservedMessage(Message.create(nonce=1, origin=1, sender=b"\x09" * 32, destination=2,
-                                           recipient=b"\x02" * 32, body=b"other"), 11, b"\x00" * 32, b"", 0)
+    other = ObservedMessage(
+        Message.create(
+            nonce=1, origin=1, sender=b"\x09" * 32, destination=2, recipient=b"\x02" * 32, body=b"other"
+        ),
+        11,
+        b"\x00" * 32,
+        b"",
+        0,
+    )
     assert store.insert_observed([other], now=3.0) == ([], [other.message.id])
     assert store.get(other.message.id) is None
     # The same nonce on another origin is another message, not a conflict.
@@ -132,17 +145,24 @@ def test_orphans_are_removed_only_before_final(store: Store) -> None:
     store.insert_observed(items, now=1.0)
     store.mark_final(1, finalized_block=11, now=2.0)
     walk(store, items[0].message.id, S.ATTESTED)
-    removed, refused = store.remove_orphans([items[3].message.id, items[1].message.id, items[0].message.id,
-                                             b"\x07" * 32])
+    removed, refused = store.remove_orphans(
+        [items[3].message.id, items[1].message.id, items[0].message.id, b"\x07" * 32]
+    )
     assert removed == [items[3].message.id]
     assert refused == [items[1].message.id, items[0].message.id]
     assert store.get(items[3].message.id) is None
     assert store.get(items[1].message.id).state is S.FINAL  # type: ignore[union-attr]
     assert store.get(items[0].message.id).state is S.ATTESTED  # type: ignore[union-attr]
     # The orphan's nonce is free again: its replacement is new, not a conflict.
-    replacement = ObservedMessage(Message.create(nonce=3, origin=1, sender=b"\x09" * 32, destination=2,
-                                                 recipient=b"\x02" * 32, body=b"replacement"), 13, b"\x0d" * 32,
-                                  b"\x0e" * 32, 0)
+    replacement = ObservedMessage(
+        Message.create(
+            nonce=3, origin=1, sender=b"\x09" * 32, destination=2, recipient=b"\x02" * 32, body=b"replacement"
+        ),
+        13,
+        b"\x0d" * 32,
+        b"\x0e" * 32,
+        0,
+    )
     assert store.insert_observed([replacement], now=3.0) == ([replacement.message.id], [])
 
 
@@ -150,7 +170,10 @@ def test_nonce_views_of_an_origin(store: Store) -> None:
     store.insert_observed([observed(n) for n in (2, 0, 1, 3)] + [observed(0, origin=9)], now=1.0)
     store.mark_final(1, finalized_block=11, now=2.0)  # nonces 0 and 1
     assert [n for n, _ in store.message_ids_by_nonce(1)] == [0, 1, 2, 3]
-    assert store.message_ids_by_nonce(1, from_nonce=2) == [(2, observed(2).message.id), (3, observed(3).message.id)]
+    assert store.message_ids_by_nonce(1, from_nonce=2) == [
+        (2, observed(2).message.id),
+        (3, observed(3).message.id),
+    ]
     assert store.message_ids_by_nonce(1, from_nonce=4) == []
     assert store.message_ids_by_nonce(4) == []
     assert store.lowest_nonce(1, S.OBSERVED) == 2
@@ -177,23 +200,44 @@ def test_transitions_are_checked_and_guarded(store: Store) -> None:
     branch = tuple(bytes([i]) * 32 for i in range(32))
     store.apply_transition(Transition(message_id, S.ATTESTED, S.VERIFIED, {"branch": branch}), now=5.0)
     store.apply_transition(Transition(message_id, S.VERIFIED, S.SUBMITTED), now=6.0)
-    store.apply_transition(Transition(message_id, S.SUBMITTED, S.RETRYING, {
-        "attempts": 1, "next_attempt_at": 50.0, "last_error": "RpcUnavailable: down", "error_reason": "RpcUnavailable",
-    }), now=7.0)
+    store.apply_transition(
+        Transition(
+            message_id,
+            S.SUBMITTED,
+            S.RETRYING,
+            {
+                "attempts": 1,
+                "next_attempt_at": 50.0,
+                "last_error": "RpcUnavailable: down",
+                "error_reason": "RpcUnavailable",
+            },
+        ),
+        now=7.0,
+    )
     record = store.get(message_id)
     assert record is not None
     assert record.state is S.RETRYING and record.attempts == 1 and record.branch == branch
-    assert (record.final_at, record.attested_at, record.verified_at, record.submitted_at) == (100.0, 100.0, 5.0, 6.0)
+    assert (record.final_at, record.attested_at, record.verified_at, record.submitted_at) == (
+        100.0,
+        100.0,
+        5.0,
+        6.0,
+    )
     assert record.updated_at == 7.0 and record.last_error == "RpcUnavailable: down"
     assert record.error_reason == "RpcUnavailable" and record.next_attempt_at == 50.0
     with pytest.raises(ValueError, match="cannot set"):
-        store.apply_transition(Transition(message_id, S.RETRYING, S.SUBMITTED, {"state": "delivered"}), now=8.0)
+        store.apply_transition(
+            Transition(message_id, S.RETRYING, S.SUBMITTED, {"state": "delivered"}), now=8.0
+        )
     assert store.get(message_id).state is S.RETRYING  # type: ignore[union-attr]
     store.apply_transition(Transition(message_id, S.RETRYING, S.SUBMITTED), now=9.0)
-    store.apply_transition(Transition(message_id, S.SUBMITTED, S.DELIVERED, {
-        "destination_transaction": b"\xdd" * 32}), now=10.0)
+    store.apply_transition(
+        Transition(message_id, S.SUBMITTED, S.DELIVERED, {"destination_transaction": b"\xdd" * 32}), now=10.0
+    )
     record = store.get(message_id)
-    assert record is not None and record.delivered_at == 10.0 and record.destination_transaction == b"\xdd" * 32
+    assert (
+        record is not None and record.delivered_at == 10.0 and record.destination_transaction == b"\xdd" * 32
+    )
 
 
 def test_a_second_writer_with_the_same_expectation_gets_stale_state(store: Store) -> None:
@@ -231,7 +275,9 @@ def test_due_for_retry_lists_retrying_messages_whose_time_came_soonest_first(sto
     store.mark_final(1, 99, now=1.0)
     for item, at in zip(items, (30.0, 10.0, 20.0, 40.0), strict=True):
         walk(store, item.message.id, S.ATTESTED, S.VERIFIED, S.SUBMITTED)
-        store.apply_transition(Transition(item.message.id, S.SUBMITTED, S.RETRYING, {"next_attempt_at": at}), now=2.0)
+        store.apply_transition(
+            Transition(item.message.id, S.SUBMITTED, S.RETRYING, {"next_attempt_at": at}), now=2.0
+        )
     ids = [o.message.id for o in items]
     assert store.due_for_retry(now=9.0) == []
     assert [r.id for r in store.due_for_retry(now=30.0)] == [ids[1], ids[2], ids[0]]
@@ -300,8 +346,9 @@ def test_listing_by_checkpoint(store: Store) -> None:
     items = [observed(n) for n in range(3)]
     store.insert_observed(items, now=1.0)
     store.mark_final(1, 99, now=1.0)
-    checkpoint_id = store.attest_messages(checkpoint_at(1), CERTIFICATE, [items[0].message.id, items[1].message.id],
-                                          now=2.0)
+    checkpoint_id = store.attest_messages(
+        checkpoint_at(1), CERTIFICATE, [items[0].message.id, items[1].message.id], now=2.0
+    )
     listed = store.list_messages(MessageFilter(checkpoint_id=checkpoint_id), limit=10)
     assert [r.id for r in listed.records] == [items[1].message.id, items[0].message.id]
     assert store.list_messages(MessageFilter(checkpoint_id=checkpoint_id + 1), limit=10).records == []
@@ -311,15 +358,33 @@ def test_counts_by_state_route_and_rejection(store: Store) -> None:
     items = [observed(0), observed(1), observed(2, destination=3), observed(0, origin=4)]
     store.insert_observed(items, now=1.0)
     walk(store, items[0].message.id, S.FINAL, S.ATTESTED)
-    store.apply_transition(Transition(items[0].message.id, S.ATTESTED, S.REJECTED, {
-        "last_error": "InvalidSignature: forged", "error_reason": "InvalidSignature"}), now=3.0)
+    store.apply_transition(
+        Transition(
+            items[0].message.id,
+            S.ATTESTED,
+            S.REJECTED,
+            {"last_error": "InvalidSignature: forged", "error_reason": "InvalidSignature"},
+        ),
+        now=3.0,
+    )
     walk(store, items[1].message.id, S.FINAL, S.ATTESTED)
-    store.apply_transition(Transition(items[1].message.id, S.ATTESTED, S.REJECTED, {
-        "last_error": "InvalidMerkleProof: bad", "error_reason": "InvalidMerkleProof"}), now=3.0)
+    store.apply_transition(
+        Transition(
+            items[1].message.id,
+            S.ATTESTED,
+            S.REJECTED,
+            {"last_error": "InvalidMerkleProof: bad", "error_reason": "InvalidMerkleProof"},
+        ),
+        now=3.0,
+    )
     assert store.count_by_state() == {S.OBSERVED: 2, S.REJECTED: 2}
     assert store.count_by_state(origin=4) == {S.OBSERVED: 1}
     assert store.count_by_state(origin=5) == {}
-    assert store.count_by_route_and_state() == {(1, 2, S.REJECTED): 2, (1, 3, S.OBSERVED): 1, (4, 2, S.OBSERVED): 1}
+    assert store.count_by_route_and_state() == {
+        (1, 2, S.REJECTED): 2,
+        (1, 3, S.OBSERVED): 1,
+        (4, 2, S.OBSERVED): 1,
+    }
     assert store.count_rejections() == {"InvalidSignature": 1, "InvalidMerkleProof": 1}
 
 
@@ -373,7 +438,9 @@ def test_attest_messages_stores_the_certificate_and_moves_final_messages(store: 
 def test_certificates_are_idempotent_on_the_checkpoint(store: Store) -> None:
     checkpoint = checkpoint_at(1)
     checkpoint_id = store.save_certificate(checkpoint, CERTIFICATE, now=2.0)
-    assert store.save_certificate(checkpoint, QuorumCertificate(b"\x0f", b"\x98" * 96), now=3.0) == checkpoint_id
+    assert (
+        store.save_certificate(checkpoint, QuorumCertificate(b"\x0f", b"\x98" * 96), now=3.0) == checkpoint_id
+    )
     stored = store.get_certificate(checkpoint_id)
     assert stored is not None and stored.checkpoint == checkpoint and stored.certificate == CERTIFICATE
     assert stored.checkpoint_id == checkpoint_id and stored.created_at == 2.0
@@ -384,9 +451,18 @@ def test_certificates_are_idempotent_on_the_checkpoint(store: Store) -> None:
 
 
 def test_signatures_are_kept_once_listed_from_an_index_and_pruned(store: Store) -> None:
-    def signature(index: int, signer: int, *, origin: int = 1, rejected: str = "", byte: int = 2) -> SignatureRecord:
-        return SignatureRecord(checkpoint_at(index, origin=origin), signer, bytes([signer]) * 48, bytes([byte]) * 96,
-                               f"127.0.0.1:{signer}", rejected, 5.0)
+    def signature(
+        index: int, signer: int, *, origin: int = 1, rejected: str = "", byte: int = 2
+    ) -> SignatureRecord:
+        return SignatureRecord(
+            checkpoint_at(index, origin=origin),
+            signer,
+            bytes([signer]) * 48,
+            bytes([byte]) * 96,
+            f"127.0.0.1:{signer}",
+            rejected,
+            5.0,
+        )
 
     # A forgery under member 0's index, stored first, does not crowd out member 0's own signature.
     impostor = signature(1, 0, rejected="InvalidSignature: x", byte=3)
@@ -477,8 +553,9 @@ def test_listeners_hear_committed_changes_only(store: Store) -> None:
     with pytest.raises(IllegalTransition):
         store.apply_transition(Transition(ids[0], S.FINAL, S.DELIVERED), now=3.0)
     with pytest.raises(StaleState):
-        store.apply_transitions([Transition(ids[0], S.FINAL, S.ATTESTED), Transition(ids[1], S.OBSERVED, S.FINAL)],
-                                now=3.0)
+        store.apply_transitions(
+            [Transition(ids[0], S.FINAL, S.ATTESTED), Transition(ids[1], S.OBSERVED, S.FINAL)], now=3.0
+        )
     store.attest_messages(checkpoint_at(1), CERTIFICATE, ids, now=4.0)
     assert heard == [ids, ids, ids]
     store.remove_listener(listener)

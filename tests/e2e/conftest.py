@@ -20,8 +20,13 @@ from relay.tools.devnet import Devnet, DevnetOptions
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     if not (ANVIL_PATH.exists() and SOLCJS_PATH.exists()):
         pytest.fail("anvil/solcjs missing: run `make tools` (scripts/install-tools.sh)")
-    options = DevnetOptions(run_root=tmp_path_factory.mktemp("devnet"), block_time=1.0, confirmations=2,
-                            max_batch=100, retry_base_delay=0.5)
+    options = DevnetOptions(
+        run_root=tmp_path_factory.mktemp("devnet"),
+        block_time=1.0,
+        confirmations=2,
+        max_batch=100,
+        retry_base_delay=0.5,
+    )
     network = Devnet(options).start()
     try:
         yield network

@@ -48,19 +48,32 @@ MESSAGES_EACH_WAY = 200
 
 
 def chain_config(devnet: Devnet, chain: DevnetChain) -> ChainConfig:
-    return ChainConfig(name=chain.name, domain=chain.domain, rpc_urls=[chain.rpc_url], gateway=chain.gateway,
-                       confirmations=devnet.options.confirmations)
+    return ChainConfig(
+        name=chain.name,
+        domain=chain.domain,
+        rpc_urls=[chain.rpc_url],
+        gateway=chain.gateway,
+        confirmations=devnet.options.confirmations,
+    )
 
 
 def delivered_events(chain: DevnetChain) -> Counter[bytes]:
     """How many `Delivered` events the chain's Gateway emitted per message id."""
     endpoint = EvmEndpoint(chain.rpc_url)
-    logs = endpoint.web3.eth.get_logs({"address": endpoint.web3.to_checksum_address(chain.gateway),
-                                       "topics": ["0x" + DELIVERED_TOPIC.hex()], "fromBlock": 0, "toBlock": "latest"})
+    logs = endpoint.web3.eth.get_logs(
+        {
+            "address": endpoint.web3.to_checksum_address(chain.gateway),
+            "topics": ["0x" + DELIVERED_TOPIC.hex()],
+            "fromBlock": 0,
+            "toBlock": "latest",
+        }
+    )
     return Counter(bytes(entry["topics"][1]) for entry in logs)
 
 
-def wait_states(client: RelayClient, ids: Sequence[bytes], states: set[str], timeout: float) -> dict[bytes, MessageView]:
+def wait_states(
+    client: RelayClient, ids: Sequence[bytes], states: set[str], timeout: float
+) -> dict[bytes, MessageView]:
     """Poll until every id is in one of `states`; fail with the stragglers otherwise."""
     deadline = time.monotonic() + timeout
     views: dict[bytes, MessageView] = {}
@@ -75,7 +88,9 @@ def wait_states(client: RelayClient, ids: Sequence[bytes], states: set[str], tim
         if time.monotonic() > deadline:
             summary = Counter(views[i].state if i in views else "unseen" for i in missing)
             errors_seen = {views[i].last_error for i in missing if i in views and views[i].last_error}
-            pytest.fail(f"{len(missing)} messages not in {states} after {timeout}s: {dict(summary)} {errors_seen}")
+            pytest.fail(
+                f"{len(missing)} messages not in {states} after {timeout}s: {dict(summary)} {errors_seen}"
+            )
         time.sleep(0.5)
 
 
@@ -95,12 +110,16 @@ def attestor_metric(devnet: Devnet, name: str, metric: str) -> float:
 
 def checkpoint_requests(devnet: Devnet, name: str) -> float:
     """How many GetCheckpoint requests attestor `name` has served."""
-    return metric_value(scrape(devnet, name), "relay_grpc_server_requests_total",
-                        {"method": "/relay.v1.AttestationService/GetCheckpoint"})
+    return metric_value(
+        scrape(devnet, name),
+        "relay_grpc_server_requests_total",
+        {"method": "/relay.v1.AttestationService/GetCheckpoint"},
+    )
 
 
 def all_messages(devnet: Devnet, chain: DevnetChain) -> list[Message]:
     """Every message the chain's Gateway dispatched (nonce order), from a fresh watcher."""
+
     class Memory:
         cursor: Cursor | None = None
 
@@ -119,14 +138,21 @@ def all_messages(devnet: Devnet, chain: DevnetChain) -> list[Message]:
             return sorted(messages, key=lambda m: m.nonce)
 
 
-def certify(devnet: Devnet, origin: DevnetChain, messages: list[Message],
-            signers: Sequence[int] = (0, 1, 2)) -> tuple[Checkpoint, QuorumCertificate, MerkleTree]:
+def certify(
+    devnet: Devnet, origin: DevnetChain, messages: list[Message], signers: Sequence[int] = (0, 1, 2)
+) -> tuple[Checkpoint, QuorumCertificate, MerkleTree]:
     """A checkpoint over `messages` signed by the devnet committee members `signers`."""
     tree = MerkleTree([m.id for m in messages])
-    checkpoint = Checkpoint(origin=origin.domain, gateway=address_to_bytes32(origin.gateway),
-                            epoch=devnet.committee.epoch, root=tree.root(), index=len(messages) - 1)
+    checkpoint = Checkpoint(
+        origin=origin.domain,
+        gateway=address_to_bytes32(origin.gateway),
+        epoch=devnet.committee.epoch,
+        root=tree.root(),
+        index=len(messages) - 1,
+    )
     certificate = devnet.committee.aggregate(
-        checkpoint.digest(), [(i, sign_checkpoint(devnet.bls_secrets[i], checkpoint)) for i in signers])
+        checkpoint.digest(), [(i, sign_checkpoint(devnet.bls_secrets[i], checkpoint)) for i in signers]
+    )
     return checkpoint, certificate, tree
 
 
@@ -151,8 +177,10 @@ def test_messages_both_ways_are_delivered_exactly_once_across_a_relayer_crash(de
     client = devnet.client()
     before = {chain.domain: devnet.received(chain.domain) for chain in devnet.chains}
     sent: dict[str, list[bytes]] = {}
-    senders = [threading.Thread(target=lambda s=s, d=d: sent.__setitem__(s, devnet.send(s, d, MESSAGES_EACH_WAY)))
-               for s, d in (("alpha", "beta"), ("beta", "alpha"))]
+    senders = [
+        threading.Thread(target=lambda s=s, d=d: sent.__setitem__(s, devnet.send(s, d, MESSAGES_EACH_WAY)))
+        for s, d in (("alpha", "beta"), ("beta", "alpha"))
+    ]
     for thread in senders:
         thread.start()
     for thread in senders:
@@ -205,11 +233,19 @@ def test_two_attestors_down_nothing_delivered_nothing_lost_then_everything_deliv
         # signed a checkpoint covering the messages, and the relayer asked them again after that.
         covering = max(view.nonce for view in views.values())
         up = ["attestor-alpha-0", "attestor-alpha-3"]
-        eventually(lambda: all(attestor_metric(devnet, name, "relay_attestor_last_signed_index") >= covering
-                               for name in up), 30, f"attestors still up signed index {covering}")
+        eventually(
+            lambda: all(
+                attestor_metric(devnet, name, "relay_attestor_last_signed_index") >= covering for name in up
+            ),
+            30,
+            f"attestors still up signed index {covering}",
+        )
         asked = {name: checkpoint_requests(devnet, name) for name in up}
-        eventually(lambda: all(checkpoint_requests(devnet, name) > asked[name] for name in up), 30,
-                   "the relayer asked the attestors still up again after they signed")
+        eventually(
+            lambda: all(checkpoint_requests(devnet, name) > asked[name] for name in up),
+            30,
+            "the relayer asked the attestors still up again after they signed",
+        )
         views = {i: client.get(i) for i in ids}
         assert all(view is not None and view.state == "final" for view in views.values())
         assert devnet.received("beta") == before
@@ -224,22 +260,28 @@ class ForgingAttestor:
     `outsider=True`: it presents its own key, one outside the committee.
     """
 
-    def __init__(self, devnet: Devnet, chain: DevnetChain, member: int, address: str, *,
-                 outsider: bool = False) -> None:
+    def __init__(
+        self, devnet: Devnet, chain: DevnetChain, member: int, address: str, *, outsider: bool = False
+    ) -> None:
         backend = get_backend()
         finality = EvmFinalitySource(chain_config(devnet, chain))
         secret = keygen(secrets.token_bytes(32))
         real = devnet.committee.members[member]
-        public_key, proof = ((backend.secret_to_public_key(secret), backend.prove_possession(secret)) if outsider
-                             else (real.public_key, real.proof_of_possession))
-        identity = AttestorIdentity(chain.domain, finality.gateway, devnet.committee.epoch, member,
-                                    public_key, proof)
+        public_key, proof = (
+            (backend.secret_to_public_key(secret), backend.prove_possession(secret))
+            if outsider
+            else (real.public_key, real.proof_of_possession)
+        )
+        identity = AttestorIdentity(
+            chain.domain, finality.gateway, devnet.committee.epoch, member, public_key, proof
+        )
         self.ledger = CheckpointLedger(identity, secret, backend, 256)
         self.finality = finality
         self.stopping = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
-            AttestationServicer(self.ledger, self.stopping), self.server)
+            AttestationServicer(self.ledger, self.stopping), self.server
+        )
         assert self.server.add_insecure_port(address) != 0
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -268,8 +310,10 @@ def rejected_signatures(devnet: Devnet, origin: int) -> list[tuple[int, str]]:
     """(signer index, reason) of the signatures the relayer stored as rejected."""
     assert devnet.run_dir is not None
     with sqlite3.connect(f"file:{devnet.run_dir / 'relayer.db'}?mode=ro", uri=True, timeout=10) as db:
-        rows = db.execute("SELECT signer_index, rejected_reason FROM signatures "
-                          "WHERE origin = ? AND rejected_reason != ''", (origin,)).fetchall()
+        rows = db.execute(
+            "SELECT signer_index, rejected_reason FROM signatures WHERE origin = ? AND rejected_reason != ''",
+            (origin,),
+        ).fetchall()
     return [(int(index), str(reason)) for index, reason in rows]
 
 
@@ -293,14 +337,19 @@ def test_a_submitter_stopped_with_sigterm_exits_cleanly_and_deliveries_resume(de
 
 def rejections_counted(devnet: Devnet, origin: int, reason: str) -> float:
     """relay_proof_rejections_total{origin, reason} as the relayer's /metrics shows it."""
-    return metric_value(scrape(devnet, "relayer"), "relay_proof_rejections_total",
-                        {"origin": str(origin), "reason": reason})
+    return metric_value(
+        scrape(devnet, "relayer"), "relay_proof_rejections_total", {"origin": str(origin), "reason": reason}
+    )
 
 
-@pytest.mark.parametrize("outsider, reason", [(False, "InvalidSignature"), (True, "UnknownSigner")],
-                         ids=["member-key-wrong-secret", "key-outside-the-committee"])
-def test_a_forged_attestor_signature_is_rejected_stored_and_counted(devnet: Devnet, outsider: bool,
-                                                                    reason: str) -> None:
+@pytest.mark.parametrize(
+    "outsider, reason",
+    [(False, "InvalidSignature"), (True, "UnknownSigner")],
+    ids=["member-key-wrong-secret", "key-outside-the-committee"],
+)
+def test_a_forged_attestor_signature_is_rejected_stored_and_counted(
+    devnet: Devnet, outsider: bool, reason: str
+) -> None:
     alpha, beta = devnet.chains
     client = devnet.client()
     before = devnet.received("alpha")
@@ -314,7 +363,9 @@ def test_a_forged_attestor_signature_is_rejected_stored_and_counted(devnet: Devn
             wait_states(client, ids, {"delivered"}, timeout=60)
             rejected = eventually(
                 lambda: [(i, r) for i, r in rejected_signatures(devnet, beta.domain) if r.startswith(reason)],
-                20, f"a signature rejected as {reason} stored by the relayer")
+                20,
+                f"a signature rejected as {reason} stored by the relayer",
+            )
     finally:
         devnet.restart(name)
     assert rejected and all(index == 3 for index, _ in rejected)
@@ -329,17 +380,24 @@ def test_forged_certificates_are_refused_by_the_contract(devnet: Devnet) -> None
     (message_id,) = devnet.send("beta", "alpha", 1, "forged-direct")
     messages = all_messages(devnet, beta)
     checkpoint, certificate, tree = certify(devnet, beta, messages)
-    forged = QuorumCertificate(certificate.signers, get_backend().sign(keygen(secrets.token_bytes(32)),
-                                                                      checkpoint.digest()))
+    forged = QuorumCertificate(
+        certificate.signers, get_backend().sign(keygen(secrets.token_bytes(32)), checkpoint.digest())
+    )
     item = next(DeliveryItem(m, tree.branch(m.nonce)) for m in messages if m.id == message_id)
     destination = EvmDestination(chain_config(devnet, alpha), DEV_PRIVATE_KEYS[3])
     with pytest.raises(errors.InvalidSignature):
         destination.submit(checkpoint, forged, [item])
     # A quorum of real members over a tampered root: the message's branch no longer reaches it.
-    tampered = Checkpoint(origin=checkpoint.origin, gateway=checkpoint.gateway, epoch=checkpoint.epoch,
-                          root=bytes(32), index=checkpoint.index)
+    tampered = Checkpoint(
+        origin=checkpoint.origin,
+        gateway=checkpoint.gateway,
+        epoch=checkpoint.epoch,
+        root=bytes(32),
+        index=checkpoint.index,
+    )
     quorum_over_tampered = devnet.committee.aggregate(
-        tampered.digest(), [(i, sign_checkpoint(devnet.bls_secrets[i], tampered)) for i in (0, 1, 2)])
+        tampered.digest(), [(i, sign_checkpoint(devnet.bls_secrets[i], tampered)) for i in (0, 1, 2)]
+    )
     with pytest.raises(errors.InvalidMerkleProof):
         destination.submit(tampered, quorum_over_tampered, [item])
     wait_states(client, [message_id], {"delivered"}, timeout=60)  # the real one still goes through
@@ -384,7 +442,9 @@ def test_a_reorg_before_finality_drops_the_orphan_and_delivers_its_replacement(d
         wait_states(client, [orphan], {"observed"}, timeout=20)
         assert deploy.rpc_request(alpha.rpc_url, "evm_revert", [snapshot]) is True
         sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-        hashes = deploy.send_counter_messages(sender, alpha.counter, beta.domain, beta.counter, [b"replacement"])
+        hashes = deploy.send_counter_messages(
+            sender, alpha.counter, beta.domain, beta.counter, [b"replacement"]
+        )
         deploy.rpc_request(alpha.rpc_url, "evm_mine")
         (replacement,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
     finally:
@@ -399,7 +459,9 @@ def test_a_reorg_before_finality_drops_the_orphan_and_delivers_its_replacement(d
     assert metric_value(relayer_metrics, "relay_rpc_calls_total", watched) > calls_before
 
 
-def test_a_reorg_while_the_relayer_is_down_drops_the_orphan_and_delivers_its_replacement(devnet: Devnet) -> None:
+def test_a_reorg_while_the_relayer_is_down_drops_the_orphan_and_delivers_its_replacement(
+    devnet: Devnet,
+) -> None:
     """The relayer stored the orphan before it went down; after the restart the re-scan finds the
     replacement at the same nonce, and the relayer settles the conflict by the canonical block hash."""
     alpha, beta = devnet.chains
@@ -409,15 +471,18 @@ def test_a_reorg_while_the_relayer_is_down_drops_the_orphan_and_delivers_its_rep
     try:
         snapshot = deploy.rpc_request(alpha.rpc_url, "evm_snapshot")
         sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-        hashes = deploy.send_counter_messages(sender, alpha.counter, beta.domain, beta.counter, [b"orphan-down"])
+        hashes = deploy.send_counter_messages(
+            sender, alpha.counter, beta.domain, beta.counter, [b"orphan-down"]
+        )
         deploy.rpc_request(alpha.rpc_url, "evm_mine")
         (orphan,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
         wait_states(client, [orphan], {"observed"}, timeout=20)
         with stopped(devnet, "relayer"):
             assert deploy.rpc_request(alpha.rpc_url, "evm_revert", [snapshot]) is True
             sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-            hashes = deploy.send_counter_messages(sender, alpha.counter, beta.domain, beta.counter,
-                                                  [b"replacement-down"])
+            hashes = deploy.send_counter_messages(
+                sender, alpha.counter, beta.domain, beta.counter, [b"replacement-down"]
+            )
             deploy.rpc_request(alpha.rpc_url, "evm_mine")
             (replacement,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
     finally:

@@ -25,11 +25,17 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        result = subprocess.run(["bash", str(ROOT / "scripts" / "install-prometheus.sh")],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install-prometheus.sh")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         found = shutil.which("promtool")
         if found is None:
-            pytest.fail(f"promtool missing and scripts/install-prometheus.sh failed:\n{result.stdout}\n{result.stderr}")
+            pytest.fail(
+                f"promtool missing and scripts/install-prometheus.sh failed:\n{result.stdout}\n{result.stderr}"
+            )
     return found
 
 
@@ -39,13 +45,20 @@ def alerts() -> list[dict[str, Any]]:
 
 
 def test_promtool_check_rules(promtool: str) -> None:
-    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_test_rules(promtool: str) -> None:
-    result = subprocess.run([promtool, "test", "rules", str(RULE_TESTS)],
-                            capture_output=True, text=True, timeout=60, cwd=RULE_TESTS.parent)
+    result = subprocess.run(
+        [promtool, "test", "rules", str(RULE_TESTS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=RULE_TESTS.parent,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -64,11 +77,14 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
 def test_every_alert_links_a_runbook_heading_in_operations_md() -> None:
     headings = {
         re.sub(r"[^a-z0-9 _-]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
-        for line in OPERATIONS.read_text().splitlines() if line.startswith("#")
+        for line in OPERATIONS.read_text().splitlines()
+        if line.startswith("#")
     }
     for rule in alerts():
         url = rule["annotations"]["runbook_url"]
         page, _, anchor = url.partition("#")
         assert page == "docs/operations.md", url
-        assert anchor == rule["alert"].lower() and anchor in headings, f"{rule['alert']}: no heading for {url}"
+        assert anchor == rule["alert"].lower() and anchor in headings, (
+            f"{rule['alert']}: no heading for {url}"
+        )
         assert rule["labels"]["severity"] in {"warning", "critical"}

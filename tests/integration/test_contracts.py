@@ -62,6 +62,7 @@ def _tools_installed() -> None:
     if not (ANVIL_PATH.exists() and SOLCJS_PATH.exists()):
         pytest.fail("anvil/solcjs missing: run `make tools` (scripts/install-tools.sh)")
 
+
 ORIGIN = 1
 DESTINATION = 2
 SHA256: Any = hashlib.sha256  # py_ecc's annotations want a hash object, it calls the constructor
@@ -122,7 +123,9 @@ def decode_error(contract: Contract, data: bytes) -> tuple[str, tuple[Any, ...]]
     raise AssertionError(f"unknown error data 0x{data.hex()}")
 
 
-def assert_reverts(contract: Contract, call: Any, name: str, *arguments: Any, sender: str | None = None) -> None:
+def assert_reverts(
+    contract: Contract, call: Any, name: str, *arguments: Any, sender: str | None = None
+) -> None:
     with pytest.raises(ContractCustomError) as raised:
         call.call({"from": sender} if sender else None)
     assert decode_error(contract, bytes.fromhex(str(raised.value.data)[2:])) == (name, arguments)
@@ -143,7 +146,9 @@ class Bridge:
     def source_word(self) -> bytes:
         return address_to_bytes32(self.source.address)
 
-    def send(self, body: bytes, recipient: str | None = None, destination: int = DESTINATION) -> tuple[bytes, int]:
+    def send(
+        self, body: bytes, recipient: str | None = None, destination: int = DESTINATION
+    ) -> tuple[bytes, int]:
         """Dispatch from the default account; returns (message, nonce)."""
         recipient_word = address_to_bytes32(recipient or self.counter.address)
         receipt = transact(self.w3, self.source.functions.dispatch(destination, recipient_word, body))
@@ -165,7 +170,9 @@ class Bridge:
     def process(self, message: bytes, nonce: int, checkpoint: Any = None, certificate: Any = None) -> Any:
         checkpoint = checkpoint or self.checkpoint()
         bitfield, signature = certificate or self.certify(checkpoint_digest(checkpoint))
-        return self.destination.functions.process(checkpoint, bitfield, signature, message, self.tree.branch(nonce))
+        return self.destination.functions.process(
+            checkpoint, bitfield, signature, message, self.tree.branch(nonce)
+        )
 
 
 @pytest.fixture
@@ -217,7 +224,9 @@ def point_outside_subgroup() -> bytes:
     raise AssertionError("no point found")
 
 
-def test_subgroup_check_rejects_a_point_outside_the_subgroup(harness: Contract, signing: SigningCommittee) -> None:
+def test_subgroup_check_rejects_a_point_outside_the_subgroup(
+    harness: Contract, signing: SigningCommittee
+) -> None:
     _, _, members = committee_struct(signing.committee)
     assert harness.functions.areValidG1Points(b"".join(key for key, _ in members)).call()
     assert not harness.functions.areValidG1Points(point_outside_subgroup()).call()
@@ -235,7 +244,9 @@ def test_dispatch_ids_and_roots_match_the_off_chain_encodings(w3: Web3) -> None:
     for nonce, body in enumerate([b"", b"\x12\x34", b"hello" * 20, bytes(32), b"x"]):
         receipt = transact(w3, gateway.functions.dispatch(9, recipient, body))
         (event,) = events(gateway, "Dispatch", receipt)
-        expected = Message.create(nonce=nonce, origin=7, sender=sender, destination=9, recipient=recipient, body=body)
+        expected = Message.create(
+            nonce=nonce, origin=7, sender=sender, destination=9, recipient=recipient, body=body
+        )
         assert bytes(event["message"]) == expected.encode()
         assert bytes(event["id"]) == expected.id == keccak256(expected.encode())
         assert (event["nonce"], event["destination"]) == (nonce, 9)
@@ -287,10 +298,17 @@ def test_process_delivers_once(bridge: Bridge) -> None:
     # This certificate comes straight from py_ecc: three members sign, the signatures are aggregated.
     digest = checkpoint_digest(checkpoint)
     signatures = [G2ProofOfPossession.Sign(bridge.signing.secret_keys[i], digest) for i in (0, 1, 2)]
-    certificate = encode_bitfield((0, 1, 2), 4), signature_to_eip2537(G2ProofOfPossession.Aggregate(signatures))
+    certificate = (
+        encode_bitfield((0, 1, 2), 4),
+        signature_to_eip2537(G2ProofOfPossession.Aggregate(signatures)),
+    )
     receipt = transact(bridge.w3, bridge.process(message, nonce, checkpoint, certificate))
     (delivered,) = events(bridge.destination, "Delivered", receipt)
-    assert (bytes(delivered["id"]), delivered["origin"], delivered["nonce"]) == (keccak256(message), ORIGIN, 0)
+    assert (bytes(delivered["id"]), delivered["origin"], delivered["nonce"]) == (
+        keccak256(message),
+        ORIGIN,
+        0,
+    )
     sender = address_to_bytes32(account(bridge.w3, 0))
     assert bridge.counter.functions.received().call() == 1
     assert bridge.counter.functions.receivedFrom(ORIGIN, sender).call() == 1
@@ -308,7 +326,9 @@ def test_process_batch_shares_one_signature_and_skips_delivered(bridge: Bridge) 
     bitfield, signature = bridge.certify(checkpoint_digest(checkpoint))
     # Compressed and full branches both verify.
     branches = [compress_branch(bridge.tree.branch(n)) if n % 2 else bridge.tree.branch(n) for _, n in sent]
-    call = bridge.destination.functions.processBatch(checkpoint, bitfield, signature, [m for m, _ in sent], branches)
+    call = bridge.destination.functions.processBatch(
+        checkpoint, bitfield, signature, [m for m, _ in sent], branches
+    )
     receipt = transact(bridge.w3, call)
     assert [event["nonce"] for event in events(bridge.destination, "Delivered", receipt)] == [0, 2, 3, 4]
     skipped = [bytes(event["id"]) for event in events(bridge.destination, "DeliverySkipped", receipt)]
@@ -389,7 +409,9 @@ def test_quorum_counts_weight_not_members(bridge: Bridge) -> None:
     # Re-enrolling the same source Gateway replaces the committee (the owner's recovery path).
     weighted = SigningCommittee.generate(4, epoch=1, seed=b"weighted committee", weights=(5, 1, 1, 1))
     assert weighted.committee.threshold == 6
-    enroll = bridge.destination.functions.enrollOrigin(ORIGIN, bridge.source_word, committee_struct(weighted.committee))
+    enroll = bridge.destination.functions.enrollOrigin(
+        ORIGIN, bridge.source_word, committee_struct(weighted.committee)
+    )
     transact(bridge.w3, enroll)
     message, nonce = bridge.send(b"weighed")
     checkpoint = bridge.checkpoint()
@@ -431,7 +453,9 @@ def test_failing_recipient_leaves_the_message_deliverable(bridge: Bridge) -> Non
 
 def test_only_the_counter_owner_can_make_it_fail(bridge: Bridge) -> None:
     stranger = account(bridge.w3, 1)
-    assert_reverts(bridge.counter, bridge.counter.functions.setFailing(True), "NotOwner", stranger, sender=stranger)
+    assert_reverts(
+        bridge.counter, bridge.counter.functions.setFailing(True), "NotOwner", stranger, sender=stranger
+    )
 
 
 def test_recipient_without_code_fails_softly(bridge: Bridge) -> None:
@@ -475,22 +499,34 @@ def test_handover_to_the_next_epoch(bridge: Bridge) -> None:
     argument = committee_struct(following.committee)
     digest = compute_handover_digest(ORIGIN, 1, following.committee.hash())
     bitfield, signature = bridge.certify(digest, signers=(0, 1))
-    assert_reverts(gateway, gateway.functions.handover(ORIGIN, argument, bitfield, signature), "QuorumNotReached", 2, 3)
+    assert_reverts(
+        gateway, gateway.functions.handover(ORIGIN, argument, bitfield, signature), "QuorumNotReached", 2, 3
+    )
     skipping = committee_struct(SigningCommittee.generate(4, epoch=3, seed=b"next committee").committee)
-    assert_reverts(gateway, gateway.functions.handover(ORIGIN, skipping, bitfield, signature), "WrongEpoch", 2, 3)
+    assert_reverts(
+        gateway, gateway.functions.handover(ORIGIN, skipping, bitfield, signature), "WrongEpoch", 2, 3
+    )
 
     bitfield, signature = bridge.certify(digest, signers=(1, 2, 3))
     receipt = transact(bridge.w3, gateway.functions.handover(ORIGIN, argument, bitfield, signature))
     (event,) = events(gateway, "CommitteeHandedOver", receipt)
-    assert (event["origin"], event["epoch"], bytes(event["committeeHash"])) == (ORIGIN, 2, following.committee.hash())
+    assert (event["origin"], event["epoch"], bytes(event["committeeHash"])) == (
+        ORIGIN,
+        2,
+        following.committee.hash(),
+    )
     assert gateway.functions.committeeOf(ORIGIN).call() == [2, following.committee.hash()]
 
     message, nonce = bridge.send(b"after the handover")
     assert_reverts(gateway, bridge.process(message, nonce, bridge.checkpoint(epoch=1)), "WrongEpoch", 2, 1)
     checkpoint = bridge.checkpoint(epoch=2)
     digest = checkpoint_digest(checkpoint)
-    assert_reverts(gateway, bridge.process(message, nonce, checkpoint, bridge.certify(digest)), "InvalidSignature")
-    receipt = transact(bridge.w3, bridge.process(message, nonce, checkpoint, bridge.certify(digest, signing=following)))
+    assert_reverts(
+        gateway, bridge.process(message, nonce, checkpoint, bridge.certify(digest)), "InvalidSignature"
+    )
+    receipt = transact(
+        bridge.w3, bridge.process(message, nonce, checkpoint, bridge.certify(digest, signing=following))
+    )
     assert len(events(gateway, "Delivered", receipt)) == 1
 
 
@@ -513,4 +549,6 @@ def test_enrollment_rules(bridge: Bridge, signing: SigningCommittee) -> None:
         "PublicKeysNotInSubgroup": ((epoch, 1, [(keys[0], 1), (point_outside_subgroup(), 1)]), ()),
     }
     for error, (committee, arguments) in invalid.items():
-        assert_reverts(gateway, gateway.functions.enrollOrigin(5, bridge.source_word, committee), error, *arguments)
+        assert_reverts(
+            gateway, gateway.functions.enrollOrigin(5, bridge.source_word, committee), error, *arguments
+        )

@@ -45,19 +45,34 @@ def test_finality_source_reads_the_tree_at_the_finalized_block(chains: Chains) -
 
 
 def test_finality_source_needs_every_endpoint_to_agree(chains: Chains) -> None:
-    same = ChainConfig(name="source", domain=SOURCE, rpc_urls=[chains.source.rpc_url, chains.source.rpc_url],
-                       gateway=chains.source_gateway, confirmations=1)
+    same = ChainConfig(
+        name="source",
+        domain=SOURCE,
+        rpc_urls=[chains.source.rpc_url, chains.source.rpc_url],
+        gateway=chains.source_gateway,
+        confirmations=1,
+    )
     assert EvmFinalitySource(same).finalized_checkpoint_state() is not None
     # An endpoint of another chain (same gateway address there, other history) must disagree.
-    split = ChainConfig(name="source", domain=SOURCE, rpc_urls=[chains.source.rpc_url, chains.destination.rpc_url],
-                        gateway=chains.source_gateway, confirmations=1)
+    split = ChainConfig(
+        name="source",
+        domain=SOURCE,
+        rpc_urls=[chains.source.rpc_url, chains.destination.rpc_url],
+        gateway=chains.source_gateway,
+        confirmations=1,
+    )
     with pytest.raises(EndpointsDisagree):
         EvmFinalitySource(split).finalized_checkpoint_state()
 
 
 def test_finality_source_turns_a_dead_endpoint_into_rpc_unavailable(chains: Chains) -> None:
-    dead = ChainConfig(name="dead", domain=SOURCE, rpc_urls=["http://127.0.0.1:9"], gateway=chains.source_gateway,
-                       confirmations=1)
+    dead = ChainConfig(
+        name="dead",
+        domain=SOURCE,
+        rpc_urls=["http://127.0.0.1:9"],
+        gateway=chains.source_gateway,
+        confirmations=1,
+    )
     with pytest.raises(errors.RpcUnavailable):
         EvmFinalitySource(dead).finalized_checkpoint_state()
 
@@ -73,12 +88,15 @@ def test_destination_names_the_gateways_contract_error(chains: Chains) -> None:
     item = DeliveryItem(messages[-1], tree.branch(messages[-1].nonce))
     assert item.message.id == message_id
     destination = EvmDestination(chains.destination_chain(), SUBMITTER)
-    forged = QuorumCertificate(certificate.signers, get_backend().sign(keygen(b"\x07" * 32), checkpoint.digest()))
+    forged = QuorumCertificate(
+        certificate.signers, get_backend().sign(keygen(b"\x07" * 32), checkpoint.digest())
+    )
     with pytest.raises(errors.InvalidSignature) as forged_error:
         destination.submit(checkpoint, forged, [item])
     assert forged_error.value.fields["contract_error"] == "InvalidSignature"
-    other_epoch = Checkpoint(origin=SOURCE, gateway=checkpoint.gateway, epoch=2, root=checkpoint.root,
-                             index=checkpoint.index)
+    other_epoch = Checkpoint(
+        origin=SOURCE, gateway=checkpoint.gateway, epoch=2, root=checkpoint.root, index=checkpoint.index
+    )
     # Another committee epoch than the relayer's (a hand-over in between): parked, not rejected.
     with pytest.raises(GatewayNotReady) as not_ready:
         destination.submit(other_epoch, certificate, [item])
@@ -119,10 +137,18 @@ def test_a_gas_burning_recipient_is_left_out_and_the_rest_of_the_batch_delivered
     hostile = deploy_contract(web3, "HostileRecipient", chains.gateway)
     web3.eth.wait_for_transaction_receipt(hostile.functions.setBurnGas(True).transact())
     sender = deploy.TransactionSender(chains.source.rpc_url, USER)
-    hashes = deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-1"])
-    hashes += deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, hostile.address, [b"spin"])
-    hashes += deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-2"])
-    ids = [i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, chains.source_gateway)]
+    hashes = deploy.send_counter_messages(
+        sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-1"]
+    )
+    hashes += deploy.send_counter_messages(
+        sender, chains.source_counter, DESTINATION, hostile.address, [b"spin"]
+    )
+    hashes += deploy.send_counter_messages(
+        sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-2"]
+    )
+    ids = [
+        i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, chains.source_gateway)
+    ]
     messages = all_source_messages(chains)
     checkpoint, certificate, tree = certify(chains, messages)
     items = [DeliveryItem(m, tree.branch(m.nonce)) for m in messages if m.id in ids]
@@ -139,14 +165,22 @@ def test_a_gas_burning_recipient_is_left_out_and_the_rest_of_the_batch_delivered
 def test_attestor_serves_signed_final_checkpoints(chains: Chains) -> None:
     from relay.roles.attestor import Attestor, AttestorConfig
 
-    config = AttestorConfig(chain=chains.source_chain(confirmations=1), bls_key=SecretRef(value=hex(chains.secrets[1])),
-                            signer_index=1, epoch=1, listen="127.0.0.1:0", poll_interval=0.1)
+    config = AttestorConfig(
+        chain=chains.source_chain(confirmations=1),
+        bls_key=SecretRef(value=hex(chains.secrets[1])),
+        signer_index=1,
+        epoch=1,
+        listen="127.0.0.1:0",
+        poll_interval=0.1,
+    )
     attestor = Attestor(config).start()
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{attestor.grpc_port}")
         stub = attestation_pb2_grpc.AttestationServiceStub(channel)
         identity = stub.GetIdentity(attestation_pb2.GetIdentityRequest(), timeout=5)
-        assert identity.public_key == chains.committee.members[1].public_key and identity.last_signed_index == -1
+        assert (
+            identity.public_key == chains.committee.members[1].public_key and identity.last_signed_index == -1
+        )
         with pytest.raises(grpc.RpcError) as missing:
             stub.GetCheckpoint(attestation_pb2.GetCheckpointRequest(origin=SOURCE, min_index=0), timeout=5)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
@@ -157,15 +191,21 @@ def test_attestor_serves_signed_final_checkpoints(chains: Chains) -> None:
         chains.mine(1)  # one confirmation: the message's block is final
         count = len(all_source_messages(chains))
         attestor.poll_once()  # the background loop may have signed it already
-        answer = stub.GetCheckpoint(attestation_pb2.GetCheckpointRequest(origin=SOURCE, min_index=count - 1),
-                                    timeout=5)
-        checkpoint = Checkpoint(origin=answer.checkpoint.origin, gateway=answer.checkpoint.gateway,
-                                epoch=answer.checkpoint.epoch, root=answer.checkpoint.root,
-                                index=answer.checkpoint.index)
+        answer = stub.GetCheckpoint(
+            attestation_pb2.GetCheckpointRequest(origin=SOURCE, min_index=count - 1), timeout=5
+        )
+        checkpoint = Checkpoint(
+            origin=answer.checkpoint.origin,
+            gateway=answer.checkpoint.gateway,
+            epoch=answer.checkpoint.epoch,
+            root=answer.checkpoint.root,
+            index=answer.checkpoint.index,
+        )
         get_backend().verify(chains.committee.members[1].public_key, checkpoint.digest(), answer.signature)
         assert checkpoint.index == count - 1
-        stream = stub.StreamCheckpoints(attestation_pb2.StreamCheckpointsRequest(origin=SOURCE, from_index=0),
-                                        timeout=3)
+        stream = stub.StreamCheckpoints(
+            attestation_pb2.StreamCheckpointsRequest(origin=SOURCE, from_index=0), timeout=3
+        )
         assert next(iter(stream)).checkpoint.index == checkpoint.index
         stream.cancel()
         channel.close()
@@ -176,7 +216,9 @@ def test_attestor_serves_signed_final_checkpoints(chains: Chains) -> None:
 def test_submitter_service_delivers_and_maps_failures_to_status_codes(chains: Chains) -> None:
     from relay.roles.submitter import Submitter, SubmitterConfig
 
-    config = SubmitterConfig(chain=chains.destination_chain(), key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0")
+    config = SubmitterConfig(
+        chain=chains.destination_chain(), key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0"
+    )
     submitter = Submitter(config).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{submitter.grpc_port}")
     stub = destination_pb2_grpc.DestinationServiceStub(channel)
@@ -191,10 +233,14 @@ def test_submitter_service_delivers_and_maps_failures_to_status_codes(chains: Ch
         again = stub.Deliver(deliver_request_to_proto(checkpoint, certificate, items), timeout=60)
         assert [r.outcome for r in again.results] == [outcomes.DELIVERY_OUTCOME_ALREADY_DELIVERED] * 2
         keys = [destination_pb2.MessageKey(origin=SOURCE, nonce=m.nonce) for m in messages[-2:]]
-        assert list(stub.GetDelivered(destination_pb2.GetDeliveredRequest(keys=keys), timeout=5).delivered) == [True, True]
+        assert list(
+            stub.GetDelivered(destination_pb2.GetDeliveredRequest(keys=keys), timeout=5).delivered
+        ) == [True, True]
         status = stub.GetStatus(destination_pb2.GetStatusRequest(), timeout=5)
         assert status.domain == DESTINATION and int(status.balance) > 0 and len(status.account) == 20
-        forged = QuorumCertificate(certificate.signers, get_backend().sign(keygen(b"\x09" * 32), checkpoint.digest()))
+        forged = QuorumCertificate(
+            certificate.signers, get_backend().sign(keygen(b"\x09" * 32), checkpoint.digest())
+        )
         chains.send(1, "forged")
         messages = all_source_messages(chains)
         checkpoint, certificate, tree = certify(chains, messages)
@@ -214,8 +260,12 @@ def test_submitter_service_delivers_and_maps_failures_to_status_codes(chains: Ch
 def test_submitter_service_reports_a_dead_chain_as_unavailable(chains: Chains) -> None:
     from relay.roles.submitter import Submitter, SubmitterConfig
 
-    dead = ChainConfig(name="dead", domain=DESTINATION, rpc_urls=["http://127.0.0.1:9"], gateway=chains.gateway)
-    submitter = Submitter(SubmitterConfig(chain=dead, key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0")).start()
+    dead = ChainConfig(
+        name="dead", domain=DESTINATION, rpc_urls=["http://127.0.0.1:9"], gateway=chains.gateway
+    )
+    submitter = Submitter(
+        SubmitterConfig(chain=dead, key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0")
+    ).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{submitter.grpc_port}")
     stub = destination_pb2_grpc.DestinationServiceStub(channel)
     try:

@@ -51,7 +51,9 @@ def setup() -> Iterator[tuple[HealthServer, RelayMetrics, FakeClock, dict[str, o
         yield server, metrics, clock, state
 
 
-def test_binds_an_ephemeral_port_and_serves_metrics(setup: tuple[HealthServer, RelayMetrics, FakeClock, dict]) -> None:
+def test_binds_an_ephemeral_port_and_serves_metrics(
+    setup: tuple[HealthServer, RelayMetrics, FakeClock, dict],
+) -> None:
     server, metrics, _, _ = setup
     assert server.port > 0 and server.host == "127.0.0.1"
     metrics.queue_depth.labels("1", "2").set(5)
@@ -73,7 +75,9 @@ def test_healthz_follows_the_heartbeat(setup: tuple[HealthServer, RelayMetrics, 
     assert get(server, "/healthz")[0] == 200
 
 
-def test_readyz_reports_the_role_check_and_its_reason(setup: tuple[HealthServer, RelayMetrics, FakeClock, dict]) -> None:
+def test_readyz_reports_the_role_check_and_its_reason(
+    setup: tuple[HealthServer, RelayMetrics, FakeClock, dict],
+) -> None:
     server, _, _, state = setup
     status, _, body = get(server, "/readyz")
     assert status == 503
@@ -109,7 +113,9 @@ def test_grpc_health_and_reflection() -> None:
                 reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
             servicer.set("relay.v1.AttestationService", health_pb2.HealthCheckResponse.NOT_SERVING)
-            reply = health.Check(health_pb2.HealthCheckRequest(service="relay.v1.AttestationService"), timeout=5)
+            reply = health.Check(
+                health_pb2.HealthCheckRequest(service="relay.v1.AttestationService"), timeout=5
+            )
             assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
             stub = reflection_pb2_grpc.ServerReflectionStub(channel)

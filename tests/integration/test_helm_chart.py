@@ -109,8 +109,12 @@ def relayer_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def test_pdb_and_network_policy_cover_every_role(objects: list[dict[str, Any]]) -> None:
     roles = {w["metadata"]["labels"]["app.kubernetes.io/component"] for w in workloads(objects)}
     for kind in ("PodDisruptionBudget", "NetworkPolicy"):
-        covered = {o["spec"].get("selector", o["spec"].get("podSelector"))["matchLabels"]["app.kubernetes.io/component"]
-                   for o in of_kind(objects, kind)}
+        covered = {
+            o["spec"].get("selector", o["spec"].get("podSelector"))["matchLabels"][
+                "app.kubernetes.io/component"
+            ]
+            for o in of_kind(objects, kind)
+        }
         assert roles <= covered, (kind, roles - covered)
 
 
@@ -126,8 +130,13 @@ def test_multichain_configs_follow_the_values() -> None:
         expected = [a["name"] for a in values["attestors"] if a["chain"] == source["chain"]["name"]]
         assert source["attestors"] == [f"relay-attestor-{n}.relay.svc:50051" for n in expected]
     assert config["destinations"] == [
-        {"name": s["chain"], "domain": chains[s["chain"]]["domain"], "submitter": f"relay-submitter-{s['name']}.relay.svc:50051"}
-        for s in values["submitters"]]
+        {
+            "name": s["chain"],
+            "domain": chains[s["chain"]]["domain"],
+            "submitter": f"relay-submitter-{s['name']}.relay.svc:50051",
+        }
+        for s in values["submitters"]
+    ]
     deployments = {d["metadata"]["name"]: d for d in of_kind(objects, "Deployment")}
     assert len(deployments) == len(values["attestors"]) + len(values["submitters"])
     # keys: existingSecret is mounted as is; an inline value becomes a chart-made Secret
@@ -158,32 +167,53 @@ def test_default_values_render_no_custom_resources(objects: list[dict[str, Any]]
 def test_schema_rejects_unknown_keys_and_missing_keys() -> None:
     with helm.Chart.load(str(CHART)) as chart:
         with pytest.raises(helm.HelmValuesError):
-            chart.validate_schema({"chains": [{"name": "alpha", "domain": 1, "rpc_urls": ["x"],
-                                               "gateway": "0x01", "rpc_url": "typo"}]})
+            chart.validate_schema(
+                {
+                    "chains": [
+                        {
+                            "name": "alpha",
+                            "domain": 1,
+                            "rpc_urls": ["x"],
+                            "gateway": "0x01",
+                            "rpc_url": "typo",
+                        }
+                    ]
+                }
+            )
         with pytest.raises(helm.HelmValuesError):
             chart.validate_schema({"attestors": [{"name": "a-0", "chain": "alpha", "key": {}}]})
 
 
 def test_a_member_on_an_undeclared_chain_fails_to_render() -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmRenderError, match="not declared"):
-        chart.render({"submitters": [{"name": "x-0", "chain": "nowhere", "key": {"existingSecret": "s"}}]},
-                     name="relay", namespace="relay")
+        chart.render(
+            {"submitters": [{"name": "x-0", "chain": "nowhere", "key": {"existingSecret": "s"}}]},
+            name="relay",
+            namespace="relay",
+        )
 
 
-@pytest.mark.parametrize("role, model_path", [
-    ("attestor", "relay.roles.attestor:AttestorConfig"),
-    ("submitter", "relay.roles.submitter:SubmitterConfig"),
-    ("relayer", "relay.relayer:RelayerConfig"),
-])
+@pytest.mark.parametrize(
+    "role, model_path",
+    [
+        ("attestor", "relay.roles.attestor:AttestorConfig"),
+        ("submitter", "relay.roles.submitter:SubmitterConfig"),
+        ("relayer", "relay.relayer:RelayerConfig"),
+    ],
+)
 def test_rendered_configs_are_accepted_by_the_roles_strict_models(role: str, model_path: str) -> None:
     import importlib
 
     module_name, _, class_name = model_path.partition(":")
     model = getattr(importlib.import_module(module_name), class_name)
     assert "metrics_listen" in model.model_fields  # the probes need /healthz and /readyz served
-    configs = [yaml.safe_load(o["data"]["config.yaml"]) for o in render(yaml.safe_load(EXAMPLE.read_text()))
-               if o["kind"] == "ConfigMap" and o["metadata"]["labels"]["app.kubernetes.io/component"] == role
-               and "config.yaml" in o.get("data", {})]
+    configs = [
+        yaml.safe_load(o["data"]["config.yaml"])
+        for o in render(yaml.safe_load(EXAMPLE.read_text()))
+        if o["kind"] == "ConfigMap"
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == role
+        and "config.yaml" in o.get("data", {})
+    ]
     assert configs
     for config in configs:
         model.model_validate(config)  # unknown or missing keys raise: the chart drifted from the role

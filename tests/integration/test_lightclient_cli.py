@@ -23,15 +23,30 @@ EXECUTION = VECTORS / "ethereum-execution"
 
 def sync_arguments(updates: Path = LC / "updates.json") -> list[str]:
     return [
-        "lightclient", "sync", "--bootstrap", str(LC / "bootstrap.json"), "--updates", str(updates),
-        "--finality", str(LC / "finality.json"), "--optimistic", str(LC / "optimistic.json"), "--bls-backend", "blst",
+        "lightclient",
+        "sync",
+        "--bootstrap",
+        str(LC / "bootstrap.json"),
+        "--updates",
+        str(updates),
+        "--finality",
+        str(LC / "finality.json"),
+        "--optimistic",
+        str(LC / "optimistic.json"),
+        "--bls-backend",
+        "blst",
     ]
 
 
 def test_sync_prints_the_finalized_header_in_a_subprocess() -> None:
     finalized = json.loads((LC / "finality.json").read_text())["data"]["finalized_header"]
     result = subprocess.run(
-        [sys.executable, "-m", "relay", *sync_arguments()], cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "relay", *sync_arguments()],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -53,7 +68,9 @@ def test_sync_with_an_explicit_trusted_root(capsys: pytest.CaptureFixture[str]) 
 def test_sync_names_the_failed_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     updates = json.loads((LC / "updates.json").read_text())
     signature = updates[2]["data"]["sync_aggregate"]["sync_committee_signature"]
-    updates[2]["data"]["sync_aggregate"]["sync_committee_signature"] = signature[:50] + ("0" if signature[50] != "0" else "1") + signature[51:]
+    updates[2]["data"]["sync_aggregate"]["sync_committee_signature"] = (
+        signature[:50] + ("0" if signature[50] != "0" else "1") + signature[51:]
+    )
     tampered = tmp_path / "updates.json"
     tampered.write_text(json.dumps(updates))
     assert main(sync_arguments(tampered)) == 1
@@ -70,12 +87,29 @@ def test_proof_commands(capsys: pytest.CaptureFixture[str]) -> None:
     block = str(EXECUTION / "block.json")
     assert main(["proof", "receipts", "--block", block, "--receipts", str(EXECUTION / "receipts.json")]) == 0
     assert "rebuilt from 202 receipts" in capsys.readouterr().out
-    assert main(["proof", "receipt", "--block", block, "--receipt", str(EXECUTION / "receipt_with_proof.json")]) == 0
+    assert (
+        main(["proof", "receipt", "--block", block, "--receipt", str(EXECUTION / "receipt_with_proof.json")])
+        == 0
+    )
     assert "receipt 39" in capsys.readouterr().out
     assert main(["proof", "account", "--block", block, "--proof", str(EXECUTION / "proof.json")]) == 0
     out = capsys.readouterr().out
     assert "account 0x00000000219ab540356cbb839cbe05303d7705fa" in out and "storage 0x" in out
-    assert main(["proof", "receipt", "--block", block, "--receipt", str(EXECUTION / "receipt_with_proof.json"), "--index", "40"]) == 1
+    assert (
+        main(
+            [
+                "proof",
+                "receipt",
+                "--block",
+                block,
+                "--receipt",
+                str(EXECUTION / "receipt_with_proof.json"),
+                "--index",
+                "40",
+            ]
+        )
+        == 1
+    )
     assert "check 'receipt_proof' failed" in capsys.readouterr().err
 
 
@@ -83,19 +117,55 @@ def test_proof_commands_reject_tampered_files(tmp_path: Path, capsys: pytest.Cap
     receipts = json.loads((EXECUTION / "receipts.json").read_text())
     receipts[3]["cumulativeGasUsed"] = hex(int(receipts[3]["cumulativeGasUsed"], 16) + 1)
     (tmp_path / "receipts.json").write_text(json.dumps(receipts))
-    assert main(["proof", "receipts", "--block", str(EXECUTION / "block.json"), "--receipts", str(tmp_path / "receipts.json")]) == 1
+    assert (
+        main(
+            [
+                "proof",
+                "receipts",
+                "--block",
+                str(EXECUTION / "block.json"),
+                "--receipts",
+                str(tmp_path / "receipts.json"),
+            ]
+        )
+        == 1
+    )
     assert "check 'receipts_root' failed" in capsys.readouterr().err
 
     proof = json.loads((EXECUTION / "proof.json").read_text())
     proof["storageProof"][0]["value"] = "0x1"
     (tmp_path / "proof.json").write_text(json.dumps(proof))
-    assert main(["proof", "account", "--block", str(EXECUTION / "block.json"), "--proof", str(tmp_path / "proof.json")]) == 1
+    assert (
+        main(
+            [
+                "proof",
+                "account",
+                "--block",
+                str(EXECUTION / "block.json"),
+                "--proof",
+                str(tmp_path / "proof.json"),
+            ]
+        )
+        == 1
+    )
     assert "check 'storage_proof' failed" in capsys.readouterr().err
 
     block = json.loads((EXECUTION / "block.json").read_text())
     block["gasUsed"] = "0x1"
     (tmp_path / "block.json").write_text(json.dumps(block))
-    assert main(["proof", "receipts", "--block", str(tmp_path / "block.json"), "--receipts", str(EXECUTION / "receipts.json")]) == 1
+    assert (
+        main(
+            [
+                "proof",
+                "receipts",
+                "--block",
+                str(tmp_path / "block.json"),
+                "--receipts",
+                str(EXECUTION / "receipts.json"),
+            ]
+        )
+        == 1
+    )
     assert "check 'block_hash' failed" in capsys.readouterr().err
 
 
@@ -126,11 +196,29 @@ def test_sync_on_a_network_from_its_config_file(tmp_path: Path, capsys: pytest.C
     update = decode_update_ssz(raw(first["update"]), Fork.DENEB, MINIMAL_PRESET)
     (tmp_path / "bootstrap.json").write_text(json.dumps(to_versioned_json(bootstrap, Fork.DENEB)))
     (tmp_path / "updates.json").write_text(json.dumps([to_versioned_json(update, Fork.DENEB)]))
-    assert main([
-        "lightclient", "sync", "--bootstrap", str(tmp_path / "bootstrap.json"), "--updates", str(tmp_path / "updates.json"),
-        "--network-config", str(spec / "config.yaml"), "--genesis-validators-root", meta["genesis_validators_root"],
-        "--trusted-root", meta["trusted_block_root"], "--current-slot", str(first["current_slot"]), "--bls-backend", "blst",
-    ]) == 0
+    assert (
+        main(
+            [
+                "lightclient",
+                "sync",
+                "--bootstrap",
+                str(tmp_path / "bootstrap.json"),
+                "--updates",
+                str(tmp_path / "updates.json"),
+                "--network-config",
+                str(spec / "config.yaml"),
+                "--genesis-validators-root",
+                meta["genesis_validators_root"],
+                "--trusted-root",
+                meta["trusted_block_root"],
+                "--current-slot",
+                str(first["current_slot"]),
+                "--bls-backend",
+                "blst",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"slot              {first['checks']['finalized_header']['slot']}" in out
     assert f"beacon root       {first['checks']['finalized_header']['beacon_root']}" in out

@@ -73,11 +73,18 @@ class FakeChain:
 
     def dispatch(self, body: bytes, *, finalize: bool = True) -> Message:
         with self.lock:
-            message = Message.create(nonce=len(self.events), origin=ORIGIN, sender=b"\x01" * 32,
-                                     destination=DESTINATION, recipient=b"\x02" * 32, body=body)
+            message = Message.create(
+                nonce=len(self.events),
+                origin=ORIGIN,
+                sender=b"\x01" * 32,
+                destination=DESTINATION,
+                recipient=b"\x02" * 32,
+                body=body,
+            )
             block = len(self.events) + 1
-            self.events.append(ObservedMessage(message, block, block.to_bytes(32, "big"),
-                                               block.to_bytes(32, "big")[::-1], 0))
+            self.events.append(
+                ObservedMessage(message, block, block.to_bytes(32, "big"), block.to_bytes(32, "big")[::-1], 0)
+            )
             if finalize:
                 self.finalized = block
         return message
@@ -138,14 +145,26 @@ class FakeAttestor(attestation_pb2_grpc.AttestationServiceServicer):
             secret, public_key = OUTSIDER, BLS.secret_to_public_key(OUTSIDER)
         elif self.mode == "wrong_signature":
             secret = OUTSIDER
-        partial = convert.PartialSignature(checkpoint, self.index, public_key, BLS.sign(secret, checkpoint.digest()))
+        partial = convert.PartialSignature(
+            checkpoint, self.index, public_key, BLS.sign(secret, checkpoint.digest())
+        )
         return convert.partial_signature_to_proto(partial)
 
     def GetIdentity(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        public_key = BLS.secret_to_public_key(OUTSIDER) if self.mode == "outsider_key" else MEMBERS[self.index].public_key
+        public_key = (
+            BLS.secret_to_public_key(OUTSIDER)
+            if self.mode == "outsider_key"
+            else MEMBERS[self.index].public_key
+        )
         return attestation_pb2.AttestorIdentity(
-            origin=ORIGIN, gateway=GATEWAY, epoch=EPOCH, signer_index=self.index, public_key=public_key,
-            proof_of_possession=MEMBERS[self.index].proof_of_possession, last_signed_index=-1)
+            origin=ORIGIN,
+            gateway=GATEWAY,
+            epoch=EPOCH,
+            signer_index=self.index,
+            public_key=public_key,
+            proof_of_possession=MEMBERS[self.index].proof_of_possession,
+            last_signed_index=-1,
+        )
 
 
 class GrpcServer:
@@ -206,9 +225,14 @@ class FakeDestination(destination_pb2_grpc.DestinationServiceServicer):
         try:
             verify_checkpoint(COMMITTEE, checkpoint, certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS)
         except InvalidProof as error:
-            return destination_pb2.DeliverResponse(results=[
-                destination_pb2.DeliveryResult(id=i.message.id, outcome=outcome.DELIVERY_OUTCOME_REJECTED,
-                                               reason=error.reason) for i in items])
+            return destination_pb2.DeliverResponse(
+                results=[
+                    destination_pb2.DeliveryResult(
+                        id=i.message.id, outcome=outcome.DELIVERY_OUTCOME_REJECTED, reason=error.reason
+                    )
+                    for i in items
+                ]
+            )
         results = []
         for item in items:
             message_id = item.message.id
@@ -217,8 +241,11 @@ class FakeDestination(destination_pb2_grpc.DestinationServiceServicer):
                     raise InvalidProof("nonce after checkpoint")
                 verify_branch(message_id, item.branch, item.message.nonce, checkpoint.root)
             except InvalidProof as error:
-                results.append(destination_pb2.DeliveryResult(
-                    id=message_id, outcome=outcome.DELIVERY_OUTCOME_REJECTED, reason=error.reason))
+                results.append(
+                    destination_pb2.DeliveryResult(
+                        id=message_id, outcome=outcome.DELIVERY_OUTCOME_REJECTED, reason=error.reason
+                    )
+                )
                 continue
             if self.executions[message_id]:
                 code, reason = outcome.DELIVERY_OUTCOME_ALREADY_DELIVERED, ""
@@ -230,8 +257,9 @@ class FakeDestination(destination_pb2_grpc.DestinationServiceServicer):
             results.append(destination_pb2.DeliveryResult(id=message_id, outcome=code, reason=reason))
         if self.lose_response:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "receipt lost")
-        return destination_pb2.DeliverResponse(transaction_hash=os.urandom(32), block_number=7, gas_used=90_000,
-                                               results=results)
+        return destination_pb2.DeliverResponse(
+            transaction_hash=os.urandom(32), block_number=7, gas_used=90_000, results=results
+        )
 
 
 @dataclass
@@ -249,14 +277,27 @@ class World:
             "store": str(self.store_path),
             "listen": "127.0.0.1:0",
             "operator_token": {"value": TOKEN},
-            "sources": [{
-                "chain": {"name": "alpha", "domain": ORIGIN, "rpc_urls": ["http://unused"],
-                          "gateway": GATEWAY_ADDRESS},
-                "committee": {"epoch": EPOCH, "members": [
-                    {"public_key": m.public_key.hex(), "proof_of_possession": m.proof_of_possession.hex()}
-                    for m in MEMBERS]},
-                "attestors": [s.address for s in self.attestor_servers],
-            }],
+            "sources": [
+                {
+                    "chain": {
+                        "name": "alpha",
+                        "domain": ORIGIN,
+                        "rpc_urls": ["http://unused"],
+                        "gateway": GATEWAY_ADDRESS,
+                    },
+                    "committee": {
+                        "epoch": EPOCH,
+                        "members": [
+                            {
+                                "public_key": m.public_key.hex(),
+                                "proof_of_possession": m.proof_of_possession.hex(),
+                            }
+                            for m in MEMBERS
+                        ],
+                    },
+                    "attestors": [s.address for s in self.attestor_servers],
+                }
+            ],
             "destinations": [{"domain": DESTINATION, "submitter": self.destination_server.address}],
             "batching": {"max_batch": 50, "max_wait": 0},
             "retry": {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05},
@@ -281,9 +322,13 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     chain = FakeChain()
     attestors = [FakeAttestor(chain, i) for i in range(4)]
-    servers = [GrpcServer(a, attestation_pb2_grpc.add_AttestationServiceServicer_to_server) for a in attestors]
+    servers = [
+        GrpcServer(a, attestation_pb2_grpc.add_AttestationServiceServicer_to_server) for a in attestors
+    ]
     destination = FakeDestination()
-    destination_server = GrpcServer(destination, destination_pb2_grpc.add_DestinationServiceServicer_to_server)
+    destination_server = GrpcServer(
+        destination, destination_pb2_grpc.add_DestinationServiceServicer_to_server
+    )
     yield World(chain, attestors, servers, destination, destination_server, tmp_path / "relayer.db")
     for server in [*servers, destination_server]:
         server.stop()
@@ -363,8 +408,11 @@ def test_forged_partial_signatures_are_rejected_with_their_reason(world: World) 
         relayer.run_once()
         # Two honest members are below the threshold of 3: nothing moves, nothing is lost.
         assert states(relayer) == {S.FINAL: 1}
-        rejected = {r.signer_index: r.rejected_reason
-                    for r in relayer.store.signatures_for(ORIGIN, 0, valid_only=False) if r.rejected_reason}
+        rejected = {
+            r.signer_index: r.rejected_reason
+            for r in relayer.store.signatures_for(ORIGIN, 0, valid_only=False)
+            if r.rejected_reason
+        }
         assert rejected[0].startswith("UnknownSigner")
         assert rejected[1].startswith("InvalidSignature")
         world.attestors[1].mode = "honest"
@@ -387,8 +435,12 @@ def test_a_quorum_over_a_tampered_root_is_rejected_and_never_retried(world: Worl
         assert record.error_reason == "InvalidMerkleProof"
         assert "checkpoint root differs" in record.last_error
         assert relayer.store.count_rejections() == {"InvalidMerkleProof": 1}
-        assert relayer.registry.get_sample_value(
-            "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidMerkleProof"}) == 1
+        assert (
+            relayer.registry.get_sample_value(
+                "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidMerkleProof"}
+            )
+            == 1
+        )
         for attestor in world.attestors:
             attestor.mode = "honest"
         for _ in range(3):
@@ -507,7 +559,9 @@ def test_restart_on_the_same_store_continues_without_double_delivery(world: Worl
 
 
 def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
-    relayer = world.relayer(batching={"max_batch": 50, "max_wait": 0.05}, metrics_listen="127.0.0.1:0").start()
+    relayer = world.relayer(
+        batching={"max_batch": 50, "max_wait": 0.05}, metrics_listen="127.0.0.1:0"
+    ).start()
     channel = grpc.insecure_channel(relayer.address)
     client = relay_service_pb2_grpc.RelayServiceStub(channel)
     try:
@@ -515,7 +569,8 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         health = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="relay.v1.RelayService"))
+            health_pb2.HealthCheckRequest(service="relay.v1.RelayService")
+        )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
         first = world.chain.dispatch(b"watched")
@@ -534,17 +589,22 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         assert world.destination.executions == Counter({m.id: 1 for m in [first, *more]})
 
         page = client.ListMessages(relay_service_pb2.ListMessagesRequest(page_size=3))
-        rest = client.ListMessages(relay_service_pb2.ListMessagesRequest(page_size=3, page_token=page.next_page_token))
+        rest = client.ListMessages(
+            relay_service_pb2.ListMessagesRequest(page_size=3, page_token=page.next_page_token)
+        )
         listed = [m.message.id for m in [*page.messages, *rest.messages]]
         assert listed == [m.id for m in [first, *more]][::-1] and rest.next_page_token == ""
-        only = client.ListMessages(relay_service_pb2.ListMessagesRequest(
-            states=[types_pb2.MESSAGE_STATE_PARKED]))
+        only = client.ListMessages(
+            relay_service_pb2.ListMessagesRequest(states=[types_pb2.MESSAGE_STATE_PARKED])
+        )
         assert list(only.messages) == []
         with pytest.raises(grpc.RpcError) as raised:
             client.ListMessages(relay_service_pb2.ListMessagesRequest(page_token="bogus"))
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as raised:
-            client.ListMessages(relay_service_pb2.ListMessagesRequest(states=[types_pb2.MESSAGE_STATE_UNSPECIFIED]))
+            client.ListMessages(
+                relay_service_pb2.ListMessagesRequest(states=[types_pb2.MESSAGE_STATE_UNSPECIFIED])
+            )
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as raised:
             client.GetMessage(relay_service_pb2.GetMessageRequest(id=b"\x01" * 32))
@@ -552,7 +612,8 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
 
         chains = client.ListChains(relay_service_pb2.ListChainsRequest()).chains
         assert [(c.domain, c.name, c.head, c.finalized, c.cursor, c.lag_blocks) for c in chains] == [
-            (ORIGIN, "alpha", 5, 5, 5, 0)]
+            (ORIGIN, "alpha", 5, 5, 5, 0)
+        ]
 
         everything = client.WatchMessages(relay_service_pb2.WatchMessagesRequest(), timeout=10)
         wait_for(lambda: relayer.subscriptions.count == 1, "the stream to subscribe")
@@ -579,7 +640,9 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         assert 'relay_messages{destination="2",origin="1",state="delivered"} 6.0' in text
         assert 'relay_watcher_lag_blocks{chain="alpha"} 0.0' in text
         assert 'relay_attestor_quorum_threshold_weight{origin="1"} 3.0' in text
-        assert 'relay_grpc_server_requests_total{code="OK",method="/relay.v1.RelayService/ListChains"}' in text
+        assert (
+            'relay_grpc_server_requests_total{code="OK",method="/relay.v1.RelayService/ListChains"}' in text
+        )
     finally:
         channel.close()
         relayer.stop()
@@ -654,17 +717,23 @@ sys.exit(main(sys.argv[1:]))
 
 def write_example_config(path: Path) -> Path:
     members = "\n".join(
-        f"        - {{public_key: \"{m.public_key.hex()}\", proof_of_possession: \"{m.proof_of_possession.hex()}\"}}"
-        for m in MEMBERS)
-    path.write_text(EXAMPLE_CONFIG.format(store=path.with_suffix(".db"), gateway=GATEWAY_ADDRESS, members=members))
+        f'        - {{public_key: "{m.public_key.hex()}", proof_of_possession: "{m.proof_of_possession.hex()}"}}'
+        for m in MEMBERS
+    )
+    path.write_text(
+        EXAMPLE_CONFIG.format(store=path.with_suffix(".db"), gateway=GATEWAY_ADDRESS, members=members)
+    )
     return path
 
 
 def test_the_example_config_loads(tmp_path: Path) -> None:
     from relay.config import load_config
 
-    config = load_config(RelayerConfig, write_example_config(tmp_path / "relayer.yaml"),
-                         environ={"RELAY_BATCHING__MAX_BATCH": "10"})
+    config = load_config(
+        RelayerConfig,
+        write_example_config(tmp_path / "relayer.yaml"),
+        environ={"RELAY_BATCHING__MAX_BATCH": "10"},
+    )
     assert config.batching.max_batch == 10 and config.retry.max_attempts == 8
     assert config.sources[0].committee.build(BLS).threshold == 3
 
@@ -686,13 +755,20 @@ def test_the_command_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
 
     config = write_example_config(tmp_path / "relayer.yaml")
     env = {**os.environ, "TEST_RELAYER_OPERATOR_TOKEN": TOKEN, "RELAY_LOG_LEVEL": "INFO"}
-    child = subprocess.Popen([sys.executable, "-c", FAKE_ADAPTER_MAIN, "relayer", "--config", str(config)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             cwd=Path(__file__).resolve().parents[2])
+    child = subprocess.Popen(
+        [sys.executable, "-c", FAKE_ADAPTER_MAIN, "relayer", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         assert child.stdout is not None
         line = child.stdout.readline()
-        assert "RelayService listening on 127.0.0.1:" in line, line + (child.stderr.read() if child.stderr else "")
+        assert "RelayService listening on 127.0.0.1:" in line, line + (
+            child.stderr.read() if child.stderr else ""
+        )
         address = line.rsplit(" ", 1)[1].strip()
         with grpc.insecure_channel(address) as channel:
             client = relay_service_pb2_grpc.RelayServiceStub(channel)
@@ -725,8 +801,11 @@ def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: Wor
 
     messages = [world.chain.dispatch(f"stranded {n}".encode()) for n in range(2)]
     now = [time.time()]
-    relayer = Relayer(world.config(), watcher_factory=lambda chain, cursors: FakeWatcher(world.chain, cursors),
-                      clock=lambda: now[0]).open()
+    relayer = Relayer(
+        world.config(),
+        watcher_factory=lambda chain, cursors: FakeWatcher(world.chain, cursors),
+        clock=lambda: now[0],
+    ).open()
     try:
         relayer.process_sources()
         assert states(relayer) == {S.VERIFIED: 2}
@@ -746,8 +825,9 @@ def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: Wor
         relayer.stop()
 
 
-def test_readiness_needs_the_attestor_quorum_and_the_submitter_to_answer(world: World,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_needs_the_attestor_quorum_and_the_submitter_to_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from relay.relayer import attest, deliver
 
     monkeypatch.setattr(attest, "QUORUM_PROBE_SECONDS", 0.1)

@@ -86,9 +86,13 @@ class Scene:
 def world(tmp_path: Path) -> Iterator[World]:
     chain = FakeChain()
     attestors = [FakeAttestor(chain, i) for i in range(4)]
-    servers = [GrpcServer(a, attestation_pb2_grpc.add_AttestationServiceServicer_to_server) for a in attestors]
+    servers = [
+        GrpcServer(a, attestation_pb2_grpc.add_AttestationServiceServicer_to_server) for a in attestors
+    ]
     destination = FakeDestination()
-    destination_server = GrpcServer(destination, destination_pb2_grpc.add_DestinationServiceServicer_to_server)
+    destination_server = GrpcServer(
+        destination, destination_pb2_grpc.add_DestinationServiceServicer_to_server
+    )
     yield World(chain, attestors, servers, destination, destination_server, tmp_path / "relayer.db")
     for server in [*servers, destination_server]:
         server.stop()
@@ -135,8 +139,13 @@ def scene(world: World, caplog: pytest.LogCaptureFixture) -> Iterator[Scene]:
 def chromium() -> Path:
     """/usr/bin/chromium, installed by scripts/install-chromium.sh if missing (fail if it cannot be)."""
     if not CHROMIUM.exists():
-        result = subprocess.run(["bash", str(ROOT / "scripts" / "install-chromium.sh")],
-                                capture_output=True, text=True, timeout=600, check=False)
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install-chromium.sh")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if result.returncode != 0 or not CHROMIUM.exists():
             pytest.fail(f"cannot install chromium (exit {result.returncode}): {result.stderr[-2000:]}")
     return CHROMIUM
@@ -153,9 +162,20 @@ def shorten(hex_value: str) -> str:
 def run_chromium(chromium: Path, url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     command = [
-        str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=5000", *extra, url,
+        str(chromium),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        *extra,
+        url,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
@@ -234,7 +254,9 @@ def get_json(url: str) -> tuple[int, Any]:
 # --- the tests ------------------------------------------------------------------------------------
 
 
-def test_api_status_reports_chains_counts_and_recent_messages(scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+def test_api_status_reports_chains_counts_and_recent_messages(
+    scene: Scene, caplog: pytest.LogCaptureFixture
+) -> None:
     status, body = get_json(scene.base_url + "/api/status")
     assert status == 200
     chains = {c["name"]: c for c in body["chains"]}
@@ -242,11 +264,21 @@ def test_api_status_reports_chains_counts_and_recent_messages(scene: Scene, capl
     assert chains["alpha"]["lag_blocks"] == 0 and not chains["alpha"]["lagging"]
     gamma = chains["gamma"]
     assert (gamma["domain"], gamma["head"], gamma["finalized"], gamma["cursor"]) == (
-        LAGGING_DOMAIN, LAGGING_HEAD, LAGGING_FINALIZED, LAGGING_CURSOR)
+        LAGGING_DOMAIN,
+        LAGGING_HEAD,
+        LAGGING_FINALIZED,
+        LAGGING_CURSOR,
+    )
     assert gamma["lag_blocks"] == LAGGING_FINALIZED - LAGGING_CURSOR and gamma["lagging"]
     assert body["lag_threshold_blocks"] == 10
 
-    assert body["counts"] == {**{s.name: 0 for s in S}, "DELIVERED": 3, "PARKED": 1, "RETRYING": 1, "OBSERVED": 1}
+    assert body["counts"] == {
+        **{s.name: 0 for s in S},
+        "DELIVERED": 3,
+        "PARKED": 1,
+        "RETRYING": 1,
+        "OBSERVED": 1,
+    }
     assert body["totals"] == {"messages": 6, "pending": 2, "delivered": 3, "failed": 1}
 
     messages = {m["id"]: m for m in body["messages"]}
@@ -282,16 +314,25 @@ def test_status_page_renders_in_headless_chromium(scene: Scene, chromium: Path, 
     assert dom.by_id("total-delivered").text.strip().startswith("3")
     assert dom.by_id("total-parked").text.strip().startswith("1")
 
-    chains = {row.find_all("td")[0].text: row for row in dom.by_id("chains").find_all("tr")
-              if "chain" in row.classes()}
+    chains = {
+        row.find_all("td")[0].text: row
+        for row in dom.by_id("chains").find_all("tr")
+        if "chain" in row.classes()
+    }
     assert set(chains) == {"alpha", "gamma"}
     assert "0 blocks" in chains["alpha"].text and "lagging" not in chains["alpha"].classes()
     assert f"{LAGGING_FINALIZED - LAGGING_CURSOR} blocks" in chains["gamma"].text
     assert "lagging" in chains["gamma"].classes() and "behind" in chains["gamma"].text
 
-    rows = {row.attrs["data-id"]: row for row in dom.by_id("messages").find_all("tr") if "data-id" in row.attrs}
-    expected = {**{m.id: "DELIVERED" for m in scene.delivered}, scene.parked.id: "PARKED",
-                scene.retrying.id: "RETRYING", scene.observed.id: "OBSERVED"}
+    rows = {
+        row.attrs["data-id"]: row for row in dom.by_id("messages").find_all("tr") if "data-id" in row.attrs
+    }
+    expected = {
+        **{m.id: "DELIVERED" for m in scene.delivered},
+        scene.parked.id: "PARKED",
+        scene.retrying.id: "RETRYING",
+        scene.observed.id: "OBSERVED",
+    }
     assert len(rows) == len(expected)
     for message_id, state in expected.items():
         full = "0x" + message_id.hex()
@@ -311,20 +352,25 @@ def test_status_page_renders_in_headless_chromium(scene: Scene, chromium: Path, 
     destination_hash = "0x" + record.destination_transaction.hex()
     links = delivered_row.find_all("a")
     assert [(a.attrs["href"], a.text) for a in links] == [
-        (ALPHA_EXPLORER.replace("{tx}", source_hash), shorten(source_hash))]
+        (ALPHA_EXPLORER.replace("{tx}", source_hash), shorten(source_hash))
+    ]
     plain = [s for s in delivered_row.find_all("span") if "tx-hash" in s.classes()]
     assert [(s.attrs["title"], s.text) for s in plain] == [(destination_hash, shorten(destination_hash))]
     assert "not today" in rows["0x" + scene.parked.id.hex()].text
 
     screenshot = tmp_path / "status.png"
-    run_chromium(chromium, scene.base_url + "/", tmp_path, f"--screenshot={screenshot}", "--window-size=1280,900")
+    run_chromium(
+        chromium, scene.base_url + "/", tmp_path, f"--screenshot={screenshot}", "--window-size=1280,900"
+    )
     assert screenshot.exists() and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
 
 
 def test_status_page_shows_an_error_banner_when_the_api_fails(chromium: Path, tmp_path: Path) -> None:
-    routes = {"/": render_status_page,
-              "/api/status": lambda: (503, "application/json", b'{"error": "the relayer is not open"}')}
+    routes = {
+        "/": render_status_page,
+        "/api/status": lambda: (503, "application/json", b'{"error": "the relayer is not open"}'),
+    }
     with HealthServer(CollectorRegistry(), routes=routes) as server:
         dom = parse(render_dom(chromium, f"http://127.0.0.1:{server.port}/", tmp_path))
     banner = dom.by_id("error")

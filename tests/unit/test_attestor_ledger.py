@@ -14,7 +14,9 @@ from relay.verify.committee import Checkpoint, sign_checkpoint
 
 BLS = get_backend("blst")
 SECRET = 424242
-IDENTITY = AttestorIdentity(7, b"\x01" * 32, 1, 0, BLS.secret_to_public_key(SECRET), BLS.prove_possession(SECRET))
+IDENTITY = AttestorIdentity(
+    7, b"\x01" * 32, 1, 0, BLS.secret_to_public_key(SECRET), BLS.prove_possession(SECRET)
+)
 ROOT_A, ROOT_B, ROOT_C = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
 
 
@@ -59,7 +61,12 @@ def test_a_corrupt_or_self_contradicting_log_stops_the_attestor(tmp_path: Path) 
     with pytest.raises(ConfigurationError, match="corrupt"):
         ledger(log)
     entry = {"origin": 7, "epoch": 1, "index": 3}
-    log.write_text(json.dumps({**entry, "root": ROOT_A.hex()}) + "\n" + json.dumps({**entry, "root": ROOT_B.hex()}) + "\n")
+    log.write_text(
+        json.dumps({**entry, "root": ROOT_A.hex()})
+        + "\n"
+        + json.dumps({**entry, "root": ROOT_B.hex()})
+        + "\n"
+    )
     with pytest.raises(FinalityConflict):
         ledger(log)
     # Entries of another origin or epoch are not this identity's concern.

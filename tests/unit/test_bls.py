@@ -28,17 +28,27 @@ def _run_case(backend: bls.BlsBackend, kind: str, data: dict) -> bool:
     given = data["input"]
     try:
         if kind == "verify":
-            backend.verify(hex_bytes(given["pubkey"]), hex_bytes(given["message"]), hex_bytes(given["signature"]))
+            backend.verify(
+                hex_bytes(given["pubkey"]), hex_bytes(given["message"]), hex_bytes(given["signature"])
+            )
         elif kind == "fast_aggregate_verify":
             backend.verify_fast_aggregate_bytes(
-                [hex_bytes(k) for k in given["pubkeys"]], hex_bytes(given["message"]), hex_bytes(given["signature"]))
+                [hex_bytes(k) for k in given["pubkeys"]],
+                hex_bytes(given["message"]),
+                hex_bytes(given["signature"]),
+            )
         elif kind == "eth_fast_aggregate_verify":
             eth_fast_aggregate_verify(
-                backend, [hex_bytes(k) for k in given["pubkeys"]], hex_bytes(given["message"]),
-                hex_bytes(given["signature"]))
+                backend,
+                [hex_bytes(k) for k in given["pubkeys"]],
+                hex_bytes(given["message"]),
+                hex_bytes(given["signature"]),
+            )
         elif kind == "aggregate_verify":
             keys = [backend.decode_public_key(hex_bytes(k)) for k in given["pubkeys"]]
-            backend.verify_aggregate(keys, [hex_bytes(m) for m in given["messages"]], hex_bytes(given["signature"]))
+            backend.verify_aggregate(
+                keys, [hex_bytes(m) for m in given["messages"]], hex_bytes(given["signature"])
+            )
         else:
             raise AssertionError(f"unknown case kind {kind}")
     except InvalidProof:
@@ -66,7 +76,9 @@ def test_backends_agree_byte_for_byte_and_on_every_verdict() -> None:
     secret_keys = [rng.randrange(1, bls.CURVE_ORDER) for _ in range(5)]
     public_keys = [fast.secret_to_public_key(k) for k in secret_keys]
     assert public_keys == [reference.secret_to_public_key(k) for k in secret_keys]
-    assert [fast.prove_possession(k) for k in secret_keys[:2]] == [reference.prove_possession(k) for k in secret_keys[:2]]
+    assert [fast.prove_possession(k) for k in secret_keys[:2]] == [
+        reference.prove_possession(k) for k in secret_keys[:2]
+    ]
     for round_number in range(3):
         message = rng.randbytes(rng.choice([0, 1, 32, 77]))
         subset = sorted(rng.sample(range(5), rng.randint(1, 5)))
@@ -76,7 +88,11 @@ def test_backends_agree_byte_for_byte_and_on_every_verdict() -> None:
         assert aggregate == reference.aggregate_signatures(signatures)
         keys = [public_keys[i] for i in subset]
         wrong_keys = keys[:-1] + [public_keys[(subset[-1] + 1) % 5]] if len(subset) < 5 else keys[:-1]
-        for candidate_keys, candidate_message in ((keys, message), (wrong_keys, message), (keys, message + b"!")):
+        for candidate_keys, candidate_message in (
+            (keys, message),
+            (wrong_keys, message),
+            (keys, message + b"!"),
+        ):
             verdicts = []
             for backend in (fast, reference):
                 try:
@@ -163,4 +179,4 @@ def test_eip2537_encodings_are_the_uncompressed_points() -> None:
     signature = backend.sign(5, b"m")
     g2 = bls.signature_to_eip2537(signature)
     sx, sy = normalize(signature_to_G2(signature))
-    assert [int.from_bytes(g2[i:i + 64], "big") for i in range(0, 256, 64)] == [*sx.coeffs, *sy.coeffs]
+    assert [int.from_bytes(g2[i : i + 64], "big") for i in range(0, 256, 64)] == [*sx.coeffs, *sy.coeffs]

@@ -60,7 +60,9 @@ def test_a_chain_without_kind_is_an_evm_chain_with_its_gateway_left_padded() -> 
 def test_each_kind_gets_its_own_model() -> None:
     from adapters.ethereum.config import EthereumChainConfig
 
-    chain = parse_chain_config({**CHAIN, "kind": "ethereum", "light_client": {"trusted_block_root": "0x" + "00" * 32}})
+    chain = parse_chain_config(
+        {**CHAIN, "kind": "ethereum", "light_client": {"trusted_block_root": "0x" + "00" * 32}}
+    )
     assert isinstance(chain, EthereumChainConfig) and chain.light_client.beacon_url
     assert set(CHAIN_FAMILIES) == {"evm", "ethereum"}
 
@@ -79,7 +81,9 @@ def test_errors_name_the_key_path_the_operator_wrote_not_the_union_tag() -> None
     assert "chain.light_client: Field required" in str(caught.value)
     with pytest.raises(ConfigurationError) as caught:
         load_config(Section, None, {}, {"chain": {**CHAIN, "light_client": {"trusted_block_root": "0x"}}})
-    assert "chain.light_client: Extra inputs are not permitted" in str(caught.value)  # only kind ethereum has it
+    assert "chain.light_client: Extra inputs are not permitted" in str(
+        caught.value
+    )  # only kind ethereum has it
 
 
 def test_common_checks_hold_for_every_family() -> None:
@@ -117,8 +121,13 @@ def test_finality_sources_and_destinations_get_the_metrics_too() -> None:
     with pytest.raises(RpcUnavailable):
         destination.delivered([(1, 0)])
     assert sample(registry, "relay_rpc_calls_total", chain="alpha", method="eth_blockNumber") == 3
-    assert sum(sample(registry, "relay_rpc_errors_total", chain="alpha", method=method)
-               for method in ("eth_call", "eth_blockNumber")) >= 4
+    assert (
+        sum(
+            sample(registry, "relay_rpc_errors_total", chain="alpha", method=method)
+            for method in ("eth_call", "eth_blockNumber")
+        )
+        >= 4
+    )
 
 
 def test_loading_every_role_config_imports_no_chain_library() -> None:

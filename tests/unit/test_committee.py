@@ -42,10 +42,14 @@ GATEWAY = b"\x00" * 12 + b"\x42" * 20
 SECRETS = [keygen(keccak256(b"committee-test" + bytes([i])) * 2) for i in range(12)]
 
 
-def make_committee(epoch: int, secrets: list[int], weights: list[int] | None = None,
-                   threshold: int | None = None) -> Committee:
+def make_committee(
+    epoch: int, secrets: list[int], weights: list[int] | None = None, threshold: int | None = None
+) -> Committee:
     weights = weights or [1] * len(secrets)
-    members = [Member(BLS.secret_to_public_key(s), BLS.prove_possession(s), w) for s, w in zip(secrets, weights, strict=True)]
+    members = [
+        Member(BLS.secret_to_public_key(s), BLS.prove_possession(s), w)
+        for s, w in zip(secrets, weights, strict=True)
+    ]
     return Committee.create(epoch, members, threshold, backend=BLS)
 
 
@@ -58,8 +62,11 @@ CHECKPOINT = Checkpoint(ORIGIN, GATEWAY, 5, keccak256(b"root"), 17)
 GOOD = certify(COMMITTEE, SECRETS, CHECKPOINT.digest(), [1, 2, 3])  # weight 9
 
 
-def check(checkpoint: Checkpoint = CHECKPOINT, certificate: QuorumCertificate = GOOD,
-          committee: Committee = COMMITTEE) -> int:
+def check(
+    checkpoint: Checkpoint = CHECKPOINT,
+    certificate: QuorumCertificate = GOOD,
+    committee: Committee = COMMITTEE,
+) -> int:
     return verify_checkpoint(committee, checkpoint, certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS)
 
 
@@ -74,7 +81,9 @@ def test_valid_checkpoint_returns_signed_weight() -> None:
 
 def test_reference_backend_agrees_on_a_valid_checkpoint() -> None:
     reference = get_backend("py_ecc")
-    assert verify_checkpoint(COMMITTEE, CHECKPOINT, GOOD, origin=ORIGIN, gateway=GATEWAY, backend=reference) == 9
+    assert (
+        verify_checkpoint(COMMITTEE, CHECKPOINT, GOOD, origin=ORIGIN, gateway=GATEWAY, backend=reference) == 9
+    )
 
 
 @pytest.mark.parametrize("byte", [0, 40, 95])
@@ -101,7 +110,9 @@ def test_signer_not_in_committee() -> None:
     outsider = SECRETS[8]
     digest = CHECKPOINT.digest()
     # An outsider's signature in place of member 0's: the aggregate no longer matches the keys.
-    forged = BLS.aggregate_signatures([BLS.sign(outsider, digest)] + [BLS.sign(SECRETS[i], digest) for i in (1, 2, 3)])
+    forged = BLS.aggregate_signatures(
+        [BLS.sign(outsider, digest)] + [BLS.sign(SECRETS[i], digest) for i in (1, 2, 3)]
+    )
     with pytest.raises(InvalidSignature):
         check(certificate=QuorumCertificate(encode_bitfield([0, 1, 2, 3], 4), forged))
     # A bitfield naming a member index past the committee.
@@ -136,7 +147,9 @@ def test_signature_from_the_previous_epoch() -> None:
     previous = make_committee(4, SECRETS[:4], weights=[1, 2, 3, 4])
     old_checkpoint = dataclasses.replace(CHECKPOINT, epoch=4)
     old_certificate = certify(previous, SECRETS, old_checkpoint.digest(), [1, 2, 3])
-    assert verify_checkpoint(previous, old_checkpoint, old_certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS)
+    assert verify_checkpoint(
+        previous, old_checkpoint, old_certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS
+    )
     with pytest.raises(EpochMismatch) as caught:
         check(checkpoint=old_checkpoint, certificate=old_certificate)
     assert (caught.value.epoch, caught.value.expected) == (4, 5)
@@ -191,13 +204,18 @@ class TestHandover:
         return Handover(self.next_committee, certify(COMMITTEE, SECRETS, digest, signers))
 
     def test_quorum_hands_over_to_the_next_epoch(self) -> None:
-        assert verify_handover(COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN, backend=BLS) is self.next_committee
+        assert (
+            verify_handover(COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN, backend=BLS)
+            is self.next_committee
+        )
 
     def test_chain_of_handovers(self) -> None:
         third = make_committee(7, SECRETS[9:12])
         digest = compute_handover_digest(ORIGIN, 6, third.hash())
         second_to_third = Handover(third, certify(self.next_committee, SECRETS[4:9], digest, [0, 1, 2, 3]))
-        latest = follow_handovers(COMMITTEE, [self._handover([1, 2, 3]), second_to_third], origin=ORIGIN, backend=BLS)
+        latest = follow_handovers(
+            COMMITTEE, [self._handover([1, 2, 3]), second_to_third], origin=ORIGIN, backend=BLS
+        )
         assert latest.epoch == 7
 
     def test_too_few_signers(self) -> None:
@@ -209,7 +227,9 @@ class TestHandover:
         skipping = make_committee(7, SECRETS[4:9])
         digest = compute_handover_digest(ORIGIN, 5, skipping.hash())
         with pytest.raises(InvalidHandover, match="next epoch"):
-            verify_handover(COMMITTEE, Handover(skipping, certify(COMMITTEE, SECRETS, digest, [1, 2, 3])), origin=ORIGIN)
+            verify_handover(
+                COMMITTEE, Handover(skipping, certify(COMMITTEE, SECRETS, digest, [1, 2, 3])), origin=ORIGIN
+            )
         with pytest.raises(InvalidHandover) as caught:
             verify_handover(COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN + 1, backend=BLS)
         assert isinstance(caught.value.__cause__, InvalidSignature)
@@ -232,7 +252,16 @@ def test_large_committee_uses_the_non_signer_shortcut_correctly() -> None:
     checkpoint = dataclasses.replace(CHECKPOINT, epoch=1)
     signers = [i for i in range(40) if i not in (3, 17, 33)]
     certificate = certify(committee, secrets, checkpoint.digest(), signers)
-    assert verify_checkpoint(committee, checkpoint, certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS) == 37
+    assert (
+        verify_checkpoint(committee, checkpoint, certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS)
+        == 37
+    )
     with pytest.raises(InvalidSignature):  # claims a non-signer signed
-        verify_checkpoint(committee, checkpoint, QuorumCertificate(encode_bitfield([*signers, 3], 40), certificate.signature),
-                          origin=ORIGIN, gateway=GATEWAY, backend=BLS)
+        verify_checkpoint(
+            committee,
+            checkpoint,
+            QuorumCertificate(encode_bitfield([*signers, 3], 40), certificate.signature),
+            origin=ORIGIN,
+            gateway=GATEWAY,
+            backend=BLS,
+        )

@@ -19,7 +19,12 @@ class Section(StrictModel):
 
 
 BASE = {
-    "chain": {"name": "alpha", "domain": 31337, "rpc_urls": ["http://127.0.0.1:8545"], "gateway": "0x" + "11" * 20},
+    "chain": {
+        "name": "alpha",
+        "domain": 31337,
+        "rpc_urls": ["http://127.0.0.1:8545"],
+        "gateway": "0x" + "11" * 20,
+    },
     "key": {"env": "RELAY_TEST_KEY"},
 }
 
@@ -31,8 +36,11 @@ def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
 
 
 def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
-    path = write(tmp_path, "chain:\n  name: alpha\n  domain: 1\n  rpc_urls: [http://127.0.0.1:1]\n"
-                           "  gateway: '0x" + "11" * 20 + "'\nkey: {env: SOME_KEY}\nbatch: 10\n")
+    path = write(
+        tmp_path,
+        "chain:\n  name: alpha\n  domain: 1\n  rpc_urls: [http://127.0.0.1:1]\n"
+        "  gateway: '0x" + "11" * 20 + "'\nkey: {env: SOME_KEY}\nbatch: 10\n",
+    )
     assert load_config(Section, path, {}).batch == 10
     env = {"RELAY_BATCH": "20", "RELAY_CHAIN__CONFIRMATIONS": "3", "RELAY_BLS_BACKEND": "py_ecc"}
     config = load_config(Section, path, env)
@@ -61,8 +69,9 @@ def test_invalid_values_and_files(tmp_path: Path) -> None:
         load_config(Section, write(tmp_path, "- a list"), {})
 
 
-def test_secrets_come_from_exactly_one_place_and_are_never_shown(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_come_from_exactly_one_place_and_are_never_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     key_file = write(tmp_path, "0xsecret-from-file\n", "key")
     assert SecretRef(file=str(key_file)).reveal() == "0xsecret-from-file"
     config = load_config(Section, None, {"RELAY_KEY__VALUE": "s3cret-value"}, {**BASE, "key": {}})
@@ -87,8 +96,13 @@ def test_committee_config_builds_a_verified_committee() -> None:
     from relay.verify.bls import get_backend
 
     bls = get_backend("blst")
-    members = [{"public_key": bls.secret_to_public_key(k).hex(), "proof_of_possession": bls.prove_possession(k).hex()}
-               for k in (3, 5, 7, 11)]
+    members = [
+        {
+            "public_key": bls.secret_to_public_key(k).hex(),
+            "proof_of_possession": bls.prove_possession(k).hex(),
+        }
+        for k in (3, 5, 7, 11)
+    ]
     committee = CommitteeConfig.model_validate({"epoch": 2, "members": members}).build(bls)
     assert (committee.epoch, committee.threshold, len(committee)) == (2, 3, 4)
     members[1]["proof_of_possession"] = bls.prove_possession(13).hex()

@@ -13,8 +13,9 @@ from relay.v1 import destination_pb2, types_pb2
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.message import Message
 
-MESSAGE = Message.create(nonce=7, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32,
-                         body=b"hello")
+MESSAGE = Message.create(
+    nonce=7, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"hello"
+)
 CHECKPOINT = Checkpoint(origin=1, gateway=b"\x42" * 32, epoch=3, root=b"\x07" * 32, index=9)
 CERTIFICATE = QuorumCertificate(b"\x07", b"\x99" * 96)
 
@@ -27,16 +28,19 @@ def test_message_round_trip() -> None:
     assert convert.message_from_proto(types_pb2.Message(encoded=MESSAGE.encode())) == MESSAGE
 
 
-@pytest.mark.parametrize("tamper", [
-    {"id": b"\x00" * 32},
-    {"nonce": 8},
-    {"origin": 5},
-    {"destination": 9},
-    {"sender": b"\x03" * 32},
-    {"encoded": b""},
-    {"encoded": b"\x03" + b"\x00" * 10},
-    {"encoded": b"\x02" + MESSAGE.encode()[1:]},
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"id": b"\x00" * 32},
+        {"nonce": 8},
+        {"origin": 5},
+        {"destination": 9},
+        {"sender": b"\x03" * 32},
+        {"encoded": b""},
+        {"encoded": b"\x03" + b"\x00" * 10},
+        {"encoded": b"\x02" + MESSAGE.encode()[1:]},
+    ],
+)
 def test_malformed_messages_are_rejected(tamper: dict[str, object]) -> None:
     proto = convert.message_to_proto(MESSAGE)
     for name, value in tamper.items():
@@ -50,10 +54,13 @@ def test_checkpoint_and_certificate_round_trip() -> None:
     assert convert.certificate_from_proto(convert.certificate_to_proto(CERTIFICATE)) == CERTIFICATE
 
 
-@pytest.mark.parametrize("proto", [
-    types_pb2.Checkpoint(origin=1, gateway=b"\x42" * 20, epoch=3, root=b"\x07" * 32, index=9),
-    types_pb2.Checkpoint(origin=1, gateway=b"\x42" * 32, epoch=3, root=b"", index=9),
-])
+@pytest.mark.parametrize(
+    "proto",
+    [
+        types_pb2.Checkpoint(origin=1, gateway=b"\x42" * 20, epoch=3, root=b"\x07" * 32, index=9),
+        types_pb2.Checkpoint(origin=1, gateway=b"\x42" * 32, epoch=3, root=b"", index=9),
+    ],
+)
 def test_malformed_checkpoints(proto: types_pb2.Checkpoint) -> None:
     with pytest.raises(MalformedEncoding):
         convert.checkpoint_from_proto(proto)
@@ -91,8 +98,9 @@ def test_deliver_request_round_trip_and_validation() -> None:
     with pytest.raises(MalformedEncoding):
         convert.deliver_request_from_proto(destination_pb2.DeliverRequest(items=request.items))
     with pytest.raises(MalformedEncoding):
-        convert.deliver_request_from_proto(destination_pb2.DeliverRequest(
-            checkpoint=request.checkpoint, certificate=request.certificate))
+        convert.deliver_request_from_proto(
+            destination_pb2.DeliverRequest(checkpoint=request.checkpoint, certificate=request.certificate)
+        )
 
 
 def test_states_map_one_to_one() -> None:
@@ -108,13 +116,23 @@ def test_states_map_one_to_one() -> None:
 
 
 def test_message_status() -> None:
-    record = MessageRecord(message=MESSAGE, state=MessageState.PARKED, attempts=3, last_error="RecipientReverted: no",
-                           source_transaction=b"\x0a" * 32, source_block=12, destination_transaction=b"\x0b" * 32,
-                           observed_at=1.5, updated_at=2.5)
+    record = MessageRecord(
+        message=MESSAGE,
+        state=MessageState.PARKED,
+        attempts=3,
+        last_error="RecipientReverted: no",
+        source_transaction=b"\x0a" * 32,
+        source_block=12,
+        destination_transaction=b"\x0b" * 32,
+        observed_at=1.5,
+        updated_at=2.5,
+    )
     proto = convert.message_status_to_proto(record)
     assert proto.state == types_pb2.MESSAGE_STATE_PARKED and proto.attempts == 3 and proto.delivered_at == 0
     back = convert.message_status_from_proto(proto)
-    assert back.message == MESSAGE and back.state is MessageState.PARKED and back.last_error == record.last_error
+    assert (
+        back.message == MESSAGE and back.state is MessageState.PARKED and back.last_error == record.last_error
+    )
     assert back.source_block == 12 and back.destination_transaction == b"\x0b" * 32
 
 

@@ -28,7 +28,8 @@ def _signature(case: dict) -> bytes:
 
 def _digest(case: dict) -> bytes:
     return compute_hyperlane_checkpoint_digest(
-        case["domain"], hex_bytes(case["merkle_tree_hook"]), hex_bytes(case["root"]), case["index"])
+        case["domain"], hex_bytes(case["merkle_tree_hook"]), hex_bytes(case["root"]), case["index"]
+    )
 
 
 @pytest.mark.parametrize("case", SIGNED, ids=[str(c["index"]) for c in SIGNED])
@@ -46,7 +47,9 @@ def test_hyperlane_checkpoints_pass_a_threshold_of_one() -> None:
 
 @pytest.mark.parametrize("case", load_vector("hyperlane/domainHash.json"))
 def test_domain_hash(case: dict) -> None:
-    assert compute_hyperlane_domain_hash(case["domain"], hex_bytes(case["mailbox"])) == hex_bytes(case["expectedDomainHash"])
+    assert compute_hyperlane_domain_hash(case["domain"], hex_bytes(case["mailbox"])) == hex_bytes(
+        case["expectedDomainHash"]
+    )
 
 
 KEYS = [keccak256(b"ecdsa-test" + bytes([i])) for i in range(5)]
@@ -69,7 +72,9 @@ def test_threshold_failures() -> None:
         COMMITTEE.verify_threshold(DIGEST, [sign_digest(k, DIGEST) for k in (KEYS[0], KEYS[1], KEYS[1])])
     # A signature over another digest recovers some other address: not a member.
     with pytest.raises(UnknownSigner):
-        COMMITTEE.verify_threshold(DIGEST, [sign_digest(KEYS[0], keccak256(b"other"))] + [sign_digest(k, DIGEST) for k in KEYS[1:3]])
+        COMMITTEE.verify_threshold(
+            DIGEST, [sign_digest(KEYS[0], keccak256(b"other"))] + [sign_digest(k, DIGEST) for k in KEYS[1:3]]
+        )
 
 
 def test_malleable_and_malformed_signatures() -> None:

@@ -6,7 +6,12 @@ from relay import errors
 
 
 def test_split_by_caller_action() -> None:
-    for cls in (errors.InvalidSignature, errors.QuorumNotReached, errors.MalformedEncoding, errors.InvalidMerkleProof):
+    for cls in (
+        errors.InvalidSignature,
+        errors.QuorumNotReached,
+        errors.MalformedEncoding,
+        errors.InvalidMerkleProof,
+    ):
         assert issubclass(cls, errors.InvalidProof) and issubclass(cls, ValueError)
     assert issubclass(errors.RpcUnavailable, errors.TransientError)
     assert issubclass(errors.RecipientReverted, errors.PermanentError)

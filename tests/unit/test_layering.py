@@ -61,7 +61,13 @@ def test_a_broken_contract_is_reported(tmp_path: Path) -> None:
     )
     executable = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     assert executable is not None, "import-linter is a dev dependency (setup.cfg): run `make setup`"
-    result = subprocess.run([executable, "--config", str(config)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [executable, "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout and "relay.relayer" in result.stdout

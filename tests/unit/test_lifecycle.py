@@ -23,32 +23,38 @@ def test_the_happy_path_is_allowed_step_by_step() -> None:
         verify_transition(old, new)
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    (S.ATTESTED, S.REJECTED),      # a proof failed off-chain
-    (S.SUBMITTED, S.REJECTED),     # the gateway refused the proof
-    (S.SUBMITTED, S.RETRYING),     # transient failure
-    (S.RETRYING, S.SUBMITTED),     # due again
-    (S.RETRYING, S.PARKED),        # out of attempts
-    (S.SUBMITTED, S.PARKED),       # recipient reverted
-    (S.PARKED, S.VERIFIED),        # operator retry with the stored proof
-    (S.PARKED, S.FINAL),           # operator retry from scratch
-    (S.REJECTED, S.FINAL),         # operator retry with force
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (S.ATTESTED, S.REJECTED),  # a proof failed off-chain
+        (S.SUBMITTED, S.REJECTED),  # the gateway refused the proof
+        (S.SUBMITTED, S.RETRYING),  # transient failure
+        (S.RETRYING, S.SUBMITTED),  # due again
+        (S.RETRYING, S.PARKED),  # out of attempts
+        (S.SUBMITTED, S.PARKED),  # recipient reverted
+        (S.PARKED, S.VERIFIED),  # operator retry with the stored proof
+        (S.PARKED, S.FINAL),  # operator retry from scratch
+        (S.REJECTED, S.FINAL),  # operator retry with force
+    ],
+)
 def test_side_paths_are_allowed(old: MessageState, new: MessageState) -> None:
     assert is_transition_allowed(old, new)
     verify_transition(old, new)
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    (S.DELIVERED, S.SUBMITTED),
-    (S.DELIVERED, S.PARKED),
-    (S.OBSERVED, S.ATTESTED),      # skipping finality
-    (S.FINAL, S.VERIFIED),         # skipping the certificate
-    (S.ATTESTED, S.SUBMITTED),     # skipping verification
-    (S.REJECTED, S.VERIFIED),      # a rejected proof is never reused
-    (S.RETRYING, S.RETRYING),
-    (S.OBSERVED, S.OBSERVED),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (S.DELIVERED, S.SUBMITTED),
+        (S.DELIVERED, S.PARKED),
+        (S.OBSERVED, S.ATTESTED),  # skipping finality
+        (S.FINAL, S.VERIFIED),  # skipping the certificate
+        (S.ATTESTED, S.SUBMITTED),  # skipping verification
+        (S.REJECTED, S.VERIFIED),  # a rejected proof is never reused
+        (S.RETRYING, S.RETRYING),
+        (S.OBSERVED, S.OBSERVED),
+    ],
+)
 def test_illegal_moves_raise_a_typed_error(old: MessageState, new: MessageState) -> None:
     assert not is_transition_allowed(old, new)
     with pytest.raises(IllegalTransition) as raised:

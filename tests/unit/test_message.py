@@ -11,8 +11,13 @@ from tests.conftest import hex_bytes, load_vector
 
 def _from_vector(case: dict) -> Message:
     return Message(
-        case["version"], case["nonce"], case["origin"], hex_bytes(case["sender"]),
-        case["destination"], hex_bytes(case["recipient"]), bytes(case["body"]),
+        case["version"],
+        case["nonce"],
+        case["origin"],
+        hex_bytes(case["sender"]),
+        case["destination"],
+        hex_bytes(case["recipient"]),
+        bytes(case["body"]),
     )
 
 
@@ -47,15 +52,23 @@ def test_non_bytes_and_bad_fields_are_rejected() -> None:
     with pytest.raises(MalformedEncoding):
         Message.decode("not bytes")  # type: ignore[arg-type]
     with pytest.raises(MalformedEncoding):
-        Message.create(nonce=-1, origin=1, sender=b"\x00" * 32, destination=2, recipient=b"\x00" * 32, body=b"")
+        Message.create(
+            nonce=-1, origin=1, sender=b"\x00" * 32, destination=2, recipient=b"\x00" * 32, body=b""
+        )
     with pytest.raises(MalformedEncoding):
-        Message.create(nonce=1, origin=1, sender=b"\x00" * 20, destination=2, recipient=b"\x00" * 32, body=b"")
+        Message.create(
+            nonce=1, origin=1, sender=b"\x00" * 20, destination=2, recipient=b"\x00" * 32, body=b""
+        )
     with pytest.raises(MalformedEncoding):
-        Message.create(nonce=1, origin=2**32, sender=b"\x00" * 32, destination=2, recipient=b"\x00" * 32, body=b"")
+        Message.create(
+            nonce=1, origin=2**32, sender=b"\x00" * 32, destination=2, recipient=b"\x00" * 32, body=b""
+        )
 
 
 def test_empty_body_round_trips() -> None:
-    message = Message.create(nonce=7, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"")
+    message = Message.create(
+        nonce=7, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b""
+    )
     assert Message.decode(message.encode()) == message
 
 
@@ -70,7 +83,9 @@ def test_address_conversions() -> None:
 def test_replace_recomputes_the_id() -> None:
     import dataclasses
 
-    message = Message.create(nonce=1, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"a")
+    message = Message.create(
+        nonce=1, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"a"
+    )
     assert message.id
     changed = dataclasses.replace(message, body=b"b")
     assert changed.id == Message.decode(changed.encode()).id != message.id

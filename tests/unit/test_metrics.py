@@ -26,14 +26,29 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
     names = {metric.name for metric in registry.collect()}
     assert names and all(name.startswith("relay_") for name in names)
     expected = {
-        "relay_messages", "relay_messages_delivered", "relay_stage_latency_seconds",
-        "relay_end_to_end_latency_seconds", "relay_oldest_pending_message_age_seconds", "relay_queue_depth",
-        "relay_chain_head_block", "relay_chain_finalized_block", "relay_watcher_lag_blocks",
-        "relay_verification_seconds", "relay_proof_rejections", "relay_rpc_calls", "relay_rpc_errors",
-        "relay_retries", "relay_reorgs", "relay_submitter_balance", "relay_submitter_nonce",
-        "relay_submitter_gas_spent_wei", "relay_attestor_last_signed_index",
-        "relay_attestor_quorum_reachable_weight", "relay_attestor_quorum_threshold_weight",
-        "relay_grpc_server_requests", "relay_grpc_server_latency_seconds",
+        "relay_messages",
+        "relay_messages_delivered",
+        "relay_stage_latency_seconds",
+        "relay_end_to_end_latency_seconds",
+        "relay_oldest_pending_message_age_seconds",
+        "relay_queue_depth",
+        "relay_chain_head_block",
+        "relay_chain_finalized_block",
+        "relay_watcher_lag_blocks",
+        "relay_verification_seconds",
+        "relay_proof_rejections",
+        "relay_rpc_calls",
+        "relay_rpc_errors",
+        "relay_retries",
+        "relay_reorgs",
+        "relay_submitter_balance",
+        "relay_submitter_nonce",
+        "relay_submitter_gas_spent_wei",
+        "relay_attestor_last_signed_index",
+        "relay_attestor_quorum_reachable_weight",
+        "relay_attestor_quorum_threshold_weight",
+        "relay_grpc_server_requests",
+        "relay_grpc_server_latency_seconds",
     }
     assert names == expected
 
@@ -53,7 +68,9 @@ def test_helpers_write_the_documented_series() -> None:
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     metrics.declare_route(1, 2)
-    assert registry.get_sample_value("relay_messages_delivered_total", {"origin": "1", "destination": "2"}) == 0
+    assert (
+        registry.get_sample_value("relay_messages_delivered_total", {"origin": "1", "destination": "2"}) == 0
+    )
     assert sample(registry, "relay_messages", origin="1", destination="2", state="observed") == 0
     metrics.set_message_counts(1, 2, {"observed": 3, "delivered": 7})
     assert sample(registry, "relay_messages", origin="1", destination="2", state="observed") == 3
@@ -106,8 +123,9 @@ def served() -> Iterator[tuple[CollectorRegistry, grpc.Channel]]:
     from concurrent import futures
 
     registry = CollectorRegistry()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                         interceptors=[MetricsInterceptor(RelayMetrics(registry))])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4), interceptors=[MetricsInterceptor(RelayMetrics(registry))]
+    )
     handlers: dict[str, Any] = {
         "Echo": grpc.unary_unary_rpc_method_handler(_echo),
         "Missing": grpc.unary_unary_rpc_method_handler(_missing),
@@ -131,7 +149,9 @@ def _requests(registry: CollectorRegistry, method: str, code: str) -> float:
     return sample(registry, "relay_grpc_server_requests_total", method=f"/{SERVICE}/{method}", code=code)
 
 
-def test_interceptor_counts_unary_calls_by_method_and_code(served: tuple[CollectorRegistry, grpc.Channel]) -> None:
+def test_interceptor_counts_unary_calls_by_method_and_code(
+    served: tuple[CollectorRegistry, grpc.Channel],
+) -> None:
     registry, channel = served
     assert channel.unary_unary(f"/{SERVICE}/Echo")(b"hi", timeout=5) == b"hi"
     assert channel.unary_unary(f"/{SERVICE}/Echo")(b"again", timeout=5) == b"again"
@@ -149,8 +169,9 @@ def test_interceptor_counts_unary_calls_by_method_and_code(served: tuple[Collect
     assert _requests(registry, "Missing", "NOT_FOUND") == 1
     assert _requests(registry, "Boom", "UNKNOWN") == 1
     assert _requests(registry, "Nowhere", "UNIMPLEMENTED") == 1
-    assert sample(registry, "relay_grpc_server_latency_seconds_count",
-                  method=f"/{SERVICE}/Echo", code="OK") == 2
+    assert (
+        sample(registry, "relay_grpc_server_latency_seconds_count", method=f"/{SERVICE}/Echo", code="OK") == 2
+    )
 
 
 def test_interceptor_counts_streaming_calls_when_the_stream_ends(

@@ -24,7 +24,8 @@ def test_three_services_are_defined() -> None:
     from relay.v1 import attestation_pb2, destination_pb2, relay_service_pb2
 
     services = {
-        name for module in (attestation_pb2, destination_pb2, relay_service_pb2)
+        name
+        for module in (attestation_pb2, destination_pb2, relay_service_pb2)
         for name in module.DESCRIPTOR.services_by_name
     }
     assert services == {"AttestationService", "DestinationService", "RelayService"}

@@ -52,8 +52,9 @@ def test_committed_state_survives_kill_9_and_the_open_transaction_does_not(tmp_p
         print("ready", flush=True)
         sys.stdin.read()
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         os.kill(child.pid, signal.SIGKILL)

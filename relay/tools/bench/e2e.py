@@ -35,11 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=200, help="messages each way (default 200)")
     parser.add_argument("--block-time", type=float, default=1.0, help="seconds per block (default 1)")
     parser.add_argument("--confirmations", type=int, default=2, help="finality depth in blocks (default 2)")
-    parser.add_argument("--max-batch", type=int, default=100, help="messages per delivery transaction at most")
+    parser.add_argument(
+        "--max-batch", type=int, default=100, help="messages per delivery transaction at most"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery")
     parser.add_argument("--run-root", type=Path, default=None, help="where the devnet run folder goes")
     parser.add_argument("--no-gas-table", action="store_true", help="skip the per-batch-size gas table")
-    parser.add_argument("--no-backlog", action="store_true", help="skip the backlog-drain (relay capacity) run")
+    parser.add_argument(
+        "--no-backlog", action="store_true", help="skip the backlog-drain (relay capacity) run"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,14 +54,22 @@ def run(args: argparse.Namespace) -> int:
     if args.messages < 1:
         print("relay bench e2e: --messages must be >= 1", file=sys.stderr)
         return 2
-    options = DevnetOptions(block_time=args.block_time, confirmations=args.confirmations,
-                            max_batch=args.max_batch, log_level="WARNING", metrics=False)
+    options = DevnetOptions(
+        block_time=args.block_time,
+        confirmations=args.confirmations,
+        max_batch=args.max_batch,
+        log_level="WARNING",
+        metrics=False,
+    )
     if args.run_root is not None:
         options.run_root = args.run_root
     started = time.monotonic()
     with Devnet(options) as devnet:
-        print(f"devnet up in {time.monotonic() - started:.1f} s ({len(devnet.processes)} processes); "
-              f"sending {args.messages} messages each way", flush=True)
+        print(
+            f"devnet up in {time.monotonic() - started:.1f} s ({len(devnet.processes)} processes); "
+            f"sending {args.messages} messages each way",
+            flush=True,
+        )
         printer = ProgressPrinter(sys.stderr)
         result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
         printer.finish()
@@ -69,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'throughput, offered load (messages/s)':<44} {result.throughput:>12.1f}")
     if backlog is not None:
         delivered, seconds = backlog
-        print(f"{'relay capacity, backlog drain (messages/s)':<44} {delivered / seconds:>12.1f}"
-              f"   ({delivered} messages in {seconds:.1f} s)")
+        print(
+            f"{'relay capacity, backlog drain (messages/s)':<44} {delivered / seconds:>12.1f}"
+            f"   ({delivered} messages in {seconds:.1f} s)"
+        )
     print(f"{'latency finality -> receipt p50 (s)':<44} {percentile(result.latencies, 0.5):>12.2f}")
     print(f"{'latency finality -> receipt p99 (s)':<44} {percentile(result.latencies, 0.99):>12.2f}")
     print(f"{'gas per delivered message':<44} {result.gas_per_message:>12,.0f}")
@@ -92,8 +106,10 @@ def run_backlog(devnet: Any, count: int, timeout: float) -> tuple[int, float]:
     devnet.terminate("relayer")
     alpha, beta = devnet.chains
     sent: list[bytes] = []
-    senders = [threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
-               for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))]
+    senders = [
+        threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
+        for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))
+    ]
     for thread in senders:
         thread.start()
     for thread in senders:

@@ -90,8 +90,11 @@ def run_verify_bench(
     sizes: list[int], reference_sizes: list[int], backends: list[str] | None, repeat: int
 ) -> int:
     """Print the table; return 0."""
-    print(f"  {_pin_to_one_cpu()}; median per call, timed in ~10 ms blocks after a warm-up",
-          file=sys.stderr, flush=True)
+    print(
+        f"  {_pin_to_one_cpu()}; median per call, timed in ~10 ms blocks after a warm-up",
+        file=sys.stderr,
+        flush=True,
+    )
     rows: list[Row] = []
     names = backends or available_backends()
     fast = get_backend(names[0]) if names[0] != "py_ecc" else get_backend()
@@ -99,8 +102,16 @@ def run_verify_bench(
     tree = MerkleTree([keccak256(i.to_bytes(4, "big")) for i in range(1000)])
     leaf, branch, root = tree.leaf(777), tree.branch(777), tree.root()
     merkle_median, merkle_best = _time_both(lambda: verify_branch(leaf, branch, 777, root), repeat * 10)
-    rows.append(Row("merkle branch verify, 32 levels", "keccak (pysha3)", repeat * 10, merkle_median,
-                    TARGETS_MS["merkle"], merkle_best))
+    rows.append(
+        Row(
+            "merkle branch verify, 32 levels",
+            "keccak (pysha3)",
+            repeat * 10,
+            merkle_median,
+            TARGETS_MS["merkle"],
+            merkle_best,
+        )
+    )
 
     secret_keys = _secret_keys(max(sizes + reference_sizes + [512]))
     gateway = b"\x11" * 32
@@ -119,11 +130,28 @@ def run_verify_bench(
             print(f"  measuring {size}-member committee with {name}…", file=sys.stderr, flush=True)
             committee.keys(backend)  # decode once, as a running relayer caches them
             runs = 1 if name == "py_ecc" else repeat
-            median, best = _time_both(functools.partial(
-                verify_checkpoint, committee, checkpoint, certificate, origin=1, gateway=gateway,
-                backend=backend), runs)
-            rows.append(Row(f"committee checkpoint, {size} members ({signer_count} sign), cached keys",
-                            name, runs, median, TARGETS_MS.get(("committee", size, name)), best))
+            median, best = _time_both(
+                functools.partial(
+                    verify_checkpoint,
+                    committee,
+                    checkpoint,
+                    certificate,
+                    origin=1,
+                    gateway=gateway,
+                    backend=backend,
+                ),
+                runs,
+            )
+            rows.append(
+                Row(
+                    f"committee checkpoint, {size} members ({signer_count} sign), cached keys",
+                    name,
+                    runs,
+                    median,
+                    TARGETS_MS.get(("committee", size, name)),
+                    best,
+                )
+            )
 
     message = keccak256(b"fast aggregate verify")
     public_keys = [fast.secret_to_public_key(k) for k in secret_keys[:512]]
@@ -132,20 +160,37 @@ def run_verify_bench(
         if name == "py_ecc" and 512 not in reference_sizes:
             continue
         backend = get_backend(name)
-        print(f"  measuring fast-aggregate-verify of 512 keys from bytes with {name}…", file=sys.stderr, flush=True)
+        print(
+            f"  measuring fast-aggregate-verify of 512 keys from bytes with {name}…",
+            file=sys.stderr,
+            flush=True,
+        )
         runs = 1 if name == "py_ecc" else max(5, repeat // 10)
-        rows.append(Row("fast-aggregate-verify, 512 keys from bytes", name, runs,
-                        _time(functools.partial(backend.verify_fast_aggregate_bytes, public_keys, message, aggregate),
-                              runs)))
+        rows.append(
+            Row(
+                "fast-aggregate-verify, 512 keys from bytes",
+                name,
+                runs,
+                _time(
+                    functools.partial(backend.verify_fast_aggregate_bytes, public_keys, message, aggregate),
+                    runs,
+                ),
+            )
+        )
 
     ecdsa_keys = [keccak256(b"ecdsa" + bytes([i])) for i in range(19)]
     from coincurve import PrivateKey
+
     addresses = [keccak256(PrivateKey(k).public_key.format(compressed=False)[1:])[12:] for k in ecdsa_keys]
     ecdsa_committee = EcdsaCommittee.create(1, addresses, threshold=13)
     digest = keccak256(b"checkpoint")
     ecdsa_signatures = [sign_digest(k, digest) for k in ecdsa_keys[:13]]
-    ecdsa_median, ecdsa_best = _time_both(lambda: ecdsa_committee.verify_threshold(digest, ecdsa_signatures), repeat)
-    rows.append(Row("ECDSA threshold, 13 of 19", "coincurve", repeat, ecdsa_median, TARGETS_MS["ecdsa"], ecdsa_best))
+    ecdsa_median, ecdsa_best = _time_both(
+        lambda: ecdsa_committee.verify_threshold(digest, ecdsa_signatures), repeat
+    )
+    rows.append(
+        Row("ECDSA threshold, 13 of 19", "coincurve", repeat, ecdsa_median, TARGETS_MS["ecdsa"], ecdsa_best)
+    )
 
     _print_table(rows)
     return 0
@@ -162,9 +207,15 @@ def _format_ms(value: float) -> str:
 def _print_table(rows: list[Row]) -> None:
     headers = ("operation", "backend", "runs", "median", "best block", "target", "")
     table = [headers] + [
-        (r.operation, r.backend, str(r.runs), _format_ms(r.median_ms),
-         _format_ms(r.best_ms) if r.best_ms is not None else "-",
-         _format_ms(r.target_ms) if r.target_ms is not None else "-", r.verdict())
+        (
+            r.operation,
+            r.backend,
+            str(r.runs),
+            _format_ms(r.median_ms),
+            _format_ms(r.best_ms) if r.best_ms is not None else "-",
+            _format_ms(r.target_ms) if r.target_ms is not None else "-",
+            r.verdict(),
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]

@@ -45,9 +45,21 @@ _MAX_BRANCH_DEPTH = 16
 FORK_NAMES = {fork.name.lower(): fork for fork in Fork}
 
 _CAPELLA_EXECUTION_FIELDS = (
-    "parent_hash", "fee_recipient", "state_root", "receipts_root", "logs_bloom", "prev_randao",
-    "block_number", "gas_limit", "gas_used", "timestamp", "extra_data", "base_fee_per_gas",
-    "block_hash", "transactions_root", "withdrawals_root",
+    "parent_hash",
+    "fee_recipient",
+    "state_root",
+    "receipts_root",
+    "logs_bloom",
+    "prev_randao",
+    "block_number",
+    "gas_limit",
+    "gas_used",
+    "timestamp",
+    "extra_data",
+    "base_fee_per_gas",
+    "block_hash",
+    "transactions_root",
+    "withdrawals_root",
 )
 _DENEB_EXECUTION_FIELDS = (*_CAPELLA_EXECUTION_FIELDS, "blob_gas_used", "excess_blob_gas")
 
@@ -62,7 +74,9 @@ def parse_fork_name(name: object) -> Fork:
     return FORK_NAMES[name.lower()]
 
 
-def parse_hex(value: object, length: int | None = None, *, what: str = "value", max_length: int | None = None) -> bytes:
+def parse_hex(
+    value: object, length: int | None = None, *, what: str = "value", max_length: int | None = None
+) -> bytes:
     """Bytes from a `0x`-prefixed hex string of exactly `length` bytes (or at most `max_length`)."""
     if not isinstance(value, str) or not value.startswith("0x"):
         raise MalformedObject(f"{what} is not 0x-prefixed hex", field=what, value=value)
@@ -124,7 +138,9 @@ def unwrap_versioned(obj: object) -> tuple[Fork | None, object]:
 
 def parse_beacon_block_header(obj: object) -> BeaconBlockHeader:
     """A `BeaconBlockHeader` from JSON."""
-    fields = _fields(obj, ("slot", "proposer_index", "parent_root", "state_root", "body_root"), "beacon header")
+    fields = _fields(
+        obj, ("slot", "proposer_index", "parent_root", "state_root", "body_root"), "beacon header"
+    )
     return BeaconBlockHeader(
         slot=parse_uint(fields["slot"], what="slot"),
         proposer_index=parse_uint(fields["proposer_index"], what="proposer_index"),
@@ -154,7 +170,9 @@ def parse_execution_payload_header(obj: object, fork: Fork | None, preset: Prese
         gas_used=parse_uint(fields["gas_used"], what="gas_used"),
         timestamp=parse_uint(fields["timestamp"], what="timestamp"),
         extra_data=parse_hex(fields["extra_data"], what="extra_data", max_length=preset.max_extra_data_bytes),
-        base_fee_per_gas=parse_uint(fields["base_fee_per_gas"], what="base_fee_per_gas", maximum=_UINT256_MAX),
+        base_fee_per_gas=parse_uint(
+            fields["base_fee_per_gas"], what="base_fee_per_gas", maximum=_UINT256_MAX
+        ),
         block_hash=parse_hex(fields["block_hash"], 32, what="block_hash"),
         transactions_root=parse_hex(fields["transactions_root"], 32, what="transactions_root"),
         withdrawals_root=parse_hex(fields["withdrawals_root"], 32, what="withdrawals_root"),
@@ -165,13 +183,19 @@ def parse_execution_payload_header(obj: object, fork: Fork | None, preset: Prese
 
 def parse_light_client_header(obj: object, fork: Fork | None, preset: Preset) -> LightClientHeader:
     """A `LightClientHeader` from JSON (Altair/Bellatrix headers have only `beacon`)."""
-    if fork is not None and fork < Fork.CAPELLA or (fork is None and isinstance(obj, Mapping) and set(obj) == {"beacon"}):
+    if (
+        fork is not None
+        and fork < Fork.CAPELLA
+        or (fork is None and isinstance(obj, Mapping) and set(obj) == {"beacon"})
+    ):
         fields = _fields(obj, ("beacon",), "light-client header")
         return LightClientHeader(beacon=parse_beacon_block_header(fields["beacon"]))
     fields = _fields(obj, ("beacon", "execution", "execution_branch"), "light-client header")
     branch = _branch(fields["execution_branch"], "execution_branch")
     if len(branch) != EXECUTION_BRANCH_DEPTH:
-        raise MalformedObject("execution_branch has the wrong length", length=len(branch), expected=EXECUTION_BRANCH_DEPTH)
+        raise MalformedObject(
+            "execution_branch has the wrong length", length=len(branch), expected=EXECUTION_BRANCH_DEPTH
+        )
     return LightClientHeader(
         beacon=parse_beacon_block_header(fields["beacon"]),
         execution=parse_execution_payload_header(fields["execution"], fork, preset),
@@ -186,7 +210,8 @@ def parse_sync_committee(obj: object, preset: Preset) -> SyncCommittee:
     if not isinstance(keys, list) or len(keys) != preset.sync_committee_size:
         raise MalformedObject(
             "sync committee has the wrong number of keys",
-            keys=len(keys) if isinstance(keys, list) else None, expected=preset.sync_committee_size,
+            keys=len(keys) if isinstance(keys, list) else None,
+            expected=preset.sync_committee_size,
         )
     return SyncCommittee(
         pubkeys=tuple(parse_hex(key, 48, what="pubkey") for key in keys),
@@ -203,7 +228,9 @@ def parse_sync_aggregate(obj: object, preset: Preset) -> SyncAggregate:
         raise MalformedObject("sync_committee_bits has bits past the committee size", size=size)
     return SyncAggregate(
         sync_committee_bits=bits,
-        sync_committee_signature=parse_hex(fields["sync_committee_signature"], 96, what="sync_committee_signature"),
+        sync_committee_signature=parse_hex(
+            fields["sync_committee_signature"], 96, what="sync_committee_signature"
+        ),
     )
 
 
@@ -215,7 +242,9 @@ def parse_bootstrap(obj: object, preset: Preset, fork: Fork | None = None) -> Li
     return LightClientBootstrap(
         header=parse_light_client_header(fields["header"], fork, preset),
         current_sync_committee=parse_sync_committee(fields["current_sync_committee"], preset),
-        current_sync_committee_branch=_branch(fields["current_sync_committee_branch"], "current_sync_committee_branch"),
+        current_sync_committee_branch=_branch(
+            fields["current_sync_committee_branch"], "current_sync_committee_branch"
+        ),
     )
 
 
@@ -223,14 +252,25 @@ def parse_update(obj: object, preset: Preset, fork: Fork | None = None) -> Light
     """A `LightClientUpdate` from the beacon API's JSON (wrapped or bare)."""
     version, data = unwrap_versioned(obj)
     fork = version if version is not None else fork
-    fields = _fields(data, (
-        "attested_header", "next_sync_committee", "next_sync_committee_branch", "finalized_header",
-        "finality_branch", "sync_aggregate", "signature_slot",
-    ), "update")
+    fields = _fields(
+        data,
+        (
+            "attested_header",
+            "next_sync_committee",
+            "next_sync_committee_branch",
+            "finalized_header",
+            "finality_branch",
+            "sync_aggregate",
+            "signature_slot",
+        ),
+        "update",
+    )
     return LightClientUpdate(
         attested_header=parse_light_client_header(fields["attested_header"], fork, preset),
         next_sync_committee=parse_sync_committee(fields["next_sync_committee"], preset),
-        next_sync_committee_branch=_branch(fields["next_sync_committee_branch"], "next_sync_committee_branch"),
+        next_sync_committee_branch=_branch(
+            fields["next_sync_committee_branch"], "next_sync_committee_branch"
+        ),
         finalized_header=parse_light_client_header(fields["finalized_header"], fork, preset),
         finality_branch=_branch(fields["finality_branch"], "finality_branch"),
         sync_aggregate=parse_sync_aggregate(fields["sync_aggregate"], preset),
@@ -249,9 +289,17 @@ def parse_finality_update(obj: object, preset: Preset, fork: Fork | None = None)
     """A `LightClientFinalityUpdate` from the beacon API's JSON (wrapped or bare)."""
     version, data = unwrap_versioned(obj)
     fork = version if version is not None else fork
-    fields = _fields(data, (
-        "attested_header", "finalized_header", "finality_branch", "sync_aggregate", "signature_slot",
-    ), "finality update")
+    fields = _fields(
+        data,
+        (
+            "attested_header",
+            "finalized_header",
+            "finality_branch",
+            "sync_aggregate",
+            "signature_slot",
+        ),
+        "finality update",
+    )
     return LightClientFinalityUpdate(
         attested_header=parse_light_client_header(fields["attested_header"], fork, preset),
         finalized_header=parse_light_client_header(fields["finalized_header"], fork, preset),
@@ -261,7 +309,9 @@ def parse_finality_update(obj: object, preset: Preset, fork: Fork | None = None)
     )
 
 
-def parse_optimistic_update(obj: object, preset: Preset, fork: Fork | None = None) -> LightClientOptimisticUpdate:
+def parse_optimistic_update(
+    obj: object, preset: Preset, fork: Fork | None = None
+) -> LightClientOptimisticUpdate:
     """A `LightClientOptimisticUpdate` from the beacon API's JSON (wrapped or bare)."""
     version, data = unwrap_versioned(obj)
     fork = version if version is not None else fork
@@ -280,11 +330,21 @@ def _execution_payload_header_type(fork: Fork, preset: Preset) -> ssz.Container:
     bytes32 = ssz.ByteVector(32)
     uint64 = ssz.Uint(8)
     fields: list[tuple[str, ssz.SszType]] = [
-        ("parent_hash", bytes32), ("fee_recipient", ssz.ByteVector(20)), ("state_root", bytes32),
-        ("receipts_root", bytes32), ("logs_bloom", ssz.ByteVector(256)), ("prev_randao", bytes32),
-        ("block_number", uint64), ("gas_limit", uint64), ("gas_used", uint64), ("timestamp", uint64),
-        ("extra_data", ssz.ByteList(preset.max_extra_data_bytes)), ("base_fee_per_gas", ssz.Uint(32)),
-        ("block_hash", bytes32), ("transactions_root", bytes32), ("withdrawals_root", bytes32),
+        ("parent_hash", bytes32),
+        ("fee_recipient", ssz.ByteVector(20)),
+        ("state_root", bytes32),
+        ("receipts_root", bytes32),
+        ("logs_bloom", ssz.ByteVector(256)),
+        ("prev_randao", bytes32),
+        ("block_number", uint64),
+        ("gas_limit", uint64),
+        ("gas_used", uint64),
+        ("timestamp", uint64),
+        ("extra_data", ssz.ByteList(preset.max_extra_data_bytes)),
+        ("base_fee_per_gas", ssz.Uint(32)),
+        ("block_hash", bytes32),
+        ("transactions_root", bytes32),
+        ("withdrawals_root", bytes32),
     ]
     if fork >= Fork.DENEB:
         fields += [("blob_gas_used", uint64), ("excess_blob_gas", uint64)]
@@ -293,31 +353,42 @@ def _execution_payload_header_type(fork: Fork, preset: Preset) -> ssz.Container:
 
 def _light_client_header_type(fork: Fork, preset: Preset) -> ssz.Container:
     bytes32 = ssz.ByteVector(32)
-    beacon = ssz.Container([
-        ("slot", ssz.Uint(8)), ("proposer_index", ssz.Uint(8)), ("parent_root", bytes32),
-        ("state_root", bytes32), ("body_root", bytes32),
-    ])
+    beacon = ssz.Container(
+        [
+            ("slot", ssz.Uint(8)),
+            ("proposer_index", ssz.Uint(8)),
+            ("parent_root", bytes32),
+            ("state_root", bytes32),
+            ("body_root", bytes32),
+        ]
+    )
     if fork < Fork.CAPELLA:
         return ssz.Container([("beacon", beacon)])
-    return ssz.Container([
-        ("beacon", beacon),
-        ("execution", _execution_payload_header_type(fork, preset)),
-        ("execution_branch", ssz.Vector(bytes32, EXECUTION_BRANCH_DEPTH)),
-    ])
+    return ssz.Container(
+        [
+            ("beacon", beacon),
+            ("execution", _execution_payload_header_type(fork, preset)),
+            ("execution_branch", ssz.Vector(bytes32, EXECUTION_BRANCH_DEPTH)),
+        ]
+    )
 
 
 def _sync_committee_type(preset: Preset) -> ssz.Container:
-    return ssz.Container([
-        ("pubkeys", ssz.Vector(ssz.ByteVector(48), preset.sync_committee_size)),
-        ("aggregate_pubkey", ssz.ByteVector(48)),
-    ])
+    return ssz.Container(
+        [
+            ("pubkeys", ssz.Vector(ssz.ByteVector(48), preset.sync_committee_size)),
+            ("aggregate_pubkey", ssz.ByteVector(48)),
+        ]
+    )
 
 
 def _sync_aggregate_type(preset: Preset) -> ssz.Container:
-    return ssz.Container([
-        ("sync_committee_bits", ssz.Bitvector(preset.sync_committee_size)),
-        ("sync_committee_signature", ssz.ByteVector(96)),
-    ])
+    return ssz.Container(
+        [
+            ("sync_committee_bits", ssz.Bitvector(preset.sync_committee_size)),
+            ("sync_committee_signature", ssz.ByteVector(96)),
+        ]
+    )
 
 
 def _branch_type(gindex: int) -> ssz.Vector:
@@ -341,11 +412,13 @@ def _aggregate_from_fields(fields: Mapping[str, Any]) -> SyncAggregate:
 
 def decode_bootstrap_ssz(data: bytes, fork: Fork, preset: Preset) -> LightClientBootstrap:
     """A `LightClientBootstrap` of `fork` from its SSZ serialization."""
-    container = ssz.Container([
-        ("header", _light_client_header_type(fork, preset)),
-        ("current_sync_committee", _sync_committee_type(preset)),
-        ("current_sync_committee_branch", _branch_type(current_sync_committee_gindex_at_fork(fork))),
-    ])
+    container = ssz.Container(
+        [
+            ("header", _light_client_header_type(fork, preset)),
+            ("current_sync_committee", _sync_committee_type(preset)),
+            ("current_sync_committee_branch", _branch_type(current_sync_committee_gindex_at_fork(fork))),
+        ]
+    )
     fields = container.decode(data)
     return LightClientBootstrap(
         header=_header_from_fields(fields["header"]),
@@ -357,15 +430,17 @@ def decode_bootstrap_ssz(data: bytes, fork: Fork, preset: Preset) -> LightClient
 def decode_update_ssz(data: bytes, fork: Fork, preset: Preset) -> LightClientUpdate:
     """A `LightClientUpdate` of `fork` from its SSZ serialization."""
     header = _light_client_header_type(fork, preset)
-    container = ssz.Container([
-        ("attested_header", header),
-        ("next_sync_committee", _sync_committee_type(preset)),
-        ("next_sync_committee_branch", _branch_type(next_sync_committee_gindex_at_fork(fork))),
-        ("finalized_header", header),
-        ("finality_branch", _branch_type(finalized_root_gindex_at_fork(fork))),
-        ("sync_aggregate", _sync_aggregate_type(preset)),
-        ("signature_slot", ssz.Uint(8)),
-    ])
+    container = ssz.Container(
+        [
+            ("attested_header", header),
+            ("next_sync_committee", _sync_committee_type(preset)),
+            ("next_sync_committee_branch", _branch_type(next_sync_committee_gindex_at_fork(fork))),
+            ("finalized_header", header),
+            ("finality_branch", _branch_type(finalized_root_gindex_at_fork(fork))),
+            ("sync_aggregate", _sync_aggregate_type(preset)),
+            ("signature_slot", ssz.Uint(8)),
+        ]
+    )
     fields = container.decode(data)
     return LightClientUpdate(
         attested_header=_header_from_fields(fields["attested_header"]),
@@ -381,13 +456,15 @@ def decode_update_ssz(data: bytes, fork: Fork, preset: Preset) -> LightClientUpd
 def decode_finality_update_ssz(data: bytes, fork: Fork, preset: Preset) -> LightClientFinalityUpdate:
     """A `LightClientFinalityUpdate` of `fork` from its SSZ serialization."""
     header = _light_client_header_type(fork, preset)
-    container = ssz.Container([
-        ("attested_header", header),
-        ("finalized_header", header),
-        ("finality_branch", _branch_type(finalized_root_gindex_at_fork(fork))),
-        ("sync_aggregate", _sync_aggregate_type(preset)),
-        ("signature_slot", ssz.Uint(8)),
-    ])
+    container = ssz.Container(
+        [
+            ("attested_header", header),
+            ("finalized_header", header),
+            ("finality_branch", _branch_type(finalized_root_gindex_at_fork(fork))),
+            ("sync_aggregate", _sync_aggregate_type(preset)),
+            ("signature_slot", ssz.Uint(8)),
+        ]
+    )
     fields = container.decode(data)
     return LightClientFinalityUpdate(
         attested_header=_header_from_fields(fields["attested_header"]),
@@ -400,11 +477,13 @@ def decode_finality_update_ssz(data: bytes, fork: Fork, preset: Preset) -> Light
 
 def decode_optimistic_update_ssz(data: bytes, fork: Fork, preset: Preset) -> LightClientOptimisticUpdate:
     """A `LightClientOptimisticUpdate` of `fork` from its SSZ serialization."""
-    container = ssz.Container([
-        ("attested_header", _light_client_header_type(fork, preset)),
-        ("sync_aggregate", _sync_aggregate_type(preset)),
-        ("signature_slot", ssz.Uint(8)),
-    ])
+    container = ssz.Container(
+        [
+            ("attested_header", _light_client_header_type(fork, preset)),
+            ("sync_aggregate", _sync_aggregate_type(preset)),
+            ("signature_slot", ssz.Uint(8)),
+        ]
+    )
     fields = container.decode(data)
     return LightClientOptimisticUpdate(
         attested_header=_header_from_fields(fields["attested_header"]),
@@ -436,7 +515,9 @@ def to_beacon_json(obj: object, fork: Fork) -> Any:
     if isinstance(obj, LightClientHeader) and fork < Fork.CAPELLA:
         return {"beacon": to_beacon_json(obj.beacon, fork)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {field.name: to_beacon_json(getattr(obj, field.name), fork) for field in dataclasses.fields(obj)}
+        return {
+            field.name: to_beacon_json(getattr(obj, field.name), fork) for field in dataclasses.fields(obj)
+        }
     raise TypeError(f"no beacon-API encoding for {type(obj).__name__}")
 
 

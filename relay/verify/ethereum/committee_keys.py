@@ -57,7 +57,9 @@ class SyncCommitteeKeyCache:
     def __contains__(self, committee: SyncCommittee) -> bool:
         return committee in self._entries
 
-    def aggregate_participants(self, committee: SyncCommittee, participants: Sequence[int]) -> PublicKeyHandle:
+    def aggregate_participants(
+        self, committee: SyncCommittee, participants: Sequence[int]
+    ) -> PublicKeyHandle:
         """The sum of the keys at `participants`, summing whichever side of the committee is smaller."""
         decoded = self.get(committee)
         size = len(decoded.keys)

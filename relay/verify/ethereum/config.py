@@ -42,8 +42,12 @@ class Preset:
         return self.slots_per_sync_committee_period
 
 
-MAINNET_PRESET = Preset("mainnet", sync_committee_size=512, slots_per_epoch=32, epochs_per_sync_committee_period=256)
-MINIMAL_PRESET = Preset("minimal", sync_committee_size=32, slots_per_epoch=8, epochs_per_sync_committee_period=8)
+MAINNET_PRESET = Preset(
+    "mainnet", sync_committee_size=512, slots_per_epoch=32, epochs_per_sync_committee_period=256
+)
+MINIMAL_PRESET = Preset(
+    "minimal", sync_committee_size=32, slots_per_epoch=8, epochs_per_sync_committee_period=8
+)
 PRESETS = {preset.name: preset for preset in (MAINNET_PRESET, MINIMAL_PRESET)}
 
 
@@ -88,7 +92,8 @@ class NetworkConfig:
             if later.fork <= earlier.fork or later.epoch < earlier.epoch:
                 raise ConfigurationError(
                     "the fork schedule must be in fork order with non-decreasing epochs",
-                    network=self.name, fork=later.fork.name.lower(),
+                    network=self.name,
+                    fork=later.fork.name.lower(),
                 )
         for activation in self.forks:
             if len(activation.version) != 4:

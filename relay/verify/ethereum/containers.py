@@ -143,7 +143,9 @@ def is_empty_sync_committee(committee: SyncCommittee | None) -> bool:
     """True for an absent committee (None, or the all-zero `SyncCommittee()` of the spec)."""
     if committee is None:
         return True
-    return committee.aggregate_pubkey == EMPTY_PUBLIC_KEY and all(key == EMPTY_PUBLIC_KEY for key in committee.pubkeys)
+    return committee.aggregate_pubkey == EMPTY_PUBLIC_KEY and all(
+        key == EMPTY_PUBLIC_KEY for key in committee.pubkeys
+    )
 
 
 def is_empty_light_client_header(header: LightClientHeader) -> bool:
@@ -160,13 +162,15 @@ def is_empty_light_client_header(header: LightClientHeader) -> bool:
 
 def compute_beacon_block_root(header: BeaconBlockHeader) -> bytes:
     """`hash_tree_root(BeaconBlockHeader)`: the block root."""
-    return ssz.merkleize([
-        ssz.uint_chunk(header.slot),
-        ssz.uint_chunk(header.proposer_index),
-        header.parent_root,
-        header.state_root,
-        header.body_root,
-    ])
+    return ssz.merkleize(
+        [
+            ssz.uint_chunk(header.slot),
+            ssz.uint_chunk(header.proposer_index),
+            header.parent_root,
+            header.state_root,
+            header.body_root,
+        ]
+    )
 
 
 def compute_sync_committee_root(committee: SyncCommittee) -> bytes:
@@ -177,7 +181,9 @@ def compute_sync_committee_root(committee: SyncCommittee) -> bytes:
     return ssz.sha256(pubkeys_root + ssz.sha256(committee.aggregate_pubkey + padding))
 
 
-def compute_execution_payload_root(execution: ExecutionPayloadHeader, fork: Fork, max_extra_data_bytes: int = 32) -> bytes:
+def compute_execution_payload_root(
+    execution: ExecutionPayloadHeader, fork: Fork, max_extra_data_bytes: int = 32
+) -> bytes:
     """`hash_tree_root(ExecutionPayloadHeader)` in the layout of `fork` (Capella or later)."""
     if fork < Fork.CAPELLA:
         raise ValueError("execution payload headers in light-client headers start at Capella")

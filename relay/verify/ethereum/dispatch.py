@@ -60,8 +60,10 @@ def find_log(receipt: Receipt, log: Log) -> int:
         if candidate == log:
             return position
     raise LogNotFound(
-        "the receipt does not contain the log", address=log.address,
-        topics=[topic.hex() for topic in log.topics], receipt_logs=len(receipt.logs),
+        "the receipt does not contain the log",
+        address=log.address,
+        topics=[topic.hex() for topic in log.topics],
+        receipt_logs=len(receipt.logs),
     )
 
 
@@ -78,7 +80,9 @@ def decode_dispatch_data(data: bytes) -> tuple[int, bytes]:
     length = int.from_bytes(data[2 * _WORD : 3 * _WORD], "big")
     padded = (length + _WORD - 1) // _WORD * _WORD
     if len(data) != 3 * _WORD + padded:
-        raise InvalidDispatchLog("Dispatch data length does not match its message", length=len(data), message_length=length)
+        raise InvalidDispatchLog(
+            "Dispatch data length does not match its message", length=len(data), message_length=length
+        )
     message = data[3 * _WORD : 3 * _WORD + length]
     if any(data[3 * _WORD + length :]):
         raise InvalidDispatchLog("Dispatch message padding is not zero")
@@ -101,16 +105,24 @@ def decode_dispatch_log(log: Log, gateway: bytes, *, origin: int | None = None) 
     except MalformedEncoding as error:
         raise InvalidDispatchLog("Dispatch message does not decode", reason=str(error)) from error
     if message.id != log.topics[1]:
-        raise InvalidDispatchLog("Dispatch id is not the message's id", topic_id=log.topics[1], message_id=message.id)
+        raise InvalidDispatchLog(
+            "Dispatch id is not the message's id", topic_id=log.topics[1], message_id=message.id
+        )
     destination_topic = int.from_bytes(log.topics[2], "big")
     if destination_topic != message.destination:
         raise InvalidDispatchLog(
-            "Dispatch destination is not the message's", topic_destination=destination_topic, message_destination=message.destination
+            "Dispatch destination is not the message's",
+            topic_destination=destination_topic,
+            message_destination=message.destination,
         )
     if nonce != message.nonce:
-        raise InvalidDispatchLog("Dispatch nonce is not the message's", event_nonce=nonce, message_nonce=message.nonce)
+        raise InvalidDispatchLog(
+            "Dispatch nonce is not the message's", event_nonce=nonce, message_nonce=message.nonce
+        )
     if origin is not None and message.origin != origin:
-        raise InvalidDispatchLog("message comes from another origin domain", message_origin=message.origin, origin=origin)
+        raise InvalidDispatchLog(
+            "message comes from another origin domain", message_origin=message.origin, origin=origin
+        )
     return message
 
 
@@ -163,9 +175,13 @@ def prove_dispatches_in_receipts(
     for index, receipt in enumerate(receipts):
         for position, log in enumerate(receipt.logs):
             if is_dispatch_log(log, gateway):
-                proven.append(ProvenMessage(
-                    message=decode_dispatch_log(log, gateway, origin=origin),
-                    block_number=block_number, block_hash=block_hash,
-                    transaction_index=index, log_index=position,
-                ))
+                proven.append(
+                    ProvenMessage(
+                        message=decode_dispatch_log(log, gateway, origin=origin),
+                        block_number=block_number,
+                        block_hash=block_hash,
+                        transaction_index=index,
+                        log_index=position,
+                    )
+                )
     return proven

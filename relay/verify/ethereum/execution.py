@@ -38,7 +38,16 @@ from relay.verify.hashing import keccak256
 
 EMPTY_TRIE_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
 EMPTY_CODE_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
-_TRIE_ERRORS = (BadTrieProof, InvalidNode, ValidationError, DecodingError, ValueError, IndexError, KeyError, TypeError)
+_TRIE_ERRORS = (
+    BadTrieProof,
+    InvalidNode,
+    ValidationError,
+    DecodingError,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+)
 
 
 # --- JSON-RPC primitives ------------------------------------------------------------------------------
@@ -85,18 +94,29 @@ def _proof_nodes(value: object, what: str) -> tuple[bytes, ...]:
 # --- block headers -------------------------------------------------------------------------------------------
 
 _HEADER_FIELDS: tuple[tuple[str, str], ...] = (
-    ("parentHash", "hash"), ("sha3Uncles", "hash"), ("miner", "address"), ("stateRoot", "hash"),
-    ("transactionsRoot", "hash"), ("receiptsRoot", "hash"), ("logsBloom", "bloom"), ("difficulty", "int"),
-    ("number", "int"), ("gasLimit", "int"), ("gasUsed", "int"), ("timestamp", "int"), ("extraData", "bytes"),
-    ("mixHash", "hash"), ("nonce", "nonce"),
+    ("parentHash", "hash"),
+    ("sha3Uncles", "hash"),
+    ("miner", "address"),
+    ("stateRoot", "hash"),
+    ("transactionsRoot", "hash"),
+    ("receiptsRoot", "hash"),
+    ("logsBloom", "bloom"),
+    ("difficulty", "int"),
+    ("number", "int"),
+    ("gasLimit", "int"),
+    ("gasUsed", "int"),
+    ("timestamp", "int"),
+    ("extraData", "bytes"),
+    ("mixHash", "hash"),
+    ("nonce", "nonce"),
 )
 _OPTIONAL_HEADER_FIELDS: tuple[tuple[str, str], ...] = (
-    ("baseFeePerGas", "int"),            # London
-    ("withdrawalsRoot", "hash"),         # Shanghai
-    ("blobGasUsed", "int"),              # Cancun
+    ("baseFeePerGas", "int"),  # London
+    ("withdrawalsRoot", "hash"),  # Shanghai
+    ("blobGasUsed", "int"),  # Cancun
     ("excessBlobGas", "int"),
     ("parentBeaconBlockRoot", "hash"),
-    ("requestsHash", "hash"),            # Prague
+    ("requestsHash", "hash"),  # Prague
 )
 _FIELD_LENGTHS = {"hash": 32, "address": 20, "bloom": 256, "nonce": 8, "bytes": None}
 
@@ -160,7 +180,9 @@ def parse_block_header(obj: object) -> ExecutionBlockHeader:
     excessBlobGas, parentBeaconBlockRoot, requestsHash): a gap would hash to another block.
     """
     block = _require(obj, "block", *(name for name, _ in _HEADER_FIELDS))
-    fields: list[tuple[str, int | bytes]] = [(name, _parse_header_field(block[name], kind, name)) for name, kind in _HEADER_FIELDS]
+    fields: list[tuple[str, int | bytes]] = [
+        (name, _parse_header_field(block[name], kind, name)) for name, kind in _HEADER_FIELDS
+    ]
     gap = None
     for name, kind in _OPTIONAL_HEADER_FIELDS:
         if name not in block or block[name] is None:
@@ -192,11 +214,17 @@ def verify_block_hash(header: ExecutionBlockHeader, expected_hash: bytes | None 
     computed = compute_block_hash(header)
     if header.claimed_hash is not None and computed != header.claimed_hash:
         raise InvalidBlockHash(
-            "block header does not hash to its own hash", number=header.number, computed=computed, claimed=header.claimed_hash
+            "block header does not hash to its own hash",
+            number=header.number,
+            computed=computed,
+            claimed=header.claimed_hash,
         )
     if expected_hash is not None and computed != expected_hash:
         raise InvalidBlockHash(
-            "block header is not the proven block", number=header.number, computed=computed, expected=expected_hash
+            "block header is not the proven block",
+            number=header.number,
+            computed=computed,
+            expected=expected_hash,
         )
     return computed
 
@@ -214,10 +242,14 @@ def verify_header_chain(trusted_hash: bytes, headers: Sequence[ExecutionBlockHea
         if computed != expected_hash:
             raise InvalidHeaderChain(
                 "header is not the parent of the next proven header",
-                number=header.number, computed=computed, expected=expected_hash,
+                number=header.number,
+                computed=computed,
+                expected=expected_hash,
             )
         if expected_number is not None and header.number != expected_number:
-            raise InvalidHeaderChain("header has the wrong number", number=header.number, expected=expected_number)
+            raise InvalidHeaderChain(
+                "header has the wrong number", number=header.number, expected=expected_number
+            )
         expected_hash = header.parent_hash
         expected_number = header.number - 1
 
@@ -296,17 +328,21 @@ def parse_receipt(obj: object) -> Receipt:
 
 def receipt_transaction_index(obj: object) -> int:
     """The `transactionIndex` of a JSON-RPC receipt: its key in the receipts trie."""
-    return parse_quantity(_require(obj, "receipt", "transactionIndex")["transactionIndex"], what="transactionIndex")
+    return parse_quantity(
+        _require(obj, "receipt", "transactionIndex")["transactionIndex"], what="transactionIndex"
+    )
 
 
 def encode_receipt(receipt: Receipt) -> bytes:
     """The receipt's consensus encoding: RLP, behind its type byte for typed (EIP-2718) receipts."""
-    payload = rlp.encode([
-        receipt.outcome,
-        receipt.cumulative_gas_used,
-        receipt.logs_bloom,
-        [[log.address, list(log.topics), log.data] for log in receipt.logs],
-    ])
+    payload = rlp.encode(
+        [
+            receipt.outcome,
+            receipt.cumulative_gas_used,
+            receipt.logs_bloom,
+            [[log.address, list(log.topics), log.data] for log in receipt.logs],
+        ]
+    )
     if receipt.transaction_type == 0:
         return payload
     return bytes([receipt.transaction_type]) + payload
@@ -324,12 +360,21 @@ def decode_receipt(encoded: bytes) -> Receipt:
         items = rlp.decode(payload)
         outcome_raw, gas_raw, bloom, raw_logs = items
         logs = tuple(
-            Log(address=_exact(address, 20), topics=tuple(_exact(topic, 32) for topic in topics), data=bytes(data))
+            Log(
+                address=_exact(address, 20),
+                topics=tuple(_exact(topic, 32) for topic in topics),
+                data=bytes(data),
+            )
             for address, topics, data in raw_logs
         )
     except (DecodingError, ValueError, TypeError) as error:
         raise MalformedObject("receipt encoding does not decode", reason=str(error)) from error
-    if not isinstance(outcome_raw, bytes) or not isinstance(gas_raw, bytes) or not isinstance(bloom, bytes) or len(bloom) != 256:
+    if (
+        not isinstance(outcome_raw, bytes)
+        or not isinstance(gas_raw, bytes)
+        or not isinstance(bloom, bytes)
+        or len(bloom) != 256
+    ):
         raise MalformedObject("receipt fields have the wrong shape")
     outcome: int | bytes = outcome_raw if len(outcome_raw) == 32 else int.from_bytes(outcome_raw, "big")
     return Receipt(
@@ -366,7 +411,9 @@ def verify_receipts_root(receipts: Sequence[Receipt], receipts_root: bytes) -> N
     if computed != receipts_root:
         raise InvalidReceiptsRoot(
             "receipts do not rebuild the block's receipts root",
-            computed=computed, expected=receipts_root, receipts=len(receipts),
+            computed=computed,
+            expected=receipts_root,
+            receipts=len(receipts),
         )
 
 
@@ -388,11 +435,15 @@ def verify_receipt_proof(receipts_root: bytes, transaction_index: int, proof: Se
     except _TRIE_ERRORS as error:
         raise InvalidReceiptProof(
             "receipt proof does not resolve against the receipts root",
-            transaction_index=transaction_index, receipts_root=receipts_root, reason=str(error),
+            transaction_index=transaction_index,
+            receipts_root=receipts_root,
+            reason=str(error),
         ) from error
     if not encoded:
         raise InvalidReceiptProof(
-            "receipt proof shows no receipt at this index", transaction_index=transaction_index, receipts_root=receipts_root
+            "receipt proof shows no receipt at this index",
+            transaction_index=transaction_index,
+            receipts_root=receipts_root,
         )
     try:
         return decode_receipt(encoded)
@@ -402,12 +453,16 @@ def verify_receipt_proof(receipts_root: bytes, transaction_index: int, proof: Se
         ) from error
 
 
-def verify_receipt_inclusion(receipts_root: bytes, transaction_index: int, proof: Sequence[bytes], receipt: Receipt) -> None:
+def verify_receipt_inclusion(
+    receipts_root: bytes, transaction_index: int, proof: Sequence[bytes], receipt: Receipt
+) -> None:
     """Check `receipt` (as an RPC reported it) is the block's receipt at `transaction_index`."""
     proven = verify_receipt_proof(receipts_root, transaction_index, proof)
     if proven != receipt:
         raise InvalidReceiptProof(
-            "receipt differs from the proven receipt", transaction_index=transaction_index, receipts_root=receipts_root
+            "receipt differs from the proven receipt",
+            transaction_index=transaction_index,
+            receipts_root=receipts_root,
         )
 
 
@@ -453,7 +508,9 @@ class AccountProof:
 
 def parse_account_proof(obj: object) -> AccountProof:
     """An `AccountProof` from an `eth_getProof` answer."""
-    answer = _require(obj, "eth_getProof answer", "address", "accountProof", "balance", "codeHash", "nonce", "storageHash")
+    answer = _require(
+        obj, "eth_getProof answer", "address", "accountProof", "balance", "codeHash", "nonce", "storageHash"
+    )
     storage = answer.get("storageProof", [])
     if not isinstance(storage, list):
         raise MalformedObject("storageProof is not a list")
@@ -463,11 +520,13 @@ def parse_account_proof(obj: object) -> AccountProof:
         key = parse_data(slot["key"], what="storage key")
         if len(key) > 32:
             raise MalformedObject("storage key longer than 32 bytes", key=key)
-        slots.append(StorageSlot(
-            key=key.rjust(32, b"\x00"),
-            value=parse_quantity(slot["value"], what="storage value"),
-            proof=_proof_nodes(slot["proof"], "storage proof"),
-        ))
+        slots.append(
+            StorageSlot(
+                key=key.rjust(32, b"\x00"),
+                value=parse_quantity(slot["value"], what="storage value"),
+                proof=_proof_nodes(slot["proof"], "storage proof"),
+            )
+        )
     return AccountProof(
         address=parse_data(answer["address"], 20, what="address"),
         account=Account(
@@ -487,7 +546,10 @@ def verify_account_proof(state_root: bytes, address: bytes, proof: Sequence[byte
         encoded = _get_from_proof(state_root, keccak256(address), proof)
     except _TRIE_ERRORS as error:
         raise InvalidAccountProof(
-            "account proof does not resolve against the state root", address=address, state_root=state_root, reason=str(error)
+            "account proof does not resolve against the state root",
+            address=address,
+            state_root=state_root,
+            reason=str(error),
         ) from error
     if not encoded:
         proven = EMPTY_ACCOUNT
@@ -504,9 +566,13 @@ def verify_account_proof(state_root: bytes, address: bytes, proof: Sequence[byte
             raise InvalidAccountProof("proven account does not decode", address=address) from error
     if proven != account:
         raise InvalidAccountProof(
-            "account differs from the proven account", address=address, state_root=state_root,
-            claimed_nonce=account.nonce, proven_nonce=proven.nonce,
-            claimed_balance=account.balance, proven_balance=proven.balance,
+            "account differs from the proven account",
+            address=address,
+            state_root=state_root,
+            claimed_nonce=account.nonce,
+            proven_nonce=proven.nonce,
+            claimed_balance=account.balance,
+            proven_balance=proven.balance,
         )
 
 
@@ -516,7 +582,10 @@ def verify_storage_proof(storage_root: bytes, slot: StorageSlot) -> None:
         encoded = _get_from_proof(storage_root, keccak256(slot.key), slot.proof)
     except _TRIE_ERRORS as error:
         raise InvalidStorageProof(
-            "storage proof does not resolve against the storage root", key=slot.key, storage_root=storage_root, reason=str(error)
+            "storage proof does not resolve against the storage root",
+            key=slot.key,
+            storage_root=storage_root,
+            reason=str(error),
         ) from error
     try:
         raw = rlp.decode(encoded) if encoded else b""
@@ -542,7 +611,9 @@ def verify_code(code: bytes, account: Account) -> None:
     """Check `code` (from `eth_getCode`) is the code of the proven `account`."""
     computed = keccak256(code)
     if computed != account.code_hash:
-        raise InvalidCode("code does not hash to the account's code hash", computed=computed, expected=account.code_hash)
+        raise InvalidCode(
+            "code does not hash to the account's code hash", computed=computed, expected=account.code_hash
+        )
 
 
 def bloom_may_contain(bloom: bytes, value: bytes) -> bool:

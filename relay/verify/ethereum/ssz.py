@@ -190,7 +190,9 @@ class Container(SszType):
             for _, field_type in self.fields
         )
         if len(data) < fixed_part:
-            raise MalformedObject("SSZ container shorter than its fixed part", length=len(data), fixed=fixed_part)
+            raise MalformedObject(
+                "SSZ container shorter than its fixed part", length=len(data), fixed=fixed_part
+            )
         position = 0
         fixed_values: dict[str, bytes] = {}
         offsets: list[tuple[str, int]] = []
@@ -203,9 +205,13 @@ class Container(SszType):
                 fixed_values[name] = data[position : position + field_type.fixed_size]
                 position += field_type.fixed_size
         if not offsets and len(data) != fixed_part:
-            raise MalformedObject("trailing bytes after an SSZ container", length=len(data), expected=fixed_part)
+            raise MalformedObject(
+                "trailing bytes after an SSZ container", length=len(data), expected=fixed_part
+            )
         if offsets and offsets[0][1] != fixed_part:
-            raise MalformedObject("first SSZ offset does not follow the fixed part", offset=offsets[0][1], expected=fixed_part)
+            raise MalformedObject(
+                "first SSZ offset does not follow the fixed part", offset=offsets[0][1], expected=fixed_part
+            )
         variable_values: dict[str, bytes] = {}
         for index, (name, start) in enumerate(offsets):
             end = offsets[index + 1][1] if index + 1 < len(offsets) else len(data)

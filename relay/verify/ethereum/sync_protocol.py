@@ -104,7 +104,9 @@ def compute_light_client_execution_root(header: LightClientHeader, network: Netw
     return compute_execution_payload_root(header.execution, fork, network.preset.max_extra_data_bytes)
 
 
-def verify_light_client_header(header: LightClientHeader, network: NetworkConfig, *, role: str = "header") -> None:
+def verify_light_client_header(
+    header: LightClientHeader, network: NetworkConfig, *, role: str = "header"
+) -> None:
     """The spec's `is_valid_light_client_header`, raising: execution fields match the fork and the body.
 
     `role` names the header in the error (attested, finalized, bootstrap).
@@ -114,13 +116,18 @@ def verify_light_client_header(header: LightClientHeader, network: NetworkConfig
         # Blob gas only exists from Deneb on; a non-zero value before is a forged header.
         if header.execution.blob_gas_used != 0 or header.execution.excess_blob_gas != 0:
             raise InvalidLightClientHeader(
-                "blob gas fields set before Deneb", role=role, slot=header.beacon.slot,
-                blob_gas_used=header.execution.blob_gas_used, excess_blob_gas=header.execution.excess_blob_gas,
+                "blob gas fields set before Deneb",
+                role=role,
+                slot=header.beacon.slot,
+                blob_gas_used=header.execution.blob_gas_used,
+                excess_blob_gas=header.execution.excess_blob_gas,
             )
     if epoch < network.fork_epoch(Fork.CAPELLA):
         # Before Capella a light-client header carries no execution payload at all.
         if header.execution != ExecutionPayloadHeader() or not is_zero_branch(header.execution_branch):
-            raise InvalidLightClientHeader("execution fields set before Capella", role=role, slot=header.beacon.slot)
+            raise InvalidLightClientHeader(
+                "execution fields set before Capella", role=role, slot=header.beacon.slot
+            )
         return
     # The execution payload header must be the one committed in the beacon block body.
     if not is_valid_merkle_branch(
@@ -132,7 +139,10 @@ def verify_light_client_header(header: LightClientHeader, network: NetworkConfig
     ):
         raise InvalidExecutionBranch(
             "execution payload header is not in the beacon block body",
-            role=role, slot=header.beacon.slot, block_hash=header.execution.block_hash, body_root=header.beacon.body_root,
+            role=role,
+            slot=header.beacon.slot,
+            block_hash=header.execution.block_hash,
+            body_root=header.beacon.body_root,
         )
 
 
@@ -164,7 +174,9 @@ def has_supermajority(participants: int, committee_size: int) -> bool:
     return participants * 3 >= committee_size * 2
 
 
-def is_better_update(new_update: LightClientUpdate, old_update: LightClientUpdate, network: NetworkConfig) -> bool:
+def is_better_update(
+    new_update: LightClientUpdate, old_update: LightClientUpdate, network: NetworkConfig
+) -> bool:
     """The spec's `is_better_update`: which update to force-apply if finality stalls."""
     period = network.compute_sync_committee_period_at_slot
     size = len(new_update.sync_aggregate.sync_committee_bits) * 8
@@ -213,7 +225,9 @@ def initialize_light_client_store(
     header_root = compute_beacon_block_root(bootstrap.header.beacon)
     if header_root != trusted_block_root:
         raise InvalidTrustedRoot(
-            "bootstrap header is not the trusted block", header_root=header_root, trusted_block_root=trusted_block_root
+            "bootstrap header is not the trusted block",
+            header_root=header_root,
+            trusted_block_root=trusted_block_root,
         )
     _verify_sync_committee_size(bootstrap.current_sync_committee, network, InvalidCurrentSyncCommitteeBranch)
     fork = network.compute_fork_at_slot(bootstrap.header.beacon.slot)
@@ -226,7 +240,9 @@ def initialize_light_client_store(
     ):
         raise InvalidCurrentSyncCommitteeBranch(
             "current sync committee is not in the bootstrap state",
-            slot=bootstrap.header.beacon.slot, state_root=bootstrap.header.beacon.state_root, fork=fork.name.lower(),
+            slot=bootstrap.header.beacon.slot,
+            state_root=bootstrap.header.beacon.state_root,
+            fork=fork.name.lower(),
         )
     return LightClientStore(
         finalized_header=bootstrap.header,
@@ -240,11 +256,15 @@ def initialize_light_client_store(
 
 
 def _verify_sync_committee_size(
-    committee: SyncCommittee, network: NetworkConfig, error: type[InvalidCurrentSyncCommitteeBranch] | type[InvalidNextSyncCommittee]
+    committee: SyncCommittee,
+    network: NetworkConfig,
+    error: type[InvalidCurrentSyncCommitteeBranch] | type[InvalidNextSyncCommittee],
 ) -> None:
     if len(committee.pubkeys) != network.preset.sync_committee_size:
         raise error(
-            "sync committee has the wrong size", keys=len(committee.pubkeys), expected=network.preset.sync_committee_size
+            "sync committee has the wrong size",
+            keys=len(committee.pubkeys),
+            expected=network.preset.sync_committee_size,
         )
 
 
@@ -265,13 +285,15 @@ def verify_light_client_update(
     if len(aggregate.sync_committee_bits) != (committee_size + 7) // 8:
         raise MalformedObject(
             "participation bits do not match the committee size",
-            bits=len(aggregate.sync_committee_bits) * 8, committee_size=committee_size,
+            bits=len(aggregate.sync_committee_bits) * 8,
+            committee_size=committee_size,
         )
     participants = aggregate.participant_count()
     # Too few signers and the signature proves nothing about the committee's view.
     if participants < network.preset.min_sync_committee_participants:
         raise InsufficientParticipation(
-            "too few sync committee participants", participants=participants,
+            "too few sync committee participants",
+            participants=participants,
             minimum=network.preset.min_sync_committee_participants,
         )
 
@@ -282,8 +304,10 @@ def verify_light_client_update(
     if not current_slot >= update.signature_slot > attested_slot >= finalized_slot:
         raise InvalidSlotOrder(
             "expected current_slot >= signature_slot > attested_slot >= finalized_slot",
-            current_slot=current_slot, signature_slot=update.signature_slot,
-            attested_slot=attested_slot, finalized_slot=finalized_slot,
+            current_slot=current_slot,
+            signature_slot=update.signature_slot,
+            attested_slot=attested_slot,
+            finalized_slot=finalized_slot,
         )
 
     store_period = period(store.finalized_header.beacon.slot)
@@ -293,12 +317,16 @@ def verify_light_client_update(
     if next_known and signature_period not in (store_period, store_period + 1):
         raise UnknownSyncCommitteePeriod(
             "update signed in a period whose committee is unknown",
-            signature_period=signature_period, store_period=store_period, next_committee_known=True,
+            signature_period=signature_period,
+            store_period=store_period,
+            next_committee_known=True,
         )
     if not next_known and signature_period != store_period:
         raise UnknownSyncCommitteePeriod(
             "update signed outside the store's period while the next committee is unknown",
-            signature_period=signature_period, store_period=store_period, next_committee_known=False,
+            signature_period=signature_period,
+            store_period=store_period,
+            next_committee_known=False,
         )
 
     attested_period = period(attested_slot)
@@ -309,19 +337,24 @@ def verify_light_client_update(
     if not (attested_slot > store.finalized_header.beacon.slot or has_next_sync_committee):
         raise IrrelevantUpdate(
             "update is older than the finalized header and brings no new committee",
-            attested_slot=attested_slot, finalized_slot=store.finalized_header.beacon.slot,
+            attested_slot=attested_slot,
+            finalized_slot=store.finalized_header.beacon.slot,
         )
 
     attested_fork = network.compute_fork_at_slot(attested_slot)
     if not is_finality_update(update):
         # Without a finality proof there must be no finalized header to take on trust.
         if not is_empty_light_client_header(update.finalized_header):
-            raise InvalidFinalizedHeader("finalized header without a finality branch", finalized_slot=finalized_slot)
+            raise InvalidFinalizedHeader(
+                "finalized header without a finality branch", finalized_slot=finalized_slot
+            )
     else:
         if finalized_slot == GENESIS_SLOT:
             # The genesis checkpoint is stored as the zero root in the state.
             if not is_empty_light_client_header(update.finalized_header):
-                raise InvalidFinalizedHeader("genesis finalized header must be empty", finalized_slot=finalized_slot)
+                raise InvalidFinalizedHeader(
+                    "genesis finalized header must be empty", finalized_slot=finalized_slot
+                )
             finalized_root = ZERO_ROOT
         else:
             verify_light_client_header(update.finalized_header, network, role="finalized")
@@ -335,18 +368,23 @@ def verify_light_client_update(
         ):
             raise InvalidFinalityBranch(
                 "finalized header is not the attested state's finalized checkpoint",
-                finalized_root=finalized_root, state_root=update.attested_header.beacon.state_root,
+                finalized_root=finalized_root,
+                state_root=update.attested_header.beacon.state_root,
                 fork=attested_fork.name.lower(),
             )
 
     if not is_sync_committee_update(update):
         # Without a branch there must be no committee, so none is taken on trust.
         if not is_empty_sync_committee(update.next_sync_committee):
-            raise InvalidNextSyncCommittee("next sync committee without a branch", attested_slot=attested_slot)
+            raise InvalidNextSyncCommittee(
+                "next sync committee without a branch", attested_slot=attested_slot
+            )
     else:
         next_committee = update.next_sync_committee
         if next_committee is None:
-            raise InvalidNextSyncCommittee("next sync committee branch without a committee", attested_slot=attested_slot)
+            raise InvalidNextSyncCommittee(
+                "next sync committee branch without a committee", attested_slot=attested_slot
+            )
         _verify_sync_committee_size(next_committee, network, InvalidNextSyncCommittee)
         # Within the store's period the next committee is already known and cannot change.
         if attested_period == store_period and next_known and next_committee != store.next_sync_committee:
@@ -362,7 +400,8 @@ def verify_light_client_update(
         ):
             raise InvalidNextSyncCommitteeBranch(
                 "next sync committee is not in the attested state",
-                state_root=update.attested_header.beacon.state_root, fork=attested_fork.name.lower(),
+                state_root=update.attested_header.beacon.state_root,
+                fork=attested_fork.name.lower(),
             )
 
     if signature_period == store_period:
@@ -370,7 +409,9 @@ def verify_light_client_update(
     elif store.next_sync_committee is not None:
         committee = store.next_sync_committee
     else:  # excluded by the period checks above; kept so the type is never None
-        raise UnknownSyncCommitteePeriod("no committee for the signature period", signature_period=signature_period)
+        raise UnknownSyncCommitteePeriod(
+            "no committee for the signature period", signature_period=signature_period
+        )
     verify_sync_aggregate(update, committee, network, keys)
 
 
@@ -383,7 +424,9 @@ def verify_sync_aggregate(
     """The participants' aggregate signature over the attested beacon header, in its signing domain."""
     aggregate = update.sync_aggregate
     participants = aggregate.participant_indices()
-    signing_root = compute_sync_committee_signing_root(update.attested_header.beacon, update.signature_slot, network)
+    signing_root = compute_sync_committee_signing_root(
+        update.attested_header.beacon, update.signature_slot, network
+    )
     try:
         key = keys.aggregate_participants(committee, participants)
         keys.backend.verify_with_key(key, signing_root, aggregate.sync_committee_signature)
@@ -393,12 +436,17 @@ def verify_sync_aggregate(
         # A malformed signature, a wrong one, or participants summing to the identity key.
         raise InvalidSyncAggregateSignature(
             "sync aggregate signature does not verify",
-            attested_slot=update.attested_header.beacon.slot, signature_slot=update.signature_slot,
-            participants=len(participants), signing_root=signing_root, backend=keys.backend.name,
+            attested_slot=update.attested_header.beacon.slot,
+            signature_slot=update.signature_slot,
+            participants=len(participants),
+            signing_root=signing_root,
+            backend=keys.backend.name,
         ) from error
 
 
-def apply_light_client_update(store: LightClientStore, update: LightClientUpdate, network: NetworkConfig) -> bool:
+def apply_light_client_update(
+    store: LightClientStore, update: LightClientUpdate, network: NetworkConfig
+) -> bool:
     """The spec's `apply_light_client_update`; returns whether the store moved into the next period."""
     period = network.compute_sync_committee_period_at_slot
     store_period = period(store.finalized_header.beacon.slot)
@@ -407,7 +455,8 @@ def apply_light_client_update(store: LightClientStore, update: LightClientUpdate
     if not is_next_sync_committee_known(store):
         if finalized_period != store_period:
             raise UnknownSyncCommitteePeriod(
-                "cannot learn the next committee from another period", finalized_period=finalized_period,
+                "cannot learn the next committee from another period",
+                finalized_period=finalized_period,
                 store_period=store_period,
             )
         store.next_sync_committee = update.next_sync_committee
@@ -460,7 +509,8 @@ def process_light_client_update(
     rotated = False
     # Finality moves only on a 2/3 supermajority of the committee.
     if has_supermajority(participants, network.preset.sync_committee_size) and (
-        update.finalized_header.beacon.slot > store.finalized_header.beacon.slot or has_finalized_next_sync_committee
+        update.finalized_header.beacon.slot > store.finalized_header.beacon.slot
+        or has_finalized_next_sync_committee
     ):
         rotated = apply_light_client_update(store, update, network)
         store.best_valid_update = None
@@ -473,7 +523,9 @@ def process_light_client_update(
     )
 
 
-def process_light_client_store_force_update(store: LightClientStore, current_slot: int, network: NetworkConfig) -> bool:
+def process_light_client_store_force_update(
+    store: LightClientStore, current_slot: int, network: NetworkConfig
+) -> bool:
     """The spec's `process_light_client_store_force_update`; returns whether it applied an update.
 
     Unsafe: it applies the best update seen even without a 2/3 supermajority, once finality has
@@ -504,7 +556,9 @@ def convert_finality_update(update: LightClientFinalityUpdate, network: NetworkC
     )
 
 
-def convert_optimistic_update(update: LightClientOptimisticUpdate, network: NetworkConfig) -> LightClientUpdate:
+def convert_optimistic_update(
+    update: LightClientOptimisticUpdate, network: NetworkConfig
+) -> LightClientUpdate:
     """An optimistic update as the full update the spec processes (no finality, no next committee)."""
     fork = network.compute_fork_at_slot(update.attested_header.beacon.slot)
     return LightClientUpdate(
@@ -590,7 +644,9 @@ class LightClient:
         """Verify and apply a `LightClientFinalityUpdate`."""
         return self.process_update(convert_finality_update(update, self.network), current_slot)
 
-    def process_optimistic_update(self, update: LightClientOptimisticUpdate, current_slot: int) -> UpdateOutcome:
+    def process_optimistic_update(
+        self, update: LightClientOptimisticUpdate, current_slot: int
+    ) -> UpdateOutcome:
         """Verify and apply a `LightClientOptimisticUpdate`."""
         return self.process_update(convert_optimistic_update(update, self.network), current_slot)
 
@@ -599,6 +655,7 @@ class LightClient:
         if not self.allow_force_update:
             raise ForceUpdateDisabled(
                 "force update is disabled: it can apply an update without a 2/3 supermajority",
-                finalized_slot=self.store.finalized_header.beacon.slot, current_slot=current_slot,
+                finalized_slot=self.store.finalized_header.beacon.slot,
+                current_slot=current_slot,
             )
         return process_light_client_store_force_update(self.store, current_slot, self.network)

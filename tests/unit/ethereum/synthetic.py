@@ -44,10 +44,7 @@ EMPTY_UNCLES_HASH = keccak256(rlp.encode([]))
 
 def make_network(fork: Fork) -> NetworkConfig:
     """A minimal-preset network with every fork up to `fork` active from genesis."""
-    forks = [
-        ForkActivation(f, bytes([f.value, 0, 0, 0x42]), 0)
-        for f in Fork if f <= fork
-    ]
+    forks = [ForkActivation(f, bytes([f.value, 0, 0, 0x42]), 0) for f in Fork if f <= fork]
     return NetworkConfig(
         name=f"synthetic-{fork.name.lower()}",
         preset=MINIMAL_PRESET,
@@ -90,9 +87,14 @@ class Committee:
         return backend.sign(secret, message)
 
 
-def make_committee(backend: BlsBackend, seed: str, size: int = MINIMAL_PRESET.sync_committee_size) -> Committee:
+def make_committee(
+    backend: BlsBackend, seed: str, size: int = MINIMAL_PRESET.sync_committee_size
+) -> Committee:
     """`size` members with secret keys derived from `seed`."""
-    secrets = [int.from_bytes(hashlib.sha256(f"{seed}/{i}".encode()).digest(), "big") % CURVE_ORDER for i in range(size)]
+    secrets = [
+        int.from_bytes(hashlib.sha256(f"{seed}/{i}".encode()).digest(), "big") % CURVE_ORDER
+        for i in range(size)
+    ]
     pubkeys = tuple(backend.secret_to_public_key(secret) for secret in secrets)
     aggregate = backend.secret_to_public_key(sum(secrets) % CURVE_ORDER)
     return Committee(secrets, SyncCommittee(pubkeys=pubkeys, aggregate_pubkey=aggregate))
@@ -117,15 +119,28 @@ def dispatch_log(message: Message, gateway: bytes = GATEWAY) -> Log:
     """The Gateway's `Dispatch(id, destination, nonce, message)` log for `message`."""
     encoded = message.encode()
     padded = encoded + b"\x00" * (-len(encoded) % 32)
-    data = message.nonce.to_bytes(32, "big") + (64).to_bytes(32, "big") + len(encoded).to_bytes(32, "big") + padded
-    return Log(address=gateway, topics=(DISPATCH_TOPIC, message.id, message.destination.to_bytes(32, "big")), data=data)
+    data = (
+        message.nonce.to_bytes(32, "big")
+        + (64).to_bytes(32, "big")
+        + len(encoded).to_bytes(32, "big")
+        + padded
+    )
+    return Log(
+        address=gateway,
+        topics=(DISPATCH_TOPIC, message.id, message.destination.to_bytes(32, "big")),
+        data=data,
+    )
 
 
 def make_message(nonce: int, body: bytes = b"hello") -> Message:
     """A message from the synthetic origin to domain 31337."""
     return Message.create(
-        nonce=nonce, origin=ORIGIN_DOMAIN, sender=b"\x00" * 12 + b"\x11" * 20, destination=31337,
-        recipient=b"\x00" * 12 + b"\x22" * 20, body=body,
+        nonce=nonce,
+        origin=ORIGIN_DOMAIN,
+        sender=b"\x00" * 12 + b"\x11" * 20,
+        destination=31337,
+        recipient=b"\x00" * 12 + b"\x22" * 20,
+        body=body,
     )
 
 
@@ -137,7 +152,11 @@ def receipt_json(receipt: Receipt, index: int, block_number: int) -> dict[str, A
         "cumulativeGasUsed": hex(receipt.cumulative_gas_used),
         "logsBloom": "0x" + receipt.logs_bloom.hex(),
         "logs": [
-            {"address": "0x" + log.address.hex(), "topics": ["0x" + t.hex() for t in log.topics], "data": "0x" + log.data.hex()}
+            {
+                "address": "0x" + log.address.hex(),
+                "topics": ["0x" + t.hex() for t in log.topics],
+                "data": "0x" + log.data.hex(),
+            }
             for log in receipt.logs
         ],
         "transactionIndex": hex(index),
@@ -162,7 +181,9 @@ class ExecutionBlock:
         return [receipt_json(r, i, self.number) for i, r in enumerate(self.receipts)]
 
 
-def make_execution_block(number: int, parent_hash: bytes, messages: list[Message], fork: Fork, timestamp: int) -> ExecutionBlock:
+def make_execution_block(
+    number: int, parent_hash: bytes, messages: list[Message], fork: Fork, timestamp: int
+) -> ExecutionBlock:
     """A block with one plain receipt and one receipt per message (each with a Dispatch log)."""
     receipts = [Receipt(2, 1, 21000, b"\x00" * 256, ())]
     gas = 21000
@@ -173,13 +194,26 @@ def make_execution_block(number: int, parent_hash: bytes, messages: list[Message
         receipts.append(Receipt(2, 1, gas, compute_logs_bloom([other, log]), (other, log)))
     all_logs = [log for receipt in receipts for log in receipt.logs]
     fields: list[tuple[str, Any]] = [
-        ("parentHash", parent_hash), ("sha3Uncles", EMPTY_UNCLES_HASH), ("miner", b"\x44" * 20),
-        ("stateRoot", filler("state", number)), ("transactionsRoot", filler("txs", number)),
-        ("receiptsRoot", compute_receipts_root(receipts)), ("logsBloom", compute_logs_bloom(all_logs)),
-        ("difficulty", 0), ("number", number), ("gasLimit", 30_000_000), ("gasUsed", gas),
-        ("timestamp", timestamp), ("extraData", b"synthetic"), ("mixHash", filler("randao", number)),
-        ("nonce", b"\x00" * 8), ("baseFeePerGas", 7), ("withdrawalsRoot", EMPTY_TRIE_ROOT),
-        ("blobGasUsed", 0), ("excessBlobGas", 0), ("parentBeaconBlockRoot", filler("pbbr", number)),
+        ("parentHash", parent_hash),
+        ("sha3Uncles", EMPTY_UNCLES_HASH),
+        ("miner", b"\x44" * 20),
+        ("stateRoot", filler("state", number)),
+        ("transactionsRoot", filler("txs", number)),
+        ("receiptsRoot", compute_receipts_root(receipts)),
+        ("logsBloom", compute_logs_bloom(all_logs)),
+        ("difficulty", 0),
+        ("number", number),
+        ("gasLimit", 30_000_000),
+        ("gasUsed", gas),
+        ("timestamp", timestamp),
+        ("extraData", b"synthetic"),
+        ("mixHash", filler("randao", number)),
+        ("nonce", b"\x00" * 8),
+        ("baseFeePerGas", 7),
+        ("withdrawalsRoot", EMPTY_TRIE_ROOT),
+        ("blobGasUsed", 0),
+        ("excessBlobGas", 0),
+        ("parentBeaconBlockRoot", filler("pbbr", number)),
     ]
     if fork >= Fork.ELECTRA:
         fields.append(("requestsHash", filler("requests", number)))
@@ -191,11 +225,21 @@ def make_execution_block(number: int, parent_hash: bytes, messages: list[Message
     header_json["transactions"] = ["0x" + filler(f"tx/{number}", i).hex() for i in range(len(receipts))]
     values = dict(fields)
     payload = ExecutionPayloadHeader(
-        parent_hash=parent_hash, fee_recipient=values["miner"], state_root=values["stateRoot"],
-        receipts_root=values["receiptsRoot"], logs_bloom=values["logsBloom"], prev_randao=values["mixHash"],
-        block_number=number, gas_limit=values["gasLimit"], gas_used=gas, timestamp=timestamp,
-        extra_data=values["extraData"], base_fee_per_gas=values["baseFeePerGas"], block_hash=block_hash,
-        transactions_root=values["transactionsRoot"], withdrawals_root=values["withdrawalsRoot"],
+        parent_hash=parent_hash,
+        fee_recipient=values["miner"],
+        state_root=values["stateRoot"],
+        receipts_root=values["receiptsRoot"],
+        logs_bloom=values["logsBloom"],
+        prev_randao=values["mixHash"],
+        block_number=number,
+        gas_limit=values["gasLimit"],
+        gas_used=gas,
+        timestamp=timestamp,
+        extra_data=values["extraData"],
+        base_fee_per_gas=values["baseFeePerGas"],
+        block_hash=block_hash,
+        transactions_root=values["transactionsRoot"],
+        withdrawals_root=values["withdrawalsRoot"],
     )
     return ExecutionBlock(number, header_json, receipts, payload, list(messages))
 
@@ -203,14 +247,21 @@ def make_execution_block(number: int, parent_hash: bytes, messages: list[Message
 # --- beacon headers and states -----------------------------------------------------------------------------------------
 
 
-def make_light_client_header(slot: int, state_root: bytes, execution: ExecutionPayloadHeader, network: NetworkConfig) -> LightClientHeader:
+def make_light_client_header(
+    slot: int, state_root: bytes, execution: ExecutionPayloadHeader, network: NetworkConfig
+) -> LightClientHeader:
     """A header whose body commits to `execution` at gindex 25."""
     fork = network.compute_fork_at_slot(slot)
     leaves = [filler(f"body/{slot}", i) for i in range(16)]
     leaves[9] = compute_execution_payload_root(execution, fork)
     body_root, branch = tree_branch(leaves, 9)
-    beacon = BeaconBlockHeader(slot=slot, proposer_index=slot % 7, parent_root=filler("parent", slot),
-                               state_root=state_root, body_root=body_root)
+    beacon = BeaconBlockHeader(
+        slot=slot,
+        proposer_index=slot % 7,
+        parent_root=filler("parent", slot),
+        state_root=state_root,
+        body_root=body_root,
+    )
     return LightClientHeader(beacon=beacon, execution=execution, execution_branch=branch)
 
 
@@ -224,8 +275,14 @@ class State:
     next_branch: tuple[bytes, ...]
 
 
-def make_state(slot: int, network: NetworkConfig, current: SyncCommittee, next_: SyncCommittee,
-               finalized_root: bytes, finalized_epoch: int) -> State:
+def make_state(
+    slot: int,
+    network: NetworkConfig,
+    current: SyncCommittee,
+    next_: SyncCommittee,
+    finalized_root: bytes,
+    finalized_epoch: int,
+) -> State:
     """A state with the finalized checkpoint (field 20) and the sync committees (fields 22, 23)."""
     fork = network.compute_fork_at_slot(slot)
     width = 64 if fork >= Fork.ELECTRA else 32
@@ -261,25 +318,42 @@ class Scenario:
     participants: list[int]
 
 
-def make_scenario(backend: BlsBackend, fork: Fork = Fork.DENEB, participants: list[int] | None = None) -> Scenario:
+def make_scenario(
+    backend: BlsBackend, fork: Fork = Fork.DENEB, participants: list[int] | None = None
+) -> Scenario:
     """Build the scenario for `fork` (Deneb or Electra state layout)."""
     network = make_network(fork)
     committee = make_committee(backend, f"{fork.name}/committee/0")
     next_committee = make_committee(backend, f"{fork.name}/committee/1")
     genesis = network.genesis_time
     block_98 = make_execution_block(98, filler("block", 97), [], fork, genesis + 40)
-    block_99 = make_execution_block(99, block_98.payload.block_hash, [make_message(0, b"first")], fork, genesis + 48)
-    block_100 = make_execution_block(100, block_99.payload.block_hash, [make_message(1, b"second")], fork, genesis + 96)
-    block_101 = make_execution_block(101, block_100.payload.block_hash, [make_message(2, b"third")], fork, genesis + 144)
+    block_99 = make_execution_block(
+        99, block_98.payload.block_hash, [make_message(0, b"first")], fork, genesis + 48
+    )
+    block_100 = make_execution_block(
+        100, block_99.payload.block_hash, [make_message(1, b"second")], fork, genesis + 96
+    )
+    block_101 = make_execution_block(
+        101, block_100.payload.block_hash, [make_message(2, b"third")], fork, genesis + 144
+    )
 
-    bootstrap_state = make_state(8, network, committee.committee, next_committee.committee, filler("genesis-cp", 0), 0)
+    bootstrap_state = make_state(
+        8, network, committee.committee, next_committee.committee, filler("genesis-cp", 0), 0
+    )
     bootstrap_header = make_light_client_header(8, bootstrap_state.root, block_98.payload, network)
     bootstrap = LightClientBootstrap(bootstrap_header, committee.committee, bootstrap_state.current_branch)
 
-    finalized_state = make_state(16, network, committee.committee, next_committee.committee, filler("cp", 1), 1)
+    finalized_state = make_state(
+        16, network, committee.committee, next_committee.committee, filler("cp", 1), 1
+    )
     finalized_header = make_light_client_header(16, finalized_state.root, block_100.payload, network)
     attested_state = make_state(
-        24, network, committee.committee, next_committee.committee, compute_beacon_block_root(finalized_header.beacon), 2
+        24,
+        network,
+        committee.committee,
+        next_committee.committee,
+        compute_beacon_block_root(finalized_header.beacon),
+        2,
     )
     attested_header = make_light_client_header(24, attested_state.root, block_101.payload, network)
     signers = list(range(len(committee.secrets))) if participants is None else participants
@@ -297,9 +371,13 @@ def make_scenario(backend: BlsBackend, fork: Fork = Fork.DENEB, participants: li
         signature_slot=25,
     )
     return Scenario(
-        network=network, fork=fork, committee=committee, next_committee=next_committee, bootstrap=bootstrap,
-        trusted_root=compute_beacon_block_root(bootstrap_header.beacon), update=update,
-        blocks={b.number: b for b in (block_98, block_99, block_100, block_101)}, participants=signers,
+        network=network,
+        fork=fork,
+        committee=committee,
+        next_committee=next_committee,
+        bootstrap=bootstrap,
+        trusted_root=compute_beacon_block_root(bootstrap_header.beacon),
+        update=update,
+        blocks={b.number: b for b in (block_98, block_99, block_100, block_101)},
+        participants=signers,
     )
-
-

@@ -24,10 +24,13 @@ def scenario(blst: BlsBackend) -> Scenario:
     return make_scenario(blst, Fork.DENEB)
 
 
-def test_root_covers_exactly_the_proven_messages(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+def test_root_covers_exactly_the_proven_messages(
+    tmp_path: Path, scenario: Scenario, blst: BlsBackend
+) -> None:
     source = ProvenTreeFinalitySource(
         scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst),
-        domain=ORIGIN_DOMAIN, start_block=98,
+        domain=ORIGIN_DOMAIN,
+        start_block=98,
     )
     state = source.finalized_checkpoint_state()
     proven = scenario.blocks[99].messages + scenario.blocks[100].messages  # block 101 is not final
@@ -39,20 +42,26 @@ def test_root_covers_exactly_the_proven_messages(tmp_path: Path, scenario: Scena
 
 def test_a_lying_node_makes_it_refuse_not_sign(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
     forged = copy.deepcopy(scenario_recording(scenario))
-    receipts = next(e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"])
+    receipts = next(
+        e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"]
+    )
     log = receipts["result"][1]["logs"][1]
     log["data"] = log["data"][:-2] + "ff"
-    source = ProvenTreeFinalitySource(scenario_source(replay(tmp_path, forged), scenario, blst),
-                                      domain=ORIGIN_DOMAIN, start_block=98)
+    source = ProvenTreeFinalitySource(
+        scenario_source(replay(tmp_path, forged), scenario, blst), domain=ORIGIN_DOMAIN, start_block=98
+    )
     with pytest.raises(InvalidReceiptsRoot):
         source.finalized_checkpoint_state()
     assert source.proven_ids == []
 
 
-def test_starting_after_the_first_message_is_refused(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+def test_starting_after_the_first_message_is_refused(
+    tmp_path: Path, scenario: Scenario, blst: BlsBackend
+) -> None:
     source = ProvenTreeFinalitySource(
         scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst),
-        domain=ORIGIN_DOMAIN, start_block=100,  # skips block 99 and its nonce 0
+        domain=ORIGIN_DOMAIN,
+        start_block=100,  # skips block 99 and its nonce 0
     )
     with pytest.raises(MissingMessages) as caught:
         source.finalized_checkpoint_state()
@@ -67,11 +76,25 @@ def test_ethereum_kind_needs_a_light_client_section() -> None:
         chain: ChainConfig
 
     with pytest.raises(ConfigurationError, match="chain.light_client: Field required"):
-        load_config(Section, None, {}, {"chain": {"name": "eth", "domain": 1, "kind": "ethereum",
-                                                  "rpc_urls": ["http://127.0.0.1:1"], "gateway": "0x" + "11" * 20}})
+        load_config(
+            Section,
+            None,
+            {},
+            {
+                "chain": {
+                    "name": "eth",
+                    "domain": 1,
+                    "kind": "ethereum",
+                    "rpc_urls": ["http://127.0.0.1:1"],
+                    "gateway": "0x" + "11" * 20,
+                }
+            },
+        )
 
 
-def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mainnet, blst: BlsBackend) -> None:  # type: ignore[no-untyped-def]
+def test_registry_builds_the_light_client_source_from_config(
+    tmp_path: Path, mainnet, blst: BlsBackend
+) -> None:  # type: ignore[no-untyped-def]
     """`kind: ethereum` through the adapter registry, replaying real mainnet beacon answers."""
     import json
 
@@ -87,13 +110,22 @@ def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mai
     recording = tmp_path / "mainnet.json"
     recording.write_text(json.dumps(mainnet_recording(mainnet.trusted_root)))
     finalized = mainnet.finality.finalized_header.execution.block_number
-    chain = parse_chain_config({
-        "name": "ethereum", "domain": 1, "kind": "ethereum", "rpc_urls": ["http://127.0.0.1:1"],
-        "gateway": "0x" + "42" * 20, "start_block": finalized,
-        "light_client": {"trusted_block_root": "0x" + mainnet.trusted_root.hex(), "replay_file": str(recording),
-                         "bls_backend": "blst",
-                         "fixed_time": MAINNET.genesis_time + CURRENT_SLOT * MAINNET.seconds_per_slot},
-    })
+    chain = parse_chain_config(
+        {
+            "name": "ethereum",
+            "domain": 1,
+            "kind": "ethereum",
+            "rpc_urls": ["http://127.0.0.1:1"],
+            "gateway": "0x" + "42" * 20,
+            "start_block": finalized,
+            "light_client": {
+                "trusted_block_root": "0x" + mainnet.trusted_root.hex(),
+                "replay_file": str(recording),
+                "bls_backend": "blst",
+                "fixed_time": MAINNET.genesis_time + CURRENT_SLOT * MAINNET.seconds_per_slot,
+            },
+        }
+    )
     source = create_finality_source(chain, RelayMetrics(CollectorRegistry()))
     assert isinstance(source, ProvenTreeFinalitySource)
     # The finalized block has no Dispatch (its proven bloom says so): nothing to sign, nothing asked of the RPC.
@@ -105,16 +137,27 @@ def test_registry_builds_the_light_client_source_from_config(tmp_path: Path, mai
 def _attestor_config(gateway: bytes) -> object:
     from relay.roles.attestor import AttestorConfig
 
-    return AttestorConfig.model_validate({
-        "chain": {"name": "ethereum", "domain": ORIGIN_DOMAIN, "kind": "ethereum", "rpc_urls": ["http://127.0.0.1:1"],
-                  "gateway": "0x" + gateway.hex(), "start_block": 98,
-                  "light_client": {"trusted_block_root": "0x" + "00" * 32}},
-        "bls_key": {"value": hex(12345)}, "signer_index": 0, "epoch": 1,
-    })
+    return AttestorConfig.model_validate(
+        {
+            "chain": {
+                "name": "ethereum",
+                "domain": ORIGIN_DOMAIN,
+                "kind": "ethereum",
+                "rpc_urls": ["http://127.0.0.1:1"],
+                "gateway": "0x" + gateway.hex(),
+                "start_block": 98,
+                "light_client": {"trusted_block_root": "0x" + "00" * 32},
+            },
+            "bls_key": {"value": hex(12345)},
+            "signer_index": 0,
+            "epoch": 1,
+        }
+    )
 
 
-def test_the_attestor_signs_exactly_what_the_light_client_proved(tmp_path: Path, scenario: Scenario,
-                                                                 blst: BlsBackend) -> None:
+def test_the_attestor_signs_exactly_what_the_light_client_proved(
+    tmp_path: Path, scenario: Scenario, blst: BlsBackend
+) -> None:
     """The real attestor role over the light-client source: its signed checkpoint covers only proven leaves."""
     from relay.roles.attestor import Attestor
     from relay.verify.committee import Checkpoint, sign_checkpoint
@@ -124,28 +167,37 @@ def test_the_attestor_signs_exactly_what_the_light_client_proved(tmp_path: Path,
 
     finality = ProvenTreeFinalitySource(
         scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst),
-        domain=ORIGIN_DOMAIN, start_block=98)
+        domain=ORIGIN_DOMAIN,
+        start_block=98,
+    )
     attestor = Attestor(_attestor_config(GATEWAY), finality=finality, backend=blst)  # type: ignore[arg-type]
     signed = attestor.poll_once()
     assert signed is not None
     proven = scenario.blocks[99].messages + scenario.blocks[100].messages
-    expected = Checkpoint(ORIGIN_DOMAIN, address_to_bytes32(GATEWAY), 1, MerkleTree([m.id for m in proven]).root(), 1)
+    expected = Checkpoint(
+        ORIGIN_DOMAIN, address_to_bytes32(GATEWAY), 1, MerkleTree([m.id for m in proven]).root(), 1
+    )
     assert signed.checkpoint == expected
     assert signed.signature == sign_checkpoint(12345, expected, blst)
     assert attestor.poll_once() is None  # nothing new proven: nothing new signed
 
 
-def test_the_attestor_signs_nothing_when_a_node_lies(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
+def test_the_attestor_signs_nothing_when_a_node_lies(
+    tmp_path: Path, scenario: Scenario, blst: BlsBackend
+) -> None:
     from relay.roles.attestor import Attestor
 
     from .synthetic import GATEWAY
 
     forged = copy.deepcopy(scenario_recording(scenario))
-    receipts = next(e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"])
+    receipts = next(
+        e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"]
+    )
     log = receipts["result"][1]["logs"][1]
     log["data"] = log["data"][:-2] + "ff"
-    finality = ProvenTreeFinalitySource(scenario_source(replay(tmp_path, forged), scenario, blst),
-                                        domain=ORIGIN_DOMAIN, start_block=98)
+    finality = ProvenTreeFinalitySource(
+        scenario_source(replay(tmp_path, forged), scenario, blst), domain=ORIGIN_DOMAIN, start_block=98
+    )
     attestor = Attestor(_attestor_config(GATEWAY), finality=finality, backend=blst)  # type: ignore[arg-type]
     with pytest.raises(InvalidReceiptsRoot):
         attestor.poll_once()

@@ -58,7 +58,9 @@ def test_ssz_and_json_agree() -> None:
         decode_bootstrap_ssz((1).to_bytes(4, "little") + raw[4:], Fork.DENEB, MINIMAL_PRESET)
     update = next(SPEC_LC_SYNC.glob("update_*.ssz_snappy"))
     with pytest.raises(MalformedObject):  # a Deneb update is not a Capella one
-        decode_update_ssz(bytes(cramjam.snappy.decompress_raw(update.read_bytes())), Fork.CAPELLA, MINIMAL_PRESET)
+        decode_update_ssz(
+            bytes(cramjam.snappy.decompress_raw(update.read_bytes())), Fork.CAPELLA, MINIMAL_PRESET
+        )
 
 
 def mutate(document: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
@@ -73,23 +75,26 @@ def mutate(document: dict[str, Any], path: list[Any], value: Any) -> dict[str, A
     return changed
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    (["data", "signature_slot"], "12a"),
-    (["data", "signature_slot"], "-1"),
-    (["data", "signature_slot"], str(2**64)),
-    (["data", "signature_slot"], True),
-    (["data", "attested_header", "beacon", "state_root"], "0x1234"),
-    (["data", "attested_header", "beacon", "state_root"], "1234" * 16),
-    (["data", "attested_header", "beacon", "state_root"], "0x" + "zz" * 32),
-    (["data", "attested_header", "execution", "blob_gas_used"], "0"),  # not a Capella field
-    (["data", "attested_header", "execution", "extra_data"], "0x" + "00" * 33),
-    (["data", "attested_header", "execution_branch"], []),
-    (["data", "sync_aggregate", "sync_committee_bits"], "0xff"),
-    (["data", "next_sync_committee", "pubkeys"], []),
-    (["data", "finality_branch"], KeyError),
-    (["data", "unexpected"], "1"),
-    (["version"], "bogus"),
-])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["data", "signature_slot"], "12a"),
+        (["data", "signature_slot"], "-1"),
+        (["data", "signature_slot"], str(2**64)),
+        (["data", "signature_slot"], True),
+        (["data", "attested_header", "beacon", "state_root"], "0x1234"),
+        (["data", "attested_header", "beacon", "state_root"], "1234" * 16),
+        (["data", "attested_header", "beacon", "state_root"], "0x" + "zz" * 32),
+        (["data", "attested_header", "execution", "blob_gas_used"], "0"),  # not a Capella field
+        (["data", "attested_header", "execution", "extra_data"], "0x" + "00" * 33),
+        (["data", "attested_header", "execution_branch"], []),
+        (["data", "sync_aggregate", "sync_committee_bits"], "0xff"),
+        (["data", "next_sync_committee", "pubkeys"], []),
+        (["data", "finality_branch"], KeyError),
+        (["data", "unexpected"], "1"),
+        (["version"], "bogus"),
+    ],
+)
 def test_malformed_json_is_rejected(update_json: dict[str, Any], path: list[Any], value: Any) -> None:
     with pytest.raises(MalformedObject) as error:
         parse_update(mutate(update_json, path, value), MAINNET.preset)

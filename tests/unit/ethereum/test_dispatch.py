@@ -61,11 +61,18 @@ def test_inconsistent_dispatch_logs_are_rejected() -> None:
         "wrong id": dataclasses.replace(log, topics=(log.topics[0], other.id, log.topics[2])),
         "wrong destination": dataclasses.replace(log, topics=(*log.topics[:2], (5).to_bytes(32, "big"))),
         "wrong nonce": dataclasses.replace(log, data=(8).to_bytes(32, "big") + log.data[32:]),
-        "non-canonical offset": dataclasses.replace(log, data=log.data[:32] + (96).to_bytes(32, "big") + log.data[64:]),
+        "non-canonical offset": dataclasses.replace(
+            log, data=log.data[:32] + (96).to_bytes(32, "big") + log.data[64:]
+        ),
         "dirty padding": dataclasses.replace(log, data=log.data[:-1] + b"\x01"),
         "truncated": dataclasses.replace(log, data=log.data[:-32]),
         "not a message": dataclasses.replace(
-            log, data=(7).to_bytes(32, "big") + (64).to_bytes(32, "big") + (3).to_bytes(32, "big") + b"abc".ljust(32, b"\x00")),
+            log,
+            data=(7).to_bytes(32, "big")
+            + (64).to_bytes(32, "big")
+            + (3).to_bytes(32, "big")
+            + b"abc".ljust(32, b"\x00"),
+        ),
     }
     for reason, bad in bad_logs.items():
         with pytest.raises(InvalidDispatchLog) as error:
@@ -86,7 +93,11 @@ def test_message_proven_from_a_finalized_header_and_a_receipt_proof(scenario: Sc
     )
     assert proven.message == block.messages[0]
     assert (proven.block_number, proven.block_hash, proven.transaction_index, proven.log_index) == (
-        100, block.payload.block_hash, 1, 1)
+        100,
+        block.payload.block_hash,
+        1,
+        1,
+    )
 
 
 def test_receipt_proof_for_another_index_or_a_changed_log_is_rejected(scenario: Scenario) -> None:
@@ -101,22 +112,35 @@ def test_receipt_proof_for_another_index_or_a_changed_log_is_rejected(scenario: 
         prove_dispatch_message(header, ReceiptProof(0, compute_receipt_proof(trie, 1)), log, gateway=GATEWAY)
     forged = make_message(0, b"forged")
     with pytest.raises(LogNotFound):  # a changed log is not in the proven receipt
-        prove_dispatch_message(header, ReceiptProof(1, compute_receipt_proof(trie, 1)), dispatch_log(forged), gateway=GATEWAY)
+        prove_dispatch_message(
+            header, ReceiptProof(1, compute_receipt_proof(trie, 1)), dispatch_log(forged), gateway=GATEWAY
+        )
     other_header = scenario.update.attested_header  # another block's receipts root
     with pytest.raises(InvalidReceiptProof):
-        prove_dispatch_message(other_header, ReceiptProof(1, compute_receipt_proof(trie, 1)), log, gateway=GATEWAY)
+        prove_dispatch_message(
+            other_header, ReceiptProof(1, compute_receipt_proof(trie, 1)), log, gateway=GATEWAY
+        )
 
 
 def test_all_dispatches_of_a_block(scenario: Scenario) -> None:
     block = scenario.blocks[99]
     proven = prove_dispatches_in_receipts(
-        block.receipts, receipts_root=block.payload.receipts_root, block_number=99,
-        block_hash=block.payload.block_hash, gateway=GATEWAY, origin=ORIGIN_DOMAIN,
+        block.receipts,
+        receipts_root=block.payload.receipts_root,
+        block_number=99,
+        block_hash=block.payload.block_hash,
+        gateway=GATEWAY,
+        origin=ORIGIN_DOMAIN,
     )
     assert [p.message for p in proven] == block.messages
     with pytest.raises(InvalidReceiptsRoot):  # hiding a receipt changes the root
-        prove_dispatches_in_receipts(block.receipts[1:], receipts_root=block.payload.receipts_root, block_number=99,
-                                     block_hash=block.payload.block_hash, gateway=GATEWAY)
+        prove_dispatches_in_receipts(
+            block.receipts[1:],
+            receipts_root=block.payload.receipts_root,
+            block_number=99,
+            block_hash=block.payload.block_hash,
+            gateway=GATEWAY,
+        )
 
 
 def test_real_log_is_proven_but_is_no_dispatch() -> None:
@@ -128,7 +152,9 @@ def test_real_log_is_proven_but_is_no_dispatch() -> None:
 
     nodes = tuple(parse_data(n) for n in document["receiptProof"])
     log: Log = receipt.logs[0]
-    _, position = verify_log_in_receipts_root(parse_data(header_json["receiptsRoot"], 32), ReceiptProof(39, nodes), log)
+    _, position = verify_log_in_receipts_root(
+        parse_data(header_json["receiptsRoot"], 32), ReceiptProof(39, nodes), log
+    )
     assert position == 0
     with pytest.raises(InvalidDispatchLog):
         decode_dispatch_log(log, log.address)

@@ -84,7 +84,9 @@ def test_block_header_hashes_to_its_hash(block: ExecutionBlockHeader, block_json
 def test_changed_header_field_breaks_the_hash(block_json: dict[str, Any], field: str) -> None:
     tampered = dict(block_json)
     value = tampered[field]
-    tampered[field] = hex(int(value, 16) + 1) if len(value) < 20 else "0x" + flip(bytes.fromhex(value[2:]), 3).hex()
+    tampered[field] = (
+        hex(int(value, 16) + 1) if len(value) < 20 else "0x" + flip(bytes.fromhex(value[2:]), 3).hex()
+    )
     with pytest.raises(InvalidBlockHash) as error:
         verify_block_hash(parse_block_header(tampered))
     assert error.value.check == "block_hash"
@@ -124,17 +126,23 @@ def test_receipt_encoding_round_trips(receipts: list[Receipt]) -> None:
         assert decode_receipt(encode_receipt(receipt)) == receipt
 
 
-def test_changed_missing_or_reordered_receipts_are_rejected(block: ExecutionBlockHeader, receipts: list[Receipt]) -> None:
+def test_changed_missing_or_reordered_receipts_are_rejected(
+    block: ExecutionBlockHeader, receipts: list[Receipt]
+) -> None:
     log = receipts[5].logs[0]
     changed = list(receipts)
-    changed[5] = dataclasses.replace(receipts[5], logs=(dataclasses.replace(log, data=log.data + b"\x00"), *receipts[5].logs[1:]))
+    changed[5] = dataclasses.replace(
+        receipts[5], logs=(dataclasses.replace(log, data=log.data + b"\x00"), *receipts[5].logs[1:])
+    )
     for bad in (changed, receipts[:-1], [receipts[1], receipts[0], *receipts[2:]]):
         with pytest.raises(InvalidReceiptsRoot) as error:
             verify_receipts_root(bad, block.receipts_root)
         assert error.value.check == "receipts_root"
 
 
-def test_receipt_proof_from_the_vector(block: ExecutionBlockHeader, receipt_with_proof: dict[str, Any]) -> None:
+def test_receipt_proof_from_the_vector(
+    block: ExecutionBlockHeader, receipt_with_proof: dict[str, Any]
+) -> None:
     receipt = parse_receipt(receipt_with_proof["receipt"])
     assert receipt == parse_receipt(read_json(EXECUTION / "receipt.json"))
     index = receipt_transaction_index(receipt_with_proof["receipt"])
@@ -148,7 +156,9 @@ def test_our_proofs_match_the_vector_and_verify_for_every_receipt(
 ) -> None:
     trie = build_receipts_trie(receipts)
     index = receipt_transaction_index(receipt_with_proof["receipt"])
-    assert list(compute_receipt_proof(trie, index)) == [parse_data(n) for n in receipt_with_proof["receiptProof"]]
+    assert list(compute_receipt_proof(trie, index)) == [
+        parse_data(n) for n in receipt_with_proof["receiptProof"]
+    ]
     for i, receipt in enumerate(receipts):
         verify_receipt_inclusion(block.receipts_root, i, compute_receipt_proof(trie, i), receipt)
 
@@ -175,10 +185,14 @@ def test_changed_log_is_rejected(block: ExecutionBlockHeader, receipt_with_proof
         dataclasses.replace(log, topics=(flip(log.topics[0]),)),
     ):
         with pytest.raises(InvalidReceiptProof):
-            verify_receipt_inclusion(block.receipts_root, index, nodes, dataclasses.replace(receipt, logs=(changed_log,)))
+            verify_receipt_inclusion(
+                block.receipts_root, index, nodes, dataclasses.replace(receipt, logs=(changed_log,))
+            )
 
 
-def test_corrupted_proof_nodes_are_rejected(block: ExecutionBlockHeader, receipt_with_proof: dict[str, Any]) -> None:
+def test_corrupted_proof_nodes_are_rejected(
+    block: ExecutionBlockHeader, receipt_with_proof: dict[str, Any]
+) -> None:
     index = receipt_transaction_index(receipt_with_proof["receipt"])
     nodes = [parse_data(node) for node in receipt_with_proof["receiptProof"]]
     for position in range(len(nodes)):
@@ -213,7 +227,9 @@ def test_account_and_storage_proofs(block: ExecutionBlockHeader) -> None:
 def test_account_vector_code_matches_the_proven_code_hash(block: ExecutionBlockHeader) -> None:
     proof = parse_account_proof(read_json(EXECUTION / "proof.json"))
     document = read_json(EXECUTION / "account.json")
-    verify_account_proof(block.state_root, proof.address, [parse_data(n) for n in document["accountProof"]], proof.account)
+    verify_account_proof(
+        block.state_root, proof.address, [parse_data(n) for n in document["accountProof"]], proof.account
+    )
     assert "0x" + proof.account.storage_root.hex() == document["account"]["storageRoot"]
     verify_code(parse_data(document["code"]), proof.account)
     with pytest.raises(InvalidCode):
@@ -222,7 +238,9 @@ def test_account_vector_code_matches_the_proven_code_hash(block: ExecutionBlockH
 
 def test_tampered_account_and_storage_are_rejected(block: ExecutionBlockHeader) -> None:
     proof = parse_account_proof(read_json(EXECUTION / "proof.json"))
-    richer = dataclasses.replace(proof, account=dataclasses.replace(proof.account, balance=proof.account.balance + 1))
+    richer = dataclasses.replace(
+        proof, account=dataclasses.replace(proof.account, balance=proof.account.balance + 1)
+    )
     with pytest.raises(InvalidAccountProof) as error:
         verify_get_proof(block.state_root, richer)
     assert error.value.check == "account_proof"

@@ -53,10 +53,17 @@ def mainnet_recording(trusted_root: bytes, execution: list[dict[str, Any]] | Non
     }
 
 
-def mainnet_source(transport: ReplayTransport, trusted_root: bytes, blst: BlsBackend) -> EthereumFinalitySource:
+def mainnet_source(
+    transport: ReplayTransport, trusted_root: bytes, blst: BlsBackend
+) -> EthereumFinalitySource:
     return EthereumFinalitySource(
-        transport, transport, network=MAINNET, trusted_block_root=trusted_root, gateway=GATEWAY,
-        backend=blst, clock=lambda: MAINNET.genesis_time + CURRENT_SLOT * MAINNET.seconds_per_slot,
+        transport,
+        transport,
+        network=MAINNET,
+        trusted_block_root=trusted_root,
+        gateway=GATEWAY,
+        backend=blst,
+        clock=lambda: MAINNET.genesis_time + CURRENT_SLOT * MAINNET.seconds_per_slot,
     )
 
 
@@ -68,8 +75,10 @@ def test_sync_from_a_replayed_beacon_node(tmp_path: Path, mainnet: MainnetVector
     assert report.optimistic_header == mainnet.optimistic.attested_header
     assert [kind for kind, _ in report.outcomes] == ["update"] * 6 + ["finality_update", "optimistic_update"]
     assert transport.requests == [
-        ("GET", bootstrap_path(mainnet.trusted_root)), ("GET", updates_path(862, 6)),
-        ("GET", FINALITY_UPDATE_PATH), ("GET", OPTIMISTIC_UPDATE_PATH),
+        ("GET", bootstrap_path(mainnet.trusted_root)),
+        ("GET", updates_path(862, 6)),
+        ("GET", FINALITY_UPDATE_PATH),
+        ("GET", OPTIMISTIC_UPDATE_PATH),
     ]
     # Synced: the next committee is known, so a second round only asks for the latest headers.
     transport.requests.clear()
@@ -78,29 +87,47 @@ def test_sync_from_a_replayed_beacon_node(tmp_path: Path, mainnet: MainnetVector
     assert transport.requests == [("GET", FINALITY_UPDATE_PATH), ("GET", OPTIMISTIC_UPDATE_PATH)]
 
 
-def test_finalized_block_without_dispatch_needs_no_receipts(tmp_path: Path, mainnet: MainnetVectors, blst: BlsBackend) -> None:
+def test_finalized_block_without_dispatch_needs_no_receipts(
+    tmp_path: Path, mainnet: MainnetVectors, blst: BlsBackend
+) -> None:
     transport = replay(tmp_path, mainnet_recording(mainnet.trusted_root))
     source = mainnet_source(transport, mainnet.trusted_root, blst)
     finalized = mainnet.finality.finalized_header.execution.block_number
     result = source.poll(finalized)
-    assert (result.messages, result.next_block, result.finalized_block_number) == ([], finalized + 1, finalized)
+    assert (result.messages, result.next_block, result.finalized_block_number) == (
+        [],
+        finalized + 1,
+        finalized,
+    )
     assert not [r for r in transport.requests if r[0] != "GET"], "the proven bloom rules the block out"
 
 
-def test_rpc_serving_an_unrelated_block_is_caught(tmp_path: Path, mainnet: MainnetVectors, blst: BlsBackend) -> None:
+def test_rpc_serving_an_unrelated_block_is_caught(
+    tmp_path: Path, mainnet: MainnetVectors, blst: BlsBackend
+) -> None:
     """The execution RPC answers with real block 21,925,176 for the finalized block's parent: not its parent."""
     parent = mainnet.finality.finalized_header.execution.block_number - 1
-    execution = [{"method": "eth_getBlockByNumber", "params": [hex(parent), False], "result": {"$file": str(EXECUTION / "block.json")}}]
+    execution = [
+        {
+            "method": "eth_getBlockByNumber",
+            "params": [hex(parent), False],
+            "result": {"$file": str(EXECUTION / "block.json")},
+        }
+    ]
     transport = replay(tmp_path, mainnet_recording(mainnet.trusted_root, execution))
     with pytest.raises(InvalidHeaderChain) as error:
         mainnet_source(transport, mainnet.trusted_root, blst).poll(parent)
     assert error.value.check == "header_chain"
 
 
-def test_bootstrap_for_another_root_is_refused(tmp_path: Path, mainnet: MainnetVectors, blst: BlsBackend) -> None:
+def test_bootstrap_for_another_root_is_refused(
+    tmp_path: Path, mainnet: MainnetVectors, blst: BlsBackend
+) -> None:
     other_root = compute_beacon_block_root(mainnet.updates[0].finalized_header.beacon)
     recording = mainnet_recording(mainnet.trusted_root)
-    recording["beacon"][bootstrap_path(other_root)] = recording["beacon"].pop(bootstrap_path(mainnet.trusted_root))
+    recording["beacon"][bootstrap_path(other_root)] = recording["beacon"].pop(
+        bootstrap_path(mainnet.trusted_root)
+    )
     transport = replay(tmp_path, recording)
     with pytest.raises(InvalidTrustedRoot):
         mainnet_source(transport, other_root, blst).sync()
@@ -117,20 +144,36 @@ def scenario(request: pytest.FixtureRequest, blst: BlsBackend) -> Scenario:
 def scenario_recording(scenario: Scenario, *, block_receipts: bool = True) -> dict[str, Any]:
     update = scenario.update
     finality = LightClientFinalityUpdate(
-        update.attested_header, update.finalized_header, update.finality_branch, update.sync_aggregate, update.signature_slot
+        update.attested_header,
+        update.finalized_header,
+        update.finality_branch,
+        update.sync_aggregate,
+        update.signature_slot,
     )
     blocks = scenario.blocks
     execution: list[dict[str, Any]] = [
-        {"method": "eth_getBlockByNumber", "params": [hex(n), False], "result": blocks[n].header_json} for n in (98, 99, 100)
+        {"method": "eth_getBlockByNumber", "params": [hex(n), False], "result": blocks[n].header_json}
+        for n in (98, 99, 100)
     ]
     for n in (98, 99, 100):
         if block_receipts:
-            execution.append({"method": "eth_getBlockReceipts", "params": [hex(n)], "result": blocks[n].receipts_json})
+            execution.append(
+                {"method": "eth_getBlockReceipts", "params": [hex(n)], "result": blocks[n].receipts_json}
+            )
         else:
-            execution.append({"method": "eth_getBlockReceipts", "params": [hex(n)],
-                              "error": {"code": -32601, "message": "the method eth_getBlockReceipts does not exist"}})
+            execution.append(
+                {
+                    "method": "eth_getBlockReceipts",
+                    "params": [hex(n)],
+                    "error": {"code": -32601, "message": "the method eth_getBlockReceipts does not exist"},
+                }
+            )
             execution.extend(
-                {"method": "eth_getTransactionReceipt", "params": [receipt["transactionHash"]], "result": receipt}
+                {
+                    "method": "eth_getTransactionReceipt",
+                    "params": [receipt["transactionHash"]],
+                    "result": receipt,
+                }
                 for receipt in blocks[n].receipts_json
             )
     return {
@@ -143,21 +186,36 @@ def scenario_recording(scenario: Scenario, *, block_receipts: bool = True) -> di
     }
 
 
-def scenario_source(transport: ReplayTransport, scenario: Scenario, blst: BlsBackend) -> EthereumFinalitySource:
+def scenario_source(
+    transport: ReplayTransport, scenario: Scenario, blst: BlsBackend
+) -> EthereumFinalitySource:
     network = scenario.network
     return EthereumFinalitySource(
-        transport, transport, network=network, trusted_block_root=scenario.trusted_root, gateway=GATEWAY,
-        origin_domain=ORIGIN_DOMAIN, backend=blst, clock=lambda: network.genesis_time + 26 * network.seconds_per_slot,
+        transport,
+        transport,
+        network=network,
+        trusted_block_root=scenario.trusted_root,
+        gateway=GATEWAY,
+        origin_domain=ORIGIN_DOMAIN,
+        backend=blst,
+        clock=lambda: network.genesis_time + 26 * network.seconds_per_slot,
     )
 
 
 @pytest.mark.parametrize("block_receipts", [True, False], ids=["eth_getBlockReceipts", "per-transaction"])
-def test_poll_proves_the_dispatched_messages(tmp_path: Path, scenario: Scenario, blst: BlsBackend, block_receipts: bool) -> None:
+def test_poll_proves_the_dispatched_messages(
+    tmp_path: Path, scenario: Scenario, blst: BlsBackend, block_receipts: bool
+) -> None:
     transport = replay(tmp_path, scenario_recording(scenario, block_receipts=block_receipts))
     source = scenario_source(transport, scenario, blst)
     result = source.poll(98)
-    assert [p.message for p in result.messages] == scenario.blocks[99].messages + scenario.blocks[100].messages
-    assert [(p.block_number, p.transaction_index, p.log_index) for p in result.messages] == [(99, 1, 1), (100, 1, 1)]
+    assert [p.message for p in result.messages] == scenario.blocks[99].messages + scenario.blocks[
+        100
+    ].messages
+    assert [(p.block_number, p.transaction_index, p.log_index) for p in result.messages] == [
+        (99, 1, 1),
+        (100, 1, 1),
+    ]
     assert result.messages[0].block_hash == scenario.blocks[99].payload.block_hash
     assert (result.next_block, result.finalized_block_number) == (101, 100)
     called = {(method, tuple(params)) for method, params in transport.requests if method != "GET"}
@@ -174,14 +232,20 @@ def test_poll_proves_the_dispatched_messages(tmp_path: Path, scenario: Scenario,
 def test_lying_execution_rpc_yields_no_message(tmp_path: Path, scenario: Scenario, blst: BlsBackend) -> None:
     recording = scenario_recording(scenario)
     forged = copy.deepcopy(recording)
-    receipts = next(e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"])
+    receipts = next(
+        e for e in forged["execution"] if e["method"] == "eth_getBlockReceipts" and e["params"] == ["0x63"]
+    )
     log = receipts["result"][1]["logs"][1]
     log["data"] = log["data"][:-2] + "ff"
     with pytest.raises(InvalidReceiptsRoot):
         scenario_source(replay(tmp_path, forged), scenario, blst).poll(99)
 
     forged = copy.deepcopy(recording)
-    header = next(e for e in forged["execution"] if e["method"] == "eth_getBlockByNumber" and e["params"] == ["0x63", False])
+    header = next(
+        e
+        for e in forged["execution"]
+        if e["method"] == "eth_getBlockByNumber" and e["params"] == ["0x63", False]
+    )
     header["result"]["gasUsed"] = hex(int(header["result"]["gasUsed"], 16) + 1)
     with pytest.raises(InvalidHeaderChain):
         scenario_source(replay(tmp_path, forged), scenario, blst).poll(99)
@@ -197,10 +261,16 @@ def test_missing_recording_is_reported(tmp_path: Path, scenario: Scenario, blst:
 
 def test_recording_references_files(tmp_path: Path) -> None:
     (tmp_path / "body.json").write_text(json.dumps({"data": 1}))
-    transport = replay(tmp_path, {"beacon": {"/x": {"$file": "body.json"}}, "execution": [
-        {"method": "m", "params": [1], "result": {"$file": "body.json"}},
-        {"method": "gone", "params": [], "error": {"code": -32000, "message": "boom"}},
-    ]})
+    transport = replay(
+        tmp_path,
+        {
+            "beacon": {"/x": {"$file": "body.json"}},
+            "execution": [
+                {"method": "m", "params": [1], "result": {"$file": "body.json"}},
+                {"method": "gone", "params": [], "error": {"code": -32000, "message": "boom"}},
+            ],
+        },
+    )
     assert transport.get("/x") == {"data": 1}
     assert transport.call("m", [1]) == {"data": 1}
     with pytest.raises(ResponseNotFound):

@@ -51,7 +51,9 @@ def test_full_sync_with_blst_reaches_the_finality_update_header(mainnet: Mainnet
 
 def test_committee_keys_are_decoded_once_per_period(mainnet: MainnetVectors) -> None:
     keys = SyncCommitteeKeyCache(get_backend("blst"))
-    client = LightClient.from_bootstrap(mainnet.trusted_root, mainnet.bootstrap, MAINNET, keys.backend, keys=keys)
+    client = LightClient.from_bootstrap(
+        mainnet.trusted_root, mainnet.bootstrap, MAINNET, keys.backend, keys=keys
+    )
     for update in mainnet.updates:
         client.process_update(update, CURRENT_SLOT)
     assert keys.decoded_committees == 6  # the committees of periods 862..867, each once
@@ -71,7 +73,9 @@ def test_bootstrap_must_match_the_trusted_root(mainnet: MainnetVectors) -> None:
 @pytest.mark.slow
 def test_py_ecc_backend_processes_one_real_update(mainnet: MainnetVectors) -> None:
     """The reference backend on one update: decoding 512 keys in pure Python takes ~10 s."""
-    client = LightClient.from_bootstrap(mainnet.trusted_root, mainnet.bootstrap, MAINNET, get_backend("py_ecc"))
+    client = LightClient.from_bootstrap(
+        mainnet.trusted_root, mainnet.bootstrap, MAINNET, get_backend("py_ecc")
+    )
     outcome = client.process_update(mainnet.updates[0], CURRENT_SLOT)
     assert outcome.next_sync_committee_learned
     assert client.store.next_sync_committee == mainnet.updates[0].next_sync_committee

@@ -33,7 +33,9 @@ def read_ssz(name: str) -> bytes:
 def spec_network() -> NetworkConfig:
     meta = read_yaml("meta.yaml")
     return network_config_from_spec(
-        read_yaml("config.yaml"), genesis_validators_root=bytes.fromhex(meta["genesis_validators_root"][2:]), name="spec"
+        read_yaml("config.yaml"),
+        genesis_validators_root=bytes.fromhex(meta["genesis_validators_root"][2:]),
+        name="spec",
     )
 
 
@@ -59,7 +61,11 @@ def test_sync_steps_match_the_expected_headers() -> None:
     meta = read_yaml("meta.yaml")
     bootstrap = decode_bootstrap_ssz(read_ssz("bootstrap"), Fork.DENEB, network.preset)
     client = LightClient.from_bootstrap(
-        bytes.fromhex(meta["trusted_block_root"][2:]), bootstrap, network, get_backend("blst"), allow_force_update=True
+        bytes.fromhex(meta["trusted_block_root"][2:]),
+        bootstrap,
+        network,
+        get_backend("blst"),
+        allow_force_update=True,
     )
     steps = read_yaml("steps.yaml")
     kinds = []
@@ -74,7 +80,9 @@ def test_sync_steps_match_the_expected_headers() -> None:
         else:
             pytest.fail(f"unexpected step kind {kind}")
         for name in ("finalized_header", "optimistic_header"):
-            assert header_checks(client, network, name) == body["checks"][name], f"step {number} ({kind}): {name}"
+            assert header_checks(client, network, name) == body["checks"][name], (
+                f"step {number} ({kind}): {name}"
+            )
     assert kinds.count("force_update") == 2 and kinds.count("process_update") == 8
 
 
@@ -82,7 +90,9 @@ def test_force_update_is_off_unless_configured() -> None:
     network = spec_network()
     meta = read_yaml("meta.yaml")
     bootstrap = decode_bootstrap_ssz(read_ssz("bootstrap"), Fork.DENEB, network.preset)
-    client = LightClient.from_bootstrap(bytes.fromhex(meta["trusted_block_root"][2:]), bootstrap, network, get_backend("blst"))
+    client = LightClient.from_bootstrap(
+        bytes.fromhex(meta["trusted_block_root"][2:]), bootstrap, network, get_backend("blst")
+    )
     with pytest.raises(ForceUpdateDisabled):
         client.process_force_update(10_000)
 
@@ -90,5 +100,7 @@ def test_force_update_is_off_unless_configured() -> None:
 def test_vector_files_are_all_used() -> None:
     steps = read_yaml("steps.yaml")
     used = {step["process_update"]["update"] for step in steps if "process_update" in step}
-    on_disk = {Path(p.name).name.removesuffix(".ssz_snappy") for p in SPEC_LC_SYNC.glob("update_*.ssz_snappy")}
+    on_disk = {
+        Path(p.name).name.removesuffix(".ssz_snappy") for p in SPEC_LC_SYNC.glob("update_*.ssz_snappy")
+    }
     assert used == on_disk

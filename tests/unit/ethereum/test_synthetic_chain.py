@@ -27,7 +27,11 @@ def scenario(request: pytest.FixtureRequest, blst: BlsBackend) -> Scenario:
 
 def start(scenario: Scenario, backend: BlsBackend, *, allow_force_update: bool = False) -> LightClient:
     return LightClient.from_bootstrap(
-        scenario.trusted_root, scenario.bootstrap, scenario.network, backend, allow_force_update=allow_force_update
+        scenario.trusted_root,
+        scenario.bootstrap,
+        scenario.network,
+        backend,
+        allow_force_update=allow_force_update,
     )
 
 
@@ -41,8 +45,11 @@ def test_update_finalizes_the_execution_block(scenario: Scenario, blst: BlsBacke
 
 def test_branch_depths_follow_the_fork(scenario: Scenario, blst: BlsBackend) -> None:
     expected = {Fork.DENEB: (6, 5, 5), Fork.ELECTRA: (7, 6, 6)}[scenario.fork]
-    assert (len(scenario.update.finality_branch), len(scenario.update.next_sync_committee_branch),
-            len(scenario.bootstrap.current_sync_committee_branch)) == expected
+    assert (
+        len(scenario.update.finality_branch),
+        len(scenario.update.next_sync_committee_branch),
+        len(scenario.bootstrap.current_sync_committee_branch),
+    ) == expected
 
 
 def test_branch_for_the_other_fork_is_rejected(scenario: Scenario, blst: BlsBackend) -> None:
@@ -63,7 +70,9 @@ def test_normalized_branches(scenario: Scenario, blst: BlsBackend) -> None:
     dirty = dataclasses.replace(padded, finality_branch=(b"\x01" * 32, *scenario.update.finality_branch))
     with pytest.raises(InvalidFinalityBranch):
         start(scenario, blst).process_update(dirty, 30)
-    short = dataclasses.replace(scenario.update, next_sync_committee_branch=scenario.update.next_sync_committee_branch[1:])
+    short = dataclasses.replace(
+        scenario.update, next_sync_committee_branch=scenario.update.next_sync_committee_branch[1:]
+    )
     with pytest.raises(InvalidNextSyncCommitteeBranch):
         start(scenario, blst).process_update(short, 30)
 

@@ -62,13 +62,19 @@ def with_network_change(**changes: Any) -> NetworkConfig:
     return dataclasses.replace(MAINNET, **changes)
 
 
-WRONG_CAPELLA_VERSION = with_network_change(forks=tuple(
-    ForkActivation(a.fork, bytes.fromhex("03000001"), a.epoch) if a.fork is Fork.CAPELLA else a for a in MAINNET.forks
-))
+WRONG_CAPELLA_VERSION = with_network_change(
+    forks=tuple(
+        ForkActivation(a.fork, bytes.fromhex("03000001"), a.epoch) if a.fork is Fork.CAPELLA else a
+        for a in MAINNET.forks
+    )
+)
 WRONG_GENESIS = with_network_change(genesis_validators_root=flip(MAINNET.genesis_validators_root))
-ELECTRA_EARLY = with_network_change(forks=tuple(
-    ForkActivation(a.fork, a.version, min(a.epoch, 200000)) if a.fork >= Fork.DENEB else a for a in MAINNET.forks
-))
+ELECTRA_EARLY = with_network_change(
+    forks=tuple(
+        ForkActivation(a.fork, a.version, min(a.epoch, 200000)) if a.fork >= Fork.DENEB else a
+        for a in MAINNET.forks
+    )
+)
 """Deneb and Electra moved before the vectors' epochs: the wrong fork (gindices, layout) for the data."""
 
 
@@ -101,8 +107,13 @@ def skipped_period_store(mainnet: MainnetVectors, name: str) -> LightClientStore
     return mainnet.store_before(4)
 
 
-def process(store: LightClientStore, obj: AnyUpdate, keys: SyncCommitteeKeyCache,
-            network: NetworkConfig = MAINNET, current_slot: int = CURRENT_SLOT) -> None:
+def process(
+    store: LightClientStore,
+    obj: AnyUpdate,
+    keys: SyncCommitteeKeyCache,
+    network: NetworkConfig = MAINNET,
+    current_slot: int = CURRENT_SLOT,
+) -> None:
     if isinstance(obj, LightClientFinalityUpdate):
         obj = convert_finality_update(obj, network)
     elif isinstance(obj, LightClientOptimisticUpdate):
@@ -121,7 +132,9 @@ def clear_one_participant(obj: AnyUpdate) -> AnyUpdate:
     bits = bytearray(obj.sync_aggregate.sync_committee_bits)
     first = obj.sync_aggregate.participant_indices()[0]
     bits[first // 8] &= ~(1 << (first % 8))
-    return dataclasses.replace(obj, sync_aggregate=dataclasses.replace(obj.sync_aggregate, sync_committee_bits=bytes(bits)))
+    return dataclasses.replace(
+        obj, sync_aggregate=dataclasses.replace(obj.sync_aggregate, sync_committee_bits=bytes(bits))
+    )
 
 
 def add_one_participant(obj: AnyUpdate) -> AnyUpdate:
@@ -131,18 +144,26 @@ def add_one_participant(obj: AnyUpdate) -> AnyUpdate:
     if not absent:  # full participation: drop one instead, still a wrong participant set
         return clear_one_participant(obj)
     bits[absent[0] // 8] |= 1 << (absent[0] % 8)
-    return dataclasses.replace(obj, sync_aggregate=dataclasses.replace(obj.sync_aggregate, sync_committee_bits=bytes(bits)))
+    return dataclasses.replace(
+        obj, sync_aggregate=dataclasses.replace(obj.sync_aggregate, sync_committee_bits=bytes(bits))
+    )
 
 
 def no_participants(obj: AnyUpdate) -> AnyUpdate:
     size = len(obj.sync_aggregate.sync_committee_bits)
-    return dataclasses.replace(obj, sync_aggregate=dataclasses.replace(obj.sync_aggregate, sync_committee_bits=bytes(size)))
+    return dataclasses.replace(
+        obj, sync_aggregate=dataclasses.replace(obj.sync_aggregate, sync_committee_bits=bytes(size))
+    )
 
 
 def flip_signature(obj: AnyUpdate) -> AnyUpdate:
     aggregate = obj.sync_aggregate
-    return dataclasses.replace(obj, sync_aggregate=dataclasses.replace(
-        aggregate, sync_committee_signature=flip(aggregate.sync_committee_signature, 40)))
+    return dataclasses.replace(
+        obj,
+        sync_aggregate=dataclasses.replace(
+            aggregate, sync_committee_signature=flip(aggregate.sync_committee_signature, 40)
+        ),
+    )
 
 
 def flip_branch_node(branch: tuple[bytes, ...], index: int = 1) -> tuple[bytes, ...]:
@@ -165,38 +186,105 @@ TAMPERINGS: dict[str, tuple[set[str], Callable[[Any], Any], type[EthereumProofEr
     "participant removed": (set(OBJECTS), clear_one_participant, InvalidSyncAggregateSignature),
     "participant added": (set(OBJECTS), add_one_participant, InvalidSyncAggregateSignature),
     "no participants": (set(OBJECTS), no_participants, InsufficientParticipation),
-    "attested proposer index": (set(OBJECTS), lambda o: replace_header(o, "attested_header", lambda h: dataclasses.replace(
-        h, beacon=dataclasses.replace(h.beacon, proposer_index=h.beacon.proposer_index + 1))), InvalidSyncAggregateSignature),
-    "attested receipts root": (set(OBJECTS), lambda o: replace_header(o, "attested_header", lambda h: dataclasses.replace(
-        h, execution=dataclasses.replace(h.execution, receipts_root=flip(h.execution.receipts_root)))), InvalidExecutionBranch),
-    "attested execution branch": (set(OBJECTS), lambda o: replace_header(o, "attested_header", lambda h: dataclasses.replace(
-        h, execution_branch=flip_branch_node(h.execution_branch))), InvalidExecutionBranch),
-    "attested blob gas before Deneb": (set(OBJECTS), lambda o: replace_header(o, "attested_header", lambda h: dataclasses.replace(
-        h, execution=dataclasses.replace(h.execution, blob_gas_used=1))), InvalidLightClientHeader),
-    "finality branch": (HAS_FINALITY, lambda o: dataclasses.replace(
-        o, finality_branch=flip_branch_node(o.finality_branch)), InvalidFinalityBranch),
-    "finalized state root": (HAS_FINALITY, lambda o: replace_header(o, "finalized_header", lambda h: dataclasses.replace(
-        h, beacon=dataclasses.replace(h.beacon, state_root=flip(h.beacon.state_root)))), InvalidFinalityBranch),
-    "finalized block number": (HAS_FINALITY, lambda o: replace_header(o, "finalized_header", lambda h: dataclasses.replace(
-        h, execution=dataclasses.replace(h.execution, block_number=h.execution.block_number + 1))), InvalidExecutionBranch),
-    "finalized header without branch": (HAS_FINALITY, lambda o: dataclasses.replace(
-        o, finality_branch=(b"\x00" * 32,) * len(o.finality_branch)), InvalidFinalizedHeader),
-    "next committee branch": (HAS_NEXT_COMMITTEE, lambda o: dataclasses.replace(
-        o, next_sync_committee_branch=flip_branch_node(o.next_sync_committee_branch)),
-        InvalidNextSyncCommitteeBranch),
+    "attested proposer index": (
+        set(OBJECTS),
+        lambda o: replace_header(
+            o,
+            "attested_header",
+            lambda h: dataclasses.replace(
+                h, beacon=dataclasses.replace(h.beacon, proposer_index=h.beacon.proposer_index + 1)
+            ),
+        ),
+        InvalidSyncAggregateSignature,
+    ),
+    "attested receipts root": (
+        set(OBJECTS),
+        lambda o: replace_header(
+            o,
+            "attested_header",
+            lambda h: dataclasses.replace(
+                h, execution=dataclasses.replace(h.execution, receipts_root=flip(h.execution.receipts_root))
+            ),
+        ),
+        InvalidExecutionBranch,
+    ),
+    "attested execution branch": (
+        set(OBJECTS),
+        lambda o: replace_header(
+            o,
+            "attested_header",
+            lambda h: dataclasses.replace(h, execution_branch=flip_branch_node(h.execution_branch)),
+        ),
+        InvalidExecutionBranch,
+    ),
+    "attested blob gas before Deneb": (
+        set(OBJECTS),
+        lambda o: replace_header(
+            o,
+            "attested_header",
+            lambda h: dataclasses.replace(h, execution=dataclasses.replace(h.execution, blob_gas_used=1)),
+        ),
+        InvalidLightClientHeader,
+    ),
+    "finality branch": (
+        HAS_FINALITY,
+        lambda o: dataclasses.replace(o, finality_branch=flip_branch_node(o.finality_branch)),
+        InvalidFinalityBranch,
+    ),
+    "finalized state root": (
+        HAS_FINALITY,
+        lambda o: replace_header(
+            o,
+            "finalized_header",
+            lambda h: dataclasses.replace(
+                h, beacon=dataclasses.replace(h.beacon, state_root=flip(h.beacon.state_root))
+            ),
+        ),
+        InvalidFinalityBranch,
+    ),
+    "finalized block number": (
+        HAS_FINALITY,
+        lambda o: replace_header(
+            o,
+            "finalized_header",
+            lambda h: dataclasses.replace(
+                h, execution=dataclasses.replace(h.execution, block_number=h.execution.block_number + 1)
+            ),
+        ),
+        InvalidExecutionBranch,
+    ),
+    "finalized header without branch": (
+        HAS_FINALITY,
+        lambda o: dataclasses.replace(o, finality_branch=(b"\x00" * 32,) * len(o.finality_branch)),
+        InvalidFinalizedHeader,
+    ),
+    "next committee branch": (
+        HAS_NEXT_COMMITTEE,
+        lambda o: dataclasses.replace(
+            o, next_sync_committee_branch=flip_branch_node(o.next_sync_committee_branch)
+        ),
+        InvalidNextSyncCommitteeBranch,
+    ),
     "next committee keys swapped": (HAS_NEXT_COMMITTEE, swap_committee_keys, InvalidNextSyncCommitteeBranch),
-    "next committee without branch": (HAS_NEXT_COMMITTEE - {"update0"}, lambda o: dataclasses.replace(
-        o, next_sync_committee_branch=(b"\x00" * 32,) * 5), InvalidNextSyncCommittee),
-    "signature slot not after attested": (set(OBJECTS), lambda o: dataclasses.replace(
-        o, signature_slot=o.attested_header.beacon.slot), InvalidSlotOrder),
+    "next committee without branch": (
+        HAS_NEXT_COMMITTEE - {"update0"},
+        lambda o: dataclasses.replace(o, next_sync_committee_branch=(b"\x00" * 32,) * 5),
+        InvalidNextSyncCommittee,
+    ),
+    "signature slot not after attested": (
+        set(OBJECTS),
+        lambda o: dataclasses.replace(o, signature_slot=o.attested_header.beacon.slot),
+        InvalidSlotOrder,
+    ),
 }
 
 CASES = [(obj, name) for name, (applies, _, _) in TAMPERINGS.items() for obj in OBJECTS if obj in applies]
 
 
 @pytest.mark.parametrize(("obj_name", "tampering"), CASES, ids=[f"{o}-{t}" for o, t in CASES])
-def test_tampered_object_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache,
-                                     obj_name: str, tampering: str) -> None:
+def test_tampered_object_is_rejected(
+    mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str, tampering: str
+) -> None:
     _, tamper, expected = TAMPERINGS[tampering]
     store = store_for(mainnet, obj_name)
     before = copy.copy(store)
@@ -210,24 +298,33 @@ def test_tampered_object_is_rejected(mainnet: MainnetVectors, mainnet_keys: Sync
 
 
 @pytest.mark.parametrize("obj_name", OBJECTS)
-@pytest.mark.parametrize("network", [WRONG_CAPELLA_VERSION, WRONG_GENESIS], ids=["fork-version", "genesis-root"])
-def test_wrong_signing_domain_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache,
-                                          obj_name: str, network: NetworkConfig) -> None:
+@pytest.mark.parametrize(
+    "network", [WRONG_CAPELLA_VERSION, WRONG_GENESIS], ids=["fork-version", "genesis-root"]
+)
+def test_wrong_signing_domain_is_rejected(
+    mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str, network: NetworkConfig
+) -> None:
     with pytest.raises(InvalidSyncAggregateSignature) as error:
         process(store_for(mainnet, obj_name), get_object(mainnet, obj_name), mainnet_keys, network=network)
     assert error.value.check == "sync_aggregate_signature"
 
 
 @pytest.mark.parametrize("obj_name", OBJECTS)
-def test_wrong_fork_schedule_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str) -> None:
+def test_wrong_fork_schedule_is_rejected(
+    mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str
+) -> None:
     """With Deneb/Electra wrongly scheduled, the header's layout and the state's gindices no longer fit."""
     with pytest.raises(EthereumProofError) as error:
-        process(store_for(mainnet, obj_name), get_object(mainnet, obj_name), mainnet_keys, network=ELECTRA_EARLY)
+        process(
+            store_for(mainnet, obj_name), get_object(mainnet, obj_name), mainnet_keys, network=ELECTRA_EARLY
+        )
     assert error.value.check in {"execution_branch", "finality_branch", "next_sync_committee_branch"}
 
 
 @pytest.mark.parametrize("obj_name", OBJECTS)
-def test_skipped_period_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str) -> None:
+def test_skipped_period_is_rejected(
+    mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str
+) -> None:
     store = skipped_period_store(mainnet, obj_name)
     with pytest.raises(UnknownSyncCommitteePeriod) as error:
         process(store, get_object(mainnet, obj_name), mainnet_keys)
@@ -236,7 +333,9 @@ def test_skipped_period_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncC
 
 
 @pytest.mark.parametrize("obj_name", OBJECTS)
-def test_update_from_the_future_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str) -> None:
+def test_update_from_the_future_is_rejected(
+    mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache, obj_name: str
+) -> None:
     obj = get_object(mainnet, obj_name)
     with pytest.raises(InvalidSlotOrder) as error:
         process(store_for(mainnet, obj_name), obj, mainnet_keys, current_slot=obj.signature_slot - 1)
@@ -249,13 +348,17 @@ def test_replayed_update_is_irrelevant(mainnet: MainnetVectors, mainnet_keys: Sy
     assert error.value.check == "update_relevance"
 
 
-def test_different_next_committee_within_the_period_is_rejected(mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache) -> None:
+def test_different_next_committee_within_the_period_is_rejected(
+    mainnet: MainnetVectors, mainnet_keys: SyncCommitteeKeyCache
+) -> None:
     """Once the next committee is known, an update of the same period cannot replace it, even with a valid branch."""
     update = mainnet.updates[0]
     store = dataclasses.replace(
         mainnet.store_before(1),
         finalized_header=update.finalized_header,  # older than update 0's attested header: the update is relevant
-        next_sync_committee=mainnet.updates[1].next_sync_committee,  # "known", and not the one update 0 proves
+        next_sync_committee=mainnet.updates[
+            1
+        ].next_sync_committee,  # "known", and not the one update 0 proves
     )
     with pytest.raises(InvalidNextSyncCommittee) as error:
         process(store, update, mainnet_keys)
@@ -269,23 +372,34 @@ def test_bootstrap_tampering_is_rejected(mainnet: MainnetVectors) -> None:
     bootstrap = mainnet.bootstrap
     branch = flip_branch_node(bootstrap.current_sync_committee_branch)
     with pytest.raises(InvalidCurrentSyncCommitteeBranch):
-        initialize_light_client_store(mainnet.trusted_root, dataclasses.replace(bootstrap, current_sync_committee_branch=branch), MAINNET)
+        initialize_light_client_store(
+            mainnet.trusted_root,
+            dataclasses.replace(bootstrap, current_sync_committee_branch=branch),
+            MAINNET,
+        )
 
     keys = list(bootstrap.current_sync_committee.pubkeys)
     keys[7] = keys[8]
     committee = dataclasses.replace(bootstrap.current_sync_committee, pubkeys=tuple(keys))
     with pytest.raises(InvalidCurrentSyncCommitteeBranch):
-        initialize_light_client_store(mainnet.trusted_root, dataclasses.replace(bootstrap, current_sync_committee=committee), MAINNET)
+        initialize_light_client_store(
+            mainnet.trusted_root, dataclasses.replace(bootstrap, current_sync_committee=committee), MAINNET
+        )
 
     header = bootstrap.header
-    moved = dataclasses.replace(header, beacon=dataclasses.replace(header.beacon, slot=header.beacon.slot + 1))
+    moved = dataclasses.replace(
+        header, beacon=dataclasses.replace(header.beacon, slot=header.beacon.slot + 1)
+    )
     with pytest.raises(InvalidTrustedRoot):
-        initialize_light_client_store(mainnet.trusted_root, dataclasses.replace(bootstrap, header=moved), MAINNET)
+        initialize_light_client_store(
+            mainnet.trusted_root, dataclasses.replace(bootstrap, header=moved), MAINNET
+        )
     # Even trusting the tampered header's own root, its state no longer holds the committee... or the body the payload.
     forged = dataclasses.replace(header, execution=dataclasses.replace(header.execution, gas_used=1))
     with pytest.raises(InvalidExecutionBranch):
         initialize_light_client_store(
-            compute_beacon_block_root(forged.beacon), dataclasses.replace(bootstrap, header=forged), MAINNET)
+            compute_beacon_block_root(forged.beacon), dataclasses.replace(bootstrap, header=forged), MAINNET
+        )
 
     with pytest.raises(InvalidExecutionBranch):  # a Capella payload read with the Deneb layout
         initialize_light_client_store(mainnet.trusted_root, bootstrap, ELECTRA_EARLY)

@@ -50,9 +50,18 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "eth_getBlockByNumber":
             self._send(200, {"jsonrpc": "2.0", "id": request["id"], "result": None})
         elif method == "eth_getBlockReceipts":
-            self._send(200, {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no such method"}})
+            self._send(
+                200,
+                {
+                    "jsonrpc": "2.0",
+                    "id": request["id"],
+                    "error": {"code": -32601, "message": "no such method"},
+                },
+            )
         else:
-            self._send(200, {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32000, "message": "boom"}})
+            self._send(
+                200, {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32000, "message": "boom"}}
+            )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +77,10 @@ def server() -> Iterator[str]:
 def test_beacon_transport(server: str) -> None:
     beacon = HttpBeaconTransport(server, timeout=5)
     assert isinstance(beacon, BeaconTransport)
-    assert beacon.get("/eth/v1/beacon/light_client/finality_update") == {"version": "deneb", "data": {"x": "1"}}
+    assert beacon.get("/eth/v1/beacon/light_client/finality_update") == {
+        "version": "deneb",
+        "data": {"x": "1"},
+    }
     with pytest.raises(ResponseNotFound):
         beacon.get("/eth/v1/beacon/light_client/bootstrap/0x00")
     with pytest.raises(RpcUnavailable) as error:

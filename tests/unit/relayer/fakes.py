@@ -55,15 +55,22 @@ class FakeSubmitter:
     waits: int = 0
     probes: int = 0
 
-    def deliver(self, checkpoint: Checkpoint, certificate: QuorumCertificate,
-                items: Sequence[DeliveryItem], timeout: float) -> FakePending:
+    def deliver(
+        self,
+        checkpoint: Checkpoint,
+        certificate: QuorumCertificate,
+        items: Sequence[DeliveryItem],
+        timeout: float,
+    ) -> FakePending:
         call = Call(checkpoint, certificate, list(items))
         self.calls.append(call)
         return FakePending(self, call)
 
     def answer(self, call: Call) -> DeliveryReport:
-        results = {i.message.id: self.outcomes.get(i.message.id, DeliveryResult(DeliveryOutcome.DELIVERED))
-                   for i in call.items}
+        results = {
+            i.message.id: self.outcomes.get(i.message.id, DeliveryResult(DeliveryOutcome.DELIVERED))
+            for i in call.items
+        }
         return DeliveryReport(b"\xaa" * 32, 7, 90_000, results)
 
     def probe(self, timeout: float) -> bool:

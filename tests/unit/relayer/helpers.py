@@ -50,9 +50,17 @@ class Clock:
         return self.now
 
 
-def make_message(nonce: int, *, origin: int = ORIGIN, destination: int = DESTINATION, body: bytes = b"") -> Message:
-    return Message.create(nonce=nonce, origin=origin, sender=b"\x01" * 32, destination=destination,
-                          recipient=b"\x02" * 32, body=body or f"message {nonce}".encode())
+def make_message(
+    nonce: int, *, origin: int = ORIGIN, destination: int = DESTINATION, body: bytes = b""
+) -> Message:
+    return Message.create(
+        nonce=nonce,
+        origin=origin,
+        sender=b"\x01" * 32,
+        destination=destination,
+        recipient=b"\x02" * 32,
+        body=body or f"message {nonce}".encode(),
+    )
 
 
 def block_hash(number: int, fork: int = 0) -> bytes:
@@ -66,20 +74,29 @@ def observe(message: Message, block: int | None = None, *, fork: int = 0) -> Obs
 
 
 def chain_config(domain: int = ORIGIN, name: str = "alpha") -> ChainConfig:
-    return ChainConfig.model_validate({"name": name, "domain": domain, "rpc_urls": ["http://unused"],
-                                       "gateway": GATEWAY_ADDRESS})
+    return ChainConfig.model_validate(
+        {"name": name, "domain": domain, "rpc_urls": ["http://unused"], "gateway": GATEWAY_ADDRESS}
+    )
 
 
 def committee_config() -> dict[str, Any]:
-    return {"epoch": EPOCH, "members": [
-        {"public_key": m.public_key.hex(), "proof_of_possession": m.proof_of_possession.hex()} for m in MEMBERS]}
+    return {
+        "epoch": EPOCH,
+        "members": [
+            {"public_key": m.public_key.hex(), "proof_of_possession": m.proof_of_possession.hex()}
+            for m in MEMBERS
+        ],
+    }
 
 
 def source_config(domain: int = ORIGIN, name: str = "alpha") -> SourceConfig:
-    return SourceConfig.model_validate({
-        "chain": chain_config(domain, name).model_dump(), "committee": committee_config(),
-        "attestors": ["attestor-0"],
-    })
+    return SourceConfig.model_validate(
+        {
+            "chain": chain_config(domain, name).model_dump(),
+            "committee": committee_config(),
+            "attestors": ["attestor-0"],
+        }
+    )
 
 
 def relayer_config(**overrides: Any) -> RelayerConfig:
@@ -105,11 +122,16 @@ class IdleWatcher:
         return None
 
 
-def make_source(store: Store, *, watcher: SourceWatcher | None = None, attestors: Sequence[Any] = (),
-                domain: int = ORIGIN) -> SourceState:
+def make_source(
+    store: Store, *, watcher: SourceWatcher | None = None, attestors: Sequence[Any] = (), domain: int = ORIGIN
+) -> SourceState:
     return SourceState(
-        config=source_config(domain), committee=COMMITTEE, gateway=GATEWAY, cursors=DeferredCursors(store),
-        watcher=watcher or IdleWatcher(domain), attestors=list(attestors),
+        config=source_config(domain),
+        committee=COMMITTEE,
+        gateway=GATEWAY,
+        cursors=DeferredCursors(store),
+        watcher=watcher or IdleWatcher(domain),
+        attestors=list(attestors),
         tree=OriginTree(store, domain, "alpha"),
     )
 
@@ -117,8 +139,15 @@ def make_source(store: Store, *, watcher: SourceWatcher | None = None, attestors
 # --- checkpoints and signatures ------------------------------------------------------------
 
 
-def checkpoint_over(messages: Sequence[Message], index: int | None = None, *, origin: int = ORIGIN,
-                    gateway: bytes = GATEWAY, epoch: int = EPOCH, root: bytes | None = None) -> Checkpoint:
+def checkpoint_over(
+    messages: Sequence[Message],
+    index: int | None = None,
+    *,
+    origin: int = ORIGIN,
+    gateway: bytes = GATEWAY,
+    epoch: int = EPOCH,
+    root: bytes | None = None,
+) -> Checkpoint:
     """The checkpoint of the tree of `messages` (by nonce) after leaf `index` (default: the last)."""
     last = len(messages) - 1 if index is None else index
     tree = MerkleTree([m.id for m in sorted(messages, key=lambda m: m.nonce)])
@@ -129,8 +158,9 @@ def sign(member: int, checkpoint: Checkpoint) -> bytes:
     return BLS.sign(SECRETS[member], checkpoint.digest())
 
 
-def partial(member: int, checkpoint: Checkpoint, *, secret: int | None = None,
-            public_key: bytes | None = None) -> PartialSignature:
+def partial(
+    member: int, checkpoint: Checkpoint, *, secret: int | None = None, public_key: bytes | None = None
+) -> PartialSignature:
     """Member `member`'s signature on `checkpoint` (or a forgery through `secret` / `public_key`)."""
     signing_key = SECRETS[member] if secret is None else secret
     key = public_key if public_key is not None else MEMBERS[member].public_key
@@ -151,21 +181,36 @@ def store_final(store: Store, source: SourceState, messages: Sequence[Message], 
     source.tree.extend()
 
 
-def store_attested(store: Store, source: SourceState, messages: Sequence[Message], checkpoint: Checkpoint,
-                   signers: Sequence[int] = (0, 1, 2), now: float = START) -> int:
+def store_attested(
+    store: Store,
+    source: SourceState,
+    messages: Sequence[Message],
+    checkpoint: Checkpoint,
+    signers: Sequence[int] = (0, 1, 2),
+    now: float = START,
+) -> int:
     """Store and finalize `messages`, then attest them under `checkpoint`; return its id."""
     store_final(store, source, messages, now)
     return store.attest_messages(checkpoint, certify(checkpoint, signers), [m.id for m in messages], now)
 
 
-def store_verified(store: Store, source: SourceState, messages: Sequence[Message], checkpoint: Checkpoint,
-                   now: float = START) -> int:
+def store_verified(
+    store: Store, source: SourceState, messages: Sequence[Message], checkpoint: Checkpoint, now: float = START
+) -> int:
     """Messages VERIFIED under `checkpoint` with their branches from the source tree."""
     checkpoint_id = store_attested(store, source, messages, checkpoint, now=now)
-    store.apply_transitions([
-        Transition(m.id, S.ATTESTED, S.VERIFIED, {"branch": tuple(source.tree.branch(m.nonce, checkpoint.index + 1))})
-        for m in messages
-    ], now)
+    store.apply_transitions(
+        [
+            Transition(
+                m.id,
+                S.ATTESTED,
+                S.VERIFIED,
+                {"branch": tuple(source.tree.branch(m.nonce, checkpoint.index + 1))},
+            )
+            for m in messages
+        ],
+        now,
+    )
     return checkpoint_id
 
 

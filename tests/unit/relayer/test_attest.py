@@ -43,10 +43,14 @@ Answer = PartialSignature | Exception | None
 class FakeAttestor:
     """An `AttestorClient` answering what the test sets (a partial, None for NOT_FOUND, or an error)."""
 
-    def __init__(self, index: int, answer: Answer = None, identity: AttestorIdentity | Exception | None = None):
+    def __init__(
+        self, index: int, answer: Answer = None, identity: AttestorIdentity | Exception | None = None
+    ):
         self.address = f"attestor-{index}"
         self.answer = answer
-        self.identity = identity if identity is not None else AttestorIdentity(ORIGIN, index, MEMBERS[index].public_key)
+        self.identity = (
+            identity if identity is not None else AttestorIdentity(ORIGIN, index, MEMBERS[index].public_key)
+        )
         self.asked: list[tuple[int, int]] = []
         self.identified = 0
 
@@ -70,7 +74,9 @@ def honest(checkpoint: Checkpoint, *members: int) -> list[FakeAttestor]:
     return [FakeAttestor(i, partial(i, checkpoint)) for i in members]
 
 
-def collector(store: Store, metrics: RelayMetrics, clock: Clock, pool: futures.Executor) -> AttestationCollector:
+def collector(
+    store: Store, metrics: RelayMetrics, clock: Clock, pool: futures.Executor
+) -> AttestationCollector:
     return AttestationCollector(store, metrics, clock, BLS, pool, timeout=1.0)
 
 
@@ -86,7 +92,9 @@ def signature_checks(metrics: RelayMetrics) -> float:
 
 
 @pytest.fixture
-def make(store: Store, metrics: RelayMetrics, clock: Clock, pool: futures.Executor) -> Callable[[], AttestationCollector]:
+def make(
+    store: Store, metrics: RelayMetrics, clock: Clock, pool: futures.Executor
+) -> Callable[[], AttestationCollector]:
     return lambda: collector(store, metrics, clock, pool)
 
 
@@ -101,8 +109,12 @@ def test_three_of_four_over_one_checkpoint_attest_what_it_covers(store: Store, m
     certified = store.get_certificate(records[0].checkpoint_id)  # type: ignore[union-attr, arg-type]
     assert certified is not None and certified.checkpoint == checkpoint
     assert certified.certificate.signer_indices(4) == [0, 1, 2]
-    assert verify_checkpoint(source.committee, checkpoint, certified.certificate, origin=ORIGIN, gateway=GATEWAY,
-                             backend=BLS) == 3
+    assert (
+        verify_checkpoint(
+            source.committee, checkpoint, certified.certificate, origin=ORIGIN, gateway=GATEWAY, backend=BLS
+        )
+        == 3
+    )
     assert all(a.asked == [(ORIGIN, 0)] for a in attestors)
     assert source.reachable_weight == 3
 
@@ -159,7 +171,9 @@ def test_a_checkpoint_past_the_final_leaves_is_not_used(store: Store, make: Any)
     assert len(store.signatures_for(ORIGIN, 0)) == 4  # kept for when the tree gets there
 
 
-def test_nothing_is_asked_while_the_tree_does_not_reach_the_lowest_final_nonce(store: Store, make: Any) -> None:
+def test_nothing_is_asked_while_the_tree_does_not_reach_the_lowest_final_nonce(
+    store: Store, make: Any
+) -> None:
     attestors = honest(checkpoint_over(MESSAGES[:3]), 0, 1, 2)
     source = make_source(store, attestors=attestors)
     store.insert_observed([observe(m) for m in MESSAGES[:3]], 1.0)
@@ -182,24 +196,42 @@ def test_a_crashing_or_refusing_attestor_does_not_stop_the_others(store: Store, 
 
 FORGERIES: dict[str, tuple[Callable[[Checkpoint], PartialSignature], str]] = {
     "signed with another key": (lambda c: partial(0, c, secret=OUTSIDER), "InvalidSignature"),
-    "outsider key for a member": (lambda c: partial(0, c, secret=OUTSIDER, public_key=OUTSIDER_KEY), "UnknownSigner"),
+    "outsider key for a member": (
+        lambda c: partial(0, c, secret=OUTSIDER, public_key=OUTSIDER_KEY),
+        "UnknownSigner",
+    ),
     "index outside the committee": (
-        lambda c: PartialSignature(c, 7, OUTSIDER_KEY, BLS.sign(OUTSIDER, c.digest())), "UnknownSigner"),
-    "another origin": (lambda c: partial(0, Checkpoint(9, c.gateway, c.epoch, c.root, c.index)), "OriginMismatch"),
+        lambda c: PartialSignature(c, 7, OUTSIDER_KEY, BLS.sign(OUTSIDER, c.digest())),
+        "UnknownSigner",
+    ),
+    "another origin": (
+        lambda c: partial(0, Checkpoint(9, c.gateway, c.epoch, c.root, c.index)),
+        "OriginMismatch",
+    ),
     "another gateway": (
-        lambda c: partial(0, Checkpoint(c.origin, b"\x07" * 32, c.epoch, c.root, c.index)), "GatewayMismatch"),
+        lambda c: partial(0, Checkpoint(c.origin, b"\x07" * 32, c.epoch, c.root, c.index)),
+        "GatewayMismatch",
+    ),
     "another epoch": (
-        lambda c: partial(0, Checkpoint(c.origin, c.gateway, EPOCH + 1, c.root, c.index)), "EpochMismatch"),
+        lambda c: partial(0, Checkpoint(c.origin, c.gateway, EPOCH + 1, c.root, c.index)),
+        "EpochMismatch",
+    ),
     "signature over another root": (
-        lambda c: PartialSignature(c, 0, MEMBERS[0].public_key,
-                                   partial(0, Checkpoint(c.origin, c.gateway, c.epoch, b"\xee" * 32, c.index)).signature),
-        "InvalidSignature"),
+        lambda c: PartialSignature(
+            c,
+            0,
+            MEMBERS[0].public_key,
+            partial(0, Checkpoint(c.origin, c.gateway, c.epoch, b"\xee" * 32, c.index)).signature,
+        ),
+        "InvalidSignature",
+    ),
 }
 
 
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
 def test_a_forged_partial_is_stored_with_its_reason_and_never_counts(
-        store: Store, metrics: RelayMetrics, make: Any, forgery: str) -> None:
+    store: Store, metrics: RelayMetrics, make: Any, forgery: str
+) -> None:
     checkpoint = checkpoint_over(MESSAGES[:3])
     forge, reason = FORGERIES[forgery]
     forged = forge(checkpoint)
@@ -210,12 +242,21 @@ def test_a_forged_partial_is_stored_with_its_reason_and_never_counts(
     stage.collect(source)
     assert [state_of(store, m.id) for m in MESSAGES[:3]] == [St.FINAL] * 3  # 2 honest < threshold 3
     assert source.reachable_weight == 2
-    stored = [s for s in store.signatures_for(forged.checkpoint.origin, 0, valid_only=False)
-              if s.signature == forged.signature]
-    assert len(stored) == 1 and stored[0].rejected_reason.startswith(reason) and stored[0].attestor == "attestor-0"
+    stored = [
+        s
+        for s in store.signatures_for(forged.checkpoint.origin, 0, valid_only=False)
+        if s.signature == forged.signature
+    ]
+    assert (
+        len(stored) == 1
+        and stored[0].rejected_reason.startswith(reason)
+        and stored[0].attestor == "attestor-0"
+    )
     assert forged.signature not in {s.signature for s in store.signatures_for(ORIGIN, 0)}
-    assert metrics.registry.get_sample_value(
-        "relay_proof_rejections_total", {"origin": "1", "reason": reason}) == 1  # once per distinct signature
+    assert (
+        metrics.registry.get_sample_value("relay_proof_rejections_total", {"origin": "1", "reason": reason})
+        == 1
+    )  # once per distinct signature
 
 
 def test_a_forgery_under_a_members_index_does_not_block_its_real_signature(store: Store, make: Any) -> None:
@@ -231,7 +272,8 @@ def test_a_forgery_under_a_members_index_does_not_block_its_real_signature(store
 
 
 def test_verdicts_are_cached_and_the_cache_is_bounded(
-        store: Store, metrics: RelayMetrics, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, metrics: RelayMetrics, make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(attest, "VERDICT_CACHE_SIZE", 2)
     checkpoint = checkpoint_over(MESSAGES[:3])
     source = final_source(store, [])
@@ -258,12 +300,17 @@ def test_a_cached_rejection_is_still_a_rejection(store: Store, metrics: RelayMet
     assert stage.record_partial(source, "a", forged).startswith("InvalidSignature")
     assert stage.record_partial(source, "a", forged).startswith("InvalidSignature")
     assert signature_checks(metrics) == 1
-    assert metrics.registry.get_sample_value(
-        "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidSignature"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidSignature"}
+        )
+        == 1
+    )
 
 
 def test_an_idle_source_probes_who_answers_at_most_every_probe_interval(
-        store: Store, metrics: RelayMetrics, clock: Clock, make: Any) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock, make: Any
+) -> None:
     attestors = [
         FakeAttestor(0),
         FakeAttestor(1),

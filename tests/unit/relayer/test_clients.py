@@ -46,10 +46,21 @@ def test_transient_codes_become_rpc_unavailable(code: grpc.StatusCode) -> None:
     assert error.fields == {"peer": "10.0.0.1:50051", "code": code.name, "details": "try later"}
 
 
-@pytest.mark.parametrize("code", [Code.NOT_FOUND, Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION,
-                                  Code.PERMISSION_DENIED, Code.UNAUTHENTICATED, Code.UNIMPLEMENTED,
-                                  Code.ALREADY_EXISTS, Code.OUT_OF_RANGE, Code.DATA_LOSS],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "code",
+    [
+        Code.NOT_FOUND,
+        Code.INVALID_ARGUMENT,
+        Code.FAILED_PRECONDITION,
+        Code.PERMISSION_DENIED,
+        Code.UNAUTHENTICATED,
+        Code.UNIMPLEMENTED,
+        Code.ALREADY_EXISTS,
+        Code.OUT_OF_RANGE,
+        Code.DATA_LOSS,
+    ],
+    ids=lambda c: c.name,
+)
 def test_other_codes_are_permanent(code: grpc.StatusCode) -> None:
     error = classify_rpc_error(StatusError(code), "peer", "GetCheckpoint")
     assert type(error) is PermanentError and not isinstance(error, TransientError)
@@ -65,18 +76,33 @@ def test_an_error_without_a_status_is_unknown_and_transient() -> None:
 def test_report_from_proto_maps_every_outcome() -> None:
     ids = [make_message(n).id for n in range(6)]
     outcome = destination_pb2.DeliveryOutcome
-    codes = [outcome.DELIVERY_OUTCOME_DELIVERED, outcome.DELIVERY_OUTCOME_ALREADY_DELIVERED,
-             outcome.DELIVERY_OUTCOME_RECIPIENT_REVERTED, outcome.DELIVERY_OUTCOME_REJECTED,
-             outcome.DELIVERY_OUTCOME_UNSPECIFIED, 99]  # 99: a code from a newer submitter
+    codes = [
+        outcome.DELIVERY_OUTCOME_DELIVERED,
+        outcome.DELIVERY_OUTCOME_ALREADY_DELIVERED,
+        outcome.DELIVERY_OUTCOME_RECIPIENT_REVERTED,
+        outcome.DELIVERY_OUTCOME_REJECTED,
+        outcome.DELIVERY_OUTCOME_UNSPECIFIED,
+        99,
+    ]  # 99: a code from a newer submitter
     response = destination_pb2.DeliverResponse(
-        transaction_hash=b"\xaa" * 32, block_number=7, gas_used=90_000,
-        results=[destination_pb2.DeliveryResult(id=i, outcome=c, reason=f"r{n}")
-                 for n, (i, c) in enumerate(zip(ids, codes, strict=True))])
+        transaction_hash=b"\xaa" * 32,
+        block_number=7,
+        gas_used=90_000,
+        results=[
+            destination_pb2.DeliveryResult(id=i, outcome=c, reason=f"r{n}")
+            for n, (i, c) in enumerate(zip(ids, codes, strict=True))
+        ],
+    )
     report = report_from_proto(response)
     assert (report.transaction_hash, report.block_number, report.gas_used) == (b"\xaa" * 32, 7, 90_000)
     assert [report.results[i].outcome for i in ids] == [
-        DeliveryOutcome.DELIVERED, DeliveryOutcome.ALREADY_DELIVERED, DeliveryOutcome.RECIPIENT_REVERTED,
-        DeliveryOutcome.REJECTED, DeliveryOutcome.UNSPECIFIED, DeliveryOutcome.UNSPECIFIED]
+        DeliveryOutcome.DELIVERED,
+        DeliveryOutcome.ALREADY_DELIVERED,
+        DeliveryOutcome.RECIPIENT_REVERTED,
+        DeliveryOutcome.REJECTED,
+        DeliveryOutcome.UNSPECIFIED,
+        DeliveryOutcome.UNSPECIFIED,
+    ]
     assert report.results[ids[2]].reason == "r2"
     assert all(type(k) is bytes for k in report.results)
 

@@ -39,22 +39,34 @@ SUBMITTER_TIMEOUT = 60.0
 class World:
     """A source with its tree, one destination with a fake submitter, and the delivery stage."""
 
-    def __init__(self, store: Store, metrics: RelayMetrics, clock: Clock, *, max_batch: int = 50,
-                 max_wait: float = 0.0) -> None:
+    def __init__(
+        self, store: Store, metrics: RelayMetrics, clock: Clock, *, max_batch: int = 50, max_wait: float = 0.0
+    ) -> None:
         self.store, self.clock = store, clock
         self.source: SourceState = make_source(store)
         self.submitter = FakeSubmitter()
-        self.destination = DestinationState(DestinationConfig(domain=DESTINATION, submitter="submitter"),
-                                            self.submitter)
+        self.destination = DestinationState(
+            DestinationConfig(domain=DESTINATION, submitter="submitter"), self.submitter
+        )
         self.stopping = False
-        outcomes = Outcomes(store, metrics, clock, BackoffSchedule(1.0, 10.0, 3, 0.0), Gauges(store, metrics, clock))
+        outcomes = Outcomes(
+            store, metrics, clock, BackoffSchedule(1.0, 10.0, 3, 0.0), Gauges(store, metrics, clock)
+        )
         self.outcomes = outcomes
-        self.deliverer = Deliverer(store, clock, BatchingConfig(max_batch=max_batch, max_wait=max_wait),
-                                   SUBMITTER_TIMEOUT, {ORIGIN: self.source}, outcomes, lambda: self.stopping)
+        self.deliverer = Deliverer(
+            store,
+            clock,
+            BatchingConfig(max_batch=max_batch, max_wait=max_wait),
+            SUBMITTER_TIMEOUT,
+            {ORIGIN: self.source},
+            outcomes,
+            lambda: self.stopping,
+        )
 
     def verify(self, count: int) -> int:
-        return store_verified(self.store, self.source, MESSAGES[:count], checkpoint_over(MESSAGES[:count]),
-                              now=self.clock.now)
+        return store_verified(
+            self.store, self.source, MESSAGES[:count], checkpoint_over(MESSAGES[:count]), now=self.clock.now
+        )
 
     def states(self, count: int) -> list[St]:
         return [state_of(self.store, m.id) for m in MESSAGES[:count]]
@@ -129,7 +141,9 @@ def test_shutdown_abandons_a_waiting_call_and_leaves_the_batch_submitted(world: 
     assert w.destination.answered_at == 0.0
 
 
-def test_stranded_submitted_messages_are_requeued_after_timeout_and_grace(world: Callable[..., World]) -> None:
+def test_stranded_submitted_messages_are_requeued_after_timeout_and_grace(
+    world: Callable[..., World],
+) -> None:
     w = world()
     w.verify(2)
     w.submitter.hold = True
@@ -161,7 +175,8 @@ def test_a_failed_call_backs_off_and_a_due_retry_is_sent_again(world: Callable[.
 
 
 def test_one_batch_goes_under_the_newest_checkpoint_with_branches_reproved(
-        world: Callable[..., World], store: Store) -> None:
+    world: Callable[..., World], store: Store
+) -> None:
     w = world()
     older = checkpoint_over(MESSAGES[:4], 1)
     store_verified(store, w.source, MESSAGES[:2], older)
@@ -178,14 +193,17 @@ def test_one_batch_goes_under_the_newest_checkpoint_with_branches_reproved(
 
 
 def test_a_message_that_does_not_prove_under_the_batch_checkpoint_is_held_back(
-        world: Callable[..., World], store: Store) -> None:
+    world: Callable[..., World], store: Store
+) -> None:
     w = world()
     store_verified(store, w.source, MESSAGES[:2], checkpoint_over(MESSAGES[:2]))
     # A newer checkpoint whose root is not the tree's (stored VERIFIED by hand; the prover never would).
     bogus = checkpoint_over(MESSAGES[:3], root=b"\xee" * 32)
     store_final(store, w.source, MESSAGES[2:3])
     store.attest_messages(bogus, certify(bogus), [MESSAGES[2].id], 1.0)
-    store.apply_transition(Transition(MESSAGES[2].id, St.ATTESTED, St.VERIFIED, {"branch": (b"\x00" * 32,) * 32}), 1.0)
+    store.apply_transition(
+        Transition(MESSAGES[2].id, St.ATTESTED, St.VERIFIED, {"branch": (b"\x00" * 32,) * 32}), 1.0
+    )
     w.deliverer.deliver(w.destination, flush=True)
     assert [[i.message.nonce for i in c.items] for c in w.submitter.calls] == [[2]]
     assert w.submitter.calls[0].checkpoint.root == bogus.root

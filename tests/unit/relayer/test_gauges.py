@@ -13,8 +13,9 @@ from .helpers import S as St
 
 
 def messages(metrics: RelayMetrics, destination: int, state: str) -> float | None:
-    return metrics.registry.get_sample_value("relay_messages", {"origin": "1", "destination": str(destination),
-                                                                "state": state})
+    return metrics.registry.get_sample_value(
+        "relay_messages", {"origin": "1", "destination": str(destination), "state": state}
+    )
 
 
 def route(metrics: RelayMetrics, name: str, destination: int) -> float | None:
@@ -35,7 +36,9 @@ def test_refresh_runs_at_most_once_per_interval(store: Store, metrics: RelayMetr
     assert gauges.refresh(every=5.0) is False
 
 
-def test_counts_queue_depth_and_oldest_age_per_route(store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+def test_counts_queue_depth_and_oldest_age_per_route(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     to_two = [make_message(n, destination=2) for n in range(3)]
     to_three = make_message(3, destination=3)
     store.insert_observed([observe(m) for m in to_two], START - 30.0)
@@ -44,7 +47,12 @@ def test_counts_queue_depth_and_oldest_age_per_route(store: Store, metrics: Rela
     walk(store, to_two[1].id, St.ATTESTED, St.VERIFIED)
     walk(store, to_two[2].id, St.ATTESTED, St.VERIFIED, St.RETRYING)
     Gauges(store, metrics, clock).refresh()
-    assert messages(metrics, 2, "final") == messages(metrics, 2, "verified") == messages(metrics, 2, "retrying") == 1
+    assert (
+        messages(metrics, 2, "final")
+        == messages(metrics, 2, "verified")
+        == messages(metrics, 2, "retrying")
+        == 1
+    )
     assert messages(metrics, 2, "delivered") == 0  # every state has a series
     assert messages(metrics, 3, "final") == 1 and messages(metrics, 3, "verified") == 0
     assert route(metrics, "relay_queue_depth", 2) == 2 and route(metrics, "relay_queue_depth", 3) == 0
@@ -68,11 +76,17 @@ def test_a_drained_route_keeps_its_series_at_zero(store: Store, metrics: RelayMe
 
 
 def test_observe_delivery_records_end_to_end_and_stage_latency(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     message = make_message(0)
     store.insert_observed([observe(message)], 100.0)
     store.mark_final(1, 10, 110.0)
-    for state, at in [(St.ATTESTED, 115.0), (St.VERIFIED, 116.0), (St.SUBMITTED, 120.0), (St.DELIVERED, 150.0)]:
+    for state, at in [
+        (St.ATTESTED, 115.0),
+        (St.VERIFIED, 116.0),
+        (St.SUBMITTED, 120.0),
+        (St.DELIVERED, 150.0),
+    ]:
         walk(store, message.id, state, now=at)
     gauges = Gauges(store, metrics, clock)
     gauges.observe_delivery(message.id)
@@ -82,5 +96,6 @@ def test_observe_delivery_records_end_to_end_and_stage_latency(
     assert route(metrics, "relay_end_to_end_latency_seconds_sum", 2) == pytest.approx(50.0)
     expected = {"observe": 10.0, "attest": 5.0, "prove": 1.0, "submit": 4.0, "confirm": 30.0}
     for stage, seconds in expected.items():
-        assert registry.get_sample_value("relay_stage_latency_seconds_sum", {
-            "origin": "1", "destination": "2", "stage": stage}) == pytest.approx(seconds)
+        assert registry.get_sample_value(
+            "relay_stage_latency_seconds_sum", {"origin": "1", "destination": "2", "stage": stage}
+        ) == pytest.approx(seconds)

@@ -33,8 +33,14 @@ MESSAGES = [make_message(n) for n in range(4)]
 class ScriptedWatcher:
     """A `SourceWatcher` that returns (or raises) scripted reports and saves their cursors, like a real one."""
 
-    def __init__(self, cursors: CursorStore, script: Iterable[WatchUpdate | Exception] = (),
-                 hashes: dict[int, bytes | Exception] | None = None, *, save_cursor: bool = True) -> None:
+    def __init__(
+        self,
+        cursors: CursorStore,
+        script: Iterable[WatchUpdate | Exception] = (),
+        hashes: dict[int, bytes | Exception] | None = None,
+        *,
+        save_cursor: bool = True,
+    ) -> None:
         self.domain = ORIGIN
         self.cursors = cursors
         self.script = list(script)
@@ -64,7 +70,9 @@ class FailingStore(SqliteStore):
     fail_inserts = False
     cursor_seen_at_insert: Cursor | None = None
 
-    def insert_observed(self, observed: Iterable[ObservedMessage], now: float) -> tuple[list[bytes], list[bytes]]:
+    def insert_observed(
+        self, observed: Iterable[ObservedMessage], now: float
+    ) -> tuple[list[bytes], list[bytes]]:
         self.cursor_seen_at_insert = self.load_cursor(ORIGIN)
         if self.fail_inserts:
             raise OSError("disk I/O error")
@@ -84,11 +92,21 @@ class Factory:
         return watcher
 
 
-def update(*observed: ObservedMessage, finalized: int = 0, head: int | None = None, cursor: int | None = None,
-           orphaned: Iterable[bytes] = ()) -> WatchUpdate:
+def update(
+    *observed: ObservedMessage,
+    finalized: int = 0,
+    head: int | None = None,
+    cursor: int | None = None,
+    orphaned: Iterable[bytes] = (),
+) -> WatchUpdate:
     top = max([o.block_number for o in observed] + [finalized]) if head is None else head
-    return WatchUpdate(observed=list(observed), orphaned_ids=list(orphaned), head_block=top,
-                       finalized_block=finalized, cursor=cursor_at(top if cursor is None else cursor))
+    return WatchUpdate(
+        observed=list(observed),
+        orphaned_ids=list(orphaned),
+        head_block=top,
+        finalized_block=finalized,
+        cursor=cursor_at(top if cursor is None else cursor),
+    )
 
 
 @pytest.fixture
@@ -98,8 +116,9 @@ def failing_store(tmp_path: Path) -> Iterator[FailingStore]:
     opened.close()
 
 
-def scripted_source(store: Store, *script: WatchUpdate | Exception,
-                    hashes: dict[int, bytes | Exception] | None = None) -> tuple[SourceState, ScriptedWatcher]:
+def scripted_source(
+    store: Store, *script: WatchUpdate | Exception, hashes: dict[int, bytes | Exception] | None = None
+) -> tuple[SourceState, ScriptedWatcher]:
     source = make_source(store)
     watcher = ScriptedWatcher(source.cursors, script, hashes)
     source.watcher = watcher
@@ -107,7 +126,8 @@ def scripted_source(store: Store, *script: WatchUpdate | Exception,
 
 
 def test_a_poll_stores_observations_finality_tree_cursor_and_progress(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source, _ = scripted_source(store, update(*[observe(m) for m in MESSAGES], finalized=2, head=5))
     Ingest(store, metrics, clock, Factory()).poll(source)
     assert [state_of(store, m.id) for m in MESSAGES] == [St.FINAL, St.FINAL, St.OBSERVED, St.OBSERVED]
@@ -120,7 +140,8 @@ def test_a_poll_stores_observations_finality_tree_cursor_and_progress(
 
 
 def test_the_cursor_is_persisted_only_after_the_messages_are_stored(
-        failing_store: FailingStore, metrics: RelayMetrics, clock: Clock) -> None:
+    failing_store: FailingStore, metrics: RelayMetrics, clock: Clock
+) -> None:
     factory = Factory([update(observe(MESSAGES[0]), finalized=1)])
     source, _ = scripted_source(failing_store, update(observe(MESSAGES[0]), finalized=1))
     ingest = Ingest(failing_store, metrics, clock, factory)
@@ -143,15 +164,19 @@ def test_the_cursor_is_persisted_only_after_the_messages_are_stored(
 
 
 def test_a_reported_cursor_is_stored_even_if_the_watcher_did_not_save_it(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source = make_source(store)
-    source.watcher = ScriptedWatcher(source.cursors, [update(observe(MESSAGES[0]), cursor=9)], save_cursor=False)
+    source.watcher = ScriptedWatcher(
+        source.cursors, [update(observe(MESSAGES[0]), cursor=9)], save_cursor=False
+    )
     Ingest(store, metrics, clock, Factory()).poll(source)
     assert store.load_cursor(ORIGIN) == cursor_at(9)
 
 
 def test_a_failed_poll_stores_nothing_and_keeps_the_watcher(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     factory = Factory()
     source, watcher = scripted_source(store, PermanentError("bad range", code=-32602))
     source.cursors.save_cursor(ORIGIN, cursor_at(3))  # as if the watcher had saved it before failing
@@ -162,7 +187,9 @@ def test_a_failed_poll_stores_nothing_and_keeps_the_watcher(
     assert source.last_poll_at == 0.0
 
 
-def test_a_transient_poll_failure_is_retried_in_call(store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+def test_a_transient_poll_failure_is_retried_in_call(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source, watcher = scripted_source(store, RpcUnavailable("rpc down"), update(observe(MESSAGES[0])))
     Ingest(store, metrics, clock, Factory()).poll(source)
     assert watcher.polls == 2
@@ -182,8 +209,10 @@ def test_a_message_of_another_origin_is_ignored(store: Store, metrics: RelayMetr
 def test_orphans_are_removed_only_before_final(store: Store, metrics: RelayMetrics, clock: Clock) -> None:
     first, second = MESSAGES[0], MESSAGES[1]
     source, _ = scripted_source(
-        store, update(observe(first), observe(second), finalized=1),
-        update(orphaned=[first.id, second.id], finalized=1, head=2))
+        store,
+        update(observe(first), observe(second), finalized=1),
+        update(orphaned=[first.id, second.id], finalized=1, head=2),
+    )
     ingest = Ingest(store, metrics, clock, Factory())
     ingest.poll(source)
     assert source.tree.count == 2
@@ -194,13 +223,16 @@ def test_orphans_are_removed_only_before_final(store: Store, metrics: RelayMetri
 
 
 def test_a_conflict_with_a_block_no_longer_canonical_is_settled(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     held = MESSAGES[1]
     challenger = make_message(1, body=b"the canonical one")
     source, _ = scripted_source(
-        store, update(observe(MESSAGES[0]), observe(held)),
+        store,
+        update(observe(MESSAGES[0]), observe(held)),
         update(observe(challenger, 2, fork=1)),
-        hashes={2: block_hash(2, fork=1)})  # block 2 is now the fork's block
+        hashes={2: block_hash(2, fork=1)},
+    )  # block 2 is now the fork's block
     ingest = Ingest(store, metrics, clock, Factory())
     ingest.poll(source)
     ingest.poll(source)
@@ -220,12 +252,18 @@ UNSETTLED: dict[str, tuple[int, dict[int, bytes | Exception]]] = {
 
 
 @pytest.mark.parametrize("case", sorted(UNSETTLED))
-def test_an_unsettled_conflict_stays_an_alert(store: Store, metrics: RelayMetrics, clock: Clock, case: str) -> None:
+def test_an_unsettled_conflict_stays_an_alert(
+    store: Store, metrics: RelayMetrics, clock: Clock, case: str
+) -> None:
     finalized, hashes = UNSETTLED[case]
     held = MESSAGES[0]
     challenger = make_message(0, body=b"another message at nonce 0")
-    source, _ = scripted_source(store, update(observe(held), finalized=finalized),
-                                update(observe(challenger, 1, fork=1)), hashes=hashes)
+    source, _ = scripted_source(
+        store,
+        update(observe(held), finalized=finalized),
+        update(observe(challenger, 1, fork=1)),
+        hashes=hashes,
+    )
     ingest = Ingest(store, metrics, clock, Factory())
     ingest.poll(source)
     ingest.poll(source)
@@ -235,9 +273,14 @@ def test_an_unsettled_conflict_stays_an_alert(store: Store, metrics: RelayMetric
 
 
 def test_behind_since_tracks_a_watcher_below_the_finalized_block(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
-    source, _ = scripted_source(store, update(finalized=50, head=60, cursor=10),
-                                update(finalized=50, head=60, cursor=20), update(finalized=50, head=60, cursor=60))
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    source, _ = scripted_source(
+        store,
+        update(finalized=50, head=60, cursor=10),
+        update(finalized=50, head=60, cursor=20),
+        update(finalized=50, head=60, cursor=60),
+    )
     ingest = Ingest(store, metrics, clock, Factory())
     ingest.poll(source)
     started = clock.now

@@ -36,7 +36,9 @@ def outcomes(store: Store, metrics: RelayMetrics, clock: Clock) -> Outcomes:
 def submitted(store: Store, count: int, now: float) -> tuple[CertifiedCheckpoint, list[MessageRecord]]:
     """`count` messages VERIFIED then SUBMITTED, as the delivery stage leaves them before its call."""
     source = make_source(store)
-    checkpoint_id = store_verified(store, source, MESSAGES[:count], checkpoint_over(MESSAGES[:count]), now=now)
+    checkpoint_id = store_verified(
+        store, source, MESSAGES[:count], checkpoint_over(MESSAGES[:count]), now=now
+    )
     store.apply_transitions([Transition(m.id, St.VERIFIED, St.SUBMITTED) for m in MESSAGES[:count]], now)
     certified = store.get_certificate(checkpoint_id)
     assert certified is not None
@@ -51,13 +53,18 @@ def get(store: Store, index: int) -> MessageRecord:
 
 def test_each_reported_outcome_maps_to_its_state(store: Store, metrics: RelayMetrics, clock: Clock) -> None:
     certified, records = submitted(store, 5, clock.now)
-    report = DeliveryReport(TX, 7, 90_000, {
-        MESSAGES[0].id: DeliveryResult(DeliveryOutcome.DELIVERED),
-        MESSAGES[1].id: DeliveryResult(DeliveryOutcome.ALREADY_DELIVERED),
-        MESSAGES[2].id: DeliveryResult(DeliveryOutcome.RECIPIENT_REVERTED, "Counter: not today"),
-        MESSAGES[3].id: DeliveryResult(DeliveryOutcome.REJECTED, "InvalidMerkleProof"),
-        # MESSAGES[4]: no outcome at all
-    })
+    report = DeliveryReport(
+        TX,
+        7,
+        90_000,
+        {
+            MESSAGES[0].id: DeliveryResult(DeliveryOutcome.DELIVERED),
+            MESSAGES[1].id: DeliveryResult(DeliveryOutcome.ALREADY_DELIVERED),
+            MESSAGES[2].id: DeliveryResult(DeliveryOutcome.RECIPIENT_REVERTED, "Counter: not today"),
+            MESSAGES[3].id: DeliveryResult(DeliveryOutcome.REJECTED, "InvalidMerkleProof"),
+            # MESSAGES[4]: no outcome at all
+        },
+    )
     clock.advance(3.0)
     outcomes(store, metrics, clock).apply_report(DESTINATION, "submitter", certified, records, report, FIELDS)
     delivered, already, reverted, rejected, missing = (get(store, i) for i in range(5))
@@ -65,7 +72,10 @@ def test_each_reported_outcome_maps_to_its_state(store: Store, metrics: RelayMet
     assert delivered.delivered_at == clock.now
     assert already.state is St.DELIVERED and already.destination_transaction == b""
     assert reverted.state is St.PARKED and reverted.error_reason == "RecipientReverted"
-    assert reverted.last_error == "RecipientReverted: Counter: not today" and reverted.destination_transaction == TX
+    assert (
+        reverted.last_error == "RecipientReverted: Counter: not today"
+        and reverted.destination_transaction == TX
+    )
     assert rejected.state is St.REJECTED and rejected.error_reason == "GatewayRejected"
     assert rejected.last_error == "GatewayRejected: InvalidMerkleProof"
     assert missing.state is St.RETRYING and missing.error_reason == "RpcUnavailable" and missing.attempts == 1
@@ -73,13 +83,23 @@ def test_each_reported_outcome_maps_to_its_state(store: Store, metrics: RelayMet
     assert transaction.block_number == 7 and transaction.gas_used == 90_000
     assert set(transaction.message_ids) == {m.id for m in MESSAGES}
     registry = metrics.registry
-    assert registry.get_sample_value("relay_messages_delivered_total", {"origin": "1", "destination": "2"}) == 2
+    assert (
+        registry.get_sample_value("relay_messages_delivered_total", {"origin": "1", "destination": "2"}) == 2
+    )
     assert registry.get_sample_value(
-        "relay_end_to_end_latency_seconds_sum", {"origin": "1", "destination": "2"}) == pytest.approx(6.0)
-    assert registry.get_sample_value("relay_proof_rejections_total", {"origin": "1", "reason": "GatewayRejected"}) == 1
+        "relay_end_to_end_latency_seconds_sum", {"origin": "1", "destination": "2"}
+    ) == pytest.approx(6.0)
+    assert (
+        registry.get_sample_value(
+            "relay_proof_rejections_total", {"origin": "1", "reason": "GatewayRejected"}
+        )
+        == 1
+    )
 
 
-def test_a_report_without_a_transaction_records_none(store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+def test_a_report_without_a_transaction_records_none(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     certified, records = submitted(store, 1, clock.now)
     report = DeliveryReport(results={MESSAGES[0].id: DeliveryResult(DeliveryOutcome.ALREADY_DELIVERED)})
     outcomes(store, metrics, clock).apply_report(DESTINATION, "submitter", certified, records, report, FIELDS)
@@ -87,7 +107,8 @@ def test_a_report_without_a_transaction_records_none(store: Store, metrics: Rela
 
 
 def test_transient_failures_back_off_until_the_attempts_run_out(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     stage = outcomes(store, metrics, clock)
     _, records = submitted(store, 1, clock.now)
     error = RpcUnavailable("submitter down", peer="submitter")
@@ -107,10 +128,14 @@ def test_transient_failures_back_off_until_the_attempts_run_out(
     assert metrics.registry.get_sample_value("relay_retries_total", {"policy": "delivery"}) == 2
 
 
-@pytest.mark.parametrize("error", [PermanentError("nonce too low", peer="submitter"),
-                                   InvalidProof("malformed answer")], ids=["permanent", "invalid"])
+@pytest.mark.parametrize(
+    "error",
+    [PermanentError("nonce too low", peer="submitter"), InvalidProof("malformed answer")],
+    ids=["permanent", "invalid"],
+)
 def test_a_non_transient_failure_parks_at_once(
-        store: Store, metrics: RelayMetrics, clock: Clock, error: Exception) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock, error: Exception
+) -> None:
     _, records = submitted(store, 2, clock.now)
     outcomes(store, metrics, clock).fail(records, error, FIELDS)  # type: ignore[arg-type]
     for index in range(2):
@@ -120,7 +145,8 @@ def test_a_non_transient_failure_parks_at_once(
 
 
 def test_recover_submitted_queues_every_interrupted_delivery_again(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     submitted(store, 3, clock.now)
     clock.advance(10.0)
     assert outcomes(store, metrics, clock).recover_submitted() == 3
@@ -133,7 +159,8 @@ def test_recover_submitted_queues_every_interrupted_delivery_again(
 
 
 def test_requeue_stranded_skips_in_flight_and_recent_messages(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     _, records = submitted(store, 3, clock.now)
     stage = outcomes(store, metrics, clock)
     clock.advance(100.0)

@@ -32,7 +32,8 @@ def prover(store: Store, metrics: RelayMetrics, clock: Clock) -> Prover:
 
 
 def test_attested_messages_become_verified_with_their_branch(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source = make_source(store)
     store_final(store, source, MESSAGES)
     checkpoint = checkpoint_over(MESSAGES, 2)
@@ -48,7 +49,8 @@ def test_attested_messages_become_verified_with_their_branch(
 
 
 def test_a_quorum_over_a_root_the_gateway_never_had_is_rejected(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source = make_source(store)
     store_final(store, source, MESSAGES[:2])
     tampered = checkpoint_over(MESSAGES[:2], root=b"\xee" * 32)
@@ -60,12 +62,17 @@ def test_a_quorum_over_a_root_the_gateway_never_had_is_rejected(
         assert record.error_reason == "InvalidMerkleProof"
         assert record.last_error.startswith("InvalidMerkleProof: checkpoint root differs")
         assert record.branch == ()
-    assert metrics.registry.get_sample_value(
-        "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidMerkleProof"}) == 2
+    assert (
+        metrics.registry.get_sample_value(
+            "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidMerkleProof"}
+        )
+        == 2
+    )
 
 
 def test_a_checkpoint_the_tree_does_not_reach_sends_its_messages_back_to_final(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source = make_source(store)
     store_final(store, source, MESSAGES[:2])
     store.insert_observed([observe(MESSAGES[3])], 1.0)  # nonce 2 missing: the tree stops at 2 leaves
@@ -82,20 +89,29 @@ def forged_certificate(checkpoint: Checkpoint, case: str) -> tuple[Checkpoint, Q
     if case == "QuorumNotReached":
         return checkpoint, certify(checkpoint, (0, 1))
     if case == "InvalidSignature":
-        other = Checkpoint(checkpoint.origin, checkpoint.gateway, checkpoint.epoch, b"\x01" * 32, checkpoint.index)
+        other = Checkpoint(
+            checkpoint.origin, checkpoint.gateway, checkpoint.epoch, b"\x01" * 32, checkpoint.index
+        )
         return checkpoint, QuorumCertificate(certify(other).signers, certify(other).signature)
     if case == "EpochMismatch":
-        moved = Checkpoint(checkpoint.origin, checkpoint.gateway, EPOCH + 1, checkpoint.root, checkpoint.index)
+        moved = Checkpoint(
+            checkpoint.origin, checkpoint.gateway, EPOCH + 1, checkpoint.root, checkpoint.index
+        )
         return moved, certify(moved)
     if case == "GatewayMismatch":
-        moved = Checkpoint(checkpoint.origin, b"\x07" * 32, checkpoint.epoch, checkpoint.root, checkpoint.index)
+        moved = Checkpoint(
+            checkpoint.origin, b"\x07" * 32, checkpoint.epoch, checkpoint.root, checkpoint.index
+        )
         return moved, certify(moved)
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("reason", ["EpochMismatch", "GatewayMismatch", "InvalidSignature", "QuorumNotReached"])
+@pytest.mark.parametrize(
+    "reason", ["EpochMismatch", "GatewayMismatch", "InvalidSignature", "QuorumNotReached"]
+)
 def test_a_certificate_that_does_not_verify_rejects_its_messages(
-        store: Store, metrics: RelayMetrics, clock: Clock, reason: str) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock, reason: str
+) -> None:
     source = make_source(store)
     store_final(store, source, MESSAGES[:2])
     checkpoint, certificate = forged_certificate(checkpoint_over(MESSAGES[:2]), reason)
@@ -107,7 +123,8 @@ def test_a_certificate_that_does_not_verify_rejects_its_messages(
 
 
 def test_compute_transitions_rejects_a_message_the_checkpoint_does_not_cover(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source = make_source(store)
     store_final(store, source, MESSAGES[:3])
     checkpoint = checkpoint_over(MESSAGES[:3], 1)
@@ -121,7 +138,8 @@ def test_compute_transitions_rejects_a_message_the_checkpoint_does_not_cover(
 
 
 def test_messages_under_different_checkpoints_are_judged_separately(
-        store: Store, metrics: RelayMetrics, clock: Clock) -> None:
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
     source = make_source(store)
     store_final(store, source, MESSAGES)
     good = checkpoint_over(MESSAGES, 1)

@@ -64,7 +64,10 @@ def test_the_held_back_cursor_counts_as_the_watchers_position(store: Store) -> N
 def test_an_unreachable_quorum_is_not_ready(store: Store) -> None:
     source, destination = synced(store)
     source.reachable_weight = 2
-    assert readiness(source, destination) == (False, "alpha: attestor quorum unreachable (2 of 3 weight answered)")
+    assert readiness(source, destination) == (
+        False,
+        "alpha: attestor quorum unreachable (2 of 3 weight answered)",
+    )
     source.reachable_weight = None  # never measured: not held against it
     assert readiness(source, destination)[0] is True
 
@@ -72,4 +75,7 @@ def test_an_unreachable_quorum_is_not_ready(store: Store) -> None:
 def test_a_silent_submitter_is_not_ready(store: Store) -> None:
     source, destination = synced(store)
     source.last_poll_at = START + 61.0
-    assert readiness(source, destination, START + 61.0) == (False, f"submitter of domain {DESTINATION} not answering")
+    assert readiness(source, destination, START + 61.0) == (
+        False,
+        f"submitter of domain {DESTINATION} not answering",
+    )

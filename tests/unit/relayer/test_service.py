@@ -34,8 +34,9 @@ MESSAGE = make_message(0)
 def test_a_parked_message_with_its_proof_goes_back_to_verified(store: Store, clock: Clock) -> None:
     source = make_source(store)
     checkpoint_id = store_verified(store, source, [MESSAGE], checkpoint_over([MESSAGE]))
-    store.apply_transition(Transition(MESSAGE.id, St.VERIFIED, St.PARKED, {"attempts": 8, "next_attempt_at": 5.0}),
-                           START)
+    store.apply_transition(
+        Transition(MESSAGE.id, St.VERIFIED, St.PARKED, {"attempts": 8, "next_attempt_at": 5.0}), START
+    )
     record = retry_message(store, MESSAGE.id, clock.advance(1.0))
     assert record.state is St.VERIFIED and record.attempts == 0 and record.next_attempt_at == 0.0
     assert record.checkpoint_id == checkpoint_id and len(record.branch) == 32
@@ -73,16 +74,19 @@ def test_an_unknown_message_is_a_lookup_error(store: Store, clock: Clock) -> Non
         retry_message(store, b"\x00" * 32, clock.now)
 
 
-@pytest.mark.parametrize(("given", "expected", "accepted"), [
-    ("operator-secret", "operator-secret", True),
-    ("operator-secreT", "operator-secret", False),
-    ("operator-secret-and-more", "operator-secret", False),
-    ("", "operator-secret", False),
-    ("anything", None, False),
-    ("", None, False),
-    ("", "", False),
-    ("clé-ünïcode", "clé-ünïcode", True),
-])
+@pytest.mark.parametrize(
+    ("given", "expected", "accepted"),
+    [
+        ("operator-secret", "operator-secret", True),
+        ("operator-secreT", "operator-secret", False),
+        ("operator-secret-and-more", "operator-secret", False),
+        ("", "operator-secret", False),
+        ("anything", None, False),
+        ("", None, False),
+        ("", "", False),
+        ("clé-ünïcode", "clé-ünïcode", True),
+    ],
+)
 def test_check_token(given: str, expected: str | None, accepted: bool) -> None:
     assert check_token(given, expected) is accepted
 
@@ -137,6 +141,10 @@ def test_chain_statuses_report_cursor_and_lag(store: Store, clock: Clock) -> Non
     behind.head, behind.finalized, behind.behind_since = 900, 800, START - 30.0
     behind.cursors.save_cursor(5, cursor_at(700))
     statuses = {s.domain: s for s in compute_chain_statuses({ORIGIN: idle, 5: behind}, clock.now)}
-    assert (statuses[ORIGIN].cursor, statuses[ORIGIN].lag_blocks, statuses[ORIGIN].lag_seconds) == (12, 0, 0.0)
+    assert (statuses[ORIGIN].cursor, statuses[ORIGIN].lag_blocks, statuses[ORIGIN].lag_seconds) == (
+        12,
+        0,
+        0.0,
+    )
     assert (statuses[5].cursor, statuses[5].lag_blocks, statuses[5].lag_seconds) == (700, 100, 30.0)
     assert statuses[5].head == 900 and statuses[5].name == "alpha"
