@@ -42,15 +42,10 @@ from relay.verify.ethereum.config import NetworkConfig
 from relay.verify.ethereum.containers import LightClientHeader
 from relay.verify.ethereum.dispatch import DISPATCH_TOPIC, ProvenMessage, prove_dispatches_in_receipts
 from relay.verify.ethereum.errors import IrrelevantUpdate, MalformedObject
-from relay.verify.ethereum.execution import (
-    Receipt,
-    bloom_may_contain,
-    parse_block_header,
-    parse_receipt,
-    verify_block_hash,
-    verify_header_chain,
-)
-from relay.verify.ethereum.sync_protocol import LightClient, UpdateOutcome
+from relay.verify.ethereum.execution import parse_block_header, verify_block_hash, verify_header_chain
+from relay.verify.ethereum.light_client_store import UpdateOutcome
+from relay.verify.ethereum.receipts import Receipt, bloom_may_contain, parse_receipt
+from relay.verify.ethereum.sync_protocol import LightClient
 
 _U = TypeVar("_U")
 

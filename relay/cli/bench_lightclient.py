@@ -23,7 +23,8 @@ from relay.verify.ethereum.codec import parse_bootstrap, parse_updates
 from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
 from relay.verify.ethereum.config import MAINNET
 from relay.verify.ethereum.containers import compute_beacon_block_root
-from relay.verify.ethereum.sync_protocol import initialize_light_client_store, process_light_client_update
+from relay.verify.ethereum.sync_protocol import process_light_client_update
+from relay.verify.ethereum.validation import initialize_light_client_store
 
 TARGET_MS = 10.0
 REFERENCE_RUNS = 1

@@ -25,7 +25,8 @@ from relay.verify.ethereum.codec import (
 from relay.verify.ethereum.config import NetworkConfig, get_network, network_config_from_spec
 from relay.verify.ethereum.containers import LightClientHeader, compute_beacon_block_root
 from relay.verify.ethereum.errors import EthereumProofError
-from relay.verify.ethereum.sync_protocol import LightClient, UpdateOutcome
+from relay.verify.ethereum.light_client_store import UpdateOutcome
+from relay.verify.ethereum.sync_protocol import LightClient
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

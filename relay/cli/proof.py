@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from relay.cli.lightclient import load_json
+from relay.verify.ethereum.accounts import parse_account_proof, verify_get_proof
 from relay.verify.ethereum.errors import EthereumProofError, MalformedObject
-from relay.verify.ethereum.execution import (
-    ExecutionBlockHeader,
-    parse_account_proof,
-    parse_block_header,
-    parse_data,
+from relay.verify.ethereum.execution import ExecutionBlockHeader, parse_block_header, verify_block_hash
+from relay.verify.ethereum.execution_encoding import parse_data
+from relay.verify.ethereum.receipts import (
     parse_receipt,
     receipt_transaction_index,
-    verify_block_hash,
-    verify_get_proof,
     verify_receipt_inclusion,
     verify_receipts_root,
 )

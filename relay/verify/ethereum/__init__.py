@@ -3,17 +3,23 @@
 What the `ethereum` attestor mode trusts is one beacon block root chosen by the operator and the
 honesty of a 2/3 majority of each sync committee; everything else is checked here:
 
-- `sync_protocol`: the consensus specs' light-client sync protocol (bootstrap, updates,
-  finality and optimistic updates, the optional force update), Capella to Electra.
+- `sync_protocol`: the consensus specs' light-client sync protocol (processing updates,
+  finality and optimistic updates, the optional force update), Capella to Electra, and
+  `LightClient`; `validation` holds its checks (headers, bootstrap, updates, the sync aggregate)
+  and `light_client_store` the store and its predicates.
 - `containers`, `ssz`, `merkle`, `signing`, `config`: the SSZ objects and their roots, Merkle
   branches with each fork's generalized indices, signing domains, networks and presets.
 - `codec`: beacon-API JSON and SSZ decoding.
 - `committee_keys`: sync-committee public keys decoded once per period and cached.
-- `execution`: block hashes, receipts roots, receipt proofs, `eth_getProof` account and storage proofs.
+- `execution`: execution block headers, by block hash and by parent-hash chain.
+- `receipts`: receipts roots, receipt inclusion proofs, the logs bloom.
+- `accounts`: `eth_getProof` account and storage proofs, code hashes.
+- `execution_encoding`: JSON-RPC values and Merkle-Patricia proof reading, shared by the three above.
 - `dispatch`: a Gateway `Dispatch` log proven in a finalized block, decoded into a `Message`.
 - `errors`: one `InvalidProof` subclass per check, naming it in `check`.
 """
 
+from relay.verify.ethereum.accounts import Account, AccountProof, verify_get_proof
 from relay.verify.ethereum.codec import (
     decode_bootstrap_ssz,
     decode_finality_update_ssz,
@@ -55,27 +61,20 @@ from relay.verify.ethereum.dispatch import (
     prove_dispatches_in_receipts,
 )
 from relay.verify.ethereum.errors import EthereumProofError
-from relay.verify.ethereum.execution import (
-    Account,
-    AccountProof,
-    ExecutionBlockHeader,
+from relay.verify.ethereum.execution import ExecutionBlockHeader, verify_block_hash, verify_header_chain
+from relay.verify.ethereum.light_client_store import LightClientStore, UpdateOutcome
+from relay.verify.ethereum.receipts import (
     Log,
     Receipt,
     compute_receipts_root,
-    verify_block_hash,
-    verify_get_proof,
-    verify_header_chain,
     verify_receipt_inclusion,
     verify_receipt_proof,
     verify_receipts_root,
 )
-from relay.verify.ethereum.sync_protocol import (
-    LightClient,
-    LightClientStore,
-    UpdateOutcome,
+from relay.verify.ethereum.sync_protocol import LightClient, process_light_client_update
+from relay.verify.ethereum.validation import (
     compute_light_client_execution_root,
     initialize_light_client_store,
-    process_light_client_update,
 )
 
 __all__ = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from relay.errors import MalformedEncoding
 from relay.verify.ethereum.containers import LightClientHeader
 from relay.verify.ethereum.errors import InvalidDispatchLog, LogNotFound
-from relay.verify.ethereum.execution import Log, Receipt, verify_receipt_proof, verify_receipts_root
+from relay.verify.ethereum.receipts import Log, Receipt, verify_receipt_proof, verify_receipts_root
 from relay.verify.hashing import keccak256
 from relay.verify.message import Message
 

@@ -31,11 +31,9 @@ from relay.verify.ethereum.containers import (
     LightClientUpdate,
     compute_beacon_block_root,
 )
-from relay.verify.ethereum.sync_protocol import (
-    LightClientStore,
-    initialize_light_client_store,
-    process_light_client_update,
-)
+from relay.verify.ethereum.light_client_store import LightClientStore
+from relay.verify.ethereum.sync_protocol import process_light_client_update
+from relay.verify.ethereum.validation import initialize_light_client_store
 
 PROJECT = Path(__file__).resolve().parents[3]
 VECTORS = Path(os.environ.get("RELAY_VECTORS", PROJECT.parent / "shared" / "vectors"))

@@ -32,7 +32,8 @@ from relay.verify.ethereum.containers import (
     compute_sync_committee_root,
 )
 from relay.verify.ethereum.dispatch import DISPATCH_TOPIC
-from relay.verify.ethereum.execution import EMPTY_TRIE_ROOT, Log, Receipt, compute_receipts_root
+from relay.verify.ethereum.execution_encoding import EMPTY_TRIE_ROOT
+from relay.verify.ethereum.receipts import Log, Receipt, compute_receipts_root
 from relay.verify.ethereum.signing import compute_sync_committee_signing_root
 from relay.verify.hashing import keccak256
 from relay.verify.message import Message

@@ -22,11 +22,11 @@ from relay.verify.ethereum.errors import (
     InvalidReceiptsRoot,
     LogNotFound,
 )
-from relay.verify.ethereum.execution import (
+from relay.verify.ethereum.execution_encoding import parse_data
+from relay.verify.ethereum.receipts import (
     Log,
     build_receipts_trie,
     compute_receipt_proof,
-    parse_data,
     parse_receipt,
 )
 from relay.verify.hashing import keccak256

@@ -8,6 +8,13 @@ from typing import Any
 
 import pytest
 
+from relay.verify.ethereum.accounts import (
+    parse_account_proof,
+    verify_account_proof,
+    verify_code,
+    verify_get_proof,
+    verify_storage_proof,
+)
 from relay.verify.ethereum.errors import (
     InvalidAccountProof,
     InvalidBlockHash,
@@ -20,29 +27,26 @@ from relay.verify.ethereum.errors import (
 )
 from relay.verify.ethereum.execution import (
     ExecutionBlockHeader,
+    compute_block_hash,
+    parse_block_header,
+    verify_block_hash,
+    verify_header_chain,
+)
+from relay.verify.ethereum.execution_encoding import parse_data
+from relay.verify.ethereum.receipts import (
     Log,
     Receipt,
     bloom_may_contain,
     build_receipts_trie,
-    compute_block_hash,
     compute_receipt_proof,
     compute_receipts_root,
     decode_receipt,
     encode_receipt,
-    parse_account_proof,
-    parse_block_header,
-    parse_data,
     parse_receipt,
     receipt_transaction_index,
-    verify_account_proof,
-    verify_block_hash,
-    verify_code,
-    verify_get_proof,
-    verify_header_chain,
     verify_receipt_inclusion,
     verify_receipt_proof,
     verify_receipts_root,
-    verify_storage_proof,
 )
 
 from .conftest import EXECUTION, read_json

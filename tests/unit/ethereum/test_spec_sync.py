@@ -14,7 +14,8 @@ from relay.verify.ethereum.codec import decode_bootstrap_ssz, decode_update_ssz
 from relay.verify.ethereum.config import Fork, NetworkConfig, network_config_from_spec
 from relay.verify.ethereum.containers import compute_beacon_block_root, compute_fork_data_root
 from relay.verify.ethereum.errors import ForceUpdateDisabled
-from relay.verify.ethereum.sync_protocol import LightClient, compute_light_client_execution_root
+from relay.verify.ethereum.sync_protocol import LightClient
+from relay.verify.ethereum.validation import compute_light_client_execution_root
 
 from .conftest import SPEC_LC_SYNC
 

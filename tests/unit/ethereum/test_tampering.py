@@ -40,13 +40,13 @@ from relay.verify.ethereum.errors import (
     IrrelevantUpdate,
     UnknownSyncCommitteePeriod,
 )
+from relay.verify.ethereum.light_client_store import LightClientStore
 from relay.verify.ethereum.sync_protocol import (
-    LightClientStore,
     convert_finality_update,
     convert_optimistic_update,
-    initialize_light_client_store,
     process_light_client_update,
 )
+from relay.verify.ethereum.validation import initialize_light_client_store
 
 from .conftest import CURRENT_SLOT, MainnetVectors
 
