@@ -25,8 +25,8 @@ from web3.contract import Contract
 
 from adapters.evm.anvil import AnvilProcess
 from adapters.evm.build import load_artifact
+from adapters.evm.calldata import compress_branch
 from adapters.evm.deploy import committee_struct
-from adapters.evm.submitter import compress_branch
 from relay.verify.bls import BlsBackend, get_backend, keygen, signature_to_eip2537
 from relay.verify.committee import Committee, Member
 from relay.verify.hashing import keccak256

@@ -21,11 +21,14 @@ Failures, by what the caller must do:
   subclasses (`NonceConflict`, `FeeTooLow`, `OutOfGas`, `ReceiptTimeout`, `RpcUnavailable`).
 - a recipient whose `handle` reverts does not fail the transaction: its id is reported in
   `SubmittedBatch.failed` with the decoded reason, and the message stays deliverable.
+
+This module keeps the sending and the nonce; the error types and revert decoding are in
+`adapters.evm.errors`, the calldata encodings in `adapters.evm.calldata`, and the gas-limit and
+fee policy in `adapters.evm.fees`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -37,10 +40,31 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_typing import ChecksumAddress
-from eth_utils import function_abi_to_4byte_selector
 from web3 import exceptions as web3_errors
 
+from adapters.evm.calldata import (
+    DELIVERED_SELECTOR,
+    PROCESS_BATCH_SELECTOR,
+    PROCESS_BATCH_TYPES,
+    PROCESS_SELECTOR,
+    PROCESS_TYPES,
+    PreparedCall,
+    compress_branch,
+)
 from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.errors import (
+    DeliveryReverted,
+    GatewayRejected,
+    OutOfGas,
+    ReceiptTimeout,
+    RecipientExhaustedGas,
+    classify_send_error,
+    decode_contract_error,
+    error_for_revert,
+    first_bytes32,
+    revert_data,
+)
+from adapters.evm.fees import compute_gas_limit, compute_max_fee_per_gas, read_fees
 from adapters.evm.rpc import (
     DELIVERED_TOPIC,
     DELIVERY_FAILED_TOPIC,
@@ -51,12 +75,10 @@ from adapters.evm.rpc import (
 )
 from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
-from relay.errors import ConfigurationError, InvalidProof, PermanentError, RelayError, TransientError
+from relay.errors import ConfigurationError, RelayError, TransientError
 from relay.metrics import RelayMetrics
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
-from relay.verify.hashing import keccak256
-from relay.verify.merkle import ZERO_HASHES
 
 log = logging.getLogger(__name__)
 
@@ -64,177 +86,6 @@ TREE_DEPTH = 32
 RECEIPT_TIMEOUT_SECONDS = 60.0
 RECEIPT_POLL_SECONDS = 0.1
 MAX_SIMULATION_ROUNDS = 8  # re-simulations after a competing delivery or a gas-burning recipient
-# Gas limit = estimate * 5/4 + 50,000: the recipient call only gets 63/64 of what is left, and a
-# recipient starved of gas makes the Gateway revert the whole transaction (RecipientOutOfGas).
-GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR, GAS_MARGIN_FIXED = 5, 4, 50_000
-# maxFeePerGas = 2 * base fee + tip: survives six full blocks of base-fee increases.
-BASE_FEE_MULTIPLIER = 2
-DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000
-
-
-# --- typed transient failures of this adapter -------------------------------------------------
-
-
-class NonceConflict(TransientError):
-    """The account's nonce moved under us (another sender, a dropped or replaced transaction)."""
-
-
-class FeeTooLow(TransientError):
-    """The node refused the transaction's fees (underpriced replacement, base fee spike)."""
-
-
-class InsufficientFunds(TransientError):
-    """The submitter's account cannot pay for gas; an operator must top it up."""
-
-
-class OutOfGas(TransientError):
-    """The transaction ran out of gas (the recipient was starved); retry with a fresh estimate."""
-
-
-class ReceiptTimeout(TransientError):
-    """The transaction was sent but no receipt arrived in time; it may still be mined."""
-
-
-class DeliveryReverted(TransientError):
-    """The delivery transaction reverted on-chain although its simulation passed (state changed)."""
-
-
-class GatewayRejected(InvalidProof):
-    """The Gateway rejected the proof with a custom error that has no more specific class."""
-
-
-class GatewayNotReady(PermanentError):
-    """The destination Gateway is not set up for this delivery yet (origin not enrolled, another
-    committee epoch after a hand-over): not a forged proof; parked until an operator retries."""
-
-
-class DeliveryRefused(PermanentError):
-    """A revert that names no proof check (Error(string), Panic, empty or unknown data): parked
-    for an operator rather than counted as a forged proof."""
-
-
-class RecipientExhaustedGas(PermanentError):
-    """A recipient used up all the gas it was given (the Gateway's `RecipientOutOfGas(id)`)."""
-
-
-# Gateway custom errors -> the relay error saying what the caller must do.
-_GATEWAY_ERRORS: dict[str, type[RelayError]] = {
-    "InvalidSignature": errors.InvalidSignature,
-    "InvalidSignatureLength": errors.InvalidSignature,
-    "QuorumNotReached": errors.QuorumNotReached,
-    "BitfieldLengthMismatch": errors.UnknownSigner,
-    "BitfieldOutOfRange": errors.UnknownSigner,
-    "WrongGateway": errors.GatewayMismatch,
-    "WrongEpoch": GatewayNotReady,
-    "WrongOrigin": errors.OriginMismatch,
-    "UnknownOrigin": GatewayNotReady,
-    "WrongDestination": errors.DestinationMismatch,
-    "NonceAfterCheckpoint": errors.IndexOutOfRange,
-    "InvalidMerkleProof": errors.InvalidMerkleProof,
-    "MalformedMessage": errors.MalformedEncoding,
-    "UnsupportedVersion": errors.MalformedEncoding,
-    "EmptyBatch": errors.MalformedEncoding,
-    "BatchLengthMismatch": errors.MalformedEncoding,
-    "RecipientOutOfGas": RecipientExhaustedGas,
-    "PrecompileFailed": TransientError,
-    "Error": DeliveryRefused,
-    "Panic": DeliveryRefused,
-    "EmptyRevert": DeliveryRefused,
-    "UnknownError": DeliveryRefused,
-}
-
-
-@dataclass(frozen=True)
-class ContractError:
-    """A decoded revert: the custom error's name and arguments (or the raw data if unknown)."""
-
-    name: str
-    arguments: tuple[Any, ...] = ()
-    data: bytes = b""
-
-    def describe(self) -> str:
-        """`Name(arg, ...)` with bytes in hex, as stored for operators."""
-        shown = ", ".join("0x" + a.hex() if isinstance(a, bytes) else str(a) for a in self.arguments)
-        return f"{self.name}({shown})"
-
-
-@functools.cache
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    from adapters.evm.build import load_artifact
-
-    table: dict[bytes, tuple[str, list[str]]] = {}
-    abis = [gateway_abi()]
-    try:
-        abis.append(load_artifact("Counter")["abi"])
-    except Exception:
-        log.debug("the Counter ABI is unavailable; its errors are not decoded", exc_info=True)
-    for abi in abis:
-        for entry in abi:
-            if entry.get("type") == "error":
-                selector = bytes(function_abi_to_4byte_selector(entry))  # type: ignore[arg-type]
-                table[selector] = (entry["name"], [i["type"] for i in entry.get("inputs", [])])
-    table[bytes.fromhex("08c379a0")] = ("Error", ["string"])
-    table[bytes.fromhex("4e487b71")] = ("Panic", ["uint256"])
-    return table
-
-
-def decode_contract_error(data: bytes | str | None) -> ContractError:
-    """Decode revert data by the Gateway's (and the example app's) custom error selectors."""
-    if isinstance(data, str):
-        data = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else data.encode()
-    raw = bytes(data or b"")
-    if len(raw) < 4:
-        return ContractError("EmptyRevert" if not raw else "UnknownError", (), raw)
-    known = _error_table().get(raw[:4])
-    if known is None:
-        return ContractError("UnknownError", (), raw)
-    name, types = known
-    try:
-        arguments = tuple(abi_decode(types, raw[4:])) if types else ()
-    except Exception:  # noqa: BLE001 - malformed arguments still name the error
-        arguments = ()
-    return ContractError(name, arguments, raw)
-
-
-def error_for_revert(error: ContractError) -> RelayError:
-    """The typed relay error for a Gateway revert (`GatewayRejected` for other Gateway errors)."""
-    cls = _GATEWAY_ERRORS.get(error.name, GatewayRejected)
-    return cls(
-        f"gateway rejected the delivery: {error.describe()}",
-        contract_error=error.name,
-        arguments=error.describe(),
-        error_arguments=error.arguments,
-    )
-
-
-def _revert_data(error: BaseException) -> bytes | None:
-    data = getattr(error, "data", None)
-    if isinstance(data, str) and data.startswith("0x"):
-        return bytes.fromhex(data[2:])
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data)
-    if isinstance(data, dict) and isinstance(data.get("data"), str):
-        return bytes.fromhex(data["data"].removeprefix("0x"))
-    return None
-
-
-def classify_send_error(error: BaseException, account: str) -> RelayError | None:
-    """Typed error for a node refusing a transaction, or None if it is not a known refusal."""
-    text = str(error).lower()
-    if (
-        "nonce too low" in text
-        or "nonce too high" in text
-        or "already known" in text
-        or "invalid nonce" in text
-    ):
-        return NonceConflict("node refused the transaction nonce", account=account, cause=str(error)[:200])
-    if "underpriced" in text or "fee cap" in text or "max fee per gas less than block base fee" in text:
-        return FeeTooLow("node refused the transaction fees", account=account, cause=str(error)[:200])
-    if "insufficient funds" in text:
-        return InsufficientFunds("submitter account cannot pay for gas", account=account)
-    if "out of gas" in text or "gas required exceeds" in text:
-        return OutOfGas("transaction ran out of gas", cause=str(error)[:200])
-    return None
 
 
 @dataclass(frozen=True)
@@ -359,7 +210,7 @@ class EvmDestination:
             except RecipientExhaustedGas as error:
                 # One recipient burns every gas limit: leave it out (reported as failed, so it is
                 # parked) and deliver the rest, instead of failing the whole batch forever.
-                culprit = _first_bytes32(error)
+                culprit = first_bytes32(error)
                 if culprit is None or all(item.message.id != culprit for item in pending):
                     raise
                 failed_early[culprit] = "RecipientOutOfGas: the recipient used up all the gas it was given"
@@ -408,7 +259,7 @@ class EvmDestination:
         try:
             return self.endpoint.call("eth_estimateGas", estimate)
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
-            raise error_for_revert(decode_contract_error(_revert_data(error))) from error
+            raise error_for_revert(decode_contract_error(revert_data(error))) from error
         except web3_errors.Web3RPCError as error:
             typed = classify_send_error(error, self.account)
             if typed is not None:
@@ -417,7 +268,7 @@ class EvmDestination:
 
     def _send(self, call: Any, size: int) -> bytes:
         gas = self._simulate(call)
-        limit = gas * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + GAS_MARGIN_FIXED
+        limit = compute_gas_limit(gas)
         eth = self.endpoint.web3.eth
         with self._lock:
             if self._chain_id is None:
@@ -428,14 +279,14 @@ class EvmDestination:
                         "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")
                     )
                 )
-            base_fee, tip = self._fees()
+            base_fee, tip = read_fees(self.endpoint)
             transaction = call.build_transaction(
                 {
                     "from": self.account,
                     "nonce": self._nonce,
                     "gas": limit,
                     "chainId": self._chain_id,
-                    "maxFeePerGas": base_fee * BASE_FEE_MULTIPLIER + tip,
+                    "maxFeePerGas": compute_max_fee_per_gas(base_fee, tip),
                     "maxPriorityFeePerGas": tip,
                 }
             )
@@ -466,16 +317,6 @@ class EvmDestination:
             },
         )
         return bytes(transaction_hash)
-
-    def _fees(self) -> tuple[int, int]:
-        eth = self.endpoint.web3.eth
-        latest = self.endpoint.block("latest")
-        base_fee = int(latest.get("baseFeePerGas", 0) or 0) if latest is not None else 0
-        try:
-            tip = int(self.endpoint.read("eth_maxPriorityFeePerGas", lambda: eth.max_priority_fee))
-        except web3_errors.Web3RPCError:
-            tip = DEFAULT_PRIORITY_FEE_WEI
-        return base_fee, tip
 
     def _wait_for_receipt(self, transaction_hash: bytes) -> Any:
         eth = self.endpoint.web3.eth
@@ -512,7 +353,7 @@ class EvmDestination:
                 "eth_call", lambda: call.call({"from": self.account}, block_identifier=block - 1)
             )
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
-            decoded = decode_contract_error(_revert_data(error))
+            decoded = decode_contract_error(revert_data(error))
             if decoded.name == "AlreadyDelivered":
                 return DeliveryReverted(
                     "message delivered by a competing transaction", reason=decoded.describe()
@@ -531,67 +372,6 @@ class EvmDestination:
             "eth_getTransactionByHash", lambda: eth.get_transaction(receipt["transactionHash"])
         )
         return int(transaction["gas"])
-
-
-CHECKPOINT_TUPLE = "(uint32,bytes32,uint64,bytes32,uint32)"
-PROCESS_TYPES = [CHECKPOINT_TUPLE, "bytes", "bytes", "bytes", "bytes32[32]"]
-PROCESS_BATCH_TYPES = [CHECKPOINT_TUPLE, "bytes", "bytes", "bytes[]", "bytes32[32][]"]
-PROCESS_SELECTOR = keccak256(f"process({','.join(PROCESS_TYPES)})".encode())[:4]
-PROCESS_BATCH_SELECTOR = keccak256(f"processBatch({','.join(PROCESS_BATCH_TYPES)})".encode())[:4]
-DELIVERED_SELECTOR = keccak256(b"delivered(uint32,uint32)")[:4]
-
-
-class PreparedCall:
-    """A Gateway call whose calldata was encoded once with eth_abi.
-
-    Offers the part of web3's `ContractFunction` the submitter uses (`estimate_gas`, `call`,
-    `build_transaction`). web3's contract layer re-encodes on each of those and spends seconds of
-    Python on a 250-message batch; eth_abi encodes it in about 15 ms.
-    """
-
-    def __init__(self, web3: Any, to: str, data: bytes) -> None:
-        self.web3 = web3
-        self.to = to
-        self.data = data
-
-    def _transaction(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {**fields, "to": self.to, "data": self.data}
-
-    def estimate_gas(self, fields: dict[str, Any]) -> int:
-        """eth_estimateGas; a revert raises web3's ContractLogicError / ContractCustomError."""
-        return int(self.web3.eth.estimate_gas(self._transaction(fields)))
-
-    def call(self, fields: dict[str, Any], block_identifier: Any = "latest") -> bytes:
-        """eth_call at `block_identifier`; a revert raises like `estimate_gas`."""
-        return bytes(self.web3.eth.call(self._transaction(fields), block_identifier=block_identifier))
-
-    def build_transaction(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The unsigned transaction: `fields` (nonce, gas, fees, chain id) plus to, data and no value."""
-        transaction = self._transaction({key: value for key, value in fields.items() if key != "from"})
-        transaction.setdefault("value", 0)
-        transaction.setdefault("type", 2)
-        return transaction
-
-
-def _first_bytes32(error: RelayError) -> bytes | None:
-    """The first bytes32 argument of a decoded custom error (a message id), if any."""
-    for argument in error.fields.get("error_arguments", ()):
-        if isinstance(argument, bytes) and len(argument) == 32:
-            return argument
-    return None
-
-
-def compress_branch(branch: Sequence[bytes]) -> list[bytes]:
-    """The branch with each empty-subtree hash Z[i] sent as zero bytes.
-
-    The Gateway reads a zero sibling at level i as Z[i] (either form verifies). Zero bytes cost a
-    quarter of the calldata gas (10 instead of 40 under the EIP-7623 floor, which full branches
-    hit), and every sibling above the tree's height is such a hash: about 19k gas less per message
-    in a batch of 50.
-    """
-    return [
-        bytes(32) if bytes(node) == ZERO_HASHES[level] else bytes(node) for level, node in enumerate(branch)
-    ]
 
 
 def validate_item(item: DeliveryItem, domain: int, checkpoint: Checkpoint) -> None:

@@ -3,8 +3,10 @@
 Durability: `journal_mode=WAL` with `synchronous=FULL`, so a committed transaction survives
 `kill -9` (and power loss); an interrupted one leaves no trace. One connection is shared by all
 threads behind a lock, and every public method is exactly one transaction (`BEGIN IMMEDIATE` ...
-`COMMIT`), so a state transition is always one atomic row update. The schema is created on open;
-`schema_version` in `PRAGMA user_version` guards against opening a newer file with older code.
+`COMMIT`), so a state transition is always one atomic row update. The schema is created on open
+(`relay.store.sqlite_schema`, whose `PRAGMA user_version` guards against opening a newer file with
+older code); rows are mapped to records by `relay.store.sqlite_rows`. This module keeps the
+connection, the transactions and the queries.
 """
 
 from __future__ import annotations
@@ -31,113 +33,24 @@ from relay.store.base import (
     SubmittedTransaction,
     Transition,
 )
+from relay.store.sqlite_rows import (
+    CHECKPOINT_COLUMNS,
+    MESSAGE_COLUMNS,
+    OBSERVED_COLUMNS,
+    SIGNATURE_COLUMNS,
+    TRANSACTION_COLUMNS,
+    certified_checkpoint,
+    filter_sql,
+    message_record,
+    observed_row,
+    signature_record,
+    signature_row,
+    submitted_transaction,
+    transaction_row,
+    transition_assignments,
+)
+from relay.store.sqlite_schema import prepare_database
 from relay.verify.committee import Checkpoint, QuorumCertificate
-from relay.verify.message import Message
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkpoints (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    origin INTEGER NOT NULL,
-    gateway BLOB NOT NULL,
-    epoch INTEGER NOT NULL,
-    root BLOB NOT NULL,
-    idx INTEGER NOT NULL,
-    signers BLOB NOT NULL,
-    signature BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    UNIQUE (origin, gateway, epoch, root, idx)
-);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id BLOB NOT NULL UNIQUE,
-    origin INTEGER NOT NULL,
-    destination INTEGER NOT NULL,
-    nonce INTEGER NOT NULL,
-    encoded BLOB NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT '',
-    error_reason TEXT NOT NULL DEFAULT '',
-    source_block INTEGER NOT NULL DEFAULT 0,
-    source_block_hash BLOB NOT NULL DEFAULT x'',
-    source_tx BLOB NOT NULL DEFAULT x'',
-    log_index INTEGER NOT NULL DEFAULT 0,
-    destination_tx BLOB NOT NULL DEFAULT x'',
-    checkpoint_id INTEGER REFERENCES checkpoints(id),
-    branch BLOB NOT NULL DEFAULT x'',
-    observed_at REAL NOT NULL DEFAULT 0,
-    final_at REAL NOT NULL DEFAULT 0,
-    attested_at REAL NOT NULL DEFAULT 0,
-    verified_at REAL NOT NULL DEFAULT 0,
-    submitted_at REAL NOT NULL DEFAULT 0,
-    delivered_at REAL NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL DEFAULT 0,
-    UNIQUE (origin, nonce)
-);
-CREATE INDEX IF NOT EXISTS messages_state ON messages (state, origin, nonce);
-CREATE INDEX IF NOT EXISTS messages_retry ON messages (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS messages_route ON messages (origin, destination, seq);
-CREATE TABLE IF NOT EXISTS signatures (
-    origin INTEGER NOT NULL,
-    gateway BLOB NOT NULL,
-    epoch INTEGER NOT NULL,
-    root BLOB NOT NULL,
-    idx INTEGER NOT NULL,
-    signer_index INTEGER NOT NULL,
-    public_key BLOB NOT NULL,
-    signature BLOB NOT NULL,
-    attestor TEXT NOT NULL DEFAULT '',
-    rejected_reason TEXT NOT NULL DEFAULT '',
-    received_at REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (origin, gateway, epoch, root, idx, signer_index, signature)
-);
-CREATE INDEX IF NOT EXISTS signatures_index ON signatures (origin, idx);
-CREATE TABLE IF NOT EXISTS cursors (
-    domain INTEGER PRIMARY KEY,
-    block_number INTEGER NOT NULL,
-    block_hash BLOB NOT NULL,
-    updated_at REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS transactions (
-    hash BLOB PRIMARY KEY,
-    destination INTEGER NOT NULL,
-    checkpoint_id INTEGER,
-    block_number INTEGER NOT NULL DEFAULT 0,
-    gas_used INTEGER NOT NULL DEFAULT 0,
-    submitted_at REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS transaction_messages (
-    hash BLOB NOT NULL,
-    message_id BLOB NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (hash, message_id)
-);
-CREATE INDEX IF NOT EXISTS transaction_messages_id ON transaction_messages (message_id);
-"""
-
-# The column that records when a message reached each state.
-_STATE_TIMESTAMP = {
-    MessageState.FINAL: "final_at",
-    MessageState.ATTESTED: "attested_at",
-    MessageState.VERIFIED: "verified_at",
-    MessageState.SUBMITTED: "submitted_at",
-    MessageState.DELIVERED: "delivered_at",
-}
-
-# Columns a transition may set, with how to store the value.
-_UPDATABLE = {
-    "attempts": int,
-    "next_attempt_at": float,
-    "last_error": str,
-    "error_reason": str,
-    "destination_transaction": bytes,
-    "checkpoint_id": lambda v: None if v is None else int(v),
-    "branch": lambda v: b"".join(v),
-}
-_COLUMN = {"destination_transaction": "destination_tx"}
 
 _PENDING_STATES = tuple(s.value for s in MessageState if s.is_pending)
 
@@ -159,21 +72,7 @@ class SqliteStore(Store):
         self._listeners: list[StateListener] = []
         self._closed = False
         with self._lock:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if self.path != ":memory:" and str(mode).lower() != "wal":
-                raise ConfigurationError("the store needs SQLite WAL mode", path=self.path, mode=mode)
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ConfigurationError(
-                    "the store was written by a newer relay",
-                    path=self.path,
-                    version=version,
-                    supported=SCHEMA_VERSION,
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            prepare_database(self._db, self.path)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -224,23 +123,8 @@ class SqliteStore(Store):
                         conflicts.append(message.id)
                     continue
                 db.execute(
-                    "INSERT INTO messages (id, origin, destination, nonce, encoded, state, source_block,"
-                    " source_block_hash, source_tx, log_index, observed_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        message.id,
-                        message.origin,
-                        message.destination,
-                        message.nonce,
-                        message.encode(),
-                        MessageState.OBSERVED.value,
-                        item.block_number,
-                        bytes(item.block_hash),
-                        bytes(item.transaction_hash),
-                        item.log_index,
-                        now,
-                        now,
-                    ),
+                    f"INSERT INTO messages ({OBSERVED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    observed_row(item, now),
                 )
                 new.append(message.id)
         self._notify(new)
@@ -281,24 +165,24 @@ class SqliteStore(Store):
         return removed, refused
 
     def get(self, message_id: bytes) -> MessageRecord | None:
-        rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (bytes(message_id),))
-        return _message_record(rows[0]) if rows else None
+        rows = self._read(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (bytes(message_id),))
+        return message_record(rows[0]) if rows else None
 
     def list_messages(self, where: MessageFilter, limit: int, page_token: str = "") -> Page:
         if limit <= 0:
             raise MalformedEncoding("page size must be positive", limit=limit)
-        clauses, params = _filter_sql(where)
+        clauses, params = filter_sql(where)
         if page_token:
             if not page_token.isdecimal() or len(page_token) > 19:
                 raise MalformedEncoding("page token is not one this relayer issued", page_token=page_token)
             clauses.append("seq < ?")
             params.append(int(page_token))
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY seq DESC LIMIT ?"
         rows = self._read(sql, [*params, limit + 1])
-        records = [_message_record(r) for r in rows[:limit]]
+        records = [message_record(r) for r in rows[:limit]]
         token = str(records[-1].sequence) if len(rows) > limit else ""
         return Page(records, token)
 
@@ -309,7 +193,7 @@ class SqliteStore(Store):
         destination: int | None = None,
         limit: int = 1000,
     ) -> list[MessageRecord]:
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE state = ?"
+        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = ?"
         params: list[Any] = [state.value]
         if origin is not None:
             sql += " AND origin = ?"
@@ -318,18 +202,18 @@ class SqliteStore(Store):
             sql += " AND destination = ?"
             params.append(destination)
         sql += " ORDER BY origin, nonce LIMIT ?"
-        return [_message_record(r) for r in self._read(sql, [*params, limit])]
+        return [message_record(r) for r in self._read(sql, [*params, limit])]
 
     def due_for_retry(
         self, now: float, destination: int | None = None, limit: int = 1000
     ) -> list[MessageRecord]:
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE state = ? AND next_attempt_at <= ?"
+        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = ? AND next_attempt_at <= ?"
         params: list[Any] = [MessageState.RETRYING.value, now]
         if destination is not None:
             sql += " AND destination = ?"
             params.append(destination)
         rows = self._read(sql + " ORDER BY next_attempt_at, seq LIMIT ?", [*params, limit])
-        return [_message_record(r) for r in rows]
+        return [message_record(r) for r in rows]
 
     def message_ids_by_nonce(self, origin: int, from_nonce: int = 0) -> list[tuple[int, bytes]]:
         rows = self._read(
@@ -378,10 +262,10 @@ class SqliteStore(Store):
     def oldest_pending(self) -> MessageRecord | None:
         marks = ", ".join("?" for _ in _PENDING_STATES)
         rows = self._read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE state IN ({marks}) ORDER BY observed_at, seq LIMIT 1",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE state IN ({marks}) ORDER BY observed_at, seq LIMIT 1",
             _PENDING_STATES,
         )
-        return _message_record(rows[0]) if rows else None
+        return message_record(rows[0]) if rows else None
 
     def apply_transitions(self, transitions: Sequence[Transition], now: float) -> None:
         if not transitions:
@@ -393,18 +277,7 @@ class SqliteStore(Store):
 
     def _apply(self, db: sqlite3.Connection, transition: Transition, now: float) -> None:
         verify_transition(transition.old, transition.new)
-        sets = ["state = ?", "updated_at = ?"]
-        params: list[Any] = [transition.new.value, now]
-        stamp = _STATE_TIMESTAMP.get(transition.new)
-        if stamp is not None:
-            sets.append(f"{stamp} = ?")
-            params.append(now)
-        for name, value in transition.updates.items():
-            convert = _UPDATABLE.get(name)
-            if convert is None:
-                raise ValueError(f"a transition cannot set {name!r}")
-            sets.append(f"{_COLUMN.get(name, name)} = ?")
-            params.append(convert(value))  # type: ignore[operator]
+        sets, params = transition_assignments(transition, now)
         cursor = db.execute(
             f"UPDATE messages SET {', '.join(sets)} WHERE id = ? AND state = ?",
             [*params, bytes(transition.id), transition.old.value],
@@ -440,18 +313,8 @@ class SqliteStore(Store):
         return int(row[0])
 
     def get_certificate(self, checkpoint_id: int) -> CertifiedCheckpoint | None:
-        rows = self._read(
-            "SELECT id, origin, gateway, epoch, root, idx, signers, signature, created_at"
-            " FROM checkpoints WHERE id = ?",
-            (checkpoint_id,),
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        checkpoint = Checkpoint(int(r[1]), bytes(r[2]), int(r[3]), bytes(r[4]), int(r[5]))
-        return CertifiedCheckpoint(
-            int(r[0]), checkpoint, QuorumCertificate(bytes(r[6]), bytes(r[7])), float(r[8])
-        )
+        rows = self._read(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE id = ?", (checkpoint_id,))
+        return certified_checkpoint(rows[0]) if rows else None
 
     def attest_messages(
         self, checkpoint: Checkpoint, certificate: QuorumCertificate, ids: Sequence[bytes], now: float
@@ -473,25 +336,11 @@ class SqliteStore(Store):
         return checkpoint_id
 
     def save_signature(self, record: SignatureRecord) -> bool:
-        c = record.checkpoint
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO signatures (origin, gateway, epoch, root, idx, signer_index, public_key, signature,"
-                " attestor, rejected_reason, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO signatures ({SIGNATURE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                (
-                    c.origin,
-                    c.gateway,
-                    c.epoch,
-                    c.root,
-                    c.index,
-                    record.signer_index,
-                    bytes(record.public_key),
-                    bytes(record.signature),
-                    record.attestor,
-                    record.rejected_reason,
-                    record.received_at,
-                ),
+                signature_row(record),
             )
             return cursor.rowcount == 1
 
@@ -501,25 +350,11 @@ class SqliteStore(Store):
             return int(cursor.rowcount)
 
     def signatures_for(self, origin: int, min_index: int, valid_only: bool = True) -> list[SignatureRecord]:
-        sql = (
-            "SELECT origin, gateway, epoch, root, idx, signer_index, public_key, signature, attestor,"
-            " rejected_reason, received_at FROM signatures WHERE origin = ? AND idx >= ?"
-        )
+        sql = f"SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE origin = ? AND idx >= ?"
         if valid_only:
             sql += " AND rejected_reason = ''"
         rows = self._read(sql + " ORDER BY idx, signer_index", (origin, min_index))
-        return [
-            SignatureRecord(
-                Checkpoint(int(r[0]), bytes(r[1]), int(r[2]), bytes(r[3]), int(r[4])),
-                int(r[5]),
-                bytes(r[6]),
-                bytes(r[7]),
-                str(r[8]),
-                str(r[9]),
-                float(r[10]),
-            )
-            for r in rows
-        ]
+        return [signature_record(r) for r in rows]
 
     # --- transactions -----------------------------------------------------------------------
 
@@ -527,16 +362,8 @@ class SqliteStore(Store):
         t = transaction
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO transactions (hash, destination, checkpoint_id, block_number, gas_used, submitted_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    bytes(t.transaction_hash),
-                    t.destination,
-                    t.checkpoint_id,
-                    t.block_number,
-                    t.gas_used,
-                    t.submitted_at,
-                ),
+                f"INSERT INTO transactions ({TRANSACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                transaction_row(t),
             )
             db.executemany(
                 "INSERT INTO transaction_messages (hash, message_id, position) VALUES (?, ?, ?)"
@@ -556,17 +383,7 @@ class SqliteStore(Store):
             ids = self._read(
                 "SELECT message_id FROM transaction_messages WHERE hash = ? ORDER BY position", (r[0],)
             )
-            result.append(
-                SubmittedTransaction(
-                    bytes(r[0]),
-                    int(r[1]),
-                    None if r[2] is None else int(r[2]),
-                    tuple(bytes(i[0]) for i in ids),
-                    int(r[3]),
-                    int(r[4]),
-                    float(r[5]),
-                )
-            )
+            result.append(submitted_transaction(r, tuple(bytes(i[0]) for i in ids)))
         return result
 
     # --- cursors ----------------------------------------------------------------------------
@@ -600,55 +417,3 @@ class SqliteStore(Store):
             if not self._closed:
                 self._closed = True
                 self._db.close()
-
-
-_MESSAGE_COLUMNS = (
-    "seq, encoded, state, attempts, next_attempt_at, last_error, error_reason, source_block, source_block_hash,"
-    " source_tx, log_index, destination_tx, checkpoint_id, branch, observed_at, final_at, attested_at,"
-    " verified_at, submitted_at, delivered_at, updated_at"
-)
-
-
-def _message_record(r: sqlite3.Row | tuple[Any, ...]) -> MessageRecord:
-    branch = bytes(r[13])
-    return MessageRecord(
-        message=Message.decode(bytes(r[1])),
-        state=MessageState(r[2]),
-        attempts=int(r[3]),
-        next_attempt_at=float(r[4]),
-        last_error=str(r[5]),
-        error_reason=str(r[6]),
-        source_block=int(r[7]),
-        source_block_hash=bytes(r[8]),
-        source_transaction=bytes(r[9]),
-        log_index=int(r[10]),
-        destination_transaction=bytes(r[11]),
-        checkpoint_id=None if r[12] is None else int(r[12]),
-        branch=tuple(branch[i : i + 32] for i in range(0, len(branch), 32)),
-        observed_at=float(r[14]),
-        final_at=float(r[15]),
-        attested_at=float(r[16]),
-        verified_at=float(r[17]),
-        submitted_at=float(r[18]),
-        delivered_at=float(r[19]),
-        updated_at=float(r[20]),
-        sequence=int(r[0]),
-    )
-
-
-def _filter_sql(where: MessageFilter) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if where.states:
-        clauses.append(f"state IN ({', '.join('?' for _ in where.states)})")
-        params.extend(sorted(s.value for s in where.states))
-    if where.origin:
-        clauses.append("origin = ?")
-        params.append(where.origin)
-    if where.destination:
-        clauses.append("destination = ?")
-        params.append(where.destination)
-    if where.checkpoint_id is not None:
-        clauses.append("checkpoint_id = ?")
-        params.append(where.checkpoint_id)
-    return clauses, params

@@ -23,9 +23,10 @@ import pytest
 from adapters.evm import deploy
 from adapters.evm.anvil import DEV_PRIVATE_KEYS
 from adapters.evm.config import EvmChainConfig as ChainConfig
+from adapters.evm.errors import decode_contract_error
 from adapters.evm.finality import EvmFinalitySource
 from adapters.evm.rpc import DELIVERED_TOPIC, EvmEndpoint
-from adapters.evm.submitter import EvmDestination, decode_contract_error
+from adapters.evm.submitter import EvmDestination
 from adapters.evm.watcher import EvmWatcher
 from relay import errors
 from relay.chains import Cursor, DeliveryItem

@@ -37,9 +37,9 @@ from adapters.evm.bls_encoding import (
     signature_to_eip2537,
 )
 from adapters.evm.build import SOLCJS_PATH
+from adapters.evm.calldata import compress_branch
 from adapters.evm.deploy import committee_struct
 from adapters.evm.gas import SigningCommittee, deploy_contract
-from adapters.evm.submitter import compress_branch
 from relay.verify.bls import SIGNATURE_DST, keygen
 from relay.verify.committee import (
     CHECKPOINT_TAG,

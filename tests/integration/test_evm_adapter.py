@@ -13,8 +13,9 @@ import pytest
 
 from adapters.evm import deploy
 from adapters.evm.config import EvmChainConfig as ChainConfig
+from adapters.evm.errors import GatewayNotReady, decode_contract_error
 from adapters.evm.finality import EndpointsDisagree, EvmFinalitySource
-from adapters.evm.submitter import EvmDestination, GatewayNotReady, decode_contract_error
+from adapters.evm.submitter import EvmDestination
 from relay import errors
 from relay.chains import DeliveryItem
 from relay.config import SecretRef
