@@ -14,7 +14,7 @@ from pydantic import field_validator
 from relay.chains import ChainConfigBase
 from relay.verify.message import address_to_bytes32
 
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_ADDRESS = re.compile(r"(0x)?[0-9a-fA-F]{40}")
 
 
 class EvmCompatibleChainConfig(ChainConfigBase):
@@ -24,8 +24,8 @@ class EvmCompatibleChainConfig(ChainConfigBase):
     @classmethod
     def _gateway_is_an_address(cls, value: str) -> str:
         if not _ADDRESS.fullmatch(value):
-            raise ValueError("gateway must be a 20-byte hex address (0x followed by 40 hex digits)")
-        return value
+            raise ValueError("gateway must be a 20-byte hex address (40 hex digits, 0x-prefixed or not)")
+        return value if value.startswith("0x") else "0x" + value
 
     def gateway_bytes32(self) -> bytes:
         """The gateway address left-padded to 32 bytes, as messages and checkpoints carry it."""

@@ -108,7 +108,8 @@ class CursorStore(Protocol):
 
 
 class SourceWatcher(Protocol):
-    """Watches one source gateway."""
+    """Watches one source gateway. Both methods are required: the relayer settles a conflicting
+    observation (another message at a stored nonce) by the canonical block hash."""
 
     domain: int
 
@@ -152,9 +153,15 @@ class SubmittedBatch:
 
 
 class DestinationChain(Protocol):
-    """A submitter's hold on one destination gateway."""
+    """A submitter's hold on one destination gateway, sending from `account` (the chain's own
+    address format, for logs and `GetStatus`)."""
 
     domain: int
+
+    @property
+    def account(self) -> str:
+        """The sending account."""
+        ...
 
     def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
         """Whether each (origin, nonce) was delivered."""
@@ -164,6 +171,10 @@ class DestinationChain(Protocol):
         self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
     ) -> SubmittedBatch:
         """Send one delivery transaction, wait for the receipt, report per message."""
+        ...
+
+    def status(self) -> DestinationStatus:
+        """Head, the account's next nonce and its balance in the chain's smallest native unit."""
         ...
 
 

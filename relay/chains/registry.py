@@ -64,7 +64,7 @@ def _fill_kind(data: Any) -> Any:
     if not isinstance(data, Mapping):
         return data
     kind = data.get("kind", DEFAULT_KIND)
-    if kind not in CHAIN_FAMILIES:
+    if not isinstance(kind, str) or kind not in CHAIN_FAMILIES:
         raise ValueError(f"unknown chain kind {kind!r}; known kinds: {', '.join(sorted(CHAIN_FAMILIES))}")
     return data if "kind" in data else {**data, "kind": DEFAULT_KIND}
 

@@ -188,8 +188,9 @@ class Relayer:
             self.destinations[destination_config.domain] = DestinationState(
                 destination_config, self._submitter_factory(destination_config.submitter)
             )
-        self._stages = _Stages(self, store, backend, self._pool)
-        self._stages.outcomes.recover_submitted()
+        stages = _Stages(self, store, backend, self._pool)
+        stages.outcomes.recover_submitted()
+        self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
         log.info(
             "relayer opened",
             extra={
@@ -227,11 +228,10 @@ class Relayer:
         if self._grpc is not None:
             return self._grpc.port
         self.open()
-        from relay.rpc.relay_service import SERVICE_NAME, RelayServicer
-        from relay.v1 import relay_service_pb2_grpc
+        from relay.rpc.relay_service import SERVICE_NAME, add_relay_service
 
         def register(server: Any) -> None:
-            relay_service_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self), server)
+            add_relay_service(server, self)
 
         self._grpc = start_grpc_server(
             self.config.listen,
