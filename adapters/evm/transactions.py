@@ -101,6 +101,7 @@ class AccountTransactions:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._chain_id: int | None = None
+        self._lost_nonces: set[int] = set()  # nonces of lost transactions, maybe gaps to fill
 
     def read(self, method: str, operation: Callable[[], T]) -> T:
         """`submitter_read` on this account's endpoint."""
@@ -113,10 +114,13 @@ class AccountTransactions:
             self.read("eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, block))
         )
 
-    def forget_nonce(self) -> None:
-        """Read the nonce from the chain again before the next send."""
+    def forget_nonce(self, lost: int | None = None) -> None:
+        """Read the nonce from the chain again before the next send; `lost`: a nonce whose
+        transaction is gone, which the next send fills if the chain still has a gap there."""
         with self._lock:
             self._nonce = None
+            if lost is not None:
+                self._lost_nonces.add(lost)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -126,9 +130,15 @@ class AccountTransactions:
             if self._chain_id is None:
                 self._chain_id = int(self.read("eth_chainId", lambda: self.endpoint.web3.eth.chain_id))
             if self._nonce is None:
-                self._nonce = self._read_nonce()
+                self._nonce, fills_gap = self._read_nonce()
+            else:
+                fills_gap = False
             base_fee, tip = read_fees(self.read, self.endpoint.web3)
-            fees = compute_initial_fees(base_fee, tip, self.settings.max_fee_per_gas_cap)
+            try:
+                fees = compute_initial_fees(base_fee, tip, self.settings.max_fee_per_gas_cap)
+            except FeeCapReached:
+                self._count(self.endpoint.chain_name, "fee_cap")
+                raise
             transaction = call.build_transaction(
                 {
                     "from": self.account,
@@ -144,17 +154,28 @@ class AccountTransactions:
             except errors.RelayError:
                 self._nonce = None  # refused, or it may or may not have arrived: ask the chain
                 raise
-            self._nonce += 1
-        return SentTransaction(self._nonce - 1, transaction, fees, [transaction_hash], self._clock())
+            # After filling a gap, the nonces above it are taken by transactions in the pool.
+            self._nonce = None if fills_gap else self._nonce + 1
+        return SentTransaction(
+            int(transaction["nonce"]), transaction, fees, [transaction_hash], self._clock()
+        )
 
-    def _read_nonce(self) -> int:
+    def _read_nonce(self) -> tuple[int, bool]:
+        """The next nonce, and whether it fills a gap below transactions waiting in the pool.
+
+        "pending" counts the pool; a lost transaction's nonce between "latest" (mined) and
+        "pending" is a gap that holds back every transaction above it, so it is used first.
+        """
         pending = self.transaction_count("pending")
         latest = self.transaction_count("latest")
+        gaps = sorted(n for n in self._lost_nonces if latest <= n < pending)
+        self._lost_nonces = set(gaps[1:])
+        nonce = gaps[0] if gaps else pending
         log.info(
             "account nonce read from the chain",
-            extra={"account": self.account, "pending": pending, "latest": latest},
+            extra={"account": self.account, "pending": pending, "latest": latest, "nonce": nonce},
         )
-        return pending
+        return nonce, bool(gaps)
 
     def _broadcast(self, transaction: dict[str, Any]) -> bytes:
         """Sign and send; the same signed bytes may be sent again on a transport failure."""
@@ -254,7 +275,7 @@ class AccountTransactions:
             if self._mined(sent) is not None:
                 return
             self._count(chain, "dropped")
-            self.forget_nonce()
+            self.forget_nonce(lost=sent.nonce)
             raise TransactionLost(
                 "the node no longer knows the delivery transaction",
                 nonce=sent.nonce,
