@@ -267,3 +267,47 @@ def test_a_flaky_rpc_does_not_fail_a_delivery(own_chains: Chains, mode: str) -> 
     assert proxy.injected == faults, "every planned fault was injected"
     retried = registry.get_sample_value("relay_retries_total", {"policy": "submitter_read"})
     assert retried == sum(faults.values())
+
+
+def test_a_parked_message_delivered_by_someone_else_is_found_delivered_on_chain(
+    own_chains: Chains, tmp_path: Any
+) -> None:
+    """The relayer's keyless reader (through the chain registry) sees another party's delivery."""
+    from relay.chains.registry import create_delivery_reader
+    from relay.relayer.gauges import Gauges
+    from relay.relayer.outcomes import Outcomes
+    from relay.retry import BackoffSchedule
+    from relay.store import Transition, open_store
+    from tests.chains import DESTINATION, SOURCE
+    from tests.unit.relayer.helpers import S, checkpoint_over, make_source, store_verified
+
+    chains = own_chains
+    checkpoint, certificate, items = one_item(chains, "parked")
+    messages = all_source_messages(chains)
+    store = open_store(str(tmp_path / "relayer.db"))
+    try:
+        metrics = RelayMetrics(CollectorRegistry())
+        store_verified(
+            store, make_source(store, domain=SOURCE), messages, checkpoint_over(messages, origin=SOURCE)
+        )
+        target = items[0].message
+        store.apply_transition(
+            Transition(target.id, S.VERIFIED, S.PARKED, {"last_error": "AttemptsExhausted"}), 0.0
+        )
+        outcomes = Outcomes(store, metrics, time_now, BackoffSchedule(), Gauges(store, metrics, time_now))
+        reader = create_delivery_reader(chains.destination_chain(), metrics)
+        assert reader.domain == DESTINATION
+        assert outcomes.find_delivered_on_chain(DESTINATION, reader) == []
+        # Someone else (another submitter) delivers it.
+        EvmDestination(chains.destination_chain(), SUBMITTER).submit(checkpoint, certificate, items)
+        assert outcomes.find_delivered_on_chain(DESTINATION, reader) == [target.id]
+        record = store.get(target.id)
+        assert record is not None and record.state is S.DELIVERED
+    finally:
+        store.close()
+
+
+def time_now() -> float:
+    import time
+
+    return time.time()
