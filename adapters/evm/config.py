@@ -9,16 +9,46 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 
 from relay.chains import ChainConfigBase
+from relay.config import StrictModel
 from relay.verify.message import address_to_bytes32
 
 _ADDRESS = re.compile(r"(0x)?[0-9a-fA-F]{40}")
 
 
+class SubmissionConfig(StrictModel):
+    """How a submitter's delivery transactions land (`chain.submission`; used by submitters only).
+
+    A transaction without a receipt `stuck_after` seconds after it was (re)sent is replaced: the
+    same nonce, `maxFeePerGas` and `maxPriorityFeePerGas` each raised by `fee_bump_percent`
+    (EIP-1559 replacement needs at least 10 %), and never beyond `max_fee_per_gas_cap` (wei).
+    At the cap the submitter keeps waiting; if no version is mined within `receipt_timeout`
+    seconds the delivery fails with the transient `FeeCapReached`. Keep `receipt_timeout` below
+    the relayer's `submitter_timeout` (120 s by default).
+    """
+
+    stuck_after: float = 30.0
+    fee_bump_percent: float = 12.5
+    max_fee_per_gas_cap: int = 500 * 10**9  # 500 gwei
+    receipt_timeout: float = 90.0
+
+    @model_validator(mode="after")
+    def _check(self) -> SubmissionConfig:
+        if self.stuck_after <= 0 or self.receipt_timeout <= 0:
+            raise ValueError("stuck_after and receipt_timeout must be positive")
+        if not 10.0 <= self.fee_bump_percent <= 1000.0:
+            raise ValueError("fee_bump_percent must be in 10..1000 (EIP-1559 replacement needs >= 10 %)")
+        if self.max_fee_per_gas_cap <= 0:
+            raise ValueError("max_fee_per_gas_cap must be positive (wei)")
+        return self
+
+
 class EvmCompatibleChainConfig(ChainConfigBase):
     """A chain whose gateway is an EVM contract (kinds `evm` and `ethereum`): a 20-byte address."""
+
+    submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
 
     @field_validator("gateway")
     @classmethod

@@ -13,6 +13,8 @@ adapter or web3.
   block.
 - `DestinationChain`: what a submitter does to a destination gateway; `DestinationStatus` what it
   reports about its account.
+- `DeliveryReader`: the relayer's read-only, keyless view of a destination gateway, to confirm
+  deliveries on the chain itself instead of on a submitter's word.
 """
 
 from __future__ import annotations
@@ -175,6 +177,16 @@ class DestinationChain(Protocol):
 
     def status(self) -> DestinationStatus:
         """Head, the account's next nonce and its balance in the chain's smallest native unit."""
+        ...
+
+
+class DeliveryReader(Protocol):
+    """Whether messages are delivered on one destination gateway, read from the chain (no key)."""
+
+    domain: int
+
+    def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
+        """Whether each (origin, nonce) is marked delivered, in order; `TransientError` if unread."""
         ...
 
 
