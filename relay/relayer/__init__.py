@@ -62,6 +62,7 @@ from relay.relayer.service import (
 )
 from relay.relayer.state import DestinationState, SourceState
 from relay.relayer.tree import OriginTree
+from relay.rpc.limits import CallLimits
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.store import open_store
 from relay.store.base import MessageRecord, Store
@@ -81,7 +82,6 @@ log = logging.getLogger("relay.relayer")
 STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting call are looked for
 STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
 ATTESTOR_POOL_SIZE = 16
-SERVER_THREADS = 32
 
 AttestorFactory = Callable[[str], AttestorClient]
 SubmitterFactory = Callable[[str], SubmitterClient]
@@ -238,7 +238,7 @@ class Relayer:
             self.metrics,
             register,
             [SERVICE_NAME],
-            max_workers=SERVER_THREADS,
+            limits=CallLimits(streams=self.config.max_watch_streams, unary=self.config.max_unary_calls),
             thread_prefix="relayer-grpc",
         )
         if self.config.metrics_listen and self._http is None:

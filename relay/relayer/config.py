@@ -83,6 +83,10 @@ class RelayerConfig(StrictModel):
     poll_interval: float = 0.5
     attestor_timeout: float = 2.0
     submitter_timeout: float = 120.0
+    # RelayService: at most this many streams (WatchMessages) and unary calls at once, each kind
+    # with its own server threads; a call over its limit gets RESOURCE_EXHAUSTED at once.
+    max_watch_streams: int = 32
+    max_unary_calls: int = 16
     # host:port for /metrics, /healthz, /readyz; None: no HTTP endpoint.
     metrics_listen: str | None = None
     # /readyz: every source polled within `ready_max_poll_age` s and at most this many blocks behind.
@@ -104,6 +108,8 @@ class RelayerConfig(StrictModel):
             raise ValueError(f"destination domains must be unique (got {targets})")
         if self.poll_interval <= 0 or self.attestor_timeout <= 0 or self.submitter_timeout <= 0:
             raise ValueError("poll_interval, attestor_timeout and submitter_timeout must be positive")
+        if not 1 <= self.max_watch_streams <= 10_000 or not 1 <= self.max_unary_calls <= 10_000:
+            raise ValueError("max_watch_streams and max_unary_calls must be in 1..10000")
         if self.bls_backend is not None and self.bls_backend not in ("blst", "py_ecc"):
             raise ValueError("bls_backend must be 'blst' or 'py_ecc'")
         known = set(domains) | set(targets)

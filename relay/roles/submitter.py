@@ -42,6 +42,7 @@ from relay.errors import (
 )
 from relay.roles.service import ServedRole
 from relay.rpc.convert import deliver_request_from_proto
+from relay.rpc.limits import CallLimits
 from relay.rpc.server import split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
 
@@ -241,7 +242,7 @@ class Submitter(ServedRole):
             self.metrics,
             register,
             [SERVICE_NAME],
-            max_workers=16,
+            limits=CallLimits(streams=4, unary=16),
             thread_prefix="submitter-grpc",
         )
         self._server, self.grpc_port = served.server, served.port
