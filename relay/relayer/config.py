@@ -6,11 +6,13 @@ JSON file, then `RELAY_*` environment variables, then flags.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from relay.chains.registry import ChainConfig
 from relay.config import CommitteeConfig, SecretRef, StrictModel
-from relay.retry import BackoffSchedule
+from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
 
 
 class SourceConfig(StrictModel):
@@ -49,21 +51,40 @@ class BatchingConfig(StrictModel):
 
 
 class RetryConfig(StrictModel):
-    """The per-message delivery backoff (see `relay.retry.BackoffSchedule`)."""
+    """The per-message delivery backoff (see `relay.retry.BackoffSchedule`).
 
-    max_attempts: int = 8
+    A transient failure (a submitter, RPC or chain away) is retried with waits doubling from
+    `base_delay` up to `max_delay`, for as long as `give_up_after` seconds since the message became
+    deliverable (default a week); only then, or at once for a permanent failure, is it PARKED.
+    """
+
+    give_up_after: float = DEFAULT_GIVE_UP_AFTER
     base_delay: float = 1.0
     max_delay: float = 300.0
     jitter: float = 0.2
 
     def schedule(self) -> BackoffSchedule:
         """The backoff schedule these settings describe."""
-        return BackoffSchedule(self.base_delay, self.max_delay, self.max_attempts, self.jitter)
+        return BackoffSchedule(self.base_delay, self.max_delay, self.give_up_after, self.jitter)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_attempts" in data:
+            raise ValueError(
+                "max_attempts was removed: transient failures are retried for give_up_after seconds"
+                " (default 604800, a week) and never parked after a number of attempts"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> RetryConfig:
-        if self.max_attempts < 1 or self.base_delay <= 0 or self.max_delay < self.base_delay:
-            raise ValueError("max_attempts >= 1, base_delay > 0 and max_delay >= base_delay")
+        if self.base_delay <= 0 or self.max_delay < self.base_delay:
+            raise ValueError("base_delay > 0 and max_delay >= base_delay")
+        if self.give_up_after < self.max_delay:
+            raise ValueError(
+                f"give_up_after ({self.give_up_after} s) must be at least max_delay ({self.max_delay} s)"
+            )
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
         return self
