@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TypeVar
 
 from tenacity import (
@@ -122,6 +122,7 @@ class BackoffSchedule:
 
     base: float = 1.0
     cap: float = 300.0
+    _: KW_ONLY  # the window is seconds, not the old attempt count: never passed by position
     give_up_after: float = DEFAULT_GIVE_UP_AFTER
     jitter: float = 0.2
 

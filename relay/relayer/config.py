@@ -65,7 +65,9 @@ class RetryConfig(StrictModel):
 
     def schedule(self) -> BackoffSchedule:
         """The backoff schedule these settings describe."""
-        return BackoffSchedule(self.base_delay, self.max_delay, self.give_up_after, self.jitter)
+        return BackoffSchedule(
+            self.base_delay, self.max_delay, give_up_after=self.give_up_after, jitter=self.jitter
+        )
 
     @model_validator(mode="before")
     @classmethod
