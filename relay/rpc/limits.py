@@ -10,6 +10,8 @@
   admitted call plus a few to answer the refused ones. So streams (status watchers) can never
   take the threads that operator calls and queries need. A call over its kind's limit is refused
   at once with `RESOURCE_EXHAUSTED`; it never waits for a slot.
+- **Undecodable requests.** Bytes that do not parse as the method's request message are answered
+  `INVALID_ARGUMENT` (gRPC itself would say INTERNAL, which reads as a crash of the server).
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ MESSAGE_SIZE_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 """Channel and server options that apply `MAX_MESSAGE_BYTES`."""
+
+MAX_DETAILS_CHARS = 1000
+"""Status details are cut to this: they travel in trailers (8 KiB by default) and may quote hostile input."""
+
+
+def shorten_details(details: str) -> str:
+    """`details` cut to `MAX_DETAILS_CHARS`, marked as cut."""
+    if len(details) <= MAX_DETAILS_CHARS:
+        return details
+    return details[: MAX_DETAILS_CHARS - 20] + f"... ({len(details)} chars)"
+
 
 REFUSAL_THREADS = 4
 """Pool threads beyond the admitted calls, so that a refusal never waits behind them."""
@@ -51,12 +64,33 @@ class CallLimits:
         return self.streams + self.unary + REFUSAL_THREADS
 
 
+class _Undecodable:
+    """What a request deserializer returns for bytes that are not a valid request message."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as error:  # noqa: BLE001 - any parse failure is the caller's malformed input
+            return _Undecodable(error)
+
+    return parse
+
+
 class ConcurrencyInterceptor(grpc.ServerInterceptor):
     """Admits at most `limits.streams` streaming and `limits.unary` unary calls at once.
 
     Every method counts, the role's own and grpc.health.v1 / reflection alike: a server streaming
     or client streaming call is a stream for its whole life. Over the limit the call ends with
-    `RESOURCE_EXHAUSTED` before its handler runs. `on_refused(method)` hears each refusal.
+    `RESOURCE_EXHAUSTED` before its handler runs. `on_refused(method)` hears each refusal. A
+    request that does not decode ends with `INVALID_ARGUMENT`, before its handler runs too.
     """
 
     def __init__(self, limits: CallLimits, on_refused: Callable[[str], None] | None = None) -> None:
@@ -75,7 +109,7 @@ class ConcurrencyInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        serialize = (handler.request_deserializer, handler.response_serializer)
+        serialize = (_tolerant(handler.request_deserializer), handler.response_serializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._admit_unary(method, "unary", self._unary, handler.unary_unary), *serialize
@@ -112,6 +146,7 @@ class ConcurrencyInterceptor(grpc.ServerInterceptor):
         behavior: Callable[[Any, grpc.ServicerContext], Any],
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            _verify_decoded(request, context)
             if not slots.acquire(blocking=False):
                 self._refuse(method, kind, context)
             try:
@@ -127,6 +162,7 @@ class ConcurrencyInterceptor(grpc.ServerInterceptor):
         slots = self._streams
 
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            _verify_decoded(request, context)
             if not slots.acquire(blocking=False):
                 self._refuse(method, "stream", context)
             try:
@@ -135,3 +171,10 @@ class ConcurrencyInterceptor(grpc.ServerInterceptor):
                 slots.release()
 
         return handle
+
+
+def _verify_decoded(request: Any, context: grpc.ServicerContext) -> None:
+    # A client-streaming request is an iterator whose items decode as they arrive; an item that
+    # does not decode reaches its handler as an `_Undecodable` and fails there on its fields.
+    if isinstance(request, _Undecodable):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request does not decode: {request.error}")
