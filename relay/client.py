@@ -112,17 +112,49 @@ def parse_message_id(text: str) -> bytes:
     return raw
 
 
-class RelayClient:
-    """A client of the relayer's RelayService at `address` (host:port)."""
+class RelayerUnreachable(RpcUnavailable):
+    """No relayer answers at the address: nothing listens there, or it is down or unroutable."""
 
-    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+
+CONNECT_TIMEOUT = 3.0
+"""Seconds `RelayClient` waits for a connection before it reports the relayer unreachable."""
+
+
+class RelayClient:
+    """A client of the relayer's RelayService at `address` (host:port).
+
+    A relayer that cannot be reached is reported as such (`RelayerUnreachable`, with the address)
+    within `connect_timeout` seconds, not after a whole wait as a message never seen.
+    """
+
+    def __init__(
+        self, address: str, *, timeout: float = 5.0, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> None:
+        from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
+
         self.address = address
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._channel = grpc.insecure_channel(
             address,
-            options=[("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)],
+            options=[
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+                *MESSAGE_SIZE_OPTIONS,
+            ],
         )
         self._stub = relay_service_pb2_grpc.RelayServiceStub(self._channel)
+
+    def verify_reachable(self) -> None:
+        """Raise `RelayerUnreachable` unless a connection to the relayer opens within `connect_timeout`."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise RelayerUnreachable(
+                f"no relayer answers at {self.address}",
+                address=self.address,
+                waited_seconds=self.connect_timeout,
+            ) from None
 
     def close(self) -> None:
         """Close the channel."""
@@ -197,14 +229,23 @@ class RelayClient:
         timeout: float = 120.0,
         on_change: Callable[[MessageView], None] | None = None,
     ) -> MessageView:
-        """Poll until the message is delivered; raise if it ends REJECTED/PARKED or time runs out."""
+        """Poll until the message is delivered; raise if it ends REJECTED/PARKED or time runs out.
+
+        `RelayerUnreachable` at once if no relayer answers at the address when the wait starts, or
+        at the deadline if it stopped answering and never came back; a relayer that restarts
+        during the wait is waited for.
+        """
+        self.verify_reachable()
         deadline = time.monotonic() + timeout
         last_state = ""
+        unreachable: RpcUnavailable | None = None
         while True:
             try:
                 view = self.get(message_id)
-            except RpcUnavailable:
+                unreachable = None
+            except RpcUnavailable as error:
                 view = None
+                unreachable = error
             if view is not None and view.state != last_state:
                 last_state = view.state
                 if on_change is not None:
@@ -214,6 +255,13 @@ class RelayClient:
             if view is not None and view.is_terminal:
                 raise PermanentError(f"message ended {view.state}", id=message_id, last_error=view.last_error)
             if time.monotonic() > deadline:
+                if unreachable is not None:
+                    raise RelayerUnreachable(
+                        f"the relayer at {self.address} stopped answering",
+                        address=self.address,
+                        state=last_state or "unseen",
+                        seconds=timeout,
+                    ) from unreachable
                 raise NotYetAvailable(
                     "message not delivered in time",
                     id=message_id,

@@ -15,7 +15,9 @@ while the role's own loop is busy or stuck (which is exactly when `/healthz` mus
 Bind to port 0 to let the kernel pick a free port; `server.port` reports it.
 
 `add_grpc_health_and_reflection(server, service_names)` adds the standard gRPC health service
-(grpc.health.v1) and server reflection to a role's gRPC server.
+(grpc.health.v1) and server reflection to a role's gRPC server; `GrpcServingProbe` asks that
+service over loopback, so a role's `/readyz` can say whether its gRPC server really answers
+(`/healthz` stays about the process).
 """
 
 from __future__ import annotations
@@ -197,3 +199,69 @@ def add_grpc_health_and_reflection(server: Any, service_names: Iterable[str]) ->
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection([*names, health_name, reflection.SERVICE_NAME], server)
     return servicer
+
+
+class GrpcServingProbe:
+    """Whether a role's own gRPC server answers, by real calls over loopback, cached briefly.
+
+    `check()` makes a grpc.health.v1 `Check` (a unary call) and opens a health `Watch` (a stream,
+    cancelled after its first answer), each with a `timeout` deadline, against `address`. So a
+    stopped or wedged server, a full unary pool and full stream slots all read as not ready; the
+    verdict is reused for `cache_for` seconds so that frequent probes do not load the server.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = 1.0,
+        cache_for: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import grpc
+
+        self.address = address
+        self.timeout = timeout
+        self.cache_for = cache_for
+        self._clock = clock
+        self._channel = grpc.insecure_channel(address)
+        self._lock = threading.Lock()
+        self._verdict: tuple[bool, str] | None = None
+        self._checked_at = 0.0
+
+    def check(self) -> tuple[bool, str]:
+        """(answers, detail), from the cache if it is younger than `cache_for` seconds."""
+        with self._lock:
+            now = self._clock()
+            if self._verdict is None or now - self._checked_at >= self.cache_for:
+                self._verdict = self._probe()
+                self._checked_at = self._clock()
+            return self._verdict
+
+    def _probe(self) -> tuple[bool, str]:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        request = health_pb2.HealthCheckRequest()
+        try:
+            answer = stub.Check(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            return False, f"gRPC server at {self.address} does not answer: {error.code().name}"
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            return False, f"gRPC server at {self.address} is not serving"
+        stream = stub.Watch(request, timeout=self.timeout)
+        try:
+            next(stream)
+        except grpc.RpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                return False, f"gRPC server at {self.address} has no stream slot free"
+            return False, f"gRPC server at {self.address} serves no stream: {code.name}"
+        finally:
+            stream.cancel()
+        return True, f"gRPC server at {self.address} answers"
+
+    def close(self) -> None:
+        """Close the loopback channel."""
+        self._channel.close()

@@ -8,6 +8,17 @@ OBSERVED -> FINAL -> ATTESTED -> VERIFIED -> SUBMITTED -> DELIVERED
                                  PARKED (dead letter; an operator can retry it)
 ```
 
+Which failure leads where (the error's type decides, `relay.errors`):
+
+- **Transient** (`TransientError`: an RPC error or timeout, a submitter, RPC or chain away, a
+  nonce race, no outcome reported): RETRYING, with a capped backoff, for as long as the operator's
+  retry window (`retry.give_up_after`, a week by default). An outage never parks a message.
+- **Permanent** (`PermanentError`: the recipient reverted, the submitter refused the request) and a
+  transient failure that outlasted the retry window (`AttemptsExhausted`): PARKED, until an
+  operator retries it.
+- **Invalid proof** (`InvalidProof`: the certificate, root or branch does not verify, or the
+  destination gateway rejects it): REJECTED, never retried by itself.
+
 The table below is the only place that says which move is legal; the store calls
 `verify_transition` before every row update, so an impossible history (DELIVERED -> SUBMITTED,
 say) is a typed error, never a silent rewrite. A message that is OBSERVED but not yet FINAL can
@@ -32,7 +43,7 @@ class MessageState(enum.Enum):
     DELIVERED = "delivered"  # the destination gateway marked it delivered (terminal)
     REJECTED = "rejected"  # a proof failed; never retried by itself
     RETRYING = "retrying"  # a transient delivery failure; due again at next_attempt_at
-    PARKED = "parked"  # out of attempts or the recipient reverted; waits for an operator
+    PARKED = "parked"  # a permanent failure or the retry window ran out; waits for an operator
 
     @property
     def is_terminal(self) -> bool:
@@ -57,7 +68,7 @@ ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     S.ATTESTED: frozenset({S.VERIFIED, S.REJECTED, S.FINAL}),
     S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED}),
     S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED}),
-    # A due retry is submitted again; out of attempts it is parked.
+    # A due retry is submitted again; past the retry window it is parked.
     S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED}),
     # Operator retry: back to VERIFIED when the stored proof can be reused, else to FINAL;
     # DELIVERED when the destination chain shows it delivered (by anyone).

@@ -88,6 +88,13 @@ class RelayMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.oldest_retrying_age = Gauge(
+            "oldest_retrying_message_age_seconds",
+            "Age (since it was observed) of the oldest message a transient failure keeps RETRYING; 0 when none.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "queue_depth",
             "Messages waiting in the relayer's queue for a destination.",
@@ -254,6 +261,7 @@ class RelayMetrics:
         self.messages_delivered.labels(o, d)
         self.queue_depth.labels(o, d).set(0)
         self.oldest_pending_age.labels(o, d).set(0)
+        self.oldest_retrying_age.labels(o, d).set(0)
         self.set_message_counts(origin, destination, {})
 
     def set_message_counts(self, origin: int, destination: int, counts: dict[str, int]) -> None:

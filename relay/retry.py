@@ -7,8 +7,9 @@ Two kinds, on purpose separate:
   bad request is never retried), then re-raise the last error unchanged for the caller to
   classify. Each policy's schedule is in its docstring and pinned by tests/unit/test_retry.py.
 - **The per-message backoff** (`BackoffSchedule`): how long a message waits in RETRYING after its
-  n-th failed delivery, and when it is PARKED instead. It is a pure function of the attempt count
-  (persisted in the store), so retry counts survive restarts and nothing is queued in memory.
+  n-th failed delivery (a pure function of the attempt count, persisted in the store, so retry
+  counts survive restarts and nothing is queued in memory), and after how long a message that
+  still fails transiently is PARKED instead (days: an outage never parks a message).
 
 Deliveries themselves are never retried in-call: a transaction costs fees, and the destination's
 replay protection plus the submitter's "already delivered?" check make the per-message schedule
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TypeVar
 
 from tenacity import (
@@ -113,29 +114,43 @@ POLICIES: dict[str, CallPolicy] = {
 # --- per-message backoff ---------------------------------------------------------------------
 
 
+DEFAULT_GIVE_UP_AFTER = 7 * 24 * 3600.0
+"""A week: how long a transiently failing delivery is retried before it is parked (Hyperlane: ~2 weeks)."""
+
+
 @dataclass(frozen=True)
 class BackoffSchedule:
-    """The per-message delivery backoff: `base * 2**(attempt-1)` seconds, capped at `cap`.
+    """The per-message delivery backoff: `base * 2**(attempt-1)` seconds, capped at `cap`, for
+    `give_up_after` seconds.
 
-    With the defaults (base 1 s, cap 300 s, 8 attempts) the waits after failures 1..7 are
-    1, 2, 4, 8, 16, 32, 64 s (before jitter); the 8th failure parks the message. Jitter shrinks a
-    delay by up to `jitter` (a fraction) so that messages failing together do not retry together;
-    it is derived from the message id and attempt (deterministic, so a test can pin it), and it
-    never lengthens a delay past the cap: no backoff cliff.
+    With the defaults (base 1 s, cap 300 s, a week) the waits after failures 1, 2, 3, ... are
+    1, 2, 4, 8, 16, 32, 64, 128, 256, then 300 s for ever (before jitter): a destination that is
+    back is tried again within five minutes, however long it was away. A transient failure never
+    parks a message before it has been deliverable for `give_up_after` seconds; only then is it
+    PARKED (`AttemptsExhausted`). Jitter shrinks a delay by up to `jitter` (a fraction) so that
+    messages failing together do not retry together; it is derived from the message id and
+    attempt (deterministic, so a test can pin it), and it never lengthens a delay past the cap:
+    no backoff cliff.
     """
 
     base: float = 1.0
     cap: float = 300.0
-    max_attempts: int = 8
+    _: KW_ONLY  # the window is seconds, not the old attempt count: never passed by position
+    give_up_after: float = DEFAULT_GIVE_UP_AFTER
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.base <= 0 or self.cap < self.base or self.max_attempts < 1 or not 0 <= self.jitter < 1:
+        if (
+            self.base <= 0
+            or self.cap < self.base
+            or self.give_up_after < self.cap
+            or not 0 <= self.jitter < 1
+        ):
             raise ConfigurationError(
-                "backoff needs base > 0, cap >= base, max_attempts >= 1, 0 <= jitter < 1",
+                "backoff needs base > 0, cap >= base, give_up_after >= cap, 0 <= jitter < 1",
                 base=self.base,
                 cap=self.cap,
-                max_attempts=self.max_attempts,
+                give_up_after=self.give_up_after,
                 jitter=self.jitter,
             )
 
@@ -149,13 +164,13 @@ class BackoffSchedule:
             return raw
         return raw * (1.0 - self.jitter * _unit_interval(key, attempt))
 
-    def is_exhausted(self, attempts: int) -> bool:
-        """Whether a message that has failed `attempts` times must be PARKED instead of retried."""
-        return attempts >= self.max_attempts
+    def is_expired(self, retrying_for: float) -> bool:
+        """Whether a message deliverable for `retrying_for` seconds and still failing must be PARKED."""
+        return retrying_for >= self.give_up_after
 
-    def delays(self, key: bytes = b"") -> list[float]:
-        """The whole schedule: the wait after each failure that is still retried."""
-        return [self.compute_delay(n, key) for n in range(1, self.max_attempts)]
+    def delays(self, count: int, key: bytes = b"") -> list[float]:
+        """The waits after the first `count` failures."""
+        return [self.compute_delay(n, key) for n in range(1, count + 1)]
 
 
 def _unit_interval(key: bytes, attempt: int) -> float:

@@ -44,12 +44,17 @@ def _read_key(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Send; print the id; with --wait, print each state change until delivered."""
+    """Send; print the id; with --wait, print each state change until delivered.
+
+    With --wait, a relayer that does not answer at --relay is reported (exit 1, naming the address)
+    within seconds and before anything is sent.
+    """
     from relay.client import MessageView, RelayClient, send
 
-    message_id = send(args.rpc, args.gateway, _read_key(args), args.destination, args.recipient, args.body)
-    print(f"sent 0x{message_id.hex()}", flush=True)
+    key = _read_key(args)
     if not args.wait:
+        message_id = send(args.rpc, args.gateway, key, args.destination, args.recipient, args.body)
+        print(f"sent 0x{message_id.hex()}", flush=True)
         return 0
 
     def show(view: MessageView) -> None:
@@ -57,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {view.state}{detail}", flush=True)
 
     with RelayClient(args.relay) as client:
+        client.verify_reachable()
+        message_id = send(args.rpc, args.gateway, key, args.destination, args.recipient, args.body)
+        print(f"sent 0x{message_id.hex()}", flush=True)
         view = client.wait_delivered(message_id, args.timeout, on_change=show)
     transaction = (
         f" in transaction 0x{view.destination_transaction.hex()}" if view.destination_transaction else ""

@@ -15,8 +15,8 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | readiness, gauges | `readiness`, `gauges` | (observe only) |
 | service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |
 
-One thread runs ingest, attestation and proving for every source in turn; each destination has its
-own delivery thread, so a slow chain does not stall the others. Attestors and submitters are
+Each source has its own thread for ingest, attestation and proving, and each destination its own
+delivery thread, so a slow chain (or a slow RPC of one) does not stall the others. Attestors and submitters are
 reached through the `relay.peers` Protocols; their gRPC clients live in `relay.rpc.clients`.
 `RelayService` is served like every role (`relay.rpc.server`), and with `metrics_listen` set the
 same HTTP server as `/metrics` serves a status page (`/`, polling `/api/status`; see `relay.status`).
@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry
 from relay.chains import ChainConfigBase, DeliveryReader
 from relay.chains.registry import create_delivery_reader, create_watcher
 from relay.errors import ConfigurationError, InvalidProof, RelayError
+from relay.health import GrpcServingProbe
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.attest import AttestationCollector
@@ -63,6 +64,7 @@ from relay.relayer.service import (
 )
 from relay.relayer.state import DestinationState, SourceState
 from relay.relayer.tree import OriginTree
+from relay.rpc.limits import CallLimits
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.store import open_store
 from relay.store.base import MessageRecord, Store
@@ -83,7 +85,6 @@ STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting 
 STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
 FOUND_DELIVERED_CHECK_SECONDS = 30.0  # how often PARKED / RETRYING messages are looked up on-chain
 ATTESTOR_POOL_SIZE = 16
-SERVER_THREADS = 32
 
 AttestorFactory = Callable[[str], AttestorClient]
 SubmitterFactory = Callable[[str], SubmitterClient]
@@ -144,8 +145,10 @@ class Relayer:
         self.destinations: dict[int, DestinationState] = {}
         self.subscriptions = Subscriptions()
         self._stop = threading.Event()
+        self._gauges_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._grpc: GrpcServer | None = None
+        self._serving_probe: GrpcServingProbe | None = None
         self._http: Any = None
         self._pool: futures.ThreadPoolExecutor | None = None
         self._stages: _Stages | None = None
@@ -256,9 +259,10 @@ class Relayer:
             self.metrics,
             register,
             [SERVICE_NAME],
-            max_workers=SERVER_THREADS,
+            limits=CallLimits(streams=self.config.max_watch_streams, unary=self.config.max_unary_calls),
             thread_prefix="relayer-grpc",
         )
+        self._serving_probe = GrpcServingProbe(self._loopback_address(), timeout=1.0, cache_for=3.0)
         if self.config.metrics_listen and self._http is None:
             from relay.health import HealthServer
             from relay.status.api import render_status_json, render_status_page
@@ -285,6 +289,12 @@ class Relayer:
             log.info(f"status page: {self.status_url}", extra={"url": self.status_url})
         return self._grpc.port
 
+    def _loopback_address(self) -> str:
+        host = self.config.listen.rsplit(":", 1)[0]
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
     @property
     def metrics_port(self) -> int:
         """The bound /metrics port (0 without `metrics_listen`)."""
@@ -309,8 +319,13 @@ class Relayer:
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: see `relay.relayer.readiness.compute_readiness`."""
+        probe = self._serving_probe
         return compute_readiness(
-            self.config, list(self.sources.values()), list(self.destinations.values()), self._clock()
+            self.config,
+            list(self.sources.values()),
+            list(self.destinations.values()),
+            self._clock(),
+            probe.check() if probe is not None else None,
         )
 
     def start(self) -> Relayer:
@@ -318,7 +333,12 @@ class Relayer:
         self.open()
         self.serve()
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._source_loop, name="relayer-sources", daemon=True)]
+        self._threads = [
+            threading.Thread(
+                target=self._source_loop, args=(source,), name=f"relayer-source-{source.domain}", daemon=True
+            )
+            for source in self.sources.values()
+        ]
         for destination in self.destinations.values():
             self._threads.append(
                 threading.Thread(
@@ -342,6 +362,9 @@ class Relayer:
         if self._grpc is not None:
             self._grpc.stop(grace)
             self._grpc = None
+        if self._serving_probe is not None:
+            self._serving_probe.close()
+            self._serving_probe = None
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -384,17 +407,26 @@ class Relayer:
 
     # --- loops ------------------------------------------------------------------------------
 
-    def _source_loop(self) -> None:
+    def _source_loop(self, source: SourceState) -> None:
         while not self._stop.is_set():
             if self._http is not None:
                 self._http.heartbeat()
             try:
-                if self.process_sources():
+                if self.process_source(source):
                     for destination in self.destinations.values():
                         destination.wake.set()
+                self._refresh_gauges()
             except Exception:
-                log.exception("source pass failed")
+                log.exception("source pass failed", extra={"origin": source.domain, "chain": source.name})
             self._stop.wait(self.config.poll_interval)
+
+    def _refresh_gauges(self) -> None:
+        # Every source thread offers; one refresh at a time runs (the others skip, not wait).
+        if self._gauges_lock.acquire(blocking=False):
+            try:
+                self.stages.gauges.refresh()
+            finally:
+                self._gauges_lock.release()
 
     def _delivery_loop(self, destination: DestinationState) -> None:
         interval = min(self.config.poll_interval, max(self.config.batching.max_wait, 0.05))
@@ -422,17 +454,21 @@ class Relayer:
         self.process_deliveries(flush=flush)
 
     def process_sources(self) -> bool:
-        """Ingest, attest and prove every source once; True if some message became VERIFIED."""
-        stages = self.stages
+        """Ingest, attest and prove every source once, in turn; True if some message became VERIFIED."""
         progressed = False
         for source in list(self.sources.values()):
             if self._interrupted():
                 break
-            stages.ingest.poll(source)
-            stages.attestations.collect(source)
-            progressed = stages.prover.verify_attested(source) or progressed
-        stages.gauges.refresh()
+            progressed = self.process_source(source) or progressed
+        self._refresh_gauges()
         return progressed
+
+    def process_source(self, source: SourceState) -> bool:
+        """Ingest, attest and prove one source once; True if some message became VERIFIED."""
+        stages = self.stages
+        stages.ingest.poll(source)
+        stages.attestations.collect(source)
+        return stages.prover.verify_attested(source)
 
     def process_deliveries(self, *, flush: bool = False) -> None:
         """Deliver what is ready to every destination once."""

@@ -12,6 +12,7 @@ waits, attestors are asked who they are instead, so the quorum gauges and readin
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict, defaultdict
 from concurrent import futures
 from typing import TYPE_CHECKING
@@ -63,6 +64,7 @@ class AttestationCollector:
         self._timeout = timeout
         # (digest, signer, signature, claimed key) -> "" (valid) or the rejection reason, least recent first.
         self._verdicts: OrderedDict[tuple[bytes, int, bytes, bytes], str] = OrderedDict()
+        self._verdicts_lock = threading.Lock()  # each source's thread records partials
 
     def collect(self, source: SourceState) -> None:
         """One attestation pass for `source` (or a quorum probe when nothing is FINAL)."""
@@ -193,10 +195,12 @@ class AttestationCollector:
         # The claimed key is part of the verdict: the same signature replayed under a wrong key is
         # rejected without poisoning the verdict for the member's own copy.
         key = (partial.checkpoint.digest(), partial.signer_index, partial.signature, partial.public_key)
-        cached = self._verdicts.get(key)
+        with self._verdicts_lock:
+            cached = self._verdicts.get(key)
+            if cached is not None:
+                self._verdicts.move_to_end(key)
         if cached is not None:
             reason = cached  # verified before: skip the pairing, still make sure it is stored
-            self._verdicts.move_to_end(key)
         else:
             reason = ""
             try:
@@ -215,9 +219,10 @@ class AttestationCollector:
                         "reason": reason,
                     },
                 )
-            self._verdicts[key] = reason
-            while len(self._verdicts) > VERDICT_CACHE_SIZE:
-                self._verdicts.popitem(last=False)
+            with self._verdicts_lock:
+                self._verdicts[key] = reason
+                while len(self._verdicts) > VERDICT_CACHE_SIZE:
+                    self._verdicts.popitem(last=False)
         self._store.save_signature(
             SignatureRecord(
                 partial.checkpoint,

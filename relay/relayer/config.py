@@ -6,11 +6,13 @@ JSON file, then `RELAY_*` environment variables, then flags.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from relay.chains.registry import ChainConfig
 from relay.config import CommitteeConfig, SecretRef, StrictModel
-from relay.retry import BackoffSchedule
+from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
 
 
 class SourceConfig(StrictModel):
@@ -64,21 +66,42 @@ class BatchingConfig(StrictModel):
 
 
 class RetryConfig(StrictModel):
-    """The per-message delivery backoff (see `relay.retry.BackoffSchedule`)."""
+    """The per-message delivery backoff (see `relay.retry.BackoffSchedule`).
 
-    max_attempts: int = 8
+    A transient failure (a submitter, RPC or chain away) is retried with waits doubling from
+    `base_delay` up to `max_delay`, for as long as `give_up_after` seconds since the message became
+    deliverable (default a week); only then, or at once for a permanent failure, is it PARKED.
+    """
+
+    give_up_after: float = DEFAULT_GIVE_UP_AFTER
     base_delay: float = 1.0
     max_delay: float = 300.0
     jitter: float = 0.2
 
     def schedule(self) -> BackoffSchedule:
         """The backoff schedule these settings describe."""
-        return BackoffSchedule(self.base_delay, self.max_delay, self.max_attempts, self.jitter)
+        return BackoffSchedule(
+            self.base_delay, self.max_delay, give_up_after=self.give_up_after, jitter=self.jitter
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_attempts" in data:
+            raise ValueError(
+                "max_attempts was removed: transient failures are retried for give_up_after seconds"
+                " (default 604800, a week) and never parked after a number of attempts"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> RetryConfig:
-        if self.max_attempts < 1 or self.base_delay <= 0 or self.max_delay < self.base_delay:
-            raise ValueError("max_attempts >= 1, base_delay > 0 and max_delay >= base_delay")
+        if self.base_delay <= 0 or self.max_delay < self.base_delay:
+            raise ValueError("base_delay > 0 and max_delay >= base_delay")
+        if self.give_up_after < self.max_delay:
+            raise ValueError(
+                f"give_up_after ({self.give_up_after} s) must be at least max_delay ({self.max_delay} s)"
+            )
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
         return self
@@ -98,6 +121,10 @@ class RelayerConfig(StrictModel):
     poll_interval: float = 0.5
     attestor_timeout: float = 2.0
     submitter_timeout: float = 120.0
+    # RelayService: at most this many streams (WatchMessages) and unary calls at once, each kind
+    # with its own server threads; a call over its limit gets RESOURCE_EXHAUSTED at once.
+    max_watch_streams: int = 32
+    max_unary_calls: int = 16
     # host:port for /metrics, /healthz, /readyz; None: no HTTP endpoint.
     metrics_listen: str | None = None
     # /readyz: every source polled within `ready_max_poll_age` s and at most this many blocks behind.
@@ -119,6 +146,8 @@ class RelayerConfig(StrictModel):
             raise ValueError(f"destination domains must be unique (got {targets})")
         if self.poll_interval <= 0 or self.attestor_timeout <= 0 or self.submitter_timeout <= 0:
             raise ValueError("poll_interval, attestor_timeout and submitter_timeout must be positive")
+        if not 1 <= self.max_watch_streams <= 10_000 or not 1 <= self.max_unary_calls <= 10_000:
+            raise ValueError("max_watch_streams and max_unary_calls must be in 1..10000")
         if self.bls_backend is not None and self.bls_backend not in ("blst", "py_ecc"):
             raise ValueError("bls_backend must be 'blst' or 'py_ecc'")
         known = set(domains) | set(targets)

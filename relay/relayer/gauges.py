@@ -1,6 +1,7 @@
 """The relayer's message gauges and delivery histograms, computed from the store.
 
-Gauges of stored state (messages by route and state, queue depth, oldest pending age) come from
+Gauges of stored state (messages by route and state, queue depth, oldest pending age, oldest
+RETRYING age: a route a transient fault keeps stuck) come from
 GROUP BY scans, so `refresh()` runs them at most once per `every` seconds. `observe_delivery()`
 records end-to-end and per-stage latency from a delivered message's stored timestamps.
 """
@@ -66,6 +67,7 @@ class Gauges:
             counts[(origin, destination)][state.value] = count
         self._routes |= set(counts)
         waiting = self._store.oldest_by_route(list(WAITING_STATES))
+        retrying = self._store.oldest_by_route([S.RETRYING])
         for route in self._routes:
             route_counts = counts.get(route, {})
             self._metrics.set_message_counts(*route, route_counts)
@@ -75,4 +77,6 @@ class Gauges:
             )
             oldest = waiting.get(route)
             self._metrics.oldest_pending_age.labels(*labels).set(max(0.0, now - oldest) if oldest else 0.0)
+            oldest = retrying.get(route)
+            self._metrics.oldest_retrying_age.labels(*labels).set(max(0.0, now - oldest) if oldest else 0.0)
         return True

@@ -2,8 +2,8 @@
 
 Per message: DELIVERED (by this transaction or earlier), PARKED (the recipient reverted; still
 deliverable, an operator can retry), REJECTED (the destination gateway refused the proof), or, for
-a transient failure or a missing outcome, RETRYING under the persisted backoff schedule, PARKED
-once out of attempts. Also the recovery paths for SUBMITTED messages whose outcome can no longer
+a transient failure or a missing outcome, RETRYING under the persisted backoff schedule, for as
+long as the configured retry window (days): an outage never parks a message. Also the recovery paths for SUBMITTED messages whose outcome can no longer
 arrive: after a restart (`recover_submitted`) and when no call waits for them
 (`requeue_stranded`); the submitter skips ids already delivered, so nothing runs twice.
 
@@ -230,12 +230,18 @@ class Outcomes:
         return found
 
     def fail(self, records: Sequence[MessageRecord], error: RelayError, fields: dict[str, Any]) -> None:
-        """A delivery attempt failed for `records` (all SUBMITTED): back off, or park."""
+        """A delivery attempt failed for `records` (all SUBMITTED): back off, or park.
+
+        A transient error always backs off (RETRYING) until the message has been deliverable for
+        the schedule's `give_up_after`; any other error parks it at once, as does a transient one
+        past that window (`AttemptsExhausted`).
+        """
         now = self._clock()
         transitions = []
         for record in records:
             attempts = record.attempts + 1
-            if isinstance(error, TransientError) and not self._schedule.is_exhausted(attempts):
+            deliverable_since = record.verified_at or record.observed_at or now
+            if isinstance(error, TransientError) and not self._schedule.is_expired(now - deliverable_since):
                 delay = self._schedule.compute_delay(attempts, record.id)
                 transitions.append(
                     Transition(
@@ -255,7 +261,10 @@ class Outcomes:
                     error
                     if not isinstance(error, TransientError)
                     else AttemptsExhausted(
-                        "out of delivery attempts", attempts=attempts, last=describe(error)
+                        "still failing after the retry window",
+                        attempts=attempts,
+                        retrying_for=round(now - deliverable_since),
+                        last=describe(error),
                     )
                 )
                 transitions.append(

@@ -1,6 +1,7 @@
 """The relayer's `/readyz` verdict, from the runtime state the stages keep up to date.
 
-Ready when every source was polled recently, its watcher is within the allowed lag of the finalized
+Ready when the relayer's own gRPC server answers a loopback health call and can open a stream
+(`relay.health.GrpcServingProbe`, when served), every source was polled recently, its watcher is within the allowed lag of the finalized
 block, the attestor weight that answered (as last measured) reaches the threshold, and every
 submitter answered recently.
 """
@@ -18,8 +19,14 @@ def compute_readiness(
     sources: Iterable[SourceState],
     destinations: Iterable[DestinationState],
     now: float,
+    grpc_serving: tuple[bool, str] | None = None,
 ) -> tuple[bool, str]:
-    """(ready, reason) at time `now`; the reason names the first thing that is not ready."""
+    """(ready, reason) at time `now`; the reason names the first thing that is not ready.
+
+    `grpc_serving` is the verdict of the loopback probe of RelayService's server (None: not served).
+    """
+    if grpc_serving is not None and not grpc_serving[0]:
+        return False, grpc_serving[1]
     sources = list(sources)
     for source in sources:
         if not source.last_poll_at:

@@ -37,6 +37,7 @@ from relay.config import SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
+from relay.rpc.limits import CallLimits
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
 from relay.verify.bls import BlsBackend, get_backend
@@ -376,7 +377,7 @@ class Attestor(ServedRole):
             self.metrics,
             register,
             [SERVICE_NAME],
-            max_workers=16,
+            limits=CallLimits(streams=8, unary=16),
             thread_prefix="attestor-grpc",
         )
         self._grpc, self._grpc_health, self.grpc_port = served, served.health, served.port

@@ -42,6 +42,7 @@ from relay.errors import (
 )
 from relay.roles.service import ServedRole
 from relay.rpc.convert import deliver_request_from_proto
+from relay.rpc.limits import CallLimits, shorten_details
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
 
@@ -64,11 +65,21 @@ class SubmitterConfig(StrictModel):
 
 
 def _reason(error: RelayError) -> str:
-    return f"{error.reason}: {error}"
+    # Status details and per-message reasons may quote the request: bounded, like every status detail.
+    return shorten_details(f"{error.reason}: {error}")
+
+
+MAX_DELIVERY_ITEMS = 1000  # messages in one Deliver (the relayer's max_batch is at most this)
+MAX_DELIVERED_KEYS = 10_000  # keys in one GetDelivered
+MAX_SIGNERS_BYTES = 1024  # a signer bitfield of more than 8192 members is not a committee's
 
 
 class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
-    """gRPC DestinationService over a `DestinationChain`."""
+    """gRPC DestinationService over a `DestinationChain`.
+
+    Every request is validated before it reaches the chain: malformed or over-long input
+    (`MAX_DELIVERY_ITEMS`, `MAX_DELIVERED_KEYS`, `MAX_SIGNERS_BYTES`) is `INVALID_ARGUMENT`.
+    """
 
     def __init__(self, destination: DestinationChain, metrics: Any = None) -> None:
         self.destination = destination
@@ -77,6 +88,16 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
     def Deliver(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DeliverResponse:  # noqa: N802
         """One transaction for the batch; per-message outcomes (see the module docstring)."""
         try:
+            if len(request.items) > MAX_DELIVERY_ITEMS:
+                raise MalformedEncoding(
+                    "too many messages in one delivery", count=len(request.items), limit=MAX_DELIVERY_ITEMS
+                )
+            if len(request.certificate.signers) > MAX_SIGNERS_BYTES:
+                raise MalformedEncoding(
+                    "certificate.signers is longer than any committee's bitfield",
+                    length=len(request.certificate.signers),
+                    limit=MAX_SIGNERS_BYTES,
+                )
             checkpoint, certificate, items = deliver_request_from_proto(request)
             for item in items:
                 if item.message.destination != self.destination.domain:
@@ -170,6 +191,11 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         self, request: Any, context: grpc.ServicerContext
     ) -> destination_pb2.GetDeliveredResponse:
         """Whether each (origin, nonce) was delivered, in request order."""
+        if len(request.keys) > MAX_DELIVERED_KEYS:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"at most {MAX_DELIVERED_KEYS} keys per GetDelivered (got {len(request.keys)})",
+            )
         keys = [(key.origin, key.nonce) for key in request.keys]
         try:
             flags = self.destination.delivered(keys)
@@ -228,7 +254,7 @@ class Submitter(ServedRole):
             self.metrics,
             register,
             [SERVICE_NAME],
-            max_workers=16,
+            limits=CallLimits(streams=4, unary=16),
             thread_prefix="submitter-grpc",
         )
         self._grpc, self.grpc_port = served, served.port

@@ -16,6 +16,7 @@ from relay.chains import DeliveryItem
 from relay.errors import OriginMismatch, PermanentError, RelayError, RpcUnavailable
 from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
 from relay.rpc import convert
+from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
 from relay.verify.committee import Checkpoint, QuorumCertificate
 
@@ -32,13 +33,13 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
-# Reconnect quickly to a peer that comes back: gRPC's default backoff grows to two minutes.
+# Reconnect quickly to a peer that comes back: gRPC's default backoff grows to two minutes. The
+# message-size cap is the servers' own (`relay.rpc.limits`), so both ends agree on it.
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    *MESSAGE_SIZE_OPTIONS,
 ]
 
 _OUTCOMES = {

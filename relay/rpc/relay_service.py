@@ -4,7 +4,8 @@ The servicer is a thin translation layer over a `RelayApi` (the relayer implemen
 and validates requests (`INVALID_ARGUMENT` for malformed ids or filters), converts records to
 `MessageStatus`, and maps domain errors to status codes (`NOT_FOUND`, `FAILED_PRECONDITION`,
 `PERMISSION_DENIED` without the operator token, `RESOURCE_EXHAUSTED` for a watcher that fell
-behind).
+behind). Repeated fields are bounded (`MAX_WATCH_IDS`, `MAX_FILTER_STATES`), page sizes are clamped
+to `MAX_PAGE_SIZE`; how many calls run at once is bounded by the server (`relay.rpc.limits`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import grpc
 from relay.errors import MalformedEncoding
 from relay.lifecycle import MessageState, StaleState
 from relay.rpc import convert
+from relay.rpc.limits import shorten_details
 from relay.store.base import MessageFilter, MessageRecord, Store
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 
 SERVICE_NAME = "relay.v1.RelayService"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_WATCH_IDS = 1000  # ids one WatchMessages may name; more is INVALID_ARGUMENT (watch all instead)
+MAX_FILTER_STATES = 64  # states one ListMessages may name (there are 9; repeats are refused beyond this)
 
 
 class WatchInbox(Protocol):
@@ -84,7 +88,7 @@ def add_relay_service(server: grpc.Server, api: RelayApi) -> None:
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    context.abort(code, details)
+    context.abort(code, shorten_details(details))
     raise RuntimeError("grpc abort returned")  # pragma: no cover - abort always raises
 
 
@@ -110,6 +114,10 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
 
     def ListMessages(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
+            if len(request.states) > MAX_FILTER_STATES:
+                raise MalformedEncoding(
+                    "too many states in the filter", count=len(request.states), limit=MAX_FILTER_STATES
+                )
             states = frozenset(convert.state_from_proto(s) for s in request.states)
             size = request.page_size or DEFAULT_PAGE_SIZE
             where = MessageFilter(states=states, origin=request.origin, destination=request.destination)
@@ -123,6 +131,12 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
 
     def WatchMessages(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
         try:
+            if len(request.ids) > MAX_WATCH_IDS:
+                raise MalformedEncoding(
+                    "too many ids to watch; watch every message instead",
+                    count=len(request.ids),
+                    limit=MAX_WATCH_IDS,
+                )
             ids = [convert.message_id_from_bytes(i, "ids") for i in request.ids]
         except MalformedEncoding as error:
             _invalid(context, error)

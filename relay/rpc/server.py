@@ -1,6 +1,10 @@
 """The one way every role serves gRPC: a thread-pool server with the metrics interceptor, the
 role's services, grpc.health.v1 and reflection, bound to its configured address.
 
+Every server takes its message-size cap and its per-kind call limits from `relay.rpc.limits`: the
+pool has a thread for each admitted stream and unary call, so streams never starve unary calls,
+and a call over its kind's limit or a message over the size cap gets `RESOURCE_EXHAUSTED`.
+
 The attestor, the submitter and the relayer all start their servers here, so they share the same
 interceptor, health semantics and bind errors.
 """
@@ -17,6 +21,7 @@ import grpc
 from relay.errors import ConfigurationError
 from relay.health import add_grpc_health_and_reflection
 from relay.metrics import MetricsInterceptor, RelayMetrics
+from relay.rpc.limits import MESSAGE_SIZE_OPTIONS, CallLimits, ConcurrencyInterceptor
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -56,13 +61,18 @@ def start_grpc_server(
     register: Callable[[grpc.Server], None],
     service_names: Iterable[str],
     *,
-    max_workers: int,
+    limits: CallLimits,
     thread_prefix: str,
 ) -> GrpcServer:
-    """Build a server, add the role's services (`register`), health and reflection, bind and start it."""
+    """Build a server, add the role's services (`register`), health and reflection, bind and start it.
+
+    The pool has `limits.pool_threads` threads; calls over `limits` are refused (and counted by
+    the metrics interceptor, which sees every call first) with `RESOURCE_EXHAUSTED`.
+    """
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),
-        interceptors=[MetricsInterceptor(metrics)],
+        futures.ThreadPoolExecutor(max_workers=limits.pool_threads, thread_name_prefix=thread_prefix),
+        interceptors=[MetricsInterceptor(metrics), ConcurrencyInterceptor(limits)],
+        options=MESSAGE_SIZE_OPTIONS,
     )
     register(server)
     health = add_grpc_health_and_reflection(server, list(service_names))

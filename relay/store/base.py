@@ -126,8 +126,14 @@ StateListener = Callable[[Sequence[bytes]], None]
 """Called after a commit with the ids whose state changed (for RelayService.WatchMessages)."""
 
 
+MAX_SIGNATURES_PER_ATTESTOR = 256
+"""Signatures kept per (origin, attestor address); an honest attestor needs a handful at a time."""
+
+
 class Store(ABC):
     """Durable relayer state. Thread-safe; each method is one transaction."""
+
+    max_signatures_per_attestor: int = MAX_SIGNATURES_PER_ATTESTOR
 
     # --- messages -------------------------------------------------------------------------
 
@@ -235,12 +241,15 @@ class Store(ABC):
 
     @abstractmethod
     def save_signature(self, record: SignatureRecord) -> bool:
-        """Store an attestor's signature once per (checkpoint, signer, signature); True if written.
+        """Store an attestor's signature once per (checkpoint, signer, signature); True if written and kept.
 
         Keyed by the signature too, so a forgery sent under a member's index first never displaces
         the member's own signature. Storing the same signature again keeps the first verdict, except
         that a valid copy replaces a rejected one: the same signature bytes replayed first under a
         wrong public key (rejected) must not shadow the member's own, valid copy.
+        Bounded per attestor: at most `max_signatures_per_attestor` rows per (origin, attestor
+        address); beyond it the lowest indexes (the oldest first among equal indexes) are forgotten,
+        so an attestor signing endless distinct checkpoints only ever crowds out its own rows.
         """
 
     @abstractmethod

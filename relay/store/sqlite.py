@@ -346,7 +346,24 @@ class SqliteStore(Store):
                 " WHERE signatures.rejected_reason != '' AND excluded.rejected_reason = ''",
                 signature_row(record),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            # The attestor's rows beyond its bound, lowest index (then oldest) first.
+            pruned = db.execute(
+                "DELETE FROM signatures WHERE rowid IN (SELECT rowid FROM signatures"
+                " WHERE origin = ? AND attestor = ? ORDER BY idx DESC, received_at DESC, rowid DESC"
+                " LIMIT -1 OFFSET ?)",
+                (record.checkpoint.origin, record.attestor, self.max_signatures_per_attestor),
+            )
+            if not pruned.rowcount:
+                return True
+            c = record.checkpoint  # by key, not rowid: an upsert that updated a row sets no lastrowid
+            kept = db.execute(
+                "SELECT 1 FROM signatures WHERE origin = ? AND gateway = ? AND epoch = ? AND root = ?"
+                " AND idx = ? AND signer_index = ? AND signature = ?",
+                (c.origin, c.gateway, c.epoch, c.root, c.index, record.signer_index, record.signature),
+            ).fetchone()
+            return kept is not None
 
     def prune_signatures(self, origin: int, below_index: int) -> int:
         with self._transaction() as db:

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS signatures (
     PRIMARY KEY (origin, gateway, epoch, root, idx, signer_index, signature)
 );
 CREATE INDEX IF NOT EXISTS signatures_index ON signatures (origin, idx);
+CREATE INDEX IF NOT EXISTS signatures_attestor ON signatures (origin, attestor, idx);
 CREATE TABLE IF NOT EXISTS cursors (
     domain INTEGER PRIMARY KEY,
     block_number INTEGER NOT NULL,

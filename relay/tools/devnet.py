@@ -60,7 +60,8 @@ class DevnetOptions:
     attestor_poll_interval: float = 0.25
     relayer_poll_interval: float = 0.25
     retry_base_delay: float = 1.0
-    retry_max_attempts: int = 8
+    retry_max_delay: float = 30.0
+    retry_give_up_after: float = 7 * 24 * 3600.0
     run_root: Path = PROJECT_ROOT / ".devnet"
     log_level: str = "INFO"
     chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
@@ -323,8 +324,8 @@ class Devnet:
             "batching": {"max_batch": self.options.max_batch, "max_wait": self.options.max_wait},
             "retry": {
                 "base_delay": self.options.retry_base_delay,
-                "max_delay": 30.0,
-                "max_attempts": self.options.retry_max_attempts,
+                "max_delay": self.options.retry_max_delay,
+                "give_up_after": self.options.retry_give_up_after,
             },
             "poll_interval": self.options.relayer_poll_interval,
             "submitter_timeout": 60.0,

@@ -505,6 +505,33 @@ def test_a_valid_copy_replaces_a_rejected_copy_of_the_same_signature(store: Stor
     assert len(store.signatures_for(9, 0, valid_only=False)) == 1
 
 
+def test_signatures_are_bounded_per_attestor_lowest_index_forgotten_first(store: Store) -> None:
+    """An attestor signing endless distinct checkpoints crowds out only its own oldest rows."""
+
+    def signature(index: int, attestor: str, *, origin: int = 1, byte: int = 2) -> SignatureRecord:
+        return SignatureRecord(
+            checkpoint_at(index, origin=origin), 0, b"\x01" * 48, bytes([byte]) * 96, attestor, "", 5.0
+        )
+
+    assert 16 <= store.max_signatures_per_attestor <= 100_000  # the default: bounded, yet ample
+    store.max_signatures_per_attestor = 4
+    honest = [signature(1, "honest:1"), signature(2, "honest:1")]
+    for record in honest:
+        assert store.save_signature(record)
+    liar = "liar:1"
+    # Worst value: many distinct checkpoints, at one index (distinct signatures) and at rising ones.
+    for byte in range(10, 16):
+        assert store.save_signature(signature(7, liar, byte=byte))
+    for index in range(100, 110):
+        assert store.save_signature(signature(index, liar))
+    assert not store.save_signature(signature(3, liar))  # below everything it keeps: not kept
+    assert store.save_signature(signature(4, liar, origin=2))  # another origin, its own bound
+    kept = [r for r in store.signatures_for(1, 0, valid_only=False) if r.attestor == liar]
+    assert [r.checkpoint.index for r in kept] == [106, 107, 108, 109]
+    assert [r for r in store.signatures_for(1, 0) if r.attestor != liar] == honest
+    assert [r.checkpoint.index for r in store.signatures_for(2, 0)] == [4]
+
+
 def test_transactions_are_recorded_once_and_found_by_message(store: Store) -> None:
     ids = [o.message.id for o in (observed(0), observed(1), observed(2))]
     first = SubmittedTransaction(b"\xaa" * 32, 2, 1, tuple(ids[:2]), 17, 21000, 9.0)

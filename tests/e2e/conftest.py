@@ -25,7 +25,11 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         block_time=1.0,
         confirmations=2,
         max_batch=100,
-        retry_base_delay=0.5,
+        # A fast delivery backoff (0.1 s doubling to a 5 s cap): an outage of a minute fails more
+        # attempts than the default schedule (1 s to 300 s) fails in five minutes; see
+        # test_outage.py.
+        retry_base_delay=0.1,
+        retry_max_delay=5.0,
     )
     network = Devnet(options).start()
     try:

@@ -113,7 +113,7 @@ def scene(world: World, caplog: pytest.LogCaptureFixture) -> Iterator[Scene]:
         explorers={str(ORIGIN): ALPHA_EXPLORER},  # keys as they come from RELAY_* variables
         ready_max_lag_blocks=10,
         # A RETRYING message must stay RETRYING while the page is looked at.
-        retry={"max_attempts": 3, "base_delay": 3600, "max_delay": 3600},
+        retry={"base_delay": 3600, "max_delay": 3600},
     )
 
     def watchers(chain: ChainConfig, cursors: CursorStore) -> Any:

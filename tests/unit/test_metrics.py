@@ -31,6 +31,7 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
         "relay_stage_latency_seconds",
         "relay_end_to_end_latency_seconds",
         "relay_oldest_pending_message_age_seconds",
+        "relay_oldest_retrying_message_age_seconds",
         "relay_queue_depth",
         "relay_chain_head_block",
         "relay_chain_finalized_block",

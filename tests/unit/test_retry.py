@@ -64,28 +64,28 @@ def test_policies_never_retry_a_proof_failure() -> None:
 
 def test_the_default_message_backoff() -> None:
     schedule = BackoffSchedule()
-    assert (schedule.base, schedule.cap, schedule.max_attempts) == (1.0, 300.0, 8)
-    assert schedule.delays() == [1, 2, 4, 8, 16, 32, 64]
-    assert not schedule.is_exhausted(7)
-    assert schedule.is_exhausted(8)
+    assert (schedule.base, schedule.cap, schedule.give_up_after) == (1.0, 300.0, 7 * 24 * 3600)
+    assert BackoffSchedule(jitter=0).delays(12) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+    assert not schedule.is_expired(7 * 24 * 3600 - 1)
+    assert schedule.is_expired(7 * 24 * 3600)
 
 
 def test_the_backoff_is_capped_without_a_cliff() -> None:
-    schedule = BackoffSchedule(base=1, cap=10, max_attempts=7, jitter=0)
-    assert schedule.delays() == [1, 2, 4, 8, 10, 10]
+    schedule = BackoffSchedule(base=1, cap=10, give_up_after=60, jitter=0)
+    assert schedule.delays(6) == [1, 2, 4, 8, 10, 10]
     assert schedule.compute_delay(10_000) == 10  # no float overflow for huge counts
 
 
 def test_jitter_is_deterministic_bounded_and_below_the_cap() -> None:
-    schedule = BackoffSchedule(base=1, cap=30, max_attempts=10, jitter=0.2)
+    schedule = BackoffSchedule(base=1, cap=30, jitter=0.2)
     key = b"\x11" * 32
-    first = schedule.delays(key)
-    assert first == schedule.delays(key)
-    assert first != schedule.delays(b"\x22" * 32)
-    raw = BackoffSchedule(base=1, cap=30, max_attempts=10, jitter=0).delays()
+    first = schedule.delays(9, key)
+    assert first == schedule.delays(9, key)
+    assert first != schedule.delays(9, b"\x22" * 32)
+    raw = BackoffSchedule(base=1, cap=30, jitter=0).delays(9)
     for jittered, plain in zip(first, raw, strict=True):
         assert plain * 0.8 <= jittered <= plain <= 30
-    assert [round(d, 6) for d in first] == [round(d, 6) for d in schedule.delays(key)]
+    assert [round(d, 6) for d in first] == [round(d, 6) for d in schedule.delays(9, key)]
 
 
 def test_bad_schedules_are_configuration_errors() -> None:
@@ -93,5 +93,7 @@ def test_bad_schedules_are_configuration_errors() -> None:
         BackoffSchedule(base=0)
     with pytest.raises(ConfigurationError):
         BackoffSchedule(base=5, cap=1)
+    with pytest.raises(ConfigurationError):
+        BackoffSchedule(cap=300, give_up_after=10)  # would give up before the first capped wait
     with pytest.raises(ValueError, match="count from 1"):
         BackoffSchedule().compute_delay(0)

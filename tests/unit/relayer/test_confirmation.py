@@ -21,7 +21,7 @@ from .helpers import S as St
 
 TX = b"\xbb" * 32
 FIELDS = {"origin": ORIGIN, "destination": DESTINATION}
-SCHEDULE = BackoffSchedule(base=2.0, cap=100.0, max_attempts=3, jitter=0.0)
+SCHEDULE = BackoffSchedule(base=2.0, cap=100.0, give_up_after=3600.0, jitter=0.0)
 
 
 class ChainFlags:

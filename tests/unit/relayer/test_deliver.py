@@ -50,7 +50,11 @@ class World:
         )
         self.stopping = False
         outcomes = Outcomes(
-            store, metrics, clock, BackoffSchedule(1.0, 10.0, 3, 0.0), Gauges(store, metrics, clock)
+            store,
+            metrics,
+            clock,
+            BackoffSchedule(1.0, 10.0, give_up_after=3600.0, jitter=0.0),
+            Gauges(store, metrics, clock),
         )
         self.outcomes = outcomes
         self.deliverer = Deliverer(

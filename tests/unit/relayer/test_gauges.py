@@ -58,6 +58,8 @@ def test_counts_queue_depth_and_oldest_age_per_route(
     assert route(metrics, "relay_queue_depth", 2) == 2 and route(metrics, "relay_queue_depth", 3) == 0
     assert route(metrics, "relay_oldest_pending_message_age_seconds", 2) == 30.0
     assert route(metrics, "relay_oldest_pending_message_age_seconds", 3) == 5.0
+    assert route(metrics, "relay_oldest_retrying_message_age_seconds", 2) == 30.0  # to_two[2]
+    assert route(metrics, "relay_oldest_retrying_message_age_seconds", 3) == 0
 
 
 def test_a_drained_route_keeps_its_series_at_zero(store: Store, metrics: RelayMetrics, clock: Clock) -> None:

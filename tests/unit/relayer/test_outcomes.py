@@ -26,7 +26,7 @@ from .helpers import S as St
 MESSAGES = [make_message(n) for n in range(5)]
 TX = b"\xaa" * 32
 FIELDS = {"origin": ORIGIN, "destination": DESTINATION}
-SCHEDULE = BackoffSchedule(base=2.0, cap=100.0, max_attempts=3, jitter=0.0)
+SCHEDULE = BackoffSchedule(base=2.0, cap=100.0, give_up_after=3600.0, jitter=0.0)
 
 
 def outcomes(store: Store, metrics: RelayMetrics, clock: Clock) -> Outcomes:
@@ -106,13 +106,17 @@ def test_a_report_without_a_transaction_records_none(
     assert get(store, 0).state is St.DELIVERED and store.transactions_for(MESSAGES[0].id) == []
 
 
-def test_transient_failures_back_off_until_the_attempts_run_out(
+def test_transient_failures_back_off_capped_and_never_park_within_the_retry_window(
     store: Store, metrics: RelayMetrics, clock: Clock
 ) -> None:
+    """Failure after failure stays RETRYING (waits 2, 4, ... capped at 100 s) for the whole
+    window, far beyond the 8 attempts that used to park a message; past the window it parks."""
     stage = outcomes(store, metrics, clock)
     _, records = submitted(store, 1, clock.now)
     error = RpcUnavailable("submitter down", peer="submitter")
-    for attempt, delay in [(1, 2.0), (2, 4.0)]:
+    expected = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0] + [100.0] * 30
+    started = clock.now
+    for attempt, delay in enumerate(expected, start=1):
         stage.fail(records, error, FIELDS)
         record = get(store, 0)
         assert record.state is St.RETRYING and record.attempts == attempt
@@ -121,11 +125,13 @@ def test_transient_failures_back_off_until_the_attempts_run_out(
         clock.advance(delay)
         store.apply_transition(Transition(record.id, St.RETRYING, St.SUBMITTED), clock.now)
         records = [get(store, 0)]
+    assert clock.now - started < 3600
+    clock.advance(3600 - (clock.now - started))
     stage.fail(records, error, FIELDS)
     record = get(store, 0)
-    assert record.state is St.PARKED and record.attempts == 3
+    assert record.state is St.PARKED and record.attempts == len(expected) + 1
     assert record.error_reason == "AttemptsExhausted" and "RpcUnavailable" in record.last_error
-    assert metrics.registry.get_sample_value("relay_retries_total", {"policy": "delivery"}) == 2
+    assert metrics.registry.get_sample_value("relay_retries_total", {"policy": "delivery"}) == len(expected)
 
 
 @pytest.mark.parametrize(
