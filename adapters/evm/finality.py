@@ -15,6 +15,7 @@ topic and its position the nonce in the log's data, whether or not the message b
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from hexbytes import HexBytes
 
@@ -152,6 +153,8 @@ class EvmFinalitySource:
             window_first = max(floor, last - self.chain.max_block_range + 1)
             for nonce, leaf in self._dispatches(window_first, last):
                 if first <= nonce < end:
+                    if found.get(nonce, leaf) != leaf:
+                        raise EndpointsDisagree("two Dispatch logs claim one nonce", nonce=nonce)
                     found[nonce] = leaf
             last = window_first - 1
         if len(found) != end - first:
@@ -201,10 +204,34 @@ class EvmFinalitySource:
         for entry in logs:
             if entry.get("removed"):
                 continue
-            topics, data = entry.get("topics") or [], bytes(entry.get("data") or b"")
-            if len(topics) < 2 or len(data) < 32:
-                raise EndpointsDisagree(
-                    "malformed Dispatch log", url=endpoint.url, block=entry.get("blockNumber")
+            leaf = _dispatch_leaf(entry.get("topics") or [], bytes(entry.get("data") or b""))
+            if leaf is None:
+                # Not an event the Gateway's code can emit (wrong shape, id not the message's hash).
+                log.warning(
+                    "ignoring a malformed Dispatch-topic log",
+                    extra={"url": endpoint.url, "block": entry.get("blockNumber")},
                 )
-            out.append((int.from_bytes(data[:32], "big"), bytes(topics[1])))
+                continue
+            out.append(leaf)
         return sorted(out)
+
+
+def _dispatch_leaf(topics: Sequence[bytes], data: bytes) -> tuple[int, bytes] | None:
+    """(nonce, id) of a Gateway `Dispatch(id, destination, uint32 nonce, bytes message)` log, or None.
+
+    The id must be the keccak256 of the message bytes and the nonce the one the message carries;
+    the body itself need not decode (an oversized or odd body is still a leaf of the tree).
+    """
+    from relay.verify.hashing import keccak256
+
+    if len(topics) < 2 or len(data) < 96:
+        return None
+    nonce = int.from_bytes(data[:32], "big")
+    offset, length = int.from_bytes(data[32:64], "big"), int.from_bytes(data[64:96], "big")
+    message = data[96 : 96 + length]
+    if offset != 64 or len(message) != length or len(message) < 5 or nonce >= 2**32:
+        return None
+    leaf = bytes(topics[1])
+    if keccak256(message) != leaf or int.from_bytes(message[1:5], "big") != nonce:
+        return None
+    return nonce, leaf
