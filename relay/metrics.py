@@ -222,6 +222,13 @@ class RelayMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.attestor_halted = Gauge(
+            "attestor_halted",
+            "1 when this attestor stopped signing on a finality conflict (a changed or non-extending root).",
+            ["origin", "reason"],
+            namespace=ns,
+            registry=registry,
+        )
         self.quorum_reachable_weight = Gauge(
             "attestor_quorum_reachable_weight",
             "Total weight of attestors that answered the last probe.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.ethereum.attestation import ProvenTreeFinalitySource
+from adapters.ethereum.attestation import EnrolledCheckpoint, ProvenTreeFinalitySource
 from adapters.ethereum.config import EthereumChainConfig, LightClientConfig
 from adapters.ethereum.source import EthereumFinalitySource
 from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport, ReplayTransport
@@ -76,7 +76,22 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Fin
         allow_force_update=settings.allow_force_update,
         **extra,
     )
-    return ProvenTreeFinalitySource(source, domain=chain.domain, start_block=chain.start_block)
+    checkpoint = None
+    if settings.checkpoint is not None:
+        enrolled = settings.checkpoint
+        checkpoint = EnrolledCheckpoint(
+            block=enrolled.block,
+            count=enrolled.count,
+            root=bytes.fromhex(enrolled.root.removeprefix("0x")),
+            frontier=tuple(bytes.fromhex(node.removeprefix("0x")) for node in enrolled.frontier),
+        )
+    return ProvenTreeFinalitySource(
+        source,
+        domain=chain.domain,
+        start_block=chain.start_block,
+        state_file=settings.state_file,
+        checkpoint=checkpoint,
+    )
 
 
 def _network(settings: LightClientConfig) -> Any:

@@ -7,8 +7,51 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
+
 from adapters.evm.config import EvmCompatibleChainConfig
 from relay.config import StrictModel
+
+
+def _hash32(value: str) -> str:
+    text = value.removeprefix("0x")
+    if len(text) != 64:
+        raise ValueError("must be 0x + 64 hex digits")
+    bytes.fromhex(text)
+    return value
+
+
+class CheckpointConfig(StrictModel):
+    """The Gateway's tree after finalized execution block `block`, to start from instead of nonce 0.
+
+    Read all three at the same block from nodes you trust (e.g. `cast call GATEWAY "count()"
+    --block N`, `cast call GATEWAY "root()" --block N`, `cast storage GATEWAY <slot> --block N` for
+    the 32 `_branch` slots): the frontier must rebuild the root, or the attestor refuses to start.
+    """
+
+    block: int
+    count: int
+    root: str
+    frontier: list[str]
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        return _hash32(value)
+
+    @field_validator("frontier")
+    @classmethod
+    def _frontier(cls, value: list[str]) -> list[str]:
+        if len(value) != 32:
+            raise ValueError("the frontier is the Gateway's 32 branch nodes")
+        return [_hash32(node) for node in value]
+
+    @field_validator("block", "count")
+    @classmethod
+    def _non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return value
 
 
 class LightClientConfig(StrictModel):
@@ -28,6 +71,10 @@ class LightClientConfig(StrictModel):
     bls_backend: str | None = None
     replay_file: str | None = None
     fixed_time: float | None = None
+    # Where the proven state (light-client store, proven tree, cursor) is kept across restarts.
+    state_file: str | None = None
+    # Start from this enrolled state of the Gateway's tree instead of proving from `start_block`.
+    checkpoint: CheckpointConfig | None = None
 
 
 class EthereumChainConfig(EvmCompatibleChainConfig):

@@ -43,7 +43,7 @@ from relay.verify.ethereum.containers import LightClientHeader
 from relay.verify.ethereum.dispatch import DISPATCH_TOPIC, ProvenMessage, prove_dispatches_in_receipts
 from relay.verify.ethereum.errors import IrrelevantUpdate, MalformedObject
 from relay.verify.ethereum.execution import parse_block_header, verify_block_hash, verify_header_chain
-from relay.verify.ethereum.light_client_store import UpdateOutcome
+from relay.verify.ethereum.light_client_store import LightClientStore, UpdateOutcome
 from relay.verify.ethereum.receipts import Receipt, bloom_may_contain, parse_receipt
 from relay.verify.ethereum.sync_protocol import LightClient
 
@@ -290,9 +290,30 @@ class EthereumFinalitySource:
             raise MalformedObject("block has no list of transaction hashes", number=block.number)
         return [self.execution.call("eth_getTransactionReceipt", [tx]) for tx in transactions]
 
+    def restore(self, store: LightClientStore) -> None:
+        """Resume from a light-client store saved earlier (instead of bootstrapping again)."""
+        self._client = LightClient(
+            store, self.network, self.backend, allow_force_update=self.allow_force_update, keys=self.keys
+        )
+        self._remember_finalized(store.finalized_header)
+
+    def fetch_proven_header(self, number: int, expected_hash: bytes) -> ProvenBlock:
+        """Execution block `number`, accepted only if its header hashes to `expected_hash`."""
+        header = parse_block_header(self.execution.call("eth_getBlockByNumber", [hex(number), False]))
+        if header.number != number:
+            raise MalformedObject("node answered another block number", asked=number, got=header.number)
+        block_hash = verify_block_hash(header, expected_hash)
+        bloom = header.get("logsBloom")
+        if not isinstance(bloom, bytes):
+            raise MalformedObject("logsBloom is not bytes")
+        return ProvenBlock(number, block_hash, header.parent_hash, header.receipts_root, bloom)
+
     def prove_block_messages(self, number: int) -> list[ProvenMessage]:
         """The Gateway messages dispatched in finalized block `number`, each proven."""
-        block = self.prove_block(number)
+        return self.prove_messages_in(self.prove_block(number))
+
+    def prove_messages_in(self, block: ProvenBlock) -> list[ProvenMessage]:
+        """The Gateway messages dispatched in the proven `block`, each proven by its receipts."""
         if not self.may_contain_dispatch(block):
             return []
         receipts = self.fetch_receipts(block)

@@ -10,7 +10,8 @@ adapter or web3.
 - `SourceWatcher`: reads a source gateway's Dispatch events by block range, tracks finality, keeps
   a cursor (block number + hash) in a `CursorStore`, detects reorgs before finality.
 - `FinalitySource`: what an attestor believes final: the gateway's (root, index) at the finalized
-  block.
+  block; `TreeHistory` (optional): the leaves and frontier behind it, to check that a new root
+  extends the tree signed before.
 - `DestinationChain`: what a submitter does to a destination gateway; `DestinationStatus` what it
   reports about its account.
 - `DeliveryReader`: the relayer's read-only, keyless view of a destination gateway, to confirm
@@ -22,7 +23,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import model_validator
 
@@ -132,6 +133,22 @@ class FinalitySource(Protocol):
 
     def finalized_checkpoint_state(self) -> tuple[bytes, int] | None:
         """(root, count) of the source gateway's tree at the finalized block; None if empty."""
+        ...
+
+
+@runtime_checkable
+class TreeHistory(Protocol):
+    """A finality source that can show how its tree grew, so an attestor can check extension.
+
+    Both methods describe the tree of the state `finalized_checkpoint_state` returned last.
+    """
+
+    def leaves(self, first: int, end: int) -> Sequence[bytes]:
+        """The ids of leaves `first` to `end - 1` (the tree's message ids, in nonce order)."""
+        ...
+
+    def frontier(self) -> Sequence[bytes]:
+        """The tree's 32 frontier nodes (the incremental tree's `branch`), which rebuild its root."""
         ...
 
 

@@ -7,43 +7,59 @@ index=count-1)` and signs its digest with the member's BLS key. It keeps the mos
 checkpoints in memory (`CheckpointLedger`) and serves them over gRPC `AttestationService`, with
 grpc.health.v1 and reflection; `/metrics`, `/healthz` and `/readyz` over HTTP when configured.
 
-An attestor never signs two different roots for the same index: if the "final" state at an
-index it signed changes, finality was violated (or an RPC lied); it logs an alert, stops signing
-and reports NOT_SERVING, instead of helping to certify a conflicting history.
+An attestor never signs two different roots for the same index, nor a root that does not extend
+the tree it signed before (`relay.roles.ledger`): if the "final" history it signed changes,
+finality was violated (or an RPC lied); it logs an alert, sets `relay_attestor_halted`, stops
+signing and reports NOT_SERVING, instead of helping to certify a conflicting history.
 
 Nothing here imports web3: the chain is reached through `relay.chains.registry`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 from pydantic import field_validator
 
-from relay.chains import FinalitySource
+from relay.chains import FinalitySource, TreeHistory
 from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
+from relay.roles.ledger import (
+    AttestorIdentity,
+    CheckpointLedger,
+    FinalityConflict,
+    InconsistentTreeSource,
+    NonExtendingRoot,
+    read_signed_log,
+)
 from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
 from relay.rpc.limits import CallLimits
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
 from relay.verify.bls import BlsBackend, get_backend
-from relay.verify.committee import Checkpoint, sign_checkpoint
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "AttestationServicer",
+    "Attestor",
+    "AttestorConfig",
+    "AttestorIdentity",
+    "CheckpointLedger",
+    "FinalityConflict",
+    "InconsistentTreeSource",
+    "NonExtendingRoot",
+    "parse_secret_key",
+    "read_signed_log",
+]
 
 SERVICE_NAME = "relay.v1.AttestationService"
 STREAM_WAKE_SECONDS = 1.0
@@ -65,8 +81,9 @@ class AttestorConfig(StrictModel):
     history: int = 4096
     # /readyz fails when the last successful read of the chain is older than this.
     max_staleness: float = 30.0
-    # Append-only record of every (index, root) signed, so that a restarted attestor never signs a
-    # different root for an index it signed before. None: kept in memory only (lost on restart).
+    # Append-only record of every (index, root, frontier) signed, so that a restarted attestor never
+    # signs a different root for an index it signed before, nor a root that does not extend the
+    # tree it signed. None: kept in memory only (lost on restart).
     signed_log: str | None = None
 
     @field_validator("signer_index", "epoch")
@@ -93,138 +110,6 @@ def parse_secret_key(text: str) -> int:
     if key <= 0:
         raise ConfigurationError("BLS key must be positive")
     return key
-
-
-def read_signed_log(path: Path, identity: AttestorIdentity) -> dict[int, bytes]:
-    """{index: root} from a signed log (missing file: empty); other origins or epochs are ignored."""
-    roots: dict[int, bytes] = {}
-    if not path.exists():
-        return roots
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if entry["origin"] != identity.origin or entry["epoch"] != identity.epoch:
-                continue
-            index, root = int(entry["index"]), bytes.fromhex(entry["root"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise ConfigurationError("signed log is corrupt", path=str(path), line=number) from error
-        if roots.get(index, root) != root:
-            raise FinalityConflict("signed log holds two roots for one index", index=index, path=str(path))
-        roots[index] = root
-    return roots
-
-
-class FinalityConflict(RelayError):
-    """The final state at an index already signed changed: finality was violated. Never sign again."""
-
-
-@dataclass(frozen=True)
-class AttestorIdentity:
-    """Who this attestor is, as GetIdentity reports it."""
-
-    origin: int
-    gateway: bytes
-    epoch: int
-    signer_index: int
-    public_key: bytes
-    proof_of_possession: bytes
-
-
-class CheckpointLedger:
-    """The attestor's signed checkpoints, newest last; thread-safe, with waiting for new ones."""
-
-    def __init__(
-        self,
-        identity: AttestorIdentity,
-        secret_key: int,
-        backend: BlsBackend,
-        history: int,
-        signed_log: str | None = None,
-    ) -> None:
-        self.identity = identity
-        self._secret_key = secret_key
-        self._backend = backend
-        self._signed: deque[PartialSignature] = deque(maxlen=history)
-        self._changed = threading.Condition()
-        # Every root ever signed by index (36 bytes each), beyond the kept history and restarts.
-        self._roots: dict[int, bytes] = {}
-        self._log_path = Path(signed_log) if signed_log else None
-        if self._log_path is not None:
-            self._roots = read_signed_log(self._log_path, identity)
-
-    @property
-    def last_signed_index(self) -> int:
-        """The highest index signed, or -1."""
-        with self._changed:
-            return self._signed[-1].checkpoint.index if self._signed else -1
-
-    def apply_final_state(self, root: bytes, count: int) -> PartialSignature | None:
-        """Sign the checkpoint of a new final (root, count); None if nothing new. Raises `FinalityConflict`."""
-        index = count - 1
-        with self._changed:
-            known = self._roots.get(index)
-            if known is not None and known != root:
-                raise FinalityConflict(
-                    "final gateway root changed at an index already signed",
-                    index=index,
-                    signed_root=known,
-                    new_root=root,
-                )
-            if self._signed and index <= self._signed[-1].checkpoint.index:
-                return None
-
-        identity = self.identity
-        checkpoint = Checkpoint(
-            origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch, root=root, index=index
-        )
-        signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
-        partial = PartialSignature(checkpoint, identity.signer_index, identity.public_key, signature)
-        with self._changed:
-            if index not in self._roots:
-                self._record(index, root)
-            self._signed.append(partial)
-            self._changed.notify_all()
-        return partial
-
-    def _record(self, index: int, root: bytes) -> None:
-        """Remember (and, with a signed log, durably append) the root signed at `index`, before it is served."""
-        self._roots[index] = root
-        if self._log_path is not None:
-            with self._log_path.open("a") as log_file:
-                log_file.write(
-                    json.dumps(
-                        {
-                            "origin": self.identity.origin,
-                            "epoch": self.identity.epoch,
-                            "index": index,
-                            "root": root.hex(),
-                        }
-                    )
-                    + "\n"
-                )
-                log_file.flush()
-                os.fsync(log_file.fileno())
-
-    def newest_at_least(self, min_index: int) -> PartialSignature | None:
-        """The newest signed checkpoint if its index is >= `min_index`."""
-        with self._changed:
-            if self._signed and self._signed[-1].checkpoint.index >= min_index:
-                return self._signed[-1]
-            return None
-
-    def signed_from(self, from_index: int) -> list[PartialSignature]:
-        """Every kept signed checkpoint with index >= `from_index`, oldest first."""
-        with self._changed:
-            return [s for s in self._signed if s.checkpoint.index >= from_index]
-
-    def wait_for_change(self, after_index: int, timeout: float) -> None:
-        """Block until a checkpoint above `after_index` is signed, or `timeout` passes."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: bool(self._signed) and self._signed[-1].checkpoint.index > after_index, timeout
-            )
 
 
 class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
@@ -310,6 +195,15 @@ class Attestor(ServedRole):
             proof_of_possession=self.backend.prove_possession(secret_key),
         )
         self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history, config.signed_log)
+        # Extension is checked when the source can show its leaves (EVM and ethereum sources can).
+        self.tree_history: TreeHistory | None = (
+            self.finality if isinstance(self.finality, TreeHistory) else None
+        )
+        if self.tree_history is None:
+            log.warning(
+                "finality source shows no tree history: new roots are checked per index only",
+                extra={"origin": config.chain.domain},
+            )
         self.stopping = threading.Event()
         self.halted: FinalityConflict | None = None
         self.last_success = 0.0
@@ -327,7 +221,7 @@ class Attestor(ServedRole):
         if state is None:
             return None
         root, count = state
-        signed = self.ledger.apply_final_state(root, count)
+        signed = self.ledger.apply_final_state(root, count, self.tree_history)
         if signed is not None:
             self.metrics.attestor_last_signed_index.labels(str(self.config.chain.domain)).set(
                 signed.checkpoint.index
@@ -347,9 +241,7 @@ class Attestor(ServedRole):
                 try:
                     self.poll_once()
                 except FinalityConflict as error:
-                    self.halted = error
-                    log.critical("finality conflict: attestor stops signing", extra={"error": str(error)})
-                    self._set_serving(False)
+                    self.halt(error)
                 except InvalidProof as error:
                     # A node served data that does not verify (ethereum mode): sign nothing, count it.
                     self.metrics.record_rejection(self.config.chain.domain, error)
@@ -360,6 +252,16 @@ class Attestor(ServedRole):
                 except RelayError as error:
                     log.warning("finality read failed", extra={"reason": error.reason, "error": str(error)})
             self.stopping.wait(self.config.poll_interval)
+
+    def halt(self, error: FinalityConflict) -> None:
+        """Stop signing for good (until an operator intervenes): alert log, metric, readiness false."""
+        self.halted = error
+        self.metrics.attestor_halted.labels(str(self.config.chain.domain), error.reason).set(1)
+        log.critical(
+            "finality conflict: attestor stops signing",
+            extra={"origin": self.config.chain.domain, "reason": error.reason, "error": str(error)},
+        )
+        self._set_serving(False)
 
     # --- serving ------------------------------------------------------------------------------
 

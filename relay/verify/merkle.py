@@ -65,6 +65,27 @@ class IncrementalTree:
         self._frontier: list[bytes] = [b"\x00" * 32] * TREE_DEPTH
         self.count = 0
 
+    @classmethod
+    def from_frontier(cls, count: int, frontier: Sequence[bytes]) -> IncrementalTree:
+        """The tree of `count` leaves whose frontier is `frontier` (as the contract stores it)."""
+        if not 0 <= count <= MAX_LEAVES:
+            raise IndexOutOfRange("no such tree size", count=count, maximum=MAX_LEAVES)
+        if len(frontier) != TREE_DEPTH or not all(len(node) == 32 for node in frontier):
+            raise MalformedEncoding("a frontier is 32 hashes of 32 bytes", length=len(frontier))
+        tree = cls()
+        tree._frontier = [bytes(node) for node in frontier]
+        tree.count = count
+        return tree
+
+    @property
+    def frontier(self) -> tuple[bytes, ...]:
+        """The 32 nodes the tree keeps: at level i, the last complete left subtree of height i."""
+        return tuple(self._frontier)
+
+    def copy(self) -> IncrementalTree:
+        """An independent copy (to extend tentatively)."""
+        return IncrementalTree.from_frontier(self.count, self._frontier)
+
     def insert(self, leaf: bytes) -> int:
         """Append `leaf`; return its index."""
         if self.count >= MAX_LEAVES:

@@ -91,7 +91,7 @@ def test_workloads_have_probes_non_root_read_only_root_and_tmp(objects: list[dic
 
 
 def test_relayer_has_a_persistent_volume_for_its_store(objects: list[dict[str, Any]]) -> None:
-    (relayer,) = of_kind(objects, "StatefulSet")
+    (relayer,) = [o for o in of_kind(objects, "StatefulSet") if o["metadata"]["name"] == "relay-relayer"]
     assert relayer["spec"]["replicas"] == 1
     (claim,) = relayer["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"]["storage"]
@@ -99,6 +99,60 @@ def test_relayer_has_a_persistent_volume_for_its_store(objects: list[dict[str, A
     assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/relay"} in mounts
     config = relayer_config(objects)
     assert config["store"].startswith("/var/lib/relay/")
+
+
+def attestor_configs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        o["metadata"]["name"]: yaml.safe_load(o["data"]["config.yaml"])
+        for o in of_kind(objects, "ConfigMap")
+        if o["metadata"]["name"].startswith("relay-attestor-")
+    }
+
+
+@pytest.mark.parametrize("persistence", [True, False], ids=["pvc", "emptydir"])
+def test_attestors_keep_their_signed_log_on_a_writable_volume(persistence: bool) -> None:
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values.setdefault("attestor", {})["persistence"] = {"enabled": persistence}
+    objects = render(values)
+    attestors = [
+        o for o in of_kind(objects, "StatefulSet") if o["metadata"]["name"].startswith("relay-attestor-")
+    ]
+    assert len(attestors) == len(values["attestors"])
+    configs = attestor_configs(objects)
+    for workload in attestors:
+        pod = workload["spec"]["template"]["spec"]
+        assert {"name": "state", "mountPath": "/var/lib/relay"} in pod["containers"][0]["volumeMounts"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if persistence:
+            (claim,) = workload["spec"]["volumeClaimTemplates"]
+            assert claim["metadata"]["name"] == "state" and "state" not in volumes
+            assert claim["spec"]["resources"]["requests"]["storage"] == "100Mi"
+        else:
+            assert "volumeClaimTemplates" not in workload["spec"] and volumes["state"] == {
+                "name": "state",
+                "emptyDir": {},
+            }
+        config = configs[workload["metadata"]["name"]]
+        assert config["signed_log"] == "/var/lib/relay/signed.jsonl"
+
+
+def test_an_ethereum_mode_attestor_keeps_its_state_file_on_the_volume() -> None:
+    from relay.roles.attestor import AttestorConfig
+
+    values = yaml.safe_load(EXAMPLE.read_text())
+    chain = values["chains"][0]
+    chain.update(kind="ethereum", light_client={"trusted_block_root": "0x" + "11" * 32})
+    configs = attestor_configs(render(values))
+    ethereum = [c for c in configs.values() if c["chain"]["name"] == chain["name"]]
+    assert ethereum and all(
+        c["chain"]["light_client"]["state_file"] == "/var/lib/relay/ethereum-state.json" for c in ethereum
+    )
+    others = [c for c in configs.values() if c["chain"]["name"] != chain["name"]]
+    assert all("light_client" not in c["chain"] for c in others)
+    for config in ethereum:
+        config["bls_key"] = {"value": "0x01"}
+        parsed = AttestorConfig.model_validate(config)
+        assert parsed.chain.light_client.state_file == "/var/lib/relay/ethereum-state.json"  # type: ignore[union-attr]
 
 
 def relayer_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -139,7 +193,9 @@ def test_multichain_configs_follow_the_values() -> None:
         }
         for s in values["submitters"]
     ]
-    deployments = {d["metadata"]["name"]: d for d in of_kind(objects, "Deployment")}
+    deployments = {
+        d["metadata"]["name"]: d for d in workloads(objects) if d["metadata"]["name"] != "relay-relayer"
+    }
     assert len(deployments) == len(values["attestors"]) + len(values["submitters"])
     # keys: existingSecret is mounted as is; an inline value becomes a chart-made Secret
     pod = deployments["relay-attestor-alpha-0"]["spec"]["template"]["spec"]

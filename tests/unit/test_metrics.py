@@ -49,6 +49,7 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
         "relay_deliveries_unconfirmed",
         "relay_deliveries_found_on_chain",
         "relay_attestor_last_signed_index",
+        "relay_attestor_halted",
         "relay_attestor_quorum_reachable_weight",
         "relay_attestor_quorum_threshold_weight",
         "relay_grpc_server_requests",

@@ -133,6 +133,9 @@ volumes:
       defaultMode: 0440
       items: [{key: {{ .keyFile | quote }}, path: {{ .keyFile | quote }}}]
   {{- end }}
+  {{- with .extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- with $root.Values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}

@@ -320,22 +320,37 @@ class Scenario:
 
 
 def make_scenario(
-    backend: BlsBackend, fork: Fork = Fork.DENEB, participants: list[int] | None = None
+    backend: BlsBackend,
+    fork: Fork = Fork.DENEB,
+    participants: list[int] | None = None,
+    *,
+    offset: int = 0,
+    history: int = 0,
 ) -> Scenario:
-    """Build the scenario for `fork` (Deneb or Electra state layout)."""
+    """Build the scenario for `fork` (Deneb or Electra state layout).
+
+    `offset` moves the four execution blocks up from 98-101 to 98+offset-101+offset; `history`
+    adds that many empty blocks right below them (a long chain for walks beyond 8,192 blocks).
+    """
     network = make_network(fork)
     committee = make_committee(backend, f"{fork.name}/committee/0")
     next_committee = make_committee(backend, f"{fork.name}/committee/1")
     genesis = network.genesis_time
-    block_98 = make_execution_block(98, filler("block", 97), [], fork, genesis + 40)
+    base = 98 + offset
+    earlier: list[ExecutionBlock] = []
+    parent = filler("block", base - history - 1)
+    for number in range(base - history, base):
+        earlier.append(make_execution_block(number, parent, [], fork, genesis + 1))
+        parent = earlier[-1].payload.block_hash
+    block_98 = make_execution_block(base, parent, [], fork, genesis + 40)
     block_99 = make_execution_block(
-        99, block_98.payload.block_hash, [make_message(0, b"first")], fork, genesis + 48
+        base + 1, block_98.payload.block_hash, [make_message(0, b"first")], fork, genesis + 48
     )
     block_100 = make_execution_block(
-        100, block_99.payload.block_hash, [make_message(1, b"second")], fork, genesis + 96
+        base + 2, block_99.payload.block_hash, [make_message(1, b"second")], fork, genesis + 96
     )
     block_101 = make_execution_block(
-        101, block_100.payload.block_hash, [make_message(2, b"third")], fork, genesis + 144
+        base + 3, block_100.payload.block_hash, [make_message(2, b"third")], fork, genesis + 144
     )
 
     bootstrap_state = make_state(
@@ -379,6 +394,6 @@ def make_scenario(
         bootstrap=bootstrap,
         trusted_root=compute_beacon_block_root(bootstrap_header.beacon),
         update=update,
-        blocks={b.number: b for b in (block_98, block_99, block_100, block_101)},
+        blocks={b.number: b for b in (*earlier, block_98, block_99, block_100, block_101)},
         participants=signers,
     )
