@@ -3,12 +3,13 @@
 ```python
 from relay.client import RelayClient, send
 
-message_id = send(rpc_url, gateway, private_key, destination=31338, recipient="0x…", body=b"hi")
+message_id = send(rpc_url, gateway, private_key, destination=31338, recipient="0x…", body=b"hi",
+                  gas_limit=200_000)  # quoted and paid on the source chain
 status = RelayClient("127.0.0.1:50070").wait_delivered(message_id, timeout=60)
 ```
 
 `send` dispatches through the source Gateway with web3 (imported lazily, so importing this
-module stays light); `RelayClient` talks to the relayer's gRPC `RelayService`. Statuses come
+module stays light), paying for the recipient's gas when given a gas limit; `RelayClient` talks to the relayer's gRPC `RelayService`. Statuses come
 back as `MessageView`s with plain Python fields (state as a lowercase name, e.g. "delivered").
 """
 
@@ -17,16 +18,60 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from relay.errors import ConfigurationError, NotYetAvailable, PermanentError, RpcUnavailable
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc, types_pb2
+from relay.verify.message import MAX_BODY_LENGTH, address_to_bytes32
 
 TERMINAL_STATES = frozenset({"delivered", "rejected", "parked"})
 # Waiting for more ids than this reads them with ListMessages rather than one GetMessage each.
 LIST_THRESHOLD = 50
+
+
+class BodyTooLarge(ConfigurationError):
+    """The body is longer than the Gateway accepts (MAX_BODY_LENGTH); refused before sending."""
+
+
+class NoGasOracle(ConfigurationError):
+    """The source Gateway has no gas prices for the destination, so it cannot quote a payment."""
+
+
+def read_body(body: bytes | str | None = None, body_file: str | Path | None = None) -> bytes:
+    """The message body from exactly one of `body` (bytes, or text as UTF-8) and `body_file`.
+
+    Raises `BodyTooLarge` above MAX_BODY_LENGTH, the limit the Gateway enforces on-chain.
+    """
+    if (body is None) == (body_file is None):
+        raise ConfigurationError("give exactly one of a body and a body file")
+    if body_file is not None:
+        path = Path(body_file)
+        try:
+            with path.open("rb") as handle:
+                # One byte more than the limit is enough to tell it is too large.
+                payload = handle.read(MAX_BODY_LENGTH + 1)
+                size = path.stat().st_size
+        except OSError as error:
+            raise ConfigurationError("body file unreadable", file=str(path), cause=error.strerror) from error
+        if len(payload) > MAX_BODY_LENGTH:
+            raise BodyTooLarge(
+                f"body file is larger than the Gateway's limit of {MAX_BODY_LENGTH} bytes",
+                file=str(path),
+                length=size,
+                max=MAX_BODY_LENGTH,
+            )
+    else:
+        payload = body.encode() if isinstance(body, str) else bytes(body)  # type: ignore[arg-type]
+    if len(payload) > MAX_BODY_LENGTH:
+        raise BodyTooLarge(
+            f"body is larger than the Gateway's limit of {MAX_BODY_LENGTH} bytes",
+            length=len(payload),
+            max=MAX_BODY_LENGTH,
+        )
+    return payload
 
 
 def send(
@@ -35,21 +80,52 @@ def send(
     private_key: str,
     destination: int,
     recipient: str,
-    body: bytes | str,
+    body: bytes | str | None = None,
     *,
+    body_file: str | Path | None = None,
+    gas_limit: int | None = None,
     timeout: float = 60.0,
 ) -> bytes:
-    """Dispatch `body` to `recipient` on domain `destination`; wait for the receipt; return the id."""
-    from adapters.evm.deploy import TransactionSender, contract, dispatched_ids
-    from relay.verify.message import address_to_bytes32
+    """Dispatch a body to `recipient` on domain `destination`; wait for the receipt; return the id.
 
-    payload = body.encode() if isinstance(body, str) else bytes(body)
+    The body is `body` (bytes, or text sent as UTF-8) or the bytes of `body_file`, never both; one
+    over MAX_BODY_LENGTH raises `BodyTooLarge` before anything is sent. With `gas_limit`, the
+    message goes through `dispatchWithGas`: the Gateway's quote for that much gas of the
+    recipient's `handle` on `destination` is read first and paid with the dispatch
+    (`NoGasOracle` if the Gateway has no prices for the destination). Without it, nothing is paid.
+    """
+    from web3 import exceptions as web3_errors
+
+    from adapters.evm.deploy import TransactionSender, contract, dispatched_ids
+    from adapters.evm.errors import decode_contract_error, revert_data
+
+    payload = read_body(body, body_file)
+    if gas_limit is not None and (isinstance(gas_limit, bool) or not 0 < gas_limit < 2**64):
+        raise ConfigurationError("gas limit must be a positive integer below 2^64", gas_limit=gas_limit)
     sender = TransactionSender(rpc_url, private_key)
-    call = contract(sender.web3, "Gateway", gateway).functions.dispatch(
-        destination, address_to_bytes32(recipient), payload
-    )
-    gas = int(sender.endpoint.read("eth_estimateGas", lambda: call.estimate_gas({"from": sender.address})))
-    (receipt,) = sender.wait([sender.send_call(call, gas * 5 // 4 + 20_000)], timeout=timeout)
+    functions = contract(sender.web3, "Gateway", gateway).functions
+    target = address_to_bytes32(recipient)
+    value = 0
+    if gas_limit is None:
+        call = functions.dispatch(destination, target, payload)
+    else:
+        quote = functions.quoteGasPayment(destination, gas_limit)
+        try:
+            value = int(sender.endpoint.read("eth_call", lambda: quote.call()))
+        except (web3_errors.ContractCustomError, web3_errors.ContractLogicError) as error:
+            decoded = decode_contract_error(revert_data(error))
+            if decoded.name == "NoGasOracle":
+                raise NoGasOracle(
+                    "the source Gateway has no gas oracle for the destination; it cannot take payment",
+                    gateway=gateway,
+                    destination=destination,
+                ) from error
+            raise ConfigurationError("quoteGasPayment reverted", reason=decoded.describe()) from error
+        call = functions.dispatchWithGas(destination, target, payload, gas_limit)
+    fields = {"from": sender.address, "value": value}
+    gas = int(sender.endpoint.read("eth_estimateGas", lambda: call.estimate_gas(fields)))
+    transaction = {"to": call.address, "data": call._encode_transaction_data(), "gas": gas * 5 // 4 + 20_000}
+    (receipt,) = sender.wait([sender.send({**transaction, "value": value})], timeout=timeout)
     ids = dispatched_ids(receipt, gateway)
     if len(ids) != 1:
         raise PermanentError("dispatch receipt holds no Dispatch event of the gateway", gateway=gateway)

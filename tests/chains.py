@@ -106,7 +106,7 @@ def running_chains() -> Iterator[Chains]:
         1, [Member(bls.secret_to_public_key(k), bls.prove_possession(k)) for k in keys]
     )
     with AnvilProcess(SOURCE) as source, AnvilProcess(DESTINATION) as destination:
-        source_deployment = deploy.deploy(source.rpc_url, DEPLOYER, SOURCE)
+        source_deployment = deploy.deploy(source.rpc_url, DEPLOYER, SOURCE, destinations=[DESTINATION])
         target = deploy.deploy(destination.rpc_url, DEPLOYER, DESTINATION)
         deploy.enroll_origin(
             destination.rpc_url, DEPLOYER, target.gateway, SOURCE, source_deployment.gateway, committee

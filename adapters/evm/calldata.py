@@ -16,8 +16,10 @@ from relay.verify.hashing import keccak256
 from relay.verify.merkle import ZERO_HASHES
 
 CHECKPOINT_TUPLE = "(uint32,bytes32,uint64,bytes32,uint32)"
-PROCESS_TYPES = [CHECKPOINT_TUPLE, "bytes", "bytes", "bytes", "bytes32[32]"]
-PROCESS_BATCH_TYPES = [CHECKPOINT_TUPLE, "bytes", "bytes", "bytes[]", "bytes32[32][]"]
+# process(checkpoint, signers, signature, message, branch, gasLimit)
+PROCESS_TYPES = [CHECKPOINT_TUPLE, "bytes", "bytes", "bytes", "bytes32[32]", "uint256"]
+# processBatch(checkpoint, signers, signature, messages, branches, gasLimits)
+PROCESS_BATCH_TYPES = [CHECKPOINT_TUPLE, "bytes", "bytes", "bytes[]", "bytes32[32][]", "uint256[]"]
 PROCESS_SELECTOR = keccak256(f"process({','.join(PROCESS_TYPES)})".encode())[:4]
 PROCESS_BATCH_SELECTOR = keccak256(f"processBatch({','.join(PROCESS_BATCH_TYPES)})".encode())[:4]
 DELIVERED_SELECTOR = keccak256(b"delivered(uint32,uint32)")[:4]

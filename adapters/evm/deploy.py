@@ -38,6 +38,10 @@ DEPLOY_COUNTER_GAS = 2_000_000
 ENROLL_GAS_PER_MEMBER = 120_000
 ENROLL_GAS_BASE = 400_000
 DISPATCH_GAS = 400_000
+SET_GAS_ORACLE_GAS = 100_000
+# The devnet's gas oracle for every destination: 1 gwei per gas, native tokens at par (scale 1e10).
+DEVNET_GAS_PRICE = 1_000_000_000
+DEVNET_EXCHANGE_RATE = 10**10
 RECEIPT_TIMEOUT_SECONDS = 60.0
 
 
@@ -191,10 +195,27 @@ def send_enrollment(
     return sender.send_call(call, gas)
 
 
-def deploy(rpc_url: str, private_key: str, domain: int) -> Deployment:
-    """Deploy a Gateway for `domain` and a Counter on it; wait until both are mined."""
+def send_gas_oracle(
+    sender: TransactionSender,
+    gateway: str,
+    destination: int,
+    gas_price: int = DEVNET_GAS_PRICE,
+    exchange_rate: int = DEVNET_EXCHANGE_RATE,
+) -> bytes:
+    """Send `setGasOracle(destination, gas price, exchange rate)` on `gateway` (not awaited), so
+    senders can pay there for gas on `destination`."""
+    call = contract(sender.web3, "Gateway", gateway).functions.setGasOracle(
+        destination, gas_price, exchange_rate
+    )
+    return sender.send_call(call, SET_GAS_ORACLE_GAS)
+
+
+def deploy(rpc_url: str, private_key: str, domain: int, destinations: Sequence[int] = ()) -> Deployment:
+    """Deploy a Gateway for `domain` and a Counter on it, set the devnet gas oracle for each of
+    `destinations`; wait until all are mined."""
     sender = TransactionSender(rpc_url, private_key)
     deployment, hashes = start_deployment(sender, domain)
+    hashes += [send_gas_oracle(sender, deployment.gateway, destination) for destination in destinations]
     sender.wait(hashes)
     return deployment
 

@@ -75,8 +75,10 @@ class DeliveryRefused(PermanentError):
     for an operator rather than counted as a forged proof."""
 
 
-class RecipientExhaustedGas(PermanentError):
-    """A recipient used up all the gas it was given (the Gateway's `RecipientOutOfGas(id)`)."""
+class RecipientGasUnavailable(PermanentError):
+    """The delivery names more gas for a recipient than a transaction can give it: the Gateway's
+    `InsufficientGasForRecipient(id, gasLimit, gasLeft)` even in a simulation with the block's gas
+    limit. That message cannot be delivered with this gas limit."""
 
 
 # Gateway custom errors -> the relay error saying what the caller must do.
@@ -97,7 +99,7 @@ _GATEWAY_ERRORS: dict[str, type[RelayError]] = {
     "UnsupportedVersion": errors.MalformedEncoding,
     "EmptyBatch": errors.MalformedEncoding,
     "BatchLengthMismatch": errors.MalformedEncoding,
-    "RecipientOutOfGas": RecipientExhaustedGas,
+    "InsufficientGasForRecipient": RecipientGasUnavailable,
     "PrecompileFailed": TransientError,
     "Error": DeliveryRefused,
     "Panic": DeliveryRefused,

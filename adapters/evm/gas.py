@@ -2,7 +2,8 @@
 
 `measure_delivery_gas(rpc_url)` deploys a source and a destination Gateway and the example
 Counter app, enrolls committees of 4 and 64 members, dispatches messages and delivers them with
-`process` (one message) and `processBatch` (10 and 50), and reports the gas each delivery
+`process` (one message) and `processBatch` (10 and 50), each message naming
+`DEFAULT_HANDLE_GAS_LIMIT` for the recipient, and reports the gas each delivery
 transaction used (receipt `gasUsed`: the 21,000 base, calldata and execution). Each committee
 first delivers one warm-up message, so the rows show the steady state in which the recipient's
 counters and the replay bitmap word already exist. `python -m adapters.evm.gas` runs it on its
@@ -27,6 +28,7 @@ from adapters.evm.anvil import AnvilProcess
 from adapters.evm.build import load_artifact
 from adapters.evm.calldata import compress_branch
 from adapters.evm.deploy import committee_struct
+from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 from relay.verify.bls import BlsBackend, get_backend, keygen, signature_to_eip2537
 from relay.verify.committee import Committee, Member
 from relay.verify.hashing import keccak256
@@ -167,10 +169,14 @@ class _DeliveryBench:
         if self.compress_branches:
             branches = [compress_branch(branch) for branch in branches]
         functions = self.destination.functions
+        gas_limits = [DEFAULT_HANDLE_GAS_LIMIT] * batch_size
         if batch_size == 1:
-            call = functions.process(checkpoint, bitfield, signature, messages[0][1], branches[0])
+            call = functions.process(
+                checkpoint, bitfield, signature, messages[0][1], branches[0], gas_limits[0]
+            )
         else:
-            call = functions.processBatch(checkpoint, bitfield, signature, [m for _, m in messages], branches)
+            bodies = [m for _, m in messages]
+            call = functions.processBatch(checkpoint, bitfield, signature, bodies, branches, gas_limits)
         receipt = self._transact(call)
         delivered = self.destination.events.Delivered().process_receipt(receipt)
         if len(delivered) != batch_size:

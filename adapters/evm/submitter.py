@@ -2,7 +2,8 @@
 
 One `submit` is one transaction: the messages not yet delivered (asked first with
 `delivered(origin, nonce)`, so restarts and competing relayers never pay twice) go in a single
-`process` (one message) or `processBatch` call under one checkpoint and certificate. The
+`process` (one message) or `processBatch` call under one checkpoint and certificate, each message
+with the gas limit its `DeliveryItem` names (the Gateway gives the recipient exactly that). The
 transaction is simulated first (`eth_estimateGas`), so a proof the Gateway would reject costs
 nothing and comes back as a typed error; then it is signed with EIP-1559 fees and a locally
 managed nonce, sent, and its receipt awaited and parsed into `Delivered` / `DeliveryFailed`.
@@ -15,12 +16,14 @@ Failures, by what the caller must do:
 - the Gateway is not ready for it (`UnknownOrigin`, `WrongEpoch` during a hand-over) or reverted
   without naming a proof check (`Error`, `Panic`, empty data): `PermanentError`, parked.
 - a competing delivery (`AlreadyDelivered` in the simulation): the delivered flags are read again
-  and the rest is sent. A recipient that burns all gas (`RecipientOutOfGas(id)`): that message is
-  reported failed (parked) and the rest of the batch is delivered.
+  and the rest is sent. A message whose gas limit no transaction can give its recipient
+  (`InsufficientGasForRecipient(id, ...)` even in the simulation): that message is reported failed
+  (parked) and the rest of the batch is delivered.
 - nonce races, fee or gas problems, RPC failures, receipts that do not come: `TransientError`
   subclasses (`NonceConflict`, `FeeTooLow`, `OutOfGas`, `ReceiptTimeout`, `RpcUnavailable`).
-- a recipient whose `handle` reverts does not fail the transaction: its id is reported in
-  `SubmittedBatch.failed` with the decoded reason, and the message stays deliverable.
+- a recipient whose `handle` reverts or runs out of its gas limit does not fail the transaction:
+  its id is reported in `SubmittedBatch.failed` with the decoded reason (`RecipientOutOfGas(limit)`
+  for the latter), and the message stays deliverable.
 
 This module keeps the sending and the nonce; the error types and revert decoding are in
 `adapters.evm.errors`, the calldata encodings in `adapters.evm.calldata`, and the gas-limit and
@@ -54,7 +57,7 @@ from adapters.evm.errors import (
     DeliveryReverted,
     GatewayRejected,
     OutOfGas,
-    RecipientExhaustedGas,
+    RecipientGasUnavailable,
     TransactionLost,
     classify_send_error,
     decode_contract_error,
@@ -62,7 +65,7 @@ from adapters.evm.errors import (
     first_bytes32,
     revert_data,
 )
-from adapters.evm.fees import compute_gas_limit
+from adapters.evm.fees import compute_gas_limit, compute_minimum_gas_limit
 from adapters.evm.rpc import (
     DELIVERED_TOPIC,
     DELIVERY_FAILED_TOPIC,
@@ -82,7 +85,8 @@ from relay.verify.committee import Checkpoint, QuorumCertificate
 log = logging.getLogger(__name__)
 
 TREE_DEPTH = 32
-MAX_SIMULATION_ROUNDS = 8  # re-simulations after a competing delivery or a gas-burning recipient
+MAX_HANDLE_GAS_LIMIT = 2**64 - 1  # the gRPC field's range; the chain's block gas limit is lower
+MAX_SIMULATION_ROUNDS = 8  # re-simulations after a competing delivery or an undeliverable gas limit
 MAX_RESENDS = 3  # deliveries sent again in one submit after their transaction was lost
 
 
@@ -213,14 +217,15 @@ class EvmDestination:
                 return None
             call = self._delivery_call(checkpoint, certificate, pending)
             try:
-                return call, self._send(call, len(pending)), pending
-            except RecipientExhaustedGas as error:
-                # One recipient burns every gas limit: leave it out (reported as failed, so it is
-                # parked) and deliver the rest, instead of failing the whole batch forever.
+                floor = compute_minimum_gas_limit([item.gas_limit for item in pending])
+                return call, self._send(call, len(pending), floor), pending
+            except RecipientGasUnavailable as error:
+                # One message names more gas than a transaction can give: leave it out (reported
+                # as failed, so it is parked) and deliver the rest, instead of failing the batch.
                 culprit = first_bytes32(error)
                 if culprit is None or all(item.message.id != culprit for item in pending):
                     raise
-                failed_early[culprit] = "RecipientOutOfGas: the recipient used up all the gas it was given"
+                failed_early[culprit] = str(error.fields.get("arguments", "InsufficientGasForRecipient"))
                 pending = [item for item in pending if item.message.id != culprit]
             except GatewayRejected as error:
                 if error.fields.get("contract_error") != "AlreadyDelivered":
@@ -236,13 +241,22 @@ class EvmDestination:
         signature = signature_to_eip2537(certificate.signature)
         branches = [compress_branch(item.branch) for item in items]
         if len(items) == 1:
+            item = items[0]
             data = PROCESS_SELECTOR + abi_encode(
-                PROCESS_TYPES, [point, certificate.signers, signature, items[0].message.encode(), branches[0]]
+                PROCESS_TYPES,
+                [point, certificate.signers, signature, item.message.encode(), branches[0], item.gas_limit],
             )
         else:
             data = PROCESS_BATCH_SELECTOR + abi_encode(
                 PROCESS_BATCH_TYPES,
-                [point, certificate.signers, signature, [item.message.encode() for item in items], branches],
+                [
+                    point,
+                    certificate.signers,
+                    signature,
+                    [item.message.encode() for item in items],
+                    branches,
+                    [item.gas_limit for item in items],
+                ],
             )
         return PreparedCall(self.endpoint.web3, self.address, data)
 
@@ -262,8 +276,8 @@ class EvmDestination:
                 raise typed from error
             raise
 
-    def _send(self, call: Any, size: int) -> SentTransaction:
-        limit = compute_gas_limit(self._simulate(call))
+    def _send(self, call: Any, size: int, floor: int) -> SentTransaction:
+        limit = max(compute_gas_limit(self._simulate(call)), floor)
         sent = self.transactions.send(call, limit)
         log.info(
             "delivery sent",
@@ -337,6 +351,15 @@ def validate_item(item: DeliveryItem, domain: int, checkpoint: Checkpoint) -> No
     if len(item.branch) != TREE_DEPTH or any(len(node) != 32 for node in item.branch):
         raise errors.MalformedEncoding(
             "a Merkle branch is 32 hashes of 32 bytes", id=message.id, length=len(item.branch)
+        )
+    gas_limit = item.gas_limit
+    if (
+        not isinstance(gas_limit, int)
+        or isinstance(gas_limit, bool)
+        or not 0 < gas_limit <= MAX_HANDLE_GAS_LIMIT
+    ):
+        raise errors.MalformedEncoding(
+            "a handle gas limit is a positive u64", id=message.id, gas_limit=gas_limit
         )
 
 

@@ -152,12 +152,20 @@ class TreeHistory(Protocol):
         ...
 
 
+# Gas for a recipient's `handle` when nothing else names one (until payments set it per message).
+DEFAULT_HANDLE_GAS_LIMIT = 200_000
+
+
 @dataclass(frozen=True)
 class DeliveryItem:
-    """One message with its Merkle branch under the batch's checkpoint root."""
+    """One message with its Merkle branch under the batch's checkpoint root.
+
+    `gas_limit`: the exact gas the destination Gateway gives the recipient's `handle`.
+    """
 
     message: Message
     branch: Sequence[bytes]
+    gas_limit: int = DEFAULT_HANDLE_GAS_LIMIT
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""`relay send`: dispatch one message through a source Gateway, optionally wait for delivery."""
+"""`relay send`: dispatch one message through a source Gateway, optionally paying for its gas and
+waiting for delivery."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ def register(subparsers: Any) -> None:
     key.add_argument("--key-env", help="environment variable holding the sender's hex private key")
     parser.add_argument("--destination", type=int, required=True, help="destination domain")
     parser.add_argument("--recipient", required=True, help="recipient contract address on the destination")
-    parser.add_argument("--body", required=True, help="message body (text)")
+    body = parser.add_mutually_exclusive_group(required=True)
+    body.add_argument("--body", help="message body (text, sent as UTF-8)")
+    body.add_argument("--body-file", type=Path, help="file whose bytes are the message body (at most 64 KiB)")
+    parser.add_argument(
+        "--gas-limit",
+        type=int,
+        help="gas for the recipient's handle(): quoted by the source Gateway and paid with the dispatch",
+    )
     parser.add_argument("--wait", action="store_true", help="wait until the relayer reports it delivered")
     parser.add_argument(
         "--relay", default="127.0.0.1:50070", help="relayer RelayService address (with --wait)"
@@ -52,9 +60,23 @@ def run(args: argparse.Namespace) -> int:
     from relay.client import MessageView, RelayClient, send
 
     key = _read_key(args)
-    if not args.wait:
-        message_id = send(args.rpc, args.gateway, key, args.destination, args.recipient, args.body)
+
+    def dispatch() -> bytes:
+        message_id = send(
+            args.rpc,
+            args.gateway,
+            key,
+            args.destination,
+            args.recipient,
+            args.body,
+            body_file=args.body_file,
+            gas_limit=args.gas_limit,
+        )
         print(f"sent 0x{message_id.hex()}", flush=True)
+        return message_id
+
+    if not args.wait:
+        dispatch()
         return 0
 
     def show(view: MessageView) -> None:
@@ -63,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     with RelayClient(args.relay) as client:
         client.verify_reachable()
-        message_id = send(args.rpc, args.gateway, key, args.destination, args.recipient, args.body)
-        print(f"sent 0x{message_id.hex()}", flush=True)
+        message_id = dispatch()
         view = client.wait_delivered(message_id, args.timeout, on_change=show)
     transaction = (
         f" in transaction 0x{view.destination_transaction.hex()}" if view.destination_transaction else ""

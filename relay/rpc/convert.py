@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from relay.chains import DeliveryItem
+from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, DeliveryItem
 from relay.errors import MalformedEncoding
 from relay.lifecycle import MessageState
 from relay.peers import PartialSignature
@@ -144,16 +144,24 @@ def partial_signature_from_proto(proto: types_pb2.CheckpointSignature) -> Partia
 
 
 def delivery_item_to_proto(item: DeliveryItem) -> destination_pb2.DeliveryItem:
-    """The wire form of one message with its branch."""
-    return destination_pb2.DeliveryItem(message=item.message.encode(), branch=[bytes(b) for b in item.branch])
+    """The wire form of one message with its branch and its `handle` gas limit."""
+    if not 0 < item.gas_limit < 2**64:
+        raise MalformedEncoding("a handle gas limit is a positive u64", gas_limit=item.gas_limit)
+    return destination_pb2.DeliveryItem(
+        message=item.message.encode(), branch=[bytes(b) for b in item.branch], gas_limit=item.gas_limit
+    )
 
 
 def delivery_item_from_proto(proto: destination_pb2.DeliveryItem) -> DeliveryItem:
-    """A `DeliveryItem`: a decodable message and exactly 32 sibling hashes of 32 bytes."""
+    """A `DeliveryItem`: a decodable message and exactly 32 sibling hashes of 32 bytes.
+
+    A gas limit of 0 (the field unset, e.g. from an older relayer) means DEFAULT_HANDLE_GAS_LIMIT.
+    """
     message = Message.decode(proto.message)
     if len(proto.branch) != TREE_DEPTH or any(len(node) != 32 for node in proto.branch):
         raise MalformedEncoding("a branch is 32 hashes of 32 bytes", length=len(proto.branch))
-    return DeliveryItem(message, tuple(bytes(node) for node in proto.branch))
+    gas_limit = proto.gas_limit or DEFAULT_HANDLE_GAS_LIMIT
+    return DeliveryItem(message, tuple(bytes(node) for node in proto.branch), gas_limit)
 
 
 def deliver_request_to_proto(

@@ -211,6 +211,7 @@ class Devnet:
             pending[index].append(
                 deploy.send_enrollment(sender, chain.gateway, other.domain, other.gateway, self.committee)
             )
+            pending[index].append(deploy.send_gas_oracle(sender, chain.gateway, other.domain))
         for sender, hashes in zip(senders, pending, strict=True):
             sender.wait(hashes)
 

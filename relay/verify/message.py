@@ -1,7 +1,9 @@
 """The cross-chain message, byte-compatible with the Hyperlane v3 encoding.
 
 `version u8 | nonce u32 | origin u32 | sender bytes32 | destination u32 | recipient bytes32 | body`,
-big-endian and packed; `id = keccak256(encoding)`.
+big-endian and packed; `id = keccak256(encoding)`. A body is at most `MAX_BODY_LENGTH` bytes: the
+same constant as the Gateway's `MAX_BODY_LENGTH` (docs/protocol.md), which refuses longer bodies
+at dispatch, so every dispatched message can be decoded here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from relay.verify.hashing import keccak256
 
 MESSAGE_VERSION = 3
 HEADER_LENGTH = 77  # 1 + 4 + 4 + 32 + 4 + 32
-MAX_BODY_LENGTH = 128 * 1024
+MAX_BODY_LENGTH = 65536  # 64 KiB; Gateway.sol MAX_BODY_LENGTH
 _UINT32_MAX = 2**32 - 1
 
 _HEADER = struct.Struct(">BII32sI32s")

@@ -13,12 +13,7 @@ One anvil serves the module; each test deploys its own contracts.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
-from eth_abi import decode
 from py_ecc.bls import G2ProofOfPossession
 from py_ecc.bls.hash import expand_message_xmd
 from py_ecc.bls.hash_to_curve import hash_to_G2
@@ -26,10 +21,8 @@ from py_ecc.fields import optimized_bls12_381_FQ as FQ
 from py_ecc.optimized_bls12_381 import curve_order, field_modulus, is_inf, multiply
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError
-from web3.logs import DISCARD
 
-from adapters.evm.anvil import ANVIL_PATH, AnvilProcess
+from adapters.evm.anvil import ANVIL_PATH
 from adapters.evm.bls_encoding import (
     encode_g1_point,
     encode_g2_point,
@@ -40,18 +33,31 @@ from adapters.evm.build import SOLCJS_PATH
 from adapters.evm.calldata import compress_branch
 from adapters.evm.deploy import committee_struct
 from adapters.evm.gas import SigningCommittee, deploy_contract
+from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 from relay.verify.bls import SIGNATURE_DST, keygen
 from relay.verify.committee import (
     CHECKPOINT_TAG,
     COMMITTEE_TAG,
     HANDOVER_TAG,
-    Checkpoint,
     compute_handover_digest,
     encode_bitfield,
 )
 from relay.verify.hashing import keccak256
 from relay.verify.merkle import MerkleTree
 from relay.verify.message import Message, address_to_bytes32
+from tests.integration.gateway_bridge import (
+    DESTINATION,
+    NO_SIGNATURE,
+    ORIGIN,
+    SHA256,
+    Bridge,
+    account,
+    assert_reverts,
+    checkpoint_digest,
+    decode_error,
+    events,
+    transact,
+)
 
 pytestmark = [pytest.mark.anvil]
 
@@ -61,128 +67,6 @@ def _tools_installed() -> None:
     """Fail (never skip) without the chain tools: a skipped contract suite would hide a broken setup."""
     if not (ANVIL_PATH.exists() and SOLCJS_PATH.exists()):
         pytest.fail("anvil/solcjs missing: run `make tools` (scripts/install-tools.sh)")
-
-
-ORIGIN = 1
-DESTINATION = 2
-SHA256: Any = hashlib.sha256  # py_ecc's annotations want a hash object, it calls the constructor
-NO_SIGNATURE = bytes(256)  # for checks that fail before the signature is looked at
-
-CheckpointTuple = tuple[int, bytes, int, bytes, int]
-
-
-def checkpoint_digest(checkpoint: CheckpointTuple) -> bytes:
-    """The off-chain verifier's digest of the contract's Checkpoint struct."""
-    origin, gateway, epoch, root, index = checkpoint
-    return Checkpoint(origin=origin, gateway=gateway, epoch=epoch, root=root, index=index).digest()
-
-
-# ---------------------------------------------------------------- chain fixtures
-
-
-@pytest.fixture(scope="module")
-def w3() -> Any:
-    with AnvilProcess(chain_id=31337) as anvil:
-        web3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
-        web3.eth.default_account = web3.eth.accounts[0]
-        yield web3
-
-
-@pytest.fixture(scope="module")
-def signing() -> SigningCommittee:
-    return SigningCommittee.generate(4, epoch=1, seed=b"test committee")
-
-
-def account(w3: Web3, index: int) -> str:
-    """anvil's unlocked account `index` (0 is the default sender)."""
-    return str(list(w3.eth.accounts)[index])
-
-
-def transact(w3: Web3, call: Any) -> Any:
-    receipt = w3.eth.wait_for_transaction_receipt(call.transact())
-    assert receipt["status"] == 1
-    return receipt
-
-
-def events(contract: Contract, name: str, receipt: Any) -> list[Any]:
-    return [event["args"] for event in contract.events[name]().process_receipt(receipt, errors=DISCARD)]
-
-
-def decode_error(contract: Contract, data: bytes) -> tuple[str, tuple[Any, ...]]:
-    """(name, arguments) of a custom error of `contract` from its ABI encoding."""
-    for entry in contract.abi:
-        if entry["type"] != "error":
-            continue
-        types = [parameter["type"] for parameter in entry["inputs"]]
-        if keccak256(f"{entry['name']}({','.join(types)})".encode())[:4] == data[:4]:
-            values = decode(types, data[4:])
-            return entry["name"], tuple(
-                Web3.to_checksum_address(value) if kind == "address" else value
-                for kind, value in zip(types, values, strict=True)
-            )
-    raise AssertionError(f"unknown error data 0x{data.hex()}")
-
-
-def assert_reverts(
-    contract: Contract, call: Any, name: str, *arguments: Any, sender: str | None = None
-) -> None:
-    with pytest.raises(ContractCustomError) as raised:
-        call.call({"from": sender} if sender else None)
-    assert decode_error(contract, bytes.fromhex(str(raised.value.data)[2:])) == (name, arguments)
-
-
-@dataclass
-class Bridge:
-    """Source Gateway (domain 1) -> destination Gateway (domain 2) with the Counter app, one chain."""
-
-    w3: Web3
-    signing: SigningCommittee
-    source: Contract
-    destination: Contract
-    counter: Contract
-    tree: MerkleTree
-
-    @property
-    def source_word(self) -> bytes:
-        return address_to_bytes32(self.source.address)
-
-    def send(
-        self, body: bytes, recipient: str | None = None, destination: int = DESTINATION
-    ) -> tuple[bytes, int]:
-        """Dispatch from the default account; returns (message, nonce)."""
-        recipient_word = address_to_bytes32(recipient or self.counter.address)
-        receipt = transact(self.w3, self.source.functions.dispatch(destination, recipient_word, body))
-        (event,) = events(self.source, "Dispatch", receipt)
-        self.tree.insert(bytes(event["id"]))
-        return bytes(event["message"]), int(event["nonce"])
-
-    def checkpoint(self, **changes: Any) -> CheckpointTuple:
-        root, index = self.source.functions.latestCheckpoint().call()
-        fields = {"origin": ORIGIN, "gateway": self.source_word, "epoch": 1, "root": root, "index": index}
-        fields.update(changes)
-        return (fields["origin"], fields["gateway"], fields["epoch"], fields["root"], fields["index"])
-
-    def certify(
-        self, digest: bytes, signers: tuple[int, ...] = (0, 1, 2), signing: SigningCommittee | None = None
-    ) -> tuple[bytes, bytes]:
-        return (signing or self.signing).certify(digest, signers)
-
-    def process(self, message: bytes, nonce: int, checkpoint: Any = None, certificate: Any = None) -> Any:
-        checkpoint = checkpoint or self.checkpoint()
-        bitfield, signature = certificate or self.certify(checkpoint_digest(checkpoint))
-        return self.destination.functions.process(
-            checkpoint, bitfield, signature, message, self.tree.branch(nonce)
-        )
-
-
-@pytest.fixture
-def bridge(w3: Web3, signing: SigningCommittee) -> Bridge:
-    source = deploy_contract(w3, "Gateway", ORIGIN)
-    destination = deploy_contract(w3, "Gateway", DESTINATION)
-    counter = deploy_contract(w3, "Counter", destination.address)
-    source_word = address_to_bytes32(source.address)
-    transact(w3, destination.functions.enrollOrigin(ORIGIN, source_word, committee_struct(signing.committee)))
-    return Bridge(w3, signing, source, destination, counter, MerkleTree())
 
 
 # ---------------------------------------------------------------- BLS
@@ -326,8 +210,9 @@ def test_process_batch_shares_one_signature_and_skips_delivered(bridge: Bridge) 
     bitfield, signature = bridge.certify(checkpoint_digest(checkpoint))
     # Compressed and full branches both verify.
     branches = [compress_branch(bridge.tree.branch(n)) if n % 2 else bridge.tree.branch(n) for _, n in sent]
+    gas_limits = [DEFAULT_HANDLE_GAS_LIMIT] * len(sent)
     call = bridge.destination.functions.processBatch(
-        checkpoint, bitfield, signature, [m for m, _ in sent], branches
+        checkpoint, bitfield, signature, [m for m, _ in sent], branches, gas_limits
     )
     receipt = transact(bridge.w3, call)
     assert [event["nonce"] for event in events(bridge.destination, "Delivered", receipt)] == [0, 2, 3, 4]
@@ -335,8 +220,13 @@ def test_process_batch_shares_one_signature_and_skips_delivered(bridge: Bridge) 
     assert skipped == [keccak256(sent[1][0])]
     assert bridge.counter.functions.received().call() == 5
     assert bridge.counter.functions.lastBody().call() == b"batch 4"
-    mismatched = bridge.destination.functions.processBatch(checkpoint, bitfield, signature, [sent[0][0]], [])
+    functions = bridge.destination.functions
+    mismatched = functions.processBatch(checkpoint, bitfield, signature, [sent[0][0]], [], [1])
     assert_reverts(bridge.destination, mismatched, "BatchLengthMismatch", 1, 0)
+    no_gas_limits = functions.processBatch(
+        checkpoint, bitfield, signature, [sent[0][0]], [bridge.tree.branch(0)], []
+    )
+    assert_reverts(bridge.destination, no_gas_limits, "BatchLengthMismatch", 1, 0)
 
 
 def outsider_certificate(bridge: Bridge, digest: bytes) -> tuple[bytes, bytes]:
@@ -467,20 +357,11 @@ def test_recipient_without_code_fails_softly(bridge: Bridge) -> None:
     assert not bridge.destination.functions.delivered(ORIGIN, nonce).call()
 
 
-def test_recipient_that_runs_out_of_gas_reverts_the_delivery(bridge: Bridge) -> None:
-    hostile = deploy_contract(bridge.w3, "HostileRecipient", bridge.destination.address)
-    transact(bridge.w3, hostile.functions.setBurnGas(True))
-    message, nonce = bridge.send(b"burn", recipient=hostile.address)
-    with pytest.raises(ContractCustomError) as raised:
-        bridge.process(message, nonce).call({"gas": 2_000_000})
-    data = bytes.fromhex(str(raised.value.data)[2:])
-    assert decode_error(bridge.destination, data) == ("RecipientOutOfGas", (keccak256(message),))
-
-
 def test_reentrant_recipient_cannot_deliver_twice(bridge: Bridge) -> None:
     hostile = deploy_contract(bridge.w3, "HostileRecipient", bridge.destination.address)
     message, nonce = bridge.send(b"again and again", recipient=hostile.address)
-    call = bridge.process(message, nonce)
+    # Enough gas for the recipient to re-enter with a whole delivery (a checkpoint check).
+    call = bridge.process(message, nonce, gas_limit=1_000_000)
     transact(bridge.w3, hostile.functions.arm(call._encode_transaction_data()))
     receipt = transact(bridge.w3, call)
     assert len(events(bridge.destination, "Delivered", receipt)) == 1

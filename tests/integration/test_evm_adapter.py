@@ -17,7 +17,7 @@ from adapters.evm.errors import GatewayNotReady, decode_contract_error
 from adapters.evm.finality import EndpointsDisagree, EvmFinalitySource
 from adapters.evm.submitter import EvmDestination
 from relay import errors
-from relay.chains import DeliveryItem
+from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, DeliveryItem
 from relay.config import SecretRef
 from relay.rpc.convert import deliver_request_to_proto
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
@@ -127,37 +127,43 @@ def test_destination_reports_a_reverting_recipient_and_replays_revert(chains: Ch
     assert decode_contract_error(data).name == "AlreadyDelivered"
 
 
-def test_a_gas_burning_recipient_is_left_out_and_the_rest_of_the_batch_delivered(chains: Chains) -> None:
-    """A recipient that spins until out of gas must not hold its batch hostage."""
+def test_a_gas_burning_recipient_gets_its_limit_and_the_rest_of_the_batch_is_delivered(
+    chains: Chains,
+) -> None:
+    """A recipient that spins until out of gas must not hold its batch hostage, nor cost more than
+    its gas limit; a message naming more gas than a block holds is left out; the issue-8 repro (a
+    handle whose external call needs ~460k gas) is delivered on the first attempt with 600k."""
     from web3 import Web3
 
     from adapters.evm.gas import deploy_contract
 
     web3 = Web3(Web3.HTTPProvider(chains.destination.rpc_url))
     web3.eth.default_account = web3.eth.accounts[0]
-    hostile = deploy_contract(web3, "HostileRecipient", chains.gateway)
-    web3.eth.wait_for_transaction_receipt(hostile.functions.setBurnGas(True).transact())
+    burner = deploy_contract(web3, "HostileRecipient", chains.gateway)
+    web3.eth.wait_for_transaction_receipt(burner.functions.setBurnGas(True).transact())
+    needy = deploy_contract(web3, "HostileRecipient", chains.gateway)
+    web3.eth.wait_for_transaction_receipt(needy.functions.setInnerCallGas(460_000).transact())
     sender = deploy.TransactionSender(chains.source.rpc_url, USER)
-    hashes = deploy.send_counter_messages(
-        sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-1"]
-    )
-    hashes += deploy.send_counter_messages(
-        sender, chains.source_counter, DESTINATION, hostile.address, [b"spin"]
-    )
-    hashes += deploy.send_counter_messages(
-        sender, chains.source_counter, DESTINATION, chains.counter, [b"ok-2"]
-    )
+    targets = [chains.counter, burner.address, chains.counter, needy.address]
+    hashes = [
+        h
+        for body, target in zip([b"ok-1", b"spin", b"ok-2", b"needs 460k"], targets, strict=True)
+        for h in deploy.send_counter_messages(sender, chains.source_counter, DESTINATION, target, [body])
+    ]
     ids = [
         i for receipt in sender.wait(hashes) for i in deploy.dispatched_ids(receipt, chains.source_gateway)
     ]
     messages = all_source_messages(chains)
     checkpoint, certificate, tree = certify(chains, messages)
-    items = [DeliveryItem(m, tree.branch(m.nonce)) for m in messages if m.id in ids]
+    limits = dict(zip(ids, [DEFAULT_HANDLE_GAS_LIMIT, 150_000, 10**9, 600_000], strict=True))
+    items = [DeliveryItem(m, tree.branch(m.nonce), limits[m.id]) for m in messages if m.id in ids]
     destination = EvmDestination(chains.destination_chain(), SUBMITTER)
     outcome = destination.submit(checkpoint, certificate, items)
-    assert outcome.delivered == [ids[0], ids[2]]
-    assert list(outcome.failed) == [ids[1]] and outcome.failed[ids[1]].startswith("RecipientOutOfGas")
-    assert destination.delivered([(SOURCE, i.message.nonce) for i in items]) == [True, False, True]
+    assert outcome.delivered == [ids[0], ids[3]]
+    assert outcome.failed[ids[1]] == "RecipientOutOfGas(150000)"
+    assert outcome.failed[ids[2]].startswith("InsufficientGasForRecipient(")
+    assert destination.delivered([(SOURCE, i.message.nonce) for i in items]) == [True, False, False, True]
+    assert needy.functions.handled().call() == 1
 
 
 # --- the roles over gRPC -------------------------------------------------------------------------

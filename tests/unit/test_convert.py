@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.chains import DeliveryItem
+from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, DeliveryItem
 from relay.errors import MalformedEncoding
 from relay.lifecycle import MessageState
 from relay.rpc import convert
@@ -140,3 +140,16 @@ def test_message_ids() -> None:
     assert convert.message_id_from_bytes(b"\x01" * 32) == b"\x01" * 32
     with pytest.raises(MalformedEncoding, match="32 bytes"):
         convert.message_id_from_bytes(b"\x01" * 31)
+
+
+def test_delivery_gas_limits_cross_the_wire_and_zero_means_the_default() -> None:
+    branch = tuple(bytes([i]) * 32 for i in range(32))
+    items = [DeliveryItem(MESSAGE, branch, 600_000), DeliveryItem(MESSAGE, branch, 2**64 - 1)]
+    request = convert.deliver_request_to_proto(CHECKPOINT, CERTIFICATE, items)
+    assert [item.gas_limit for item in request.items] == [600_000, 2**64 - 1]
+    assert convert.deliver_request_from_proto(request)[2] == items
+    request.items[0].gas_limit = 0  # unset, e.g. an older relayer
+    assert convert.deliver_request_from_proto(request)[2][0].gas_limit == DEFAULT_HANDLE_GAS_LIMIT
+    for bad in (0, -1, 2**64):
+        with pytest.raises(MalformedEncoding, match="gas limit"):
+            convert.delivery_item_to_proto(DeliveryItem(MESSAGE, branch, bad))

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {BLS} from "./BLS.sol";
+import {GasPaymaster} from "./GasPaymaster.sol";
 import {IGateway} from "./IGateway.sol";
 import {IMessageRecipient} from "./IMessageRecipient.sol";
 
@@ -10,8 +11,10 @@ import {IMessageRecipient} from "./IMessageRecipient.sol";
 /// docs/protocol.md exactly. Sending appends each message id to an incremental Merkle tree.
 /// Delivering checks a checkpoint signed by a quorum of the origin's committee (BLS through
 /// EIP-2537), a Merkle branch from each message to the checkpoint's root, and replay state, then
-/// calls the recipient. Nobody needs to trust whoever submits the transaction.
-contract Gateway is IGateway {
+/// calls the recipient with exactly the gas limit the delivery names. Nobody needs to trust
+/// whoever submits the transaction. Senders pay for that gas here, on the source chain
+/// (GasPaymaster).
+contract Gateway is IGateway, GasPaymaster {
     /// @notice A signed statement that `root` is the source Gateway's tree after leaf `index`.
     struct Checkpoint {
         uint32 origin;
@@ -44,6 +47,9 @@ contract Gateway is IGateway {
     }
 
     uint8 public constant MESSAGE_VERSION = 3;
+    /// @notice The largest message body, in bytes (docs/protocol.md; relay.verify.message has the
+    /// same constant). Enforced at dispatch, so every dispatched message can be relayed.
+    uint256 public constant MAX_BODY_LENGTH = 65536;
     uint256 public constant TREE_DEPTH = 32;
     /// @dev 180 members would still fit in one contract's code (EIP-170); 128 keeps a margin.
     uint256 public constant MAX_COMMITTEE_SIZE = 128;
@@ -58,10 +64,12 @@ contract Gateway is IGateway {
     /// relayer pay for copying megabytes of it.
     uint256 private constant MAX_REASON_LENGTH = 256;
     uint256 private constant G1_ADD = 0x0b; // BLS.G1_ADD, for inline assembly
+    /// @dev Gas the recipient CALL itself needs beyond what it forwards (warm account access, the
+    /// opcodes between the check and the call), with a wide margin.
+    uint256 private constant RECIPIENT_CALL_OVERHEAD = 1_000;
 
     uint32 public immutable localDomain;
 
-    address public owner;
     /// @notice Messages dispatched so far; the next message's nonce.
     uint32 public count;
     bytes32[TREE_DEPTH] private _branch;
@@ -83,9 +91,6 @@ contract Gateway is IGateway {
     event DeliverySkipped(bytes32 indexed id);
     event OriginEnrolled(uint32 indexed origin, bytes32 sourceGateway, uint64 epoch, bytes32 committeeHash);
     event CommitteeHandedOver(uint32 indexed origin, uint64 epoch, bytes32 committeeHash);
-    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
-
-    error NotOwner(address caller);
     error TreeFull();
     error NoMessagesDispatched();
     error UnknownOrigin(uint32 origin);
@@ -114,26 +119,42 @@ contract Gateway is IGateway {
     error ZeroWeight(uint256 member);
     error InvalidThreshold(uint256 threshold, uint256 totalWeight);
     error CommitteeStorageFailed();
-    error RecipientOutOfGas(bytes32 id);
+    /// @notice The transaction has too little gas left to give the recipient the gas limit its
+    /// delivery names: the whole transaction reverts, so a submitter cannot starve a recipient
+    /// into a failed delivery.
+    error InsufficientGasForRecipient(bytes32 id, uint256 gasLimit, uint256 gasLeft);
     // Revert reasons of DeliveryFailed produced by the Gateway itself (never reverted with).
     error RecipientNotContract(address recipient);
     error InvalidRecipient(bytes32 recipient);
-
-    modifier onlyOwner() {
-        if (msg.sender != owner) revert NotOwner(msg.sender);
-        _;
-    }
+    /// @notice The recipient used its whole gas limit and returned no revert data: it most likely
+    /// ran out of gas. A DeliveryFailed reason only: the recipient got exactly the gas the delivery
+    /// named, so the message stays deliverable with a larger limit (a top-up on the source chain).
+    error RecipientOutOfGas(uint256 gasLimit);
 
     constructor(uint32 localDomain_) {
         localDomain = localDomain_;
-        owner = msg.sender;
-        emit OwnershipTransferred(address(0), msg.sender);
     }
 
     // ---------------------------------------------------------------- sending
 
     /// @inheritdoc IGateway
     function dispatch(uint32 destination, bytes32 recipient, bytes calldata body) external returns (bytes32 id) {
+        return _dispatch(destination, recipient, body);
+    }
+
+    /// @inheritdoc IGateway
+    function dispatchWithGas(uint32 destination, bytes32 recipient, bytes calldata body, uint256 gasLimit)
+        external
+        payable
+        returns (bytes32 id)
+    {
+        id = _dispatch(destination, recipient, body);
+        _payForGas(id, destination, gasLimit);
+    }
+
+    function _dispatch(uint32 destination, bytes32 recipient, bytes calldata body) private returns (bytes32 id) {
+        // A body the relay refuses to decode would leave a leaf nobody can deliver.
+        if (body.length > MAX_BODY_LENGTH) revert BodyTooLarge(body.length, MAX_BODY_LENGTH);
         uint32 nonce = count;
         if (nonce == type(uint32).max) revert TreeFull();
         bytes memory message = abi.encodePacked(
@@ -142,6 +163,7 @@ contract Gateway is IGateway {
         id = keccak256(message);
         count = nonce + 1;
         _insert(id, uint256(nonce) + 1);
+        _recordDispatch(id, destination);
         emit Dispatch(id, destination, nonce, message);
     }
 
@@ -194,7 +216,9 @@ contract Gateway is IGateway {
 
     // ---------------------------------------------------------------- delivering
 
-    /// @notice Delivers one message. Reverts with AlreadyDelivered if it was delivered before.
+    /// @notice Delivers one message, calling its recipient with exactly `gasLimit` gas. Reverts
+    /// with AlreadyDelivered if it was delivered before, and with InsufficientGasForRecipient if
+    /// the transaction cannot give the recipient `gasLimit` gas.
     /// @dev In `branch`, an entry of zero stands for Z[i], the hash of the empty subtree at level i:
     /// the siblings above and to the right of the last leaf are all such hashes, and zero bytes
     /// cost far less calldata gas. Either form verifies.
@@ -203,30 +227,33 @@ contract Gateway is IGateway {
         bytes calldata signers,
         bytes calldata signature,
         bytes calldata message,
-        bytes32[TREE_DEPTH] calldata branch
+        bytes32[TREE_DEPTH] calldata branch,
+        uint256 gasLimit
     ) external {
         _verifyCheckpoint(checkpoint, signers, signature);
         (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, message, branch, _zeroHashes());
-        if (!_deliver(checkpoint.origin, nonce, id, message)) revert AlreadyDelivered(id);
+        if (!_deliver(checkpoint.origin, nonce, id, message, gasLimit)) revert AlreadyDelivered(id);
     }
 
     /// @notice Delivers many messages under one checkpoint and one signature check. Already
     /// delivered entries are skipped (DeliverySkipped) so competing relayers do not waste a
-    /// batch; any invalid entry reverts the whole batch. Branches as in `process`.
+    /// batch; any invalid entry reverts the whole batch. Branches and gas limits as in `process`.
     function processBatch(
         Checkpoint calldata checkpoint,
         bytes calldata signers,
         bytes calldata signature,
         bytes[] calldata messages,
-        bytes32[TREE_DEPTH][] calldata branches
+        bytes32[TREE_DEPTH][] calldata branches,
+        uint256[] calldata gasLimits
     ) external {
         if (messages.length == 0) revert EmptyBatch();
         if (messages.length != branches.length) revert BatchLengthMismatch(messages.length, branches.length);
+        if (messages.length != gasLimits.length) revert BatchLengthMismatch(messages.length, gasLimits.length);
         _verifyCheckpoint(checkpoint, signers, signature);
         bytes32[TREE_DEPTH] memory zeros = _zeroHashes();
         for (uint256 i = 0; i < messages.length; i++) {
             (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, messages[i], branches[i], zeros);
-            if (!_deliver(checkpoint.origin, nonce, id, messages[i])) emit DeliverySkipped(id);
+            if (!_deliver(checkpoint.origin, nonce, id, messages[i], gasLimits[i])) emit DeliverySkipped(id);
         }
     }
 
@@ -317,12 +344,15 @@ contract Gateway is IGateway {
     /// @dev Marks the message delivered, then calls the recipient; un-marks it if the call fails.
     /// Marking first means a re-entrant call cannot deliver the same message twice.
     /// @return fresh false if the message had already been delivered (nothing was done)
-    function _deliver(uint32 origin, uint32 nonce, bytes32 id, bytes calldata message) private returns (bool fresh) {
+    function _deliver(uint32 origin, uint32 nonce, bytes32 id, bytes calldata message, uint256 gasLimit)
+        private
+        returns (bool fresh)
+    {
         (uint256 key, uint256 bit) = _deliveredSlot(origin, nonce);
         uint256 bits = _deliveredBits[key];
         if (bits & bit != 0) return false;
         _deliveredBits[key] = bits | bit;
-        (bool ok, bytes memory reason) = _callRecipient(id, origin, message);
+        (bool ok, bytes memory reason) = _callRecipient(id, origin, message, gasLimit);
         if (ok) {
             emit Delivered(id, origin, nonce);
         } else {
@@ -333,51 +363,79 @@ contract Gateway is IGateway {
         return true;
     }
 
-    /// @dev IMessageRecipient(recipient).handle(origin, sender, body), catching every failure:
-    /// a revert, a recipient without code, or a recipient field that is not an address. A call
-    /// that used up all the gas it was given reverts the whole transaction instead: otherwise a
-    /// submitter that sends too little gas (eth_estimateGas finds the least gas that does not
-    /// revert) would turn good messages into failed deliveries.
-    function _callRecipient(bytes32 id, uint32 messageOrigin, bytes calldata message)
+    /// @dev IMessageRecipient(recipient).handle(origin, sender, body) with exactly `gasLimit` gas,
+    /// catching every failure: a revert, running out of that gas, a recipient without code, or a
+    /// recipient field that is not an address. The call only starts if the recipient really gets
+    /// `gasLimit`: a CALL forwards at most 63/64 of the gas left (EIP-150), so that needs
+    /// gasLimit + gasLimit/63 plus the call's own cost; with less, the whole transaction reverts
+    /// (InsufficientGasForRecipient), so no submitter can turn a good message into a failed
+    /// delivery by sending too little gas. A recipient cannot spend more than `gasLimit` either.
+    /// (This replaces the earlier whole-transaction revert when a recipient used up the
+    /// transaction's gas: with a fixed limit, running out is the recipient's own failure, reported
+    /// as DeliveryFailed(RecipientOutOfGas(gasLimit)) with the message left deliverable.)
+    function _callRecipient(bytes32 id, uint32 messageOrigin, bytes calldata message, uint256 gasLimit)
         private
         returns (bool ok, bytes memory reason)
     {
-        bytes32 sender = bytes32(message[9:41]);
-        bytes32 recipientField = bytes32(message[45:77]);
-        bytes calldata body = message[MESSAGE_HEADER_LENGTH:];
-        if (uint256(recipientField) >> 160 != 0) {
-            return (false, abi.encodeWithSelector(InvalidRecipient.selector, recipientField));
+        address recipient;
+        {
+            bytes32 recipientField = bytes32(message[45:77]);
+            if (uint256(recipientField) >> 160 != 0) {
+                return (false, abi.encodeWithSelector(InvalidRecipient.selector, recipientField));
+            }
+            recipient = address(uint160(uint256(recipientField)));
         }
-        address recipient = address(uint160(uint256(recipientField)));
         if (recipient.code.length == 0) {
             return (false, abi.encodeWithSelector(RecipientNotContract.selector, recipient));
         }
-        bytes4 selector = IMessageRecipient.handle.selector;
+        // No transaction has 2^96 gas; the bound keeps the arithmetic below from wrapping.
+        if (gasLimit > type(uint96).max) revert InsufficientGasForRecipient(id, gasLimit, gasleft());
+        bytes memory input = _encodeHandleCall(messageOrigin, message);
+        uint256 gasLeft;
         bool outOfGas;
         assembly ("memory-safe") {
-            let input := mload(0x40)
-            let padded := and(add(body.length, 31), not(31))
-            mstore(add(input, add(0x64, padded)), 0) // zero padding after the body (before writing it)
-            mstore(input, selector)
-            mstore(add(input, 0x04), messageOrigin)
-            mstore(add(input, 0x24), sender)
-            mstore(add(input, 0x44), 0x60)
-            mstore(add(input, 0x64), body.length)
-            calldatacopy(add(input, 0x84), body.offset, body.length)
-            let gasBefore := gas()
-            ok := call(gas(), recipient, 0, input, add(0x84, padded), 0, 0)
-            if iszero(ok) {
-                // Only 1/64 of the gas is kept back from a call (EIP-150): below 1/63 left means it ran out.
-                outOfGas := lt(gas(), div(gasBefore, 63))
-                let size := returndatasize()
-                if gt(size, MAX_REASON_LENGTH) { size := MAX_REASON_LENGTH }
-                reason := input
-                mstore(reason, size)
-                returndatacopy(add(reason, 0x20), 0, size)
-                mstore(0x40, add(add(reason, 0x20), and(add(size, 31), not(31))))
+            // `input` is in memory already, so the CALL below pays no memory expansion.
+            gasLeft := gas()
+            if iszero(lt(gasLeft, add(add(gasLimit, div(gasLimit, 63)), RECIPIENT_CALL_OVERHEAD))) {
+                ok := call(gasLimit, recipient, 0, add(input, 0x20), mload(input), 0, 0)
+                if iszero(ok) {
+                    let size := returndatasize()
+                    // No revert data and the whole limit used: the recipient ran out of gas.
+                    outOfGas := and(iszero(size), iszero(lt(sub(gasLeft, gas()), gasLimit)))
+                    if gt(size, MAX_REASON_LENGTH) { size := MAX_REASON_LENGTH }
+                    reason := mload(0x40)
+                    mstore(reason, size)
+                    returndatacopy(add(reason, 0x20), 0, size)
+                    mstore(0x40, add(add(reason, 0x20), and(add(size, 31), not(31))))
+                }
             }
         }
-        if (outOfGas) revert RecipientOutOfGas(id);
+        if (!ok && gasLeft < gasLimit + gasLimit / 63 + RECIPIENT_CALL_OVERHEAD) {
+            revert InsufficientGasForRecipient(id, gasLimit, gasLeft);
+        }
+        if (outOfGas) reason = abi.encodeWithSelector(RecipientOutOfGas.selector, gasLimit);
+    }
+
+    /// @dev The calldata of handle(origin, sender, body) for `message`, ABI-encoded by hand (one
+    /// copy of the body instead of abi.encodeCall's two).
+    function _encodeHandleCall(uint32 messageOrigin, bytes calldata message) private pure returns (bytes memory input) {
+        bytes32 sender = bytes32(message[9:41]);
+        bytes calldata body = message[MESSAGE_HEADER_LENGTH:];
+        bytes4 selector = IMessageRecipient.handle.selector;
+        assembly ("memory-safe") {
+            input := mload(0x40)
+            let padded := and(add(body.length, 31), not(31))
+            let data := add(input, 0x20)
+            mstore(add(data, add(0x64, padded)), 0) // zero padding after the body (before writing it)
+            mstore(data, selector)
+            mstore(add(data, 0x04), messageOrigin)
+            mstore(add(data, 0x24), sender)
+            mstore(add(data, 0x44), 0x60)
+            mstore(add(data, 0x64), body.length)
+            calldatacopy(add(data, 0x84), body.offset, body.length)
+            mstore(input, add(0x84, padded))
+            mstore(0x40, add(data, add(0x84, padded)))
+        }
     }
 
     function _deliveredSlot(uint32 origin, uint32 nonce) private pure returns (uint256 key, uint256 bit) {
@@ -591,12 +649,5 @@ contract Gateway is IGateway {
         assembly ("memory-safe") {
             extcodecopy(pointer, add(encoded, 0x20), 1, length)
         }
-    }
-
-    // ---------------------------------------------------------------- ownership
-
-    function transferOwnership(address newOwner) external onlyOwner {
-        emit OwnershipTransferred(owner, newOwner);
-        owner = newOwner;
     }
 }
