@@ -49,8 +49,9 @@ class ProvenTreeFinalitySource:
                     expected=self._tree.count,
                     block=proven.block_number,
                 )
-            self._tree.insert(message.id)
-            self.proven_ids.append(message.id)
+            # A malformed leaf (its message does not decode) is a leaf all the same: no gap.
+            self._tree.insert(proven.id)
+            self.proven_ids.append(proven.id)
             added += 1
         self.next_block = result.next_block
         self.finalized_block = result.finalized_block_number

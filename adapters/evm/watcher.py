@@ -30,7 +30,6 @@ relayer's tree has no gap and the messages after it flow; the leaf itself ends R
 from __future__ import annotations
 
 import logging
-import struct
 from dataclasses import dataclass, field
 
 from adapters.evm.config import EvmCompatibleChainConfig
@@ -39,13 +38,12 @@ from adapters.evm.source_reads import QuorumSource, RawLog
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
 from relay.errors import InvalidProof, SourceDisagreement
 from relay.metrics import RelayMetrics
-from relay.verify.ethereum.dispatch import decode_dispatch_data
+from relay.verify.ethereum.dispatch import compute_stand_in, decode_dispatch_data
 from relay.verify.hashing import keccak256
-from relay.verify.message import HEADER_LENGTH, Message
+from relay.verify.message import Message
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">BII32sI32s")
 _UINT32_MAX = 2**32 - 1
 
 
@@ -301,15 +299,7 @@ def malformed_leaf(
     from the message header if it has one (else the destination topic); its body is empty.
     """
     destination = int.from_bytes(entry.topics[2], "big") if len(entry.topics) > 2 else 0
-    sender = recipient = bytes(32)
-    if len(encoded) >= HEADER_LENGTH:
-        _version, _nonce, _origin, sender, header_destination, recipient = _HEADER.unpack_from(encoded)
-        destination = header_destination
-    if destination > _UINT32_MAX:
-        destination = 0
-    stand_in = Message.create(
-        nonce=nonce, origin=domain, sender=sender, destination=destination, recipient=recipient, body=b""
-    )
+    stand_in = compute_stand_in(encoded, nonce, domain, destination)
     return ObservedMessage(
         message=stand_in,
         block_number=entry.block_number,
