@@ -13,6 +13,8 @@ data follow the execution-apis schema (`uint`: `0x` and hex digits, `0x0` for ze
   tolerated: the watcher reads up to the lowest common head of the quorum);
 - a block hash or a log range is accepted only if every endpoint that has it answers the same;
   two different answers raise `SourceDisagreement`, which halts the origin until they agree.
+
+See docs/adr/0005-gapless-tree-and-source-quorum.md.
 """
 
 from __future__ import annotations
