@@ -99,19 +99,6 @@ class EvmWatcher:
         self.source.head()
         return self._hash_at(number)
 
-    def rescan_from(self, block_number: int) -> None:
-        """Start the next poll again from `block_number` (the relayer repairs its tree).
-
-        The cursor moves back to the block before it (never below `start_block`); the blocks
-        above it are read again and their leaves reported again (the relayer keys them by id).
-        """
-        number = max(block_number - 1, self.chain.start_block - 1)
-        current = self._cursor or self.cursors.load_cursor(self.domain)
-        if current is not None and current.block_number <= number:
-            return
-        self._cursor = Cursor(number, b"")
-        self._seen = {n: seen for n, seen in self._seen.items() if n <= number}
-
     # --- the poll -----------------------------------------------------------------------------
 
     def poll(self) -> WatchUpdate:
@@ -144,7 +131,7 @@ class EvmWatcher:
         cursor = self._load_cursor(finalized)
         orphan_candidates: list[bytes] = []
         if cursor.block_number >= 0 and not cursor.block_hash:
-            # Rewound by `rescan_from`: anchor the cursor at the chain's block there.
+            # Stored without a hash (the relayer's tree repair, `Ingest.repair`): anchor it here.
             cursor = Cursor(cursor.block_number, self._hash_at(cursor.block_number) or b"")
         elif cursor.block_number >= 0 and cursor.block_hash:
             canonical = self._hash_at(cursor.block_number) if cursor.block_number <= head else None
