@@ -138,6 +138,11 @@ class NotYetAvailable(TransientError):
     """The data asked for does not exist yet (no checkpoint covers the index, no quorum yet)."""
 
 
+class DeliveryNotConfirmed(TransientError):
+    """A submitter reported a message delivered, but the destination chain does not show it
+    delivered (yet, or a lying submitter): retried, never marked DELIVERED on its word."""
+
+
 # --- permanent: park -------------------------------------------------------------------------
 
 

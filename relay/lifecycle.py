@@ -59,8 +59,9 @@ ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED}),
     # A due retry is submitted again; out of attempts it is parked.
     S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED}),
-    # Operator retry: back to VERIFIED when the stored proof can be reused, else to FINAL.
-    S.PARKED: frozenset({S.VERIFIED, S.FINAL}),
+    # Operator retry: back to VERIFIED when the stored proof can be reused, else to FINAL;
+    # DELIVERED when the destination chain shows it delivered (by anyone).
+    S.PARKED: frozenset({S.VERIFIED, S.FINAL, S.DELIVERED}),
     # Operator retry with force: attest and verify again from scratch.
     S.REJECTED: frozenset({S.FINAL}),
     S.DELIVERED: frozenset(),

@@ -207,6 +207,34 @@ class RelayMetrics:
             registry=registry,
         )
 
+        self.submitter_transactions = Counter(
+            "submitter_transaction_events",
+            "Delivery transactions that needed help to land, by event: fee_bump (replaced with "
+            "higher fees), fee_cap (the next bump would pass max_fee_per_gas_cap), dropped (the "
+            "node forgot it; sent again under a re-read nonce), nonce_taken (another transaction "
+            "used its nonce; sent again).",
+            ["chain", "event"],
+            namespace=ns,
+            registry=registry,
+        )
+
+        # --- relayer: deliveries confirmed on the destination chain ------------------------
+        self.deliveries_unconfirmed = Counter(
+            "deliveries_unconfirmed",
+            "Messages a submitter reported delivered that the destination chain does not show "
+            "delivered (kept RETRYING, not DELIVERED).",
+            ["destination"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.deliveries_found_on_chain = Counter(
+            "deliveries_found_on_chain",
+            "PARKED or RETRYING messages found delivered on the destination chain (made DELIVERED).",
+            ["destination"],
+            namespace=ns,
+            registry=registry,
+        )
+
         # --- attestor ----------------------------------------------------------------------
         self.attestor_last_signed_index = Gauge(
             "attestor_last_signed_index",

@@ -94,7 +94,20 @@ DESTINATION_READ = CallPolicy("destination_read", attempts=3, initial=0.1, maxim
 WATCHER_POLL = CallPolicy("watcher_poll", attempts=3, initial=0.2, maximum=2.0)
 """`SourceWatcher.poll` (reads the chain, moves only its own cursor): 3 attempts, waits 0.2 s, 0.4 s."""
 
-POLICIES: dict[str, CallPolicy] = {p.name: p for p in (ATTESTOR_READ, DESTINATION_READ, WATCHER_POLL)}
+SUBMITTER_READ = CallPolicy("submitter_read", attempts=5, initial=0.2, maximum=2.0)
+"""Every chain read a submitter does to deliver (gas estimate, fees, nonces, receipts, delivered
+flags, chain id) on `TransientError` (`RpcUnavailable`: HTTP 5xx, 429, a dropped connection, a
+timeout): 5 attempts, waiting 0.2 s, 0.4 s, 0.8 s, then 1.6 s (3 s in all).
+
+Longer than `chain_read` because a failure here costs a whole delivery attempt (and the message's
+backoff) rather than one poll: it rides out a rate-limit burst or a node restart. A revert of the
+gas estimate is not transient and is never retried. Sending a transaction is not a read: only the
+identical signed bytes are ever sent again (same hash, so at most one of them can be mined).
+"""
+
+POLICIES: dict[str, CallPolicy] = {
+    p.name: p for p in (ATTESTOR_READ, DESTINATION_READ, WATCHER_POLL, SUBMITTER_READ)
+}
 
 
 # --- per-message backoff ---------------------------------------------------------------------

@@ -15,7 +15,14 @@ from adapters.ethereum.config import EthereumChainConfig, LightClientConfig
 from adapters.ethereum.source import EthereumFinalitySource
 from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport, ReplayTransport
 from adapters.evm import adapter as evm
-from relay.chains import ChainConfigBase, CursorStore, DestinationChain, FinalitySource, SourceWatcher
+from relay.chains import (
+    ChainConfigBase,
+    CursorStore,
+    DeliveryReader,
+    DestinationChain,
+    FinalitySource,
+    SourceWatcher,
+)
 from relay.errors import ConfigurationError
 from relay.metrics import RelayMetrics
 from relay.verify.bls import get_backend
@@ -29,6 +36,11 @@ def create_watcher(chain: ChainConfigBase, cursors: CursorStore, metrics: RelayM
 def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayMetrics) -> DestinationChain:
     """The EVM submitter."""
     return evm.create_destination(chain, private_key, metrics)
+
+
+def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> DeliveryReader:
+    """The EVM delivery reader (the relayer's keyless view of the destination gateway)."""
+    return evm.create_delivery_reader(chain, metrics)
 
 
 def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> FinalitySource:

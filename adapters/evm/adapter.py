@@ -7,6 +7,7 @@ progress, reorgs, gas and balances are counted from the first call.
 from __future__ import annotations
 
 from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.delivery import EvmDeliveryReader
 from adapters.evm.finality import EvmFinalitySource
 from adapters.evm.submitter import EvmDestination
 from adapters.evm.watcher import EvmWatcher
@@ -37,3 +38,8 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Evm
 def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayMetrics) -> EvmDestination:
     """A submitter's hold on `chain`'s gateway, sending from the account of `private_key`."""
     return EvmDestination(evm_chain(chain), private_key, metrics=metrics)
+
+
+def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmDeliveryReader:
+    """The relayer's keyless view of `chain`'s gateway: `delivered(origin, nonce)` flags."""
+    return EvmDeliveryReader(evm_chain(chain), metrics)

@@ -47,6 +47,16 @@ class ReceiptTimeout(TransientError):
     """The transaction was sent but no receipt arrived in time; it may still be mined."""
 
 
+class FeeCapReached(TransientError):
+    """The fees a transaction needs to be mined now are above the configured `max_fee_per_gas_cap`;
+    it waits (or is not sent) until the base fee falls."""
+
+
+class TransactionLost(TransientError):
+    """A sent transaction is neither mined nor known to the node any more (dropped from the pool,
+    or its nonce was used by another transaction): the nonce is read again and the delivery resent."""
+
+
 class DeliveryReverted(TransientError):
     """The delivery transaction reverted on-chain although its simulation passed (state changed)."""
 

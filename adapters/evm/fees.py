@@ -1,16 +1,25 @@
-"""How a delivery transaction's gas limit and EIP-1559 fees are chosen.
+"""How a delivery transaction's gas limit and EIP-1559 fees are chosen, first and on replacement.
 
-The margins are policy, each written down here with why, apart from the code that signs and
-sends (`EvmDestination` in adapters/evm/submitter.py, which also keeps the account's nonce, since
-the nonce is counted under the same lock as the send). `compute_` functions are pure;
-`read_fees` asks the node.
+The margins are policy, each written down here with why, apart from the code that signs, sends
+and replaces (`adapters.evm.transactions`). `compute_` functions are pure; `read_fees` asks the
+node, through the caller's retried read (`SUBMITTER_READ`).
+
+Replacement (EIP-1559, as geth, reth and anvil enforce it): a transaction with the same nonce
+replaces a pending one only if both its `maxFeePerGas` and its `maxPriorityFeePerGas` are at least
+10 % higher. The bump is configured (`chain.submission.fee_bump_percent`, 12.5 % by default) and
+never passes `max_fee_per_gas_cap`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from web3 import exceptions as web3_errors
 
-from adapters.evm.rpc import EvmEndpoint
+from adapters.evm.errors import FeeCapReached
+from relay.errors import RpcUnavailable
 
 # Gas limit = estimate * 5/4 + 50,000: the recipient call only gets 63/64 of what is left, and a
 # recipient starved of gas makes the Gateway revert the whole transaction (RecipientOutOfGas).
@@ -18,6 +27,17 @@ GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR, GAS_MARGIN_FIXED = 5, 4, 50_000
 # maxFeePerGas = 2 * base fee + tip: survives six full blocks of base-fee increases.
 BASE_FEE_MULTIPLIER = 2
 DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000
+
+# `read(method, operation)`: an idempotent chain read under the caller's retry policy.
+ChainRead = Callable[[str, Callable[[], Any]], Any]
+
+
+@dataclass(frozen=True)
+class Fees:
+    """The two EIP-1559 fee fields of a transaction, in wei."""
+
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
 
 
 def compute_gas_limit(estimate: int) -> int:
@@ -30,16 +50,64 @@ def compute_max_fee_per_gas(base_fee: int, tip: int) -> int:
     return base_fee * BASE_FEE_MULTIPLIER + tip
 
 
-def read_fees(endpoint: EvmEndpoint) -> tuple[int, int]:
+def compute_bumped(value: int, bump_percent: float) -> int:
+    """`value` raised by `bump_percent`, rounded up, and by at least 1 wei."""
+    basis_points = round(bump_percent * 100)
+    return value + max(1, -(-value * basis_points // 10_000))
+
+
+def compute_initial_fees(base_fee: int, tip: int, cap: int) -> Fees:
+    """Fees of a first send: `2 * base + tip`, lowered to `cap` if needed.
+
+    `FeeCapReached` if even `base + tip` is above the cap: such a transaction could not be mined
+    now, and sending it would only hold the nonce; the caller backs off instead.
+    """
+    if base_fee + tip > cap:
+        raise FeeCapReached(
+            "the base fee is above the configured fee cap", base_fee=base_fee, tip=tip, cap=cap
+        )
+    return Fees(min(compute_max_fee_per_gas(base_fee, tip), cap), tip)
+
+
+def compute_replacement_fees(
+    previous: Fees, base_fee: int, suggested_tip: int, bump_percent: float, cap: int
+) -> Fees | None:
+    """Fees replacing `previous` under the same nonce, or None if the bump would pass `cap`.
+
+    Each field rises by at least `bump_percent` (the node's replacement rule), and further to what
+    the latest base fee and the node's suggested tip call for, as a first send would; the fee cap
+    stays within `cap`. None means: keep waiting at `previous`.
+    """
+    least_tip = compute_bumped(previous.max_priority_fee_per_gas, bump_percent)
+    least_max_fee = compute_bumped(previous.max_fee_per_gas, bump_percent)
+    tip = max(least_tip, suggested_tip)
+    max_fee = min(max(least_max_fee, compute_max_fee_per_gas(base_fee, tip)), cap)
+    tip = min(tip, max_fee)
+    if max_fee < least_max_fee or tip < least_tip:
+        return None  # the node would refuse a smaller bump, and a larger one passes the cap
+    return Fees(max_fee, tip)
+
+
+def read_fees(read: ChainRead, web3: Any) -> tuple[int, int]:
     """The latest block's base fee (0 if it has none) and the node's suggested priority fee.
 
-    A node that cannot suggest a priority fee gets `DEFAULT_PRIORITY_FEE_WEI`.
+    A node that cannot suggest a priority fee (a JSON-RPC error answer) gets
+    `DEFAULT_PRIORITY_FEE_WEI`; a node that does not answer raises `RpcUnavailable` after `read`'s
+    retries.
     """
-    eth = endpoint.web3.eth
-    latest = endpoint.block("latest")
-    base_fee = int(latest.get("baseFeePerGas", 0) or 0) if latest is not None else 0
+    eth = web3.eth
+
+    def latest() -> Any:
+        try:
+            return eth.get_block("latest")
+        except web3_errors.Web3RPCError as error:
+            # Every healthy node has a latest block: an error answer is a misbehaving endpoint.
+            raise RpcUnavailable("chain RPC answered with an error", method="eth_getBlockByNumber") from error
+
+    block = read("eth_getBlockByNumber", latest)
+    base_fee = int(block.get("baseFeePerGas", 0) or 0) if block is not None else 0
     try:
-        tip = int(endpoint.read("eth_maxPriorityFeePerGas", lambda: eth.max_priority_fee))
+        tip = int(read("eth_maxPriorityFeePerGas", lambda: eth.max_priority_fee))
     except web3_errors.Web3RPCError:
         tip = DEFAULT_PRIORITY_FEE_WEI
     return base_fee, tip

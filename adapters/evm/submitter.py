@@ -30,8 +30,6 @@ fee policy in `adapters.evm.fees`.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +41,6 @@ from eth_typing import ChecksumAddress
 from web3 import exceptions as web3_errors
 
 from adapters.evm.calldata import (
-    DELIVERED_SELECTOR,
     PROCESS_BATCH_SELECTOR,
     PROCESS_BATCH_TYPES,
     PROCESS_SELECTOR,
@@ -52,19 +49,20 @@ from adapters.evm.calldata import (
     compress_branch,
 )
 from adapters.evm.config import EvmCompatibleChainConfig
+from adapters.evm.delivery import read_delivered
 from adapters.evm.errors import (
     DeliveryReverted,
     GatewayRejected,
     OutOfGas,
-    ReceiptTimeout,
     RecipientExhaustedGas,
+    TransactionLost,
     classify_send_error,
     decode_contract_error,
     error_for_revert,
     first_bytes32,
     revert_data,
 )
-from adapters.evm.fees import compute_gas_limit, compute_max_fee_per_gas, read_fees
+from adapters.evm.fees import compute_gas_limit
 from adapters.evm.rpc import (
     DELIVERED_TOPIC,
     DELIVERY_FAILED_TOPIC,
@@ -73,9 +71,10 @@ from adapters.evm.rpc import (
     endpoints_for,
     gateway_abi,
 )
+from adapters.evm.transactions import AccountTransactions, SentTransaction
 from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
-from relay.errors import ConfigurationError, RelayError, TransientError
+from relay.errors import ConfigurationError, RelayError
 from relay.metrics import RelayMetrics
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
@@ -83,9 +82,8 @@ from relay.verify.committee import Checkpoint, QuorumCertificate
 log = logging.getLogger(__name__)
 
 TREE_DEPTH = 32
-RECEIPT_TIMEOUT_SECONDS = 60.0
-RECEIPT_POLL_SECONDS = 0.1
 MAX_SIMULATION_ROUNDS = 8  # re-simulations after a competing delivery or a gas-burning recipient
+MAX_RESENDS = 3  # deliveries sent again in one submit after their transaction was lost
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,9 @@ class EvmDestinationStatus:
 class EvmDestination:
     """A submitter's hold on one destination Gateway (`relay.chains.DestinationChain`).
 
-    Thread-safe: transactions are built, signed and sent one at a time (the nonce manager's
-    lock); receipts are awaited outside the lock, so batches can be in flight together.
+    Thread-safe: transactions are built, signed and sent one at a time (`AccountTransactions`
+    keeps the nonce under its lock); receipts are awaited outside the lock, so batches can be in
+    flight together. Every chain read is retried under `relay.retry.SUBMITTER_READ`.
     """
 
     def __init__(
@@ -113,73 +112,37 @@ class EvmDestination:
         *,
         endpoint: EvmEndpoint | None = None,
         metrics: RelayMetrics | None = None,
-        receipt_timeout: float = RECEIPT_TIMEOUT_SECONDS,
+        receipt_timeout: float | None = None,
     ) -> None:
         self.chain = chain
         self.domain = chain.domain
         self.metrics = metrics
         try:
-            self._signer = Account.from_key(private_key.strip())
+            signer = Account.from_key(private_key.strip())
         except (ValueError, TypeError) as error:
             raise ConfigurationError("submitter key is not a secp256k1 private key") from error
-        self.account: ChecksumAddress = self._signer.address
+        self.account: ChecksumAddress = signer.address
         self.endpoint = endpoint or endpoints_for(chain, metrics)[0]
         self.address = checksum_address(chain.gateway, "gateway address")
         self.gateway = self.endpoint.web3.eth.contract(address=self.address, abi=gateway_abi())
-        self.receipt_timeout = receipt_timeout
-        self._lock = threading.Lock()
-        self._nonce: int | None = None
-        self._chain_id: int | None = None
+        settings = chain.submission
+        if receipt_timeout is not None:
+            settings = settings.model_copy(update={"receipt_timeout": receipt_timeout})
+        self.transactions = AccountTransactions(self.endpoint, signer, settings)
 
     # --- reads --------------------------------------------------------------------------------
 
     def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
-        """Whether each (origin, nonce) was delivered (one batched JSON-RPC request)."""
+        """Whether each (origin, nonce) was delivered (batched JSON-RPC requests)."""
         if not keys:
             return []
-        web3 = self.endpoint.web3
-
-        def read() -> list[bool]:
-            # Calldata by hand and one raw JSON-RPC batch: web3's contract layer and request
-            # middleware cost milliseconds of Python per call, seconds for a large batch.
-            requests = [
-                (
-                    "eth_call",
-                    [
-                        {
-                            "to": self.address,
-                            "data": "0x"
-                            + (DELIVERED_SELECTOR + abi_encode(["uint32", "uint32"], [origin, nonce])).hex(),
-                        },
-                        "latest",
-                    ],
-                )
-                for origin, nonce in keys
-            ]
-            provider: Any = web3.provider
-            responses = provider.make_batch_request(requests)
-            if not isinstance(responses, list) or len(responses) != len(keys):
-                raise errors.RpcUnavailable("malformed batch answer to eth_call", answer=str(responses)[:200])
-            flags = []
-            for response in responses:
-                if "error" in response or "result" not in response:
-                    raise errors.RpcUnavailable(
-                        "eth_call failed in a batch", error=str(response.get("error"))[:200]
-                    )
-                flags.append(int(str(response["result"]), 16) != 0)
-            return flags
-
-        return self.endpoint.read("eth_call", read)
+        return read_delivered(self.endpoint, self.address, keys, self.transactions.read)
 
     def status(self) -> EvmDestinationStatus:
         """Chain head, the account's pending nonce and balance."""
         eth = self.endpoint.web3.eth
         head = self.endpoint.block_number()
-        nonce = int(
-            self.endpoint.read(
-                "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")
-            )
-        )
+        nonce = self.transactions.transaction_count("pending")
         balance = int(self.endpoint.read("eth_getBalance", lambda: eth.get_balance(self.account)))
         if self.metrics is not None:
             self.metrics.submitter_balance.labels(self.chain.name, self.account).set(balance)
@@ -191,22 +154,66 @@ class EvmDestination:
     def submit(
         self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
     ) -> SubmittedBatch:
-        """Send one delivery transaction for the undelivered `items`, wait for it, report each."""
+        """Send one delivery transaction for the undelivered `items`, wait for it, report each.
+
+        A transaction that is lost on the way (dropped by the node, or its nonce used by another
+        transaction) is sent again, after the delivered flags are read again, up to `MAX_RESENDS`
+        times within this call.
+        """
         if not items:
             raise errors.MalformedEncoding("a delivery needs at least one message")
         for item in items:
             validate_item(item, self.domain, checkpoint)
         failed_early: dict[bytes, str] = {}
         pending = list(items)
+        resends = 0
+        while True:
+            sent = self._simulate_and_send(checkpoint, certificate, pending, failed_early)
+            if sent is None:
+                return SubmittedBatch(b"", 0, 0, [], failed_early)
+            call, transaction, pending = sent
+            try:
+                transaction_hash, receipt = self.transactions.wait(transaction)
+            except TransactionLost as error:
+                resends += 1
+                if resends > MAX_RESENDS:
+                    raise
+                log.warning(
+                    "delivery transaction lost; sending again",
+                    extra={"destination": self.domain, "reason": str(error), "messages": len(pending)},
+                )
+                continue
+            break
+        if int(receipt["status"]) != 1:
+            raise self._explain_failure(call, receipt)
+        delivered, failed = parse_delivery_logs(receipt["logs"], self.address)
+        failed.update(failed_early)
+        gas_used = int(receipt["gasUsed"])
+        if self.metrics is not None:
+            price = int(receipt.get("effectiveGasPrice", 0) or 0)
+            self.metrics.gas_spent.labels(self.chain.name, self.account).inc(gas_used * price)
+        return SubmittedBatch(transaction_hash, int(receipt["blockNumber"]), gas_used, delivered, failed)
+
+    def _simulate_and_send(
+        self,
+        checkpoint: Checkpoint,
+        certificate: QuorumCertificate,
+        items: Sequence[DeliveryItem],
+        failed_early: dict[bytes, str],
+    ) -> tuple[PreparedCall, SentTransaction, list[DeliveryItem]] | None:
+        """Send one transaction for the items not yet delivered; None if none is left.
+
+        Adds to `failed_early` the recipients left out because they burn every gas limit.
+        """
+        pending = list(items)
         for _ in range(MAX_SIMULATION_ROUNDS):
             flags = self.delivered([(item.message.origin, item.message.nonce) for item in pending])
             pending = [item for item, done in zip(pending, flags, strict=True) if not done]
             if not pending:
-                return SubmittedBatch(b"", 0, 0, [], failed_early)
+                return None
             call = self._delivery_call(checkpoint, certificate, pending)
             try:
-                transaction_hash = self._send(call, len(pending))
-                break
+                return call, self._send(call, len(pending)), pending
             except RecipientExhaustedGas as error:
                 # One recipient burns every gas limit: leave it out (reported as failed, so it is
                 # parked) and deliver the rest, instead of failing the whole batch forever.
@@ -220,18 +227,7 @@ class EvmDestination:
                     raise
                 # Another transaction delivered some of them since we read the flags: read again.
                 continue
-        else:
-            raise DeliveryReverted("delivery simulation kept changing", rounds=MAX_SIMULATION_ROUNDS)
-        receipt = self._wait_for_receipt(transaction_hash)
-        if int(receipt["status"]) != 1:
-            raise self._explain_failure(call, receipt)
-        delivered, failed = parse_delivery_logs(receipt["logs"], self.address)
-        failed.update(failed_early)
-        gas_used = int(receipt["gasUsed"])
-        if self.metrics is not None:
-            price = int(receipt.get("effectiveGasPrice", 0) or 0)
-            self.metrics.gas_spent.labels(self.chain.name, self.account).inc(gas_used * price)
-        return SubmittedBatch(transaction_hash, int(receipt["blockNumber"]), gas_used, delivered, failed)
+        raise DeliveryReverted("delivery simulation kept changing", rounds=MAX_SIMULATION_ROUNDS)
 
     def _delivery_call(
         self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
@@ -251,13 +247,13 @@ class EvmDestination:
         return PreparedCall(self.endpoint.web3, self.address, data)
 
     def _simulate(self, call: Any) -> int:
-        """eth_estimateGas; a revert becomes the typed error of its custom error."""
+        """eth_estimateGas (retried if the node does not answer); a revert becomes its typed error."""
 
         def estimate() -> int:
             return int(call.estimate_gas({"from": self.account}))
 
         try:
-            return self.endpoint.call("eth_estimateGas", estimate)
+            return self.transactions.read("eth_estimateGas", estimate)
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
             raise error_for_revert(decode_contract_error(revert_data(error))) from error
         except web3_errors.Web3RPCError as error:
@@ -266,80 +262,20 @@ class EvmDestination:
                 raise typed from error
             raise
 
-    def _send(self, call: Any, size: int) -> bytes:
-        gas = self._simulate(call)
-        limit = compute_gas_limit(gas)
-        eth = self.endpoint.web3.eth
-        with self._lock:
-            if self._chain_id is None:
-                self._chain_id = int(self.endpoint.read("eth_chainId", lambda: eth.chain_id))
-            if self._nonce is None:
-                self._nonce = int(
-                    self.endpoint.read(
-                        "eth_getTransactionCount", lambda: eth.get_transaction_count(self.account, "pending")
-                    )
-                )
-            base_fee, tip = read_fees(self.endpoint)
-            transaction = call.build_transaction(
-                {
-                    "from": self.account,
-                    "nonce": self._nonce,
-                    "gas": limit,
-                    "chainId": self._chain_id,
-                    "maxFeePerGas": compute_max_fee_per_gas(base_fee, tip),
-                    "maxPriorityFeePerGas": tip,
-                }
-            )
-            signed = self._signer.sign_transaction(transaction)
-            try:
-                transaction_hash = self.endpoint.call(
-                    "eth_sendRawTransaction", lambda: eth.send_raw_transaction(signed.raw_transaction)
-                )
-            except web3_errors.Web3RPCError as error:
-                self._nonce = None  # re-read from the chain next time
-                typed = classify_send_error(error, self.account)
-                if typed is not None:
-                    raise typed from error
-                raise TransientError(
-                    "node refused the delivery transaction", cause=str(error)[:200]
-                ) from error
-            except errors.RpcUnavailable:
-                self._nonce = None  # the transaction may or may not have arrived
-                raise
-            self._nonce += 1
+    def _send(self, call: Any, size: int) -> SentTransaction:
+        limit = compute_gas_limit(self._simulate(call))
+        sent = self.transactions.send(call, limit)
         log.info(
             "delivery sent",
             extra={
-                "transaction": bytes(transaction_hash).hex(),
+                "transaction": sent.hashes[0].hex(),
+                "nonce": sent.nonce,
                 "messages": size,
                 "gas_limit": limit,
                 "destination": self.domain,
             },
         )
-        return bytes(transaction_hash)
-
-    def _wait_for_receipt(self, transaction_hash: bytes) -> Any:
-        eth = self.endpoint.web3.eth
-        deadline = time.monotonic() + self.receipt_timeout
-
-        def fetch() -> Any:
-            try:
-                return eth.get_transaction_receipt(transaction_hash)  # type: ignore[arg-type]
-            except web3_errors.TransactionNotFound:
-                return None
-
-        while time.monotonic() < deadline:
-            receipt = self.endpoint.read("eth_getTransactionReceipt", fetch)
-            if receipt is not None:
-                return receipt
-            time.sleep(RECEIPT_POLL_SECONDS)
-        with self._lock:
-            self._nonce = None
-        raise ReceiptTimeout(
-            "no receipt for the delivery transaction",
-            transaction="0x" + transaction_hash.hex(),
-            seconds=self.receipt_timeout,
-        )
+        return sent
 
     def _explain_failure(self, call: Any, receipt: Any) -> RelayError:
         """Why a mined delivery reverted: replay it on the state before its block."""
@@ -349,7 +285,7 @@ class EvmDestination:
                 "delivery transaction ran out of gas", transaction=bytes(receipt["transactionHash"]).hex()
             )
         try:
-            self.endpoint.call(
+            self.transactions.read(
                 "eth_call", lambda: call.call({"from": self.account}, block_identifier=block - 1)
             )
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
@@ -368,7 +304,7 @@ class EvmDestination:
 
     def _gas_limit_of(self, receipt: Any) -> int:
         eth = self.endpoint.web3.eth
-        transaction = self.endpoint.read(
+        transaction = self.transactions.read(
             "eth_getTransactionByHash", lambda: eth.get_transaction(receipt["transactionHash"])
         )
         return int(transaction["gas"])

@@ -13,6 +13,8 @@ adapter or web3.
   block.
 - `DestinationChain`: what a submitter does to a destination gateway; `DestinationStatus` what it
   reports about its account.
+- `DeliveryReader`: the relayer's read-only, keyless view of a destination gateway, to confirm
+  deliveries on the chain itself instead of on a submitter's word.
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ class CursorStore(Protocol):
 
 
 class SourceWatcher(Protocol):
-    """Watches one source gateway."""
+    """Watches one source gateway. Both methods are required: the relayer settles a conflicting
+    observation (another message at a stored nonce) by the canonical block hash."""
 
     domain: int
 
@@ -172,9 +175,15 @@ class SubmittedBatch:
 
 
 class DestinationChain(Protocol):
-    """A submitter's hold on one destination gateway."""
+    """A submitter's hold on one destination gateway, sending from `account` (the chain's own
+    address format, for logs and `GetStatus`)."""
 
     domain: int
+
+    @property
+    def account(self) -> str:
+        """The sending account."""
+        ...
 
     def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
         """Whether each (origin, nonce) was delivered."""
@@ -184,6 +193,20 @@ class DestinationChain(Protocol):
         self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
     ) -> SubmittedBatch:
         """Send one delivery transaction, wait for the receipt, report per message."""
+        ...
+
+    def status(self) -> DestinationStatus:
+        """Head, the account's next nonce and its balance in the chain's smallest native unit."""
+        ...
+
+
+class DeliveryReader(Protocol):
+    """Whether messages are delivered on one destination gateway, read from the chain (no key)."""
+
+    domain: int
+
+    def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
+        """Whether each (origin, nonce) is marked delivered, in order; `TransientError` if unread."""
         ...
 
 

@@ -11,6 +11,7 @@ never imports `adapters`, nor web3, statically):
   - `create_watcher(chain, cursors, metrics) -> SourceWatcher`
   - `create_finality_source(chain, metrics) -> FinalitySource`
   - `create_destination(chain, private_key, metrics) -> DestinationChain`
+  - `create_delivery_reader(chain, metrics) -> DeliveryReader` (the relayer's keyless view)
 
 `ChainConfig` is the annotation role configs use for a chain: the union of every family's model,
 discriminated by `kind`; a chain without `kind` is an `evm` one (`DEFAULT_KIND`), and an unknown
@@ -26,7 +27,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args
 
 from pydantic import BeforeValidator, Field, TypeAdapter
 
-from relay.chains import ChainConfigBase, CursorStore, DestinationChain, FinalitySource, SourceWatcher
+from relay.chains import (
+    ChainConfigBase,
+    CursorStore,
+    DeliveryReader,
+    DestinationChain,
+    FinalitySource,
+    SourceWatcher,
+)
 from relay.errors import BackendUnavailable, ConfigurationError
 
 if TYPE_CHECKING:
@@ -64,7 +72,7 @@ def _fill_kind(data: Any) -> Any:
     if not isinstance(data, Mapping):
         return data
     kind = data.get("kind", DEFAULT_KIND)
-    if kind not in CHAIN_FAMILIES:
+    if not isinstance(kind, str) or kind not in CHAIN_FAMILIES:
         raise ValueError(f"unknown chain kind {kind!r}; known kinds: {', '.join(sorted(CHAIN_FAMILIES))}")
     return data if "kind" in data else {**data, "kind": DEFAULT_KIND}
 
@@ -106,3 +114,8 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Fin
 def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayMetrics) -> DestinationChain:
     """A submitter's hold on `chain`'s gateway, signing with `private_key`, counting on `metrics`."""
     return _adapter(chain.kind).create_destination(chain, private_key, metrics)  # type: ignore[no-any-return]
+
+
+def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> DeliveryReader:
+    """A read-only view of `chain`'s gateway's delivered flags (no key), counting on `metrics`."""
+    return _adapter(chain.kind).create_delivery_reader(chain, metrics)  # type: ignore[no-any-return]

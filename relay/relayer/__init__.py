@@ -33,8 +33,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from relay.chains.registry import create_watcher
-from relay.errors import ConfigurationError, InvalidProof
+from relay.chains import ChainConfigBase, DeliveryReader
+from relay.chains.registry import create_delivery_reader, create_watcher
+from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.attest import AttestationCollector
@@ -80,11 +81,13 @@ log = logging.getLogger("relay.relayer")
 
 STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting call are looked for
 STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
+FOUND_DELIVERED_CHECK_SECONDS = 30.0  # how often PARKED / RETRYING messages are looked up on-chain
 ATTESTOR_POOL_SIZE = 16
 SERVER_THREADS = 32
 
 AttestorFactory = Callable[[str], AttestorClient]
 SubmitterFactory = Callable[[str], SubmitterClient]
+DeliveryReaderFactory = Callable[[ChainConfigBase], DeliveryReader]
 
 
 def _grpc_attestor(address: str) -> AttestorClient:
@@ -105,7 +108,9 @@ class Relayer:
     `Relayer(config).start()` opens the store, rebuilds the trees, starts serving and looping;
     `.port` is the bound RelayService port; `.stop()` shuts down cleanly. Tests drive the pipeline
     synchronously with `open()` + `run_once()` instead of `start()`. Peers are gRPC clients unless
-    `attestor_factory` / `submitter_factory` supply others (address -> client).
+    `attestor_factory` / `submitter_factory` supply others (address -> client); a destination's
+    `chain:` section is read through the chain registry unless `delivery_reader_factory` supplies
+    another reader (chain config -> `DeliveryReader`).
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class Relayer:
         registry: CollectorRegistry | None = None,
         attestor_factory: AttestorFactory | None = None,
         submitter_factory: SubmitterFactory | None = None,
+        delivery_reader_factory: DeliveryReaderFactory | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -129,6 +135,9 @@ class Relayer:
         )
         self._attestor_factory = attestor_factory or _grpc_attestor
         self._submitter_factory = submitter_factory or _grpc_submitter
+        self._reader_factory: DeliveryReaderFactory = delivery_reader_factory or (
+            lambda chain: create_delivery_reader(chain, self.metrics)
+        )
         self._clock = clock
         self._operator_token = config.operator_token.reveal() if config.operator_token else None
         self.sources: dict[int, SourceState] = {}
@@ -185,11 +194,21 @@ class Relayer:
             self.sources[source.domain] = source
             source.tree.rebuild()
         for destination_config in self.config.destinations:
+            reader = None
+            if destination_config.chain is not None:
+                reader = self._reader_factory(destination_config.chain)
+            else:
+                log.warning(
+                    "deliveries to this destination are not confirmed independently: configure its "
+                    "chain section so the relayer reads the gateway's delivered flags itself",
+                    extra={"destination": destination_config.domain},
+                )
             self.destinations[destination_config.domain] = DestinationState(
-                destination_config, self._submitter_factory(destination_config.submitter)
+                destination_config, self._submitter_factory(destination_config.submitter), reader
             )
-        self._stages = _Stages(self, store, backend, self._pool)
-        self._stages.outcomes.recover_submitted()
+        stages = _Stages(self, store, backend, self._pool)
+        stages.outcomes.recover_submitted()
+        self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
         log.info(
             "relayer opened",
             extra={
@@ -227,11 +246,10 @@ class Relayer:
         if self._grpc is not None:
             return self._grpc.port
         self.open()
-        from relay.rpc.relay_service import SERVICE_NAME, RelayServicer
-        from relay.v1 import relay_service_pb2_grpc
+        from relay.rpc.relay_service import SERVICE_NAME, add_relay_service
 
         def register(server: Any) -> None:
-            relay_service_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self), server)
+            add_relay_service(server, self)
 
         self._grpc = start_grpc_server(
             self.config.listen,
@@ -380,7 +398,7 @@ class Relayer:
 
     def _delivery_loop(self, destination: DestinationState) -> None:
         interval = min(self.config.poll_interval, max(self.config.batching.max_wait, 0.05))
-        checked_at = self._clock()
+        checked_at = found_at = self._clock()
         stages = self.stages
         while not self._stop.is_set():
             destination.wake.clear()
@@ -390,6 +408,9 @@ class Relayer:
                 if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
                     checked_at = self._clock()
                     stages.deliverer.requeue_stranded(destination, STRANDED_GRACE_SECONDS)
+                if self._clock() - found_at >= FOUND_DELIVERED_CHECK_SECONDS:
+                    found_at = self._clock()
+                    self.find_delivered_on_chain(destination.domain)
             except Exception:
                 log.exception("delivery pass failed", extra={"destination": destination.domain})
             destination.wake.wait(interval)
@@ -417,6 +438,21 @@ class Relayer:
         """Deliver what is ready to every destination once."""
         for destination in list(self.destinations.values()):
             self.stages.deliverer.deliver(destination, flush=flush)
+
+    def find_delivered_on_chain(self, domain: int) -> list[bytes]:
+        """PARKED / RETRYING messages of destination `domain` that its chain shows delivered become
+        DELIVERED (a bounded batch per call); nothing without the destination's `chain:` section."""
+        destination = self.destinations[domain]
+        if destination.reader is None:
+            return []
+        try:
+            return self.stages.outcomes.find_delivered_on_chain(domain, destination.reader)
+        except RelayError as error:
+            log.warning(
+                "could not look up parked deliveries on the destination chain",
+                extra={"destination": domain, "reason": error.reason, "error": str(error)},
+            )
+            return []
 
     def requeue_stranded(self, domain: int) -> list[bytes]:
         """Queue again the SUBMITTED messages of destination `domain` that no delivery call waits for."""
@@ -459,7 +495,8 @@ class _Stages:
             store, metrics, clock, backend, pool, config.attestor_timeout
         )
         self.prover = Prover(store, metrics, clock, backend)
-        self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges)
+        readers = {d.domain: d.reader for d in relayer.destinations.values() if d.reader is not None}
+        self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges, readers)
         self.deliverer = Deliverer(
             store,
             clock,

@@ -61,8 +61,8 @@ class AttestationCollector:
         self._backend = backend
         self._pool = pool
         self._timeout = timeout
-        # (digest, signer, signature) -> "" (valid) or the rejection reason, least recent first.
-        self._verdicts: OrderedDict[tuple[bytes, int, bytes], str] = OrderedDict()
+        # (digest, signer, signature, claimed key) -> "" (valid) or the rejection reason, least recent first.
+        self._verdicts: OrderedDict[tuple[bytes, int, bytes, bytes], str] = OrderedDict()
 
     def collect(self, source: SourceState) -> None:
         """One attestation pass for `source` (or a quorum probe when nothing is FINAL)."""
@@ -190,7 +190,9 @@ class AttestationCollector:
 
         Returns the rejection reason, "" for a valid signature.
         """
-        key = (partial.checkpoint.digest(), partial.signer_index, partial.signature)
+        # The claimed key is part of the verdict: the same signature replayed under a wrong key is
+        # rejected without poisoning the verdict for the member's own copy.
+        key = (partial.checkpoint.digest(), partial.signer_index, partial.signature, partial.public_key)
         cached = self._verdicts.get(key)
         if cached is not None:
             reason = cached  # verified before: skip the pairing, still make sure it is stored

@@ -28,11 +28,26 @@ class SourceConfig(StrictModel):
 
 
 class DestinationConfig(StrictModel):
-    """A destination chain, reached through its submitter's `DestinationService`."""
+    """A destination chain, reached through its submitter's `DestinationService`.
+
+    `chain` (optional, recommended): the destination chain itself (rpc_urls, gateway, validated
+    like every chain config). With it the relayer reads the gateway's delivered flags: a message
+    becomes DELIVERED only once the chain shows it, and a PARKED or RETRYING message found
+    delivered there becomes DELIVERED. Without it, the submitter's report is believed.
+    """
 
     domain: int
     submitter: str
     name: str = ""
+    chain: ChainConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DestinationConfig:
+        if self.chain is not None and self.chain.domain != self.domain:
+            raise ValueError(
+                f"chain.domain ({self.chain.domain}) must be the destination's domain ({self.domain})"
+            )
+        return self
 
 
 class BatchingConfig(StrictModel):

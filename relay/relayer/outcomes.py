@@ -6,15 +6,22 @@ a transient failure or a missing outcome, RETRYING under the persisted backoff s
 once out of attempts. Also the recovery paths for SUBMITTED messages whose outcome can no longer
 arrive: after a restart (`recover_submitted`) and when no call waits for them
 (`requeue_stranded`); the submitter skips ids already delivered, so nothing runs twice.
+
+With a `DeliveryReader` for the destination (its `chain:` section configured), a submitter's
+DELIVERED / ALREADY_DELIVERED is confirmed on the chain before the transition: a message the chain
+does not show delivered goes to RETRYING with `DeliveryNotConfirmed` (counted in
+`relay_deliveries_unconfirmed_total`). And `find_delivered_on_chain` moves PARKED and RETRYING
+messages that the chain shows delivered (by anyone) to DELIVERED.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from relay.errors import AttemptsExhausted, RelayError, RpcUnavailable, TransientError
+from relay.chains import DeliveryReader
+from relay.errors import AttemptsExhausted, DeliveryNotConfirmed, RelayError, RpcUnavailable, TransientError
 from relay.lifecycle import MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.peers import DeliveryOutcome, DeliveryReport
@@ -26,19 +33,28 @@ from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Submitte
 log = logging.getLogger("relay.relayer")
 
 S = MessageState
+FOUND_DELIVERED_BATCH = 200  # PARKED / RETRYING messages looked up on the chain per pass
 
 
 class Outcomes:
     """Records delivery outcomes and failures in the store."""
 
     def __init__(
-        self, store: Store, metrics: RelayMetrics, clock: Clock, schedule: BackoffSchedule, gauges: Gauges
+        self,
+        store: Store,
+        metrics: RelayMetrics,
+        clock: Clock,
+        schedule: BackoffSchedule,
+        gauges: Gauges,
+        readers: Mapping[int, DeliveryReader] | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._schedule = schedule
         self._gauges = gauges
+        self._readers: Mapping[int, DeliveryReader] = readers or {}
+        self._found_offsets: dict[int, int] = {}  # per destination: where the next pass looks
 
     def apply_report(
         self,
@@ -66,10 +82,13 @@ class Outcomes:
             )
         transitions: list[Transition] = []
         failed: list[MessageRecord] = []
+        unconfirmed, unconfirmed_error = self._confirm_on_chain(destination, submitted, report, fields)
         for record in submitted:
             result = report.results.get(record.id)
             outcome = result.outcome if result is not None else DeliveryOutcome.UNSPECIFIED
             reason = result.reason if result is not None else ""
+            if record.id in unconfirmed:
+                continue
             if outcome is DeliveryOutcome.DELIVERED:
                 transitions.append(
                     Transition(record.id, S.SUBMITTED, S.DELIVERED, {"destination_transaction": transaction})
@@ -122,6 +141,93 @@ class Outcomes:
                 )
         if failed:
             self.fail(failed, RpcUnavailable("the submitter reported no outcome", peer=peer), fields)
+        if unconfirmed and unconfirmed_error is not None:
+            self.fail([r for r in submitted if r.id in unconfirmed], unconfirmed_error, fields)
+
+    def _confirm_on_chain(
+        self,
+        destination: int,
+        submitted: Sequence[MessageRecord],
+        report: DeliveryReport,
+        fields: dict[str, Any],
+    ) -> tuple[set[bytes], RelayError | None]:
+        """Ids reported delivered that the destination chain does not show delivered, and why.
+
+        Empty without a reader for `destination` (the submitter's word is taken, as configured).
+        """
+        reader = self._readers.get(destination)
+        claimed = [
+            r
+            for r in submitted
+            if (result := report.results.get(r.id)) is not None
+            and result.outcome in (DeliveryOutcome.DELIVERED, DeliveryOutcome.ALREADY_DELIVERED)
+        ]
+        if reader is None or not claimed:
+            return set(), None
+        try:
+            flags = reader.delivered([(r.message.origin, r.message.nonce) for r in claimed])
+        except RelayError as error:
+            log.warning(
+                "could not confirm deliveries on the destination chain",
+                extra={**fields, "messages": len(claimed), "reason": describe(error)},
+            )
+            return {r.id for r in claimed}, DeliveryNotConfirmed(
+                "the destination chain could not be read to confirm the delivery", cause=describe(error)
+            )
+        missing = {r.id for r, done in zip(claimed, flags, strict=True) if not done}
+        if missing:
+            self._metrics.deliveries_unconfirmed.labels(str(destination)).inc(len(missing))
+            log.warning(
+                "submitter reported deliveries the destination chain does not show",
+                extra={**fields, "messages": len(missing), "transaction": report.transaction_hash},
+            )
+        return missing, DeliveryNotConfirmed(
+            "reported delivered, but the destination gateway does not show it delivered",
+            transaction=report.transaction_hash.hex(),
+        )
+
+    def find_delivered_on_chain(self, destination: int, reader: DeliveryReader) -> list[bytes]:
+        """PARKED and RETRYING messages of `destination` that the chain shows delivered become
+        DELIVERED. Looks at `FOUND_DELIVERED_BATCH` of them per call, in turn. Returns their ids."""
+        candidates = [
+            r
+            for state in (S.PARKED, S.RETRYING)
+            for r in self._store.messages_in_state(state, destination=destination, limit=100_000)
+        ]
+        if not candidates:
+            return []
+        offset = self._found_offsets.get(destination, 0)
+        if offset >= len(candidates):
+            offset = 0
+        window = candidates[offset : offset + FOUND_DELIVERED_BATCH]
+        self._found_offsets[destination] = offset + len(window)
+        flags = reader.delivered([(r.message.origin, r.message.nonce) for r in window])
+        now = self._clock()
+        found: list[bytes] = []
+        for record, done in zip(window, flags, strict=True):
+            if not done:
+                continue
+            try:
+                self._store.apply_transition(
+                    Transition(
+                        record.id,
+                        record.state,
+                        S.DELIVERED,
+                        {"last_error": "", "error_reason": "", "next_attempt_at": 0.0},
+                    ),
+                    now,
+                )
+            except StaleState:
+                continue  # moved meanwhile (a delivery attempt started); its outcome decides
+            found.append(record.id)
+            self._gauges.observe_delivery(record.id)
+            log.info(
+                "message found delivered on the destination chain",
+                extra={"message_id": record.id, "destination": destination, "was": record.state.value},
+            )
+        if found:
+            self._metrics.deliveries_found_on_chain.labels(str(destination)).inc(len(found))
+        return found
 
     def fail(self, records: Sequence[MessageRecord], error: RelayError, fields: dict[str, Any]) -> None:
         """A delivery attempt failed for `records` (all SUBMITTED): back off, or park."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from relay.chains import SourceWatcher
+from relay.chains import DeliveryReader, SourceWatcher
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.config import DestinationConfig, SourceConfig
 from relay.relayer.ingest import DeferredCursors
@@ -59,6 +59,7 @@ class DestinationState:
 
     config: DestinationConfig
     submitter: SubmitterClient
+    reader: DeliveryReader | None = None  # the chain's own delivered flags (None: not configured)
     wake: threading.Event = field(default_factory=threading.Event)
     answered_at: float = 0.0  # when its submitter last answered (a delivery or a status probe)
 

@@ -37,7 +37,7 @@ from relay.config import SecretRef, StrictModel
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
-from relay.rpc.server import split_address, start_grpc_server
+from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, types_pb2
 from relay.verify.bls import BlsBackend, get_backend
 from relay.verify.committee import Checkpoint, sign_checkpoint
@@ -313,7 +313,7 @@ class Attestor(ServedRole):
         self.halted: FinalityConflict | None = None
         self.last_success = 0.0
         self.grpc_port = 0
-        self._server: grpc.Server | None = None
+        self._grpc: GrpcServer | None = None
         self._health: Any = None
         self._grpc_health: Any = None
 
@@ -379,7 +379,7 @@ class Attestor(ServedRole):
             max_workers=16,
             thread_prefix="attestor-grpc",
         )
-        self._server, self._grpc_health, self.grpc_port = served.server, served.health, served.port
+        self._grpc, self._grpc_health, self.grpc_port = served, served.health, served.port
         if self.config.metrics_listen:
             host, port = split_address(self.config.metrics_listen)
             self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()

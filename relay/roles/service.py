@@ -1,7 +1,7 @@
 """What the attestor and submitter processes share: stopping and running (their gRPC servers are
 started by `relay.rpc.server.start_grpc_server`, like the relayer's).
 
-`ServedRole` is a mixin for a role with a gRPC server (`_server`), an optional HTTP health server
+`ServedRole` is a mixin for a role with a started gRPC server (`_grpc`), an optional HTTP health server
 (`_health`), a `stopping` event, `start()` and a `run_loop()`; `stop_grace` is how long in-flight
 calls get to finish on stop.
 """
@@ -12,7 +12,7 @@ import signal
 import threading
 from typing import Any
 
-import grpc
+from relay.rpc.server import GrpcServer
 
 
 class ServedRole:
@@ -20,7 +20,7 @@ class ServedRole:
 
     stop_grace: float = 2.0
     stopping: threading.Event
-    _server: grpc.Server | None
+    _grpc: GrpcServer | None
     _health: Any
 
     def start(self) -> Any:  # pragma: no cover - every role defines it
@@ -33,8 +33,8 @@ class ServedRole:
         """Stop the loop and the servers; calls in progress get `grace` (default `stop_grace`) seconds."""
         seconds = self.stop_grace if grace is None else grace
         self.stopping.set()
-        if self._server is not None:
-            self._server.stop(seconds).wait(seconds + 1)
+        if self._grpc is not None:
+            self._grpc.stop(seconds)  # NOT_SERVING first, then calls in progress get `seconds`
         if self._health is not None:
             self._health.stop()
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import grpc
 
-from relay.chains import DestinationChain, DestinationStatus
+from relay.chains import DestinationChain
 from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
@@ -42,7 +42,7 @@ from relay.errors import (
 )
 from relay.roles.service import ServedRole
 from relay.rpc.convert import deliver_request_from_proto
-from relay.rpc.server import split_address, start_grpc_server
+from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -61,15 +61,6 @@ class SubmitterConfig(StrictModel):
     listen: str = "127.0.0.1:50061"
     # host:port for /metrics, /healthz, /readyz; None: no HTTP endpoint.
     metrics_listen: str | None = None
-
-
-@runtime_checkable
-class ReportsStatus(Protocol):
-    """A destination that can report head, nonce and balance (the EVM one can)."""
-
-    def status(self) -> DestinationStatus:
-        """Head, the account's next nonce and its balance in the chain's smallest native unit."""
-        ...
 
 
 def _reason(error: RelayError) -> str:
@@ -188,12 +179,8 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
 
     def GetStatus(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DestinationStatus:  # noqa: N802
         """Chain head, the account's next nonce and its balance."""
-        destination = self.destination
-        if not isinstance(destination, ReportsStatus):
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this destination kind reports no status")
-            raise AssertionError("unreachable: abort raises")  # pragma: no cover
         try:
-            status = destination.status()
+            status = self.destination.status()
         except TransientError as error:
             context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
         return destination_pb2.DestinationStatus(
@@ -224,7 +211,7 @@ class Submitter(ServedRole):
         self.stopping = threading.Event()
         self.grpc_port = 0
         self.last_status_at = 0.0
-        self._server: grpc.Server | None = None
+        self._grpc: GrpcServer | None = None
         self._health: Any = None
 
     def start(self) -> Submitter:
@@ -244,7 +231,7 @@ class Submitter(ServedRole):
             max_workers=16,
             thread_prefix="submitter-grpc",
         )
-        self._server, self.grpc_port = served.server, served.port
+        self._grpc, self.grpc_port = served, served.port
         if self.config.metrics_listen:
             host, port = split_address(self.config.metrics_listen)
             self._health = HealthServer(self.registry, host, port, readiness=self.readiness).start()
@@ -252,7 +239,7 @@ class Submitter(ServedRole):
             "submitter serving",
             extra={
                 "destination": self.config.chain.domain,
-                "account": getattr(self.destination, "account", ""),
+                "account": self.destination.account,
                 "grpc": f"{split_address(self.config.listen)[0]}:{self.grpc_port}",
                 "metrics": self.config.metrics_listen,
             },
@@ -270,12 +257,9 @@ class Submitter(ServedRole):
         while not self.stopping.is_set():
             if self._health is not None:
                 self._health.heartbeat()
-            if isinstance(self.destination, ReportsStatus):
-                try:
-                    self.destination.status()
-                    self.last_status_at = time.monotonic()
-                except RelayError as error:
-                    log.warning("destination status read failed", extra={"reason": error.reason})
-            else:
+            try:
+                self.destination.status()
                 self.last_status_at = time.monotonic()
+            except RelayError as error:
+                log.warning("destination status read failed", extra={"reason": error.reason})
             self.stopping.wait(STATUS_INTERVAL_SECONDS)

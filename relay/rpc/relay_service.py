@@ -78,6 +78,11 @@ class RelayApi(Protocol):
     def check_operator_token(self, token: str) -> bool: ...
 
 
+def add_relay_service(server: grpc.Server, api: RelayApi) -> None:
+    """Serve `RelayService` over `api` on `server` (the relayer's composition root calls this)."""
+    relay_service_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(api), server)
+
+
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     context.abort(code, details)
     raise RuntimeError("grpc abort returned")  # pragma: no cover - abort always raises

@@ -275,10 +275,12 @@ class Store(ABC):
 
     @abstractmethod
     def save_signature(self, record: SignatureRecord) -> bool:
-        """Store an attestor's signature once per (checkpoint, signer, signature); True if new.
+        """Store an attestor's signature once per (checkpoint, signer, signature); True if written.
 
         Keyed by the signature too, so a forgery sent under a member's index first never displaces
-        the member's own signature; storing the same signature again keeps the first verdict.
+        the member's own signature. Storing the same signature again keeps the first verdict, except
+        that a valid copy replaces a rejected one: the same signature bytes replayed first under a
+        wrong public key (rejected) must not shadow the member's own, valid copy.
         """
 
     @abstractmethod

@@ -364,7 +364,11 @@ class SqliteStore(Store):
         with self._transaction() as db:
             cursor = db.execute(
                 f"INSERT INTO signatures ({SIGNATURE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
+                # A valid copy replaces a rejected one (a replay of the member's signature under a
+                # wrong public key must not shadow the member's own); anything else keeps the first.
+                " ON CONFLICT DO UPDATE SET public_key = excluded.public_key, attestor = excluded.attestor,"
+                " rejected_reason = '', received_at = excluded.received_at"
+                " WHERE signatures.rejected_reason != '' AND excluded.rejected_reason = ''",
                 signature_row(record),
             )
             return cursor.rowcount == 1

@@ -294,7 +294,15 @@ class Devnet:
             )
             name = f"submitter-{chain.name}"
             address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
-            destinations.append({"domain": chain.domain, "submitter": address, "name": chain.name})
+            destinations.append(
+                {
+                    "domain": chain.domain,
+                    "submitter": address,
+                    "name": chain.name,
+                    # The relayer confirms each delivery on the chain, not on the submitter's word.
+                    "chain": self._chain_config(chain),
+                }
+            )
             add(
                 name,
                 "submitter",

@@ -490,6 +490,21 @@ def test_signatures_are_kept_once_listed_from_an_index_and_pruned(store: Store) 
     assert store.signatures_for(2, 0) == [signature(3, 0, origin=2)]  # other origins untouched
 
 
+def test_a_valid_copy_replaces_a_rejected_copy_of_the_same_signature(store: Store) -> None:
+    """The same signature bytes stored rejected first (replayed under a wrong public key), then
+    valid (the member's own): the valid copy counts, and a later rejected copy does not undo it."""
+    checkpoint = checkpoint_at(7, origin=9)
+    replayed = SignatureRecord(checkpoint, 3, b"\x01" * 48, b"\x02" * 96, "a", "UnknownSigner: replayed", 5.0)
+    genuine = SignatureRecord(checkpoint, 3, b"\x03" * 48, b"\x02" * 96, "b", "", 6.0)
+    assert store.save_signature(replayed)
+    assert store.signatures_for(9, 0) == []
+    assert store.save_signature(genuine)
+    assert store.signatures_for(9, 0) == [genuine]
+    assert not store.save_signature(replayed)
+    assert store.signatures_for(9, 0) == [genuine]
+    assert len(store.signatures_for(9, 0, valid_only=False)) == 1
+
+
 def test_transactions_are_recorded_once_and_found_by_message(store: Store) -> None:
     ids = [o.message.id for o in (observed(0), observed(1), observed(2))]
     first = SubmittedTransaction(b"\xaa" * 32, 2, 1, tuple(ids[:2]), 17, 21000, 9.0)

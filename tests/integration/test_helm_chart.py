@@ -134,6 +134,8 @@ def test_multichain_configs_follow_the_values() -> None:
             "name": s["chain"],
             "domain": chains[s["chain"]]["domain"],
             "submitter": f"relay-submitter-{s['name']}.relay.svc:50051",
+            # the relayer reads the destination's delivered flags itself
+            "chain": chains[s["chain"]],
         }
         for s in values["submitters"]
     ]

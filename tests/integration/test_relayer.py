@@ -43,6 +43,7 @@ from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, Committee, Member, verify_checkpoint
 from relay.verify.merkle import MerkleTree, verify_branch
 from relay.verify.message import Message
+from tests.waiting import eventually
 
 S = MessageState
 ORIGIN, DESTINATION, EPOCH = 1, 2, 1
@@ -368,15 +369,6 @@ def states(relayer: Relayer) -> dict[MessageState, int]:
     return relayer.store.count_by_state()
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait until `condition()` holds (polled), failing with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def run_until(relayer: Relayer, done: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -666,7 +658,7 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         assert seen == sorted(seen)  # the lifecycle only moves forward on the happy path
 
         more = [world.chain.dispatch(f"m{n}".encode()) for n in range(4)]
-        wait_for(lambda: states(relayer).get(S.DELIVERED, 0) >= 5, "5 deliveries")
+        eventually(lambda: states(relayer).get(S.DELIVERED, 0) >= 5, 10, "5 deliveries", interval=0.02)
         assert world.destination.executions == Counter({m.id: 1 for m in [first, *more]})
 
         page = client.ListMessages(relay_service_pb2.ListMessagesRequest(page_size=3))
@@ -697,7 +689,7 @@ def test_relay_service_end_to_end_with_background_loops(world: World) -> None:
         ]
 
         everything = client.WatchMessages(relay_service_pb2.WatchMessagesRequest(), timeout=10)
-        wait_for(lambda: relayer.subscriptions.count == 1, "the stream to subscribe")
+        eventually(lambda: relayer.subscriptions.count == 1, 10, "the stream to subscribe", interval=0.01)
         last = world.chain.dispatch(b"last")
         for status in everything:
             assert status.message.id == last.id  # nothing else is pending
@@ -784,6 +776,8 @@ def create_watcher(chain, cursors, metrics):
         def poll(self):
             cursors.save_cursor(chain.domain, Cursor(3, b"\\x03" * 32))
             return WatchUpdate(head_block=5, finalized_block=3)
+        def block_hash(self, number):
+            return number.to_bytes(32, "big") if number <= 5 else None
     return Watcher()
 
 module = types.ModuleType("fake_adapter.adapter")

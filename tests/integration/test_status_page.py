@@ -66,6 +66,9 @@ class LaggingWatcher:
         self.cursors.save_cursor(self.domain, cursor)
         return WatchUpdate(head_block=LAGGING_HEAD, finalized_block=LAGGING_FINALIZED, cursor=cursor)
 
+    def block_hash(self, number: int) -> bytes | None:
+        return number.to_bytes(32, "big") if number <= LAGGING_HEAD else None
+
 
 @dataclass
 class Scene:

@@ -72,6 +72,18 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
         load_config(Section, None, {}, {"chain": {**CHAIN, "kind": "cosmos"}})
 
 
+@pytest.mark.parametrize("kind", [["evm"], {"evm": 1}, 7, None, True])
+def test_a_kind_that_is_not_a_string_is_a_configuration_error(kind: object) -> None:
+    """From YAML or a RELAY_*__KIND variable a kind can be any value: a clear error, never a TypeError."""
+    with pytest.raises(ConfigurationError, match="unknown chain kind"):
+        load_config(Section, None, {}, {"chain": {**CHAIN, "kind": kind}})
+
+
+def test_a_gateway_without_0x_is_accepted_and_normalised() -> None:
+    chain = parse_chain_config({**CHAIN, "gateway": "ab" * 20})
+    assert chain.gateway == "0x" + "ab" * 20 and chain.gateway_bytes32() == b"\x00" * 12 + b"\xab" * 20
+
+
 def test_errors_name_the_key_path_the_operator_wrote_not_the_union_tag() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_config(Section, None, {}, {"chain": {**CHAIN, "gateway": "0x1234"}})

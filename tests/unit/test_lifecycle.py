@@ -34,6 +34,8 @@ def test_the_happy_path_is_allowed_step_by_step() -> None:
         (S.SUBMITTED, S.PARKED),  # recipient reverted
         (S.PARKED, S.VERIFIED),  # operator retry with the stored proof
         (S.PARKED, S.FINAL),  # operator retry from scratch
+        (S.PARKED, S.DELIVERED),  # found delivered on the destination chain
+        (S.RETRYING, S.DELIVERED),  # found delivered on the destination chain
         (S.REJECTED, S.FINAL),  # operator retry with force
     ],
 )

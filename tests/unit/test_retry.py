@@ -9,6 +9,7 @@ from relay.retry import (
     ATTESTOR_READ,
     DESTINATION_READ,
     POLICIES,
+    SUBMITTER_READ,
     WATCHER_POLL,
     BackoffSchedule,
 )
@@ -18,7 +19,8 @@ def test_in_call_policy_schedules() -> None:
     assert ATTESTOR_READ.attempts == 2 and ATTESTOR_READ.waits() == [0.05]
     assert DESTINATION_READ.attempts == 3 and DESTINATION_READ.waits() == [0.1, 0.2]
     assert WATCHER_POLL.attempts == 3 and WATCHER_POLL.waits() == [0.2, 0.4]
-    assert set(POLICIES) == {"attestor_read", "destination_read", "watcher_poll"}
+    assert SUBMITTER_READ.attempts == 5 and SUBMITTER_READ.waits() == [0.2, 0.4, 0.8, 1.6]
+    assert set(POLICIES) == {"attestor_read", "destination_read", "watcher_poll", "submitter_read"}
 
 
 def test_policies_retry_transient_errors_then_reraise_the_last() -> None:

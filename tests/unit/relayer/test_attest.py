@@ -271,6 +271,25 @@ def test_a_forgery_under_a_members_index_does_not_block_its_real_signature(store
     assert [state_of(store, m.id) for m in MESSAGES[:3]] == [St.ATTESTED] * 3
 
 
+def test_a_members_signature_replayed_under_a_wrong_key_does_not_shadow_the_real_one(
+    store: Store, make: Any
+) -> None:
+    """An attestor replays member 0's real signature bytes with another public key before member 0
+    answers: the replay is rejected, and member 0's own copy (same bytes, right key) still counts,
+    also after a restart of the relayer (a fresh verdict cache over the same store)."""
+    checkpoint = checkpoint_over(MESSAGES[:3])
+    real = partial(0, checkpoint)
+    replay = PartialSignature(real.checkpoint, 0, MEMBERS[1].public_key, real.signature)
+    replayer = FakeAttestor(0, replay)
+    source = final_source(store, [replayer, *honest(checkpoint, 1)])
+    stage = make()
+    stage.collect(source)
+    assert [state_of(store, m.id) for m in MESSAGES[:3]] == [St.FINAL] * 3  # 1 valid of threshold 3
+    source = final_source(store, [replayer, FakeAttestor(0, real), *honest(checkpoint, 1, 2)])
+    make().collect(source)  # a restarted relayer: empty verdict cache, the replay stored first
+    assert [state_of(store, m.id) for m in MESSAGES[:3]] == [St.ATTESTED] * 3
+
+
 def test_verdicts_are_cached_and_the_cache_is_bounded(
     store: Store, metrics: RelayMetrics, make: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
