@@ -197,7 +197,8 @@ class QuorumSource:
     """The source chain as `quorum` of `endpoints` agree on it (see the module docstring).
 
     Call `head()` first in each poll: it picks the endpoints that have the common head (the
-    `live` ones); the other reads ask only them.
+    `live` ones); the other reads ask only them, and an endpoint that fails one of them is not
+    asked again in that poll (a hung endpoint costs one timeout per poll, not one per read).
     """
 
     def __init__(
@@ -226,6 +227,8 @@ class QuorumSource:
                 answers.append((endpoint, read(endpoint)))
             except RpcUnavailable as error:
                 failures.append(error)
+                if endpoint in self.live:  # not asked again until the next poll's `head()`
+                    self.live = [e for e in self.live if e is not endpoint]
         if len(answers) < self.quorum:
             raise RpcUnavailable(
                 "too few source RPC endpoints answered",

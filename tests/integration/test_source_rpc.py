@@ -255,3 +255,16 @@ def test_the_quorum_must_fit_the_endpoints(chains: Chains) -> None:
     for quorum in (0, 3):
         with pytest.raises(ValueError, match="rpc_quorum"):
             chains.source_chain(rpc_urls=[chains.source.rpc_url, chains.source.rpc_url], rpc_quorum=quorum)
+
+
+def test_an_endpoint_that_fails_is_not_asked_again_in_the_same_poll(chains: Chains, proxy: RpcProxy) -> None:
+    metrics = RelayMetrics(CollectorRegistry())
+    config = chains.source_chain(rpc_urls=[chains.source.rpc_url, proxy.url], rpc_quorum=1)
+    watcher = EvmWatcher(config, MemoryCursors(), metrics=metrics)
+    watch_to_head(watcher)
+    ids = chains.send(1, "skip-broken")
+    proxy.raw = lambda _request: b"<html>bad gateway</html>"
+    proxy.requests.clear()
+    update = watcher.poll()
+    assert [o.id for o in update.observed] == ids
+    assert set(proxy.requests) == {"eth_blockNumber"}  # only the head read, then left out of the poll
