@@ -56,6 +56,10 @@ class MalformedEncoding(InvalidProof):
     """Bytes that do not decode into the expected structure."""
 
 
+class MalformedMessage(MalformedEncoding):
+    """A leaf of the source gateway's tree whose message does not decode: it can never be delivered."""
+
+
 class InvalidMerkleProof(InvalidProof):
     """A Merkle branch does not lead from the leaf to the claimed root."""
 
@@ -121,6 +125,13 @@ class TransientError(RelayError):
 
 class RpcUnavailable(TransientError):
     """A chain RPC or peer did not answer or answered with a server error."""
+
+
+class SourceDisagreement(TransientError):
+    """A source chain's RPC endpoints disagree (logs, block hashes): the origin halts until they agree.
+
+    Never resolved by rejecting messages: nothing new is stored for the origin meanwhile.
+    """
 
 
 class NotYetAvailable(TransientError):

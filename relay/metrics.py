@@ -145,6 +145,34 @@ class RelayMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.source_halted = Gauge(
+            "source_halted",
+            "1 while the source chain's RPC endpoints disagree: the watcher stores nothing new from it.",
+            ["chain"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.source_disagreements = Counter(
+            "source_disagreements",
+            "Polls in which the source chain's RPC endpoints disagreed, by what they disagreed on.",
+            ["chain", "method"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.watcher_skipped_logs = Counter(
+            "watcher_skipped_logs",
+            "Logs an RPC returned that the watcher ignored, by reason (another address or topic).",
+            ["chain", "reason"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.tree_repairs = Counter(
+            "tree_repairs",
+            "Times a committee checkpoint disagreed with the relayer's tree and the tree was re-read.",
+            ["origin"],
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- verification ------------------------------------------------------------------
         self.verification_time = Histogram(

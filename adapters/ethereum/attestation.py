@@ -199,8 +199,9 @@ class ProvenTreeFinalitySource:
                         expected=tree.count,
                         block=proven.block_number,
                     )
-                tree.insert(message.id)
-                new_ids.append(message.id)
+                # A malformed leaf (its message does not decode) is a leaf all the same: no gap.
+                tree.insert(proven.id)
+                new_ids.append(proven.id)
         # Commit only a whole walk: a failure above leaves the tree as it was.
         recent = state.recent + new_ids
         drop = max(0, len(recent) - RECENT_LEAVES)

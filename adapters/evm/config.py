@@ -46,7 +46,25 @@ class SubmissionConfig(StrictModel):
 
 
 class EvmCompatibleChainConfig(ChainConfigBase):
-    """A chain whose gateway is an EVM contract (kinds `evm` and `ethereum`): a 20-byte address."""
+    """A chain whose gateway is an EVM contract (kinds `evm` and `ethereum`): a 20-byte address.
+
+    `rpc_quorum`: how many of `rpc_urls` a source watcher needs to answer, alike, before it acts
+    on a head, a block hash or a range of logs (`adapters.evm.source_reads.QuorumSource`).
+    Unset means all of them. Any two endpoints that answer differently halt the origin (an
+    alert) until they agree again; a lower quorum only tolerates endpoints that are down or lag.
+    """
+
+    rpc_quorum: int | None = None
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> EvmCompatibleChainConfig:
+        if self.rpc_quorum is not None and not 1 <= self.rpc_quorum <= len(self.rpc_urls):
+            raise ValueError("rpc_quorum must be between 1 and the number of rpc_urls")
+        return self
+
+    def source_quorum(self) -> int:
+        """How many endpoints must agree for the source watcher (all of them by default)."""
+        return self.rpc_quorum if self.rpc_quorum is not None else len(self.rpc_urls)
 
     submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
 

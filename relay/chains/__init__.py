@@ -77,13 +77,33 @@ class Cursor:
 
 @dataclass(frozen=True)
 class ObservedMessage:
-    """A Dispatch event seen on a source chain."""
+    """A Dispatch event seen on a source chain: one leaf of the source gateway's tree.
+
+    A leaf whose message does not decode (a body over the verifier's limit, an unknown version)
+    is still a leaf: the gateway inserted its id, so the relayer's tree needs it to stay
+    gapless. Such a leaf has `malformed_reason` set and `leaf_id` the id the log names; its
+    `message` is then a stand-in carrying only what could be read (nonce, origin, and the
+    destination, sender and recipient when the header decoded; empty body), whose own `id` is
+    not the leaf's. Always use `id`.
+    """
 
     message: Message
     block_number: int
     block_hash: bytes
     transaction_hash: bytes
     log_index: int
+    malformed_reason: str = ""
+    leaf_id: bytes = b""
+
+    @property
+    def id(self) -> bytes:
+        """The leaf id: the message id, or for a malformed leaf the id its log names."""
+        return self.leaf_id or self.message.id
+
+    @property
+    def is_malformed(self) -> bool:
+        """Whether the leaf's message did not decode (it can only ever be rejected)."""
+        return bool(self.malformed_reason)
 
 
 @dataclass

@@ -277,14 +277,22 @@ class AttestationCollector:
             groups[record.checkpoint].setdefault(record.signer_index, record.signature)
         committee = source.committee
         best: tuple[Checkpoint, dict[int, bytes]] | None = None
+        best_rank = (-1, False)
         best_weight = 0
         for checkpoint, signatures in groups.items():
             weight = committee.signed_weight(list(signatures))
             best_weight = max(best_weight, weight)
             if weight < committee.threshold or checkpoint.index >= usable:
                 continue
-            if best is None or checkpoint.index > best[0].index:
-                best = (checkpoint, signatures)
+            # Newest first; at the same index, one whose root is the relayer's tree (a quorum over
+            # another root only leads the prover to re-read the source, see `Prover.request_repair`).
+            with source.tree.view() as tree:
+                matches = (
+                    tree.count > checkpoint.index and tree.root_at(checkpoint.index + 1) == checkpoint.root
+                )
+            rank = (checkpoint.index, matches)
+            if best is None or rank > best_rank:
+                best, best_rank = (checkpoint, signatures), rank
         if best is None and groups:
             log.debug(
                 "no quorum yet",

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from relay.chains import ChainConfigBase, Cursor, CursorStore, ObservedMessage, SourceWatcher, WatchUpdate
-from relay.errors import RelayError, TransientError
+from relay.errors import RelayError, SourceDisagreement, TransientError
 from relay.lifecycle import MessageState
 from relay.metrics import RelayMetrics
 from relay.relayer.common import Clock, describe, retry_counter
 from relay.retry import WATCHER_POLL
-from relay.store.base import Store
+from relay.store.base import CONFIRMED_STATES, Store
 
 if TYPE_CHECKING:
     from relay.relayer.state import SourceState
@@ -81,10 +81,19 @@ class Ingest:
     def poll(self, source: SourceState) -> None:
         """Poll `source`'s watcher once and store the update; failures are logged and retried next pass."""
         fields = {"chain": source.name, "origin": source.domain}
+        if source.repair_requested:
+            self.repair(source)
         try:
             update = WATCHER_POLL.call(
                 source.watcher.poll, on_retry=retry_counter(self._metrics, WATCHER_POLL.name)
             )
+        except SourceDisagreement as error:
+            source.cursors.discard()
+            log.error(
+                "source halted: its RPC endpoints disagree (alert)",
+                extra={**fields, "error": describe(error)},
+            )
+            return
         except TransientError as error:
             source.cursors.discard()
             log.warning("source poll failed", extra={**fields, "error": describe(error)})
@@ -112,6 +121,39 @@ class Ingest:
         source.behind_since = (source.behind_since or now) if behind else 0.0
         self._metrics.set_chain_progress(source.name, source.head, source.finalized, position)
 
+    def repair(self, source: SourceState) -> None:
+        """Re-read `source` from its last confirmed leaf, dropping what no proof has used yet.
+
+        Called when a genuine committee checkpoint disagreed with the relayer's tree: some
+        observation above the last leaf a verified proof covered is wrong (a lying or lagging RPC).
+        Messages above it that are only OBSERVED, FINAL or ATTESTED are deleted and the watcher
+        starts again from the confirmed leaf's block; they come back as they are on the chain and
+        are attested again. Nothing is rejected.
+        """
+        confirmed = self._store.highest_nonce(source.domain, CONFIRMED_STATES)
+        block = source.config.chain.start_block
+        if confirmed is not None:
+            held = dict(self._store.message_ids_by_nonce(source.domain, confirmed)).get(confirmed)
+            record = self._store.get(held) if held is not None else None
+            block = record.source_block if record is not None else block
+        from_nonce = 0 if confirmed is None else confirmed + 1
+        dropped = self._store.drop_unconfirmed(source.domain, from_nonce)
+        source.cursors.discard()
+        self._store.save_cursor(source.domain, Cursor(max(block - 1, -1), b""))
+        source.watcher = self._watcher_factory(source.config.chain, source.cursors)
+        source.tree.rebuild()
+        source.repair_requested = False
+        log.error(
+            "tree repaired: re-reading the source from its last confirmed leaf (alert)",
+            extra={
+                "chain": source.name,
+                "origin": source.domain,
+                "from_nonce": from_nonce,
+                "from_block": block,
+                "dropped": len(dropped),
+            },
+        )
+
     def apply_update(self, source: SourceState, update: WatchUpdate, now: float) -> None:
         """Store one watcher report: orphans, new observations (conflicts settled), then finality."""
         fields = {"chain": source.name, "origin": source.domain}
@@ -131,15 +173,13 @@ class Ingest:
             if item.message.origin != source.domain:
                 log.error(
                     "watcher reported a message of another origin: ignored",
-                    extra={**fields, "message_id": item.message.id, "message_origin": item.message.origin},
+                    extra={**fields, "message_id": item.id, "message_origin": item.message.origin},
                 )
                 continue
             observed.append(item)
         new, conflicts = self._store.insert_observed(observed, now)
         if conflicts:
-            replacements = self.settle_conflicts(
-                source, [o for o in observed if o.message.id in set(conflicts)]
-            )
+            replacements = self.settle_conflicts(source, [o for o in observed if o.id in set(conflicts)])
             if replacements:
                 more, conflicts = self._store.insert_observed(replacements, now)
                 new += more
@@ -152,8 +192,15 @@ class Ingest:
         final = self._store.mark_final(source.domain, update.finalized_block, now)
         if new:
             source.tree.extend()
+        malformed = {o.id: o.malformed_reason for o in observed if o.is_malformed}
         for message_id in new:
-            log.info("message observed", extra={**fields, "message_id": message_id})
+            if message_id in malformed:
+                log.warning(
+                    "malformed leaf observed: it keeps the tree gapless and will be rejected",
+                    extra={**fields, "message_id": message_id, "reason": malformed[message_id]},
+                )
+            else:
+                log.info("message observed", extra={**fields, "message_id": message_id})
         for message_id in final:
             log.info("message final", extra={**fields, "message_id": message_id})
 

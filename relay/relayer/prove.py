@@ -3,8 +3,11 @@
 For each ATTESTED message, grouped by checkpoint: `verify_checkpoint` (epoch, gateway, quorum, BLS
 aggregate), the checkpoint root equal to the relayer's own tree of the source gateway at
 `index + 1` leaves, and the message's Merkle branch. The outcome is VERIFIED (with the branch
-stored), or REJECTED with the error's reason (never retried by itself). A checkpoint the tree
-does not reach yet sends its messages back to FINAL, to be attested again.
+stored), or REJECTED with the error's reason (never retried by itself): a forged certificate, or
+a malformed leaf (`MalformedMessage`, once the committee confirmed it is in the tree). A
+checkpoint the tree does not reach yet sends its messages back to FINAL, to be attested again;
+so does a genuine checkpoint whose root differs from the tree, which also asks the ingest stage
+to re-read the source (`Ingest.repair`): the relayer's observation was wrong, not the messages.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from relay.errors import InvalidMerkleProof, InvalidProof, RelayError
+from relay.errors import InvalidMerkleProof, InvalidProof, MalformedMessage, RelayError
 from relay.lifecycle import MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.relayer.common import Clock, describe
@@ -69,10 +72,30 @@ class Prover:
                     )
         return progressed
 
+    def request_repair(self, source: SourceState, index: int, root: bytes, expected: bytes) -> None:
+        """Ask the ingest stage to re-read `source` from its last confirmed leaf (`Ingest.repair`)."""
+        if not source.repair_requested:
+            self._metrics.tree_repairs.labels(str(source.domain)).inc()
+            log.error(
+                "a committee checkpoint disagrees with the relayer's tree: re-reading the source (alert)",
+                extra={
+                    "chain": source.name,
+                    "origin": source.domain,
+                    "index": index,
+                    "root": root.hex(),
+                    "expected": expected.hex(),
+                },
+            )
+        source.repair_requested = True
+
     def compute_transitions(
         self, source: SourceState, certified: CertifiedCheckpoint | None, records: Sequence[MessageRecord]
     ) -> list[Transition]:
-        """The verdict for `records` (all ATTESTED under `certified`), as transitions; no writes."""
+        """The verdict for `records` (all ATTESTED under `certified`), as transitions; no store writes.
+
+        A certificate that verifies but whose root is not the relayer's tree sends the records
+        back to FINAL and flags `source` for a repair: a wrong observation never rejects a message.
+        """
 
         def reject(record: MessageRecord, error: RelayError) -> Transition:
             return Transition(
@@ -102,16 +125,13 @@ class Prover:
                         backend=self._backend,
                     )
                 expected = tree.root_at(checkpoint.index + 1)
-                if expected != checkpoint.root:
-                    # The committee signed a root the source gateway's Dispatch events do not produce.
-                    raise InvalidMerkleProof(
-                        "checkpoint root differs from the source gateway's tree",
-                        index=checkpoint.index,
-                        root=checkpoint.root,
-                        expected=expected,
-                    )
             except InvalidProof as error:
                 return [reject(r, error) for r in records]
+            if expected != checkpoint.root:
+                # A genuine certificate over another tree: the relayer's observation of the source
+                # is what is suspect, never the messages. Re-read the chain, attest again.
+                self.request_repair(source, checkpoint.index, checkpoint.root, expected)
+                return attest_again()
             transitions = []
             for record in records:
                 nonce = record.message.nonce
@@ -123,6 +143,13 @@ class Prover:
                     branch = tree.branch(nonce, checkpoint.index + 1)
                     with self._metrics.time_verification("merkle"):
                         verify_branch(record.id, branch, nonce, checkpoint.root)
+                    if record.is_malformed:
+                        # The committee confirmed the leaf; its message can never be delivered.
+                        raise MalformedMessage(
+                            "the source gateway dispatched a message that does not decode",
+                            nonce=nonce,
+                            reason=record.malformed_reason,
+                        )
                 except InvalidProof as error:
                     transitions.append(reject(record, error))
                     continue

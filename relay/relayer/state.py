@@ -35,6 +35,7 @@ class SourceState:
     last_poll_at: float = 0.0
     last_quorum_probe_at: float = 0.0
     reachable_weight: int | None = None  # attestor weight that answered last time it was measured
+    repair_requested: bool = False  # a genuine checkpoint disagreed with the tree: re-read the source
 
     @property
     def domain(self) -> int:

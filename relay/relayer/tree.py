@@ -4,7 +4,9 @@ Leaf index equals nonce: the tree holds the contiguous prefix of stored message 
 The store is the truth; the tree is derived from it and can be rebuilt at any time (on start, and
 whenever a reorg removed stored messages). It grows by `extend()` after new messages are stored,
 and stops at the first missing nonce until that message is stored too. Readers (verification,
-delivery threads) take a consistent view with `view()`; see docs/adr/0002-in-memory-tree.md.
+delivery threads) take a consistent view with `view()`; see docs/adr/0002-in-memory-tree.md. A
+Dispatch whose message does not decode is a leaf too (a malformed leaf, stored under the id its log
+names), so it never leaves a gap: docs/adr/0005-gapless-tree-and-source-quorum.md.
 """
 
 from __future__ import annotations

@@ -213,8 +213,13 @@ def state_from_proto(value: int) -> MessageState:
 
 def message_status_to_proto(record: MessageRecord) -> relay_service_pb2.MessageStatus:
     """What RelayService reports about one message."""
+    message = message_to_proto(record.message)
+    if record.is_malformed:
+        # A leaf whose message did not decode: its id, the header fields read, no encoding.
+        message.id = record.id
+        message.encoded = b""
     return relay_service_pb2.MessageStatus(
-        message=message_to_proto(record.message),
+        message=message,
         state=state_to_proto(record.state),
         attempts=record.attempts,
         last_error=record.last_error,
@@ -228,9 +233,22 @@ def message_status_to_proto(record: MessageRecord) -> relay_service_pb2.MessageS
 
 
 def message_status_from_proto(proto: relay_service_pb2.MessageStatus) -> MessageRecord:
-    """A `MessageRecord` with the fields RelayService reports (clients and tests)."""
+    """A `MessageRecord` with the fields RelayService reports (clients and tests).
+
+    A status without `message.encoded` is a malformed leaf (its message never decoded): the
+    record gets a stand-in message from the header fields and the leaf id.
+    """
+    leaf_id, malformed_reason = b"", ""
+    if not proto.message.encoded:
+        message = _stand_in_from_proto(proto.message)
+        leaf_id = message_id_from_bytes(proto.message.id, "message.id")
+        malformed_reason = proto.last_error or "the message does not decode"
+    else:
+        message = message_from_proto(proto.message)
     return MessageRecord(
-        message=message_from_proto(proto.message),
+        message=message,
+        leaf_id=leaf_id,
+        malformed_reason=malformed_reason,
         state=state_from_proto(proto.state),
         attempts=proto.attempts,
         last_error=proto.last_error,
@@ -240,4 +258,17 @@ def message_status_from_proto(proto: relay_service_pb2.MessageStatus) -> Message
         observed_at=proto.observed_at,
         updated_at=proto.updated_at,
         delivered_at=proto.delivered_at,
+    )
+
+
+def _stand_in_from_proto(proto: types_pb2.Message) -> Message:
+    """The stand-in message of a malformed leaf: header fields as reported, empty body."""
+    sender, recipient = bytes(proto.sender) or bytes(32), bytes(proto.recipient) or bytes(32)
+    return Message.create(
+        nonce=proto.nonce,
+        origin=proto.origin,
+        sender=sender,
+        destination=proto.destination,
+        recipient=recipient,
+        body=b"",
     )

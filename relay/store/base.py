@@ -20,6 +20,20 @@ from relay.verify.message import Message
 
 # Timestamps are unix seconds (float); 0.0 means "not reached yet".
 
+UNCONFIRMED_STATES = frozenset({MessageState.OBSERVED, MessageState.FINAL, MessageState.ATTESTED})
+"""States of a message no verified proof has used yet: only these may be dropped and re-read."""
+
+CONFIRMED_STATES = frozenset(
+    {
+        MessageState.VERIFIED,
+        MessageState.SUBMITTED,
+        MessageState.DELIVERED,
+        MessageState.RETRYING,
+        MessageState.PARKED,
+    }
+)
+"""States reached only through a Merkle branch verified under a committee root."""
+
 
 @dataclass(frozen=True)
 class MessageRecord:
@@ -46,11 +60,20 @@ class MessageRecord:
     delivered_at: float = 0.0
     updated_at: float = 0.0
     sequence: int = 0  # insertion order; the keyset for paging
+    # A leaf whose message did not decode (see `relay.chains.ObservedMessage`): why, and its id;
+    # `message` is then a stand-in with the header fields that could be read and an empty body.
+    malformed_reason: str = ""
+    leaf_id: bytes = b""
 
     @property
     def id(self) -> bytes:
-        """The message id."""
-        return self.message.id
+        """The message id (for a malformed leaf: the id its Dispatch log named)."""
+        return self.leaf_id or self.message.id
+
+    @property
+    def is_malformed(self) -> bool:
+        """Whether this is a leaf without a decodable message (it can only be rejected)."""
+        return bool(self.malformed_reason)
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,10 @@ class Store(ABC):
     ) -> tuple[list[bytes], list[bytes]]:
         """Insert new messages as OBSERVED; ids already stored are left alone (idempotent).
 
+        A malformed leaf (`ObservedMessage.malformed_reason`) is stored like any other, under its
+        leaf id, with `error_reason` "MalformedMessage" and `last_error` saying why from the
+        start (the prover rejects it once a checkpoint covering it verifies).
+
         Returns (new ids, conflicting ids): a conflicting id has the (origin, nonce) of another
         stored message, which only a reorg the watcher did not report can cause; it is not stored.
         """
@@ -158,6 +185,19 @@ class Store(ABC):
         Returns (removed, refused): ids past OBSERVED are never removed (after FINAL a reorg
         cannot happen by definition; a conflicting report is an alert for the caller to raise).
         """
+
+    @abstractmethod
+    def drop_unconfirmed(self, origin: int, from_nonce: int) -> list[bytes]:
+        """Delete the messages of `origin` from `from_nonce` on that no proof used yet; return their ids.
+
+        Only `UNCONFIRMED_STATES` (OBSERVED, FINAL, ATTESTED) are deleted: the relayer re-reads
+        them from the chain when a committee checkpoint showed its tree wrong. A message past
+        them was verified against a committee root and is never dropped.
+        """
+
+    @abstractmethod
+    def highest_nonce(self, origin: int, states: Iterable[MessageState]) -> int | None:
+        """The highest nonce of a message of `origin` in one of `states`, or None."""
 
     @abstractmethod
     def get(self, message_id: bytes) -> MessageRecord | None:

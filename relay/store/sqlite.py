@@ -23,6 +23,7 @@ from relay.chains import Cursor, ObservedMessage
 from relay.errors import ConfigurationError, MalformedEncoding
 from relay.lifecycle import MessageState, StaleState, verify_transition
 from relay.store.base import (
+    UNCONFIRMED_STATES,
     CertifiedCheckpoint,
     MessageFilter,
     MessageRecord,
@@ -116,17 +117,18 @@ class SqliteStore(Store):
                 message = item.message
                 row = db.execute(
                     "SELECT id FROM messages WHERE id = ? OR (origin = ? AND nonce = ?)",
-                    (message.id, message.origin, message.nonce),
+                    (item.id, message.origin, message.nonce),
                 ).fetchall()
                 if row:
-                    if all(bytes(r[0]) != message.id for r in row):
-                        conflicts.append(message.id)
+                    if all(bytes(r[0]) != item.id for r in row):
+                        conflicts.append(item.id)
                     continue
+                values = observed_row(item, now)
                 db.execute(
-                    f"INSERT INTO messages ({OBSERVED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    observed_row(item, now),
+                    f"INSERT INTO messages ({OBSERVED_COLUMNS}) VALUES ({', '.join('?' for _ in values)})",
+                    values,
                 )
-                new.append(message.id)
+                new.append(item.id)
         self._notify(new)
         return new, conflicts
 
@@ -163,6 +165,29 @@ class SqliteStore(Store):
                 )
                 removed.append(bytes(message_id))
         return removed, refused
+
+    def drop_unconfirmed(self, origin: int, from_nonce: int) -> list[bytes]:
+        states = [s.value for s in UNCONFIRMED_STATES]
+        marks = ", ".join("?" for _ in states)
+        with self._transaction() as db:
+            where = f"origin = ? AND nonce >= ? AND state IN ({marks})"
+            ids = [
+                bytes(r[0])
+                for r in db.execute(
+                    f"SELECT id FROM messages WHERE {where} ORDER BY nonce", (origin, from_nonce, *states)
+                )
+            ]
+            db.execute(f"DELETE FROM messages WHERE {where}", (origin, from_nonce, *states))
+        self._notify(ids)
+        return ids
+
+    def highest_nonce(self, origin: int, states: Iterable[MessageState]) -> int | None:
+        values = [s.value for s in states]
+        rows = self._read(
+            f"SELECT MAX(nonce) FROM messages WHERE origin = ? AND state IN ({', '.join('?' for _ in values)})",
+            (origin, *values),
+        )
+        return None if rows[0][0] is None else int(rows[0][0])
 
     def get(self, message_id: bytes) -> MessageRecord | None:
         rows = self._read(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (bytes(message_id),))

@@ -31,7 +31,7 @@ Row = sqlite3.Row | tuple[Any, ...]
 MESSAGE_COLUMNS = (
     "seq, encoded, state, attempts, next_attempt_at, last_error, error_reason, source_block, source_block_hash,"
     " source_tx, log_index, destination_tx, checkpoint_id, branch, observed_at, final_at, attested_at,"
-    " verified_at, submitted_at, delivered_at, updated_at"
+    " verified_at, submitted_at, delivered_at, updated_at, id, malformed_reason"
 )
 
 # The column that records when a message reached each state.
@@ -81,20 +81,31 @@ def message_record(r: Row) -> MessageRecord:
         delivered_at=float(r[19]),
         updated_at=float(r[20]),
         sequence=int(r[0]),
+        malformed_reason=str(r[22]),
+        leaf_id=bytes(r[21]) if r[22] else b"",
     )
 
 
 OBSERVED_COLUMNS = (
     "id, origin, destination, nonce, encoded, state, source_block,"
-    " source_block_hash, source_tx, log_index, observed_at, updated_at"
+    " source_block_hash, source_tx, log_index, observed_at, updated_at,"
+    " malformed_reason, last_error, error_reason"
 )
+
+MALFORMED_ERROR_REASON = "MalformedMessage"
+"""`error_reason` of a malformed leaf (the name of `relay.errors.MalformedMessage`)."""
 
 
 def observed_row(item: ObservedMessage, now: float) -> tuple[Any, ...]:
-    """The parameters inserting a newly observed message under `OBSERVED_COLUMNS`."""
+    """The parameters inserting a newly observed message under `OBSERVED_COLUMNS`.
+
+    A malformed leaf keeps its stand-in's encoding (header, empty body) under its leaf id, and
+    its explanation in `last_error` / `error_reason` from the start.
+    """
     message = item.message
+    malformed = item.malformed_reason
     return (
-        message.id,
+        item.id,
         message.origin,
         message.destination,
         message.nonce,
@@ -106,6 +117,9 @@ def observed_row(item: ObservedMessage, now: float) -> tuple[Any, ...]:
         item.log_index,
         now,
         now,
+        malformed,
+        f"{MALFORMED_ERROR_REASON}: {malformed}" if malformed else "",
+        MALFORMED_ERROR_REASON if malformed else "",
     )
 
 

@@ -3,7 +3,8 @@
 The tables (messages, checkpoints, signatures, cursors, transactions) and their indexes are kept
 apart from `relay.store.sqlite.SqliteStore` so the on-disk layout reads in one place and a
 migration has one home. `SCHEMA_VERSION`, kept in `PRAGMA user_version`, guards against opening
-a file written by a newer relay: it is refused rather than misread.
+a file written by a newer relay: it is refused rather than misread; an older file is migrated
+(`migrate_from_1`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlite3
 
 from relay.errors import ConfigurationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS messages (
     submitted_at REAL NOT NULL DEFAULT 0,
     delivered_at REAL NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL DEFAULT 0,
+    malformed_reason TEXT NOT NULL DEFAULT '',
     UNIQUE (origin, nonce)
 );
 CREATE INDEX IF NOT EXISTS messages_state ON messages (state, origin, nonce);
@@ -119,4 +121,13 @@ def prepare_database(db: sqlite3.Connection, path: str) -> None:
             supported=SCHEMA_VERSION,
         )
     db.executescript(SCHEMA)
+    if version == 1:
+        migrate_from_1(db)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def migrate_from_1(db: sqlite3.Connection) -> None:
+    """Version 2 added `messages.malformed_reason` (leaves whose message does not decode)."""
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(messages)")}
+    if "malformed_reason" not in columns:
+        db.execute("ALTER TABLE messages ADD COLUMN malformed_reason TEXT NOT NULL DEFAULT ''")

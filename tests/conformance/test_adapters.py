@@ -8,9 +8,11 @@ without one.
 
 - watcher: every Dispatch reported once, in ranges of at most `max_block_range` blocks across a
   gap; resumes from its stored cursor; a reorg before finality reports the orphan and finds the
-  replacement; lies (an undecodable log, a log whose id topic does not match its message, a
-  Dispatch from another address) are skipped; an RPC that fails or answers nonsense raises
-  `RpcUnavailable`, never anything untyped, and leaves the cursor alone.
+  replacement; every Dispatch of the watched gateway is a leaf, in nonce order without a gap,
+  even when its message does not decode (too long, unknown version, undecodable data, an id
+  that is not its hash): those are malformed leaves under the log's id; a Dispatch from another
+  address is ignored; an RPC that fails or answers nonsense raises `RpcUnavailable`, never
+  anything untyped, and leaves the cursor alone.
 - destination: submitting is idempotent (what is delivered is reported delivered and never run
   twice); a forged certificate, a short quorum or a bad branch is refused with a typed
   `InvalidProof` before anything runs; an unreachable RPC raises `RpcUnavailable`.
@@ -19,6 +21,7 @@ without one.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +40,8 @@ from relay.chains import CursorStore, DeliveryItem, DestinationChain, SourceWatc
 from relay.metrics import RelayMetrics
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, QuorumCertificate
-from relay.verify.message import Message
+from relay.verify.hashing import keccak256
+from relay.verify.message import MAX_BODY_LENGTH, Message
 from tests.chains import (
     DEPLOYER,
     DESTINATION,
@@ -241,33 +245,104 @@ def test_watcher_reports_a_reorg_before_finality_as_orphans_and_finds_the_replac
     assert watcher.poll().orphaned_ids == []
 
 
-def test_watcher_skips_lying_logs_and_reports_the_real_dispatches(kind: KindUnderTest) -> None:
+# Runtime code of a gateway that emits whatever it is told: LOG3(topic0 = Dispatch,
+# topic1 = calldata[0:32], topic2 = calldata[32:64], data = calldata[64:]).
+LYING_GATEWAY_CODE = bytes.fromhex(
+    "366000600037"  # CALLDATACOPY(0, 0, CALLDATASIZE)
+    "602035"  # topic2 = CALLDATALOAD(32)
+    "600035"  # topic1 = CALLDATALOAD(0)
+    "7f"
+    + DISPATCH_TOPIC.hex()  # topic0
+    + "604036036040"  # size = CALLDATASIZE - 64, offset = 64
+    "a300"  # LOG3, STOP
+)
+
+
+def emit_from_gateway(chains: Chains, address: str, logs: list[tuple[bytes, int, bytes]]) -> None:
+    """Make the contract at `address` emit Dispatch logs (id topic, destination topic, data), in order."""
+    url = chains.source.rpc_url
+    deploy.rpc_request(url, "anvil_setCode", [address, "0x" + LYING_GATEWAY_CODE.hex()])
+    sender = deploy.TransactionSender(url, DEPLOYER)
+    hashes = [
+        sender.send(
+            {
+                "to": address,
+                "data": "0x" + (topic + destination.to_bytes(32, "big") + data).hex(),
+                "gas": 100_000 + 40 * (len(data) + 64),
+            }
+        )
+        for topic, destination, data in logs
+    ]
+    receipts = sender.wait(hashes)
+    assert all(len(receipt["logs"]) == 1 for receipt in receipts)
+
+
+def raw_dispatch_data(nonce: int, encoded: bytes) -> bytes:
+    """A Dispatch event's data around any message bytes."""
+    return abi_encode(["uint32", "bytes"], [nonce, encoded])
+
+
+def test_watcher_reports_every_dispatch_as_a_leaf_even_if_its_message_does_not_decode(
+    kind: KindUnderTest,
+) -> None:
     chains = kind.chains
-    watcher = kind.watcher(kind.source_config(), MemoryCursors())
-    known = observe_all(watcher)
-    fake = Message.create(
-        nonce=len(known) + 1,
-        origin=SOURCE,
-        sender=b"\x01" * 32,
-        destination=DESTINATION,
-        recipient=b"\x02" * 32,
-        body=b"never sent through the gateway",
+    gateway = checksum_address("0x" + secrets.token_hex(20))
+    head = chains.head()
+    watcher = kind.watcher(kind.source_config(gateway=gateway, start_block=head + 1), MemoryCursors())
+
+    def message(nonce: int, body: bytes) -> Message:
+        return Message.create(
+            nonce=nonce,
+            origin=SOURCE,
+            sender=b"\x01" * 32,
+            destination=DESTINATION,
+            recipient=b"\x02" * 32,
+            body=body,
+        )
+
+    first, last = message(0, b"first"), message(5, b"after the malformed ones")
+    too_long = (
+        first.encode()[:5] + (1).to_bytes(4, "big") + first.encode()[9:77] + b"x" * (MAX_BODY_LENGTH + 1)
     )
-    # At the gateway's own address: data that does not decode, and a message under another id.
-    emit_dispatch_logs(
+    unknown_version = b"\x07" + message(2, b"v7").encode()[1:]
+    mismatched = message(4, b"under another id")
+    emit_from_gateway(
         chains,
-        chains.source_gateway,
+        gateway,
         [
-            (fake.id, b"\xff" * 7),
-            (b"\x11" * 32, dispatch_data(fake)),
+            (first.id, DESTINATION, dispatch_data(first)),
+            (keccak256(too_long), DESTINATION, raw_dispatch_data(1, too_long)),
+            (keccak256(unknown_version), DESTINATION, raw_dispatch_data(2, unknown_version)),
+            (b"\x33" * 32, DESTINATION, b"\xff" * 7),  # no readable nonce: placed by its neighbours
+            (b"\x11" * 32, DESTINATION, dispatch_data(mismatched)),
+            (last.id, DESTINATION, dispatch_data(last)),
         ],
     )
-    # From another address: a well-formed Dispatch the gateway never emitted.
-    emit_dispatch_logs(chains, checksum_address("0x" + "de" * 20), [(fake.id, dispatch_data(fake))])
-    ids = chains.send(1, "after-lies")
-    seen = observe_all(watcher)
-    assert [m.id for m in seen] == ids
-    assert seen[0].nonce == len(known)  # the gateway's own nonce sequence is untouched
+    # From another address: a well-formed Dispatch the watched gateway never emitted.
+    emit_dispatch_logs(
+        chains, checksum_address("0x" + "de" * 20), [(last.id, dispatch_data(message(6, b"x")))]
+    )
+    leaves = []
+    while True:
+        update = watcher.poll()
+        leaves.extend(update.observed)
+        if update.cursor is not None and update.cursor.block_number >= update.head_block:
+            break
+    assert [leaf.id for leaf in leaves] == [
+        first.id,
+        keccak256(too_long),
+        keccak256(unknown_version),
+        b"\x33" * 32,
+        b"\x11" * 32,
+        last.id,
+    ]
+    assert [leaf.message.nonce for leaf in leaves] == list(range(6))  # gapless, leaf index == nonce
+    assert [leaf.is_malformed for leaf in leaves] == [False, True, True, True, True, False]
+    assert "too long" in leaves[1].malformed_reason and "version" in leaves[2].malformed_reason
+    assert "keccak256" in leaves[4].malformed_reason
+    assert all(leaf.message.origin == SOURCE and leaf.message.destination == DESTINATION for leaf in leaves)
+    assert leaves[1].message.sender == b"\x01" * 32 and leaves[1].message.body == b""
+    assert leaves[0].message == first and leaves[5].message == last
 
 
 def test_watcher_raises_rpc_unavailable_for_a_broken_rpc_and_keeps_its_cursor(

@@ -617,3 +617,61 @@ def test_a_failing_listener_does_not_undo_or_block_the_change(store: Store) -> N
     item = observed(0)
     store.insert_observed([item], now=1.0)
     assert store.get(item.message.id) is not None and heard == [[item.message.id]]
+
+
+# --- malformed leaves and tree repair -------------------------------------------------------------
+
+
+def malformed(nonce: int, leaf_id: bytes, origin: int = 1, destination: int = 2) -> ObservedMessage:
+    """A leaf whose message did not decode: a stand-in with the header fields, under `leaf_id`."""
+    stand_in = Message.create(
+        nonce=nonce,
+        origin=origin,
+        sender=b"\x01" * 32,
+        destination=destination,
+        recipient=b"\x02" * 32,
+        body=b"",
+    )
+    number = nonce + 10
+    return ObservedMessage(
+        stand_in, number, number.to_bytes(32, "big"), b"\x09" * 32, 0, "message body too long", leaf_id
+    )
+
+
+def test_a_malformed_leaf_is_stored_under_its_leaf_id_with_its_reason(store: Store) -> None:
+    leaf = malformed(1, b"\x5a" * 32)
+    new, conflicts = store.insert_observed([observed(0), leaf, observed(2)], now=1.0)
+    assert new == [observed(0).message.id, b"\x5a" * 32, observed(2).message.id] and conflicts == []
+    assert store.insert_observed([leaf], now=2.0) == ([], [])  # idempotent on the leaf id
+    record = store.get(b"\x5a" * 32)
+    assert record is not None and record.id == b"\x5a" * 32 and record.is_malformed
+    assert record.malformed_reason == "message body too long"
+    assert record.error_reason == "MalformedMessage" and "too long" in record.last_error
+    assert (record.message.nonce, record.message.origin, record.message.destination) == (1, 1, 2)
+    assert [i for _, i in store.message_ids_by_nonce(1)] == [
+        observed(0).message.id,
+        b"\x5a" * 32,
+        observed(2).message.id,
+    ]
+    assert [r.id for r in store.list_messages(MessageFilter(origin=1), 10).records][1] == b"\x5a" * 32
+    assert store.count_by_route_and_state()[(1, 2, S.OBSERVED)] == 3
+    # Another leaf at its nonce is a conflict, like for any message.
+    assert store.insert_observed([observed(1)], now=3.0) == ([], [observed(1).message.id])
+    plain = store.get(observed(0).message.id)
+    assert plain is not None and not plain.is_malformed and plain.leaf_id == b""
+
+
+def test_drop_unconfirmed_removes_only_unproven_messages_from_a_nonce_on(store: Store) -> None:
+    items = [observed(n) for n in range(5)]
+    store.insert_observed(items, now=1.0)
+    store.mark_final(1, 100, now=1.0)
+    walk(store, items[0].message.id, S.ATTESTED, S.VERIFIED)
+    walk(store, items[2].message.id, S.ATTESTED, S.VERIFIED, S.SUBMITTED)
+    walk(store, items[3].message.id, S.ATTESTED)
+    store.insert_observed([observed(0, origin=7)], now=1.0)
+    assert store.highest_nonce(1, {S.VERIFIED, S.SUBMITTED}) == 2
+    assert store.highest_nonce(1, {S.DELIVERED}) is None
+    assert store.drop_unconfirmed(1, 1) == [items[1].message.id, items[3].message.id, items[4].message.id]
+    assert [n for n, _ in store.message_ids_by_nonce(1)] == [0, 2]
+    assert store.get(observed(0, origin=7).message.id) is not None  # another origin is untouched
+    assert store.drop_unconfirmed(1, 0) == []

@@ -113,6 +113,17 @@ def test_proof_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "check 'receipt_proof' failed" in capsys.readouterr().err
 
 
+def test_proof_account_accepts_a_storage_key_written_as_short_as_the_schema_allows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proof = json.loads((EXECUTION / "proof.json").read_text())
+    proof["storageProof"][0]["key"] = "0x1"  # bytesMax32: the slot-1 key of the vector, unpadded
+    (tmp_path / "proof.json").write_text(json.dumps(proof))
+    block = str(EXECUTION / "block.json")
+    assert main(["proof", "account", "--block", block, "--proof", str(tmp_path / "proof.json")]) == 0
+    assert "storage 0x" + "00" * 31 + "01 = " in capsys.readouterr().out
+
+
 def test_proof_commands_reject_tampered_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     receipts = json.loads((EXECUTION / "receipts.json").read_text())
     receipts[3]["cumulativeGasUsed"] = hex(int(receipts[3]["cumulativeGasUsed"], 16) + 1)

@@ -90,9 +90,36 @@ class FakeChain:
                 self.finalized = block
         return message
 
+    def dispatch_malformed(self, reason: str = "message body too long") -> bytes:
+        """A Dispatch whose message does not decode: a leaf under an id of its own; returns the id."""
+        with self.lock:
+            nonce, block = len(self.events), len(self.events) + 1
+            stand_in = Message.create(
+                nonce=nonce,
+                origin=ORIGIN,
+                sender=b"\x01" * 32,
+                destination=DESTINATION,
+                recipient=b"\x02" * 32,
+                body=b"",
+            )
+            leaf_id = os.urandom(32)
+            self.events.append(
+                ObservedMessage(
+                    stand_in,
+                    block,
+                    block.to_bytes(32, "big"),
+                    block.to_bytes(32, "big")[::-1],
+                    0,
+                    reason,
+                    leaf_id,
+                )
+            )
+            self.finalized = block
+        return leaf_id
+
     def final_ids(self) -> list[bytes]:
         with self.lock:
-            return [e.message.id for e in self.events if e.block_number <= self.finalized]
+            return [e.id for e in self.events if e.block_number <= self.finalized]
 
 
 class FakeWatcher:
@@ -104,6 +131,7 @@ class FakeWatcher:
         self.domain = domain
         self.polls = 0
         self.started_at = cursors.load_cursor(domain)
+        self.lies: dict[int, ObservedMessage] = {}  # block -> what a lying RPC reports there instead
 
     def poll(self) -> WatchUpdate:
         self.polls += 1
@@ -111,7 +139,9 @@ class FakeWatcher:
         start = cursor.block_number if cursor is not None else 0
         with self.chain.lock:
             head = self.chain.head
-            observed = [e for e in self.chain.events if start < e.block_number <= head]
+            observed = [
+                self.lies.get(e.block_number, e) for e in self.chain.events if start < e.block_number <= head
+            ]
             finalized = self.chain.finalized
         new_cursor = Cursor(head, head.to_bytes(32, "big"))
         self.cursors.save_cursor(self.domain, new_cursor)
@@ -415,30 +445,81 @@ def test_forged_partial_signatures_are_rejected_with_their_reason(world: World) 
         relayer.stop()
 
 
-def test_a_quorum_over_a_tampered_root_is_rejected_and_never_retried(world: World) -> None:
+def test_a_quorum_over_another_root_rejects_nothing_and_delivers_once_it_matches(world: World) -> None:
+    # A genuine certificate whose root is not the relayer's tree: the relayer re-reads its source
+    # and attests again; it never rejects the message for it.
     for attestor in world.attestors:
         attestor.mode = "tampered_root"
     message = world.chain.dispatch(b"hello")
     relayer = world.relayer().open()
     try:
-        relayer.run_once()
-        record = relayer.store.get(message.id)
-        assert record is not None and record.state is S.REJECTED
-        assert record.error_reason == "InvalidMerkleProof"
-        assert "checkpoint root differs" in record.last_error
-        assert relayer.store.count_rejections() == {"InvalidMerkleProof": 1}
-        assert (
-            relayer.registry.get_sample_value(
-                "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidMerkleProof"}
-            )
-            == 1
-        )
-        for attestor in world.attestors:
-            attestor.mode = "honest"
         for _ in range(3):
             relayer.run_once()
-        assert relayer.store.get(message.id).state is S.REJECTED  # type: ignore[union-attr]
+            record = relayer.store.get(message.id)
+            assert record is not None and record.state in (S.FINAL, S.OBSERVED)
+        assert relayer.store.count_rejections() == {}
+        repairs = relayer.registry.get_sample_value("relay_tree_repairs_total", {"origin": "1"})
+        assert repairs is not None and repairs >= 1
         assert world.destination.calls == []
+        for attestor in world.attestors:
+            attestor.mode = "honest"
+        run_until(relayer, lambda: states(relayer) == {S.DELIVERED: 1})
+        assert world.destination.executions == Counter({message.id: 1})
+    finally:
+        relayer.stop()
+
+
+def test_a_wrong_observation_is_repaired_and_nothing_genuine_is_rejected_or_forged_delivered(
+    world: World,
+) -> None:
+    genuine = [world.chain.dispatch(f"genuine {n}".encode()) for n in range(4)]
+    relayer = world.relayer().open()
+    try:
+        # The first watcher's RPC lies about nonce 2: another message in its (final) slot.
+        forged = Message.create(
+            nonce=2,
+            origin=ORIGIN,
+            sender=b"\x0f" * 32,
+            destination=DESTINATION,
+            recipient=b"\x02" * 32,
+            body=b"forged",
+        )
+        world.watchers[0].lies[3] = ObservedMessage(forged, 3, (3).to_bytes(32, "big"), b"\x0f" * 32, 0)
+        run_until(
+            relayer,
+            lambda: all(
+                relayer.store.get(m.id) is not None and relayer.store.get(m.id).state is S.DELIVERED
+                for m in genuine
+            ),
+        )  # type: ignore[union-attr]
+        assert relayer.store.get(forged.id) is None  # dropped by the repair, never delivered
+        assert world.destination.executions == Counter({m.id: 1 for m in genuine})
+        assert relayer.store.count_rejections() == {}
+        assert len(world.watchers) >= 2  # the source was re-read by a fresh watcher
+    finally:
+        relayer.stop()
+
+
+def test_a_malformed_leaf_is_rejected_and_the_messages_after_it_are_delivered(world: World) -> None:
+    before = world.chain.dispatch(b"before")
+    leaf_id = world.chain.dispatch_malformed()
+    after = [world.chain.dispatch(f"after {n}".encode()) for n in range(2)]
+    relayer = world.relayer().open()
+    relayer.serve()
+    try:
+        run_until(relayer, lambda: states(relayer) == {S.DELIVERED: 3, S.REJECTED: 1})
+        record = relayer.store.get(leaf_id)
+        assert record is not None and record.state is S.REJECTED and record.is_malformed
+        assert record.error_reason == "MalformedMessage" and "too long" in record.last_error
+        assert world.destination.executions == Counter({m.id: 1 for m in [before, *after]})
+        assert relayer.store.count_rejections() == {"MalformedMessage": 1}
+        # The RelayService listing reports the leaf under its own id, with its reason.
+        with grpc.insecure_channel(relayer.address) as channel:
+            stub = relay_service_pb2_grpc.RelayServiceStub(channel)
+            status = stub.GetMessage(relay_service_pb2.GetMessageRequest(id=leaf_id), timeout=5)
+        listed = convert.message_status_from_proto(status)
+        assert listed.id == leaf_id and listed.state is S.REJECTED and listed.message.nonce == 1
+        assert "MalformedMessage" in listed.malformed_reason
     finally:
         relayer.stop()
 

@@ -136,6 +136,29 @@ def test_message_status() -> None:
     assert back.source_block == 12 and back.destination_transaction == b"\x0b" * 32
 
 
+def test_message_status_of_a_malformed_leaf_carries_its_leaf_id_and_no_encoding() -> None:
+    stand_in = Message.create(
+        nonce=7, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b""
+    )
+    record = MessageRecord(
+        message=stand_in,
+        state=MessageState.REJECTED,
+        last_error="MalformedMessage: message body too long",
+        error_reason="MalformedMessage",
+        malformed_reason="message body too long",
+        leaf_id=b"\x5a" * 32,
+    )
+    proto = convert.message_status_to_proto(record)
+    assert proto.message.id == b"\x5a" * 32 and proto.message.encoded == b""
+    assert (proto.message.nonce, proto.message.origin, proto.message.destination) == (7, 1, 2)
+    back = convert.message_status_from_proto(proto)
+    assert back.id == b"\x5a" * 32 and back.is_malformed and back.message == stand_in
+    assert back.state is MessageState.REJECTED and "too long" in back.malformed_reason
+    proto.message.sender = b"\x01" * 31  # a hostile answer: still a typed error
+    with pytest.raises(MalformedEncoding):
+        convert.message_status_from_proto(proto)
+
+
 def test_message_ids() -> None:
     assert convert.message_id_from_bytes(b"\x01" * 32) == b"\x01" * 32
     with pytest.raises(MalformedEncoding, match="32 bytes"):

@@ -13,8 +13,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from relay.chains import ObservedMessage
 from relay.lifecycle import MessageState
 from relay.store import SqliteStore, Transition, open_store
+from relay.verify.message import Message
 
 S = MessageState
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,5 +74,28 @@ def test_committed_state_survives_kill_9_and_the_open_transaction_does_not(tmp_p
         # The reopened store is fully writable: the killed writer left no lock behind.
         first = reopened.messages_in_state(S.ATTESTED)[0]
         reopened.apply_transition(Transition(first.id, S.ATTESTED, S.VERIFIED), now=4.0)
+    finally:
+        reopened.close()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:
+    path = tmp_path / "relayer.db"
+    message = Message.create(
+        nonce=0, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"v1"
+    )
+    written = SqliteStore(path)
+    written.insert_observed([ObservedMessage(message, 5, b"\x05" * 32, b"\x06" * 32, 0)], 1.0)
+    written.close()
+    with sqlite3.connect(path) as db:  # what a version 1 relay wrote: no malformed_reason column
+        db.execute("ALTER TABLE messages DROP COLUMN malformed_reason")
+        db.execute("PRAGMA user_version=1")
+    reopened = SqliteStore(path)
+    try:
+        with sqlite3.connect(path) as db:
+            columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "malformed_reason" in columns
+        record = reopened.get(message.id)
+        assert record is not None and record.message == message and not record.is_malformed
     finally:
         reopened.close()

@@ -24,6 +24,7 @@ from relay.verify.ethereum.execution_encoding import (
     EMPTY_TRIE_ROOT,
     TRIE_ERRORS,
     get_from_proof,
+    parse_bytes_max32,
     parse_data,
     parse_proof_nodes,
     parse_quantity,
@@ -82,12 +83,9 @@ def parse_account_proof(obj: object) -> AccountProof:
     slots = []
     for item in storage:
         slot = require_fields(item, "storage proof", "key", "value", "proof")
-        key = parse_data(slot["key"], what="storage key")
-        if len(key) > 32:
-            raise MalformedObject("storage key longer than 32 bytes", key=key)
         slots.append(
             StorageSlot(
-                key=key.rjust(32, b"\x00"),
+                key=parse_bytes_max32(slot["key"], what="storage key"),
                 value=parse_quantity(slot["value"], what="storage value"),
                 proof=parse_proof_nodes(slot["proof"], "storage proof"),
             )

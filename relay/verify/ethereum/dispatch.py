@@ -13,6 +13,8 @@ bytes message)` for every message. A message is proven when:
 
 from __future__ import annotations
 
+import dataclasses
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +23,7 @@ from relay.verify.ethereum.containers import LightClientHeader
 from relay.verify.ethereum.errors import InvalidDispatchLog, LogNotFound
 from relay.verify.ethereum.receipts import Log, Receipt, verify_receipt_proof, verify_receipts_root
 from relay.verify.hashing import keccak256
-from relay.verify.message import Message
+from relay.verify.message import HEADER_LENGTH, Message
 
 DISPATCH_EVENT_SIGNATURE = "Dispatch(bytes32,uint32,uint32,bytes)"
 DISPATCH_TOPIC = keccak256(DISPATCH_EVENT_SIGNATURE.encode("ascii"))
@@ -39,7 +41,12 @@ class ReceiptProof:
 
 @dataclass(frozen=True)
 class ProvenMessage:
-    """A message proven to have been dispatched in a finalized block, and where."""
+    """A message proven to have been dispatched in a finalized block, and where.
+
+    A leaf whose message does not decode (e.g. a body over `MAX_BODY_LENGTH`, which an old
+    Gateway accepts) is still a proven leaf of the tree: `malformed_reason` says why, `leaf_id`
+    is the id the Gateway inserted, and `message` is a stand-in (`compute_stand_in`).
+    """
 
     message: Message
     block_number: int
@@ -47,6 +54,62 @@ class ProvenMessage:
     transaction_index: int
     log_index: int
     """The log's position within its receipt."""
+    malformed_reason: str = ""
+    leaf_id: bytes = b""
+
+    @property
+    def id(self) -> bytes:
+        """The leaf id (the message id, or the id the log of a malformed message names)."""
+        return self.leaf_id or self.message.id
+
+
+_HEADER = struct.Struct(">BII32sI32s")
+
+
+def compute_stand_in(encoded: bytes, nonce: int, origin: int, destination: int) -> Message:
+    """The stand-in of a message that does not decode: its header fields if it has a header, empty body.
+
+    `destination` is used when `encoded` is shorter than a header or names none in range.
+    """
+    sender = recipient = bytes(32)
+    if len(encoded) >= HEADER_LENGTH:
+        _version, _nonce, _origin, sender, destination, recipient = _HEADER.unpack_from(encoded)
+    return Message.create(
+        nonce=nonce,
+        origin=origin,
+        sender=sender,
+        destination=destination if 0 <= destination <= _UINT32_MAX else 0,
+        recipient=recipient,
+        body=b"",
+    )
+
+
+def decode_malformed_dispatch_log(log: Log, gateway: bytes, origin: int) -> ProvenMessage | None:
+    """The leaf of a genuine Gateway Dispatch whose message does not decode, or None if it decodes.
+
+    Genuine means: the Gateway's address, three topics, canonical ABI data, and an id topic that
+    is the keccak256 of the message bytes; anything else raises `InvalidDispatchLog` (no Gateway
+    emits it). The returned value has no block position yet (the caller adds it).
+    """
+    if log.address != gateway or len(log.topics) != 3 or log.topics[0] != DISPATCH_TOPIC:
+        raise InvalidDispatchLog("log is not a Gateway Dispatch event", address=log.address)
+    nonce, encoded = decode_dispatch_data(log.data)
+    if keccak256(encoded) != log.topics[1]:
+        raise InvalidDispatchLog("Dispatch id is not the keccak256 of its message", topic_id=log.topics[1])
+    try:
+        Message.decode(encoded)
+    except MalformedEncoding as error:
+        destination = int.from_bytes(log.topics[2], "big")
+        return ProvenMessage(
+            message=compute_stand_in(encoded, nonce, origin, destination),
+            block_number=0,
+            block_hash=b"",
+            transaction_index=0,
+            log_index=0,
+            malformed_reason=f"{error.reason}: {error}"[:500],
+            leaf_id=log.topics[1],
+        )
+    return None
 
 
 def is_dispatch_log(log: Log, gateway: bytes) -> bool:
@@ -168,20 +231,35 @@ def prove_dispatches_in_receipts(
 
     `receipts_root` must be proven (a finalized header's, or one chained to it); the receipts
     must rebuild it exactly, so no receipt can be hidden or forged. Each message is then decoded
-    and checked as `decode_dispatch_log` does.
+    and checked as `decode_dispatch_log` does; with `origin` given, a genuine Dispatch whose
+    message does not decode is a malformed leaf (`decode_malformed_dispatch_log`), not an error,
+    so the tree it belongs to has no gap.
     """
     verify_receipts_root(receipts, receipts_root)
     proven = []
     for index, receipt in enumerate(receipts):
         for position, log in enumerate(receipt.logs):
-            if is_dispatch_log(log, gateway):
+            if not is_dispatch_log(log, gateway):
+                continue
+            malformed = None if origin is None else decode_malformed_dispatch_log(log, gateway, origin)
+            if malformed is not None:
                 proven.append(
-                    ProvenMessage(
-                        message=decode_dispatch_log(log, gateway, origin=origin),
+                    dataclasses.replace(
+                        malformed,
                         block_number=block_number,
                         block_hash=block_hash,
                         transaction_index=index,
                         log_index=position,
                     )
                 )
+                continue
+            proven.append(
+                ProvenMessage(
+                    message=decode_dispatch_log(log, gateway, origin=origin),
+                    block_number=block_number,
+                    block_hash=block_hash,
+                    transaction_index=index,
+                    log_index=position,
+                )
+            )
     return proven

@@ -35,27 +35,48 @@ TRIE_ERRORS = (
 # --- JSON-RPC primitives ------------------------------------------------------------------------------
 
 
-def parse_data(value: object, length: int | None = None, *, what: str = "data") -> bytes:
-    """JSON-RPC DATA: `0x` hex bytes, optionally of exactly `length` bytes."""
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_digits(value: object, what: str) -> str:
+    """The digits after `0x` of a JSON-RPC hex string: only hex digits (no sign, space or `_`)."""
     if not isinstance(value, str) or not value.startswith("0x"):
         raise MalformedObject(f"{what} is not 0x-prefixed hex", field=what, value=value)
-    try:
-        data = bytes.fromhex(value[2:])
-    except ValueError:
-        raise MalformedObject(f"{what} is not valid hex", field=what, value=value) from None
+    digits = value[2:]
+    if not set(digits) <= _HEX_DIGITS:
+        raise MalformedObject(f"{what} is not valid hex", field=what, value=value)
+    return digits
+
+
+def parse_data(value: object, length: int | None = None, *, what: str = "data") -> bytes:
+    """JSON-RPC DATA (`bytes`): `0x` and whole bytes of hex, optionally of exactly `length` bytes."""
+    digits = _hex_digits(value, what)
+    if len(digits) % 2:
+        raise MalformedObject(f"{what} is not valid hex (odd length)", field=what, value=value)
+    data = bytes.fromhex(digits)
     if length is not None and len(data) != length:
         raise MalformedObject(f"{what} has the wrong length", field=what, length=len(data), expected=length)
     return data
 
 
+def parse_bytes_max32(value: object, *, what: str = "bytesMax32") -> bytes:
+    """JSON-RPC `bytesMax32` (e.g. a storage key): `0x` and 0 to 64 hex digits, odd counts too.
+
+    execution-apis allows `0x0` or `0x1` for a storage slot: the value is a number up to 32
+    bytes, returned left-padded to exactly 32 bytes.
+    """
+    digits = _hex_digits(value, what)
+    if len(digits) > 64:
+        raise MalformedObject(f"{what} is longer than 32 bytes", field=what, value=value)
+    return int(digits or "0", 16).to_bytes(32, "big")
+
+
 def parse_quantity(value: object, *, what: str = "quantity") -> int:
-    """JSON-RPC QUANTITY: `0x` hex without leading zeros (leniently, also with them)."""
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3:
+    """JSON-RPC QUANTITY (`uint`): `0x` hex without leading zeros (leniently, also with them); `0x0` is zero."""
+    digits = _hex_digits(value, what)
+    if not digits:
         raise MalformedObject(f"{what} is not a hex quantity", field=what, value=value)
-    try:
-        return int(value[2:], 16)
-    except ValueError:
-        raise MalformedObject(f"{what} is not a hex quantity", field=what, value=value) from None
+    return int(digits, 16)
 
 
 def require_fields(obj: object, what: str, *names: str) -> Mapping[str, object]:

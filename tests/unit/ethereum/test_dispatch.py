@@ -13,6 +13,7 @@ from relay.verify.ethereum.dispatch import (
     ReceiptProof,
     decode_dispatch_data,
     decode_dispatch_log,
+    decode_malformed_dispatch_log,
     prove_dispatch_message,
     prove_dispatches_in_receipts,
 )
@@ -25,11 +26,14 @@ from relay.verify.ethereum.errors import (
 from relay.verify.ethereum.execution_encoding import parse_data
 from relay.verify.ethereum.receipts import (
     Log,
+    Receipt,
     build_receipts_trie,
     compute_receipt_proof,
+    compute_receipts_root,
     parse_receipt,
 )
 from relay.verify.hashing import keccak256
+from relay.verify.message import MAX_BODY_LENGTH
 
 from .conftest import EXECUTION, read_json
 from .synthetic import GATEWAY, ORIGIN_DOMAIN, Scenario, dispatch_log, make_message, make_scenario
@@ -158,3 +162,41 @@ def test_real_log_is_proven_but_is_no_dispatch() -> None:
     assert position == 0
     with pytest.raises(InvalidDispatchLog):
         decode_dispatch_log(log, log.address)
+
+
+def raw_dispatch_log(nonce: int, encoded: bytes, destination: int = 31337) -> Log:
+    """A genuine-looking Gateway Dispatch log around any message bytes (id = their keccak256)."""
+    padded = encoded + b"\x00" * (-len(encoded) % 32)
+    data = nonce.to_bytes(32, "big") + (64).to_bytes(32, "big") + len(encoded).to_bytes(32, "big") + padded
+    return Log(
+        address=GATEWAY,
+        topics=(DISPATCH_TOPIC, keccak256(encoded), destination.to_bytes(32, "big")),
+        data=data,
+    )
+
+
+def test_a_proven_dispatch_whose_message_does_not_decode_is_a_malformed_leaf() -> None:
+    # An old Gateway accepts any body: the leaf is in its tree, so the proven tree needs it too.
+    first, last = make_message(0), make_message(2)
+    too_long = make_message(1).encode() + b"x" * (MAX_BODY_LENGTH + 1)
+    logs = (dispatch_log(first), raw_dispatch_log(1, too_long), dispatch_log(last))
+    receipts = [Receipt(2, 1, 21000 * (i + 1), b"\x00" * 256, (log,)) for i, log in enumerate(logs)]
+    proven = prove_dispatches_in_receipts(
+        receipts,
+        receipts_root=compute_receipts_root(receipts),
+        block_number=9,
+        block_hash=b"\x09" * 32,
+        gateway=GATEWAY,
+        origin=ORIGIN_DOMAIN,
+    )
+    assert [p.id for p in proven] == [first.id, keccak256(too_long), last.id]
+    assert [p.message.nonce for p in proven] == [0, 1, 2]
+    assert [bool(p.malformed_reason) for p in proven] == [False, True, False]
+    assert "too long" in proven[1].malformed_reason
+    assert proven[1].message.destination == 31337 and proven[1].message.body == b""
+    assert (proven[1].block_number, proven[1].transaction_index, proven[1].log_index) == (9, 1, 0)
+    # Not what a Gateway emits (its id is not the hash of its bytes): still refused.
+    forged = dataclasses.replace(logs[1], topics=(DISPATCH_TOPIC, b"\x44" * 32, logs[1].topics[2]))
+    with pytest.raises(InvalidDispatchLog):
+        decode_malformed_dispatch_log(forged, GATEWAY, ORIGIN_DOMAIN)
+    assert decode_malformed_dispatch_log(logs[0], GATEWAY, ORIGIN_DOMAIN) is None

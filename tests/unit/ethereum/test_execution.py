@@ -32,7 +32,7 @@ from relay.verify.ethereum.execution import (
     verify_block_hash,
     verify_header_chain,
 )
-from relay.verify.ethereum.execution_encoding import parse_data
+from relay.verify.ethereum.execution_encoding import parse_bytes_max32, parse_data, parse_quantity
 from relay.verify.ethereum.receipts import (
     Log,
     Receipt,
@@ -278,3 +278,31 @@ def test_malformed_rpc_json_is_rejected(receipt_with_proof: dict[str, Any]) -> N
     with pytest.raises(MalformedObject):
         decode_receipt(b"\x02\xc3\x80\x80\x80")
     assert Log(b"\x00" * 20, (), b"") == Log(b"\x00" * 20, (), b"")
+
+
+@pytest.mark.parametrize("key", ["0x1", "0x01", "0x0001", "0x" + "0" * 63 + "1"])
+def test_a_storage_key_in_any_form_the_schema_allows_is_accepted(
+    block: ExecutionBlockHeader, key: str
+) -> None:
+    # execution-apis types a storage key `bytesMax32`: `0x` and 0 to 64 hex digits, odd counts too.
+    answer = read_json(EXECUTION / "proof.json")
+    answer = copy.deepcopy(answer.get("result", answer))
+    answer["storageProof"][0]["key"] = key
+    proof = parse_account_proof(answer)
+    assert proof.storage[0].key == (1).to_bytes(32, "big")
+    verify_get_proof(block.state_root, proof)
+
+
+def test_json_rpc_hex_values_follow_the_schema() -> None:
+    assert parse_bytes_max32("0x0") == bytes(32) and parse_bytes_max32("0x") == bytes(32)
+    assert parse_quantity("0x0") == 0 and parse_quantity("0x00ff") == 255  # leading zeros tolerated
+    for bad in ["0x" + "1" * 65, "0x-1", "0x 1", "0x1_0", "1", 1, None, "0xg"]:
+        with pytest.raises(MalformedObject):
+            parse_bytes_max32(bad)
+    for bad in ["0x", "0x-1", "0x+1", "0x1_0", " 0x1", "0x1 ", "12", 12, None, [], "0xz"]:
+        with pytest.raises(MalformedObject):
+            parse_quantity(bad)
+    for bad in ["0x1", "0x 00", "0x0_0", "00", b"0x00", None]:
+        with pytest.raises(MalformedObject):
+            parse_data(bad)
+    assert parse_data("0x") == b"" and parse_data("0xABcd") == b"\xab\xcd"

@@ -9,10 +9,11 @@ import pytest
 
 from relay.chains import ChainConfigBase as ChainConfig
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
-from relay.errors import PermanentError, RpcUnavailable
+from relay.errors import PermanentError, RpcUnavailable, SourceDisagreement
 from relay.metrics import RelayMetrics
 from relay.relayer.ingest import DeferredCursors, Ingest
 from relay.relayer.state import SourceState
+from relay.retry import WATCHER_POLL
 from relay.store import SqliteStore, Store
 
 from .helpers import (
@@ -24,6 +25,7 @@ from .helpers import (
     make_source,
     observe,
     state_of,
+    walk,
 )
 from .helpers import S as St
 
@@ -305,3 +307,53 @@ def test_deferred_cursors_hold_back_until_flush(store: Store) -> None:
     assert store.load_cursor(ORIGIN) == cursor_at(3)
     cursors.discard()
     assert cursors.load_cursor(ORIGIN) == cursor_at(3)
+
+
+def test_a_disagreement_between_endpoints_halts_the_origin_without_storing_anything(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    disagreement = SourceDisagreement("source RPC endpoints disagree", method="eth_getLogs")
+    # Retried within the poll like any transient failure (a race at the head), then halted.
+    script = [disagreement] * WATCHER_POLL.attempts + [update(observe(MESSAGES[0]), finalized=1)]
+    source, watcher = scripted_source(store, *script)
+    ingest = Ingest(store, metrics, clock, Factory())
+    ingest.poll(source)
+    assert store.get(MESSAGES[0].id) is None and store.load_cursor(ORIGIN) is None
+    ingest.poll(source)  # the endpoints agree again: it resumes where it stopped
+    assert state_of(store, MESSAGES[0].id) is St.FINAL and watcher.polls == WATCHER_POLL.attempts + 1
+
+
+def test_a_repair_drops_unconfirmed_observations_and_rereads_from_the_last_confirmed_leaf(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    # Leaves 0 and 1 were verified under a committee root; a lying RPC put a wrong leaf at nonce 2.
+    wrong = make_message(2, body=b"what a lying RPC said")
+    source, _ = scripted_source(
+        store, update(*[observe(m) for m in [*MESSAGES[:2], wrong, MESSAGES[3]]], finalized=10)
+    )
+    ingest = Ingest(
+        store, metrics, clock, Factory([update(observe(MESSAGES[2]), observe(MESSAGES[3]), finalized=10)])
+    )
+    ingest.poll(source)
+    for message in MESSAGES[:2]:
+        walk(store, message.id, St.ATTESTED, St.VERIFIED)
+    source.repair_requested = True
+    ingest.poll(source)
+    assert source.repair_requested is False
+    assert store.get(wrong.id) is None  # the wrong observation is gone, never rejected
+    assert [state_of(store, m.id) for m in MESSAGES] == [St.VERIFIED, St.VERIFIED, St.FINAL, St.FINAL]
+    assert [i for _, i in store.message_ids_by_nonce(ORIGIN)] == [m.id for m in MESSAGES]
+    assert source.tree.count == 4 and store.count_rejections() == {}
+
+
+def test_a_repair_with_nothing_confirmed_rereads_from_the_start_block(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    factory = Factory([update(observe(MESSAGES[0]), finalized=10)])
+    source, _ = scripted_source(store, update(observe(make_message(0, body=b"wrong")), finalized=10))
+    ingest = Ingest(store, metrics, clock, factory)
+    ingest.poll(source)
+    source.repair_requested = True
+    ingest.poll(source)
+    assert len(factory.created) == 1
+    assert [i for _, i in store.message_ids_by_nonce(ORIGIN)] == [MESSAGES[0].id]

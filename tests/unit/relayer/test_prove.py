@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from relay.chains import ObservedMessage
 from relay.metrics import RelayMetrics
 from relay.relayer.prove import Prover
 from relay.store import Store
 from relay.verify.committee import Checkpoint, QuorumCertificate
-from relay.verify.merkle import verify_branch
+from relay.verify.merkle import MerkleTree, verify_branch
 
 from .helpers import (
     BLS,
     EPOCH,
+    GATEWAY,
+    ORIGIN,
     Clock,
+    block_hash,
     certify,
     checkpoint_over,
     make_message,
@@ -48,26 +52,49 @@ def test_attested_messages_become_verified_with_their_branch(
     assert prover(store, metrics, clock).verify_attested(source) is False  # nothing left to verify
 
 
-def test_a_quorum_over_a_root_the_gateway_never_had_is_rejected(
+def test_a_genuine_quorum_over_another_root_sends_its_messages_back_and_asks_for_a_repair(
     store: Store, metrics: RelayMetrics, clock: Clock
 ) -> None:
+    # The committee signed a root the relayer's tree does not have: the tree (an RPC's word) is
+    # what is suspect. Nothing is rejected; the messages wait for a re-read and a new checkpoint.
     source = make_source(store)
     store_final(store, source, MESSAGES[:2])
-    tampered = checkpoint_over(MESSAGES[:2], root=b"\xee" * 32)
-    store.attest_messages(tampered, certify(tampered), [m.id for m in MESSAGES[:2]], 1.0)
+    other = checkpoint_over(MESSAGES[:2], root=b"\xee" * 32)
+    store.attest_messages(other, certify(other), [m.id for m in MESSAGES[:2]], 1.0)
     assert prover(store, metrics, clock).verify_attested(source) is False
     for message in MESSAGES[:2]:
         record = store.get(message.id)
-        assert record is not None and record.state is St.REJECTED
-        assert record.error_reason == "InvalidMerkleProof"
-        assert record.last_error.startswith("InvalidMerkleProof: checkpoint root differs")
-        assert record.branch == ()
-    assert (
-        metrics.registry.get_sample_value(
-            "relay_proof_rejections_total", {"origin": "1", "reason": "InvalidMerkleProof"}
-        )
-        == 2
+        assert record is not None and record.state is St.FINAL and record.checkpoint_id is None
+        assert record.error_reason == ""
+    assert source.repair_requested is True
+    assert metrics.registry.get_sample_value("relay_tree_repairs_total", {"origin": "1"}) == 1
+    assert store.count_rejections() == {}
+
+
+def test_a_malformed_leaf_is_rejected_once_the_committee_confirmed_it_and_its_neighbours_verify(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    source = make_source(store)
+    leaf_id = b"\x5a" * 32
+    malformed = ObservedMessage(
+        make_message(1, body=b"-"), 2, block_hash(2), b"\x01" * 32, 0, "message body too long", leaf_id
     )
+    store.insert_observed([observe(MESSAGES[0]), malformed, observe(MESSAGES[2])], 1.0)
+    store.mark_final(source.domain, 10, 1.0)
+    source.tree.extend()
+    assert source.tree.count == 3  # no gap
+    record = store.get(leaf_id)
+    assert record is not None and record.is_malformed and record.id == leaf_id
+    assert record.error_reason == "MalformedMessage" and "too long" in record.last_error
+    tree = MerkleTree([MESSAGES[0].id, leaf_id, MESSAGES[2].id])
+    checkpoint = Checkpoint(ORIGIN, GATEWAY, EPOCH, tree.root_at(3), 2)
+    store.attest_messages(checkpoint, certify(checkpoint), [MESSAGES[0].id, leaf_id, MESSAGES[2].id], 1.0)
+    assert prover(store, metrics, clock).verify_attested(source) is True
+    assert state_of(store, MESSAGES[0].id) is St.VERIFIED and state_of(store, MESSAGES[2].id) is St.VERIFIED
+    record = store.get(leaf_id)
+    assert record is not None and record.state is St.REJECTED and record.error_reason == "MalformedMessage"
+    assert "does not decode" in record.last_error and "too long" in record.last_error
+    assert source.repair_requested is False
 
 
 def test_a_checkpoint_the_tree_does_not_reach_sends_its_messages_back_to_final(
@@ -144,7 +171,11 @@ def test_messages_under_different_checkpoints_are_judged_separately(
     store_final(store, source, MESSAGES)
     good = checkpoint_over(MESSAGES, 1)
     store.attest_messages(good, certify(good), [m.id for m in MESSAGES[:2]], 1.0)
-    tampered = checkpoint_over(MESSAGES, 3, root=b"\xee" * 32)
-    store.attest_messages(tampered, certify(tampered), [m.id for m in MESSAGES[2:]], 1.0)
+    other_root = checkpoint_over(MESSAGES, 3, root=b"\xee" * 32)
+    store.attest_messages(other_root, certify(other_root), [m.id for m in MESSAGES[2:]], 1.0)
+    forged, certificate = forged_certificate(checkpoint_over(MESSAGES, 3), "InvalidSignature")
     assert prover(store, metrics, clock).verify_attested(source) is True
+    assert [state_of(store, m.id) for m in MESSAGES] == [St.VERIFIED, St.VERIFIED, St.FINAL, St.FINAL]
+    store.attest_messages(forged, certificate, [m.id for m in MESSAGES[2:]], 2.0)
+    assert prover(store, metrics, clock).verify_attested(source) is False
     assert [state_of(store, m.id) for m in MESSAGES] == [St.VERIFIED, St.VERIFIED, St.REJECTED, St.REJECTED]
