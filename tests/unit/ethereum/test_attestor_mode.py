@@ -8,16 +8,14 @@ from pathlib import Path
 import pytest
 
 from adapters.ethereum.attestation import MissingMessages, ProvenTreeFinalitySource
-from adapters.ethereum.source import PollResult
 from relay.chains.registry import ChainConfig, parse_chain_config
 from relay.config import StrictModel
 from relay.verify.bls import BlsBackend
 from relay.verify.ethereum.config import Fork
-from relay.verify.ethereum.dispatch import ProvenMessage
 from relay.verify.ethereum.errors import InvalidReceiptsRoot
 from relay.verify.merkle import MerkleTree
 
-from .synthetic import ORIGIN_DOMAIN, Scenario, make_message, make_scenario
+from .synthetic import ORIGIN_DOMAIN, Scenario, make_scenario
 from .test_finality_source import replay, scenario_recording, scenario_source
 
 
@@ -204,32 +202,3 @@ def test_the_attestor_signs_nothing_when_a_node_lies(
     with pytest.raises(InvalidReceiptsRoot):
         attestor.poll_once()
     assert attestor.ledger.last_signed_index == -1
-
-
-class _OnePoll:
-    """An `EthereumFinalitySource` stand-in whose one poll proves `messages` (then nothing new)."""
-
-    gateway = bytes(20)
-
-    def __init__(self, messages: list[ProvenMessage]) -> None:
-        self.messages = messages
-
-    def poll(self, from_block: int) -> PollResult:
-        messages, self.messages = self.messages, []
-        return PollResult(messages, from_block, from_block + 1 if messages else from_block, from_block)
-
-
-def test_a_proven_leaf_whose_message_does_not_decode_keeps_the_tree_gapless() -> None:
-    first, last = make_message(0), make_message(2)
-    stand_in = make_message(1, b"")
-    leaves = [
-        ProvenMessage(first, 5, b"\x05" * 32, 0, 0),
-        ProvenMessage(
-            stand_in, 5, b"\x05" * 32, 1, 0, "MalformedEncoding: message body too long", b"\x77" * 32
-        ),
-        ProvenMessage(last, 5, b"\x05" * 32, 2, 0),
-    ]
-    source = ProvenTreeFinalitySource(_OnePoll(leaves), domain=ORIGIN_DOMAIN, start_block=5)  # type: ignore[arg-type]
-    assert source.poll_once() == 3
-    assert source.proven_ids == [first.id, b"\x77" * 32, last.id]
-    assert source.finalized_checkpoint_state() == (MerkleTree(source.proven_ids).root(), 3)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from adapters.ethereum.transport import ResponseNotFound
 from relay.errors import ConfigurationError
 from relay.verify.bls import BlsBackend
 from relay.verify.ethereum.config import Fork
+from relay.verify.ethereum.dispatch import ProvenMessage, compute_stand_in
 from relay.verify.merkle import IncrementalTree, MerkleTree
 
 from .synthetic import ORIGIN_DOMAIN, Scenario, make_scenario
@@ -230,3 +232,31 @@ def test_an_enrolled_checkpoint_starts_without_history(
             start_block=0,
             checkpoint=behind,
         ).finalized_checkpoint_state()
+
+
+def test_a_proven_leaf_whose_message_does_not_decode_keeps_the_tree_gapless(
+    tmp_path: Path, scenario: Scenario, blst: BlsBackend
+) -> None:
+    """A Dispatch the light client proves but whose message does not decode is still the Gateway's
+    leaf: the attestor inserts the id the log names, so the tree stays the Gateway's tree."""
+    source = scenario_source(replay(tmp_path, scenario_recording(scenario)), scenario, blst)
+    prove = source.prove_messages_in
+    malformed: list[bytes] = []
+
+    def prove_with_a_malformed_first(block: Any) -> list[ProvenMessage]:
+        proven = list(prove(block))
+        if proven and not malformed:
+            real = proven[0]
+            stand_in = compute_stand_in(
+                b"", real.message.nonce, real.message.origin, real.message.destination
+            )
+            proven[0] = dataclasses.replace(
+                real, message=stand_in, malformed_reason="MalformedEncoding: body too long", leaf_id=real.id
+            )
+            malformed.append(real.id)
+        return proven
+
+    source.prove_messages_in = prove_with_a_malformed_first  # type: ignore[method-assign]
+    attestor_view = ProvenTreeFinalitySource(source, domain=ORIGIN_DOMAIN, start_block=98)
+    assert attestor_view.finalized_checkpoint_state() == (proven_root(scenario, 99, 100), 2)
+    assert malformed and malformed[0] in attestor_view.proven_ids
