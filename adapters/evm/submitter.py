@@ -189,6 +189,15 @@ class EvmDestination:
                 continue
             break
         if int(receipt["status"]) != 1:
+            # A competing delivery mined first (another submitter, or our own concurrent call) makes
+            # this one revert: if every message is delivered now, that is success, not a failure.
+            flags = self.delivered([(item.message.origin, item.message.nonce) for item in pending])
+            if all(flags):
+                log.info(
+                    "delivery reverted: a competing transaction delivered every message first",
+                    extra={"destination": self.domain, "transaction": transaction_hash.hex()},
+                )
+                return SubmittedBatch(b"", 0, 0, [], failed_early)
             raise self._explain_failure(call, receipt)
         delivered, failed = parse_delivery_logs(receipt["logs"], self.address)
         failed.update(failed_early)

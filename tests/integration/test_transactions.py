@@ -311,3 +311,25 @@ def time_now() -> float:
     import time
 
     return time.time()
+
+
+def test_two_concurrent_deliveries_of_one_message_report_it_delivered_once_not_failed(
+    manual_mining: Chains,
+) -> None:
+    """Two submits of the same message race (both simulate before either is mined): the second
+    transaction reverts on-chain with AlreadyDelivered. That is reported as already delivered, not
+    as a failure, and the message ran once."""
+    chains = manual_mining
+    checkpoint, certificate, items = one_item(chains, "raced")
+    target = destination(chains, CollectorRegistry(), stuck_after=30, receipt_timeout=120)
+    with ThreadPoolExecutor(2) as executor:
+        first = executor.submit(target.submit, checkpoint, certificate, items)
+        eventually(lambda: len(pool(chains, target.account)) == 1, 20, "the first delivery in the pool")
+        second = executor.submit(target.submit, checkpoint, certificate, items)
+        eventually(lambda: len(pool(chains, target.account)) == 2, 20, "both deliveries in the pool")
+        rpc(chains, "evm_mine")
+        batches = [first.result(timeout=30), second.result(timeout=30)]
+    message_id = items[0].message.id
+    assert sorted(len(b.delivered) for b in batches) == [0, 1]  # delivered by exactly one transaction
+    assert all(message_id not in b.failed for b in batches)  # and the loser is not a failure
+    assert target.delivered([(items[0].message.origin, items[0].message.nonce)]) == [True]
