@@ -17,8 +17,11 @@ contract Counter is IMessageRecipient {
     uint256 public received;
     /// @notice Messages received per origin domain and sender.
     mapping(uint32 origin => mapping(bytes32 sender => uint256 count)) public receivedFrom;
-    /// @notice The body of the last message received.
-    bytes public lastBody;
+    /// @notice keccak256 of the body of the last message received (a hash, not the body: storing a
+    /// 64 KiB body would cost ~45M gas, more than a block).
+    bytes32 public lastBodyHash;
+    /// @notice The length in bytes of the last body received.
+    uint256 public lastBodyLength;
 
     event FailingChanged(bool failing);
 
@@ -43,7 +46,8 @@ contract Counter is IMessageRecipient {
         if (failing) revert FailingOnPurpose(origin, sender);
         received += 1;
         receivedFrom[origin][sender] += 1;
-        lastBody = body;
+        lastBodyHash = keccak256(body);
+        lastBodyLength = body.length;
     }
 
     /// @notice Makes `handle` revert (true) or work again (false).
