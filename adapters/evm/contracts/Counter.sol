@@ -39,6 +39,16 @@ contract Counter is IMessageRecipient {
         return gateway.dispatch(destination, recipient, body);
     }
 
+    /// @notice Sends `body` and pays for `gasLimit` gas of its delivery (`msg.value` must be the
+    /// Gateway's `quoteGasPayment(destination, gasLimit)`: this example keeps no refunds).
+    function sendWithGas(uint32 destination, bytes32 recipient, bytes calldata body, uint256 gasLimit)
+        external
+        payable
+        returns (bytes32 id)
+    {
+        return gateway.dispatchWithGas{value: msg.value}(destination, recipient, body, gasLimit);
+    }
+
     /// @inheritdoc IMessageRecipient
     function handle(uint32 origin, bytes32 sender, bytes calldata body) external {
         // Only the Gateway has verified the message; anyone else could call with made-up values.
