@@ -700,8 +700,16 @@ def create_watcher(chain, cursors, metrics):
             return number.to_bytes(32, "big") if number <= 5 else None
     return Watcher()
 
+def create_payment_reader(chain, metrics):
+    class Payments:
+        domain = chain.domain
+        def gas_paid(self, ids):
+            return [(0, 0) for _ in ids]
+    return Payments()
+
 module = types.ModuleType("fake_adapter.adapter")
 module.create_watcher = create_watcher
+module.create_payment_reader = create_payment_reader
 sys.modules["fake_adapter"] = types.ModuleType("fake_adapter")
 sys.modules["fake_adapter.adapter"] = module
 registry.CHAIN_FAMILIES["evm"] = "fake_adapter"  # EVM config, fake factories
