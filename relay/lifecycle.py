@@ -2,11 +2,16 @@
 
 ```
 OBSERVED -> FINAL -> ATTESTED -> VERIFIED -> SUBMITTED -> DELIVERED
-                        |           |            |
-                     REJECTED   RETRYING <-------+ (transient failure, backoff)
-                                    |
-                                 PARKED (dead letter; an operator can retry it)
+                        |         |  ^  |            |
+                     REJECTED     v  |  RETRYING <---+ (transient failure, backoff)
+                               UNPAID       |
+                       (gas not paid for)  PARKED (dead letter; an operator can retry it)
 ```
+
+- **Unpaid** (the relayer's gas policy, `relay.relayer.policy`): a VERIFIED or due RETRYING
+  message not paid for enough at the destination's current gas price waits in UNPAID with the
+  reason; it goes back to VERIFIED once a top-up (`payForGas`) or a lower gas price makes it
+  deliverable, or to DELIVERED if someone else delivered it. Not terminal: re-checked periodically.
 
 Which failure leads where (the error's type decides, `relay.errors`):
 
@@ -44,6 +49,7 @@ class MessageState(enum.Enum):
     REJECTED = "rejected"  # a proof failed; never retried by itself
     RETRYING = "retrying"  # a transient delivery failure; due again at next_attempt_at
     PARKED = "parked"  # a permanent failure or the retry window ran out; waits for an operator
+    UNPAID = "unpaid"  # verified, but its gas is not paid for enough (gas policy); re-checked
 
     @property
     def is_terminal(self) -> bool:
@@ -66,10 +72,12 @@ ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     # ATTESTED -> FINAL: the stored certificate could not be used (e.g. the relayer's own tree is
     # not yet complete up to the checkpoint); the message waits for another checkpoint.
     S.ATTESTED: frozenset({S.VERIFIED, S.REJECTED, S.FINAL}),
-    S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED}),
+    S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED, S.UNPAID}),
     S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED}),
     # A due retry is submitted again; past the retry window it is parked.
-    S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED}),
+    S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED, S.UNPAID}),
+    # Paid for (a top-up, a lower gas price) or delivered by someone else.
+    S.UNPAID: frozenset({S.VERIFIED, S.DELIVERED}),
     # Operator retry: back to VERIFIED when the stored proof can be reused, else to FINAL;
     # DELIVERED when the destination chain shows it delivered (by anyone).
     S.PARKED: frozenset({S.VERIFIED, S.FINAL, S.DELIVERED}),

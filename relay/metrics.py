@@ -242,6 +242,47 @@ class RelayMetrics:
             registry=registry,
         )
 
+        # --- relayer: gas policy and cost accounting per route -----------------------------
+        self.gas_policy_holds = Counter(
+            "gas_policy_holds",
+            "Messages the gas policy held UNPAID, by reason (Unpaid, Underpaid, GasPriceUnknown, "
+            "PaymentUnknown).",
+            ["origin", "destination", "reason"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.route_gas_spent = Counter(
+            "route_gas_spent",
+            "Gas used by delivery transactions, attributed to each message evenly within its batch.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.route_native_spent = Counter(
+            "route_native_spent",
+            "Fees of delivery transactions (gas used times effective gas price) attributed per "
+            "message, in the destination's smallest native unit.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.route_spent_in_origin_units = Counter(
+            "route_spent_in_origin_units",
+            "relay_route_native_spent valued in the origin's smallest native unit (times the "
+            "policy's exchange rate / 1e10): comparable with relay_route_native_paid.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.route_native_paid = Counter(
+            "route_native_paid",
+            "Gas payments (gasPaid on the source gateway) of delivered messages, in the origin's "
+            "smallest native unit.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
+
         # --- attestor ----------------------------------------------------------------------
         self.attestor_last_signed_index = Gauge(
             "attestor_last_signed_index",

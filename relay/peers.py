@@ -83,6 +83,7 @@ class DeliveryReport:
     block_number: int = 0
     gas_used: int = 0
     results: Mapping[bytes, DeliveryResult] = field(default_factory=dict)
+    effective_gas_price: int = 0  # smallest native unit per gas the transaction paid (0: unknown)
 
 
 class PendingDelivery(Protocol):

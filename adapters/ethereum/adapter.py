@@ -21,6 +21,8 @@ from relay.chains import (
     DeliveryReader,
     DestinationChain,
     FinalitySource,
+    GasMarketReader,
+    PaymentReader,
     SourceWatcher,
 )
 from relay.errors import ConfigurationError
@@ -41,6 +43,16 @@ def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayM
 def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> DeliveryReader:
     """The EVM delivery reader (the relayer's keyless view of the destination gateway)."""
     return evm.create_delivery_reader(chain, metrics)
+
+
+def create_payment_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> PaymentReader:
+    """The EVM payment reader (the source gateway's `gasPaid`)."""
+    return evm.create_payment_reader(chain, metrics)
+
+
+def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> GasMarketReader:
+    """The EVM gas market reader (`eth_gasPrice`, the latest block's gas limit)."""
+    return evm.create_gas_market_reader(chain, metrics)
 
 
 def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> FinalitySource:

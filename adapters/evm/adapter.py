@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from adapters.evm.config import EvmCompatibleChainConfig
 from adapters.evm.delivery import EvmDeliveryReader
+from adapters.evm.economics import EvmGasMarketReader, EvmPaymentReader
 from adapters.evm.finality import EvmFinalitySource
 from adapters.evm.submitter import EvmDestination
 from adapters.evm.watcher import EvmWatcher
@@ -43,3 +44,13 @@ def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayM
 def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmDeliveryReader:
     """The relayer's keyless view of `chain`'s gateway: `delivered(origin, nonce)` flags."""
     return EvmDeliveryReader(evm_chain(chain), metrics)
+
+
+def create_payment_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmPaymentReader:
+    """The relayer's keyless view of `chain`'s (source) gateway gas payments: `gasPaid(id)`."""
+    return EvmPaymentReader(evm_chain(chain), metrics)
+
+
+def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmGasMarketReader:
+    """The relayer's keyless view of `chain`'s gas price and block gas limit."""
+    return EvmGasMarketReader(evm_chain(chain), metrics)

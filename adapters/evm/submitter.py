@@ -202,10 +202,17 @@ class EvmDestination:
         delivered, failed = parse_delivery_logs(receipt["logs"], self.address)
         failed.update(failed_early)
         gas_used = int(receipt["gasUsed"])
+        price = int(receipt.get("effectiveGasPrice", 0) or 0)
         if self.metrics is not None:
-            price = int(receipt.get("effectiveGasPrice", 0) or 0)
             self.metrics.gas_spent.labels(self.chain.name, self.account).inc(gas_used * price)
-        return SubmittedBatch(transaction_hash, int(receipt["blockNumber"]), gas_used, delivered, failed)
+        return SubmittedBatch(
+            transaction_hash,
+            int(receipt["blockNumber"]),
+            gas_used,
+            delivered,
+            failed,
+            effective_gas_price=price,
+        )
 
     def _simulate_and_send(
         self,

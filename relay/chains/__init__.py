@@ -16,6 +16,8 @@ adapter or web3.
   reports about its account.
 - `DeliveryReader`: the relayer's read-only, keyless view of a destination gateway, to confirm
   deliveries on the chain itself instead of on a submitter's word.
+- `PaymentReader`: the relayer's read-only view of a source gateway's gas payments (`gasPaid`).
+- `GasMarketReader`: the relayer's read-only view of a destination's gas price and block gas limit.
 """
 
 from __future__ import annotations
@@ -197,6 +199,7 @@ class SubmittedBatch:
     gas_used: int
     delivered: list[bytes]
     failed: dict[bytes, str]  # id -> recipient revert reason
+    effective_gas_price: int = 0  # smallest native unit per gas the transaction paid (0: none sent)
 
 
 class DestinationChain(Protocol):
@@ -232,6 +235,31 @@ class DeliveryReader(Protocol):
 
     def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
         """Whether each (origin, nonce) is marked delivered, in order; `TransientError` if unread."""
+        ...
+
+
+class PaymentReader(Protocol):
+    """What senders paid on one source gateway for their messages' gas, read from the chain (no key)."""
+
+    domain: int
+
+    def gas_paid(self, ids: Sequence[bytes]) -> list[tuple[int, int]]:
+        """(paid gas limit, payment in the source's smallest native unit) of each message id, in
+        order; (0, 0) for an id nothing was paid for. `TransientError` if it could not be read."""
+        ...
+
+
+class GasMarketReader(Protocol):
+    """One destination chain's gas market, read from the chain (no key)."""
+
+    domain: int
+
+    def gas_price(self) -> int:
+        """The current gas price in the smallest native unit per gas; `TransientError` if unread."""
+        ...
+
+    def block_gas_limit(self) -> int:
+        """The gas limit of the latest block; `TransientError` if unread."""
         ...
 
 

@@ -12,6 +12,8 @@ never imports `adapters`, nor web3, statically):
   - `create_finality_source(chain, metrics) -> FinalitySource`
   - `create_destination(chain, private_key, metrics) -> DestinationChain`
   - `create_delivery_reader(chain, metrics) -> DeliveryReader` (the relayer's keyless view)
+  - `create_payment_reader(chain, metrics) -> PaymentReader` (a source gateway's gas payments)
+  - `create_gas_market_reader(chain, metrics) -> GasMarketReader` (a destination's gas price)
 
 `ChainConfig` is the annotation role configs use for a chain: the union of every family's model,
 discriminated by `kind`; a chain without `kind` is an `evm` one (`DEFAULT_KIND`), and an unknown
@@ -33,6 +35,8 @@ from relay.chains import (
     DeliveryReader,
     DestinationChain,
     FinalitySource,
+    GasMarketReader,
+    PaymentReader,
     SourceWatcher,
 )
 from relay.errors import BackendUnavailable, ConfigurationError
@@ -119,3 +123,13 @@ def create_destination(chain: ChainConfigBase, private_key: str, metrics: RelayM
 def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> DeliveryReader:
     """A read-only view of `chain`'s gateway's delivered flags (no key), counting on `metrics`."""
     return _adapter(chain.kind).create_delivery_reader(chain, metrics)  # type: ignore[no-any-return]
+
+
+def create_payment_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> PaymentReader:
+    """A read-only view of the gas payments recorded by `chain`'s (source) gateway."""
+    return _adapter(chain.kind).create_payment_reader(chain, metrics)  # type: ignore[no-any-return]
+
+
+def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> GasMarketReader:
+    """A read-only view of `chain`'s gas price and block gas limit."""
+    return _adapter(chain.kind).create_gas_market_reader(chain, metrics)  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | tree | `tree` | (the in-memory Merkle tree of each origin, synced from the store) |
 | attestation collection | `attest` | FINAL -> ATTESTED |
 | proving | `prove` | ATTESTED -> VERIFIED or REJECTED |
-| delivery (per destination) | `deliver` | VERIFIED, RETRYING -> SUBMITTED |
+| delivery (per destination) | `deliver` (+ `policy`, `costs`) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
 | outcomes | `outcomes` | SUBMITTED -> DELIVERED, PARKED, REJECTED or RETRYING |
 | readiness, gauges | `readiness`, `gauges` | (observe only) |
 | service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |
@@ -33,8 +33,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from relay.chains import ChainConfigBase, DeliveryReader
-from relay.chains.registry import create_delivery_reader, create_watcher
+from relay.chains import ChainConfigBase, DeliveryReader, GasMarketReader, PaymentReader
+from relay.chains.registry import (
+    create_delivery_reader,
+    create_gas_market_reader,
+    create_payment_reader,
+    create_watcher,
+)
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.health import GrpcServingProbe
 from relay.metrics import RelayMetrics
@@ -48,10 +53,12 @@ from relay.relayer.config import (
     RetryConfig,
     SourceConfig,
 )
+from relay.relayer.costs import RouteCost, RouteCosts
 from relay.relayer.deliver import Deliverer
 from relay.relayer.gauges import Gauges
 from relay.relayer.ingest import DeferredCursors, Ingest, WatcherFactory
 from relay.relayer.outcomes import Outcomes
+from relay.relayer.policy import GasPolicy
 from relay.relayer.prove import Prover
 from relay.relayer.readiness import compute_readiness
 from relay.relayer.service import (
@@ -89,6 +96,8 @@ ATTESTOR_POOL_SIZE = 16
 AttestorFactory = Callable[[str], AttestorClient]
 SubmitterFactory = Callable[[str], SubmitterClient]
 DeliveryReaderFactory = Callable[[ChainConfigBase], DeliveryReader]
+PaymentReaderFactory = Callable[[ChainConfigBase], PaymentReader]
+GasMarketReaderFactory = Callable[[ChainConfigBase], GasMarketReader]
 
 
 def _grpc_attestor(address: str) -> AttestorClient:
@@ -111,7 +120,9 @@ class Relayer:
     synchronously with `open()` + `run_once()` instead of `start()`. Peers are gRPC clients unless
     `attestor_factory` / `submitter_factory` supply others (address -> client); a destination's
     `chain:` section is read through the chain registry unless `delivery_reader_factory` supplies
-    another reader (chain config -> `DeliveryReader`).
+    another reader (chain config -> `DeliveryReader`); likewise the gas policy's readers of a
+    source's payments (`payment_reader_factory`) and a destination's gas market
+    (`gas_market_reader_factory`).
     """
 
     def __init__(
@@ -125,6 +136,8 @@ class Relayer:
         attestor_factory: AttestorFactory | None = None,
         submitter_factory: SubmitterFactory | None = None,
         delivery_reader_factory: DeliveryReaderFactory | None = None,
+        payment_reader_factory: PaymentReaderFactory | None = None,
+        gas_market_reader_factory: GasMarketReaderFactory | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -138,6 +151,12 @@ class Relayer:
         self._submitter_factory = submitter_factory or _grpc_submitter
         self._reader_factory: DeliveryReaderFactory = delivery_reader_factory or (
             lambda chain: create_delivery_reader(chain, self.metrics)
+        )
+        self._payment_reader_factory: PaymentReaderFactory = payment_reader_factory or (
+            lambda chain: create_payment_reader(chain, self.metrics)
+        )
+        self._gas_market_reader_factory: GasMarketReaderFactory = gas_market_reader_factory or (
+            lambda chain: create_gas_market_reader(chain, self.metrics)
         )
         self._clock = clock
         self._operator_token = config.operator_token.reveal() if config.operator_token else None
@@ -507,6 +526,10 @@ class Relayer:
             destination.wake.set()
         return record
 
+    def route_costs(self) -> dict[tuple[int, int], RouteCost]:
+        """Gas and native amounts spent and paid per (origin, destination) since the start."""
+        return self.stages.deliverer.costs.snapshot()
+
     def chain_statuses(self) -> list[ChainStatus]:
         """Head, finalized block, cursor and lag of every source chain."""
         return compute_chain_statuses(self.sources, self._clock())
@@ -533,6 +556,7 @@ class _Stages:
         self.prover = Prover(store, metrics, clock, backend)
         readers = {d.domain: d.reader for d in relayer.destinations.values() if d.reader is not None}
         self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges, readers)
+        self.policy = _gas_policy(relayer)
         self.deliverer = Deliverer(
             store,
             clock,
@@ -541,4 +565,22 @@ class _Stages:
             relayer.sources,
             self.outcomes,
             relayer._interrupted,
+            policy=self.policy,
+            metrics=metrics,
+            costs=RouteCosts(metrics),
         )
+
+
+def _gas_policy(relayer: Relayer) -> GasPolicy:
+    """The gas policy with its readers: each source's payments (not read in `allow_all` mode) and
+    the gas market of each destination with a `chain:` section."""
+    config = relayer.config
+    payments: dict[int, PaymentReader] = {}
+    if config.gas_policy.mode != "allow_all":
+        payments = {s.chain.domain: relayer._payment_reader_factory(s.chain) for s in config.sources}
+    markets = {
+        d.domain: relayer._gas_market_reader_factory(d.chain)
+        for d in config.destinations
+        if d.chain is not None
+    }
+    return GasPolicy(config.gas_policy, payments, markets, relayer.now)

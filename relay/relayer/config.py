@@ -1,4 +1,5 @@
-"""The relayer's configuration: sources (chain, committee, attestors), destinations, batching, retries.
+"""The relayer's configuration: sources (chain, committee, attestors), destinations, batching,
+retries, and the gas policy (`relay.relayer.policy`).
 
 Strict like every role's config (unknown keys are errors, see `relay.config`); read from a YAML or
 JSON file, then `RELAY_*` environment variables, then flags.
@@ -12,6 +13,7 @@ from pydantic import Field, model_validator
 
 from relay.chains.registry import ChainConfig
 from relay.config import CommitteeConfig, SecretRef, StrictModel
+from relay.relayer.policy import GasPolicyConfig
 from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
 
 
@@ -53,15 +55,33 @@ class DestinationConfig(StrictModel):
 
 
 class BatchingConfig(StrictModel):
-    """How deliveries are grouped: at most `max_batch` messages, sent at the latest `max_wait` s after ready."""
+    """How deliveries are grouped, sent at the latest `max_wait` s after ready. A batch has at most:
+
+    - `max_batch` messages;
+    - `max_batch_bytes` of calldata (each message's encoding plus its Merkle branch and ABI
+      framing), well under the gRPC message cap (`relay.rpc.limits`);
+    - `max_batch_gas` of declared gas: each message's gas limit plus its calldata at
+      `CALLDATA_GAS_PER_BYTE` plus `MESSAGE_OVERHEAD_GAS` (see `relay.relayer.deliver`), and never
+      more than `block_gas_fraction` of the destination's block gas limit when its `chain:`
+      section can read it.
+
+    A single message above a bound goes alone.
+    """
 
     max_batch: int = 50
     max_wait: float = 0.5
+    max_batch_bytes: int = 1 << 20
+    max_batch_gas: int = 15_000_000
+    block_gas_fraction: float = 0.5
 
     @model_validator(mode="after")
     def _check(self) -> BatchingConfig:
         if not 1 <= self.max_batch <= 1000 or self.max_wait < 0:
             raise ValueError("max_batch must be in 1..1000 and max_wait >= 0")
+        if not 4096 <= self.max_batch_bytes <= 8 << 20:
+            raise ValueError("max_batch_bytes must be in 4096..8388608 (the gRPC cap is 16 MiB)")
+        if self.max_batch_gas < 100_000 or not 0 < self.block_gas_fraction <= 1:
+            raise ValueError("max_batch_gas must be >= 100000 and block_gas_fraction in (0, 1]")
         return self
 
 
@@ -117,6 +137,7 @@ class RelayerConfig(StrictModel):
     destinations: list[DestinationConfig] = Field(default_factory=list)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    gas_policy: GasPolicyConfig = Field(default_factory=GasPolicyConfig)
     bls_backend: str | None = None
     poll_interval: float = 0.5
     attestor_timeout: float = 2.0
@@ -150,6 +171,9 @@ class RelayerConfig(StrictModel):
             raise ValueError("max_watch_streams and max_unary_calls must be in 1..10000")
         if self.bls_backend is not None and self.bls_backend not in ("blst", "py_ecc"):
             raise ValueError("bls_backend must be 'blst' or 'py_ecc'")
+        unknown = sorted(set(self.gas_policy.destinations) - set(targets))
+        if unknown:
+            raise ValueError(f"gas_policy.destinations: not destination domains: {unknown}")
         known = set(domains) | set(targets)
         for domain, template in self.explorers.items():
             if domain not in known:

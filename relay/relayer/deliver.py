@@ -1,8 +1,13 @@
 """Stage 4, delivery: per destination, batch what is ready and hand it to the submitter.
 
 VERIFIED and due RETRYING messages are grouped by origin under the newest verified checkpoint among
-them (one certificate serves every message with nonce <= its index) and cut into batches of at
-most `max_batch`, sent once a batch is full or its oldest message waited `max_wait`. Several
+them (one certificate serves every message with nonce <= its index). Once a batch is full or its
+oldest message waited `max_wait`, the gas policy (`relay.relayer.policy`) decides per message:
+what is not paid for enough is held UNPAID with its reason (and re-checked every
+`gas_policy.recheck_interval`, at most `recheck_batch` per pass, back to VERIFIED once paid);
+the rest is cut into batches bounded by count (`max_batch`), calldata bytes (`max_batch_bytes`)
+and declared gas (`max_batch_gas`, and a fraction of the destination's block gas limit), each
+message carrying the gas limit the policy granted. Several
 batches of one destination go out at once (up to `MAX_BATCHES_IN_FLIGHT`), so the submitter gives
 them consecutive nonces and they can land in the same block. A batch is SUBMITTED before the call,
 and the ids of calls in progress are kept in an in-flight set, which tells a stranded SUBMITTED
@@ -21,9 +26,13 @@ from typing import TYPE_CHECKING
 from relay.chains import DeliveryItem
 from relay.errors import InvalidProof, RelayError
 from relay.lifecycle import MessageState, StaleState
+from relay.metrics import RelayMetrics
+from relay.peers import DeliveryReport
 from relay.relayer.common import Clock, describe
 from relay.relayer.config import BatchingConfig
+from relay.relayer.costs import RouteCosts
 from relay.relayer.outcomes import Outcomes
+from relay.relayer.policy import Decision, GasPolicy, GasPolicyConfig
 from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
 from relay.verify.merkle import verify_branch
 
@@ -36,6 +45,48 @@ S = MessageState
 MAX_BATCHES_IN_FLIGHT = 4  # delivery transactions one destination may have pending at once
 PROBE_SECONDS = 5.0  # how often a submitter that has not answered lately is asked for its status
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting delivery call checks whether shutdown was requested
+BRANCH_BYTES = 32 * 32  # a full Merkle branch in calldata
+ITEM_FRAMING_BYTES = 4 * 32  # ABI framing per message: offset, length, padding, its gas limit
+CALLDATA_GAS_PER_BYTE = 40  # the EIP-7623 floor per non-zero calldata byte (the worst case)
+MESSAGE_OVERHEAD_GAS = 50_000  # the Gateway's own work per message (hashing, branch, bookkeeping)
+
+
+def message_bytes(record: MessageRecord) -> int:
+    """Calldata bytes one message adds to a batch: its encoding (padded), branch and framing."""
+    encoded = len(record.message.encode())
+    return (encoded + 31) // 32 * 32 + BRANCH_BYTES + ITEM_FRAMING_BYTES
+
+
+def message_gas(record: MessageRecord, gas_limit: int) -> int:
+    """Gas one message declares: its gas limit, its calldata and the Gateway's work for it."""
+    return gas_limit + message_bytes(record) * CALLDATA_GAS_PER_BYTE + MESSAGE_OVERHEAD_GAS
+
+
+def cut_batches(
+    records: Sequence[MessageRecord],
+    gas_limits: Mapping[bytes, int],
+    max_count: int,
+    max_bytes: int,
+    max_gas: int,
+) -> list[list[MessageRecord]]:
+    """`records` in order, cut into batches within every bound; a message above a bound goes alone."""
+    batches: list[list[MessageRecord]] = []
+    current: list[MessageRecord] = []
+    size = gas = 0
+    for record in records:
+        item_bytes = message_bytes(record)
+        item_gas = message_gas(record, gas_limits.get(record.id, 0))
+        if current and (
+            len(current) >= max_count or size + item_bytes > max_bytes or gas + item_gas > max_gas
+        ):
+            batches.append(current)
+            current, size, gas = [], 0, 0
+        current.append(record)
+        size += item_bytes
+        gas += item_gas
+    if current:
+        batches.append(current)
+    return batches
 
 
 class Deliverer:
@@ -50,7 +101,16 @@ class Deliverer:
         sources: Mapping[int, SourceState],
         outcomes: Outcomes,
         stopping: Callable[[], bool],
+        *,
+        policy: GasPolicy | None = None,
+        metrics: RelayMetrics | None = None,
+        costs: RouteCosts | None = None,
     ) -> None:
+        self._policy = policy or GasPolicy(GasPolicyConfig(mode="allow_all"), {}, {}, clock)
+        self._metrics = metrics
+        self.costs = costs or RouteCosts(metrics)
+        self._rechecked_at: dict[int, float] = {}
+        self._recheck_offsets: dict[int, int] = {}
         self._store = store
         self._clock = clock
         self._batching = batching
@@ -80,8 +140,10 @@ class Deliverer:
         return self._outcomes.requeue_stranded(destination.domain, self.in_flight(), older_than)
 
     def deliver(self, destination: DestinationState, *, flush: bool) -> None:
-        """One delivery pass for `destination`; `flush` sends partial batches without waiting."""
+        """One delivery pass for `destination`; `flush` sends partial batches without waiting
+        (and re-checks UNPAID messages whatever the interval)."""
         domain = destination.domain
+        self.recheck_unpaid(destination, force=flush)
         limit = self._batching.max_batch * 20
         now = self._clock()
         ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
@@ -107,11 +169,22 @@ class Deliverer:
             waited = now - min(r.verified_at if r.state is S.VERIFIED else r.next_attempt_at for r in records)
             if not flush and len(records) < self._batching.max_batch and waited < self._batching.max_wait:
                 continue
+            decisions = self._decide(domain, records)
+            if decisions is None:
+                continue
+            records = [r for r in records if decisions[r.id].deliver]
+            if not records:
+                continue
             records.sort(key=lambda r: r.message.nonce)
-            size = self._batching.max_batch
-            chunks = [records[start : start + size] for start in range(0, len(records), size)]
+            chunks = cut_batches(
+                records,
+                {r.id: decisions[r.id].gas_limit for r in records},
+                self._batching.max_batch,
+                self._batching.max_batch_bytes,
+                self.max_batch_gas(domain),
+            )
             if len(chunks) == 1:
-                self.submit_batch(destination, source, newest, chunks[0])
+                self.submit_batch(destination, source, newest, chunks[0], decisions)
                 continue
             # Several batches at once: the submitter gives them consecutive nonces, so they can
             # land in the same block instead of one block each. Each batch keeps its own outcome.
@@ -120,9 +193,100 @@ class Deliverer:
                 thread_name_prefix=f"relayer-batch-{domain}",
             ) as batches:
                 for job in [
-                    batches.submit(self.submit_batch, destination, source, newest, chunk) for chunk in chunks
+                    batches.submit(self.submit_batch, destination, source, newest, chunk, decisions)
+                    for chunk in chunks
                 ]:
                     job.result()
+
+    def max_batch_gas(self, destination: int) -> int:
+        """`max_batch_gas`, lowered to `block_gas_fraction` of the destination's block gas limit."""
+        bound = self._batching.max_batch_gas
+        block_limit = self._policy.block_gas_limit(destination)
+        if block_limit is not None:
+            bound = min(bound, int(block_limit * self._batching.block_gas_fraction))
+        return bound
+
+    def _decide(self, destination: int, records: Sequence[MessageRecord]) -> dict[bytes, Decision] | None:
+        """The policy's decisions; held messages become UNPAID. None if payments could not be read."""
+        try:
+            decisions = self._policy.decide(destination, records)
+        except RelayError as error:
+            log.warning(
+                "gas payments could not be read; the messages wait",
+                extra={"destination": destination, "messages": len(records), "reason": describe(error)},
+            )
+            return None
+        held = [r for r in records if not decisions[r.id].deliver]
+        if held:
+            self._hold(held, decisions)
+        return decisions
+
+    def _hold(self, records: Sequence[MessageRecord], decisions: Mapping[bytes, Decision]) -> None:
+        now = self._clock()
+        transitions = [
+            Transition(
+                r.id,
+                r.state,
+                S.UNPAID,
+                {
+                    "last_error": f"{decisions[r.id].reason}: {decisions[r.id].detail}",
+                    "error_reason": decisions[r.id].reason,
+                },
+            )
+            for r in records
+        ]
+        for transition in transitions:
+            try:
+                self._store.apply_transition(transition, now)
+            except StaleState:
+                continue  # moved meanwhile; decided again next time
+            record = next(r for r in records if r.id == transition.id)
+            if self._metrics is not None:
+                self._metrics.gas_policy_holds.labels(
+                    str(record.message.origin), str(record.message.destination), decisions[record.id].reason
+                ).inc()
+            log.info(
+                "message held: gas not paid for enough",
+                extra={"message_id": record.id, "reason": transition.updates["last_error"]},
+            )
+
+    def recheck_unpaid(self, destination: DestinationState, *, force: bool = False) -> list[bytes]:
+        """UNPAID messages of `destination` now paid for enough go back to VERIFIED (at most
+        `recheck_batch` per call, in turn, every `recheck_interval` s unless `force`). Returns their ids."""
+        config = self._policy.config
+        domain = destination.domain
+        now = self._clock()
+        if not force and now - self._rechecked_at.get(domain, float("-inf")) < config.recheck_interval:
+            return []
+        self._rechecked_at[domain] = now
+        unpaid = self._store.messages_in_state(S.UNPAID, destination=domain, limit=100_000)
+        if not unpaid:
+            return []
+        offset = self._recheck_offsets.get(domain, 0)
+        if offset >= len(unpaid):
+            offset = 0
+        window = unpaid[offset : offset + config.recheck_batch]
+        self._recheck_offsets[domain] = offset + len(window)
+        try:
+            decisions = self._policy.decide(domain, window)
+        except RelayError as error:
+            log.warning(
+                "gas payments could not be read to re-check held messages",
+                extra={"destination": domain, "reason": describe(error)},
+            )
+            return []
+        paid = [r for r in window if decisions[r.id].deliver]
+        released: list[bytes] = []
+        for record in paid:
+            try:
+                self._store.apply_transition(
+                    Transition(record.id, S.UNPAID, S.VERIFIED, {"last_error": "", "error_reason": ""}), now
+                )
+            except StaleState:
+                continue
+            released.append(record.id)
+            log.info("held message paid for; deliverable again", extra={"message_id": record.id})
+        return released
 
     def submit_batch(
         self,
@@ -130,8 +294,11 @@ class Deliverer:
         source: SourceState,
         certified: CertifiedCheckpoint,
         records: Sequence[MessageRecord],
+        decisions: Mapping[bytes, Decision] | None = None,
     ) -> None:
-        """Mark `records` SUBMITTED under `certified` (re-proving those of older checkpoints) and send."""
+        """Mark `records` SUBMITTED under `certified` (re-proving those of older checkpoints) and
+        send, each with the gas limit of its policy decision (the default without one)."""
+        decisions = decisions or {}
         checkpoint = certified.checkpoint
         items: list[DeliveryItem] = []
         submitted: list[MessageRecord] = []
@@ -149,7 +316,12 @@ class Deliverer:
                         extra={"message_id": record.id, "error": describe(error)},
                     )
                     continue
-            items.append(DeliveryItem(record.message, branch))
+            decision = decisions.get(record.id)
+            items.append(
+                DeliveryItem(record.message, branch, decision.gas_limit)
+                if decision is not None
+                else DeliveryItem(record.message, branch)
+            )
             submitted.append(record)
             transitions.append(
                 Transition(
@@ -170,7 +342,7 @@ class Deliverer:
         with self._in_flight_lock:
             self._in_flight |= ids
         try:
-            self._send(destination, source, certified, submitted, items)
+            self._send(destination, source, certified, submitted, items, decisions)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= ids
@@ -182,6 +354,7 @@ class Deliverer:
         certified: CertifiedCheckpoint,
         submitted: Sequence[MessageRecord],
         items: Sequence[DeliveryItem],
+        decisions: Mapping[bytes, Decision],
     ) -> None:
         checkpoint = certified.checkpoint
         fields = {"origin": source.domain, "destination": destination.domain}
@@ -201,6 +374,18 @@ class Deliverer:
             self._outcomes.fail(submitted, error, fields)
             return
         destination.answered_at = self._clock()
+        self._account(submitted, report, decisions)
         self._outcomes.apply_report(
             destination.domain, destination.submitter.address, certified, submitted, report, fields
+        )
+
+    def _account(
+        self, submitted: Sequence[MessageRecord], report: DeliveryReport, decisions: Mapping[bytes, Decision]
+    ) -> None:
+        routes = {(r.message.origin, r.message.destination) for r in submitted}
+        self.costs.record(
+            submitted,
+            report,
+            {id_: d.payment for id_, d in decisions.items()},
+            {route: self._policy.exchange_rate(*route) for route in routes},
         )

@@ -185,6 +185,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             block_number=batch.block_number,
             gas_used=batch.gas_used,
             results=results,
+            effective_gas_price=min(batch.effective_gas_price, 2**64 - 1),
         )
 
     def GetDelivered(  # noqa: N802

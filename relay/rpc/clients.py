@@ -123,7 +123,11 @@ def report_from_proto(response: destination_pb2.DeliverResponse) -> DeliveryRepo
         for r in response.results
     }
     return DeliveryReport(
-        bytes(response.transaction_hash), int(response.block_number), int(response.gas_used), results
+        bytes(response.transaction_hash),
+        int(response.block_number),
+        int(response.gas_used),
+        results,
+        effective_gas_price=int(response.effective_gas_price),
     )
 
 

@@ -1,7 +1,7 @@
 """The status page's data: one JSON-ready snapshot of a running relayer.
 
-`build_status(relayer)` reads only what the relayer already exposes (its config, `chain_statuses()`
-and its store), so the page costs two cheap queries per refresh: the counts by state and one
+`build_status(relayer)` reads only what the relayer already exposes (its config, `chain_statuses()`,
+`route_costs()` and its store), so the page costs three cheap queries per refresh: the counts by state and one
 page of the newest messages. Nothing here changes state. `/api/status` serves it as JSON; the
 page (`page.html`) renders it.
 
@@ -63,6 +63,42 @@ def build_status(relayer: Relayer, *, recent: int = DEFAULT_RECENT_MESSAGES) -> 
         "failed": sum(n for state, n in stored.items() if state in _FAILED),
     }
 
+    unpaid = {
+        (origin, destination): n
+        for (origin, destination, state), n in relayer.store.count_by_route_and_state().items()
+        if state is MessageState.UNPAID
+    }
+    costs = []
+    for (origin, destination), cost in sorted(relayer.route_costs().items()):
+        costs.append(
+            {
+                "origin": _chain(origin, names),
+                "destination": _chain(destination, names),
+                "messages": cost.messages,
+                "delivered": cost.delivered,
+                "gas_spent": cost.gas_spent,
+                # Amounts as strings: wei overflow a JavaScript number.
+                "spent": str(cost.spent),
+                "spent_in_origin_units": str(cost.spent_in_origin_units),
+                "paid": str(cost.paid),
+                "unpaid": unpaid.pop((origin, destination), 0),
+            }
+        )
+    for (origin, destination), n in sorted(unpaid.items()):
+        costs.append(
+            {
+                "origin": _chain(origin, names),
+                "destination": _chain(destination, names),
+                "messages": 0,
+                "delivered": 0,
+                "gas_spent": 0,
+                "spent": "0",
+                "spent_in_origin_units": "0",
+                "paid": "0",
+                "unpaid": n,
+            }
+        )
+
     page = relayer.store.list_messages(MessageFilter(), max(1, recent))
     messages = [_message_status(record, now, names, explorers) for record in page.records]
     return {
@@ -72,6 +108,7 @@ def build_status(relayer: Relayer, *, recent: int = DEFAULT_RECENT_MESSAGES) -> 
         "totals": totals,
         "counts": counts,
         "chains": chains,
+        "costs": costs,
         "messages": messages,
     }
 

@@ -41,6 +41,11 @@ DEFAULT_CHAIN_IDS = (31337, 31338)
 CHAIN_NAMES = ("alpha", "beta")
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 60.0
+# The gas price each devnet Gateway quotes for the other chain: 10 gwei, five times anvil's
+# starting eth_gasPrice, so a message paid at the quote stays paid for enough under the relayer's
+# `paid` policy while the base fee rises with load.
+DEVNET_ORACLE_GAS_PRICE = 10_000_000_000
+SEND_WITH_GAS_GAS = 500_000  # gas for one Counter.sendWithGas transaction
 
 
 class DevnetError(RelayError):
@@ -57,6 +62,7 @@ class DevnetOptions:
     threshold: int | None = None  # None: more than two thirds of the weight (3 of 4)
     max_batch: int = 50
     max_wait: float = 0.5
+    message_gas_limit: int = 200_000  # gas each devnet message pays for (quoted on its source chain)
     attestor_poll_interval: float = 0.25
     relayer_poll_interval: float = 0.25
     retry_base_delay: float = 1.0
@@ -211,7 +217,9 @@ class Devnet:
             pending[index].append(
                 deploy.send_enrollment(sender, chain.gateway, other.domain, other.gateway, self.committee)
             )
-            pending[index].append(deploy.send_gas_oracle(sender, chain.gateway, other.domain))
+            pending[index].append(
+                deploy.send_gas_oracle(sender, chain.gateway, other.domain, gas_price=DEVNET_ORACLE_GAS_PRICE)
+            )
         for sender, hashes in zip(senders, pending, strict=True):
             sender.wait(hashes)
 
@@ -412,7 +420,10 @@ class Devnet:
         ids: list[bytes] = []
         bodies = [f"{body_prefix} {i} from {origin.name}".encode() for i in range(count)]
         # All at once (consecutive nonces); transactions past a block's gas limit wait for the next block.
-        hashes = deploy.send_counter_messages(sender, origin.counter, target.domain, target.counter, bodies)
+        # Each message pays for its gas (the relayer's default `paid` policy delivers only those).
+        hashes = send_paid_counter_messages(
+            sender, origin, target, bodies, gas_limit=self.options.message_gas_limit
+        )
         for receipt in sender.wait(hashes):
             ids.extend(deploy.dispatched_ids(receipt, origin.gateway))
         return ids
@@ -474,3 +485,29 @@ def grpc_serving(address: str, timeout: float = 1.0) -> bool:
         except grpc.RpcError:
             return False
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def send_paid_counter_messages(
+    sender: Any, origin: DevnetChain, target: DevnetChain, bodies: list[bytes], *, gas_limit: int
+) -> list[bytes]:
+    """One `Counter.sendWithGas` per body from `origin`'s app to `target`'s, each paying the
+    Gateway's quote for `gas_limit` (not awaited); return the transaction hashes."""
+    from adapters.evm import deploy
+    from relay.verify.message import address_to_bytes32
+
+    quote = int(
+        deploy.contract(sender.web3, "Gateway", origin.gateway)
+        .functions.quoteGasPayment(target.domain, gas_limit)
+        .call()
+    )
+    app = deploy.contract(sender.web3, "Counter", origin.counter)
+    fees = sender._fees()
+    recipient = address_to_bytes32(target.counter)
+    hashes = []
+    for body in bodies:
+        call = app.functions.sendWithGas(target.domain, recipient, body, gas_limit)
+        data = call._encode_transaction_data()
+        hashes.append(
+            sender.send({"to": call.address, "data": data, "gas": SEND_WITH_GAS_GAS, "value": quote}, fees)
+        )
+    return hashes

@@ -32,7 +32,7 @@ from relay import errors
 from relay.chains import Cursor, DeliveryItem
 from relay.client import MessageView, RelayClient
 from relay.roles.attestor import AttestationServicer, AttestorIdentity, CheckpointLedger
-from relay.tools.devnet import Devnet, DevnetChain
+from relay.tools.devnet import Devnet, DevnetChain, send_paid_counter_messages
 from relay.v1 import attestation_pb2_grpc
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, QuorumCertificate, sign_checkpoint
@@ -43,6 +43,8 @@ from tests.waiting import eventually, metric_value
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(300)]
 
 MESSAGES_EACH_WAY = 200
+
+PAID_GAS_LIMIT = 200_000  # what the e2e messages pay for: the relayer's default policy is `paid`
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -436,16 +438,14 @@ def test_a_reorg_before_finality_drops_the_orphan_and_delivers_its_replacement(d
     try:
         snapshot = deploy.rpc_request(alpha.rpc_url, "evm_snapshot")
         sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-        hashes = deploy.send_counter_messages(sender, alpha.counter, beta.domain, beta.counter, [b"orphan"])
+        hashes = send_paid_counter_messages(sender, alpha, beta, [b"orphan"], gas_limit=PAID_GAS_LIMIT)
         deploy.rpc_request(alpha.rpc_url, "evm_mine")
         (orphan,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
         # The relayer saw it, but it is not final (no block has been mined on top of it).
         wait_states(client, [orphan], {"observed"}, timeout=20)
         assert deploy.rpc_request(alpha.rpc_url, "evm_revert", [snapshot]) is True
         sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-        hashes = deploy.send_counter_messages(
-            sender, alpha.counter, beta.domain, beta.counter, [b"replacement"]
-        )
+        hashes = send_paid_counter_messages(sender, alpha, beta, [b"replacement"], gas_limit=PAID_GAS_LIMIT)
         deploy.rpc_request(alpha.rpc_url, "evm_mine")
         (replacement,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
     finally:
@@ -472,17 +472,15 @@ def test_a_reorg_while_the_relayer_is_down_drops_the_orphan_and_delivers_its_rep
     try:
         snapshot = deploy.rpc_request(alpha.rpc_url, "evm_snapshot")
         sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-        hashes = deploy.send_counter_messages(
-            sender, alpha.counter, beta.domain, beta.counter, [b"orphan-down"]
-        )
+        hashes = send_paid_counter_messages(sender, alpha, beta, [b"orphan-down"], gas_limit=PAID_GAS_LIMIT)
         deploy.rpc_request(alpha.rpc_url, "evm_mine")
         (orphan,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)
         wait_states(client, [orphan], {"observed"}, timeout=20)
         with stopped(devnet, "relayer"):
             assert deploy.rpc_request(alpha.rpc_url, "evm_revert", [snapshot]) is True
             sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
-            hashes = deploy.send_counter_messages(
-                sender, alpha.counter, beta.domain, beta.counter, [b"replacement-down"]
+            hashes = send_paid_counter_messages(
+                sender, alpha, beta, [b"replacement-down"], gas_limit=PAID_GAS_LIMIT
             )
             deploy.rpc_request(alpha.rpc_url, "evm_mine")
             (replacement,) = deploy.dispatched_ids(sender.wait(hashes)[0], alpha.gateway)

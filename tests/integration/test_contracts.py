@@ -196,7 +196,7 @@ def test_process_delivers_once(bridge: Bridge) -> None:
     sender = address_to_bytes32(account(bridge.w3, 0))
     assert bridge.counter.functions.received().call() == 1
     assert bridge.counter.functions.receivedFrom(ORIGIN, sender).call() == 1
-    assert bridge.counter.functions.lastBody().call() == b"first"
+    assert bridge.counter.functions.lastBodyHash().call() == keccak256(b"first")
     assert bridge.destination.functions.delivered(ORIGIN, 0).call()
     assert bridge.destination.functions.isDelivered(message).call()
     replay = bridge.process(message, nonce, checkpoint, certificate)
@@ -219,7 +219,8 @@ def test_process_batch_shares_one_signature_and_skips_delivered(bridge: Bridge) 
     skipped = [bytes(event["id"]) for event in events(bridge.destination, "DeliverySkipped", receipt)]
     assert skipped == [keccak256(sent[1][0])]
     assert bridge.counter.functions.received().call() == 5
-    assert bridge.counter.functions.lastBody().call() == b"batch 4"
+    assert bridge.counter.functions.lastBodyHash().call() == keccak256(b"batch 4")
+    assert bridge.counter.functions.lastBodyLength().call() == len(b"batch 4")
     functions = bridge.destination.functions
     mismatched = functions.processBatch(checkpoint, bitfield, signature, [sent[0][0]], [], [1])
     assert_reverts(bridge.destination, mismatched, "BatchLengthMismatch", 1, 0)

@@ -331,6 +331,7 @@ class World:
             ],
             "destinations": [{"domain": DESTINATION, "submitter": self.destination_server.address}],
             "batching": {"max_batch": 50, "max_wait": 0},
+            "gas_policy": {"mode": "allow_all"},  # a fake source chain: no payments to read
             "retry": {"give_up_after": 0.3, "base_delay": 0.01, "max_delay": 0.05},
             "bls_backend": "blst",
             "poll_interval": 0.05,
@@ -780,8 +781,16 @@ def create_watcher(chain, cursors, metrics):
             return number.to_bytes(32, "big") if number <= 5 else None
     return Watcher()
 
+def create_payment_reader(chain, metrics):
+    class Payments:
+        domain = chain.domain
+        def gas_paid(self, ids):
+            return [(0, 0) for _ in ids]
+    return Payments()
+
 module = types.ModuleType("fake_adapter.adapter")
 module.create_watcher = create_watcher
+module.create_payment_reader = create_payment_reader
 sys.modules["fake_adapter"] = types.ModuleType("fake_adapter")
 sys.modules["fake_adapter.adapter"] = module
 registry.CHAIN_FAMILIES["evm"] = "fake_adapter"  # EVM config, fake factories

@@ -283,6 +283,9 @@ def test_api_status_reports_chains_counts_and_recent_messages(
         "OBSERVED": 1,
     }
     assert body["totals"] == {"messages": 6, "pending": 2, "delivered": 3, "failed": 1}
+    [cost] = body["costs"]
+    assert cost["origin"] == {"domain": ORIGIN, "name": "alpha"} and cost["destination"]["name"] == "beta"
+    assert cost["delivered"] == 3 and cost["unpaid"] == 0 and cost["paid"] == "0"  # allow_all: nothing read
 
     messages = {m["id"]: m for m in body["messages"]}
     expected_order = [scene.observed, scene.retrying, scene.parked, *reversed(scene.delivered)]
@@ -323,6 +326,8 @@ def test_status_page_renders_in_headless_chromium(scene: Scene, chromium: Path, 
         if "chain" in row.classes()
     }
     assert set(chains) == {"alpha", "gamma"}
+    costs = [row.text for row in dom.by_id("costs").find_all("tr") if "cost" in row.classes()]
+    assert len(costs) == 1 and "alpha → beta" in costs[0]
     assert "0 blocks" in chains["alpha"].text and "lagging" not in chains["alpha"].classes()
     assert f"{LAGGING_FINALIZED - LAGGING_CURSOR} blocks" in chains["gamma"].text
     assert "lagging" in chains["gamma"].classes() and "behind" in chains["gamma"].text

@@ -142,6 +142,38 @@ def test_finality_sources_and_destinations_get_the_metrics_too() -> None:
     )
 
 
+@pytest.mark.parametrize("kind", ["evm", "ethereum"])
+def test_payment_and_gas_market_readers_exist_for_every_family_and_count_rpc_calls(kind: str) -> None:
+    from relay.chains.registry import create_gas_market_reader, create_payment_reader
+
+    registry = CollectorRegistry()
+    metrics = RelayMetrics(registry)
+    data: dict[str, object] = {**CHAIN, "kind": kind}
+    if kind == "ethereum":
+        data["light_client"] = {"beacon_url": "http://127.0.0.1:9", "trusted_block_root": "0x" + "00" * 32}
+    chain = parse_chain_config(data)
+    with pytest.raises(RpcUnavailable):
+        create_payment_reader(chain, metrics).gas_paid([b"\x01" * 32])
+    market = create_gas_market_reader(chain, metrics)
+    with pytest.raises(RpcUnavailable):
+        market.gas_price()
+    with pytest.raises(RpcUnavailable):
+        market.block_gas_limit()
+    assert sample(registry, "relay_rpc_errors_total", chain="alpha", method="eth_call") >= 1
+    assert sample(registry, "relay_rpc_errors_total", chain="alpha", method="eth_gasPrice") >= 1
+
+
+def test_gas_paid_answers_are_decoded_strictly() -> None:
+    from adapters.evm.economics import decode_gas_paid
+
+    assert decode_gas_paid("0x" + (5).to_bytes(32, "big").hex() + (7).to_bytes(32, "big").hex()) == (5, 7)
+    top = "0x" + "ff" * 64  # the largest values the ABI can carry decode, never wrap
+    assert decode_gas_paid(top) == (2**256 - 1, 2**256 - 1)
+    for hostile in ("0x", "0x" + "00" * 63, "0x" + "00" * 65, "0xzz", None, 12):
+        with pytest.raises(RpcUnavailable):
+            decode_gas_paid(hostile)
+
+
 def test_loading_every_role_config_imports_no_chain_library() -> None:
     code = (
         "import sys\n"

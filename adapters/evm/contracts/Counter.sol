@@ -17,8 +17,11 @@ contract Counter is IMessageRecipient {
     uint256 public received;
     /// @notice Messages received per origin domain and sender.
     mapping(uint32 origin => mapping(bytes32 sender => uint256 count)) public receivedFrom;
-    /// @notice The body of the last message received.
-    bytes public lastBody;
+    /// @notice keccak256 of the body of the last message received (a hash, not the body: storing a
+    /// 64 KiB body would cost ~45M gas, more than a block).
+    bytes32 public lastBodyHash;
+    /// @notice The length in bytes of the last body received.
+    uint256 public lastBodyLength;
 
     event FailingChanged(bool failing);
 
@@ -36,6 +39,16 @@ contract Counter is IMessageRecipient {
         return gateway.dispatch(destination, recipient, body);
     }
 
+    /// @notice Sends `body` and pays for `gasLimit` gas of its delivery (`msg.value` must be the
+    /// Gateway's `quoteGasPayment(destination, gasLimit)`: this example keeps no refunds).
+    function sendWithGas(uint32 destination, bytes32 recipient, bytes calldata body, uint256 gasLimit)
+        external
+        payable
+        returns (bytes32 id)
+    {
+        return gateway.dispatchWithGas{value: msg.value}(destination, recipient, body, gasLimit);
+    }
+
     /// @inheritdoc IMessageRecipient
     function handle(uint32 origin, bytes32 sender, bytes calldata body) external {
         // Only the Gateway has verified the message; anyone else could call with made-up values.
@@ -43,7 +56,8 @@ contract Counter is IMessageRecipient {
         if (failing) revert FailingOnPurpose(origin, sender);
         received += 1;
         receivedFrom[origin][sender] += 1;
-        lastBody = body;
+        lastBodyHash = keccak256(body);
+        lastBodyLength = body.length;
     }
 
     /// @notice Makes `handle` revert (true) or work again (false).

@@ -13,6 +13,8 @@ are delivered and prints:
 - latency from source finality (the moment the block `confirmations` above the message's block
   appeared) to the relayer's record of the destination receipt, p50 and p99;
 - gas per delivered message, from the receipts of the delivery transactions;
+- cost per route (the relayer's accounting, from its status API): gas spent, native amount spent
+  (gas used times effective gas price) and native amount paid by the senders (`gasPaid`);
 - the contract-level gas table of `adapters.evm.gas` (one delivery per committee size and batch
   size, on its own fresh anvil), unless `--no-gas-table`.
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         confirmations=args.confirmations,
         max_batch=args.max_batch,
         log_level="WARNING",
-        metrics=False,
+        metrics=True,  # the relayer's status API reports the cost per route
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
         printer.finish()
         backlog = None if args.no_backlog else run_backlog(devnet, args.messages, args.timeout)
+        costs = fetch_route_costs(devnet.status_url)
     print(format_summary(result))
     print()
     print(f"{'metric':<44} {'value':>12}")
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'latency finality -> receipt p99 (s)':<44} {percentile(result.latencies, 0.99):>12.2f}")
     print(f"{'gas per delivered message':<44} {result.gas_per_message:>12,.0f}")
     print(f"{'delivery transactions':<44} {result.transactions:>12}")
+    print()
+    print(format_route_costs(costs))
     if not args.no_gas_table:
         print_gas_table()
     complete = backlog is None or backlog[0] == 2 * args.messages
@@ -142,3 +147,33 @@ def print_gas_table() -> None:
     with AnvilProcess(chain_id=gas.BENCH_CHAIN_ID) as anvil:
         rows = gas.measure_delivery_gas(anvil.rpc_url)
     print(gas.format_gas_table(rows))
+
+
+def fetch_route_costs(status_url: str | None) -> list[dict[str, Any]]:
+    """The relayer's cost per route from its `/api/status` (empty if it has no status page)."""
+    if not status_url:
+        return []
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(status_url + "api/status", timeout=10) as response:  # noqa: S310 - loopback
+        costs: list[dict[str, Any]] = json.loads(response.read()).get("costs", [])
+    return costs
+
+
+def format_route_costs(costs: list[dict[str, Any]]) -> str:
+    """A table of cost per route: messages, gas spent, spent and paid (smallest native units)."""
+    lines = [
+        "cost per route (relayer accounting; amounts in wei):",
+        f"{'route':<16} {'messages':>9} {'gas spent':>14} {'gas/msg':>9} {'spent':>22} {'paid':>22}",
+    ]
+    if not costs:
+        lines.append("(no deliveries accounted)")
+    for cost in costs:
+        route = f"{cost['origin']['name']} -> {cost['destination']['name']}"
+        per = cost["gas_spent"] / cost["messages"] if cost["messages"] else 0.0
+        lines.append(
+            f"{route:<16} {cost['messages']:>9} {cost['gas_spent']:>14,} {per:>9,.0f}"
+            f" {int(cost['spent']):>22,} {int(cost['paid']):>22,}"
+        )
+    return "\n".join(lines)
