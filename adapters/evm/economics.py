@@ -3,8 +3,10 @@
 `EvmPaymentReader` (a `relay.chains.PaymentReader`) reads the source Gateway's `gasPaid(id)` for
 many ids in one JSON-RPC batch of `eth_call`s, on demand: a top-up (`payForGas`) is seen by the
 next read. `EvmGasMarketReader` (a `relay.chains.GasMarketReader`) reads `eth_gasPrice` and the
-latest block's gas limit. Reads go to the first configured endpoint under `CHAIN_READ`; a node that
-does not answer, or answers something malformed, is `RpcUnavailable` (a payment is never guessed).
+latest block's gas limit. Reads run under `CHAIN_READ`; a node that does not answer, or answers
+something malformed, is `RpcUnavailable` (a payment is never guessed). Payments are read from every
+configured source endpoint, and each id counts the least any of them reports (at least the source's
+`rpc_quorum` must answer): one lying endpoint cannot make the operator pay for an unpaid message.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class EvmPaymentReader:
 
     def __init__(self, chain: EvmCompatibleChainConfig, metrics: RelayMetrics | None = None) -> None:
         self.domain = chain.domain
-        self.endpoint = endpoints_for(chain, metrics)[0]
+        self.endpoints = endpoints_for(chain, metrics)
+        self.quorum = chain.source_quorum()
         self.gateway = checksum_address(chain.gateway, "gateway address")
 
     def gas_paid(self, ids: Sequence[bytes]) -> list[tuple[int, int]]:
@@ -65,14 +68,32 @@ class EvmPaymentReader:
         for message_id in ids:
             if len(message_id) != 32:
                 raise ValueError("message ids are 32 bytes")
+        answers: list[list[tuple[int, int]]] = []
+        failure: errors.RpcUnavailable | None = None
+        for endpoint in self.endpoints:
+            try:
+                answers.append(self._read_all(endpoint, ids))
+            except errors.RpcUnavailable as error:
+                failure = error
+        if len(answers) < self.quorum:
+            raise errors.RpcUnavailable(
+                "too few source endpoints answered gasPaid",
+                answered=len(answers),
+                quorum=self.quorum,
+                cause=str(failure)[:200],
+            )
+        # The least any endpoint reports: a lying endpoint can only hold a message back, never pay it.
+        return [(min(a[i][0] for a in answers), min(a[i][1] for a in answers)) for i in range(len(ids))]
+
+    def _read_all(self, endpoint: EvmEndpoint, ids: Sequence[bytes]) -> list[tuple[int, int]]:
         paid: list[tuple[int, int]] = []
         for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
             chunk = ids[start : start + MAX_IDS_PER_REQUEST]
 
             def read_chunk(chunk: Sequence[bytes] = chunk) -> list[tuple[int, int]]:
-                return _read_batch(self.endpoint, self.gateway, chunk)
+                return _read_batch(endpoint, self.gateway, chunk)
 
-            paid.extend(self.endpoint.read("eth_call", read_chunk))
+            paid.extend(endpoint.read("eth_call", read_chunk))
         return paid
 
 

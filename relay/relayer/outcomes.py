@@ -187,11 +187,12 @@ class Outcomes:
         )
 
     def find_delivered_on_chain(self, destination: int, reader: DeliveryReader) -> list[bytes]:
-        """PARKED and RETRYING messages of `destination` that the chain shows delivered become
-        DELIVERED. Looks at `FOUND_DELIVERED_BATCH` of them per call, in turn. Returns their ids."""
+        """PARKED, RETRYING and UNPAID messages of `destination` that the chain shows delivered (by
+        an operator, another relayer, or anyone with the proof) become DELIVERED. Looks at
+        `FOUND_DELIVERED_BATCH` of them per call, in turn. Returns their ids."""
         candidates = [
             r
-            for state in (S.PARKED, S.RETRYING)
+            for state in (S.PARKED, S.RETRYING, S.UNPAID)
             for r in self._store.messages_in_state(state, destination=destination, limit=100_000)
         ]
         if not candidates:

@@ -126,6 +126,22 @@ def test_parked_and_retrying_messages_found_delivered_on_chain_become_delivered(
     assert value == 2
 
 
+def test_an_unpaid_message_delivered_by_someone_else_becomes_delivered(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    """Held UNPAID by this relayer, paid for and delivered by another (or by hand): not held forever."""
+    _, records = submitted(store, 2, clock.now)
+    store.apply_transitions(
+        [Transition(r.id, St.SUBMITTED, St.RETRYING) for r in records]
+        + [Transition(r.id, St.RETRYING, St.UNPAID, {"last_error": "Unpaid: no gas paid"}) for r in records],
+        clock.now,
+    )
+    chain = ChainFlags({(ORIGIN, 0)})
+    found = stage(store, metrics, clock, chain).find_delivered_on_chain(DESTINATION, chain)
+    assert found == [records[0].id]
+    assert [store.get(r.id).state for r in records] == [St.DELIVERED, St.UNPAID]
+
+
 def test_the_found_delivered_check_is_bounded_per_pass_and_goes_round(
     store: Store, metrics: RelayMetrics, clock: Clock
 ) -> None:
