@@ -189,6 +189,11 @@ class Relayer:
         return self._stages
 
     @property
+    def grpc_server(self) -> GrpcServer | None:
+        """The started RelayService server (None until `serve()`), for embedding and tests."""
+        return self._grpc
+
+    @property
     def port(self) -> int:
         """The port RelayService is bound to (0 until served)."""
         return self._grpc.port if self._grpc is not None else 0

@@ -94,6 +94,8 @@ def test_readyz_follows_the_grpc_server_and_healthz_the_process(
     from relay.relayer import deliver
 
     monkeypatch.setattr(deliver, "PROBE_SECONDS", 0.1)
+    # The submitter holds the delivery, so the message stays pending and every watch stream gets it.
+    world.destination.gate = threading.Event()
     world.chain.dispatch(b"ready?")
     relayer = world.relayer(metrics_listen="127.0.0.1:0", max_watch_streams=4).start()
     base = f"http://127.0.0.1:{relayer.metrics_port}"
@@ -118,13 +120,14 @@ def test_readyz_follows_the_grpc_server_and_healthz_the_process(
             stream.cancel()
         eventually(lambda: readyz(200), 15, "/readyz 200 once the streams are gone")
 
-        assert relayer._grpc is not None
-        relayer._grpc.server.stop(0).wait()  # the gRPC server dies; the process and HTTP live on
+        assert relayer.grpc_server is not None
+        relayer.grpc_server.server.stop(0).wait()  # the gRPC server dies; the process and HTTP live on
         body = eventually(lambda: readyz(503), 15, "/readyz 503 with the gRPC server stopped")
         assert "does not answer" in body["detail"]
         status, health = http_get(base + "/healthz")
         assert status == 200 and health["status"] == "ok"
     finally:
+        world.destination.gate.set()
         for stream in streams:
             stream.cancel()
         channel.close()

@@ -171,8 +171,9 @@ def test_unpaid_and_underpaid_messages_are_held_with_their_reason(world) -> None
     assert held[unpaid].state is St.UNPAID and held[unpaid].error_reason == "Unpaid"
     assert held[under].state is St.UNPAID and held[under].error_reason == "Underpaid"
     assert "needs 600000000000000" in held[under].last_error
-    holds = w.metrics.gas_policy_holds
-    assert holds.labels(str(ORIGIN), str(DESTINATION), "Underpaid")._value.get() == 1
+    sample = w.metrics.registry.get_sample_value
+    route = {"origin": str(ORIGIN), "destination": str(DESTINATION)}
+    assert sample("relay_gas_policy_holds_total", {**route, "reason": "Underpaid"}) == 1
 
 
 def test_a_top_up_releases_a_held_message(world) -> None:  # type: ignore[no-untyped-def]
@@ -319,10 +320,11 @@ def test_costs_are_accounted_per_route(world) -> None:  # type: ignore[no-untype
     assert (cost.messages, cost.delivered, cost.gas_spent) == (2, 2, 200_000)
     assert cost.spent == cost.spent_in_origin_units == 200_000 * 3 * GWEI
     assert cost.paid == 2 * 100_000 * 2 * GWEI
-    labels = (str(ORIGIN), str(DESTINATION))
-    assert w.metrics.route_gas_spent.labels(*labels)._value.get() == 200_000
-    assert w.metrics.route_native_paid.labels(*labels)._value.get() == cost.paid
-    assert w.metrics.route_native_spent.labels(*labels)._value.get() == cost.spent
+    sample = w.metrics.registry.get_sample_value
+    route = {"origin": str(ORIGIN), "destination": str(DESTINATION)}
+    assert sample("relay_route_gas_spent_total", route) == 200_000
+    assert sample("relay_route_native_paid_total", route) == cost.paid
+    assert sample("relay_route_native_spent_total", route) == cost.spent
 
 
 # --- batches bounded by bytes and gas ----------------------------------------------------------
