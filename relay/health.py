@@ -204,10 +204,11 @@ def add_grpc_health_and_reflection(server: Any, service_names: Iterable[str]) ->
 class GrpcServingProbe:
     """Whether a role's own gRPC server answers, by real calls over loopback, cached briefly.
 
-    `check()` makes a grpc.health.v1 `Check` (a unary call) and opens a health `Watch` (a stream,
-    cancelled after its first answer), each with a `timeout` deadline, against `address`. So a
-    stopped or wedged server, a full unary pool and full stream slots all read as not ready; the
-    verdict is reused for `cache_for` seconds so that frequent probes do not load the server.
+    `check()` makes a grpc.health.v1 `Check` (a unary call, exempt from the per-kind call limits,
+    see `relay.rpc.limits`) with a `timeout` deadline against `address`. So a stopped or wedged
+    server reads as not ready, while clients that hold every watch-stream slot do not: readiness
+    is not something an unauthenticated client can switch off (the refusals are counted in
+    `relay_grpc_server_refused_total` instead). The verdict is reused for `cache_for` seconds.
     """
 
     def __init__(
@@ -250,16 +251,6 @@ class GrpcServingProbe:
             return False, f"gRPC server at {self.address} does not answer: {error.code().name}"
         if answer.status != health_pb2.HealthCheckResponse.SERVING:
             return False, f"gRPC server at {self.address} is not serving"
-        stream = stub.Watch(request, timeout=self.timeout)
-        try:
-            next(stream)
-        except grpc.RpcError as error:
-            code = error.code()
-            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                return False, f"gRPC server at {self.address} has no stream slot free"
-            return False, f"gRPC server at {self.address} serves no stream: {code.name}"
-        finally:
-            stream.cancel()
         return True, f"gRPC server at {self.address} answers"
 
     def close(self) -> None:

@@ -21,6 +21,8 @@ from relay.metrics import RelayMetrics
 from relay.verify.hashing import keccak256
 
 GAS_PAID_SELECTOR = keccak256(b"gasPaid(bytes32)")[:4]
+MIN_BLOCK_GAS_LIMIT = 5_000_000  # below any chain the relay can deliver to (a batch of one needs ~300k+)
+MAX_BLOCK_GAS_LIMIT = 2_000_000_000
 MAX_IDS_PER_REQUEST = 500  # eth_calls in one JSON-RPC batch (nodes cap batch sizes)
 
 
@@ -107,14 +109,17 @@ class EvmGasMarketReader:
     def gas_price(self) -> int:
         """The node's suggested gas price in wei (base fee plus a priority fee on EIP-1559 chains)."""
         price = self.endpoint.read_chain("eth_gasPrice", lambda: self.endpoint.web3.eth.gas_price)
-        if not isinstance(price, int) or price < 0:
-            raise errors.RpcUnavailable("eth_gasPrice answered a malformed price", answer=str(price)[:80])
+        if not isinstance(price, int) or price <= 0:
+            # Zero would switch the payment check off: a price a node cannot mean is no price at all.
+            raise errors.RpcUnavailable("eth_gasPrice answered an unusable price", answer=str(price)[:80])
         return price
 
     def block_gas_limit(self) -> int:
         """The gas limit of the latest block."""
         block = self.endpoint.block("latest")
         limit = block.get("gasLimit") if block is not None else None
-        if not isinstance(limit, int) or limit <= 0:
+        if not isinstance(limit, int) or not MIN_BLOCK_GAS_LIMIT <= limit <= MAX_BLOCK_GAS_LIMIT:
+            # Out of any real chain's range: a tiny limit would split every batch into single
+            # messages (each paying the whole signature check), a huge one would lift the bound.
             raise errors.RpcUnavailable("the latest block has no usable gas limit", answer=str(limit)[:80])
         return limit

@@ -47,6 +47,11 @@ REFUSAL_THREADS = 4
 """Pool threads beyond the admitted calls, so that a refusal never waits behind them."""
 
 
+# Health checks answer whatever the other calls hold: the role's own readiness (and Kubernetes'
+# gRPC probes) must not be something a client can switch off by filling every slot.
+UNLIMITED_METHODS = frozenset({"/grpc.health.v1.Health/Check"})
+
+
 @dataclass(frozen=True)
 class CallLimits:
     """How many streaming and unary calls one server runs at once (each kind its own pool share)."""
@@ -109,6 +114,8 @@ class ConcurrencyInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
+        if method in UNLIMITED_METHODS:
+            return handler  # readiness probes: no client can use up their slots
         serialize = (_tolerant(handler.request_deserializer), handler.response_serializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(

@@ -1,8 +1,8 @@
 """A submitter away for minutes mid-flow: every message waits in RETRYING, none parks, and all are
 delivered exactly once when it is back, with no operator action.
 
-The outage lasts `RELAY_E2E_SUBMITTER_OUTAGE_SECONDS` (default 60 s in `make test`; set 300 for
-the five-minute run the issue names). The devnet's relayer retries on a compressed schedule (0.1 s
+The outage lasts `E2E_SUBMITTER_OUTAGE_SECONDS` (default 60 s in `make test`; set 300 for
+the five-minute run the issue names; not `RELAY_*`: the roles read that prefix as configuration). The devnet's relayer retries on a compressed schedule (0.1 s
 doubling to a 5 s cap, tests/e2e/conftest.py), so a 60 s outage fails each waiting message about
 15 times: more than the default schedule (1 s doubling to 300 s) fails in a five-minute outage
 (9 failures), and more than the 8 attempts after which the relayer used to park a message. The
@@ -25,7 +25,7 @@ from tests.waiting import eventually
 
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(900)]
 
-OUTAGE_SECONDS = float(os.environ.get("RELAY_E2E_SUBMITTER_OUTAGE_SECONDS", "60"))
+OUTAGE_SECONDS = float(os.environ.get("E2E_SUBMITTER_OUTAGE_SECONDS", "60"))
 DEFAULT_FIVE_MINUTE_FAILURES = 9  # 1 s doubling to 300 s: failures at 0, 1, 3, 7, 15, 31, 63, 127, 255 s
 
 

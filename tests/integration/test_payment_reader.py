@@ -50,3 +50,36 @@ def test_an_endpoint_down_is_tolerated_only_within_the_quorum(chains: Chains) ->
         chains.source_chain(rpc_urls=[chains.source.rpc_url, dead], rpc_quorum=1), metrics
     )
     assert lenient.gas_paid([message]) == [(0, 0)]
+
+
+@pytest.mark.parametrize(
+    "method, lie",
+    [
+        ("eth_gasPrice", "0x0"),
+        ("eth_getBlockByNumber", {"gasLimit": "0x1"}),
+        ("eth_getBlockByNumber", {"gasLimit": "0x" + "f" * 20}),
+    ],
+    ids=["zero gas price", "tiny block gas limit", "huge block gas limit"],
+)
+def test_gas_market_answers_no_chain_could_mean_are_refused(chains: Chains, method: str, lie: Any) -> None:
+    """A zero gas price would switch the payment check off; a tiny block gas limit would split
+    every batch into single messages. Such answers read as unavailable, never as facts."""
+    from prometheus_client import CollectorRegistry
+
+    from relay.chains.registry import create_gas_market_reader
+
+    def rewrite(called: str, params: list[Any], result: Any) -> Any:
+        if called != method:
+            return result
+        return {**result, **lie} if isinstance(lie, dict) and isinstance(result, dict) else lie
+
+    with RpcProxy(chains.destination.rpc_url) as liar:
+        liar.rewrite = rewrite
+        market = create_gas_market_reader(
+            chains.destination_chain(rpc_urls=[liar.url]), RelayMetrics(CollectorRegistry())
+        )
+        read = market.gas_price if method == "eth_gasPrice" else market.block_gas_limit
+        with pytest.raises(RpcUnavailable):
+            read()
+    honest = create_gas_market_reader(chains.destination_chain(), RelayMetrics(CollectorRegistry()))
+    assert honest.gas_price() > 0 and honest.block_gas_limit() >= 5_000_000

@@ -23,6 +23,7 @@ import pytest
 
 from relay.chains import CursorStore, WatchUpdate
 from relay.chains.registry import ChainConfig
+from relay.health import GrpcServingProbe
 from relay.lifecycle import MessageState
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 from tests.integration.test_relayer import FakeWatcher, World, states, world  # noqa: F401
@@ -113,12 +114,15 @@ def test_readyz_follows_the_grpc_server_and_healthz_the_process(
             stream = stub.WatchMessages(relay_service_pb2.WatchMessagesRequest(), timeout=60)
             next(stream)  # the pending message: the stream holds its slot
             streams.append(stream)
-        body = eventually(lambda: readyz(503), 15, "/readyz 503 with every stream slot taken")
-        assert "no stream slot free" in body["detail"]
-        assert http_get(base + "/healthz")[0] == 200
+        # Every stream slot taken by a client: a further stream is refused, but readiness is not
+        # something a client can switch off (the health check is exempt from the call limits).
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stub.WatchMessages(relay_service_pb2.WatchMessagesRequest(), timeout=10))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert GrpcServingProbe(relayer.address, cache_for=0).check()[0] is True
+        assert readyz(200) is not None and http_get(base + "/healthz")[0] == 200
         for stream in streams:
             stream.cancel()
-        eventually(lambda: readyz(200), 15, "/readyz 200 once the streams are gone")
 
         assert relayer.grpc_server is not None
         relayer.grpc_server.server.stop(0).wait()  # the gRPC server dies; the process and HTTP live on
