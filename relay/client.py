@@ -24,8 +24,9 @@ from typing import Any
 import grpc
 
 from relay.errors import ConfigurationError, NotYetAvailable, PermanentError, RpcUnavailable
+from relay.relayer.sizing import compute_delivery_overhead
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc, types_pb2
-from relay.verify.message import MAX_BODY_LENGTH, address_to_bytes32
+from relay.verify.message import HEADER_LENGTH, MAX_BODY_LENGTH, address_to_bytes32
 
 TERMINAL_STATES = frozenset({"delivered", "rejected", "parked"})
 # Waiting for more ids than this reads them with ListMessages rather than one GetMessage each.
@@ -90,8 +91,10 @@ def send(
 
     The body is `body` (bytes, or text sent as UTF-8) or the bytes of `body_file`, never both; one
     over MAX_BODY_LENGTH raises `BodyTooLarge` before anything is sent. With `gas_limit`, the
-    message goes through `dispatchWithGas`: the Gateway's quote for that much gas of the
-    recipient's `handle` on `destination` is read first and paid with the dispatch
+    message goes through `dispatchWithGas` paying for `gas_limit` gas of the recipient's `handle`
+    plus the delivery's own cost for this message (`relay.relayer.sizing.compute_delivery_overhead`,
+    which the relayer's gas policy requires): the Gateway's quote for that total is read first and
+    paid with the dispatch
     (`NoGasOracle` if the Gateway has no prices for the destination). Without it, nothing is paid.
     """
     from web3 import exceptions as web3_errors
@@ -109,6 +112,7 @@ def send(
     if gas_limit is None:
         call = functions.dispatch(destination, target, payload)
     else:
+        gas_limit += compute_delivery_overhead(HEADER_LENGTH + len(payload))
         quote = functions.quoteGasPayment(destination, gas_limit)
         try:
             value = int(sender.endpoint.read("eth_call", lambda: quote.call()))

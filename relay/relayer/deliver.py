@@ -33,6 +33,10 @@ from relay.relayer.config import BatchingConfig
 from relay.relayer.costs import RouteCosts
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import Decision, GasPolicy, GasPolicyConfig
+from relay.relayer.sizing import (
+    message_bytes,
+    message_gas,
+)
 from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
 from relay.verify.merkle import verify_branch
 
@@ -45,21 +49,6 @@ S = MessageState
 MAX_BATCHES_IN_FLIGHT = 4  # delivery transactions one destination may have pending at once
 PROBE_SECONDS = 5.0  # how often a submitter that has not answered lately is asked for its status
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting delivery call checks whether shutdown was requested
-BRANCH_BYTES = 32 * 32  # a full Merkle branch in calldata
-ITEM_FRAMING_BYTES = 4 * 32  # ABI framing per message: offset, length, padding, its gas limit
-CALLDATA_GAS_PER_BYTE = 40  # the EIP-7623 floor per non-zero calldata byte (the worst case)
-MESSAGE_OVERHEAD_GAS = 50_000  # the Gateway's own work per message (hashing, branch, bookkeeping)
-
-
-def message_bytes(record: MessageRecord) -> int:
-    """Calldata bytes one message adds to a batch: its encoding (padded), branch and framing."""
-    encoded = len(record.message.encode())
-    return (encoded + 31) // 32 * 32 + BRANCH_BYTES + ITEM_FRAMING_BYTES
-
-
-def message_gas(record: MessageRecord, gas_limit: int) -> int:
-    """Gas one message declares: its gas limit, its calldata and the Gateway's work for it."""
-    return gas_limit + message_bytes(record) * CALLDATA_GAS_PER_BYTE + MESSAGE_OVERHEAD_GAS
 
 
 def cut_batches(

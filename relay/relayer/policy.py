@@ -6,13 +6,15 @@ demand, so a top-up is seen by the next read). Before a message is delivered the
 
 - `mode: allow_all`: every message is delivered with `default_gas_limit` (payments are not read).
   For devnets and deployments where the operator pays.
-- `mode: paid` (default): a message is delivered when
-  `payment >= gas_limit * gas_price * exchange_rate / 1e10` for `gas_limit = min(paid gas limit,
-  max_gas_per_message)`, at the destination's current gas price (its `chain:` section's
-  `eth_gasPrice`, or the `gas_price` override), the same formula as the Gateway's
-  `quoteGasPayment`. A paid limit above the cap is delivered with the cap (the payment covers
-  more than the cap needs); a recipient needing more then runs out of gas and is parked with
-  `RecipientOutOfGas`. Nothing paid: `Unpaid`; too little: `Underpaid`; both held UNPAID with the
+- `mode: paid` (default): the paid gas covers the recipient's handle AND the delivery's own cost
+  for the message (`relay.relayer.sizing.compute_delivery_overhead`: calldata at the EIP-7623
+  floor and the Gateway's work), so no message makes the operator pay for its calldata. The
+  recipient gets `gas_limit = min(paid gas limit - overhead, max_gas_per_message)`, and the
+  message is delivered when `payment >= (gas_limit + overhead) * gas_price * exchange_rate / 1e10`
+  at the destination's current gas price (its `chain:` section's `eth_gasPrice`, or the
+  `gas_price` override), the Gateway's `quoteGasPayment` formula. A paid limit above the cap is
+  delivered with the cap; a recipient needing more then runs out of gas and is parked with
+  `RecipientOutOfGas`. `relay send --gas-limit N` pays for N plus the overhead. Nothing paid: `Unpaid`; too little: `Underpaid`; both held UNPAID with the
   figures in the reason, and re-checked every `recheck_interval` seconds.
 - An `allow_list` entry (sender and/or recipient, optionally per origin / destination) is
   delivered even unpaid, with `max(paid gas limit, default_gas_limit)` capped.
@@ -35,6 +37,7 @@ from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, GasMarketReader, PaymentReade
 from relay.config import StrictModel
 from relay.errors import RelayError, RpcUnavailable
 from relay.relayer.common import Clock, describe
+from relay.relayer.sizing import compute_delivery_overhead
 from relay.store.base import MessageRecord
 
 log = logging.getLogger("relay.relayer")
@@ -240,7 +243,20 @@ class GasPolicy:
                     False, 0, payment, "Unpaid", "no gas paid for on the source gateway (gasPaid is zero)"
                 )
                 continue
-            limit = min(paid_limit, cap)
+            # The sender pays for its handle gas plus the delivery's own cost for this message
+            # (calldata and the Gateway's work): the recipient gets what is left, at most the cap.
+            overhead = compute_delivery_overhead(len(record.message.encode()))
+            if paid_limit <= overhead:
+                decisions[record.id] = Decision(
+                    False,
+                    0,
+                    payment,
+                    "Underpaid",
+                    f"paid for {paid_limit} gas; delivering this message costs {overhead} gas before its "
+                    "recipient's handle gets any (pay for handle gas plus that overhead)",
+                )
+                continue
+            limit = min(paid_limit - overhead, cap)
             if price is None:
                 decisions[record.id] = Decision(
                     False,
@@ -250,7 +266,7 @@ class GasPolicy:
                     "the destination's gas price is unknown (configure its chain section or gas_price)",
                 )
                 continue
-            required = self.required_payment(limit, origin, destination, price)
+            required = self.required_payment(limit + overhead, origin, destination, price)
             if payment < required:
                 decisions[record.id] = Decision(
                     False,

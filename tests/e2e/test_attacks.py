@@ -8,7 +8,9 @@ While both directions carry normal, paid traffic, an attacker on alpha:
   delivered on the first attempt;
 - sends to a recipient that reverts (a Counter set to fail): PARKED with its revert reason;
 - sends to an address with no code: PARKED (RecipientNotContract);
-- dispatches without paying: held UNPAID with the reason, never delivered at the operator's cost.
+- dispatches without paying: held UNPAID with the reason, never delivered at the operator's cost;
+- pays for 1 gas with a maximum body (the review's drain: the calldata alone costs the submitter
+  millions of gas): held UNPAID as Underpaid, since a payment must cover the delivery overhead.
 
 Every normal message is delivered exactly once (counted by the recipients and by the Delivered
 events), every attack message ends in the state the design says, and the test prints the counts.
@@ -48,6 +50,27 @@ def transact(contract_call: Any) -> None:
     assert receipt["status"] == 1
 
 
+def dispatch_paying_for(devnet: Devnet, gas_limit: int, body: bytes) -> bytes:
+    """`dispatchWithGas` straight to alpha's Gateway (no client help), paying the quote for `gas_limit`."""
+    from adapters.evm import deploy
+    from relay.verify.message import address_to_bytes32
+
+    alpha, beta = devnet.chains
+    sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
+    gateway = deploy.contract(sender.web3, "Gateway", alpha.gateway)
+    quote = int(gateway.functions.quoteGasPayment(beta.domain, gas_limit).call())
+    call = gateway.functions.dispatchWithGas(beta.domain, address_to_bytes32(beta.counter), body, gas_limit)
+    transaction = {
+        "to": call.address,
+        "data": call._encode_transaction_data(),
+        "gas": 3_000_000,
+        "value": quote,
+    }
+    (receipt,) = sender.wait([sender.send(transaction)])
+    (message_id,) = deploy.dispatched_ids(receipt, alpha.gateway)
+    return message_id
+
+
 def test_attacks_side_by_side_with_normal_traffic(devnet: Devnet) -> None:
     alpha, beta = devnet.chains
     client = devnet.client()
@@ -74,10 +97,18 @@ def test_attacks_side_by_side_with_normal_traffic(devnet: Devnet) -> None:
     reverted = attack(reverting.address, b"revert", 100_000)
     nowhere = attack(no_code, b"nobody home", 100_000)
     unpaid = attack(beta.counter, b"free ride", None)
+    one_gas = dispatch_paying_for(devnet, 1, b"y" * MAX_BODY_LENGTH)
     normal += devnet.send(beta.name, alpha.name, NORMAL_EACH_WAY, "normal")
 
     views = wait_states(client, normal, {"delivered"}, timeout=180)
-    expected = {burned: "parked", repro: "delivered", reverted: "parked", nowhere: "parked", unpaid: "unpaid"}
+    expected = {
+        burned: "parked",
+        repro: "delivered",
+        reverted: "parked",
+        nowhere: "parked",
+        unpaid: "unpaid",
+        one_gas: "unpaid",
+    }
     views.update(wait_states(client, list(expected), {"delivered", "parked", "unpaid"}, timeout=120))
     ends = {message_id: views[message_id].state for message_id in expected}
     assert ends == expected, {k.hex()[:8]: (v, views[k].last_error) for k, v in ends.items()}
@@ -85,14 +116,15 @@ def test_attacks_side_by_side_with_normal_traffic(devnet: Devnet) -> None:
     assert "RecipientOutOfGas" in views[burned].last_error
     assert "FailingOnPurpose" in views[reverted].last_error
     assert "RecipientNotContract" in views[nowhere].last_error
-    assert views[unpaid].last_error  # the reason it is held is visible
+    assert views[unpaid].last_error.startswith("Unpaid")  # the reason it is held is visible
+    assert views[one_gas].last_error.startswith("Underpaid")
 
     # Exactly once: the recipients' counters and the Delivered events agree.
     assert devnet.received(beta.name) - before[beta.name] == NORMAL_EACH_WAY
     assert devnet.received(alpha.name) - before[alpha.name] == NORMAL_EACH_WAY
     events = {**delivered_events(beta), **delivered_events(alpha)}
     assert all(events[m] == 1 for m in [*normal, repro])
-    assert all(events.get(m, 0) == 0 for m in (burned, reverted, nowhere, unpaid))
+    assert all(events.get(m, 0) == 0 for m in (burned, reverted, nowhere, unpaid, one_gas))
     assert int(needy.functions.handled().call()) == 1
 
     counts = Tally(views[m].state for m in normal)
@@ -106,6 +138,7 @@ def test_attacks_side_by_side_with_normal_traffic(devnet: Devnet) -> None:
                 ("reverting", reverted),
                 ("no code", nowhere),
                 ("unpaid", unpaid),
+                ("1 gas for 64 KiB", one_gas),
             ]
         )
     )

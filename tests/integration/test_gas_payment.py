@@ -25,8 +25,9 @@ from adapters.evm.build import SOLCJS_PATH
 from adapters.evm.gas import deploy_contract
 from relay import client
 from relay.errors import ConfigurationError
+from relay.relayer.sizing import compute_delivery_overhead
 from relay.verify.hashing import keccak256
-from relay.verify.message import MAX_BODY_LENGTH, address_to_bytes32
+from relay.verify.message import HEADER_LENGTH, MAX_BODY_LENGTH, address_to_bytes32
 from tests.integration.gateway_bridge import (
     DESTINATION,
     ORIGIN,
@@ -331,7 +332,9 @@ def test_client_send_quotes_and_pays_and_reads_a_body_file(paying: Bridge, tmp_p
         body_file=body_file,
         gas_limit=250_000,
     )
-    assert gateway.functions.gasPaid(message_id).call() == [250_000, quote(250_000)]
+    # The client pays for the handle gas plus the delivery's own cost for this message.
+    paid_gas = 250_000 + compute_delivery_overhead(HEADER_LENGTH + len(body_file.read_bytes()))
+    assert gateway.functions.gasPaid(message_id).call() == [paid_gas, quote(paid_gas)]
     unpaid = client.send(rpc_url, gateway.address, key, DESTINATION, paying.counter.address, b"free")
     assert gateway.functions.gasPaid(unpaid).call() == [0, 0]
     assert gateway.functions.count().call() == 2

@@ -20,8 +20,9 @@ from adapters.evm.anvil import ANVIL_PATH
 from adapters.evm.build import SOLCJS_PATH
 from relay.relayer.config import BatchingConfig
 from relay.relayer.deliver import message_bytes, message_gas
+from relay.relayer.sizing import compute_delivery_overhead
 from relay.tools.devnet import Devnet, DevnetOptions
-from relay.verify.message import MAX_BODY_LENGTH, Message, address_to_bytes32
+from relay.verify.message import HEADER_LENGTH, MAX_BODY_LENGTH, Message, address_to_bytes32
 from tests.waiting import eventually, metric_value
 
 pytestmark = [pytest.mark.anvil]
@@ -93,8 +94,10 @@ def test_an_unpaid_message_is_held_then_delivered_after_a_top_up(devnet: Devnet)
     before = route_cost(devnet, alpha.domain, beta.domain) or {"gas_spent": 0, "paid": "0", "spent": "0"}
 
     gateway = deploy.contract(sender.web3, "Gateway", alpha.gateway)
-    quote = int(gateway.functions.quoteGasPayment(beta.domain, 150_000).call())
-    call = gateway.functions.payForGas(message_id, beta.domain, 150_000)
+    # Handle gas plus the delivery's own cost for this message (what the gas policy requires).
+    top_up = 150_000 + compute_delivery_overhead(HEADER_LENGTH + len(b"free?"))
+    quote = int(gateway.functions.quoteGasPayment(beta.domain, top_up).call())
+    call = gateway.functions.payForGas(message_id, beta.domain, top_up)
     sender.wait(
         [
             sender.send(
@@ -128,14 +131,15 @@ def test_fifty_maximum_bodies_are_delivered_in_several_batches(devnet: Devnet) -
     sender = deploy.TransactionSender(alpha.rpc_url, devnet.user_key)
     gateway = deploy.contract(sender.web3, "Gateway", alpha.gateway)
     app = deploy.contract(sender.web3, "Counter", alpha.counter)
-    gas_limit = 200_000
-    quote = int(gateway.functions.quoteGasPayment(beta.domain, gas_limit).call())
+    gas_limit = 200_000  # for the handle; each message pays for that plus its delivery overhead
+    paid_gas = gas_limit + compute_delivery_overhead(HEADER_LENGTH + MAX_BODY_LENGTH)
+    quote = int(gateway.functions.quoteGasPayment(beta.domain, paid_gas).call())
     recipient = address_to_bytes32(beta.counter)
     fees = sender._fees()
     hashes = []
     for n in range(50):
         body = bytes([n + 1]) * MAX_BODY_LENGTH
-        call = app.functions.sendWithGas(beta.domain, recipient, body, gas_limit)
+        call = app.functions.sendWithGas(beta.domain, recipient, body, paid_gas)
         transaction = {
             "to": call.address,
             "data": call._encode_transaction_data(),

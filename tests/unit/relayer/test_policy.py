@@ -18,6 +18,7 @@ from relay.relayer.deliver import Deliverer, cut_batches, message_bytes, message
 from relay.relayer.gauges import Gauges
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import GasPolicy, GasPolicyConfig
+from relay.relayer.sizing import compute_delivery_overhead
 from relay.relayer.state import DestinationState, SourceState
 from relay.retry import BackoffSchedule
 from relay.store import Store
@@ -155,10 +156,29 @@ def world(store: Store, clock: Clock, metrics: RelayMetrics):  # type: ignore[no
 def test_a_message_paid_for_enough_is_delivered_with_its_paid_gas_limit(world) -> None:  # type: ignore[no-untyped-def]
     w = world()
     [paid] = w.verify(b"paid")
-    w.payments.pay(paid, 300_000, 2 * GWEI)  # exactly enough at the current 2 gwei
+    overhead = compute_delivery_overhead(len(w.store.get(paid).message.encode()))  # type: ignore[union-attr]
+    w.payments.pay(paid, 300_000 + overhead, 2 * GWEI)  # exactly enough at the current 2 gwei
     w.deliver()
     assert state_of(w.store, paid) is St.DELIVERED
-    assert w.gas_limits() == {paid: 300_000}
+    assert w.gas_limits() == {paid: 300_000}  # the handle gets what was paid beyond the overhead
+
+
+def test_a_payment_that_does_not_cover_the_delivery_overhead_is_held(world) -> None:  # type: ignore[no-untyped-def]
+    """A sender cannot make the operator pay for its message's calldata and the Gateway's work:
+    paying for a tiny gas limit (the attack: 1 gas for a maximum body) holds the message."""
+    w = world()
+    small, big = w.verify(b"1 gas", b"x" * 65_000)
+    w.payments.pay(small, 1, 2 * GWEI)
+    overhead = compute_delivery_overhead(len(w.store.get(big).message.encode()))  # type: ignore[union-attr]
+    assert overhead > 2_600_000  # 64 KiB of calldata at the EIP-7623 floor
+    w.payments.pay(big, overhead, 2 * GWEI)  # the overhead exactly: nothing left for the handle
+    w.deliver()
+    assert w.submitter.calls == []
+    held = {r.id: r for r in w.records([small, big])}
+    assert {r.state for r in held.values()} == {St.UNPAID}
+    assert all(
+        r.error_reason == "Underpaid" and "before its recipient" in r.last_error for r in held.values()
+    )
 
 
 def test_unpaid_and_underpaid_messages_are_held_with_their_reason(world) -> None:  # type: ignore[no-untyped-def]
@@ -188,7 +208,8 @@ def test_a_top_up_releases_a_held_message(world) -> None:  # type: ignore[no-unt
     w.clock.advance(10.0)
     w.deliverer.deliver(w.destination, flush=False)
     assert state_of(w.store, message) is St.DELIVERED
-    assert w.gas_limits() == {message: 200_000}
+    overhead = compute_delivery_overhead(len(w.store.get(message).message.encode()))  # type: ignore[union-attr]
+    assert w.gas_limits() == {message: 200_000 - overhead}
 
 
 def test_a_lower_gas_price_releases_a_held_message_and_a_higher_one_holds(world) -> None:  # type: ignore[no-untyped-def]
