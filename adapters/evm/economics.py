@@ -11,6 +11,7 @@ configured source endpoint, and each id counts the least any of them reports (at
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from adapters.evm.rpc import EvmEndpoint, checksum_address, endpoints_for
 from relay import errors
 from relay.metrics import RelayMetrics
 from relay.verify.hashing import keccak256
+
+log = logging.getLogger(__name__)
 
 GAS_PAID_SELECTOR = keccak256(b"gasPaid(bytes32)")[:4]
 MIN_BLOCK_GAS_LIMIT = 5_000_000  # below any chain the relay can deliver to (a batch of one needs ~300k+)
@@ -61,6 +64,8 @@ class EvmPaymentReader:
 
     def __init__(self, chain: EvmCompatibleChainConfig, metrics: RelayMetrics | None = None) -> None:
         self.domain = chain.domain
+        self.chain_name = chain.name
+        self.metrics = metrics
         self.endpoints = endpoints_for(chain, metrics)
         self.quorum = chain.source_quorum()
         self.gateway = checksum_address(chain.gateway, "gateway address")
@@ -83,6 +88,13 @@ class EvmPaymentReader:
                 answered=len(answers),
                 quorum=self.quorum,
                 cause=str(failure)[:200],
+            )
+        if any(answer != answers[0] for answer in answers[1:]):
+            # Endpoints differ (one lags a top-up, or lies): counted and logged, never resolved upward.
+            if self.metrics is not None:
+                self.metrics.source_disagreements.labels(self.chain_name, "gasPaid").inc()
+            log.warning(
+                "source endpoints disagree on gasPaid; the least is used", extra={"chain": self.chain_name}
             )
         # The least any endpoint reports: a lying endpoint can only hold a message back, never pay it.
         return [(min(a[i][0] for a in answers), min(a[i][1] for a in answers)) for i in range(len(ids))]

@@ -35,6 +35,10 @@ def test_a_lying_endpoint_cannot_inflate_a_payment(chains: Chains) -> None:
         assert alone.gas_paid([unpaid]) == [(10**9, 10**18)]  # the lie itself reaches the reader
         both = create_payment_reader(chains.source_chain(rpc_urls=[chains.source.rpc_url, liar.url]), metrics)
         assert both.gas_paid([unpaid]) == [(0, 0)]  # the truthful endpoint's zero wins
+        counted = metrics.registry.get_sample_value(
+            "relay_source_disagreements_total", {"chain": "source", "method": "gasPaid"}
+        )
+        assert counted == 1  # and the disagreement is counted, not silent
 
 
 def test_an_endpoint_down_is_tolerated_only_within_the_quorum(chains: Chains) -> None:
