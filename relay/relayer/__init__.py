@@ -15,6 +15,9 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | readiness, gauges | `readiness`, `gauges` | (observe only) |
 | service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |
 
+`wiring` builds the stages and holds the factories of every outside dependency (watchers, peer
+clients, chain readers); `sizing` is what a message costs a delivery in bytes and gas.
+
 Each source has its own thread for ingest, attestation and proving, and each destination its own
 delivery thread, so a slow chain (or a slow RPC of one) does not stall the others. Attestors and submitters are
 reached through the `relay.peers` Protocols; their gRPC clients live in `relay.rpc.clients`.
@@ -27,24 +30,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from relay.chains import ChainConfigBase, DeliveryReader, GasMarketReader, PaymentReader
-from relay.chains.registry import (
-    create_delivery_reader,
-    create_gas_market_reader,
-    create_payment_reader,
-    create_watcher,
-)
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.health import GrpcServingProbe
 from relay.metrics import RelayMetrics
-from relay.peers import AttestorClient, SubmitterClient
-from relay.relayer.attest import AttestationCollector
 from relay.relayer.common import Clock
 from relay.relayer.config import (
     BatchingConfig,
@@ -53,13 +47,8 @@ from relay.relayer.config import (
     RetryConfig,
     SourceConfig,
 )
-from relay.relayer.costs import RouteCost, RouteCosts
-from relay.relayer.deliver import Deliverer
-from relay.relayer.gauges import Gauges
-from relay.relayer.ingest import DeferredCursors, Ingest, WatcherFactory
-from relay.relayer.outcomes import Outcomes
-from relay.relayer.policy import GasPolicy
-from relay.relayer.prove import Prover
+from relay.relayer.costs import RouteCost
+from relay.relayer.ingest import DeferredCursors, WatcherFactory
 from relay.relayer.readiness import compute_readiness
 from relay.relayer.service import (
     ChainStatus,
@@ -71,6 +60,15 @@ from relay.relayer.service import (
 )
 from relay.relayer.state import DestinationState, SourceState
 from relay.relayer.tree import OriginTree
+from relay.relayer.wiring import (
+    AttestorFactory,
+    DeliveryReaderFactory,
+    Factories,
+    GasMarketReaderFactory,
+    PaymentReaderFactory,
+    Stages,
+    SubmitterFactory,
+)
 from relay.rpc.limits import CallLimits
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.store import open_store
@@ -92,24 +90,6 @@ STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting 
 STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
 FOUND_DELIVERED_CHECK_SECONDS = 30.0  # how often PARKED / RETRYING messages are looked up on-chain
 ATTESTOR_POOL_SIZE = 16
-
-AttestorFactory = Callable[[str], AttestorClient]
-SubmitterFactory = Callable[[str], SubmitterClient]
-DeliveryReaderFactory = Callable[[ChainConfigBase], DeliveryReader]
-PaymentReaderFactory = Callable[[ChainConfigBase], PaymentReader]
-GasMarketReaderFactory = Callable[[ChainConfigBase], GasMarketReader]
-
-
-def _grpc_attestor(address: str) -> AttestorClient:
-    from relay.rpc.clients import GrpcAttestorClient
-
-    return GrpcAttestorClient(address)
-
-
-def _grpc_submitter(address: str) -> SubmitterClient:
-    from relay.rpc.clients import GrpcSubmitterClient
-
-    return GrpcSubmitterClient(address)
 
 
 class Relayer:
@@ -144,19 +124,14 @@ class Relayer:
         self.metrics = RelayMetrics(self.registry)
         self._store = store
         self._owns_store = store is None
-        self._watcher_factory: WatcherFactory = watcher_factory or (
-            lambda chain, cursors: create_watcher(chain, cursors, self.metrics)
-        )
-        self._attestor_factory = attestor_factory or _grpc_attestor
-        self._submitter_factory = submitter_factory or _grpc_submitter
-        self._reader_factory: DeliveryReaderFactory = delivery_reader_factory or (
-            lambda chain: create_delivery_reader(chain, self.metrics)
-        )
-        self._payment_reader_factory: PaymentReaderFactory = payment_reader_factory or (
-            lambda chain: create_payment_reader(chain, self.metrics)
-        )
-        self._gas_market_reader_factory: GasMarketReaderFactory = gas_market_reader_factory or (
-            lambda chain: create_gas_market_reader(chain, self.metrics)
+        self.factories = Factories.with_defaults(
+            self.metrics,
+            watcher=watcher_factory,
+            attestor=attestor_factory,
+            submitter=submitter_factory,
+            delivery_reader=delivery_reader_factory,
+            payment_reader=payment_reader_factory,
+            gas_market_reader=gas_market_reader_factory,
         )
         self._clock = clock
         self._operator_token = config.operator_token.reveal() if config.operator_token else None
@@ -170,7 +145,7 @@ class Relayer:
         self._serving_probe: GrpcServingProbe | None = None
         self._http: Any = None
         self._pool: futures.ThreadPoolExecutor | None = None
-        self._stages: _Stages | None = None
+        self._stages: Stages | None = None
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -182,7 +157,7 @@ class Relayer:
         return self._store
 
     @property
-    def stages(self) -> _Stages:
+    def stages(self) -> Stages:
         """The wired stages (after `open()`)."""
         if self._stages is None:
             raise RuntimeError("the relayer is not open")
@@ -223,7 +198,7 @@ class Relayer:
         for destination_config in self.config.destinations:
             reader = None
             if destination_config.chain is not None:
-                reader = self._reader_factory(destination_config.chain)
+                reader = self.factories.delivery_reader(destination_config.chain)
             else:
                 log.warning(
                     "deliveries to this destination are not confirmed independently: configure its "
@@ -231,9 +206,20 @@ class Relayer:
                     extra={"destination": destination_config.domain},
                 )
             self.destinations[destination_config.domain] = DestinationState(
-                destination_config, self._submitter_factory(destination_config.submitter), reader
+                destination_config, self.factories.submitter(destination_config.submitter), reader
             )
-        stages = _Stages(self, store, backend, self._pool)
+        stages = Stages(
+            self.config,
+            store,
+            self.metrics,
+            self.now,
+            backend,
+            self._pool,
+            self.sources,
+            self.destinations,
+            self.factories,
+            self._interrupted,
+        )
         stages.outcomes.recover_submitted()
         self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
         log.info(
@@ -263,8 +249,8 @@ class Relayer:
             committee=committee,
             gateway=chain.gateway_bytes32(),
             cursors=cursors,
-            watcher=self._watcher_factory(chain, cursors),
-            attestors=[self._attestor_factory(address) for address in config.attestors],
+            watcher=self.factories.watcher(chain, cursors),
+            attestors=[self.factories.attestor(address) for address in config.attestors],
             tree=OriginTree(store, chain.domain, chain.name),
         )
 
@@ -546,46 +532,3 @@ class Relayer:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop feeding `subscriber`."""
         self.subscriptions.unsubscribe(subscriber)
-
-
-class _Stages:
-    """The stages of one open relayer, wired to its store, metrics, clock and per-chain state."""
-
-    def __init__(self, relayer: Relayer, store: Store, backend: BlsBackend, pool: futures.Executor) -> None:
-        config, metrics, clock = relayer.config, relayer.metrics, relayer.now
-        self.gauges = Gauges(store, metrics, clock)
-        self.ingest = Ingest(store, metrics, clock, relayer._watcher_factory)
-        self.attestations = AttestationCollector(
-            store, metrics, clock, backend, pool, config.attestor_timeout
-        )
-        self.prover = Prover(store, metrics, clock, backend)
-        readers = {d.domain: d.reader for d in relayer.destinations.values() if d.reader is not None}
-        self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges, readers)
-        self.policy = _gas_policy(relayer)
-        self.deliverer = Deliverer(
-            store,
-            clock,
-            config.batching,
-            config.submitter_timeout,
-            relayer.sources,
-            self.outcomes,
-            relayer._interrupted,
-            policy=self.policy,
-            metrics=metrics,
-            costs=RouteCosts(metrics),
-        )
-
-
-def _gas_policy(relayer: Relayer) -> GasPolicy:
-    """The gas policy with its readers: each source's payments (not read in `allow_all` mode) and
-    the gas market of each destination with a `chain:` section."""
-    config = relayer.config
-    payments: dict[int, PaymentReader] = {}
-    if config.gas_policy.mode != "allow_all":
-        payments = {s.chain.domain: relayer._payment_reader_factory(s.chain) for s in config.sources}
-    markets = {
-        d.domain: relayer._gas_market_reader_factory(d.chain)
-        for d in config.destinations
-        if d.chain is not None
-    }
-    return GasPolicy(config.gas_policy, payments, markets, relayer.now)

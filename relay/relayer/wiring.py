@@ -1,0 +1,142 @@
+"""How an open relayer's parts are built: its peers and chain readers (`Factories`) and its stages.
+
+`Factories` holds one factory per outside dependency: the source watcher, attestor and submitter
+clients, and the chain readers (delivery flags, gas payments, gas market). By default they are the
+gRPC clients and the chain registry's adapters, counting on the relayer's metrics; tests and
+embedders replace any of them. `Stages` wires every stage to the store, metrics, clock and the
+per-chain state; `build_gas_policy` gives the gas policy its readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from dataclasses import dataclass
+
+from relay.chains import ChainConfigBase, DeliveryReader, GasMarketReader, PaymentReader
+from relay.chains.registry import (
+    create_delivery_reader,
+    create_gas_market_reader,
+    create_payment_reader,
+    create_watcher,
+)
+from relay.metrics import RelayMetrics
+from relay.peers import AttestorClient, SubmitterClient
+from relay.relayer.attest import AttestationCollector
+from relay.relayer.common import Clock
+from relay.relayer.config import RelayerConfig
+from relay.relayer.costs import RouteCosts
+from relay.relayer.deliver import Deliverer
+from relay.relayer.gauges import Gauges
+from relay.relayer.ingest import Ingest, WatcherFactory
+from relay.relayer.outcomes import Outcomes
+from relay.relayer.policy import GasPolicy
+from relay.relayer.prove import Prover
+from relay.relayer.state import DestinationState, SourceState
+from relay.store.base import Store
+from relay.verify.bls import BlsBackend
+
+AttestorFactory = Callable[[str], AttestorClient]
+SubmitterFactory = Callable[[str], SubmitterClient]
+DeliveryReaderFactory = Callable[[ChainConfigBase], DeliveryReader]
+PaymentReaderFactory = Callable[[ChainConfigBase], PaymentReader]
+GasMarketReaderFactory = Callable[[ChainConfigBase], GasMarketReader]
+
+
+def grpc_attestor(address: str) -> AttestorClient:
+    """The attestor at `address` over gRPC."""
+    from relay.rpc.clients import GrpcAttestorClient
+
+    return GrpcAttestorClient(address)
+
+
+def grpc_submitter(address: str) -> SubmitterClient:
+    """The submitter at `address` over gRPC."""
+    from relay.rpc.clients import GrpcSubmitterClient
+
+    return GrpcSubmitterClient(address)
+
+
+@dataclass(frozen=True)
+class Factories:
+    """Where an open relayer gets each outside dependency (see the module docstring)."""
+
+    watcher: WatcherFactory
+    attestor: AttestorFactory
+    submitter: SubmitterFactory
+    delivery_reader: DeliveryReaderFactory
+    payment_reader: PaymentReaderFactory
+    gas_market_reader: GasMarketReaderFactory
+
+    @classmethod
+    def with_defaults(
+        cls,
+        metrics: RelayMetrics,
+        *,
+        watcher: WatcherFactory | None = None,
+        attestor: AttestorFactory | None = None,
+        submitter: SubmitterFactory | None = None,
+        delivery_reader: DeliveryReaderFactory | None = None,
+        payment_reader: PaymentReaderFactory | None = None,
+        gas_market_reader: GasMarketReaderFactory | None = None,
+    ) -> Factories:
+        """The given factories, and the gRPC clients and registry adapters (on `metrics`) for the rest."""
+        return cls(
+            watcher=watcher or (lambda chain, cursors: create_watcher(chain, cursors, metrics)),
+            attestor=attestor or grpc_attestor,
+            submitter=submitter or grpc_submitter,
+            delivery_reader=delivery_reader or (lambda chain: create_delivery_reader(chain, metrics)),
+            payment_reader=payment_reader or (lambda chain: create_payment_reader(chain, metrics)),
+            gas_market_reader=gas_market_reader or (lambda chain: create_gas_market_reader(chain, metrics)),
+        )
+
+
+def build_gas_policy(config: RelayerConfig, factories: Factories, clock: Clock) -> GasPolicy:
+    """The gas policy with its readers: each source's payments (not read in `allow_all` mode) and
+    the gas market of each destination with a `chain:` section."""
+    payments: dict[int, PaymentReader] = {}
+    if config.gas_policy.mode != "allow_all":
+        payments = {s.chain.domain: factories.payment_reader(s.chain) for s in config.sources}
+    markets = {
+        d.domain: factories.gas_market_reader(d.chain) for d in config.destinations if d.chain is not None
+    }
+    return GasPolicy(config.gas_policy, payments, markets, clock)
+
+
+class Stages:
+    """The stages of one open relayer, wired to its store, metrics, clock and per-chain state."""
+
+    def __init__(
+        self,
+        config: RelayerConfig,
+        store: Store,
+        metrics: RelayMetrics,
+        clock: Clock,
+        backend: BlsBackend,
+        pool: futures.Executor,
+        sources: Mapping[int, SourceState],
+        destinations: Mapping[int, DestinationState],
+        factories: Factories,
+        interrupted: Callable[[], bool],
+    ) -> None:
+        self.gauges = Gauges(store, metrics, clock)
+        self.ingest = Ingest(store, metrics, clock, factories.watcher)
+        self.attestations = AttestationCollector(
+            store, metrics, clock, backend, pool, config.attestor_timeout
+        )
+        self.prover = Prover(store, metrics, clock, backend)
+        readers = {d.domain: d.reader for d in destinations.values() if d.reader is not None}
+        self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges, readers)
+        self.policy = build_gas_policy(config, factories, clock)
+        self.deliverer = Deliverer(
+            store,
+            clock,
+            config.batching,
+            config.submitter_timeout,
+            sources,
+            self.outcomes,
+            interrupted,
+            policy=self.policy,
+            metrics=metrics,
+            costs=RouteCosts(metrics),
+        )
