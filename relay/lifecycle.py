@@ -21,8 +21,9 @@ Which failure leads where (the error's type decides, `relay.errors`):
 - **Permanent** (`PermanentError`: the recipient reverted, the submitter refused the request) and a
   transient failure that outlasted the retry window (`AttemptsExhausted`): PARKED, until an
   operator retries it.
-- **Invalid proof** (`InvalidProof`: the certificate, root or branch does not verify, or the
-  destination gateway rejects it): REJECTED, never retried by itself.
+- **Invalid proof** (`InvalidProof`: the certificate, root or branch does not verify off-chain):
+  REJECTED, never retried by itself. A destination gateway that refuses a proof the relayer
+  verified is not trusted alone: PARKED (`GatewayRejected`, counted in rejections), retryable.
 
 The table below is the only place that says which move is legal; the store calls
 `verify_transition` before every row update, so an impossible history (DELIVERED -> SUBMITTED,

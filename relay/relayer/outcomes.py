@@ -109,11 +109,14 @@ class Outcomes:
                     )
                 )
             elif outcome is DeliveryOutcome.REJECTED:
+                # The relayer verified this proof itself before sending it: a refusal is the word of
+                # one destination endpoint (or a destination whose committee moved on), never final.
+                # PARKED keeps it deliverable (operator retry, found-delivered check) and alerting.
                 transitions.append(
                     Transition(
                         record.id,
                         S.SUBMITTED,
-                        S.REJECTED,
+                        S.PARKED,
                         {
                             "last_error": f"GatewayRejected: {reason or 'the destination gateway rejected the proof'}",
                             "error_reason": "GatewayRejected",
@@ -128,10 +131,10 @@ class Outcomes:
             if transition.new is S.DELIVERED:
                 self._gauges.observe_delivery(transition.id)
                 log.info("message delivered", extra=extra)
-            elif transition.new is S.REJECTED:
+            elif transition.updates.get("error_reason") == "GatewayRejected":
                 self._metrics.rejections.labels(str(fields["origin"]), "GatewayRejected").inc()
                 log.warning(
-                    "message rejected by the destination gateway",
+                    "destination gateway refused a proof the relayer verified: parked (alert)",
                     extra={**extra, "reason": transition.updates["last_error"]},
                 )
             else:

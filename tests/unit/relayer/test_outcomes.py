@@ -76,7 +76,8 @@ def test_each_reported_outcome_maps_to_its_state(store: Store, metrics: RelayMet
         reverted.last_error == "RecipientReverted: Counter: not today"
         and reverted.destination_transaction == TX
     )
-    assert rejected.state is St.REJECTED and rejected.error_reason == "GatewayRejected"
+    # Refused by the destination although verified here: parked (deliverable), never terminal.
+    assert rejected.state is St.PARKED and rejected.error_reason == "GatewayRejected"
     assert rejected.last_error == "GatewayRejected: InvalidMerkleProof"
     assert missing.state is St.RETRYING and missing.error_reason == "RpcUnavailable" and missing.attempts == 1
     [transaction] = store.transactions_for(MESSAGES[0].id)
