@@ -17,6 +17,7 @@ message (no call waits for it) from one still being delivered. Outcomes go to `O
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.relayer")
 
 S = MessageState
+OUT_OF_GAS = re.compile(r"RecipientOutOfGas\((\d+)\)")  # the Gateway's reason, with the gas given
 MAX_BATCHES_IN_FLIGHT = 4  # delivery transactions one destination may have pending at once
 PROBE_SECONDS = 5.0  # how often a submitter that has not answered lately is asked for its status
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting delivery call checks whether shutdown was requested
@@ -250,7 +252,7 @@ class Deliverer:
         self._rechecked_at[domain] = now
         unpaid = self._store.messages_in_state(S.UNPAID, destination=domain, limit=100_000)
         if not unpaid:
-            return []
+            return self.recheck_out_of_gas(destination)
         offset = self._recheck_offsets.get(domain, 0)
         if offset >= len(unpaid):
             offset = 0
@@ -275,6 +277,48 @@ class Deliverer:
                 continue
             released.append(record.id)
             log.info("held message paid for; deliverable again", extra={"message_id": record.id})
+        return released + self.recheck_out_of_gas(destination)
+
+    def recheck_out_of_gas(self, destination: DestinationState) -> list[bytes]:
+        """PARKED messages whose recipient ran out of the gas it was given (`RecipientOutOfGas(N)`)
+        go back to VERIFIED once their payment now buys more than N (a `payForGas` top-up): the
+        Gateway left them deliverable, so a top-up needs no operator. At most `recheck_batch`."""
+        config = self._policy.config
+        candidates: list[tuple[MessageRecord, int]] = []
+        for record in self._store.messages_in_state(S.PARKED, destination=destination.domain, limit=10_000):
+            found = (
+                OUT_OF_GAS.search(record.last_error) if record.error_reason == "RecipientReverted" else None
+            )
+            if found is not None:
+                candidates.append((record, int(found.group(1))))
+            if len(candidates) >= config.recheck_batch:
+                break
+        if not candidates:
+            return []
+        try:
+            decisions = self._policy.decide(destination.domain, [record for record, _ in candidates])
+        except RelayError:
+            return []  # payments unreadable now; the next recheck asks again
+        released: list[bytes] = []
+        now = self._clock()
+        for record, given in candidates:
+            decision = decisions[record.id]
+            if not decision.deliver or decision.gas_limit <= given:
+                continue
+            try:
+                self._store.apply_transition(
+                    Transition(
+                        record.id, S.PARKED, S.VERIFIED, {"last_error": "", "error_reason": "", "attempts": 0}
+                    ),
+                    now,
+                )
+            except StaleState:
+                continue
+            released.append(record.id)
+            log.info(
+                "parked message topped up beyond the gas it ran out of; deliverable again",
+                extra={"message_id": record.id, "gas_before": given, "gas_now": decision.gas_limit},
+            )
         return released
 
     def submit_batch(

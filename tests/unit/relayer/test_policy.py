@@ -22,7 +22,7 @@ from relay.relayer.sizing import compute_delivery_overhead
 from relay.relayer.state import DestinationState, SourceState
 from relay.retry import BackoffSchedule
 from relay.store import Store
-from relay.store.base import MessageRecord
+from relay.store.base import MessageRecord, Transition
 from relay.verify.message import MAX_BODY_LENGTH
 
 from .fakes import Call, FakeSubmitter
@@ -377,3 +377,31 @@ def test_the_block_gas_limit_bounds_batches(world) -> None:  # type: ignore[no-u
     assert len(sizes) > 1 and sum(sizes) == 40
     per_message = message_gas(w.records(ids)[0], 200_000)
     assert max(sizes) * per_message <= 2_000_000
+
+
+def test_a_parked_out_of_gas_message_is_released_by_a_top_up_beyond_the_gas_it_had(world) -> None:  # type: ignore[no-untyped-def]
+    """The Gateway leaves a message whose recipient ran out of gas deliverable; once its sender
+    pays for more gas than it was given, it goes back to VERIFIED without an operator."""
+    w = world()
+    [message] = w.verify(b"needs more gas")
+    overhead = compute_delivery_overhead(len(w.store.get(message).message.encode()))  # type: ignore[union-attr]
+    w.payments.pay(message, 100_000 + overhead, 2 * GWEI)
+    w.store.apply_transition(
+        Transition(
+            message,
+            St.VERIFIED,
+            St.PARKED,
+            {
+                "last_error": "RecipientReverted: RecipientOutOfGas(100000)",
+                "error_reason": "RecipientReverted",
+            },
+        ),
+        w.clock.now,
+    )
+    assert w.deliverer.recheck_out_of_gas(w.destination) == []  # paid for exactly what it had: stays
+    assert state_of(w.store, message) is St.PARKED
+    w.payments.pay(message, 150_000, 2 * GWEI)  # the sender tops up
+    assert w.deliverer.recheck_out_of_gas(w.destination) == [message]
+    assert state_of(w.store, message) is St.VERIFIED
+    w.deliver()
+    assert w.gas_limits() == {message: 250_000}  # delivered with the larger limit
