@@ -38,7 +38,7 @@ from relay.relayer.sizing import (
     message_bytes,
     message_gas,
 )
-from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
+from relay.store.base import CertifiedCheckpoint, MessageFilter, MessageRecord, Store, Transition
 from relay.verify.merkle import verify_branch
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class Deliverer:
         self._metrics = metrics
         self.costs = costs or RouteCosts(metrics)
         self._rechecked_at: dict[int, float] = {}
-        self._recheck_offsets: dict[int, int] = {}
+        self._recheck_tokens: dict[int, str] = {}
         self._store = store
         self._clock = clock
         self._batching = batching
@@ -250,14 +250,14 @@ class Deliverer:
         if not force and now - self._rechecked_at.get(domain, float("-inf")) < config.recheck_interval:
             return []
         self._rechecked_at[domain] = now
-        unpaid = self._store.messages_in_state(S.UNPAID, destination=domain, limit=100_000)
-        if not unpaid:
+        # One keyset page per pass, in turn: the cost is `recheck_batch` rows whatever the number
+        # of held messages (a flood of unpaid dispatches cannot push others out of the re-check).
+        where = MessageFilter(states=frozenset({S.UNPAID}), destination=domain)
+        page = self._store.list_messages(where, config.recheck_batch, self._recheck_tokens.get(domain, ""))
+        self._recheck_tokens[domain] = page.next_token  # "" starts over from the newest
+        window = list(page.records)
+        if not window:
             return self.recheck_out_of_gas(destination)
-        offset = self._recheck_offsets.get(domain, 0)
-        if offset >= len(unpaid):
-            offset = 0
-        window = unpaid[offset : offset + config.recheck_batch]
-        self._recheck_offsets[domain] = offset + len(window)
         try:
             decisions = self._policy.decide(domain, window)
         except RelayError as error:

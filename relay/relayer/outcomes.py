@@ -28,7 +28,14 @@ from relay.peers import DeliveryOutcome, DeliveryReport
 from relay.relayer.common import Clock, describe
 from relay.relayer.gauges import Gauges
 from relay.retry import BackoffSchedule
-from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, SubmittedTransaction, Transition
+from relay.store.base import (
+    CertifiedCheckpoint,
+    MessageFilter,
+    MessageRecord,
+    Store,
+    SubmittedTransaction,
+    Transition,
+)
 
 log = logging.getLogger("relay.relayer")
 
@@ -54,7 +61,7 @@ class Outcomes:
         self._schedule = schedule
         self._gauges = gauges
         self._readers: Mapping[int, DeliveryReader] = readers or {}
-        self._found_offsets: dict[int, int] = {}  # per destination: where the next pass looks
+        self._found_tokens: dict[int, str] = {}  # per destination: where the next pass looks
 
     def apply_report(
         self,
@@ -193,18 +200,15 @@ class Outcomes:
         """PARKED, RETRYING and UNPAID messages of `destination` that the chain shows delivered (by
         an operator, another relayer, or anyone with the proof) become DELIVERED. Looks at
         `FOUND_DELIVERED_BATCH` of them per call, in turn. Returns their ids."""
-        candidates = [
-            r
-            for state in (S.PARKED, S.RETRYING, S.UNPAID)
-            for r in self._store.messages_in_state(state, destination=destination, limit=100_000)
-        ]
-        if not candidates:
+        # One keyset page per call, in turn: bounded work however many messages wait.
+        where = MessageFilter(states=frozenset({S.PARKED, S.RETRYING, S.UNPAID}), destination=destination)
+        page = self._store.list_messages(
+            where, FOUND_DELIVERED_BATCH, self._found_tokens.get(destination, "")
+        )
+        self._found_tokens[destination] = page.next_token  # "" starts over from the newest
+        window = list(page.records)
+        if not window:
             return []
-        offset = self._found_offsets.get(destination, 0)
-        if offset >= len(candidates):
-            offset = 0
-        window = candidates[offset : offset + FOUND_DELIVERED_BATCH]
-        self._found_offsets[destination] = offset + len(window)
         flags = reader.delivered([(r.message.origin, r.message.nonce) for r in window])
         now = self._clock()
         found: list[bytes] = []

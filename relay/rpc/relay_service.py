@@ -26,6 +26,7 @@ from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 SERVICE_NAME = "relay.v1.RelayService"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+WATCH_SNAPSHOT_LIMIT = 2_000  # pending messages a new watch stream starts with, newest first
 MAX_WATCH_IDS = 1000  # ids one WatchMessages may name; more is INVALID_ARGUMENT (watch all instead)
 MAX_FILTER_STATES = 64  # states one ListMessages may name (there are 9; repeats are refused beyond this)
 
@@ -153,11 +154,15 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
             if ids:
                 current = [r for r in (relayer.store.get(i) for i in ids) if r is not None]
             else:
+                # The newest pending messages, at most WATCH_SNAPSHOT_LIMIT: a flood of held (UNPAID)
+                # messages must not make every stream load them all into memory. Older ones are
+                # still reported when they change, and ListMessages pages through the rest.
                 current = []
                 token = ""
                 pending = frozenset(s for s in MessageState if s.is_pending)
-                while True:
-                    page = relayer.store.list_messages(MessageFilter(states=pending), MAX_PAGE_SIZE, token)
+                while len(current) < WATCH_SNAPSHOT_LIMIT:
+                    size = min(MAX_PAGE_SIZE, WATCH_SNAPSHOT_LIMIT - len(current))
+                    page = relayer.store.list_messages(MessageFilter(states=pending), size, token)
                     current.extend(page.records)
                     token = page.next_token
                     if not token:

@@ -136,3 +136,33 @@ def test_readyz_follows_the_grpc_server_and_healthz_the_process(
             stream.cancel()
         channel.close()
         relayer.stop()
+
+
+def test_a_watch_stream_starts_with_at_most_the_newest_pending_messages(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of held messages must not make every new watch stream load them all: the snapshot
+    is the newest WATCH_SNAPSHOT_LIMIT pending messages; later changes still stream."""
+    from relay.rpc import relay_service
+
+    monkeypatch.setattr(relay_service, "WATCH_SNAPSHOT_LIMIT", 3)
+    world.destination.gate = threading.Event()  # deliveries held: every message stays pending
+    sent = [world.chain.dispatch(f"pending {n}".encode()) for n in range(5)]
+    relayer = world.relayer().start()
+    channel = grpc.insecure_channel(relayer.address)
+    try:
+        eventually(lambda: states(relayer).get(MessageState.SUBMITTED, 0) == 5, 20, "5 pending deliveries")
+        stream = relay_service_pb2_grpc.RelayServiceStub(channel).WatchMessages(
+            relay_service_pb2.WatchMessagesRequest(), timeout=30
+        )
+        first = [next(stream).message.id for _ in range(3)]
+        assert first == [m.id for m in sent[2:]]  # the three newest, oldest of them first
+        world.destination.gate.set()  # now they are delivered: the changes stream, older ones too
+        changed = {next(stream).message.id for _ in range(5)}
+        assert {sent[0].id, sent[1].id} <= changed
+        stream.cancel()
+    finally:
+        world.destination.gate.set()
+        channel.close()
+        relayer.stop()

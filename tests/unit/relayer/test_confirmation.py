@@ -148,10 +148,10 @@ def test_the_found_delivered_check_is_bounded_per_pass_and_goes_round(
     count = FOUND_DELIVERED_BATCH + 5
     _, records = submitted(store, count, clock.now)
     store.apply_transitions([Transition(r.id, St.SUBMITTED, St.PARKED) for r in records], clock.now)
-    chain = ChainFlags({(ORIGIN, count - 1)})  # the last one, beyond the first pass's window
+    chain = ChainFlags({(ORIGIN, 0)})  # the oldest one: beyond the first (newest-first) page
     outcomes = stage(store, metrics, clock, chain)
     assert outcomes.find_delivered_on_chain(DESTINATION, chain) == []
-    assert outcomes.find_delivered_on_chain(DESTINATION, chain) == [records[-1].id]
+    assert outcomes.find_delivered_on_chain(DESTINATION, chain) == [records[0].id]
     assert chain.asked == [FOUND_DELIVERED_BATCH, 5]
 
 
