@@ -109,7 +109,7 @@ class Outcomes:
                         S.SUBMITTED,
                         S.PARKED,
                         {
-                            "last_error": f"RecipientReverted: {reason.removeprefix('RecipientReverted: ') or 'the recipient reverted'}",
+                            "last_error": f"RecipientReverted: {reason or 'the recipient reverted'}",
                             "error_reason": "RecipientReverted",
                             "destination_transaction": transaction,
                         },

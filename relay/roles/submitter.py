@@ -159,7 +159,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
                     destination_pb2.DeliveryResult(
                         id=message_id,
                         outcome=_OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED,
-                        reason=f"RecipientReverted: {batch.failed[message_id]}",
+                        reason=batch.failed[message_id],  # the outcome already says who failed
                     )
                 )
             else:
