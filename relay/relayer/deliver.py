@@ -102,6 +102,7 @@ class Deliverer:
         self.costs = costs or RouteCosts(metrics)
         self._rechecked_at: dict[int, float] = {}
         self._recheck_tokens: dict[int, str] = {}
+        self._parked_tokens: dict[int, str] = {}
         self._store = store
         self._clock = clock
         self._batching = batching
@@ -283,16 +284,20 @@ class Deliverer:
         """PARKED messages whose recipient ran out of the gas it was given (`RecipientOutOfGas(N)`)
         go back to VERIFIED once their payment now buys more than N (a `payForGas` top-up): the
         Gateway left them deliverable, so a top-up needs no operator. At most `recheck_batch`."""
-        config = self._policy.config
+        # One keyset page of PARKED messages per pass, in turn, like the UNPAID re-check.
+        domain = destination.domain
+        where = MessageFilter(states=frozenset({S.PARKED}), destination=domain)
+        page = self._store.list_messages(
+            where, self._policy.config.recheck_batch, self._parked_tokens.get(domain, "")
+        )
+        self._parked_tokens[domain] = page.next_token
         candidates: list[tuple[MessageRecord, int]] = []
-        for record in self._store.messages_in_state(S.PARKED, destination=destination.domain, limit=10_000):
+        for record in page.records:
             found = (
                 OUT_OF_GAS.search(record.last_error) if record.error_reason == "RecipientReverted" else None
             )
             if found is not None:
                 candidates.append((record, int(found.group(1))))
-            if len(candidates) >= config.recheck_batch:
-                break
         if not candidates:
             return []
         try:
