@@ -200,7 +200,7 @@ class TestHandover:
     next_committee = make_committee(6, SECRETS[4:9])
 
     def _handover(self, signers: list[int]) -> Handover:
-        digest = compute_handover_digest(ORIGIN, 5, self.next_committee.hash())
+        digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), self.next_committee.hash())
         return Handover(self.next_committee, certify(COMMITTEE, SECRETS, digest, signers))
 
     def test_quorum_hands_over_to_the_next_epoch(self) -> None:
@@ -211,7 +211,7 @@ class TestHandover:
 
     def test_chain_of_handovers(self) -> None:
         third = make_committee(7, SECRETS[9:12])
-        digest = compute_handover_digest(ORIGIN, 6, third.hash())
+        digest = compute_handover_digest(ORIGIN, 6, self.next_committee.hash(), third.hash())
         second_to_third = Handover(third, certify(self.next_committee, SECRETS[4:9], digest, [0, 1, 2, 3]))
         latest = follow_handovers(
             COMMITTEE, [self._handover([1, 2, 3]), second_to_third], origin=ORIGIN, backend=BLS
@@ -225,7 +225,7 @@ class TestHandover:
 
     def test_skipping_an_epoch_or_another_origin(self) -> None:
         skipping = make_committee(7, SECRETS[4:9])
-        digest = compute_handover_digest(ORIGIN, 5, skipping.hash())
+        digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), skipping.hash())
         with pytest.raises(InvalidHandover, match="next epoch"):
             verify_handover(
                 COMMITTEE, Handover(skipping, certify(COMMITTEE, SECRETS, digest, [1, 2, 3])), origin=ORIGIN
