@@ -14,12 +14,14 @@ from relay.errors import (
     InvalidHandover,
     InvalidProofOfPossession,
     InvalidSignature,
+    MalformedEncoding,
     OriginMismatch,
     QuorumNotReached,
     UnknownSigner,
 )
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import (
+    HANDOVER_TAG,
     Checkpoint,
     Committee,
     Handover,
@@ -265,3 +267,34 @@ def test_large_committee_uses_the_non_signer_shortcut_correctly() -> None:
             gateway=GATEWAY,
             backend=BLS,
         )
+
+
+def test_a_threshold_below_two_thirds_is_refused_unless_allowed() -> None:
+    members = COMMITTEE.members  # weights 1, 2, 3, 4: total 10
+    with pytest.raises(InvalidCommittee, match="two thirds"):
+        Committee.create(5, members, threshold=6, backend=BLS)  # 18 < 20
+    assert Committee.create(5, members, threshold=6, backend=BLS, allow_low_threshold=True).threshold == 6
+    three = [Member(BLS.secret_to_public_key(s), BLS.prove_possession(s)) for s in SECRETS[:3]]
+    assert Committee.create(1, three, threshold=2, backend=BLS).threshold == 2  # exactly two thirds
+
+
+def test_the_handover_digest_binds_the_current_committee() -> None:
+    following = make_committee(6, SECRETS[4:9])
+    digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), following.hash())
+    assert digest == keccak256(
+        HANDOVER_TAG
+        + ORIGIN.to_bytes(4, "big")
+        + (5).to_bytes(8, "big")
+        + COMMITTEE.hash()
+        + following.hash()
+    )
+    assert HANDOVER_TAG.rstrip(b"\x00") == b"RELAY/HANDOVER/V2"
+    # A quorum of members shared with another committee of the same epoch cannot hand it over.
+    same_keys = make_committee(5, SECRETS[:4], weights=[1, 2, 3, 4], threshold=9)
+    replayed = Handover(following, certify(COMMITTEE, SECRETS, digest, [0, 1, 2, 3]))
+    verify_handover(COMMITTEE, replayed, origin=ORIGIN, backend=BLS)
+    with pytest.raises(InvalidHandover) as caught:
+        verify_handover(same_keys, replayed, origin=ORIGIN, backend=BLS)
+    assert isinstance(caught.value.__cause__, InvalidSignature)
+    with pytest.raises(MalformedEncoding):
+        compute_handover_digest(ORIGIN, 5, b"\x00" * 31, following.hash())
