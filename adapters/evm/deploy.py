@@ -28,7 +28,7 @@ from web3 import Web3
 from adapters.evm.build import load_artifact
 from adapters.evm.rpc import EvmEndpoint
 from relay.errors import TransientError
-from relay.verify.bls import public_key_to_eip2537, signature_to_eip2537
+from relay.verify.bls import proof_of_possession_to_eip2537, public_key_to_eip2537
 from relay.verify.committee import Committee
 from relay.verify.hashing import keccak256
 from relay.verify.message import address_to_bytes32
@@ -161,7 +161,11 @@ def committee_struct(committee: Committee) -> tuple[int, int, list[tuple[bytes, 
         committee.epoch,
         committee.threshold,
         [
-            (public_key_to_eip2537(m.public_key), signature_to_eip2537(m.proof_of_possession), m.weight)
+            (
+                public_key_to_eip2537(m.public_key),
+                proof_of_possession_to_eip2537(m.proof_of_possession),
+                m.weight,
+            )
             for m in committee.members
         ],
     )
