@@ -28,7 +28,8 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
 
     /// @notice `publicKey` is a 128-byte EIP-2537 G1 point; `proofOfPossession` the 256-byte
     /// EIP-2537 G2 encoding of its proof of possession (may be empty for a key this Gateway has
-    /// already seen proven, see `possessionProven`). The proof is not part of committee_hash.
+    /// already seen proven, see `possessionProven`). The proof is not part of committee_hash
+    /// (docs/adr/0006-proof-of-possession-on-chain.md).
     struct Member {
         bytes publicKey;
         bytes proofOfPossession;
