@@ -142,7 +142,21 @@ library BLS {
     {
         if (aggregatePublicKey.length != G1_POINT_LENGTH || signature.length != G2_POINT_LENGTH) return false;
         if (isG1Identity(aggregatePublicKey)) return false;
-        return _pairingCheck(aggregatePublicKey, hashToG2(message), signature);
+        bytes memory hashed = _hashToG2(message, DST_PRIME_HEAD);
+        assembly ("memory-safe") {
+            // e(pk, H(m)) * e(-G1, sig) == 1 (as _pairingCheck; inline here, the delivery path)
+            let input := mload(0x40)
+            mcopy(input, add(aggregatePublicKey, 0x20), 0x80)
+            mcopy(add(input, 0x80), add(hashed, 0x20), 0x100)
+            mstore(add(input, 0x180), NEG_G1_X_HIGH)
+            mstore(add(input, 0x1a0), NEG_G1_X_LOW)
+            mstore(add(input, 0x1c0), NEG_G1_Y_HIGH)
+            mstore(add(input, 0x1e0), NEG_G1_Y_LOW)
+            calldatacopy(add(input, 0x200), signature.offset, 0x100)
+            mstore(0x00, 0)
+            let ok := staticcall(gas(), PAIRING_CHECK, input, 0x300, 0x00, 0x20)
+            valid := and(ok, eq(mload(0x00), 1))
+        }
     }
 
     /// @notice PopVerify of the POP ciphersuite: `proof` (256-byte G2) signs the 48-byte compressed

@@ -580,8 +580,19 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         return keccak256(_encodeCommittee(committee));
     }
 
+    /// @dev One SLOAD for the whole CommitteeRef (a plain storage-to-memory copy loads the slot once
+    /// per field). Solidity packs the fields from the low-order end: pointer (bits 0-159), epoch
+    /// (160-223), size (224-239), deliveryPaused (240-247).
     function _enrolledCommittee(uint32 origin) private view returns (CommitteeRef memory committee) {
-        committee = _committees[origin];
+        CommitteeRef storage ref = _committees[origin];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        committee.pointer = address(uint160(word));
+        committee.epoch = uint64(word >> 160);
+        committee.size = uint16(word >> 224);
+        committee.deliveryPaused = (word >> 240) & 0xff != 0;
         if (committee.pointer == address(0)) revert UnknownOrigin(origin);
     }
 
