@@ -107,14 +107,20 @@ class HandoverProposal:
             raise MalformedEncoding("threshold out of range", threshold=self.threshold)
         if not 0 < len(self.members) <= MAX_COMMITTEE_SIZE:
             raise MalformedEncoding(
-                "a committee has 1..MAX_COMMITTEE_SIZE members", count=len(self.members), limit=MAX_COMMITTEE_SIZE
+                "a committee has 1..MAX_COMMITTEE_SIZE members",
+                count=len(self.members),
+                limit=MAX_COMMITTEE_SIZE,
             )
         if len(self.current_committee_hash) != HASH_LENGTH:
-            raise MalformedEncoding("current_committee_hash is 32 bytes", length=len(self.current_committee_hash))
+            raise MalformedEncoding(
+                "current_committee_hash is 32 bytes", length=len(self.current_committee_hash)
+            )
         for index, member in enumerate(self.members):
             if len(member.public_key) != PUBLIC_KEY_LENGTH:
                 raise MalformedEncoding(
-                    "member public key is 48 bytes (compressed G1)", member=index, length=len(member.public_key)
+                    "member public key is 48 bytes (compressed G1)",
+                    member=index,
+                    length=len(member.public_key),
                 )
             if len(member.proof_of_possession) != PROOF_OF_POSSESSION_LENGTH:
                 raise MalformedEncoding(
@@ -211,7 +217,9 @@ def signer_index_of(committee: Committee, public_key: bytes) -> int:
     for index, member in enumerate(committee.members):
         if member.public_key == public_key:
             return index
-    raise NotACommitteeMember("key is not a member of the committee", epoch=committee.epoch, public_key=public_key)
+    raise NotACommitteeMember(
+        "key is not a member of the committee", epoch=committee.epoch, public_key=public_key
+    )
 
 
 def aggregate_handover(
@@ -283,7 +291,14 @@ def proposal_from_dict(data: Any) -> HandoverProposal:
     """A proposal from JSON data; `MalformedEncoding` naming the field for anything off."""
     if not isinstance(data, dict):
         raise MalformedEncoding("a proposal is a JSON object")
-    unknown = set(data) - {"origin", "epoch", "threshold", "allow_low_threshold", "current_committee_hash", "members"}
+    unknown = set(data) - {
+        "origin",
+        "epoch",
+        "threshold",
+        "allow_low_threshold",
+        "current_committee_hash",
+        "members",
+    }
     if unknown:
         raise MalformedEncoding("unknown proposal fields", fields=sorted(unknown))
     members_data = data.get("members")
@@ -312,7 +327,9 @@ def proposal_from_dict(data: Any) -> HandoverProposal:
         epoch=_integer(data.get("epoch"), "epoch"),
         threshold=_integer(data.get("threshold"), "threshold"),
         members=tuple(members),
-        current_committee_hash=_unhex(data.get("current_committee_hash"), "current_committee_hash", HASH_LENGTH),
+        current_committee_hash=_unhex(
+            data.get("current_committee_hash"), "current_committee_hash", HASH_LENGTH
+        ),
         allow_low_threshold=allow,
     )
 
@@ -334,13 +351,17 @@ def certificate_from_dict(data: Any) -> HandoverCertificate:
     signers = _unhex(data["signers"], "signers")
     if not 0 < len(signers) <= (MAX_COMMITTEE_SIZE + 7) // 8:
         raise MalformedEncoding("signers bitfield of a wrong size", length=len(signers))
-    return HandoverCertificate(proposal, QuorumCertificate(signers, _unhex(data["signature"], "signature", SIGNATURE_LENGTH)))
+    return HandoverCertificate(
+        proposal, QuorumCertificate(signers, _unhex(data["signature"], "signature", SIGNATURE_LENGTH))
+    )
 
 
 def parse_json_document(text: str | bytes, what: str) -> Any:
     """JSON from a bounded document; `MalformedEncoding` when it is too large or not JSON."""
     if len(text) > MAX_DOCUMENT_BYTES:
-        raise MalformedEncoding(f"{what} is larger than any valid one", length=len(text), limit=MAX_DOCUMENT_BYTES)
+        raise MalformedEncoding(
+            f"{what} is larger than any valid one", length=len(text), limit=MAX_DOCUMENT_BYTES
+        )
     try:
         return json.loads(text)
     except ValueError as error:
@@ -354,7 +375,11 @@ def members_from_identities(identities: Sequence[Mapping[str, Any]]) -> list[Mem
         members.append(
             Member(
                 _unhex(identity.get("public_key"), f"[{index}].public_key", PUBLIC_KEY_LENGTH),
-                _unhex(identity.get("proof_of_possession"), f"[{index}].proof_of_possession", PROOF_OF_POSSESSION_LENGTH),
+                _unhex(
+                    identity.get("proof_of_possession"),
+                    f"[{index}].proof_of_possession",
+                    PROOF_OF_POSSESSION_LENGTH,
+                ),
                 _integer(identity.get("weight", 1), f"[{index}].weight"),
             )
         )

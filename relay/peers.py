@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from relay.chains import DeliveryItem
 from relay.handover import HandoverCertificate
@@ -60,6 +60,7 @@ class AttestorClient(Protocol):
         ...
 
 
+@runtime_checkable
 class HandoverSubmitter(Protocol):
     """A destination submitter that submits hand-overs (`DestinationService.SubmitHandover`)."""
 

@@ -160,7 +160,9 @@ class CheckpointLedger:
                     if known is not None and known != root:
                         raise FinalityConflict("signed log holds two roots for one index", index=index)
                     self._roots[index] = root
-                if contents.tree is not None and (self._tree is None or contents.tree.count > self._tree.count):
+                if contents.tree is not None and (
+                    self._tree is None or contents.tree.count > self._tree.count
+                ):
                     self._tree = contents.tree
             self.identity = identity
             self.signing = signing

@@ -54,7 +54,9 @@ class NoCommitteeChain(PermanentError):
 class CommitteeMembership:
     """Follows the origin's committee on the committee chain and keeps the ledger's identity in step."""
 
-    def __init__(self, ledger: CheckpointLedger, reader: CommitteeReader | None, poll_interval: float) -> None:
+    def __init__(
+        self, ledger: CheckpointLedger, reader: CommitteeReader | None, poll_interval: float
+    ) -> None:
         self.ledger = ledger
         self.reader = reader
         self.poll_interval = poll_interval
@@ -96,9 +98,12 @@ class CommitteeMembership:
             self.committee_hash = committee_hash
             self.member = member
             if changed:
-                self.ledger.change_identity(replace(identity, epoch=epoch, signer_index=index), signing=member)
+                self.ledger.change_identity(
+                    replace(identity, epoch=epoch, signer_index=index), signing=member
+                )
                 log.warning(
-                    "committee changed on chain" + ("" if member else ": this attestor is no longer a member"),
+                    "committee changed on chain"
+                    + ("" if member else ": this attestor is no longer a member"),
                     extra={
                         "origin": identity.origin,
                         "epoch": epoch,
@@ -141,19 +146,25 @@ class HandoverSigner:
         not answer; `NoCommitteeChain`: nothing to check against.
         """
         if self.reader is None:
-            raise NoCommitteeChain("no committee_chain configured: a hand-over cannot be checked against the chain")
+            raise NoCommitteeChain(
+                "no committee_chain configured: a hand-over cannot be checked against the chain"
+            )
         identity: AttestorIdentity = self.ledger.identity
         current = self.reader.current_committee(identity.origin)
         if current is None:
             raise NotACommitteeMember("origin is not enrolled on the committee chain", origin=identity.origin)
-        verify_proposal(proposal, origin=identity.origin, chain_epoch=current.epoch, chain_hash=current.committee_hash)
+        verify_proposal(
+            proposal, origin=identity.origin, chain_epoch=current.epoch, chain_hash=current.committee_hash
+        )
         keys = [key for key, _ in current.members]
         if identity.public_key not in keys:
             raise NotACommitteeMember(
                 "this attestor is not a member of the current committee", epoch=current.epoch
             )
         following = proposal.build_committee(self._backend)  # every proof of possession, the threshold rule
-        digest = compute_proposal_digest(identity.origin, current.epoch, current.committee_hash, following.hash())
+        digest = compute_proposal_digest(
+            identity.origin, current.epoch, current.committee_hash, following.hash()
+        )
         signature = self._backend.sign(self._secret_key, digest)
         log.warning(
             "hand-over signed",

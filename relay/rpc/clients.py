@@ -98,7 +98,9 @@ class GrpcAttestorClient:
             member=bool(identity.member),
         )
 
-    def sign_handover(self, proposal: HandoverProposal, operator_token: str, timeout: float) -> HandoverSignature:
+    def sign_handover(
+        self, proposal: HandoverProposal, operator_token: str, timeout: float
+    ) -> HandoverSignature:
         """The attestor's signature over the hand-over of `proposal` (it checks it first)."""
         request = attestation_pb2.SignHandoverRequest(
             proposal=convert.proposal_to_proto(proposal), operator_token=operator_token
@@ -178,7 +180,9 @@ class GrpcSubmitterClient:
 
     def submit_handover(self, certificate: HandoverCertificate, timeout: float) -> tuple[bytes, int]:
         """`SubmitHandover`: (transaction hash or b"", the gateway's epoch of the origin afterwards)."""
-        request = destination_pb2.SubmitHandoverRequest(handover=convert.handover_certificate_to_proto(certificate))
+        request = destination_pb2.SubmitHandoverRequest(
+            handover=convert.handover_certificate_to_proto(certificate)
+        )
         try:
             answer = self._stub.SubmitHandover(request, timeout=timeout)
         except grpc.RpcError as error:
