@@ -24,7 +24,7 @@ import inspect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from relay.errors import (
     EpochMismatch,
@@ -51,6 +51,19 @@ SIGNATURE_LENGTH = 96
 HASH_LENGTH = 32
 _UINT32_MAX = 2**32 - 1
 _UINT64_MAX = 2**64 - 1
+
+
+class OnChainCommitteeLike(Protocol):
+    """A committee as a gateway holds it (`relay.chains.OnChainCommittee`): keys and weights, no proofs."""
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def threshold(self) -> int: ...
+
+    @property
+    def members(self) -> tuple[tuple[bytes, int], ...]: ...
 
 
 class StaleProposal(InvalidProof):
@@ -210,6 +223,17 @@ class HandoverSignature:
     signature: bytes
     current_committee_hash: bytes
     next_committee_hash: bytes
+
+
+def build_committee_from_chain(committee: OnChainCommitteeLike) -> Committee:
+    """A `Committee` as a destination gateway holds it, without proofs of possession.
+
+    The gateway checked each member's proof of possession when the member entered (enrollment
+    or hand-over), so the relay relies on the gateway here instead of checking proofs it was not
+    given. Used only for a committee the relayer has no hand-over certificate for.
+    """
+    members = [Member(key, b"", weight) for key, weight in committee.members]
+    return Committee(committee.epoch, members, committee.threshold, _validated=True)
 
 
 def signer_index_of(committee: Committee, public_key: bytes) -> int:

@@ -38,6 +38,7 @@ class AttestorIdentity:
     public_key: bytes
     epoch: int = 0
     member: bool = True  # False: the attestor reads that it left the committee
+    proof_of_possession: bytes = b""
 
 
 class AttestorClient(Protocol):

@@ -33,11 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from relay.chains import CommitteeReader, OnChainCommittee
+from relay.chains import CommitteeReader
 from relay.errors import EpochMismatch, InvalidProof, RelayError
 from relay.handover import (
     HandoverCertificate,
     StaleProposal,
+    build_committee_from_chain,
     certificate_from_dict,
     certificate_to_dict,
     verify_handover_certificate,
@@ -48,7 +49,7 @@ from relay.peers import HandoverSubmitter
 from relay.relayer.common import Clock, describe
 from relay.store.base import Store, Transition
 from relay.verify.bls import BlsBackend
-from relay.verify.committee import Committee, Member
+from relay.verify.committee import Committee
 
 if TYPE_CHECKING:
     from relay.relayer.state import DestinationState, SourceState
@@ -69,17 +70,6 @@ class HandoverSubmission:
     transaction_hash: bytes = b""
     epoch: int = 0
     error: str = ""
-
-
-def build_committee_from_chain(committee: OnChainCommittee) -> Committee:
-    """A `Committee` as a destination gateway holds it, without proofs of possession.
-
-    The gateway checked each member's proof of possession when the member entered (enrollment
-    or hand-over), so the relay relies on the gateway here instead of checking proofs it was not
-    given. Used only for a committee the relayer has no hand-over certificate for.
-    """
-    members = [Member(key, b"", weight) for key, weight in committee.members]
-    return Committee(committee.epoch, members, committee.threshold, _validated=True)
 
 
 class CommitteeFollower:

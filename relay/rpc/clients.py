@@ -96,6 +96,7 @@ class GrpcAttestorClient:
             bytes(identity.public_key),
             epoch=int(identity.epoch),
             member=bool(identity.member),
+            proof_of_possession=bytes(identity.proof_of_possession),
         )
 
     def sign_handover(
