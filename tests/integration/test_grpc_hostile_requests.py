@@ -131,10 +131,51 @@ def test_relay_service_refuses_hostile_requests(world: World, hostile_channel: A
                     {C.NOT_FOUND},
                 ),
                 ("chains", stub.ListChains, relay_service_pb2.ListChainsRequest(), {C.OK}),
+                ("hand-over without token", stub.SubmitHandover, handover(), {C.PERMISSION_DENIED}),
+                ("empty hand-over", stub.SubmitHandover, handover(operator_token=TOKEN), bad),
+                ("129-member hand-over", stub.SubmitHandover, handover(129, operator_token=TOKEN), bad),
+                (
+                    "47-byte key hand-over",
+                    stub.SubmitHandover,
+                    handover(4, key_length=47, operator_token=TOKEN),
+                    bad,
+                ),
+                (
+                    "unknown origin hand-over",
+                    stub.SubmitHandover,
+                    handover(4, origin=9, operator_token=TOKEN),
+                    {C.FAILED_PRECONDITION},
+                ),
+                ("unsigned hand-over", stub.SubmitHandover, handover(4, operator_token=TOKEN), bad),
             ]
         )
     finally:
         relayer.stop()
+
+
+def handover(
+    members: int = 0, *, key_length: int = 48, origin: int = ORIGIN, operator_token: str = ""
+) -> relay_service_pb2.SubmitHandoverRelayRequest:
+    """A hand-over request for `origin` with `members` copies of member 0 and an all-zero signature."""
+    member = types_pb2.CommitteeMember(
+        public_key=MEMBERS[0].public_key[:key_length],
+        proof_of_possession=MEMBERS[0].proof_of_possession,
+        weight=1,
+    )
+    proposal = types_pb2.HandoverProposal(
+        origin=origin,
+        epoch=2,
+        threshold=max(members, 1),
+        members=[member] * members,
+        current_committee_hash=b"\x01" * 32,
+    )
+    return relay_service_pb2.SubmitHandoverRelayRequest(
+        handover=types_pb2.HandoverCertificate(
+            proposal=proposal,
+            certificate=types_pb2.QuorumCertificate(signers=b"\x07", signature=b"\x00" * 96),
+        ),
+        operator_token=operator_token,
+    )
 
 
 def serve(register: Callable[[grpc.Server], None], name: str) -> GrpcServer:

@@ -10,9 +10,13 @@ gRPC status and no signature.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +30,12 @@ from adapters.evm.gas import SigningCommittee
 from adapters.evm.submitter import EvmDestination
 from relay.config import SecretRef
 from relay.errors import PermanentError
-from relay.handover import HandoverProposal
+from relay.handover import (
+    HandoverProposal,
+    build_committee_from_chain,
+    certificate_from_dict,
+    verify_handover_certificate,
+)
 from relay.roles.attestor import Attestor, AttestorConfig
 from relay.tools.rotation import certify, collect_signatures, propose, read_committee
 from relay.verify.bls import get_backend, keygen
@@ -194,3 +203,76 @@ def test_sign_handover_refuses_every_attack_with_a_typed_status(
         valid, TOKEN, timeout=10
     ).signature  # the same proposal with the token: signed
     client.close()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay", "committee", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_committee_cli_proposes_and_certifies_a_handover(
+    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor], tmp_path: Path
+) -> None:
+    url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    chain = ["--origin", str(ORIGIN), "--rpc", url, "--gateway", bridge.destination.address]
+    member_files = []
+    for index, attestor in enumerate(attestors[1:4]):  # the kept members, as their attestors say
+        identity = run_cli("identity", "--attestor", address(attestor))
+        assert identity.returncode == 0, identity.stderr
+        member_files += ["--member", str(tmp_path / f"kept-{index}.json")]
+        (tmp_path / f"kept-{index}.json").write_text(identity.stdout)
+    for index, secret in enumerate(NEW_SECRETS):  # the new members, from their key files
+        key_file = tmp_path / f"new-{index}.hex"
+        key_file.write_text(hex(secret))
+        identity = run_cli("identity", "--key-file", str(key_file))
+        assert identity.returncode == 0, identity.stderr
+        member_files += ["--member", str(tmp_path / f"new-{index}.json")]
+        (tmp_path / f"new-{index}.json").write_text(identity.stdout)
+
+    low = run_cli("propose", *chain, *member_files, "--threshold", "3")
+    assert low.returncode == 1 and "two thirds" in low.stderr
+    proposal_file = tmp_path / "proposal.json"
+    proposed = run_cli("propose", *chain, *member_files, "--out", str(proposal_file))
+    assert proposed.returncode == 0, proposed.stderr
+    proposal = json.loads(proposal_file.read_text())
+    assert proposal["epoch"] == 2 and proposal["threshold"] == 4 and len(proposal["members"]) == 5
+
+    token_file = tmp_path / "attestor-token"
+    token_file.write_text(TOKEN)
+    certificate_file = tmp_path / "certificate.json"
+    handed = run_cli(
+        "handover",
+        *chain,
+        "--proposal",
+        str(proposal_file),
+        *[part for a in attestors for part in ("--attestor", address(a))],
+        "--attestor-token-file",
+        str(token_file),
+        "--out",
+        str(certificate_file),
+    )
+    assert handed.returncode == 0, handed.stderr
+    assert handed.stderr.count("signed as member") == 4 and handed.stderr.count(": refused: ") == 2
+    certificate = certificate_from_dict(json.loads(certificate_file.read_text()))
+    current = build_committee_from_chain(read_committee(url, bridge.destination.address, ORIGIN))
+    assert verify_handover_certificate(current, certificate).epoch == 2
+
+    tampered = json.loads(proposal_file.read_text())
+    tampered["members"][0]["proof_of_possession"] = tampered["members"][1]["proof_of_possession"]
+    proposal_file.write_text(json.dumps(tampered))
+    refused = run_cli(
+        "handover",
+        *chain,
+        "--proposal",
+        str(proposal_file),
+        "--attestor",
+        address(attestors[1]),
+        "--attestor-token-file",
+        str(token_file),
+    )
+    assert refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr
