@@ -20,7 +20,6 @@ boundary (it comes from whoever proposes).
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from typing import Any, Protocol
 
 from relay.errors import (
     EpochMismatch,
-    InvalidCommittee,
     InvalidProof,
     MalformedEncoding,
     OriginMismatch,
@@ -74,30 +72,11 @@ class NotACommitteeMember(InvalidProof):
     """The key is not in the committee (for example a member the last hand-over removed)."""
 
 
-def verify_threshold_rule(threshold: int, total_weight: int, *, allow_low_threshold: bool) -> None:
-    """Raise `InvalidCommittee` when `threshold` is below two thirds of `total_weight` (D4), unless allowed."""
-    if 3 * threshold < 2 * total_weight and not allow_low_threshold:
-        raise InvalidCommittee(
-            "threshold below two thirds of the total weight (pass --allow-low-threshold to insist)",
-            threshold=threshold,
-            total_weight=total_weight,
-        )
-
-
-def _digest_takes_current_hash() -> bool:
-    # Decision D1 binds the current committee's hash into the digest (RELAY/HANDOVER/V2). Until the
-    # branch that implements it is merged, compute_handover_digest takes three arguments.
-    return len(inspect.signature(compute_handover_digest).parameters) >= 4
-
-
 def compute_proposal_digest(
     origin: int, current_epoch: int, current_committee_hash: bytes, next_committee_hash: bytes
 ) -> bytes:
     """handover_digest of docs/protocol.md: what the committee of `current_epoch` signs to hand over."""
-    digest: Any = compute_handover_digest
-    if _digest_takes_current_hash():
-        return bytes(digest(origin, current_epoch, current_committee_hash, next_committee_hash))
-    return bytes(digest(origin, current_epoch, next_committee_hash))  # pragma: no cover - pre-D1
+    return compute_handover_digest(origin, current_epoch, current_committee_hash, next_committee_hash)
 
 
 @dataclass(frozen=True)
@@ -148,12 +127,13 @@ class HandoverProposal:
         Raises `InvalidCommittee`, `InvalidPublicKey` or `InvalidProofOfPossession` (with the
         member's index) for a proposal no attestor may sign.
         """
-        verify_threshold_rule(
+        return Committee.create(
+            self.epoch,
+            self.members,
             self.threshold,
-            sum(m.weight for m in self.members),
+            backend=backend,
             allow_low_threshold=self.allow_low_threshold,
         )
-        return Committee.create(self.epoch, self.members, self.threshold, backend=backend)
 
 
 def verify_proposal(proposal: HandoverProposal, *, origin: int, chain_epoch: int, chain_hash: bytes) -> None:

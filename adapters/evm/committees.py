@@ -26,6 +26,7 @@ from relay import errors
 from relay.chains import OnChainCommittee
 from relay.handover import HandoverCertificate
 from relay.metrics import RelayMetrics
+from relay.verify.bls import proof_of_possession_to_eip2537
 
 if TYPE_CHECKING:
     from adapters.evm.submitter import EvmDestination
@@ -97,32 +98,20 @@ class EvmCommitteeReader:
             raise errors.RpcUnavailable("the committee changed between two reads", origin=origin)
         decoded = []
         for member in members:
-            # Member is (publicKey, weight) or, with proofs of possession kept on-chain, (publicKey, proofOfPossession, weight).
+            # Member is (publicKey, proofOfPossession, weight); the Gateway keeps no proofs (returned empty).
             decoded.append((public_key_from_eip2537(bytes(member[0])), int(member[-1])))
         return OnChainCommittee(int(epoch), summary[1], int(threshold), tuple(decoded))
 
 
-def _member_components() -> list[str]:
-    for item in gateway_abi():
-        if item.get("type") == "function" and item.get("name") == "handover":
-            for argument in item["inputs"]:
-                if argument["name"] == "next":
-                    members = next(c for c in argument["components"] if c["name"] == "members")
-                    return [c["name"] for c in members["components"]]
-    raise errors.ConfigurationError("the Gateway ABI has no handover(origin, next, ...)")
-
-
-def compute_committee_argument(certificate: HandoverCertificate) -> tuple[int, int, list[tuple[Any, ...]]]:
-    """The Gateway's `Committee` struct for `handover`, in the compiled ABI's member layout."""
+def compute_committee_argument(
+    certificate: HandoverCertificate,
+) -> tuple[int, int, list[tuple[bytes, bytes, int]]]:
+    """The Gateway's `Committee` struct for `handover`: EIP-2537 keys and proofs of possession."""
     proposal = certificate.proposal
-    members = []
-    for member in proposal.members:
-        values = {
-            "publicKey": public_key_to_eip2537(member.public_key),
-            "proofOfPossession": signature_to_eip2537(member.proof_of_possession),  # a G2 point
-            "weight": member.weight,
-        }
-        members.append(tuple(values[name] for name in _member_components()))
+    members = [
+        (public_key_to_eip2537(m.public_key), proof_of_possession_to_eip2537(m.proof_of_possession), m.weight)
+        for m in proposal.members
+    ]
     return proposal.epoch, proposal.threshold, members
 
 
