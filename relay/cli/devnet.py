@@ -55,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from relay.tools.devnet import Devnet, DevnetOptions
     from relay.tools.devnet_run import ProgressPrinter, format_summary, run_messages
 
+    if args.rotate_after is not None and not 0 <= args.rotate_after < 2 * args.messages:
+        print(
+            "relay devnet: --rotate-after N needs 0 <= N < 2 x --messages (messages go both ways)",
+            file=sys.stderr,
+        )
+        return 2
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
         return 2
