@@ -103,7 +103,7 @@ class CommitteeMembership:
                 )
                 log.warning(
                     "committee changed on chain"
-                    + ("" if member else ": this attestor is no longer a member"),
+                    + ("" if member else ": this attestor is not a member of it"),
                     extra={
                         "origin": identity.origin,
                         "epoch": epoch,
