@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from relay.chains import DeliveryItem, SubmittedBatch
-from relay.errors import InvalidSignature, RpcUnavailable
+from relay.errors import InvalidHandover, InvalidSignature, RpcUnavailable
 from relay.metrics import RelayMetrics
 from relay.roles.attestor import AttestationServicer, AttestorIdentity, CheckpointLedger
 from relay.roles.submitter import DestinationServicer
@@ -250,6 +250,9 @@ class UnreachableChain:
     ) -> SubmittedBatch:
         raise InvalidSignature("the hostile request's signature does not verify")
 
+    def submit_handover(self, certificate: Any) -> tuple[bytes, int]:
+        raise InvalidHandover("the hostile hand-over does not verify")
+
 
 def test_destination_service_refuses_hostile_requests(hostile_channel: Any) -> None:
     served = serve(
@@ -288,8 +291,23 @@ def test_destination_service_refuses_hostile_requests(hostile_channel: Any) -> N
 
         bad = {C.INVALID_ARGUMENT}
         keys = destination_pb2.GetDeliveredRequest
+
+        def handover_request(members: int, key_length: int = 48) -> destination_pb2.SubmitHandoverRequest:
+            return destination_pb2.SubmitHandoverRequest(
+                handover=handover(members, key_length=key_length).handover
+            )
+
         check(
             [
+                (
+                    "well formed hand-over, forged",
+                    stub.SubmitHandover,
+                    handover_request(4),
+                    {C.FAILED_PRECONDITION},
+                ),
+                ("empty hand-over", stub.SubmitHandover, destination_pb2.SubmitHandoverRequest(), bad),
+                ("129-member hand-over", stub.SubmitHandover, handover_request(129), bad),
+                ("47-byte key hand-over", stub.SubmitHandover, handover_request(4, key_length=47), bad),
                 ("well formed, forged", stub.Deliver, deliver(), {C.OK}),
                 ("empty", stub.Deliver, destination_pb2.DeliverRequest(), bad),
                 ("no items", stub.Deliver, deliver(items=[]), bad),
