@@ -179,7 +179,7 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
             public_key=identity.public_key,
             proof_of_possession=identity.proof_of_possession,
             last_signed_index=self.ledger.last_signed_index,
-            member=self.ledger.signing,
+            not_member=not self.ledger.signing,
         )
 
     def SignHandover(self, request: Any, context: grpc.ServicerContext) -> attestation_pb2.HandoverSignature:  # noqa: N802

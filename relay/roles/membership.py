@@ -5,7 +5,7 @@ The configured `epoch` / `signer_index` are only where an attestor starts. With 
 that gateway's `committeeOf(origin)` every `committee_poll_interval` seconds and, when the epoch
 moved on, `currentCommittee(origin)`: it finds its own key there and signs under the new epoch
 and signer index from then on, or, removed from the committee, stops signing and reports it is
-not a member (`AttestorIdentity.member`). Epochs only go up: a read that shows an older epoch
+not a member (`GetIdentity` answers `not_member: true`). Epochs only go up: a read that shows an older epoch
 than the one followed is logged and ignored.
 
 Trust: the committee chain's RPC is trusted to say which committee the gateway holds. A lying

@@ -96,7 +96,7 @@ class GrpcAttestorClient:
             int(identity.signer_index),
             bytes(identity.public_key),
             epoch=int(identity.epoch),
-            member=bool(identity.member),
+            member=not identity.not_member,
             proof_of_possession=bytes(identity.proof_of_possession),
         )
 
