@@ -480,6 +480,7 @@ class Devnet:
                 suffix = f", metrics http://{metrics}/metrics" if metrics else ""
                 lines.append(f"{name}: gRPC {self.addresses[name]}{suffix}")
         lines.append(f"operator token: {self.run_dir}/keys/operator-token")
+        lines.append(f"attestors' operator token (SignHandover): {self.run_dir}/keys/attestor-token")
         lines.append(f"logs: {self.run_dir}/logs/")
         return "\n".join(lines)
 
