@@ -247,6 +247,8 @@ class Attestor(ServedRole):
             self.membership.refresh(time.monotonic())
         except RelayError as error:
             log.warning("committee read failed", extra={"reason": error.reason, "error": str(error)})
+        except Exception:  # following the committee must never stop the signing loop
+            log.exception("committee read crashed; signing goes on under the last known committee")
         state = self.finality.finalized_checkpoint_state()
         self.last_success = time.monotonic()
         if state is None:
