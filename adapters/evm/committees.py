@@ -80,7 +80,9 @@ class EvmCommitteeReader:
             raise errors.RpcUnavailable(f"{name} reverted", origin=origin, error=str(error)[:200]) from error
         except web3_errors.Web3Exception as error:
             # An answer that does not decode (no contract there yet, a node mid-reset): ask again later.
-            raise errors.RpcUnavailable(f"{name} answer unusable", origin=origin, error=str(error)[:200]) from error
+            raise errors.RpcUnavailable(
+                f"{name} answer unusable", origin=origin, error=str(error)[:200]
+            ) from error
 
     def committee_of(self, origin: int) -> tuple[int, bytes] | None:
         """(epoch, committee_hash) of `origin` on this Gateway; None if it is not enrolled."""
