@@ -81,10 +81,12 @@ ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     # ATTESTED -> FINAL: the stored certificate could not be used (e.g. the relayer's own tree is
     # not yet complete up to the checkpoint); the message waits for another checkpoint.
     S.ATTESTED: frozenset({S.VERIFIED, S.REJECTED, S.FINAL}),
-    S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED, S.UNPAID}),
+    # -> FINAL: attested under a committee epoch the destinations no longer accept (a hand-over);
+    # attested again under the new one.
+    S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED, S.UNPAID, S.FINAL}),
     S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED, S.PAUSED}),
     # A due retry is submitted again; past the retry window it is parked.
-    S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED, S.UNPAID}),
+    S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED, S.UNPAID, S.FINAL}),
     # Paid for (a top-up, a lower gas price) or delivered by someone else.
     S.UNPAID: frozenset({S.VERIFIED, S.DELIVERED}),
     # Tried again after `retry.paused_recheck`, or delivered by someone else after the unpause.

@@ -166,6 +166,27 @@ class RelayMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.committee_epoch = Gauge(
+            "committee_epoch",
+            "The committee epoch the relayer attests each origin under (followed from the destination gateways).",
+            ["origin"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.handovers_submitted = Counter(
+            "handovers_submitted",
+            "Hand-over certificates the relayer had a destination's submitter submit.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.reattested = Counter(
+            "reattested_messages",
+            "Messages sent back to be attested again because a hand-over moved their origin to a new epoch.",
+            ["origin"],
+            namespace=ns,
+            registry=registry,
+        )
         self.tree_repairs = Counter(
             "tree_repairs",
             "Times a committee checkpoint disagreed with the relayer's tree and the tree was re-read.",

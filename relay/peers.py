@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from relay.chains import DeliveryItem
+from relay.handover import HandoverCertificate
 from relay.verify.committee import Checkpoint, QuorumCertificate
 
 
@@ -35,6 +36,9 @@ class AttestorIdentity:
     origin: int
     signer_index: int
     public_key: bytes
+    epoch: int = 0
+    member: bool = True  # False: the attestor reads that it left the committee
+    proof_of_possession: bytes = b""
 
 
 class AttestorClient(Protocol):
@@ -54,6 +58,16 @@ class AttestorClient(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+        ...
+
+
+@runtime_checkable
+class HandoverSubmitter(Protocol):
+    """A destination submitter that submits hand-overs (`DestinationService.SubmitHandover`)."""
+
+    def submit_handover(self, certificate: HandoverCertificate, timeout: float) -> tuple[bytes, int]:
+        """(transaction hash or b"" if none was needed, the gateway's epoch afterwards). Raises
+        `TransientError`, or `PermanentError` when the gateway refuses it."""
         ...
 
 

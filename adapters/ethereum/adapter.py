@@ -17,6 +17,7 @@ from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransp
 from adapters.evm import adapter as evm
 from relay.chains import (
     ChainConfigBase,
+    CommitteeReader,
     CursorStore,
     DeliveryReader,
     DestinationChain,
@@ -53,6 +54,11 @@ def create_payment_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> Paym
 def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> GasMarketReader:
     """The EVM gas market reader (`eth_gasPrice`, the latest block's gas limit)."""
     return evm.create_gas_market_reader(chain, metrics)
+
+
+def create_committee_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> CommitteeReader:
+    """The EVM committee reader (the destination gateway's `committeeOf` / `currentCommittee`)."""
+    return evm.create_committee_reader(chain, metrics)
 
 
 def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> FinalitySource:

@@ -6,6 +6,7 @@ progress, reorgs, gas and balances are counted from the first call.
 
 from __future__ import annotations
 
+from adapters.evm.committees import EvmCommitteeReader
 from adapters.evm.config import EvmCompatibleChainConfig
 from adapters.evm.delivery import EvmDeliveryReader
 from adapters.evm.economics import EvmGasMarketReader, EvmPaymentReader
@@ -54,3 +55,8 @@ def create_payment_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmP
 def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmGasMarketReader:
     """The relayer's keyless view of `chain`'s gas price and block gas limit."""
     return EvmGasMarketReader(evm_chain(chain), metrics)
+
+
+def create_committee_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmCommitteeReader:
+    """A keyless view of the committees `chain`'s gateway trusts (`committeeOf`, `currentCommittee`)."""
+    return EvmCommitteeReader(evm_chain(chain), metrics)

@@ -32,6 +32,7 @@ fee policy in `adapters.evm.fees`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from adapters.evm.calldata import (
     PreparedCall,
     compress_branch,
 )
+from adapters.evm.committees import EvmCommitteeReader, submit_handover
 from adapters.evm.config import EvmCompatibleChainConfig
 from adapters.evm.delivery import read_delivered
 from adapters.evm.errors import (
@@ -78,6 +80,7 @@ from adapters.evm.transactions import AccountTransactions, SentTransaction
 from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
 from relay.errors import ConfigurationError, RelayError
+from relay.handover import HandoverCertificate
 from relay.metrics import RelayMetrics
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
@@ -152,6 +155,17 @@ class EvmDestination:
             self.metrics.submitter_balance.labels(self.chain.name, self.account).set(balance)
             self.metrics.submitter_nonce.labels(self.chain.name, self.account).set(nonce)
         return EvmDestinationStatus(self.domain, head, nonce, balance, bytes.fromhex(self.account[2:]))
+
+    # --- hand-overs ---------------------------------------------------------------------------
+
+    @functools.cached_property
+    def committee_reader(self) -> EvmCommitteeReader:
+        """This Gateway's committees, read through the submitter's endpoint."""
+        return EvmCommitteeReader(self.chain, self.metrics)
+
+    def submit_handover(self, certificate: HandoverCertificate) -> tuple[bytes, int]:
+        """Send `handover` for `certificate` unless not needed (`relay.chains.HandoverDestination`)."""
+        return submit_handover(self, certificate)
 
     # --- delivering ---------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ adapter or web3.
   deliveries on the chain itself instead of on a submitter's word.
 - `PaymentReader`: the relayer's read-only view of a source gateway's gas payments (`gasPaid`).
 - `GasMarketReader`: the relayer's read-only view of a destination's gas price and block gas limit.
+- `CommitteeReader`: a destination gateway's current committee of an origin (`committeeOf`,
+  `currentCommittee`), read without a key by the relayer and the attestors that follow it;
+  `HandoverDestination` (optional on a `DestinationChain`): submits a hand-over certificate.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import model_validator
 
 from relay.config import StrictModel
+from relay.handover import HandoverCertificate
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.message import Message
 
@@ -289,4 +293,45 @@ class DestinationStatus(Protocol):
     @property
     def account(self) -> bytes:
         """The sending account's address, as the chain encodes it."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnChainCommittee:
+    """An origin's current committee as a destination gateway holds it.
+
+    `members`: (48-byte compressed public key, weight) in signer order. The gateway keeps no
+    proofs of possession: it checked them when the members entered (docs/protocol.md).
+    """
+
+    epoch: int
+    committee_hash: bytes
+    threshold: int
+    members: tuple[tuple[bytes, int], ...]
+
+
+class CommitteeReader(Protocol):
+    """The committees one destination gateway trusts, read from the chain (no key)."""
+
+    domain: int
+
+    def committee_of(self, origin: int) -> tuple[int, bytes] | None:
+        """(epoch, committee_hash) of `origin`'s current committee; None if `origin` is not enrolled.
+        `TransientError` if it could not be read."""
+        ...
+
+    def current_committee(self, origin: int) -> OnChainCommittee | None:
+        """`origin`'s current committee in full; None if not enrolled; `TransientError` if unread."""
+        ...
+
+
+@runtime_checkable
+class HandoverDestination(Protocol):
+    """A destination that can submit hand-overs (the submitter's `DestinationChain`s do)."""
+
+    def submit_handover(self, certificate: HandoverCertificate) -> tuple[bytes, int]:
+        """Send the gateway's `handover` for the certificate unless its committee is already at
+        the proposal's epoch or later; wait for the receipt. Returns (transaction hash or b"",
+        the gateway's epoch of that origin afterwards). The gateway's refusal is `InvalidProof`
+        (never retried); RPC trouble `TransientError`."""
         ...

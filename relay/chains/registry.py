@@ -31,6 +31,7 @@ from pydantic import BeforeValidator, Field, TypeAdapter
 
 from relay.chains import (
     ChainConfigBase,
+    CommitteeReader,
     CursorStore,
     DeliveryReader,
     DestinationChain,
@@ -128,6 +129,11 @@ def create_delivery_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> Del
 def create_payment_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> PaymentReader:
     """A read-only view of the gas payments recorded by `chain`'s (source) gateway."""
     return _adapter(chain.kind).create_payment_reader(chain, metrics)  # type: ignore[no-any-return]
+
+
+def create_committee_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> CommitteeReader:
+    """A read-only view of the committees `chain`'s gateway trusts (`committeeOf`, `currentCommittee`)."""
+    return _adapter(chain.kind).create_committee_reader(chain, metrics)  # type: ignore[no-any-return]
 
 
 def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> GasMarketReader:

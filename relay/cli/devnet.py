@@ -35,6 +35,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also run a real Prometheus scraping every role, with the alert rules loaded",
     )
+    parser.add_argument(
+        "--rotate-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="after N deliveries, hand both committees over to 5 members (one removed, two added) "
+        "while traffic continues",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -47,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from relay.tools.devnet import Devnet, DevnetOptions
     from relay.tools.devnet_run import ProgressPrinter, format_summary, run_messages
 
+    if args.rotate_after is not None and not 0 <= args.rotate_after < 2 * args.messages:
+        print(
+            "relay devnet: --rotate-after N needs 0 <= N < 2 x --messages (messages go both ways)",
+            file=sys.stderr,
+        )
+        return 2
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
         return 2
@@ -55,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         confirmations=args.confirmations,
         max_batch=args.max_batch,
         prometheus=args.prometheus,
+        spare_members=2 if args.rotate_after is not None else 0,
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -72,10 +87,21 @@ def run(args: argparse.Namespace) -> int:
         if args.messages:
             print(f"devnet: sending {args.messages} messages each way with the example app", flush=True)
             printer = ProgressPrinter()
-            result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
+            result = run_messages(
+                devnet,
+                args.messages,
+                timeout=args.timeout,
+                report=printer,
+                rotate_after=args.rotate_after,
+                say=lambda text: print(f"\ndevnet: {text}", flush=True),
+            )
             printer.finish()
             print(format_summary(result), flush=True)
-            code = 0 if result.delivered == result.sent and result.received_ok else 1
+            code = (
+                0
+                if result.delivered == result.sent and result.received_ok and not result.rotation_error
+                else 1
+            )
         if args.keep_running:
             print(devnet.describe(), flush=True)
             print("devnet: running; Ctrl-C stops everything it started", flush=True)

@@ -7,6 +7,7 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | stage | module | moves messages |
 |---|---|---|
 | ingest (watch, reorgs) | `ingest` | -> OBSERVED -> FINAL, orphans removed |
+| committees | `committees` | (the committee of each origin, followed from hand-overs and the destination gateways); messages attested under an older epoch -> FINAL |
 | tree | `tree` | (the in-memory Merkle tree of each origin, synced from the store) |
 | attestation collection | `attest` | FINAL -> ATTESTED |
 | proving | `prove` | ATTESTED -> VERIFIED or REJECTED |
@@ -37,8 +38,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from relay.errors import ConfigurationError, InvalidProof, RelayError
+from relay.handover import HandoverCertificate
 from relay.health import GrpcServingProbe
 from relay.metrics import RelayMetrics
+from relay.relayer.committees import HandoverSubmission
 from relay.relayer.common import Clock
 from relay.relayer.config import (
     BatchingConfig,
@@ -62,6 +65,7 @@ from relay.relayer.state import DestinationState, SourceState
 from relay.relayer.tree import OriginTree
 from relay.relayer.wiring import (
     AttestorFactory,
+    CommitteeReaderFactory,
     DeliveryReaderFactory,
     Factories,
     GasMarketReaderFactory,
@@ -118,6 +122,7 @@ class Relayer:
         delivery_reader_factory: DeliveryReaderFactory | None = None,
         payment_reader_factory: PaymentReaderFactory | None = None,
         gas_market_reader_factory: GasMarketReaderFactory | None = None,
+        committee_reader_factory: CommitteeReaderFactory | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -132,6 +137,7 @@ class Relayer:
             delivery_reader=delivery_reader_factory,
             payment_reader=payment_reader_factory,
             gas_market_reader=gas_market_reader_factory,
+            committee_reader=committee_reader_factory,
         )
         self._clock = clock
         self._operator_token = config.operator_token.reveal() if config.operator_token else None
@@ -220,6 +226,8 @@ class Relayer:
             self.factories,
             self._interrupted,
         )
+        for source in self.sources.values():
+            stages.committees.restore(source)
         stages.outcomes.recover_submitted()
         self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
         log.info(
@@ -476,6 +484,10 @@ class Relayer:
     def process_source(self, source: SourceState) -> bool:
         """Ingest, attest and prove one source once; True if some message became VERIFIED."""
         stages = self.stages
+        try:
+            stages.committees.follow(source)
+        except RelayError as error:
+            log.warning("committee sync failed", extra={"origin": source.domain, "error": str(error)})
         stages.ingest.poll(source)
         stages.attestations.collect(source)
         return stages.prover.verify_attested(source)
@@ -516,6 +528,22 @@ class Relayer:
         for destination in self.destinations.values():
             destination.wake.set()
         return record
+
+    def submit_handover(self, certificate: HandoverCertificate) -> tuple[int, list[HandoverSubmission]]:
+        """Operator call: verify and keep a hand-over certificate, submit it where a gateway lags.
+
+        Returns the relayer's committee epoch of the origin and what happened per destination.
+        Raises `LookupError` for an origin this relayer does not watch, `InvalidProof` subclasses
+        for a certificate that does not verify.
+        """
+        source = self.sources.get(certificate.proposal.origin)
+        if source is None:
+            raise LookupError("origin not watched by this relayer")
+        committees = self.stages.committees
+        committees.accept(source, certificate)
+        submissions = committees.submit_where_lagging(source)
+        source.committee_sync_due = True
+        return max(source.committees), submissions
 
     def route_costs(self) -> dict[tuple[int, int], RouteCost]:
         """Gas and native amounts spent and paid per (origin, destination) since the start."""

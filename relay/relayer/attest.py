@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import OrderedDict, defaultdict
 from concurrent import futures
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from relay.errors import (
@@ -33,7 +34,7 @@ from relay.relayer.common import Clock, describe, retry_counter
 from relay.retry import ATTESTOR_READ
 from relay.store.base import SignatureRecord, Store
 from relay.verify.bls import BlsBackend
-from relay.verify.committee import Checkpoint
+from relay.verify.committee import Checkpoint, Committee
 
 if TYPE_CHECKING:
     from relay.relayer.state import SourceState
@@ -42,6 +43,14 @@ log = logging.getLogger("relay.relayer")
 
 QUORUM_PROBE_SECONDS = 5.0  # how often an idle relayer checks which attestors answer
 VERDICT_CACHE_SIZE = 10_000  # partial signatures whose verdict is remembered (skips re-pairing)
+
+
+def member_index(committee: Committee, public_key: bytes) -> int | None:
+    """The position of `public_key` in `committee`, None if it is not a member."""
+    for index, member in enumerate(committee.members):
+        if member.public_key == public_key:
+            return index
+    return None
 
 
 class AttestationCollector:
@@ -79,7 +88,9 @@ class AttestationCollector:
         reachable: set[int] = set()
         for address, partial in self.ask_attestors(source, min_index):
             if not self.record_partial(source, address, partial):
-                reachable.add(partial.signer_index)
+                index = member_index(source.committee, partial.public_key)
+                if index is not None:
+                    reachable.add(index)
         source.reachable_weight = source.committee.signed_weight(sorted(reachable))
         self._metrics.set_quorum(source.domain, source.reachable_weight, source.committee.threshold)
         chosen = self.choose_checkpoint(source, min_index, usable)
@@ -140,18 +151,16 @@ class AttestationCollector:
         self._metrics.set_quorum(source.domain, source.reachable_weight, source.committee.threshold)
 
     def identify_attestor(self, source: SourceState, attestor: AttestorClient) -> int | None:
-        """The member index `attestor` proves to be (index, key and origin match), else None."""
+        """The member index of the key `attestor` names (same origin, still a member), else None."""
         try:
             identity = attestor.get_identity(self._timeout)
         except RelayError:
             return None
-        index = identity.signer_index
-        members = source.committee.members
-        if identity.origin != source.domain or not 0 <= index < len(members):
+        if identity.origin != source.domain or not identity.member:
             return None
-        if identity.public_key != members[index].public_key:
-            return None
-        return index
+        if identity.epoch > source.committee.epoch:
+            source.committee_sync_due = True
+        return member_index(source.committee, identity.public_key)
 
     def ask_attestors(self, source: SourceState, min_index: int) -> list[tuple[str, PartialSignature]]:
         """Every answering attestor's signature covering `min_index`, as (address, partial)."""
@@ -184,14 +193,32 @@ class AttestationCollector:
         except InvalidProof as error:
             log.warning("attestor answered malformed data", extra={**fields, "error": describe(error)})
         except RelayError as error:
-            log.warning("attestor refused the request", extra={**fields, "error": describe(error)})
+            if "not a member" in str(error):
+                log.debug("attestor is not a member of the committee", extra=fields)
+            else:
+                log.warning("attestor refused the request", extra={**fields, "error": describe(error)})
         return None
 
     def record_partial(self, source: SourceState, address: str, partial: PartialSignature) -> str:
-        """Check one partial signature against the member it claims to be; store it with the verdict.
+        """Check one partial signature against the member whose key it names; store it with the verdict.
 
-        Returns the rejection reason, "" for a valid signature.
+        The signer index is the key's position in the committee (what the attestor claims is not
+        trusted). A signature under an earlier epoch this relayer followed is skipped, not counted
+        as a forgery (the attestor has not switched yet); a newer one is rejected as usual and asks
+        the committee stage to sync. Returns the rejection reason, "" for a valid signature.
         """
+        epoch = source.committee.epoch
+        if partial.checkpoint.epoch > epoch:
+            source.committee_sync_due = True  # maybe a hand-over this relayer has not seen yet
+        elif partial.checkpoint.epoch < epoch and partial.checkpoint.epoch in source.committees:
+            log.debug(
+                "attestor still signs under the previous committee epoch; skipped",
+                extra={"attestor": address, "epoch": partial.checkpoint.epoch, "expected": epoch},
+            )
+            return "epoch"
+        index = member_index(source.committee, partial.public_key)
+        if index is not None and index != partial.signer_index:
+            partial = replace(partial, signer_index=index)
         # The claimed key is part of the verdict: the same signature replayed under a wrong key is
         # rejected without poisoning the verdict for the member's own copy.
         key = (partial.checkpoint.digest(), partial.signer_index, partial.signature, partial.public_key)
@@ -280,6 +307,8 @@ class AttestationCollector:
         best_rank = (-1, False)
         best_weight = 0
         for checkpoint, signatures in groups.items():
+            if checkpoint.epoch != committee.epoch:
+                continue  # signed under another committee (before or during a hand-over)
             weight = committee.signed_weight(list(signatures))
             best_weight = max(best_weight, weight)
             if weight < committee.threshold or checkpoint.index >= usable:

@@ -148,6 +148,9 @@ class RelayerConfig(StrictModel):
     poll_interval: float = 0.5
     attestor_timeout: float = 2.0
     submitter_timeout: float = 120.0
+    # How often each destination gateway's committee of every origin is read (`committeeOf`): to
+    # follow hand-overs and to submit the known ones where a gateway lags.
+    committee_sync_interval: float = 5.0
     # RelayService: at most this many streams (WatchMessages) and unary calls at once, each kind
     # with its own server threads; a call over its limit gets RESOURCE_EXHAUSTED at once.
     max_watch_streams: int = 32

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from relay.chains import DeliveryReader, SourceWatcher
+from relay.handover import HandoverCertificate
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.config import DestinationConfig, SourceConfig
 from relay.relayer.ingest import DeferredCursors
@@ -36,6 +37,16 @@ class SourceState:
     last_quorum_probe_at: float = 0.0
     reachable_weight: int | None = None  # attestor weight that answered last time it was measured
     repair_requested: bool = False  # a genuine checkpoint disagreed with the tree: re-read the source
+    # Every committee of this origin the relayer knows, by epoch (the trusted start, those verified
+    # through hand-over certificates, and those read from a destination gateway).
+    committees: dict[int, Committee] = field(default_factory=dict)
+    handovers: dict[int, HandoverCertificate] = field(default_factory=dict)  # verified, by next epoch
+    destination_epochs: dict[int, int] = field(default_factory=dict)  # each gateway's epoch, last read
+    committee_sync_due: bool = True
+    last_committee_sync: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.committees.setdefault(self.committee.epoch, self.committee)
 
     @property
     def domain(self) -> int:

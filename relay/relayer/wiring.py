@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 
-from relay.chains import ChainConfigBase, DeliveryReader, GasMarketReader, PaymentReader
+from relay.chains import ChainConfigBase, CommitteeReader, DeliveryReader, GasMarketReader, PaymentReader
 from relay.chains.registry import (
+    create_committee_reader,
     create_delivery_reader,
     create_gas_market_reader,
     create_payment_reader,
@@ -23,6 +24,7 @@ from relay.chains.registry import (
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.attest import AttestationCollector
+from relay.relayer.committees import CommitteeFollower
 from relay.relayer.common import Clock
 from relay.relayer.config import RelayerConfig
 from relay.relayer.costs import RouteCosts
@@ -41,6 +43,7 @@ SubmitterFactory = Callable[[str], SubmitterClient]
 DeliveryReaderFactory = Callable[[ChainConfigBase], DeliveryReader]
 PaymentReaderFactory = Callable[[ChainConfigBase], PaymentReader]
 GasMarketReaderFactory = Callable[[ChainConfigBase], GasMarketReader]
+CommitteeReaderFactory = Callable[[ChainConfigBase], CommitteeReader]
 
 
 def grpc_attestor(address: str) -> AttestorClient:
@@ -67,6 +70,7 @@ class Factories:
     delivery_reader: DeliveryReaderFactory
     payment_reader: PaymentReaderFactory
     gas_market_reader: GasMarketReaderFactory
+    committee_reader: CommitteeReaderFactory
 
     @classmethod
     def with_defaults(
@@ -79,6 +83,7 @@ class Factories:
         delivery_reader: DeliveryReaderFactory | None = None,
         payment_reader: PaymentReaderFactory | None = None,
         gas_market_reader: GasMarketReaderFactory | None = None,
+        committee_reader: CommitteeReaderFactory | None = None,
     ) -> Factories:
         """The given factories, and the gRPC clients and registry adapters (on `metrics`) for the rest."""
         return cls(
@@ -88,6 +93,7 @@ class Factories:
             delivery_reader=delivery_reader or (lambda chain: create_delivery_reader(chain, metrics)),
             payment_reader=payment_reader or (lambda chain: create_payment_reader(chain, metrics)),
             gas_market_reader=gas_market_reader or (lambda chain: create_gas_market_reader(chain, metrics)),
+            committee_reader=committee_reader or (lambda chain: create_committee_reader(chain, metrics)),
         )
 
 
@@ -125,6 +131,26 @@ class Stages:
             store, metrics, clock, backend, pool, config.attestor_timeout
         )
         self.prover = Prover(store, metrics, clock, backend)
+        committee_readers = {
+            d.domain: factories.committee_reader(d.config.chain)
+            for d in destinations.values()
+            if d.config.chain is not None
+        }
+
+        def wake_deliveries() -> None:
+            for destination in destinations.values():
+                destination.wake.set()
+
+        self.committees = CommitteeFollower(
+            store,
+            metrics,
+            clock,
+            backend,
+            dict(destinations),
+            committee_readers,
+            config.committee_sync_interval,
+            wake_deliveries,
+        )
         readers = {d.domain: d.reader for d in destinations.values() if d.reader is not None}
         self.outcomes = Outcomes(
             store,

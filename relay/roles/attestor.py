@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 from pydantic import field_validator
 
-from relay.chains import FinalitySource, TreeHistory
+from relay.chains import CommitteeReader, FinalitySource, TreeHistory
 from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
@@ -39,6 +39,7 @@ from relay.roles.ledger import (
     NonExtendingRoot,
     read_signed_log,
 )
+from relay.roles.membership import CommitteeMembership, HandoverSigner, sign_handover_call
 from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
 from relay.rpc.limits import CallLimits
@@ -85,6 +86,13 @@ class AttestorConfig(StrictModel):
     # signs a different root for an index it signed before, nor a root that does not extend the
     # tree it signed. None: kept in memory only (lost on restart).
     signed_log: str | None = None
+    # A destination chain whose gateway has this origin enrolled: the attestor follows the
+    # committee there (`committeeOf` / `currentCommittee`) instead of the configured epoch and
+    # signer index, which are then only the start, and checks hand-over proposals against it.
+    committee_chain: ChainConfig | None = None
+    committee_poll_interval: float = 2.0
+    # Needed by SignHandover (an operator's call); None: SignHandover is refused.
+    operator_token: SecretRef | None = None
 
     @field_validator("signer_index", "epoch")
     @classmethod
@@ -93,7 +101,7 @@ class AttestorConfig(StrictModel):
             raise ValueError("must be >= 0")
         return value
 
-    @field_validator("poll_interval", "max_staleness")
+    @field_validator("poll_interval", "max_staleness", "committee_poll_interval")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -113,11 +121,14 @@ def parse_secret_key(text: str) -> int:
 
 
 class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
-    """gRPC AttestationService over a `CheckpointLedger`."""
+    """gRPC AttestationService over a `CheckpointLedger` (and a `HandoverSigner` for SignHandover)."""
 
-    def __init__(self, ledger: CheckpointLedger, stopping: threading.Event) -> None:
+    def __init__(
+        self, ledger: CheckpointLedger, stopping: threading.Event, signer: HandoverSigner | None = None
+    ) -> None:
         self.ledger = ledger
         self.stopping = stopping
+        self.signer = signer
 
     def _check_origin(self, origin: int, context: grpc.ServicerContext) -> None:
         expected = self.ledger.identity.origin
@@ -130,6 +141,11 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
     def GetCheckpoint(self, request: Any, context: grpc.ServicerContext) -> types_pb2.CheckpointSignature:  # noqa: N802
         """The newest signed checkpoint with index >= min_index; NOT_FOUND before there is one."""
         self._check_origin(request.origin, context)
+        if not self.ledger.signing:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this attestor is not a member of the committee of epoch {self.ledger.identity.epoch}",
+            )
         signed = self.ledger.newest_at_least(request.min_index)
         if signed is None:
             context.abort(
@@ -163,7 +179,12 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
             public_key=identity.public_key,
             proof_of_possession=identity.proof_of_possession,
             last_signed_index=self.ledger.last_signed_index,
+            not_member=not self.ledger.signing,
         )
+
+    def SignHandover(self, request: Any, context: grpc.ServicerContext) -> attestation_pb2.HandoverSignature:  # noqa: N802
+        """Check a hand-over proposal against the chain and sign it (`relay.roles.membership`)."""
+        return sign_handover_call(self.signer, request, context)
 
 
 class Attestor(ServedRole):
@@ -175,6 +196,7 @@ class Attestor(ServedRole):
         *,
         finality: FinalitySource | None = None,
         backend: BlsBackend | None = None,
+        committee_reader: CommitteeReader | None = None,
     ) -> None:
         from prometheus_client import CollectorRegistry
 
@@ -195,6 +217,11 @@ class Attestor(ServedRole):
             proof_of_possession=self.backend.prove_possession(secret_key),
         )
         self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history, config.signed_log)
+        if committee_reader is None and config.committee_chain is not None:
+            committee_reader = chain_registry.create_committee_reader(config.committee_chain, self.metrics)
+        self.membership = CommitteeMembership(self.ledger, committee_reader, config.committee_poll_interval)
+        token = config.operator_token.reveal() if config.operator_token is not None else None
+        self.handover_signer = HandoverSigner(self.ledger, committee_reader, secret_key, self.backend, token)
         # Extension is checked when the source can show its leaves (EVM and ethereum sources can).
         self.tree_history: TreeHistory | None = (
             self.finality if isinstance(self.finality, TreeHistory) else None
@@ -215,7 +242,13 @@ class Attestor(ServedRole):
     # --- the loop -----------------------------------------------------------------------------
 
     def poll_once(self) -> PartialSignature | None:
-        """Read the final state once and sign it if it is new."""
+        """Follow the committee (when due), read the final state once and sign it if it is new."""
+        try:
+            self.membership.refresh(time.monotonic())
+        except RelayError as error:
+            log.warning("committee read failed", extra={"reason": error.reason, "error": str(error)})
+        except Exception:  # following the committee must never stop the signing loop
+            log.exception("committee read crashed; signing goes on under the last known committee")
         state = self.finality.finalized_checkpoint_state()
         self.last_success = time.monotonic()
         if state is None:
@@ -271,7 +304,7 @@ class Attestor(ServedRole):
 
         def register(server: grpc.Server) -> None:
             attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
-                AttestationServicer(self.ledger, self.stopping), server
+                AttestationServicer(self.ledger, self.stopping, self.handover_signer), server
             )
 
         served = start_grpc_server(

@@ -139,9 +139,36 @@ class CheckpointLedger:
         # The last signed tree's frontier: what every later root must extend.
         self._tree: IncrementalTree | None = None
         self._log_path = Path(signed_log) if signed_log else None
+        self.signing = True  # False while this attestor is not a member of its committee
+        self._record_next = False  # the next signature is the first under a new identity: log it
         if self._log_path is not None:
             contents = read_signed_log(self._log_path, identity)
             self._roots, self._tree = contents.roots, contents.tree
+
+    def change_identity(self, identity: AttestorIdentity, *, signing: bool) -> None:
+        """Sign as `identity` from now on (a new committee epoch or signer index), or not at all.
+
+        The checkpoints signed under the old identity are no longer served: the next final state
+        is signed again under the new epoch. Roots signed before stay binding (never two roots
+        for one index, whatever the epoch); a signed log's entries of the new epoch are merged in.
+        """
+        with self._changed:
+            if self._log_path is not None:
+                contents = read_signed_log(self._log_path, identity)
+                for index, root in contents.roots.items():
+                    known = self._roots.get(index)
+                    if known is not None and known != root:
+                        raise FinalityConflict("signed log holds two roots for one index", index=index)
+                    self._roots[index] = root
+                if contents.tree is not None and (
+                    self._tree is None or contents.tree.count > self._tree.count
+                ):
+                    self._tree = contents.tree
+            self.identity = identity
+            self.signing = signing
+            self._signed.clear()
+            self._record_next = True
+            self._changed.notify_all()
 
     @property
     def last_signed_index(self) -> int:
@@ -166,6 +193,8 @@ class CheckpointLedger:
         """
         index = count - 1
         with self._changed:
+            if not self.signing:
+                return None
             known = self._roots.get(index)
             if known is not None and known != root:
                 raise FinalityConflict(
@@ -188,8 +217,11 @@ class CheckpointLedger:
         signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
         partial = PartialSignature(checkpoint, identity.signer_index, identity.public_key, signature)
         with self._changed:
-            if index not in self._roots or (tree is not None and self._tree is not tree):
+            if identity is not self.identity:
+                return None  # the identity changed while signing: sign again under the new one
+            if index not in self._roots or (tree is not None and self._tree is not tree) or self._record_next:
                 self._record(index, root, tree)
+                self._record_next = False
             self._signed.append(partial)
             self._changed.notify_all()
         return partial

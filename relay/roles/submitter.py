@@ -8,6 +8,8 @@ It serves gRPC `DestinationService` for the relayer:
   decoded reason; still deliverable), REJECTED (the Gateway refused the proof; the reason
   starts with the error name, e.g. `InvalidSignature: ...`) or PAUSED (the Gateway's guardian
   or owner paused delivery from the origin: nothing was sent, the relayer asks again later).
+- `SubmitHandover`: a hand-over certificate becomes the gateway's `handover` transaction, unless
+  the gateway's committee of that origin is already at its epoch (nothing sent).
 - `GetDelivered`, `GetStatus`: reads.
 
 Status codes: INVALID_ARGUMENT for a malformed request (bad lengths, a message for another
@@ -27,7 +29,7 @@ from typing import Any
 
 import grpc
 
-from relay.chains import DestinationChain
+from relay.chains import DestinationChain, HandoverDestination
 from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import SecretRef, StrictModel
@@ -43,7 +45,7 @@ from relay.errors import (
     TransientError,
 )
 from relay.roles.service import ServedRole
-from relay.rpc.convert import deliver_request_from_proto
+from relay.rpc.convert import deliver_request_from_proto, handover_certificate_from_proto
 from relay.rpc.limits import CallLimits, shorten_details
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
@@ -220,6 +222,36 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         except TransientError as error:
             context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
         return destination_pb2.GetDeliveredResponse(delivered=flags)
+
+    def SubmitHandover(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> destination_pb2.SubmitHandoverResponse:
+        """Send the gateway's `handover` for a certificate unless its committee is already there.
+
+        The submitter does not need to trust the caller: the gateway verifies the certificate
+        (and every proof of possession); a refused one costs only the simulation.
+        """
+        destination = self.destination
+        if not isinstance(destination, HandoverDestination):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this destination cannot submit hand-overs")
+            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+        try:
+            certificate = handover_certificate_from_proto(request.handover)
+        except MalformedEncoding as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
+        try:
+            transaction_hash, epoch = destination.submit_handover(certificate)
+        except InvalidProof as error:
+            log.warning(
+                "destination gateway refused a hand-over",
+                extra={"reason": error.reason, "error": str(error), "origin": certificate.proposal.origin},
+            )
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
+        except TransientError as error:
+            context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
+        except PermanentError as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
+        return destination_pb2.SubmitHandoverResponse(transaction_hash=transaction_hash, epoch=epoch)
 
     def GetStatus(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DestinationStatus:  # noqa: N802
         """Chain head, the account's next nonce and its balance."""

@@ -14,6 +14,7 @@ import grpc
 
 from relay.chains import DeliveryItem
 from relay.errors import OriginMismatch, PermanentError, RelayError, RpcUnavailable
+from relay.handover import HandoverCertificate, HandoverProposal, HandoverSignature
 from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
 from relay.rpc import convert
 from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
@@ -90,7 +91,35 @@ class GrpcAttestorClient:
             identity = self._stub.GetIdentity(attestation_pb2.GetIdentityRequest(), timeout=timeout)
         except grpc.RpcError as error:
             raise classify_rpc_error(error, self.address, "GetIdentity") from error
-        return AttestorIdentity(int(identity.origin), int(identity.signer_index), bytes(identity.public_key))
+        return AttestorIdentity(
+            int(identity.origin),
+            int(identity.signer_index),
+            bytes(identity.public_key),
+            epoch=int(identity.epoch),
+            member=not identity.not_member,
+            proof_of_possession=bytes(identity.proof_of_possession),
+        )
+
+    def sign_handover(
+        self, proposal: HandoverProposal, operator_token: str, timeout: float
+    ) -> HandoverSignature:
+        """The attestor's signature over the hand-over of `proposal` (it checks it first)."""
+        request = attestation_pb2.SignHandoverRequest(
+            proposal=convert.proposal_to_proto(proposal), operator_token=operator_token
+        )
+        try:
+            answer = self._stub.SignHandover(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, self.address, "SignHandover") from error
+        return HandoverSignature(
+            origin=int(answer.origin),
+            epoch=int(answer.epoch),
+            signer_index=int(answer.signer_index),
+            public_key=bytes(answer.public_key),
+            signature=bytes(answer.signature),
+            current_committee_hash=bytes(answer.current_committee_hash),
+            next_committee_hash=bytes(answer.next_committee_hash),
+        )
 
     def close(self) -> None:
         """Close the channel."""
@@ -150,6 +179,17 @@ class GrpcSubmitterClient:
         """Start `Deliver` for `items`; wait on the returned handle."""
         request = convert.deliver_request_to_proto(checkpoint, certificate, items)
         return _PendingGrpcDelivery(self._stub.Deliver.future(request, timeout=timeout), self.address)
+
+    def submit_handover(self, certificate: HandoverCertificate, timeout: float) -> tuple[bytes, int]:
+        """`SubmitHandover`: (transaction hash or b"", the gateway's epoch of the origin afterwards)."""
+        request = destination_pb2.SubmitHandoverRequest(
+            handover=convert.handover_certificate_to_proto(certificate)
+        )
+        try:
+            answer = self._stub.SubmitHandover(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, self.address, "SubmitHandover") from error
+        return bytes(answer.transaction_hash), int(answer.epoch)
 
     def probe(self, timeout: float) -> bool:
         """Whether `GetStatus` gets any answer (an error status is an answer too)."""

@@ -14,12 +14,13 @@ from typing import Any
 
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, DeliveryItem
 from relay.errors import MalformedEncoding
+from relay.handover import MAX_COMMITTEE_SIZE, HandoverCertificate, HandoverProposal
 from relay.lifecycle import MessageState
 from relay.peers import PartialSignature
 from relay.store.base import MessageRecord
 from relay.v1 import destination_pb2, relay_service_pb2, types_pb2
 from relay.verify.bls import PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH
-from relay.verify.committee import Checkpoint, QuorumCertificate
+from relay.verify.committee import Checkpoint, Member, QuorumCertificate
 from relay.verify.merkle import TREE_DEPTH
 from relay.verify.message import Message
 
@@ -272,3 +273,59 @@ def _stand_in_from_proto(proto: types_pb2.Message) -> Message:
         recipient=recipient,
         body=b"",
     )
+
+
+# --- hand-overs -------------------------------------------------------------------------------
+
+
+def proposal_to_proto(proposal: HandoverProposal) -> types_pb2.HandoverProposal:
+    """The wire form of a hand-over proposal."""
+    return types_pb2.HandoverProposal(
+        origin=proposal.origin,
+        epoch=proposal.epoch,
+        threshold=proposal.threshold,
+        members=[
+            types_pb2.CommitteeMember(
+                public_key=m.public_key, proof_of_possession=m.proof_of_possession, weight=m.weight
+            )
+            for m in proposal.members
+        ],
+        current_committee_hash=proposal.current_committee_hash,
+        allow_low_threshold=proposal.allow_low_threshold,
+    )
+
+
+def proposal_from_proto(proto: types_pb2.HandoverProposal) -> HandoverProposal:
+    """A `HandoverProposal` with every length and count checked (not yet its proofs)."""
+    if len(proto.members) > MAX_COMMITTEE_SIZE:
+        raise MalformedEncoding(
+            "proposal has more members than any committee", count=len(proto.members), limit=MAX_COMMITTEE_SIZE
+        )
+    members = tuple(
+        Member(bytes(m.public_key), bytes(m.proof_of_possession), int(m.weight)) for m in proto.members
+    )
+    return HandoverProposal(
+        origin=int(proto.origin),
+        epoch=int(proto.epoch),
+        threshold=int(proto.threshold),
+        members=members,
+        current_committee_hash=bytes(proto.current_committee_hash),
+        allow_low_threshold=bool(proto.allow_low_threshold),
+    )
+
+
+def handover_certificate_to_proto(certificate: HandoverCertificate) -> types_pb2.HandoverCertificate:
+    """The wire form of a hand-over certificate."""
+    return types_pb2.HandoverCertificate(
+        proposal=proposal_to_proto(certificate.proposal),
+        certificate=certificate_to_proto(certificate.certificate),
+    )
+
+
+def handover_certificate_from_proto(proto: types_pb2.HandoverCertificate) -> HandoverCertificate:
+    """A `HandoverCertificate` with its shapes checked (not yet verified)."""
+    proposal = proposal_from_proto(proto.proposal)
+    quorum = certificate_from_proto(proto.certificate)
+    if len(quorum.signers) > (MAX_COMMITTEE_SIZE + 7) // 8:
+        raise MalformedEncoding("certificate.signers is longer than any committee's bitfield")
+    return HandoverCertificate(proposal, quorum)

@@ -16,7 +16,8 @@ from typing import Any, NoReturn, Protocol
 
 import grpc
 
-from relay.errors import MalformedEncoding
+from relay.errors import EpochMismatch, InvalidProof, MalformedEncoding
+from relay.handover import HandoverCertificate
 from relay.lifecycle import MessageState, StaleState
 from relay.rpc import convert
 from relay.rpc.limits import shorten_details
@@ -81,6 +82,8 @@ class RelayApi(Protocol):
     def chain_statuses(self) -> Sequence[ChainProgress]: ...
 
     def check_operator_token(self, token: str) -> bool: ...
+
+    def submit_handover(self, certificate: HandoverCertificate) -> tuple[int, Sequence[Any]]: ...
 
 
 def add_relay_service(server: grpc.Server, api: RelayApi) -> None:
@@ -204,6 +207,38 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
         except StaleState as error:
             _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(error))
         return convert.message_status_to_proto(record)
+
+    def SubmitHandover(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        if not self.relayer.check_operator_token(request.operator_token):
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, "SubmitHandover needs the operator token")
+        try:
+            certificate = convert.handover_certificate_from_proto(request.handover)
+        except MalformedEncoding as error:
+            _invalid(context, error)
+        try:
+            epoch, submissions = self.relayer.submit_handover(certificate)
+        except LookupError:
+            _abort(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"origin {certificate.proposal.origin} is not watched by this relayer",
+            )
+        except EpochMismatch as error:
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, shorten_details(f"{error.reason}: {error}"))
+        except InvalidProof as error:
+            _invalid(context, error)
+        return relay_service_pb2.SubmitHandoverRelayResponse(
+            epoch=epoch,
+            submissions=[
+                relay_service_pb2.HandoverSubmission(
+                    destination=s.destination,
+                    transaction_hash=s.transaction_hash,
+                    epoch=s.epoch,
+                    error=shorten_details(s.error),
+                )
+                for s in submissions
+            ],
+        )
 
     def ListChains(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return relay_service_pb2.ListChainsResponse(

@@ -320,6 +320,17 @@ class Store(ABC):
     def save_cursor(self, domain: int, cursor: Cursor) -> None:
         """Persist the watcher cursor of `domain`."""
 
+    # --- hand-overs -------------------------------------------------------------------------
+
+    @abstractmethod
+    def save_handover(self, origin: int, epoch: int, document: str, now: float) -> bool:
+        """Keep a verified hand-over certificate of `origin` to `epoch` (its JSON document); False
+        if one for that epoch was kept before (the first one stays)."""
+
+    @abstractmethod
+    def handovers(self, origin: int) -> list[tuple[int, str]]:
+        """Every kept hand-over of `origin` as (epoch, JSON document), oldest epoch first."""
+
     # --- notification and lifetime ----------------------------------------------------------
 
     @abstractmethod

@@ -447,6 +447,20 @@ class SqliteStore(Store):
                 (domain, cursor.block_number, bytes(cursor.block_hash), time.time()),
             )
 
+    # --- hand-overs ---------------------------------------------------------------------------
+
+    def save_handover(self, origin: int, epoch: int, document: str, now: float) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO handovers (origin, epoch, document, saved_at) VALUES (?, ?, ?, ?)",
+                (origin, epoch, document, now),
+            )
+            return cursor.rowcount > 0
+
+    def handovers(self, origin: int) -> list[tuple[int, str]]:
+        rows = self._read("SELECT epoch, document FROM handovers WHERE origin = ? ORDER BY epoch", (origin,))
+        return [(int(row[0]), str(row[1])) for row in rows]
+
     # --- notification and lifetime ----------------------------------------------------------
 
     def add_listener(self, listener: StateListener) -> None:

@@ -97,6 +97,13 @@ CREATE TABLE IF NOT EXISTS transaction_messages (
     PRIMARY KEY (hash, message_id)
 );
 CREATE INDEX IF NOT EXISTS transaction_messages_id ON transaction_messages (message_id);
+CREATE TABLE IF NOT EXISTS handovers (
+    origin INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    saved_at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (origin, epoch)
+);
 """
 
 

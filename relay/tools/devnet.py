@@ -60,6 +60,10 @@ class DevnetOptions:
     confirmations: int = 2
     committee_size: int = 4
     threshold: int | None = None  # None: more than two thirds of the weight (3 of 4)
+    # BLS keys beyond the committee, each with its attestors started up front (not members yet):
+    # the members a rotation adds (`relay devnet --rotate-after`, relay.tools.devnet_rotation).
+    spare_members: int = 0
+    committee_poll_interval: float = 0.5  # how often attestors read their committee on the other chain
     max_batch: int = 50
     max_wait: float = 0.5
     message_gas_limit: int = 200_000  # gas each devnet message pays for (quoted on its source chain)
@@ -103,6 +107,7 @@ class Devnet:
     metrics_addresses: dict[str, str] = field(default_factory=dict)
     bls_secrets: list[int] = field(default_factory=list)
     operator_token: str = ""
+    attestor_token: str = ""  # the attestors' operator token (SignHandover)
     deployer_key: str = ""
     submitter_key: str = ""
     user_key: str = ""
@@ -200,10 +205,14 @@ class Devnet:
         from relay.verify.committee import Committee, Member
 
         bls = get_backend()
-        self.bls_secrets = [keygen(secrets.token_bytes(32)) for _ in range(self.options.committee_size)]
+        size = self.options.committee_size
+        self.bls_secrets = [keygen(secrets.token_bytes(32)) for _ in range(size + self.options.spare_members)]
         self.committee = Committee.create(
             1,
-            [Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in self.bls_secrets],
+            [
+                Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1)
+                for s in self.bls_secrets[:size]
+            ],
             self.options.threshold,
             backend=bls,
         )
@@ -275,8 +284,12 @@ class Devnet:
         submitter_key_file = self._secret_file("submitter.hex", self.submitter_key)
         self.operator_token = secrets.token_hex(16)
         token_file = self._secret_file("operator-token", self.operator_token)
+        self.attestor_token = secrets.token_hex(16)
+        attestor_token_file = self._secret_file("attestor-token", self.attestor_token)
         sources, destinations = [], []
-        for chain in self.chains:
+        for index, chain in enumerate(self.chains):
+            # The committee of this origin is enrolled on the other chain: attestors follow it there.
+            committee_chain = self._chain_config(self.chains[1 - index])
             attestors = []
             for member, key_file in enumerate(key_files):
                 name = f"attestor-{chain.name}-{member}"
@@ -294,6 +307,9 @@ class Devnet:
                         "metrics_listen": metrics_address(name),
                         "poll_interval": self.options.attestor_poll_interval,
                         "signed_log": str(run_dir / "keys" / f"{name}.signed.jsonl"),
+                        "committee_chain": committee_chain,
+                        "committee_poll_interval": self.options.committee_poll_interval,
+                        "operator_token": {"file": attestor_token_file},
                     },
                 )
             sources.append(
@@ -340,6 +356,7 @@ class Devnet:
             },
             "poll_interval": self.options.relayer_poll_interval,
             "submitter_timeout": 60.0,
+            "committee_sync_interval": 1.0,
         }
         if self.options.metrics and "metrics_listen" in relayer_config_fields():
             relayer["metrics_listen"] = metrics_address("relayer")
@@ -463,6 +480,7 @@ class Devnet:
                 suffix = f", metrics http://{metrics}/metrics" if metrics else ""
                 lines.append(f"{name}: gRPC {self.addresses[name]}{suffix}")
         lines.append(f"operator token: {self.run_dir}/keys/operator-token")
+        lines.append(f"attestors' operator token (SignHandover): {self.run_dir}/keys/attestor-token")
         lines.append(f"logs: {self.run_dir}/logs/")
         return "\n".join(lines)
 

@@ -32,6 +32,8 @@ class RunResult:
     gas_per_message: float
     transactions: int
     received_ok: bool
+    epochs: dict[int, int] | None = None  # with a rotation: each origin's committee epoch afterwards
+    rotation_error: str = ""
 
     @property
     def throughput(self) -> float:
@@ -95,11 +97,16 @@ def run_messages(
     *,
     timeout: float = 600.0,
     report: Callable[[dict[str, int], int, int], None] | None = None,
+    rotate_after: int | None = None,
+    say: Callable[[str], None] = lambda _text: None,
 ) -> RunResult:
     """Send `count` messages each way, wait until all are delivered (or `timeout`), measure.
 
     Latency is from source finality (the wall-clock time the block `confirmations` above the
-    message's block appeared) to the relayer's record of the destination receipt.
+    message's block appeared) to the relayer's record of the destination receipt. With
+    `rotate_after`, messages go out in chunks, one per block, and once `rotate_after` were
+    delivered both committees are handed over (`relay.tools.devnet_rotation`) while the rest
+    is still being sent.
     """
     alpha, beta = devnet.chains
     clocks = {chain.domain: HeadClock(chain.rpc_url).start() for chain in devnet.chains}
@@ -109,8 +116,25 @@ def run_messages(
     try:
         sent: list[bytes] = []
         expected = {alpha.domain: 0, beta.domain: 0}
+        rotation = None
+        if rotate_after is not None:
+            from relay.tools.devnet_rotation import RotationAfter
+
+            baseline = sum(before.values())
+            rotation = RotationAfter(devnet, rotate_after, baseline, say).start()
+        chunk = max(1, count // 20) if rotate_after is not None else count
+
+        def send_all(source: int, destination: int) -> None:
+            remaining = count
+            while remaining > 0:
+                size = min(chunk, remaining)
+                sent.extend(devnet.send(source, destination, size, body_prefix=f"hello {count - remaining}"))
+                remaining -= size
+                if remaining and rotate_after is not None:
+                    time.sleep(max(devnet.options.block_time, 0.2))  # traffic paced by the block time
+
         senders = [
-            threading.Thread(target=lambda s=src, d=dst: sent.extend(devnet.send(s, d, count)))
+            threading.Thread(target=send_all, args=(src, dst))
             for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))
         ]
         for thread in senders:
@@ -119,6 +143,7 @@ def run_messages(
             thread.join()
         expected[alpha.domain] = expected[beta.domain] = count
         statuses = client.wait_all_delivered(sent, timeout=timeout, report=report)
+        rotated = rotation.stop() if rotation is not None else None
         finished = max((s.delivered_at for s in statuses.values() if s.delivered_at), default=time.time())
     finally:
         for clock in clocks.values():
@@ -159,7 +184,20 @@ def run_messages(
         gas_per_message=gas_total / len(delivered) if delivered else 0.0,
         transactions=transactions,
         received_ok=received_ok,
+        epochs=final_epochs(devnet) if rotated is not None else None,
+        rotation_error=rotated.error if rotated is not None else "",
     )
+
+
+def final_epochs(devnet: Devnet) -> dict[int, int]:
+    """Each origin's committee epoch on its destination gateway."""
+    from relay.tools.rotation import read_committee
+
+    epochs = {}
+    for index, origin in enumerate(devnet.chains):
+        destination = devnet.chains[1 - index]
+        epochs[origin.domain] = read_committee(destination.rpc_url, destination.gateway, origin.domain).epoch
+    return epochs
 
 
 def format_summary(result: RunResult) -> str:
@@ -172,6 +210,12 @@ def format_summary(result: RunResult) -> str:
         f"p99 {percentile(result.latencies, 0.99):.2f} s",
         f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
     ]
+    if result.epochs is not None:
+        lines.append(
+            "committee epochs after the rotation: "
+            + ", ".join(f"origin {origin} epoch {epoch}" for origin, epoch in sorted(result.epochs.items()))
+            + (f" (rotation failed: {result.rotation_error})" if result.rotation_error else "")
+        )
     others = {k: v for k, v in result.counts.items() if k != "delivered"}
     if others:
         lines.append("not delivered: " + ", ".join(f"{k} {v}" for k, v in sorted(others.items())))

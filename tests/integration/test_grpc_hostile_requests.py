@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from relay.chains import DeliveryItem, SubmittedBatch
-from relay.errors import InvalidSignature, RpcUnavailable
+from relay.errors import InvalidHandover, InvalidSignature, RpcUnavailable
 from relay.metrics import RelayMetrics
 from relay.roles.attestor import AttestationServicer, AttestorIdentity, CheckpointLedger
 from relay.roles.submitter import DestinationServicer
@@ -131,10 +131,51 @@ def test_relay_service_refuses_hostile_requests(world: World, hostile_channel: A
                     {C.NOT_FOUND},
                 ),
                 ("chains", stub.ListChains, relay_service_pb2.ListChainsRequest(), {C.OK}),
+                ("hand-over without token", stub.SubmitHandover, handover(), {C.PERMISSION_DENIED}),
+                ("empty hand-over", stub.SubmitHandover, handover(operator_token=TOKEN), bad),
+                ("129-member hand-over", stub.SubmitHandover, handover(129, operator_token=TOKEN), bad),
+                (
+                    "47-byte key hand-over",
+                    stub.SubmitHandover,
+                    handover(4, key_length=47, operator_token=TOKEN),
+                    bad,
+                ),
+                (
+                    "unknown origin hand-over",
+                    stub.SubmitHandover,
+                    handover(4, origin=9, operator_token=TOKEN),
+                    {C.FAILED_PRECONDITION},
+                ),
+                ("unsigned hand-over", stub.SubmitHandover, handover(4, operator_token=TOKEN), bad),
             ]
         )
     finally:
         relayer.stop()
+
+
+def handover(
+    members: int = 0, *, key_length: int = 48, origin: int = ORIGIN, operator_token: str = ""
+) -> relay_service_pb2.SubmitHandoverRelayRequest:
+    """A hand-over request for `origin` with `members` copies of member 0 and an all-zero signature."""
+    member = types_pb2.CommitteeMember(
+        public_key=MEMBERS[0].public_key[:key_length],
+        proof_of_possession=MEMBERS[0].proof_of_possession,
+        weight=1,
+    )
+    proposal = types_pb2.HandoverProposal(
+        origin=origin,
+        epoch=2,
+        threshold=max(members, 1),
+        members=[member] * members,
+        current_committee_hash=b"\x01" * 32,
+    )
+    return relay_service_pb2.SubmitHandoverRelayRequest(
+        handover=types_pb2.HandoverCertificate(
+            proposal=proposal,
+            certificate=types_pb2.QuorumCertificate(signers=b"\x07", signature=b"\x00" * 96),
+        ),
+        operator_token=operator_token,
+    )
 
 
 def serve(register: Callable[[grpc.Server], None], name: str) -> GrpcServer:
@@ -209,6 +250,9 @@ class UnreachableChain:
     ) -> SubmittedBatch:
         raise InvalidSignature("the hostile request's signature does not verify")
 
+    def submit_handover(self, certificate: Any) -> tuple[bytes, int]:
+        raise InvalidHandover("the hostile hand-over does not verify")
+
 
 def test_destination_service_refuses_hostile_requests(hostile_channel: Any) -> None:
     served = serve(
@@ -247,8 +291,23 @@ def test_destination_service_refuses_hostile_requests(hostile_channel: Any) -> N
 
         bad = {C.INVALID_ARGUMENT}
         keys = destination_pb2.GetDeliveredRequest
+
+        def handover_request(members: int, key_length: int = 48) -> destination_pb2.SubmitHandoverRequest:
+            return destination_pb2.SubmitHandoverRequest(
+                handover=handover(members, key_length=key_length).handover
+            )
+
         check(
             [
+                (
+                    "well formed hand-over, forged",
+                    stub.SubmitHandover,
+                    handover_request(4),
+                    {C.FAILED_PRECONDITION},
+                ),
+                ("empty hand-over", stub.SubmitHandover, destination_pb2.SubmitHandoverRequest(), bad),
+                ("129-member hand-over", stub.SubmitHandover, handover_request(129), bad),
+                ("47-byte key hand-over", stub.SubmitHandover, handover_request(4, key_length=47), bad),
                 ("well formed, forged", stub.Deliver, deliver(), {C.OK}),
                 ("empty", stub.Deliver, destination_pb2.DeliverRequest(), bad),
                 ("no items", stub.Deliver, deliver(items=[]), bad),

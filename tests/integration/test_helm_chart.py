@@ -275,3 +275,17 @@ def test_rendered_configs_are_accepted_by_the_roles_strict_models(role: str, mod
     assert configs
     for config in configs:
         model.model_validate(config)  # unknown or missing keys raise: the chart drifted from the role
+
+
+def test_an_attestor_follows_its_committee_on_the_chain_it_names() -> None:
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values["attestors"][0]["committeeChain"] = "beta"
+    objects = render(values)
+    configs = {
+        o["metadata"]["name"]: yaml.safe_load(o["data"]["config.yaml"])
+        for o in of_kind(objects, "ConfigMap")
+        if "-attestor-" in o["metadata"]["name"]
+    }
+    chains = {c["name"]: c for c in values["chains"]}
+    assert configs["relay-attestor-alpha-0"]["committee_chain"] == chains["beta"]
+    assert "committee_chain" not in configs["relay-attestor-alpha-1"]

@@ -336,13 +336,15 @@ def test_an_idle_source_probes_who_answers_at_most_every_probe_interval(
         FakeAttestor(2, identity=AttestorIdentity(ORIGIN, 2, OUTSIDER_KEY)),  # not the member's key
         FakeAttestor(3, identity=RpcUnavailable("down")),
         FakeAttestor(3, identity=AttestorIdentity(9, 3, MEMBERS[3].public_key)),  # another origin
-        FakeAttestor(3, identity=AttestorIdentity(ORIGIN, 8, MEMBERS[3].public_key)),  # no such member
+        # A wrong claimed index: the relayer maps attestors to members by their key, not by what they claim.
+        FakeAttestor(3, identity=AttestorIdentity(ORIGIN, 8, MEMBERS[3].public_key)),
+        FakeAttestor(3, identity=AttestorIdentity(ORIGIN, 3, MEMBERS[3].public_key, member=False)),  # left
     ]
     source = make_source(store, attestors=attestors)
     stage = make()
     stage.collect(source)  # nothing FINAL: a quorum probe
-    assert source.reachable_weight == 2
-    assert metrics.registry.get_sample_value("relay_attestor_quorum_reachable_weight", {"origin": "1"}) == 2
+    assert source.reachable_weight == 3
+    assert metrics.registry.get_sample_value("relay_attestor_quorum_reachable_weight", {"origin": "1"}) == 3
     assert all(a.identified == 1 and a.asked == [] for a in attestors)
     clock.advance(attest.QUORUM_PROBE_SECONDS - 0.1)
     stage.collect(source)
@@ -351,4 +353,4 @@ def test_an_idle_source_probes_who_answers_at_most_every_probe_interval(
     clock.advance(0.1)
     stage.collect(source)
     assert all(a.identified == 2 for a in attestors)
-    assert source.reachable_weight == 3
+    assert source.reachable_weight == 4

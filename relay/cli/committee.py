@@ -1,0 +1,201 @@
+"""`relay committee identity|propose|handover`: rotate an origin's committee (docs/operations.md).
+
+- `identity`: a member's identity document (public key, proof of possession, weight), from a
+  running attestor (`--attestor ADDR`, its GetIdentity) or from its BLS key file.
+- `propose`: the next committee of an origin as a proposal JSON (epoch = the chain's + 1 unless
+  `--epoch`; threshold more than 2/3 of the weight unless `--threshold`; below 2/3 refused unless
+  `--allow-low-threshold`).
+- `handover`: every current attestor checks and signs the proposal; the signatures are aggregated
+  and verified into a certificate (written with `--out`); `--submit` hands it to the relayer,
+  which submits it to every destination gateway whose committee lags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from relay.errors import ConfigurationError
+
+
+def register(subparsers: Any) -> None:
+    """Add `relay committee` and its subcommands."""
+    parser = subparsers.add_parser(
+        "committee", help="rotate an origin's committee (propose, sign, hand over)"
+    )
+    commands = parser.add_subparsers(dest="committee_command", metavar="SUBCOMMAND", required=True)
+
+    identity = commands.add_parser("identity", help="print a member's identity document (public key and PoP)")
+    source = identity.add_mutually_exclusive_group(required=True)
+    source.add_argument("--attestor", help="a running attestor's gRPC address (asks its GetIdentity)")
+    source.add_argument("--key-file", type=Path, help="a BLS secret key file (hex)")
+    identity.add_argument("--weight", type=int, default=1, help="the member's weight (default 1)")
+    identity.set_defaults(handler=run_identity)
+
+    propose = commands.add_parser("propose", help="write the proposal of the next committee")
+    _chain_arguments(propose)
+    propose.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        type=Path,
+        help="an identity document (JSON object, or a list of them); repeat for each member, in signer order",
+    )
+    propose.add_argument("--threshold", type=int, default=None, help="signing weight of a quorum")
+    propose.add_argument(
+        "--allow-low-threshold", action="store_true", help="accept a threshold below 2/3 of the weight"
+    )
+    propose.add_argument("--epoch", type=int, default=None, help="the next epoch (default: the chain's + 1)")
+    propose.add_argument("--out", type=Path, default=None, help="write the proposal here (default: print it)")
+    propose.set_defaults(handler=run_propose)
+
+    handover = commands.add_parser(
+        "handover", help="collect the attestors' signatures and certify the hand-over"
+    )
+    _chain_arguments(handover)
+    handover.add_argument("--proposal", type=Path, required=True, help="the proposal file (from `propose`)")
+    handover.add_argument(
+        "--attestor",
+        action="append",
+        default=[],
+        required=True,
+        help="a current attestor's gRPC address; repeat",
+    )
+    handover.add_argument(
+        "--attestor-token-file", type=Path, required=True, help="the attestors' operator token"
+    )
+    handover.add_argument(
+        "--out", type=Path, default=None, help="write the certificate here (default: print it)"
+    )
+    handover.add_argument("--submit", action="store_true", help="hand the certificate to the relayer")
+    handover.add_argument("--relay", default="127.0.0.1:50070", help="the relayer's RelayService address")
+    handover.add_argument(
+        "--operator-token-file", type=Path, help="the relayer's operator token (with --submit)"
+    )
+    handover.set_defaults(handler=run_handover)
+
+
+def _chain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--origin", type=int, required=True, help="the origin domain whose committee rotates")
+    parser.add_argument(
+        "--rpc", required=True, help="JSON-RPC URL of a destination chain where the origin is enrolled"
+    )
+    parser.add_argument("--gateway", required=True, help="that destination's Gateway address")
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as error:
+        raise ConfigurationError("token file unreadable", file=str(path), cause=error.strerror) from error
+
+
+def _write(document: dict[str, Any], out: Path | None) -> None:
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        print(f"written to {out}", file=sys.stderr)
+
+
+def run_identity(args: argparse.Namespace) -> int:
+    """Print `{"public_key", "proof_of_possession", "weight"}` for one member."""
+    if args.attestor:
+        from relay.rpc.clients import GrpcAttestorClient
+
+        client = GrpcAttestorClient(args.attestor)
+        try:
+            answer = client.get_identity(timeout=10.0)
+        finally:
+            client.close()
+        public_key, proof = answer.public_key, answer.proof_of_possession
+    else:
+        from relay.roles.attestor import parse_secret_key
+        from relay.verify.bls import get_backend
+
+        secret = parse_secret_key(_read_token(args.key_file))
+        backend = get_backend()
+        public_key, proof = backend.secret_to_public_key(secret), backend.prove_possession(secret)
+    _write(
+        {
+            "public_key": "0x" + public_key.hex(),
+            "proof_of_possession": "0x" + proof.hex(),
+            "weight": args.weight,
+        },
+        None,
+    )
+    return 0
+
+
+def _read_members(paths: list[Path]) -> list[Any]:
+    from relay.handover import members_from_identities, parse_json_document
+
+    identities: list[Any] = []
+    for path in paths:
+        data = parse_json_document(path.read_bytes(), f"member file {path}")
+        identities.extend(data if isinstance(data, list) else [data])
+    if not identities:
+        raise ConfigurationError("name the next members with --member FILE")
+    return members_from_identities(identities)
+
+
+def run_propose(args: argparse.Namespace) -> int:
+    """Read the current committee from the chain, write the proposal."""
+    from relay.handover import proposal_to_dict
+    from relay.tools.rotation import propose, read_committee
+
+    current = read_committee(args.rpc, args.gateway, args.origin)
+    proposal = propose(
+        args.origin,
+        current,
+        _read_members(args.member),
+        threshold=args.threshold,
+        epoch=args.epoch,
+        allow_low_threshold=args.allow_low_threshold,
+    )
+    _write(proposal_to_dict(proposal), args.out)
+    return 0
+
+
+def run_handover(args: argparse.Namespace) -> int:
+    """Collect, aggregate, verify, write; with --submit hand it to the relayer."""
+    from relay.handover import certificate_to_dict, parse_json_document, proposal_from_dict
+    from relay.tools.rotation import certify, collect_signatures, read_committee, submit_to_relayer
+
+    if args.submit and args.operator_token_file is None:
+        raise ConfigurationError("--submit needs --operator-token-file (the relayer's operator token)")
+    proposal = proposal_from_dict(parse_json_document(args.proposal.read_bytes(), "proposal"))
+    if proposal.origin != args.origin:
+        raise ConfigurationError(
+            "the proposal is for another origin", proposal=proposal.origin, origin=args.origin
+        )
+    current = read_committee(args.rpc, args.gateway, args.origin)
+    results = collect_signatures(proposal, args.attestor, _read_token(args.attestor_token_file))
+    for result in results:
+        if result.signature is None:
+            print(f"{result.address}: refused: {result.error}", file=sys.stderr)
+        else:
+            print(f"{result.address}: signed as member {result.signature.signer_index}", file=sys.stderr)
+    certificate = certify(proposal, current, results)
+    _write(certificate_to_dict(certificate), args.out)
+    if args.submit:
+        answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate)
+        for submission in answer.submissions:
+            outcome = (
+                f"error: {submission.error}"
+                if submission.error
+                else (
+                    f"submitted in 0x{bytes(submission.transaction_hash).hex()}"
+                    if submission.transaction_hash
+                    else "already there"
+                )
+            )
+            print(
+                f"destination {submission.destination}: epoch {submission.epoch}: {outcome}", file=sys.stderr
+            )
+        print(f"relayer follows origin {args.origin} at epoch {answer.epoch}", file=sys.stderr)
+    return 0

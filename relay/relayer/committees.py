@@ -1,0 +1,307 @@
+"""Stage 0, committees: which committee each origin is attested under, followed from the chain.
+
+The configured committee of a source is only the trusted start (its first enrollment). From there:
+
+- **Known hand-overs.** A hand-over certificate handed in by an operator (`RelayService.SubmitHandover`,
+  `relay committee handover --submit`) is verified against the committee of the epoch it leaves
+  (quorum, the current committee's hash, every proof of possession of the next one) and kept in
+  the store, so a restarted relayer follows the same chain of hand-overs from its trusted start.
+- **Submitting them where they lag.** Every `sync_interval` seconds (and right after a new
+  hand-over) each destination gateway's `committeeOf(origin)` is read; where it is behind a known
+  hand-over, the submitter of that destination submits it (`DestinationService.SubmitHandover`).
+  Anyone may submit a hand-over: the gateway verifies it.
+- **Following the gateways.** The origin is attested under the newest epoch a destination gateway
+  holds: that is when its attestors (which follow the same gateway) sign under it. A committee
+  this relayer has a certificate for is taken from it; one it learns only from the chain (someone
+  else's hand-over) is read with `currentCommittee(origin)`: the destination RPC is then trusted
+  for the committee read, as it is for the delivered flags; a lie costs deliveries (the gateway
+  re-verifies everything on-chain), never a forged delivery.
+- **Re-attesting.** Messages attested under an older epoch and not yet delivered (ATTESTED,
+  VERIFIED, RETRYING, and PARKED by the gateway's `WrongEpoch`) go back to FINAL and are attested
+  again under the new committee.
+
+Everything runs in the source's own thread (`follow`) except `accept`, which only verifies,
+stores and queues; so the prover never sees a committee change half-way through a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from relay.chains import CommitteeReader
+from relay.errors import EpochMismatch, InvalidProof, RelayError
+from relay.handover import (
+    HandoverCertificate,
+    StaleProposal,
+    build_committee_from_chain,
+    certificate_from_dict,
+    certificate_to_dict,
+    verify_handover_certificate,
+)
+from relay.lifecycle import MessageState, StaleState
+from relay.metrics import RelayMetrics
+from relay.peers import HandoverSubmitter
+from relay.relayer.common import Clock, describe
+from relay.store.base import Store, Transition
+from relay.verify.bls import BlsBackend
+from relay.verify.committee import Committee
+
+if TYPE_CHECKING:
+    from relay.relayer.state import DestinationState, SourceState
+
+log = logging.getLogger("relay.relayer")
+
+S = MessageState
+REATTEST_STATES = (S.ATTESTED, S.VERIFIED, S.RETRYING)
+REATTEST_BATCH = 1000  # messages per state looked at per pass
+HANDOVER_SUBMIT_TIMEOUT = 120.0  # a hand-over transaction: simulate, send, wait for the receipt
+
+
+@dataclass(frozen=True)
+class HandoverSubmission:
+    """What happened when a hand-over was offered to one destination."""
+
+    destination: int
+    transaction_hash: bytes = b""
+    epoch: int = 0
+    error: str = ""
+
+
+class CommitteeFollower:
+    """Keeps each source's committee current (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: RelayMetrics,
+        clock: Clock,
+        backend: BlsBackend,
+        destinations: dict[int, DestinationState],
+        readers: dict[int, CommitteeReader],
+        sync_interval: float,
+        wake_deliveries: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._backend = backend
+        self._destinations = destinations
+        self._readers = readers
+        self._sync_interval = sync_interval
+        self._wake_deliveries = wake_deliveries
+        self._lock = threading.RLock()  # accept / submit from RelayService threads, follow from the source's
+
+    # --- known hand-overs -----------------------------------------------------------------------
+
+    def restore(self, source: SourceState) -> None:
+        """Follow the stored hand-overs of `source` from its trusted start (at open)."""
+        for epoch, document in self._store.handovers(source.domain):
+            try:
+                certificate = certificate_from_dict(json.loads(document))
+                self._verify(source, certificate)
+            except (InvalidProof, ValueError) as error:
+                log.error(
+                    "stored hand-over does not follow from the trusted committee; ignored",
+                    extra={"origin": source.domain, "epoch": epoch, "error": str(error)[:300]},
+                )
+                continue
+        latest = max(source.committees)
+        source.committee = source.committees[latest]
+        source.committee_sync_due = True
+
+    def _verify(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+        epoch = certificate.proposal.epoch
+        known = source.handovers.get(epoch)
+        if known is not None:
+            if certificate_to_dict(known)["proposal"] == certificate_to_dict(certificate)["proposal"]:
+                return source.committees[epoch]
+            raise StaleProposal("another hand-over to this epoch is known", epoch=epoch)
+        current = source.committees.get(epoch - 1)
+        if current is None:
+            raise EpochMismatch(
+                "hand-over from an epoch this relayer does not know",
+                epoch=epoch - 1,
+                known=sorted(source.committees),
+            )
+        following = verify_handover_certificate(current, certificate, self._backend)
+        source.handovers[epoch] = certificate
+        source.committees[epoch] = following
+        return following
+
+    def accept(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+        """Verify a hand-over certificate of `source`, keep it durably, and sync at the next pass.
+
+        Raises `InvalidProof` subclasses for a certificate that does not verify (or an epoch not
+        reachable from the committees this relayer knows).
+        """
+        if certificate.proposal.origin != source.domain:
+            raise EpochMismatch("hand-over of another origin", origin=certificate.proposal.origin)
+        with self._lock:
+            following = self._verify(source, certificate)
+            document = json.dumps(certificate_to_dict(certificate), sort_keys=True)
+            if self._store.save_handover(source.domain, following.epoch, document, self._clock()):
+                log.warning(
+                    "hand-over accepted",
+                    extra={"origin": source.domain, "epoch": following.epoch, "members": len(following)},
+                )
+        source.committee_sync_due = True
+        return following
+
+    # --- destinations ---------------------------------------------------------------------------
+
+    def submit_where_lagging(self, source: SourceState) -> list[HandoverSubmission]:
+        """Read each destination's committee of `source`; submit the known hand-overs it lacks."""
+        with self._lock:
+            return self._submit_where_lagging(source)
+
+    def _submit_where_lagging(self, source: SourceState) -> list[HandoverSubmission]:
+        results = []
+        for domain, reader in self._readers.items():
+            destination = self._destinations.get(domain)
+            try:
+                summary = reader.committee_of(source.domain)
+            except RelayError as error:
+                results.append(HandoverSubmission(domain, error=describe(error)))
+                continue
+            if summary is None:
+                continue  # this destination does not accept the origin
+            epoch = summary[0]
+            source.destination_epochs[domain] = epoch
+            transaction = b""
+            error_text = ""
+            while epoch + 1 in source.handovers:
+                submitter = destination.submitter if destination is not None else None
+                if not isinstance(submitter, HandoverSubmitter):
+                    error_text = "no submitter that submits hand-overs for this destination"
+                    break
+                try:
+                    sent, epoch = submitter.submit_handover(
+                        source.handovers[epoch + 1], HANDOVER_SUBMIT_TIMEOUT
+                    )
+                except RelayError as error:
+                    error_text = describe(error)
+                    log.warning(
+                        "hand-over submission failed; tried again next sync",
+                        extra={"origin": source.domain, "destination": domain, "error": error_text},
+                    )
+                    break
+                transaction = sent or transaction
+                source.destination_epochs[domain] = epoch
+                self._metrics.handovers_submitted.labels(str(source.domain), str(domain)).inc()
+            results.append(HandoverSubmission(domain, transaction, epoch, error_text))
+        return results
+
+    # --- the source's pass ----------------------------------------------------------------------
+
+    def follow(self, source: SourceState) -> bool:
+        """Sync `source`'s committee with its destinations if due; re-attest what an older epoch
+        signed. True if the committee changed."""
+        now = self._clock()
+        if not source.committee_sync_due and now - source.last_committee_sync < self._sync_interval:
+            return False
+        source.committee_sync_due = False
+        source.last_committee_sync = now
+        with self._lock:
+            self.submit_where_lagging(source)
+            changed = self._adopt(source)
+        moved = self.reattest(source)
+        if moved:
+            self._wake_deliveries()
+        return changed
+
+    def _adopt(self, source: SourceState) -> bool:
+        target = max(source.destination_epochs.values(), default=max(source.committees))
+        if not self._readers:
+            target = max(source.committees)  # no gateway to follow: the newest verified hand-over
+        if target <= source.committee.epoch:
+            return False
+        committee = source.committees.get(target)
+        if committee is None:
+            committee = self._read_from_chain(source, target)
+            if committee is None:
+                return False
+            source.committees[target] = committee
+        previous = source.committee
+        source.committee = committee
+        self._metrics.committee_epoch.labels(str(source.domain)).set(committee.epoch)
+        log.warning(
+            "committee epoch changed",
+            extra={
+                "origin": source.domain,
+                "epoch": committee.epoch,
+                "previous": previous.epoch,
+                "members": len(committee),
+                "threshold": committee.threshold,
+                "from": "hand-over certificate" if target in source.handovers else "destination gateway",
+            },
+        )
+        return True
+
+    def _read_from_chain(self, source: SourceState, epoch: int) -> Committee | None:
+        for domain, reader in self._readers.items():
+            if source.destination_epochs.get(domain) != epoch:
+                continue
+            try:
+                on_chain = reader.current_committee(source.domain)
+            except RelayError as error:
+                log.warning(
+                    "committee read failed", extra={"origin": source.domain, "error": describe(error)}
+                )
+                continue
+            if on_chain is None or on_chain.epoch != epoch:
+                continue
+            committee = build_committee_from_chain(on_chain)
+            if committee.hash() != on_chain.committee_hash:
+                log.error(
+                    "destination's committee does not hash to its committeeOf; ignored",
+                    extra={"origin": source.domain, "destination": domain, "epoch": epoch},
+                )
+                continue
+            return committee
+        return None
+
+    def reattest(self, source: SourceState) -> list[bytes]:
+        """Send back to FINAL every pending message of `source` attested under an older epoch."""
+        epoch = source.committee.epoch
+        epochs: dict[int, int] = {}
+        transitions = []
+
+        def checkpoint_epoch(checkpoint_id: int | None) -> int | None:
+            if checkpoint_id is None:
+                return None
+            if checkpoint_id not in epochs:
+                certified = self._store.get_certificate(checkpoint_id)
+                epochs[checkpoint_id] = certified.checkpoint.epoch if certified is not None else epoch
+            return epochs[checkpoint_id]
+
+        reset = {"checkpoint_id": None, "branch": (), "attempts": 0, "next_attempt_at": 0.0}
+        for state in REATTEST_STATES:
+            for record in self._store.messages_in_state(state, origin=source.domain, limit=REATTEST_BATCH):
+                old = checkpoint_epoch(record.checkpoint_id)
+                if old is not None and old < epoch:
+                    transitions.append(Transition(record.id, state, S.FINAL, dict(reset)))
+        for record in self._store.messages_in_state(S.PARKED, origin=source.domain, limit=REATTEST_BATCH):
+            old = checkpoint_epoch(record.checkpoint_id)
+            if old is not None and old < epoch and "WrongEpoch" in record.last_error:
+                transitions.append(
+                    Transition(record.id, S.PARKED, S.FINAL, {**reset, "last_error": "", "error_reason": ""})
+                )
+        moved = []
+        for transition in transitions:
+            try:
+                self._store.apply_transition(transition, self._clock())
+            except StaleState:
+                continue  # moved meanwhile (delivered, submitted): its outcome decides
+            moved.append(transition.id)
+        if moved:
+            self._metrics.reattested.labels(str(source.domain)).inc(len(moved))
+            log.warning(
+                "messages attested under an older committee epoch go back to be attested again",
+                extra={"origin": source.domain, "epoch": epoch, "messages": len(moved)},
+            )
+        return moved

@@ -1,0 +1,243 @@
+"""An attestor's place in its origin's committee, followed from the chain, and its hand-over signing.
+
+The configured `epoch` / `signer_index` are only where an attestor starts. With a
+`committee_chain` (a destination chain whose gateway has the attestor's origin enrolled) it reads
+that gateway's `committeeOf(origin)` every `committee_poll_interval` seconds and, when the epoch
+moved on, `currentCommittee(origin)`: it finds its own key there and signs under the new epoch
+and signer index from then on, or, removed from the committee, stops signing and reports it is
+not a member (`GetIdentity` answers `not_member: true`). Epochs only go up: a read that shows an older epoch
+than the one followed is logged and ignored.
+
+Trust: the committee chain's RPC is trusted to say which committee the gateway holds. A lying
+RPC can make the attestor sign under a wrong epoch or stop signing (liveness); it cannot make it
+sign a checkpoint it does not believe final, nor a hand-over it did not check.
+
+`HandoverSigner.sign` is `AttestationService.SignHandover`: it checks a proposal against the
+chain (origin, next epoch, the current committee's hash, this attestor being a member of it),
+every proof of possession and the threshold rule, and only then signs the hand-over digest.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from dataclasses import replace
+from typing import Any, NoReturn
+
+import grpc
+
+from relay.chains import CommitteeReader
+from relay.errors import InvalidProof, OriginMismatch, PermanentError, RelayError, TransientError
+from relay.handover import (
+    HandoverProposal,
+    HandoverSignature,
+    NotACommitteeMember,
+    StaleProposal,
+    compute_proposal_digest,
+    verify_proposal,
+)
+from relay.roles.ledger import AttestorIdentity, CheckpointLedger
+from relay.verify.bls import BlsBackend
+
+log = logging.getLogger(__name__)
+
+
+class SigningRefused(PermanentError):
+    """The caller may not ask for this signature (no or a wrong operator token, or none configured)."""
+
+
+class NoCommitteeChain(PermanentError):
+    """The attestor has no `committee_chain`, so it cannot check a hand-over against the chain."""
+
+
+class CommitteeMembership:
+    """Follows the origin's committee on the committee chain and keeps the ledger's identity in step."""
+
+    def __init__(
+        self, ledger: CheckpointLedger, reader: CommitteeReader | None, poll_interval: float
+    ) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self.poll_interval = poll_interval
+        self.member = True  # until the chain says otherwise
+        self.committee_hash = b""
+        self._lock = threading.Lock()
+        self._last_poll = float("-inf")
+
+    def refresh(self, now: float, *, force: bool = False) -> bool:
+        """Read the chain's committee if due; True if the attestor's epoch or membership changed.
+
+        Raises `TransientError` when the chain cannot be read.
+        """
+        if self.reader is None or (not force and now - self._last_poll < self.poll_interval):
+            return False
+        self._last_poll = now
+        identity = self.ledger.identity
+        summary = self.reader.committee_of(identity.origin)
+        if summary is None:
+            log.warning("origin not enrolled on the committee chain", extra={"origin": identity.origin})
+            return False
+        epoch, committee_hash = summary
+        with self._lock:
+            if epoch == identity.epoch and committee_hash == self.committee_hash:
+                return False
+            if epoch < identity.epoch:
+                log.error(
+                    "the committee chain shows an older epoch than the one followed; ignored",
+                    extra={"origin": identity.origin, "epoch": epoch, "followed": identity.epoch},
+                )
+                return False
+            committee = self.reader.current_committee(identity.origin)
+            if committee is None or committee.epoch != epoch:
+                return False
+            keys = [key for key, _ in committee.members]
+            member = identity.public_key in keys
+            index = keys.index(identity.public_key) if member else identity.signer_index
+            changed = epoch != identity.epoch or member != self.member or index != identity.signer_index
+            self.committee_hash = committee_hash
+            self.member = member
+            if changed:
+                self.ledger.change_identity(
+                    replace(identity, epoch=epoch, signer_index=index), signing=member
+                )
+                log.warning(
+                    "committee changed on chain"
+                    + ("" if member else ": this attestor is not a member of it"),
+                    extra={
+                        "origin": identity.origin,
+                        "epoch": epoch,
+                        "signer_index": index if member else None,
+                        "member": member,
+                    },
+                )
+            return changed
+
+
+class HandoverSigner:
+    """`SignHandover`: check a proposal against the chain, then sign its hand-over digest."""
+
+    def __init__(
+        self,
+        ledger: CheckpointLedger,
+        reader: CommitteeReader | None,
+        secret_key: int,
+        backend: BlsBackend,
+        operator_token: str | None,
+    ) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self._secret_key = secret_key
+        self._backend = backend
+        self._operator_token = operator_token
+
+    def check_token(self, given: str) -> None:
+        """Raise `SigningRefused` unless `given` is the configured operator token (constant time)."""
+        if not self._operator_token:
+            raise SigningRefused("SignHandover is disabled: this attestor has no operator_token configured")
+        if not given or not hmac.compare_digest(given.encode(), self._operator_token.encode()):
+            raise SigningRefused("SignHandover needs the attestor's operator token")
+
+    def sign(self, proposal: HandoverProposal) -> HandoverSignature:
+        """Check `proposal` (see the module docstring) and sign it; typed errors say what failed.
+
+        `OriginMismatch`, `StaleProposal`, `NotACommitteeMember`, `InvalidCommittee`,
+        `InvalidPublicKey`, `InvalidProofOfPossession`: refused; `TransientError`: the chain did
+        not answer; `NoCommitteeChain`: nothing to check against.
+        """
+        if self.reader is None:
+            raise NoCommitteeChain(
+                "no committee_chain configured: a hand-over cannot be checked against the chain"
+            )
+        identity: AttestorIdentity = self.ledger.identity
+        current = self.reader.current_committee(identity.origin)
+        if current is None:
+            raise NotACommitteeMember("origin is not enrolled on the committee chain", origin=identity.origin)
+        verify_proposal(
+            proposal, origin=identity.origin, chain_epoch=current.epoch, chain_hash=current.committee_hash
+        )
+        keys = [key for key, _ in current.members]
+        if identity.public_key not in keys:
+            raise NotACommitteeMember(
+                "this attestor is not a member of the current committee", epoch=current.epoch
+            )
+        following = proposal.build_committee(self._backend)  # every proof of possession, the threshold rule
+        digest = compute_proposal_digest(
+            identity.origin, current.epoch, current.committee_hash, following.hash()
+        )
+        signature = self._backend.sign(self._secret_key, digest)
+        log.warning(
+            "hand-over signed",
+            extra={
+                "origin": identity.origin,
+                "epoch": current.epoch,
+                "next_epoch": proposal.epoch,
+                "next_committee_hash": following.hash(),
+                "members": len(following),
+                "threshold": following.threshold,
+            },
+        )
+        return HandoverSignature(
+            origin=identity.origin,
+            epoch=current.epoch,
+            signer_index=keys.index(identity.public_key),
+            public_key=identity.public_key,
+            signature=signature,
+            current_committee_hash=current.committee_hash,
+            next_committee_hash=following.hash(),
+        )
+
+
+def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grpc.ServicerContext) -> Any:
+    """`AttestationService.SignHandover`: token, shapes, checks, signature; typed status codes.
+
+    PERMISSION_DENIED without the operator token (checked before anything else is looked at);
+    INVALID_ARGUMENT for a malformed proposal, a bad key or proof of possession, a refused
+    threshold; FAILED_PRECONDITION for another origin, a stale epoch or current hash, a
+    non-member, no committee chain; UNAVAILABLE when the chain cannot be read.
+    """
+    from relay.rpc.convert import proposal_from_proto
+    from relay.rpc.limits import shorten_details
+    from relay.v1 import attestation_pb2
+
+    def abort(code: grpc.StatusCode, error: RelayError) -> NoReturn:
+        context.abort(code, shorten_details(f"{error.reason}: {error}"))
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+    if signer is None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "this attestor does not sign hand-overs")
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+    try:
+        signer.check_token(request.operator_token)
+    except SigningRefused as error:
+        abort(grpc.StatusCode.PERMISSION_DENIED, error)
+    try:
+        proposal = proposal_from_proto(request.proposal)
+        signed = signer.sign(proposal)
+    except (OriginMismatch, StaleProposal, NotACommitteeMember, NoCommitteeChain) as error:
+        abort(grpc.StatusCode.FAILED_PRECONDITION, error)
+    except InvalidProof as error:
+        abort(grpc.StatusCode.INVALID_ARGUMENT, error)
+    except TransientError as error:
+        abort(grpc.StatusCode.UNAVAILABLE, error)
+    except RelayError as error:
+        abort(grpc.StatusCode.FAILED_PRECONDITION, error)
+    return attestation_pb2.HandoverSignature(
+        origin=signed.origin,
+        epoch=signed.epoch,
+        signer_index=signed.signer_index,
+        public_key=signed.public_key,
+        signature=signed.signature,
+        current_committee_hash=signed.current_committee_hash,
+        next_committee_hash=signed.next_committee_hash,
+    )
+
+
+__all__ = [
+    "CommitteeMembership",
+    "HandoverSignature",
+    "HandoverSigner",
+    "NoCommitteeChain",
+    "SigningRefused",
+    "sign_handover_call",
+]

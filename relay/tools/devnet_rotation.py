@@ -1,0 +1,127 @@
+"""A full committee hand-over on a running devnet (`relay devnet --rotate-after N`).
+
+For each origin (both chains), against the committee its destination gateway holds: remove one
+member (the first), add the devnet's spare members (their attestors run from the start and learn
+from the chain that they are not members yet), and hand over: `relay.tools.rotation` proposes,
+has every current attestor check and sign (`SignHandover`), certifies, and gives the certificate
+to the relayer (`RelayService.SubmitHandover`), which submits it to the destination. The
+attestors and the relayer then follow the new committee from the chain.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from relay.errors import RelayError
+from relay.tools.devnet import Devnet, DevnetError
+from relay.verify.bls import get_backend
+from relay.verify.committee import Member
+
+REMOVED_MEMBER = 0  # the member of the first committee that a devnet rotation removes
+
+
+@dataclass
+class RotationResult:
+    """What a devnet rotation did, per origin domain."""
+
+    epochs: dict[int, int] = field(default_factory=dict)  # the destination gateway's epoch afterwards
+    removed_key: bytes = b""
+    added_keys: list[bytes] = field(default_factory=list)
+    error: str = ""
+
+
+def next_members(devnet: Devnet) -> list[Member]:
+    """The committee a devnet rotation hands over to: the first one minus one member plus the spares."""
+    bls = get_backend()
+    size = devnet.options.committee_size
+    kept = [s for i, s in enumerate(devnet.bls_secrets[:size]) if i != REMOVED_MEMBER]
+    added = devnet.bls_secrets[size:]
+    return [Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in (*kept, *added)]
+
+
+def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> RotationResult:
+    """Hand both origins over to `next_members(devnet)`; return the epochs the gateways hold afterwards."""
+    from relay.tools.rotation import certify, collect_signatures, propose, read_committee, submit_to_relayer
+
+    if not devnet.options.spare_members:
+        raise DevnetError("a rotation needs spare members (DevnetOptions.spare_members)")
+    bls = get_backend()
+    size = devnet.options.committee_size
+    result = RotationResult(
+        removed_key=bls.secret_to_public_key(devnet.bls_secrets[REMOVED_MEMBER]),
+        added_keys=[bls.secret_to_public_key(s) for s in devnet.bls_secrets[size:]],
+    )
+    members = next_members(devnet)
+    for index, origin in enumerate(devnet.chains):
+        destination = devnet.chains[1 - index]
+        current = read_committee(destination.rpc_url, destination.gateway, origin.domain)
+        proposal = propose(origin.domain, current, members)
+        current_keys = {key for key, _ in current.members}
+        attestors = [
+            devnet.addresses[f"attestor-{origin.name}-{i}"]
+            for i, secret in enumerate(devnet.bls_secrets)
+            if bls.secret_to_public_key(secret) in current_keys
+        ]
+        signatures = collect_signatures(proposal, attestors, devnet.attestor_token)
+        refused = [f"{r.address}: {r.error}" for r in signatures if r.signature is None]
+        if refused:
+            say(f"origin {origin.domain}: attestors refused: {'; '.join(refused)}")
+        certificate = certify(proposal, current, signatures)
+        answer = submit_to_relayer(devnet.addresses["relayer"], devnet.operator_token, certificate)
+        for submission in answer.submissions:
+            if submission.error:
+                say(f"origin {origin.domain} -> {submission.destination}: {submission.error}")
+        result.epochs[origin.domain] = read_committee(
+            destination.rpc_url, destination.gateway, origin.domain
+        ).epoch
+        say(
+            f"origin {origin.domain}: handed over to epoch {proposal.epoch} "
+            f"({len(members)} members, threshold {proposal.threshold}) on {destination.name}"
+        )
+    return result
+
+
+class RotationAfter:
+    """Runs `rotate` in a thread once the recipients together received `after` messages."""
+
+    def __init__(
+        self, devnet: Devnet, after: int, baseline: int, say: Callable[[str], None] = lambda _text: None
+    ) -> None:
+        self.devnet = devnet
+        self.after = after
+        self.baseline = baseline
+        self.say = say
+        self.result = RotationResult()
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devnet-rotation", daemon=True)
+
+    def start(self) -> RotationAfter:
+        """Start watching the recipients' counters."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 120.0) -> RotationResult:
+        """Stop watching (a rotation under way finishes first); the result."""
+        self._stop.set()
+        self._thread.join(timeout)
+        return self.result
+
+    def _received(self) -> int:
+        return sum(self.devnet.received(chain.domain) for chain in self.devnet.chains) - self.baseline
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._received() >= self.after:
+                    self.say(f"{self.after} messages delivered: rotating both committees")
+                    self.result = rotate(self.devnet, self.say)
+                    return
+                self._stop.wait(0.2)
+        except RelayError as error:
+            self.result.error = f"{error.reason}: {error}"
+            self.say(f"rotation failed: {self.result.error}")
+        finally:
+            self.done.set()

@@ -1,0 +1,128 @@
+"""Running a committee hand-over: what `relay committee` and `relay devnet --rotate-after` do.
+
+1. `propose`: read the origin's current committee from a destination gateway (`committeeOf`,
+   `currentCommittee`) and build the `HandoverProposal` to epoch + 1 with the next members.
+2. `collect_signatures`: ask each current attestor to check and sign it (`SignHandover`, with the
+   attestors' operator token); a refusal is reported per attestor, never fatal by itself.
+3. `certify`: aggregate the signatures (each verified first) into a `HandoverCertificate` and
+   verify it off-chain against the committee the chain holds.
+4. `submit_to_relayer`: hand it to the relayer (`RelayService.SubmitHandover`, operator token),
+   which submits it to every destination gateway whose committee lags.
+
+Docs: docs/operations.md, "Rotating the committee".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay.chains import OnChainCommittee
+from relay.errors import ConfigurationError, RelayError
+from relay.handover import (
+    HandoverCertificate,
+    HandoverProposal,
+    HandoverSignature,
+    aggregate_handover,
+    build_committee_from_chain,
+)
+from relay.verify.committee import Member, compute_default_threshold
+
+SIGN_TIMEOUT = 30.0  # an attestor reads the chain and checks every proof of possession
+SUBMIT_TIMEOUT = 300.0  # the relayer submits to every lagging destination and waits for receipts
+
+
+def read_committee(rpc_url: str, gateway: str, origin: int) -> OnChainCommittee:
+    """`origin`'s current committee on the gateway at `gateway` (read through `rpc_url`)."""
+    from adapters.evm.committees import EvmCommitteeReader
+    from adapters.evm.config import EvmChainConfig
+
+    chain = EvmChainConfig(name="committee-chain", domain=0, rpc_urls=[rpc_url], gateway=gateway)
+    committee = EvmCommitteeReader(chain).current_committee(origin)
+    if committee is None:
+        raise ConfigurationError("origin is not enrolled on that gateway", origin=origin, gateway=gateway)
+    return committee
+
+
+def propose(
+    origin: int,
+    current: OnChainCommittee,
+    members: Sequence[Member],
+    *,
+    threshold: int | None = None,
+    epoch: int | None = None,
+    allow_low_threshold: bool = False,
+) -> HandoverProposal:
+    """The proposal to hand `current` over to `members` (validated: proofs, threshold rule)."""
+    total = sum(m.weight for m in members)
+    proposal = HandoverProposal(
+        origin=origin,
+        epoch=current.epoch + 1 if epoch is None else epoch,
+        threshold=compute_default_threshold(total) if threshold is None else threshold,
+        members=tuple(members),
+        current_committee_hash=current.committee_hash,
+        allow_low_threshold=allow_low_threshold,
+    )
+    proposal.build_committee()  # refuse now what every attestor would refuse
+    return proposal
+
+
+@dataclass(frozen=True)
+class SigningResult:
+    """One attestor's answer: a signature, or why there is none."""
+
+    address: str
+    signature: HandoverSignature | None = None
+    error: str = ""
+
+
+def collect_signatures(
+    proposal: HandoverProposal, attestors: Sequence[str], operator_token: str, timeout: float = SIGN_TIMEOUT
+) -> list[SigningResult]:
+    """Ask every attestor (gRPC `SignHandover`) for its signature on `proposal`."""
+    from relay.rpc.clients import GrpcAttestorClient
+
+    results = []
+    for address in attestors:
+        client = GrpcAttestorClient(address)
+        try:
+            results.append(SigningResult(address, client.sign_handover(proposal, operator_token, timeout)))
+        except RelayError as error:
+            results.append(SigningResult(address, error=f"{error.reason}: {error}"))
+        finally:
+            client.close()
+    return results
+
+
+def certify(
+    proposal: HandoverProposal, current: OnChainCommittee, results: Sequence[SigningResult]
+) -> HandoverCertificate:
+    """Aggregate the signatures into a certificate verified against `current` (raises if short)."""
+    committee = build_committee_from_chain(current)
+    signatures = {r.signature.public_key: r.signature.signature for r in results if r.signature is not None}
+    return aggregate_handover(committee, proposal, signatures)
+
+
+def submit_to_relayer(
+    address: str, operator_token: str, certificate: HandoverCertificate, timeout: float = SUBMIT_TIMEOUT
+) -> Any:
+    """`RelayService.SubmitHandover`: the relayer's answer (epoch, per-destination submissions)."""
+    import grpc
+
+    from relay.rpc import convert
+    from relay.rpc.clients import CHANNEL_OPTIONS, classify_rpc_error
+    from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
+
+    channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    try:
+        stub = relay_service_pb2_grpc.RelayServiceStub(channel)
+        request = relay_service_pb2.SubmitHandoverRelayRequest(
+            handover=convert.handover_certificate_to_proto(certificate), operator_token=operator_token
+        )
+        try:
+            return stub.SubmitHandover(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, address, "SubmitHandover") from error
+    finally:
+        channel.close()

@@ -1,0 +1,84 @@
+"""An attestor follows its committee from the chain: new epoch and index, removal, no way back;
+what it signed stays binding across epochs and restarts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from relay.chains import OnChainCommittee
+from relay.roles.attestor import AttestorIdentity, CheckpointLedger, FinalityConflict
+from relay.roles.membership import CommitteeMembership
+from relay.verify.bls import get_backend
+
+BLS = get_backend("blst")
+SECRET = 515151
+KEY = BLS.secret_to_public_key(SECRET)
+OTHER = [BLS.secret_to_public_key(1000 + i) for i in range(4)]
+IDENTITY = AttestorIdentity(7, b"\x01" * 32, 1, 0, KEY, BLS.prove_possession(SECRET))
+ROOT_A, ROOT_B = b"\xaa" * 32, b"\xbb" * 32
+
+
+class Chain:
+    """A committee chain whose Gateway holds `committee` for origin 7."""
+
+    def __init__(self, epoch: int, keys: list[bytes]) -> None:
+        self.domain = 2
+        self.set(epoch, keys)
+
+    def set(self, epoch: int, keys: list[bytes]) -> None:
+        self.committee = OnChainCommittee(epoch, bytes([epoch]) * 32, len(keys), tuple((k, 1) for k in keys))
+
+    def committee_of(self, origin: int) -> tuple[int, bytes] | None:
+        return (self.committee.epoch, self.committee.committee_hash) if origin == 7 else None
+
+    def current_committee(self, origin: int) -> OnChainCommittee | None:
+        return self.committee if origin == 7 else None
+
+
+def follow(log: Path | None, chain: Chain) -> tuple[CheckpointLedger, CommitteeMembership]:
+    ledger = CheckpointLedger(IDENTITY, SECRET, BLS, history=4, signed_log=str(log) if log else None)
+    return ledger, CommitteeMembership(ledger, chain, poll_interval=2.0)
+
+
+def test_a_new_epoch_is_followed_and_the_final_state_signed_again_under_it(tmp_path: Path) -> None:
+    chain = Chain(1, [KEY, *OTHER[:3]])
+    log = tmp_path / "signed.jsonl"
+    ledger, membership = follow(log, chain)
+    assert not membership.refresh(0.0)  # in step with the chain
+    first = ledger.apply_final_state(ROOT_A, 3)
+    assert first is not None and first.checkpoint.epoch == 1
+
+    chain.set(2, [*OTHER[:2], KEY, OTHER[3]])  # a hand-over moved this member to index 2
+    assert not membership.refresh(1.0)  # not due yet
+    assert membership.refresh(2.0)
+    assert ledger.identity == replace(IDENTITY, epoch=2, signer_index=2)
+    assert ledger.newest_at_least(0) is None  # epoch-1 signatures are no longer served
+    again = ledger.apply_final_state(ROOT_A, 3)  # the same final state, signed under epoch 2
+    assert again is not None and (again.checkpoint.epoch, again.signer_index) == (2, 2)
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]
+    with pytest.raises(FinalityConflict):
+        ledger.apply_final_state(ROOT_B, 3)  # a new epoch is no licence to sign another root
+
+    # Restarted with its configured epoch 1, it follows the chain to epoch 2 and remembers both.
+    restarted, membership = follow(log, chain)
+    assert membership.refresh(0.0)
+    assert restarted.identity.epoch == 2
+    with pytest.raises(FinalityConflict):
+        restarted.apply_final_state(ROOT_B, 3)
+
+
+def test_a_removed_member_stops_signing_and_an_older_epoch_is_ignored() -> None:
+    chain = Chain(1, [KEY, *OTHER[:3]])
+    ledger, membership = follow(None, chain)
+    membership.refresh(0.0)
+    chain.set(2, OTHER)  # removed
+    assert membership.refresh(5.0)
+    assert not ledger.signing and not membership.member
+    assert ledger.apply_final_state(ROOT_A, 3) is None
+    chain.set(1, [KEY, *OTHER[:3]])  # a lying or lagging RPC shows the old committee again
+    assert not membership.refresh(10.0)
+    assert not ledger.signing and ledger.identity.epoch == 2
