@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also run a real Prometheus scraping every role, with the alert rules loaded",
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext gRPC between the roles (development only; default: mutual TLS from a throw-away CA)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         confirmations=args.confirmations,
         max_batch=args.max_batch,
         prometheus=args.prometheus,
+        tls=not args.insecure,
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         devnet.start(progress=lambda text: print(f"devnet: {text}", flush=True))
         print(f"devnet: up in {time.monotonic() - started:.1f} s", flush=True)
+        print(f"devnet: send a message yourself: {devnet.send_command()}", flush=True)
         if devnet.status_url:
             print(f"devnet: status page {devnet.status_url}", flush=True)
         if devnet.prometheus is not None:
