@@ -206,6 +206,13 @@ class Devnet:
         self.certificates[name] = issued
         return {"tls": issued.as_config()}
 
+    def tls_config(self, name: str) -> Any:
+        """Process `name`'s `relay.config.TlsConfig` (None when the devnet is plaintext)."""
+        from relay.config import TlsConfig
+
+        issued = self.certificates.get(name)
+        return TlsConfig(**issued.as_config()) if issued is not None else None
+
     def client_tls(self) -> Any:
         """The command line's TLS files (`relay.rpc.tls.ClientTls`; None when the devnet is plaintext)."""
         from relay.rpc.tls import ClientTls

@@ -32,6 +32,7 @@ from relay import errors
 from relay.chains import Cursor, DeliveryItem
 from relay.client import MessageView, RelayClient
 from relay.roles.attestor import AttestationServicer, AttestorIdentity, CheckpointLedger
+from relay.rpc.server import bind
 from relay.tools.devnet import Devnet, DevnetChain, send_paid_counter_messages
 from relay.v1 import attestation_pb2_grpc
 from relay.verify.bls import get_backend, keygen
@@ -264,8 +265,9 @@ class ForgingAttestor:
     """
 
     def __init__(
-        self, devnet: Devnet, chain: DevnetChain, member: int, address: str, *, outsider: bool = False
+        self, devnet: Devnet, chain: DevnetChain, member: int, name: str, *, outsider: bool = False
     ) -> None:
+        address = devnet.addresses[name]
         backend = get_backend()
         finality = EvmFinalitySource(chain_config(devnet, chain))
         secret = keygen(secrets.token_bytes(32))
@@ -285,7 +287,8 @@ class ForgingAttestor:
         attestation_pb2_grpc.add_AttestationServiceServicer_to_server(
             AttestationServicer(self.ledger, self.stopping), self.server
         )
-        assert self.server.add_insecure_port(address) != 0
+        # The member's own certificate: a compromised member's pod, not an outsider to the PKI.
+        assert bind(self.server, address, devnet.tls_config(name)) != 0
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
@@ -360,7 +363,7 @@ def test_a_forged_attestor_signature_is_rejected_stored_and_counted(
     name = "attestor-beta-3"
     devnet.kill(name)
     try:
-        with ForgingAttestor(devnet, beta, 3, devnet.addresses[name], outsider=outsider):
+        with ForgingAttestor(devnet, beta, 3, name, outsider=outsider):
             ids = devnet.send("beta", "alpha", 3, f"forged-{reason}")
             # The three honest members still make a quorum; the forgery is stored with its reason.
             wait_states(client, ids, {"delivered"}, timeout=60)
@@ -417,10 +420,16 @@ def test_a_reverting_recipient_is_parked_then_delivered_after_an_operator_retry(
     finally:
         deploy.set_counter_failing(beta.rpc_url, devnet.deployer_key, beta.counter, False)
     before = devnet.received("beta")
-    with pytest.raises(grpc.RpcError) as denied:
-        client.retry(message_id, "not-the-token")
-    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    client.retry(message_id, devnet.operator_token)
+    # The public port (server TLS, no client certificate) refuses operator calls, token or not.
+    with pytest.raises(grpc.RpcError) as public:
+        client.retry(message_id, devnet.operator_token)
+    assert public.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "operator port" in (public.value.details() or "")
+    with devnet.operator_client() as operator:
+        with pytest.raises(grpc.RpcError) as denied:
+            operator.retry(message_id, "not-the-token")
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        operator.retry(message_id, devnet.operator_token)
     wait_states(client, [message_id], {"delivered"}, timeout=60)
     assert devnet.received("beta") - before == 1
     assert delivered_events(beta)[message_id] == 1
