@@ -374,3 +374,35 @@ def test_a_role_without_tls_or_the_development_flag_does_not_start(role: str, tm
             load_config(
                 model, None, {}, {**data, "insecure_plaintext": True, "operator_listen": "127.0.0.1:0"}
             )
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_relay_send_wait_names_the_tls_cause_before_sending(
+    pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import relay.client
+    from relay.cli import main
+
+    public = serve(pki.issue("relayer"), require_client_certificate=False)
+    sent: list[object] = []
+    monkeypatch.setattr(relay.client, "send", lambda *args, **kwargs: sent.append(args) or b"\x02" * 32)
+    monkeypatch.setenv("SENDER_KEY", "0x" + "11" * 32)
+    argv = ["send", "--rpc", "http://127.0.0.1:1", "--gateway", "0x" + "42" * 20, "--key-env", "SENDER_KEY"]
+    argv += ["--destination", "2", "--recipient", "0x" + "43" * 20, "--body", "hi", "--wait"]
+    argv += ["--relay", address(public), "--timeout", "5"]
+    try:
+        other = Pki(tmp_path / "other", "another CA").client()
+        assert main([*argv, "--ca", other.ca]) == 1
+        err = capsys.readouterr().err
+        assert "RelayerUnreachable" in err and "not signed by our CA" in err
+        assert main(argv) == 2  # neither --ca nor --insecure
+        assert "plaintext gRPC is refused" in capsys.readouterr().err
+        assert main([*argv, "--insecure"]) == 1  # a plaintext client to a TLS relayer
+        assert "requires TLS" in capsys.readouterr().err
+        assert main([*argv, "--insecure", "--ca", pki.client().ca]) == 2
+        assert main([*argv, "--ca", pki.client().ca, "--cert", "only-a-cert.crt"]) == 2
+        assert sent == []  # nothing dispatched while the relayer cannot be reached
+    finally:
+        public.stop(0)
