@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.cli.tls_options import add_tls_arguments, client_tls
+from relay.config import verify_private_file
 from relay.errors import ConfigurationError
 
 
@@ -42,6 +43,7 @@ def register(subparsers: Any) -> None:
 
 def _read_key(args: argparse.Namespace) -> str:
     if args.key_file is not None:
+        verify_private_file(args.key_file)  # a transaction key: readable by its owner only
         try:
             return str(args.key_file.read_text().strip())
         except OSError as error:

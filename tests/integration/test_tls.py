@@ -406,3 +406,17 @@ def test_relay_send_wait_names_the_tls_cause_before_sending(
         assert sent == []  # nothing dispatched while the relayer cannot be reached
     finally:
         public.stop(0)
+
+
+def test_relay_send_refuses_a_sender_key_file_others_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    key_file = tmp_path / "sender.key"
+    key_file.write_text("0x" + "11" * 32 + "\n")
+    key_file.chmod(0o644)
+    argv = ["send", "--rpc", "http://127.0.0.1:1", "--gateway", "0x" + "42" * 20, "--key-file", str(key_file)]
+    assert main([*argv, "--destination", "2", "--recipient", "0x" + "43" * 20, "--body", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert f"chmod 600 {key_file}" in err and "11" * 32 not in err
