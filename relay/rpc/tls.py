@@ -79,11 +79,28 @@ class ClientTls:
 
 @dataclass(frozen=True)
 class TlsMaterial:
-    """The bytes of a validated set of TLS files (`key`/`cert` None for a client without one)."""
+    """The bytes of a validated set of TLS files (`key`/`cert` None for a client without one), and
+    when the certificate expires."""
 
     ca: bytes
     cert: bytes | None
     key: bytes | None
+    not_after: datetime.datetime | None = None
+
+    def log_if_expired(self, path: str | None, now: datetime.datetime | None = None) -> bool:
+        """Log `certificate <path> expired at <time>` if the certificate has expired; whether it has."""
+        moment = now or _now()
+        if self.not_after is None or self.not_after > moment:
+            return False
+        log.error(
+            f"certificate {path} expired at {self.not_after.isoformat()}",
+            extra={"file": path, "not_after": self.not_after.isoformat()},
+        )
+        return True
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -155,7 +172,7 @@ def load_tls_material(files: TlsFiles) -> TlsMaterial:
             "TLS key does not match the certificate", certificate=files.cert, key=files.key
         )
     report_validity(files.cert, chain)
-    return TlsMaterial(ca, cert, key)
+    return TlsMaterial(ca, cert, key, chain[0].not_valid_after_utc)
 
 
 # --- servers ------------------------------------------------------------------------------------
@@ -172,6 +189,7 @@ class ReloadingServerCertificates:
         self._raw = read_raw(files)
         self.material = load_tls_material(files)
         self._refused: tuple[bytes, bytes | None, bytes | None] | None = None
+        self._expiry_logged = self.material.not_after is not None and self.material.not_after <= _now()
         self.reloads = 0
 
     def configuration(self) -> Any:
@@ -200,6 +218,9 @@ class ReloadingServerCertificates:
             )
             return None
         if raw == self._raw or raw == self._refused:
+            # Unchanged files: say once when the certificate in use expires while serving.
+            if not self._expiry_logged:
+                self._expiry_logged = self.material.log_if_expired(self.files.cert)
             return None
         try:
             material = load_tls_material(self.files)
@@ -211,6 +232,7 @@ class ReloadingServerCertificates:
             )
             return None
         self._raw, self.material, self._refused = raw, material, None
+        self._expiry_logged = material.not_after is not None and material.not_after <= _now()
         self.reloads += 1
         log.info(
             "TLS files reloaded: new connections use the new certificate",
@@ -301,7 +323,9 @@ class ReloadingChannel(grpc.Channel):
         self._lock = threading.Lock()
         self._raw = read_raw(files) if files is not None else None
         self._refused: Any = None
-        self._channel = self._build(load_tls_material(files) if files is not None else None)
+        self._material = load_tls_material(files) if files is not None else None
+        self._expiry_logged = self._is_expired()
+        self._channel = self._build(self._material)
         self._retired: grpc.Channel | None = None
         self.generation = 0
         self._checked_at = clock()
@@ -329,6 +353,9 @@ class ReloadingChannel(grpc.Channel):
         except OSError:
             return  # mid-rotation or gone: keep the current channel; a later check retries
         if raw == self._raw or raw == self._refused:
+            # Unchanged files: say once when our certificate expires while in use.
+            if not self._expiry_logged and self._material is not None:
+                self._expiry_logged = self._material.log_if_expired(files.cert)
             return
         try:
             material = load_tls_material(files)
@@ -342,12 +369,17 @@ class ReloadingChannel(grpc.Channel):
         if self._retired is not None:
             self._retired.close()
         self._retired, self._channel = self._channel, self._build(material)
-        self._raw, self._refused = raw, None
+        self._raw, self._refused, self._material = raw, None, material
+        self._expiry_logged = self._is_expired()
         self.generation += 1
         log.info(
             "TLS files reloaded: new connections use the new certificate",
             extra={"peer": self.address, "cert": files.cert, "ca": files.ca},
         )
+
+    def _is_expired(self) -> bool:
+        material = self._material
+        return material is not None and material.not_after is not None and material.not_after <= _now()
 
     def report_failure(self, error: grpc.RpcError) -> None:
         """Log the likely cause of a call that failed in the TLS handshake (rate-limited)."""

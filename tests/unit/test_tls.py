@@ -99,3 +99,22 @@ def test_a_channel_reads_its_files_again_at_most_once_per_interval(
         assert channel.current()[0] == 1 and "not usable" in caplog.text
     finally:
         channel.close()
+
+
+def test_a_certificate_that_expires_while_in_use_is_logged_once(
+    pki: Pki, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime
+
+    import relay.rpc.tls as module
+    from relay.rpc.tls import ReloadingServerCertificates
+
+    tls = pki.issue("server")
+    certificates = ReloadingServerCertificates(tls)
+    caplog.set_level(logging.ERROR, logger="relay.rpc.tls")
+    assert certificates.fetch() is None and caplog.text == ""  # valid: nothing to say
+    expiry = certificates.material.not_after
+    assert expiry is not None
+    monkeypatch.setattr(module, "_now", lambda: expiry + datetime.timedelta(seconds=1))
+    assert certificates.fetch() is None and certificates.fetch() is None  # still served, said once
+    assert caplog.text.count(f"certificate {tls.cert} expired at {expiry.isoformat()}") == 1
