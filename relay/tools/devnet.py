@@ -15,8 +15,8 @@ then kill), and nothing else:
   chain's transaction key.
 
 Every gRPC connection is mutual TLS by default: a throw-away CA (`relay.tools.certs`) issues one
-certificate per process (and one for the command line, `tls/client/`), all in the run folder with
-private keys 0600. The relayer serves dApps on its public port (server TLS) and operator calls on
+certificate per process (and one for the command line, `keys/tls/client/`), all in the run
+folder's `keys/` with private keys 0600. The relayer serves dApps on its public port (server TLS) and operator calls on
 its operator port (mutual TLS). `DevnetOptions(tls=False)` (`relay devnet --insecure`) runs
 everything in plaintext instead (`insecure_plaintext`; operator calls are then refused).
 
@@ -191,18 +191,24 @@ class Devnet:
         if self.options.tls:
             from relay.tools.certs import CertificateAuthority
 
-            tls_dir = self.run_dir / "tls"
+            tls_dir = self.tls_dir  # under keys/ (0700), with every other secret of the run
             tls_dir.mkdir(exist_ok=True)
             os.chmod(tls_dir, 0o700)
             self.certificate_authority = CertificateAuthority.create(tls_dir / "ca")
             self.certificates["client"] = self.certificate_authority.issue("client", tls_dir / "client")
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the CA and every certificate and key go: `<run folder>/keys/tls/<process>/`."""
+        assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        return self.run_dir / "keys" / "tls"
 
     def _transport(self, name: str) -> dict[str, Any]:
         """The `tls` section for process `name` (its own certificate), or `insecure_plaintext`."""
         if not self.options.tls:
             return {"insecure_plaintext": True}
         assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
-        issued = self.certificate_authority.issue(name, self.run_dir / "tls" / name)
+        issued = self.certificate_authority.issue(name, self.tls_dir / name)
         self.certificates[name] = issued
         return {"tls": issued.as_config()}
 

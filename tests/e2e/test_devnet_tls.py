@@ -68,7 +68,7 @@ def test_every_secret_file_the_devnet_wrote_is_readable_by_its_owner_only(devnet
     assert run_dir is not None
     # keys/ also holds the attestors' signed logs (signatures, public): not secrets.
     secrets = [p for p in (run_dir / "keys").iterdir() if p.is_file() and p.suffix != ".jsonl"]
-    secrets += list((run_dir / "tls").glob("*/tls.key")) + [run_dir / "tls" / "ca" / "ca.key"]
+    secrets += list(devnet.tls_dir.glob("*/tls.key")) + [devnet.tls_dir / "ca" / "ca.key"]
     assert len(secrets) > 10
     loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in secrets if p.stat().st_mode & 0o077}
     assert loose == {}
