@@ -208,6 +208,9 @@ class CommitteeConfig(StrictModel):
     epoch: int
     threshold: int | None = None
     members: list[MemberConfig]
+    # A threshold below two thirds of the total weight is refused unless this says so (the
+    # Gateway needs the same from its owner: setLowThresholdAllowed).
+    allow_low_threshold: bool = False
 
     def build(self, backend: Any = None) -> Any:
         """Return the validated `relay.verify.committee.Committee` (checks every proof of possession)."""
@@ -221,7 +224,9 @@ class CommitteeConfig(StrictModel):
             )
             for m in self.members
         ]
-        return Committee.create(self.epoch, members, self.threshold, backend=backend)
+        return Committee.create(
+            self.epoch, members, self.threshold, backend=backend, allow_low_threshold=self.allow_low_threshold
+        )
 
 
 class TlsConfig(StrictModel):

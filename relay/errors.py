@@ -143,6 +143,14 @@ class DeliveryNotConfirmed(TransientError):
     delivered (yet, or a lying submitter): retried, never marked DELIVERED on its word."""
 
 
+# --- waiting: neither a failure nor a rejection ------------------------------------------------
+
+
+class DeliveryPaused(RelayError):
+    """The destination gateway has paused delivery from this origin (its guardian or owner did):
+    the message waits (PAUSED), is not counted as a failed attempt, and goes out after the unpause."""
+
+
 # --- permanent: park -------------------------------------------------------------------------
 
 

@@ -6,12 +6,19 @@ OBSERVED -> FINAL -> ATTESTED -> VERIFIED -> SUBMITTED -> DELIVERED
                      REJECTED     v  |  RETRYING <---+ (transient failure, backoff)
                                UNPAID       |
                        (gas not paid for)  PARKED (dead letter; an operator can retry it)
+
+SUBMITTED -> PAUSED -> VERIFIED (the destination gateway paused delivery from the origin)
 ```
 
 - **Unpaid** (the relayer's gas policy, `relay.relayer.policy`): a VERIFIED or due RETRYING
   message not paid for enough at the destination's current gas price waits in UNPAID with the
   reason; it goes back to VERIFIED once a top-up (`payForGas`) or a lower gas price makes it
   deliverable, or to DELIVERED if someone else delivered it. Not terminal: re-checked periodically.
+- **Paused** (emergency controls, docs/operations.md): the destination gateway refused the
+  delivery because its guardian or owner paused delivery from the origin (`DeliveryPaused`). Not a
+  failure: no attempt is counted, and the retry window starts again when it is released. It goes
+  back to VERIFIED every `retry.paused_recheck` seconds to be tried again (a simulation only: no
+  transaction is sent while the pause lasts), or to DELIVERED if the chain shows it delivered.
 
 Which failure leads where (the error's type decides, `relay.errors`):
 
@@ -51,6 +58,7 @@ class MessageState(enum.Enum):
     RETRYING = "retrying"  # a transient delivery failure; due again at next_attempt_at
     PARKED = "parked"  # a permanent failure or the retry window ran out; waits for an operator
     UNPAID = "unpaid"  # verified, but its gas is not paid for enough (gas policy); re-checked
+    PAUSED = "paused"  # the destination gateway paused delivery from the origin; re-checked
 
     @property
     def is_terminal(self) -> bool:
@@ -74,11 +82,13 @@ ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     # not yet complete up to the checkpoint); the message waits for another checkpoint.
     S.ATTESTED: frozenset({S.VERIFIED, S.REJECTED, S.FINAL}),
     S.VERIFIED: frozenset({S.SUBMITTED, S.RETRYING, S.PARKED, S.UNPAID}),
-    S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED}),
+    S.SUBMITTED: frozenset({S.DELIVERED, S.REJECTED, S.RETRYING, S.PARKED, S.PAUSED}),
     # A due retry is submitted again; past the retry window it is parked.
     S.RETRYING: frozenset({S.SUBMITTED, S.DELIVERED, S.REJECTED, S.PARKED, S.UNPAID}),
     # Paid for (a top-up, a lower gas price) or delivered by someone else.
     S.UNPAID: frozenset({S.VERIFIED, S.DELIVERED}),
+    # Tried again after `retry.paused_recheck`, or delivered by someone else after the unpause.
+    S.PAUSED: frozenset({S.VERIFIED, S.DELIVERED}),
     # Operator retry: back to VERIFIED when the stored proof can be reused, else to FINAL;
     # DELIVERED when the destination chain shows it delivered (by anyone).
     S.PARKED: frozenset({S.VERIFIED, S.FINAL, S.DELIVERED}),

@@ -234,6 +234,14 @@ class RelayMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.deliveries_paused = Counter(
+            "deliveries_paused",
+            "Messages the destination gateway refused because delivery from their origin is paused "
+            "(emergency controls): they wait PAUSED and are tried again.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
         self.deliveries_found_on_chain = Counter(
             "deliveries_found_on_chain",
             "PARKED or RETRYING messages found delivered on the destination chain (made DELIVERED).",

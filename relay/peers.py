@@ -65,6 +65,7 @@ class DeliveryOutcome(enum.Enum):
     ALREADY_DELIVERED = "already_delivered"  # delivered earlier; nothing was sent for it
     RECIPIENT_REVERTED = "recipient_reverted"  # the recipient's handle() reverted; still deliverable
     REJECTED = "rejected"  # the destination gateway rejected the proof
+    PAUSED = "paused"  # the destination gateway paused delivery from the origin; nothing was sent
 
 
 @dataclass(frozen=True)

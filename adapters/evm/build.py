@@ -106,11 +106,15 @@ def _run_solcjs(solcjs: Path, sources: dict[str, str]) -> dict[str, Any]:
         "settings": COMPILER_SETTINGS,
     }
     # stdout goes to a file: solcjs (node) exits before a pipe has taken more than 64 KiB of it.
-    with tempfile.TemporaryFile(mode="w+") as stdout:
+    # stdin comes from a file too: node reads a pipe without blocking and fails (EAGAIN) when the
+    # sources are more than a pipe buffer and the writer has not caught up.
+    with tempfile.TemporaryFile(mode="w+") as stdout, tempfile.TemporaryFile(mode="w+") as stdin:
+        stdin.write(json.dumps(standard_input))
+        stdin.seek(0)
         try:
             completed = subprocess.run(
                 [str(solcjs), "--standard-json"],
-                input=json.dumps(standard_input),
+                stdin=stdin,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
                 text=True,

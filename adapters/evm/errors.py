@@ -100,6 +100,7 @@ _GATEWAY_ERRORS: dict[str, type[RelayError]] = {
     "EmptyBatch": errors.MalformedEncoding,
     "BatchLengthMismatch": errors.MalformedEncoding,
     "InsufficientGasForRecipient": RecipientGasUnavailable,
+    "DeliveryIsPaused": errors.DeliveryPaused,
     "PrecompileFailed": TransientError,
     "Error": DeliveryRefused,
     "Panic": DeliveryRefused,

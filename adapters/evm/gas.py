@@ -9,6 +9,11 @@ first delivers one warm-up message, so the rows show the steady state in which t
 counters and the replay bitmap word already exist. `python -m adapters.evm.gas` runs it on its
 own anvil and prints the table; `relay bench e2e` is meant to print the same rows.
 
+`measure_committee_gas(rpc_url)` measures committee changes instead: `enrollOrigin` of a committee
+of fresh keys, `handover` to another committee of fresh keys, and an `enrollOrigin` of keys the
+Gateway has already proven (each key's proof of possession is verified on-chain once, then
+remembered), for committees of 4, 5, 19 and 64 members (`--committees`).
+
 The helpers (deployment, branch compression, a committee that knows its secret keys) are also
 what the contract tests use; the protocol encodings themselves come from `relay.verify`.
 """
@@ -198,6 +203,68 @@ class _DeliveryBench:
         return receipt
 
 
+class CommitteeGasRow(NamedTuple):
+    committee_size: int
+    enroll_gas: int  # enrollOrigin, every key new (proofs of possession verified)
+    handover_gas: int  # handover to a committee of as many new keys
+    reenroll_gas: int  # enrollOrigin (next epoch) of keys already proven
+
+    @property
+    def enroll_gas_per_member(self) -> int:
+        return self.enroll_gas // self.committee_size
+
+    @property
+    def proof_gas_per_member(self) -> int:
+        """What verifying and remembering one proof of possession adds to an enrollment."""
+        return (self.enroll_gas - self.reenroll_gas) // self.committee_size
+
+
+def measure_committee_gas(
+    rpc_url: str, committee_sizes: Sequence[int] = (4, 5, 19, 64)
+) -> list[CommitteeGasRow]:
+    """Enroll, hand over and re-enroll one origin per committee size on a fresh destination Gateway."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    w3.eth.default_account = w3.eth.accounts[0]
+    destination = deploy_contract(w3, "Gateway", DESTINATION_DOMAIN)
+    functions = destination.functions
+    rows = []
+    for size in committee_sizes:
+        origin = SOURCE_DOMAIN_BASE + size
+        source_word = b"\x11" * 32  # any source Gateway: nothing is delivered here
+        first = SigningCommittee.generate(size, epoch=1, seed=b"gas first" + bytes([size]))
+        second = SigningCommittee.generate(size, epoch=2, seed=b"gas second" + bytes([size]))
+        enroll = _gas_of(w3, functions.enrollOrigin(origin, source_word, committee_struct(first.committee)))
+        digest = functions.handoverDigest(origin, 1, first.committee.hash(), second.committee.hash()).call()
+        bitfield, signature = first.certify(digest, first.quorum_signers())
+        handover = _gas_of(
+            w3, functions.handover(origin, committee_struct(second.committee), bitfield, signature)
+        )
+        again = SigningCommittee.generate(size, epoch=3, seed=b"gas first" + bytes([size]))
+        reenroll = _gas_of(w3, functions.enrollOrigin(origin, source_word, committee_struct(again.committee)))
+        rows.append(CommitteeGasRow(size, enroll, handover, reenroll))
+    return rows
+
+
+def _gas_of(w3: Web3, call: Any) -> int:
+    receipt = w3.eth.wait_for_transaction_receipt(call.transact({"gas": 29_000_000}))
+    if receipt["status"] != 1:
+        raise RuntimeError(f"transaction failed: {receipt}")
+    return int(receipt["gasUsed"])
+
+
+def format_committee_gas_table(rows: Iterable[CommitteeGasRow]) -> str:
+    """The committee rows as an aligned text table."""
+    lines = [
+        f"{'committee':>9}  {'enroll':>11}  {'/member':>8}  {'handover':>11}  {'re-enroll':>10}  {'PoP/member':>10}"
+    ]
+    lines += [
+        f"{r.committee_size:>9}  {r.enroll_gas:>11,}  {r.enroll_gas_per_member:>8,}  {r.handover_gas:>11,}"
+        f"  {r.reenroll_gas:>10,}  {r.proof_gas_per_member:>10,}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def format_gas_table(rows: Iterable[GasRow]) -> str:
     """The rows as an aligned text table."""
     lines = [f"{'committee':>9}  {'batch':>5}  {'total gas':>10}  {'gas/message':>11}"]
@@ -212,14 +279,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adapters.evm.gas", description=__doc__.splitlines()[0])
     parser.add_argument("--rpc-url", help="use this chain instead of starting an anvil")
     parser.add_argument("--full-branches", action="store_true", help="do not compress Merkle branches")
+    parser.add_argument(
+        "--committees", action="store_true", help="measure enrollOrigin/handover (proofs of possession)"
+    )
     arguments = parser.parse_args(argv)
     compress = not arguments.full_branches
+
+    def run(rpc_url: str) -> str:
+        if arguments.committees:
+            return format_committee_gas_table(measure_committee_gas(rpc_url))
+        return format_gas_table(measure_delivery_gas(rpc_url, compress_branches=compress))
+
     if arguments.rpc_url:
-        rows = measure_delivery_gas(arguments.rpc_url, compress_branches=compress)
+        print(run(arguments.rpc_url))
     else:
         with AnvilProcess(chain_id=BENCH_CHAIN_ID) as anvil:
-            rows = measure_delivery_gas(anvil.rpc_url, compress_branches=compress)
-    print(format_gas_table(rows))
+            print(run(anvil.rpc_url))
     return 0
 
 

@@ -97,6 +97,10 @@ class RetryConfig(StrictModel):
     base_delay: float = 1.0
     max_delay: float = 300.0
     jitter: float = 0.2
+    # A delivery the destination gateway refused because delivery from its origin is paused
+    # (emergency controls) waits PAUSED, without counting as an attempt, and is tried again this
+    # often (a simulation by the submitter; no transaction is sent while the pause lasts).
+    paused_recheck: float = 15.0
 
     def schedule(self) -> BackoffSchedule:
         """The backoff schedule these settings describe."""
@@ -124,6 +128,8 @@ class RetryConfig(StrictModel):
             )
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
+        if self.paused_recheck <= 0:
+            raise ValueError("paused_recheck must be positive")
         return self
 
 

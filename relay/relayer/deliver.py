@@ -4,7 +4,8 @@ VERIFIED and due RETRYING messages are grouped by origin under the newest verifi
 them (one certificate serves every message with nonce <= its index). Once a batch is full or its
 oldest message waited `max_wait`, the gas policy (`relay.relayer.policy`) decides per message:
 what is not paid for enough is held UNPAID with its reason (and re-checked every
-`gas_policy.recheck_interval`, at most `recheck_batch` per pass, back to VERIFIED once paid);
+`gas_policy.recheck_interval`, at most `recheck_batch` per pass, back to VERIFIED once paid); PAUSED messages (the destination gateway
+paused delivery from their origin) go back to VERIFIED once their re-check time has come;
 the rest is cut into batches bounded by count (`max_batch`), calldata bytes (`max_batch_bytes`)
 and declared gas (`max_batch_gas`, and a fraction of the destination's block gas limit), each
 message carrying the gas limit the policy granted. Several
@@ -137,6 +138,7 @@ class Deliverer:
         domain = destination.domain
         self.recheck_unpaid(destination, force=flush)
         limit = self._batching.max_batch * 20
+        self._outcomes.release_paused(domain, limit)
         now = self._clock()
         ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
         ready += self._store.due_for_retry(now, destination=domain, limit=limit)

@@ -1,7 +1,9 @@
 """Stage 5, outcomes: turn what a submitter reported (or failed to report) into lifecycle transitions.
 
 Per message: DELIVERED (by this transaction or earlier), PARKED (the recipient reverted; still
-deliverable, an operator can retry), REJECTED (the destination gateway refused the proof), or, for
+deliverable, an operator can retry), REJECTED (the destination gateway refused the proof), PAUSED
+(the destination gateway paused delivery from the origin: waits, no attempt counted, tried again
+after `paused_recheck` seconds), or, for
 a transient failure or a missing outcome, RETRYING under the persisted backoff schedule, for as
 long as the configured retry window (days): an outage never parks a message. Also the recovery paths for SUBMITTED messages whose outcome can no longer
 arrive: after a restart (`recover_submitted`) and when no call waits for them
@@ -54,7 +56,9 @@ class Outcomes:
         schedule: BackoffSchedule,
         gauges: Gauges,
         readers: Mapping[int, DeliveryReader] | None = None,
+        paused_recheck: float = 15.0,
     ) -> None:
+        self._paused_recheck = paused_recheck
         self._store = store
         self._metrics = metrics
         self._clock = clock
@@ -115,6 +119,21 @@ class Outcomes:
                         },
                     )
                 )
+            elif outcome is DeliveryOutcome.PAUSED:
+                # Not a failure (attempts unchanged): the gateway's guardian or owner paused this
+                # origin. The message waits and is tried again at next_attempt_at.
+                transitions.append(
+                    Transition(
+                        record.id,
+                        S.SUBMITTED,
+                        S.PAUSED,
+                        {
+                            "next_attempt_at": now + self._paused_recheck,
+                            "last_error": f"DeliveryPaused: {reason or 'delivery from this origin is paused'}",
+                            "error_reason": "DeliveryPaused",
+                        },
+                    )
+                )
             elif outcome is DeliveryOutcome.REJECTED:
                 # The relayer verified this proof itself before sending it: a refusal is the word of
                 # one destination endpoint (or a destination whose committee moved on), never final.
@@ -138,6 +157,9 @@ class Outcomes:
             if transition.new is S.DELIVERED:
                 self._gauges.observe_delivery(transition.id)
                 log.info("message delivered", extra=extra)
+            elif transition.new is S.PAUSED:
+                self._metrics.deliveries_paused.labels(str(fields["origin"]), str(destination)).inc()
+                log.info("delivery paused at the destination gateway: message waits", extra=extra)
             elif transition.updates.get("error_reason") == "GatewayRejected":
                 self._metrics.rejections.labels(str(fields["origin"]), "GatewayRejected").inc()
                 log.warning(
@@ -197,11 +219,13 @@ class Outcomes:
         )
 
     def find_delivered_on_chain(self, destination: int, reader: DeliveryReader) -> list[bytes]:
-        """PARKED, RETRYING and UNPAID messages of `destination` that the chain shows delivered (by
+        """PARKED, RETRYING, UNPAID and PAUSED messages of `destination` that the chain shows delivered (by
         an operator, another relayer, or anyone with the proof) become DELIVERED. Looks at
         `FOUND_DELIVERED_BATCH` of them per call, in turn. Returns their ids."""
         # One keyset page per call, in turn: bounded work however many messages wait.
-        where = MessageFilter(states=frozenset({S.PARKED, S.RETRYING, S.UNPAID}), destination=destination)
+        where = MessageFilter(
+            states=frozenset({S.PARKED, S.RETRYING, S.UNPAID, S.PAUSED}), destination=destination
+        )
         page = self._store.list_messages(
             where, FOUND_DELIVERED_BATCH, self._found_tokens.get(destination, "")
         )
@@ -300,6 +324,28 @@ class Outcomes:
                     "reason": transition.updates["last_error"],
                 },
             )
+
+    def release_paused(self, destination: int, limit: int) -> list[bytes]:
+        """PAUSED messages of `destination` due again (next_attempt_at passed) go back to VERIFIED,
+        at most `limit` per call; entering VERIFIED restarts their retry window. Returns their ids."""
+        now = self._clock()
+        where = MessageFilter(states=frozenset({S.PAUSED}), destination=destination)
+        due = [r for r in self._store.list_messages(where, limit, "").records if r.next_attempt_at <= now]
+        released: list[bytes] = []
+        for record in due:
+            try:
+                self._store.apply_transition(
+                    Transition(record.id, S.PAUSED, S.VERIFIED, {"next_attempt_at": 0.0}), now
+                )
+            except StaleState:
+                continue
+            released.append(record.id)
+        if released:
+            log.info(
+                "paused deliveries tried again",
+                extra={"destination": destination, "messages": len(released)},
+            )
+        return released
 
     def recover_submitted(self) -> int:
         """Deliveries in flight when the relayer stopped: ask again (the submitter skips delivered ids).

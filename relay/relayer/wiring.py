@@ -129,7 +129,15 @@ class Stages:
         )
         self.prover = Prover(store, metrics, clock, backend)
         readers = {d.domain: d.reader for d in destinations.values() if d.reader is not None}
-        self.outcomes = Outcomes(store, metrics, clock, config.retry.schedule(), self.gauges, readers)
+        self.outcomes = Outcomes(
+            store,
+            metrics,
+            clock,
+            config.retry.schedule(),
+            self.gauges,
+            readers,
+            paused_recheck=config.retry.paused_recheck,
+        )
         self.policy = build_gas_policy(config, factories, clock)
         self.deliverer = Deliverer(
             store,

@@ -5,8 +5,9 @@ It serves gRPC `DestinationService` for the relayer:
 - `Deliver`: one batch of verified messages under one checkpoint and certificate becomes one
   transaction (`DestinationChain.submit`, which skips ids already delivered). Each message's
   outcome: DELIVERED, ALREADY_DELIVERED (nothing sent for it), RECIPIENT_REVERTED (with the
-  decoded reason; still deliverable) or REJECTED (the Gateway refused the proof; the reason
-  starts with the error name, e.g. `InvalidSignature: ...`).
+  decoded reason; still deliverable), REJECTED (the Gateway refused the proof; the reason
+  starts with the error name, e.g. `InvalidSignature: ...`) or PAUSED (the Gateway's guardian
+  or owner paused delivery from the origin: nothing was sent, the relayer asks again later).
 - `GetDelivered`, `GetStatus`: reads.
 
 Status codes: INVALID_ARGUMENT for a malformed request (bad lengths, a message for another
@@ -31,6 +32,7 @@ from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import GrpcRoleConfig, SecretRef
 from relay.errors import (
+    DeliveryPaused,
     DestinationMismatch,
     IndexOutOfRange,
     InvalidProof,
@@ -139,6 +141,21 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
                 results=[
                     destination_pb2.DeliveryResult(
                         id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_REJECTED, reason=_reason(error)
+                    )
+                    for i in ids
+                ]
+            )
+        except DeliveryPaused as error:
+            # Not a failure: the gateway's guardian or owner paused this origin. Nothing was sent;
+            # the relayer keeps the messages waiting and asks again later.
+            log.info(
+                "destination gateway has paused delivery from this origin; nothing sent",
+                extra={"origin": checkpoint.origin, "messages": len(ids)},
+            )
+            return destination_pb2.DeliverResponse(
+                results=[
+                    destination_pb2.DeliveryResult(
+                        id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_PAUSED, reason=_reason(error)
                     )
                     for i in ids
                 ]

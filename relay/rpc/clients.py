@@ -50,6 +50,7 @@ _OUTCOMES = {
     destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_ALREADY_DELIVERED: DeliveryOutcome.ALREADY_DELIVERED,
     destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_RECIPIENT_REVERTED: DeliveryOutcome.RECIPIENT_REVERTED,
     destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_REJECTED: DeliveryOutcome.REJECTED,
+    destination_pb2.DeliveryOutcome.DELIVERY_OUTCOME_PAUSED: DeliveryOutcome.PAUSED,
 }
 
 

@@ -74,6 +74,7 @@ class DevnetOptions:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
     retry_give_up_after: float = 7 * 24 * 3600.0
+    retry_paused_recheck: float = 2.0  # a delivery paused by the Gateway's guardian is tried again this often
     run_root: Path = PROJECT_ROOT / ".devnet"
     log_level: str = "INFO"
     chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
@@ -385,6 +386,7 @@ class Devnet:
                 "base_delay": self.options.retry_base_delay,
                 "max_delay": self.options.retry_max_delay,
                 "give_up_after": self.options.retry_give_up_after,
+                "paused_recheck": self.options.retry_paused_recheck,
             },
             "poll_interval": self.options.relayer_poll_interval,
             "submitter_timeout": 60.0,

@@ -456,3 +456,12 @@ def signature_to_eip2537(signature: bytes) -> bytes:
     except (ValueError, AssertionError) as error:
         raise InvalidSignature("signature does not decode", signature=signature) from error
     return b"".join(int(c).to_bytes(64, "big") for c in (*x.coeffs, *y.coeffs))
+
+
+def proof_of_possession_to_eip2537(proof: bytes) -> bytes:
+    """Return the 256-byte EIP-2537 G2 encoding of a 96-byte proof of possession (a G2 point like
+    a signature), as the Gateway's `Member.proofOfPossession` takes it."""
+    try:
+        return signature_to_eip2537(proof)
+    except InvalidSignature as error:
+        raise InvalidProofOfPossession("proof of possession does not decode", proof=proof) from error

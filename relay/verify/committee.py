@@ -36,7 +36,7 @@ from relay.verify.hashing import keccak256, tag
 
 CHECKPOINT_TAG = tag("RELAY/CHECKPOINT/V1")
 COMMITTEE_TAG = tag("RELAY/COMMITTEE/V1")
-HANDOVER_TAG = tag("RELAY/HANDOVER/V1")
+HANDOVER_TAG = tag("RELAY/HANDOVER/V2")
 _UINT64_MAX = 2**64 - 1
 
 
@@ -106,8 +106,14 @@ class Committee:
         members: Sequence[Member],
         threshold: int | None = None,
         backend: BlsBackend | None = None,
+        *,
+        allow_low_threshold: bool = False,
     ) -> Committee:
-        """Validate and build a committee; raise `InvalidCommittee` / `InvalidProofOfPossession`."""
+        """Validate and build a committee; raise `InvalidCommittee` / `InvalidProofOfPossession`.
+
+        A threshold below two thirds of the total weight (3 * threshold < 2 * total) is refused
+        unless `allow_low_threshold`, as the Gateway refuses it unless `setLowThresholdAllowed`.
+        """
         bls = backend or get_backend()
         if not 0 <= epoch <= _UINT64_MAX:
             raise InvalidCommittee("epoch out of range", epoch=epoch)
@@ -126,6 +132,12 @@ class Committee:
         chosen = compute_default_threshold(total) if threshold is None else threshold
         if not 0 < chosen <= total or chosen > _UINT64_MAX:
             raise InvalidCommittee("threshold must be in 1..total weight", threshold=chosen, total=total)
+        if 3 * chosen < 2 * total and not allow_low_threshold:
+            raise InvalidCommittee(
+                "threshold below two thirds of the total weight (allow_low_threshold to accept it)",
+                threshold=chosen,
+                total=total,
+            )
         keys = []
         for index, member in enumerate(members):
             key = bls.decode_public_key(member.public_key)
@@ -316,9 +328,23 @@ def verify_checkpoint(
 # --- hand-over ------------------------------------------------------------------------------
 
 
-def compute_handover_digest(origin: int, epoch: int, next_committee_hash: bytes) -> bytes:
-    """handover_digest of docs/protocol.md: what the current committee signs to hand over."""
-    return keccak256(HANDOVER_TAG + struct.pack(">IQ", origin, epoch) + next_committee_hash)
+def compute_handover_digest(
+    origin: int, epoch: int, current_committee_hash: bytes, next_committee_hash: bytes
+) -> bytes:
+    """handover_digest of docs/protocol.md: what the current committee (epoch `epoch`, hash
+    `current_committee_hash`) signs to hand over. Binding the current hash means a hand-over
+    signed by a committee that was later replaced by a re-enrollment never applies again."""
+    if len(current_committee_hash) != 32 or len(next_committee_hash) != 32:
+        raise MalformedEncoding(
+            "committee hashes are 32 bytes",
+            current=current_committee_hash,
+            next=next_committee_hash,
+        )
+    if not 0 <= origin < 2**32 or not 0 <= epoch <= _UINT64_MAX:
+        raise MalformedEncoding("hand-over field out of range", origin=origin, epoch=epoch)
+    return keccak256(
+        HANDOVER_TAG + struct.pack(">IQ", origin, epoch) + current_committee_hash + next_committee_hash
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +367,7 @@ def verify_handover(
         raise InvalidHandover(
             "hand-over must go to the next epoch", epoch=following.epoch, expected=current.epoch + 1
         )
-    digest = compute_handover_digest(origin, current.epoch, following.hash())
+    digest = compute_handover_digest(origin, current.epoch, current.hash(), following.hash())
     try:
         current.verify_certificate(digest, handover.certificate, backend)
     except InvalidProof as error:

@@ -112,7 +112,7 @@ def test_subgroup_check_rejects_a_point_outside_the_subgroup(
     harness: Contract, signing: SigningCommittee
 ) -> None:
     _, _, members = committee_struct(signing.committee)
-    assert harness.functions.areValidG1Points(b"".join(key for key, _ in members)).call()
+    assert harness.functions.areValidG1Points(b"".join(key for key, _, _ in members)).call()
     assert not harness.functions.areValidG1Points(point_outside_subgroup()).call()
 
 
@@ -162,13 +162,15 @@ def test_views_match_the_off_chain_encodings(bridge: Bridge, signing: SigningCom
     assert gateway.functions.HANDOVER_TAG().call() == HANDOVER_TAG
     checkpoint = (ORIGIN, bridge.source_word, 5, b"\xab" * 32, 17)
     assert gateway.functions.checkpointDigest(checkpoint).call() == checkpoint_digest(checkpoint)
-    expected_handover = compute_handover_digest(ORIGIN, 5, b"\xcd" * 32)
-    assert gateway.functions.handoverDigest(ORIGIN, 5, b"\xcd" * 32).call() == expected_handover
+    expected_handover = compute_handover_digest(ORIGIN, 5, b"\xab" * 32, b"\xcd" * 32)
+    assert gateway.functions.handoverDigest(ORIGIN, 5, b"\xab" * 32, b"\xcd" * 32).call() == expected_handover
     argument = committee_struct(signing.committee)
     assert gateway.functions.computeCommitteeHash(argument).call() == signing.committee.hash()
     assert gateway.functions.committeeOf(ORIGIN).call() == [1, signing.committee.hash()]
     epoch, threshold, members = gateway.functions.currentCommittee(ORIGIN).call()
-    assert (epoch, threshold, [tuple(member) for member in members]) == argument
+    # Proofs of possession are not stored (the keys are remembered as proven instead).
+    stored = (argument[0], argument[1], [(key, b"", weight) for key, _, weight in argument[2]])
+    assert (epoch, threshold, [tuple(member) for member in members]) == stored
     assert gateway.functions.sourceGatewayOf(ORIGIN).call() == bridge.source_word
     assert gateway.functions.localDomain().call() == DESTINATION
 
@@ -297,15 +299,16 @@ def test_process_rejects(bridge: Bridge, case: str) -> None:
 
 
 def test_quorum_counts_weight_not_members(bridge: Bridge) -> None:
-    # Re-enrolling the same source Gateway replaces the committee (the owner's recovery path).
-    weighted = SigningCommittee.generate(4, epoch=1, seed=b"weighted committee", weights=(5, 1, 1, 1))
+    # Re-enrolling the same source Gateway with a later epoch replaces the committee (the owner's
+    # recovery path).
+    weighted = SigningCommittee.generate(4, epoch=2, seed=b"weighted committee", weights=(5, 1, 1, 1))
     assert weighted.committee.threshold == 6
     enroll = bridge.destination.functions.enrollOrigin(
         ORIGIN, bridge.source_word, committee_struct(weighted.committee)
     )
     transact(bridge.w3, enroll)
     message, nonce = bridge.send(b"weighed")
-    checkpoint = bridge.checkpoint()
+    checkpoint = bridge.checkpoint(epoch=2)
     digest = checkpoint_digest(checkpoint)
     three_light_members = bridge.process(message, nonce, checkpoint, weighted.certify(digest, (1, 2, 3)))
     assert_reverts(bridge.destination, three_light_members, "QuorumNotReached", 3, 6)
@@ -379,7 +382,7 @@ def test_handover_to_the_next_epoch(bridge: Bridge) -> None:
     gateway = bridge.destination
     following = SigningCommittee.generate(4, epoch=2, seed=b"next committee")
     argument = committee_struct(following.committee)
-    digest = compute_handover_digest(ORIGIN, 1, following.committee.hash())
+    digest = compute_handover_digest(ORIGIN, 1, bridge.signing.committee.hash(), following.committee.hash())
     bitfield, signature = bridge.certify(digest, signers=(0, 1))
     assert_reverts(
         gateway, gateway.functions.handover(ORIGIN, argument, bitfield, signature), "QuorumNotReached", 2, 3
@@ -422,13 +425,16 @@ def test_enrollment_rules(bridge: Bridge, signing: SigningCommittee) -> None:
     enroll_elsewhere = gateway.functions.enrollOrigin(ORIGIN, other_gateway, argument)
     assert_reverts(gateway, enroll_elsewhere, "OriginAlreadyEnrolled", ORIGIN, bridge.source_word)
     epoch, _, members = argument
-    keys = [key for key, _ in members]
+    keys = [key for key, _, _ in members]
+    proofs = [proof for _, proof, _ in members]
+    outside = point_outside_subgroup()
     invalid = {
         "EmptyCommittee": ((epoch, 1, []), ()),
         "InvalidThreshold": ((epoch, 5, members), (5, 4)),
-        "ZeroWeight": ((epoch, 1, [(keys[0], 1), (keys[1], 0)]), (1,)),
-        "InvalidPublicKey": ((epoch, 1, [(keys[0], 1), (bytes(128), 1)]), (1,)),
-        "PublicKeysNotInSubgroup": ((epoch, 1, [(keys[0], 1), (point_outside_subgroup(), 1)]), ()),
+        "ThresholdBelowTwoThirds": ((epoch, 2, members), (2, 4)),
+        "ZeroWeight": ((epoch, 1, [(keys[0], proofs[0], 1), (keys[1], proofs[1], 0)]), (1,)),
+        "InvalidPublicKey": ((epoch, 1, [(keys[0], proofs[0], 1), (bytes(128), proofs[1], 1)]), (1,)),
+        "PublicKeysNotInSubgroup": ((epoch, 2, [(keys[0], proofs[0], 1), (outside, proofs[1], 1)]), ()),
     }
     for error, (committee, arguments) in invalid.items():
         assert_reverts(

@@ -14,12 +14,14 @@ from relay.errors import (
     InvalidHandover,
     InvalidProofOfPossession,
     InvalidSignature,
+    MalformedEncoding,
     OriginMismatch,
     QuorumNotReached,
     UnknownSigner,
 )
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import (
+    HANDOVER_TAG,
     Checkpoint,
     Committee,
     Handover,
@@ -200,7 +202,7 @@ class TestHandover:
     next_committee = make_committee(6, SECRETS[4:9])
 
     def _handover(self, signers: list[int]) -> Handover:
-        digest = compute_handover_digest(ORIGIN, 5, self.next_committee.hash())
+        digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), self.next_committee.hash())
         return Handover(self.next_committee, certify(COMMITTEE, SECRETS, digest, signers))
 
     def test_quorum_hands_over_to_the_next_epoch(self) -> None:
@@ -211,7 +213,7 @@ class TestHandover:
 
     def test_chain_of_handovers(self) -> None:
         third = make_committee(7, SECRETS[9:12])
-        digest = compute_handover_digest(ORIGIN, 6, third.hash())
+        digest = compute_handover_digest(ORIGIN, 6, self.next_committee.hash(), third.hash())
         second_to_third = Handover(third, certify(self.next_committee, SECRETS[4:9], digest, [0, 1, 2, 3]))
         latest = follow_handovers(
             COMMITTEE, [self._handover([1, 2, 3]), second_to_third], origin=ORIGIN, backend=BLS
@@ -225,7 +227,7 @@ class TestHandover:
 
     def test_skipping_an_epoch_or_another_origin(self) -> None:
         skipping = make_committee(7, SECRETS[4:9])
-        digest = compute_handover_digest(ORIGIN, 5, skipping.hash())
+        digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), skipping.hash())
         with pytest.raises(InvalidHandover, match="next epoch"):
             verify_handover(
                 COMMITTEE, Handover(skipping, certify(COMMITTEE, SECRETS, digest, [1, 2, 3])), origin=ORIGIN
@@ -265,3 +267,34 @@ def test_large_committee_uses_the_non_signer_shortcut_correctly() -> None:
             gateway=GATEWAY,
             backend=BLS,
         )
+
+
+def test_a_threshold_below_two_thirds_is_refused_unless_allowed() -> None:
+    members = COMMITTEE.members  # weights 1, 2, 3, 4: total 10
+    with pytest.raises(InvalidCommittee, match="two thirds"):
+        Committee.create(5, members, threshold=6, backend=BLS)  # 18 < 20
+    assert Committee.create(5, members, threshold=6, backend=BLS, allow_low_threshold=True).threshold == 6
+    three = [Member(BLS.secret_to_public_key(s), BLS.prove_possession(s)) for s in SECRETS[:3]]
+    assert Committee.create(1, three, threshold=2, backend=BLS).threshold == 2  # exactly two thirds
+
+
+def test_the_handover_digest_binds_the_current_committee() -> None:
+    following = make_committee(6, SECRETS[4:9])
+    digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), following.hash())
+    assert digest == keccak256(
+        HANDOVER_TAG
+        + ORIGIN.to_bytes(4, "big")
+        + (5).to_bytes(8, "big")
+        + COMMITTEE.hash()
+        + following.hash()
+    )
+    assert HANDOVER_TAG.rstrip(b"\x00") == b"RELAY/HANDOVER/V2"
+    # A quorum of members shared with another committee of the same epoch cannot hand it over.
+    same_keys = make_committee(5, SECRETS[:4], weights=[1, 2, 3, 4], threshold=9)
+    replayed = Handover(following, certify(COMMITTEE, SECRETS, digest, [0, 1, 2, 3]))
+    verify_handover(COMMITTEE, replayed, origin=ORIGIN, backend=BLS)
+    with pytest.raises(InvalidHandover) as caught:
+        verify_handover(same_keys, replayed, origin=ORIGIN, backend=BLS)
+    assert isinstance(caught.value.__cause__, InvalidSignature)
+    with pytest.raises(MalformedEncoding):
+        compute_handover_digest(ORIGIN, 5, b"\x00" * 31, following.hash())

@@ -177,3 +177,24 @@ def test_a_role_needs_tls_or_the_development_flag() -> None:
     assert GrpcRoleConfig.model_validate({"insecure_plaintext": True}).tls is None
     with pytest.raises(ValidationError, match="Field required"):
         GrpcRoleConfig.model_validate({"tls": {"ca": "a"}})
+
+
+def test_a_committee_below_two_thirds_needs_allow_low_threshold() -> None:
+    from relay.config import CommitteeConfig
+    from relay.errors import InvalidCommittee
+    from relay.verify.bls import get_backend, keygen
+
+    bls = get_backend()
+    secrets = [keygen(bytes([i + 1]) * 32) for i in range(4)]
+    members = [
+        {
+            "public_key": bls.secret_to_public_key(s).hex(),
+            "proof_of_possession": bls.prove_possession(s).hex(),
+        }
+        for s in secrets
+    ]
+    with pytest.raises(InvalidCommittee, match="two thirds"):
+        CommitteeConfig(epoch=1, threshold=2, members=members).build(bls)
+    allowed = CommitteeConfig(epoch=1, threshold=2, members=members, allow_low_threshold=True).build(bls)
+    assert allowed.threshold == 2
+    assert CommitteeConfig(epoch=1, members=members).build(bls).threshold == 3

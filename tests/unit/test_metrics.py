@@ -51,6 +51,7 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
         "relay_submitter_gas_spent_wei",
         "relay_submitter_transaction_events",
         "relay_deliveries_unconfirmed",
+        "relay_deliveries_paused",
         "relay_deliveries_found_on_chain",
         "relay_gas_policy_holds",
         "relay_route_gas_spent",

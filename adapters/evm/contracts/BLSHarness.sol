@@ -23,6 +23,14 @@ contract BLSHarness {
         return BLS.verify(aggregatePublicKey, message, signature);
     }
 
+    function verifyPossession(bytes calldata publicKey, bytes calldata proof) external view returns (bool) {
+        return BLS.verifyPossession(publicKey, proof);
+    }
+
+    function compressG1(bytes calldata point) external pure returns (bytes memory) {
+        return BLS.compressG1(point);
+    }
+
     function areValidG1Points(bytes calldata keys) external view returns (bool) {
         return BLS.areValidG1Points(keys);
     }

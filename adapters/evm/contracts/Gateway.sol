@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {BLS} from "./BLS.sol";
+import {EmergencyControls} from "./EmergencyControls.sol";
 import {GasPaymaster} from "./GasPaymaster.sol";
 import {IGateway} from "./IGateway.sol";
 import {IMessageRecipient} from "./IMessageRecipient.sol";
@@ -13,8 +14,9 @@ import {IMessageRecipient} from "./IMessageRecipient.sol";
 /// EIP-2537), a Merkle branch from each message to the checkpoint's root, and replay state, then
 /// calls the recipient with exactly the gas limit the delivery names. Nobody needs to trust
 /// whoever submits the transaction. Senders pay for that gas here, on the source chain
-/// (GasPaymaster).
-contract Gateway is IGateway, GasPaymaster {
+/// (GasPaymaster). A guardian can pause delivery per origin and dispatch per destination
+/// (EmergencyControls).
+contract Gateway is IGateway, GasPaymaster, EmergencyControls {
     /// @notice A signed statement that `root` is the source Gateway's tree after leaf `index`.
     struct Checkpoint {
         uint32 origin;
@@ -24,9 +26,13 @@ contract Gateway is IGateway, GasPaymaster {
         uint32 index;
     }
 
-    /// @notice `publicKey` is a 128-byte EIP-2537 G1 point; its proof of possession is checked off-chain.
+    /// @notice `publicKey` is a 128-byte EIP-2537 G1 point; `proofOfPossession` the 256-byte
+    /// EIP-2537 G2 encoding of its proof of possession (may be empty for a key this Gateway has
+    /// already seen proven, see `possessionProven`). The proof is not part of committee_hash
+    /// (docs/adr/0006-proof-of-possession-on-chain.md).
     struct Member {
         bytes publicKey;
+        bytes proofOfPossession;
         uint64 weight;
     }
 
@@ -39,11 +45,13 @@ contract Gateway is IGateway, GasPaymaster {
 
     /// @dev Where an origin's current committee lives: its committee_hash preimage is the code of
     /// `pointer` (after a leading STOP byte), so delivery reads members with EXTCODECOPY instead of
-    /// one SLOAD per word. Packs into one storage slot.
+    /// one SLOAD per word. Packs into one storage slot, together with the origin's delivery pause
+    /// flag, so checking the pause costs delivery no extra storage read.
     struct CommitteeRef {
         address pointer;
         uint64 epoch;
-        uint32 size;
+        uint16 size;
+        bool deliveryPaused;
     }
 
     uint8 public constant MESSAGE_VERSION = 3;
@@ -55,7 +63,7 @@ contract Gateway is IGateway, GasPaymaster {
     uint256 public constant MAX_COMMITTEE_SIZE = 128;
     bytes32 public constant CHECKPOINT_TAG = "RELAY/CHECKPOINT/V1";
     bytes32 public constant COMMITTEE_TAG = "RELAY/COMMITTEE/V1";
-    bytes32 public constant HANDOVER_TAG = "RELAY/HANDOVER/V1";
+    bytes32 public constant HANDOVER_TAG = "RELAY/HANDOVER/V2";
 
     uint256 private constant MESSAGE_HEADER_LENGTH = 77;
     uint256 private constant COMMITTEE_HEADER_LENGTH = 52; // tag 32, epoch 8, threshold 8, count 4
@@ -81,6 +89,11 @@ contract Gateway is IGateway, GasPaymaster {
     /// source Gateway, so (origin, nonce) names a message, and a batch of consecutive nonces
     /// shares a storage word.
     mapping(uint256 key => uint256 bits) private _deliveredBits;
+    /// @notice Keys (keccak256 of the 128-byte EIP-2537 encoding) whose proof of possession this
+    /// Gateway has verified; they are not verified again.
+    mapping(bytes32 keyHash => bool proven) public possessionProven;
+    /// @notice Origins whose committees may have a threshold below two thirds of their weight.
+    mapping(uint32 origin => bool allowed) public lowThresholdAllowed;
 
     event Dispatch(bytes32 indexed id, uint32 indexed destination, uint32 nonce, bytes message);
     event Delivered(bytes32 indexed id, uint32 indexed origin, uint32 nonce);
@@ -91,6 +104,8 @@ contract Gateway is IGateway, GasPaymaster {
     event DeliverySkipped(bytes32 indexed id);
     event OriginEnrolled(uint32 indexed origin, bytes32 sourceGateway, uint64 epoch, bytes32 committeeHash);
     event CommitteeHandedOver(uint32 indexed origin, uint64 epoch, bytes32 committeeHash);
+    event PossessionProven(bytes32 indexed keyHash);
+    event LowThresholdAllowedSet(uint32 indexed origin, bool allowed);
     error TreeFull();
     error NoMessagesDispatched();
     error UnknownOrigin(uint32 origin);
@@ -118,6 +133,10 @@ contract Gateway is IGateway, GasPaymaster {
     error PublicKeysNotInSubgroup();
     error ZeroWeight(uint256 member);
     error InvalidThreshold(uint256 threshold, uint256 totalWeight);
+    error ThresholdBelowTwoThirds(uint256 threshold, uint256 totalWeight);
+    error EpochNotIncreasing(uint64 current, uint64 proposed);
+    error ProofOfPossessionMissing(uint256 member);
+    error InvalidProofOfPossession(uint256 member);
     error CommitteeStorageFailed();
     /// @notice The transaction has too little gas left to give the recipient the gas limit its
     /// delivery names: the whole transaction reverts, so a submitter cannot starve a recipient
@@ -155,6 +174,7 @@ contract Gateway is IGateway, GasPaymaster {
     function _dispatch(uint32 destination, bytes32 recipient, bytes calldata body) private returns (bytes32 id) {
         // A body the relay refuses to decode would leave a leaf nobody can deliver.
         if (body.length > MAX_BODY_LENGTH) revert BodyTooLarge(body.length, MAX_BODY_LENGTH);
+        _requireDispatchOpen(destination);
         uint32 nonce = count;
         if (nonce == type(uint32).max) revert TreeFull();
         bytes memory message = abi.encodePacked(
@@ -276,6 +296,7 @@ contract Gateway is IGateway, GasPaymaster {
         view
     {
         CommitteeRef memory committee = _enrolledCommittee(checkpoint.origin);
+        if (committee.deliveryPaused) revert DeliveryIsPaused(checkpoint.origin);
         bytes32 sourceGateway = _sourceGateways[checkpoint.origin];
         // Another contract on the origin chain could build a tree with any ids in it.
         if (checkpoint.gateway != sourceGateway) revert WrongGateway(sourceGateway, checkpoint.gateway);
@@ -446,12 +467,19 @@ contract Gateway is IGateway, GasPaymaster {
     // ---------------------------------------------------------------- committees
 
     /// @notice Sets the trusted start for `origin`: its source Gateway and a committee. Calling it
-    /// again (same source Gateway) resets the committee, the owner's recovery path.
+    /// again (same source Gateway) resets the committee, the owner's recovery path; the epoch must
+    /// then be above the current one, so no hand-over signed for an earlier epoch can be replayed.
+    /// Every new key needs a valid proof of possession (ProofOfPossessionMissing,
+    /// InvalidProofOfPossession).
     function enrollOrigin(uint32 origin, bytes32 sourceGateway, Committee calldata committee) external onlyOwner {
         if (sourceGateway == bytes32(0)) revert InvalidSourceGateway();
         bytes32 enrolled = _sourceGateways[origin];
         // Replay state is keyed by (origin, nonce): an origin stays bound to one source Gateway.
         if (enrolled != bytes32(0) && enrolled != sourceGateway) revert OriginAlreadyEnrolled(origin, enrolled);
+        CommitteeRef memory current = _committees[origin];
+        if (current.pointer != address(0) && committee.epoch <= current.epoch) {
+            revert EpochNotIncreasing(current.epoch, committee.epoch);
+        }
         _sourceGateways[origin] = sourceGateway;
         bytes memory encoded = _encodeCommittee(committee);
         _storeCommittee(origin, committee, encoded);
@@ -459,7 +487,9 @@ contract Gateway is IGateway, GasPaymaster {
     }
 
     /// @notice Moves `origin` to the committee of the next epoch; anyone may submit it. A quorum of
-    /// the current committee must have signed handover_digest over the next committee's hash.
+    /// the current committee must have signed handover_digest over the current and the next
+    /// committee's hashes. Every new key needs a valid proof of possession. Allowed while delivery
+    /// is paused (it is a way to recover).
     function handover(uint32 origin, Committee calldata next, bytes calldata signers, bytes calldata signature)
         external
     {
@@ -467,7 +497,10 @@ contract Gateway is IGateway, GasPaymaster {
         if (next.epoch != current.epoch + 1) revert WrongEpoch(current.epoch + 1, next.epoch);
         bytes memory encoded = _encodeCommittee(next);
         bytes32 nextHash = keccak256(encoded);
-        _verifyQuorumCertificate(current, handoverDigest(origin, current.epoch, nextHash), signers, signature);
+        bytes32 currentHash = keccak256(_readCommittee(current.pointer));
+        _verifyQuorumCertificate(
+            current, handoverDigest(origin, current.epoch, currentHash, nextHash), signers, signature
+        );
         _storeCommittee(origin, next, encoded);
         emit CommitteeHandedOver(origin, next.epoch, nextHash);
     }
@@ -497,7 +530,8 @@ contract Gateway is IGateway, GasPaymaster {
                 mcopy(add(publicKey, 0x20), entry, 0x80)
                 weight := shr(192, mload(add(entry, 0x80)))
             }
-            committee.members[i] = Member(publicKey, weight);
+            // Proofs of possession are not stored: every key here was proven (possessionProven).
+            committee.members[i] = Member(publicKey, "", weight);
         }
     }
 
@@ -515,9 +549,30 @@ contract Gateway is IGateway, GasPaymaster {
         );
     }
 
-    /// @notice handover_digest of protocol.md: what committee `epoch` signs to hand over.
-    function handoverDigest(uint32 origin, uint64 epoch, bytes32 nextCommitteeHash) public pure returns (bytes32) {
-        return keccak256(abi.encodePacked(HANDOVER_TAG, origin, epoch, nextCommitteeHash));
+    /// @notice handover_digest of protocol.md: what committee `epoch` (whose committee_hash is
+    /// `currentCommitteeHash`) signs to hand over to the committee with `nextCommitteeHash`.
+    function handoverDigest(uint32 origin, uint64 epoch, bytes32 currentCommitteeHash, bytes32 nextCommitteeHash)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(HANDOVER_TAG, origin, epoch, currentCommitteeHash, nextCommitteeHash));
+    }
+
+    /// @notice Lets `origin`'s committees have a threshold below two thirds of their total weight
+    /// (or stops it). Owner only; for test and permissioned setups that knowingly accept it.
+    function setLowThresholdAllowed(uint32 origin, bool allowed) external onlyOwner {
+        lowThresholdAllowed[origin] = allowed;
+        emit LowThresholdAllowedSet(origin, allowed);
+    }
+
+    /// @inheritdoc EmergencyControls
+    function deliveryPaused(uint32 origin) external view override returns (bool) {
+        return _committees[origin].deliveryPaused;
+    }
+
+    function _setDeliveryPaused(uint32 origin, bool paused) internal override {
+        _committees[origin].deliveryPaused = paused;
     }
 
     /// @notice committee_hash of protocol.md.
@@ -525,8 +580,19 @@ contract Gateway is IGateway, GasPaymaster {
         return keccak256(_encodeCommittee(committee));
     }
 
+    /// @dev One SLOAD for the whole CommitteeRef (a plain storage-to-memory copy loads the slot once
+    /// per field). Solidity packs the fields from the low-order end: pointer (bits 0-159), epoch
+    /// (160-223), size (224-239), deliveryPaused (240-247).
     function _enrolledCommittee(uint32 origin) private view returns (CommitteeRef memory committee) {
-        committee = _committees[origin];
+        CommitteeRef storage ref = _committees[origin];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        committee.pointer = address(uint160(word));
+        committee.epoch = uint64(word >> 160);
+        committee.size = uint16(word >> 224);
+        committee.deliveryPaused = (word >> 240) & 0xff != 0;
         if (committee.pointer == address(0)) revert UnknownOrigin(origin);
     }
 
@@ -577,8 +643,11 @@ contract Gateway is IGateway, GasPaymaster {
 
     /// @dev Validates `committee` and stores it (`encoded` is its _encodeCommittee) as `origin`'s current one.
     function _storeCommittee(uint32 origin, Committee calldata committee, bytes memory encoded) private {
-        _validateCommittee(committee);
-        _committees[origin] = CommitteeRef(_writeCode(encoded), committee.epoch, uint32(committee.members.length));
+        _validateCommittee(origin, committee);
+        CommitteeRef storage ref = _committees[origin];
+        // The delivery pause flag shares the slot and survives the change of committee.
+        _committees[origin] =
+            CommitteeRef(_writeCode(encoded), committee.epoch, uint16(committee.members.length), ref.deliveryPaused);
     }
 
     /// @dev The committee_hash preimage: tag | epoch | threshold | count | (public key | weight)*.
@@ -608,9 +677,11 @@ contract Gateway is IGateway, GasPaymaster {
         }
     }
 
-    /// @dev Rejects committees that could never sign (threshold above the total weight), members
-    /// without weight, and public keys that are the identity or outside the prime-order subgroup.
-    function _validateCommittee(Committee calldata committee) private view {
+    /// @dev Rejects committees that could never sign (threshold above the total weight), whose
+    /// threshold is below two thirds of the weight (unless allowed for `origin`), members without
+    /// weight, public keys that are the identity or outside the prime-order subgroup, and keys
+    /// without a valid proof of possession (rogue-key defence); records the keys it proved.
+    function _validateCommittee(uint32 origin, Committee calldata committee) private {
         uint256 size = committee.members.length;
         bytes memory keys = new bytes(size * BLS.G1_POINT_LENGTH);
         uint256 totalWeight;
@@ -630,7 +701,30 @@ contract Gateway is IGateway, GasPaymaster {
         if (committee.threshold == 0 || committee.threshold > totalWeight) {
             revert InvalidThreshold(committee.threshold, totalWeight);
         }
+        if (3 * uint256(committee.threshold) < 2 * totalWeight && !lowThresholdAllowed[origin]) {
+            revert ThresholdBelowTwoThirds(committee.threshold, totalWeight);
+        }
         if (!BLS.areValidG1Points(keys)) revert PublicKeysNotInSubgroup();
+        _proveKeys(committee, keys);
+    }
+
+    /// @dev Verifies the proof of possession of every key not proven before, and remembers it.
+    function _proveKeys(Committee calldata committee, bytes memory keys) private {
+        uint256 size = committee.members.length;
+        bytes memory key = new bytes(BLS.G1_POINT_LENGTH);
+        for (uint256 i = 0; i < size; i++) {
+            bytes32 keyHash;
+            assembly ("memory-safe") {
+                mcopy(add(key, 0x20), add(add(keys, 0x20), shl(7, i)), 0x80)
+                keyHash := keccak256(add(key, 0x20), 0x80)
+            }
+            if (possessionProven[keyHash]) continue;
+            bytes calldata proof = committee.members[i].proofOfPossession;
+            if (proof.length == 0) revert ProofOfPossessionMissing(i);
+            if (!BLS.verifyPossession(key, proof)) revert InvalidProofOfPossession(i);
+            possessionProven[keyHash] = true;
+            emit PossessionProven(keyHash);
+        }
     }
 
     /// @dev Deploys a contract whose code is STOP followed by `data` (SSTORE2), so nobody can call it.
