@@ -2,11 +2,16 @@
 
 ```python
 from relay.client import RelayClient, send
+from relay.rpc.tls import ClientTls
 
 message_id = send(rpc_url, gateway, private_key, destination=31338, recipient="0x…", body=b"hi",
                   gas_limit=200_000)  # quoted and paid on the source chain
-status = RelayClient("127.0.0.1:50070").wait_delivered(message_id, timeout=60)
+status = RelayClient("relay.example:50070", tls=ClientTls(ca="ca.crt")).wait_delivered(message_id, timeout=60)
 ```
+
+`RelayClient` speaks TLS (`relay.rpc.tls.ClientTls`: the CA that signed the relayer's certificate,
+and a client certificate and key for the relayer's operator port); plaintext only with
+`insecure=True`, for development relayers running with `insecure_plaintext`.
 
 `send` dispatches through the source Gateway with web3 (imported lazily, so importing this
 module stays light), paying for the recipient's gas when given a gas limit; `RelayClient` talks to the relayer's gRPC `RelayService`. Statuses come
@@ -19,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -27,6 +32,9 @@ from relay.errors import ConfigurationError, NotYetAvailable, PermanentError, Rp
 from relay.relayer.sizing import compute_delivery_overhead
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc, types_pb2
 from relay.verify.message import HEADER_LENGTH, MAX_BODY_LENGTH, address_to_bytes32
+
+if TYPE_CHECKING:
+    from relay.rpc.tls import TlsFiles
 
 TERMINAL_STATES = frozenset({"delivered", "rejected", "parked"})
 # Waiting for more ids than this reads them with ListMessages rather than one GetMessage each.
@@ -201,22 +209,40 @@ CONNECT_TIMEOUT = 3.0
 
 
 class RelayClient:
-    """A client of the relayer's RelayService at `address` (host:port).
+    """A client of the relayer's RelayService at `address` (host:port), over TLS with `tls`
+    (plaintext only with `insecure=True`).
+
+    Operator calls (`retry`) are accepted only on the relayer's operator port, over mutual TLS:
+    give that port's address and a `tls` with a client certificate signed by the relayer's CA.
 
     A relayer that cannot be reached is reported as such (`RelayerUnreachable`, with the address)
     within `connect_timeout` seconds, not after a whole wait as a message never seen.
     """
 
     def __init__(
-        self, address: str, *, timeout: float = 5.0, connect_timeout: float = CONNECT_TIMEOUT
+        self,
+        address: str,
+        *,
+        tls: TlsFiles | None = None,
+        insecure: bool = False,
+        timeout: float = 5.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
+        from relay.rpc.tls import open_channel
 
+        if (tls is None) == (not insecure):
+            raise ConfigurationError(
+                "give the relayer's CA (tls) or, for a development relayer, insecure=True; not both"
+                if tls is not None
+                else "plaintext gRPC is refused: give the relayer's CA (tls), or insecure=True for development"
+            )
         self.address = address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._channel = grpc.insecure_channel(
+        self._channel = open_channel(
             address,
+            tls,
             options=[
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 1000),
@@ -230,11 +256,22 @@ class RelayClient:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=self.connect_timeout)
         except grpc.FutureTimeoutError:
+            cause = self._connection_failure_cause()
             raise RelayerUnreachable(
-                f"no relayer answers at {self.address}",
+                f"no relayer answers at {self.address}" + (f": {cause}" if cause else ""),
                 address=self.address,
                 waited_seconds=self.connect_timeout,
             ) from None
+
+    def _connection_failure_cause(self) -> str | None:
+        """Why a connection does not open, when the TLS handshake says (wrong CA, plaintext, ...)."""
+        from relay.rpc.tls import describe_handshake_failure
+
+        try:
+            self._stub.ListChains(relay_service_pb2.ListChainsRequest(), timeout=min(1.0, self.timeout))
+        except grpc.RpcError as error:
+            return describe_handshake_failure(error.details() or "", self._channel.files)
+        return None
 
     def close(self) -> None:
         """Close the channel."""

@@ -4,13 +4,19 @@ Each role declares its config as a `StrictModel` (pydantic, unknown keys rejecte
 path). `load_config(Model, path, environ, overrides)` reads a YAML or JSON file, applies
 environment overrides (`RELAY_SECTION__KEY=value`, double underscore between levels, values parsed
 as YAML scalars), then explicit overrides, and validates. Secrets are `SecretRef`s: read from a
-file (`key_file`) or an environment variable (`key_env`), never logged (`SecretStr`).
+file (`key_file`) or an environment variable (`key_env`), never logged (`SecretStr`). A secret file
+(and a TLS private key) readable by anyone but its owner is refused (`verify_private_file`).
+
+Every role that serves or dials gRPC has a `GrpcRoleConfig`: `tls` (file paths of the CA, the
+role's certificate and its key) or, for development only, `insecure_plaintext: true`; neither is a
+configuration error, so plaintext is never the silent default.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +55,7 @@ class SecretRef(StrictModel):
         if self.value is not None:
             return self.value.get_secret_value().strip()
         if self.file is not None:
+            verify_private_file(self.file)
             try:
                 return Path(self.file).read_text().strip()
             except OSError as error:
@@ -59,6 +66,28 @@ class SecretRef(StrictModel):
         if self.env not in os.environ:
             raise ConfigurationError("secret environment variable not set", variable=self.env)
         return os.environ[self.env].strip()
+
+
+def verify_private_file(path: str | Path) -> None:
+    """Raise `ConfigurationError` if the secret file at `path` can be read by others than its owner.
+
+    The rule is PostgreSQL's for its TLS key: a file owned by the process's user must not be
+    readable by group or others (0600 or stricter); a file owned by root may also be read by its
+    group (0640 or stricter), which is how Kubernetes mounts a Secret for a pod with an `fsGroup`.
+    A file that does not exist is left to the read that follows (it reports it).
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    allowed_extra = 0o040 if info.st_uid == 0 and info.st_uid != os.geteuid() else 0
+    if mode & 0o077 & ~allowed_extra:
+        raise ConfigurationError(
+            f"secret file {path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`",
+            file=str(path),
+            mode=f"{mode:04o}",
+        )
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -198,3 +227,42 @@ class CommitteeConfig(StrictModel):
         return Committee.create(
             self.epoch, members, self.threshold, backend=backend, allow_low_threshold=self.allow_low_threshold
         )
+
+
+class TlsConfig(StrictModel):
+    """A role's TLS files (PEM): the CA that signs its peers, its certificate (chain) and its key.
+
+    One certificate per role process serves its server side and its client side, so it needs the
+    serverAuth and clientAuth extended key usages, and subject alternative names for every address
+    it is dialled at. The names follow cert-manager's Secret keys (`ca.crt`, `tls.crt`, `tls.key`).
+    The files are read again when they change (`relay.rpc.tls`), so a renewed certificate is used
+    without a restart.
+    """
+
+    ca: str
+    cert: str
+    key: str
+
+
+PLAINTEXT_REFUSED = (
+    "plaintext gRPC is refused; set tls (ca, cert, key) or, for development only, insecure_plaintext"
+)
+
+
+class GrpcRoleConfig(StrictModel):
+    """What every role that serves or dials gRPC shares: its TLS files, or the development flag.
+
+    Exactly one of `tls` and `insecure_plaintext: true` must be set: neither is refused (plaintext
+    is never the silent default), both is ambiguous.
+    """
+
+    tls: TlsConfig | None = None
+    insecure_plaintext: bool = False
+
+    @model_validator(mode="after")
+    def _check_transport(self) -> GrpcRoleConfig:
+        if self.tls is None and not self.insecure_plaintext:
+            raise ValueError(PLAINTEXT_REFUSED)
+        if self.tls is not None and self.insecure_plaintext:
+            raise ValueError("set either tls or insecure_plaintext, not both")
+        return self

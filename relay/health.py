@@ -209,23 +209,24 @@ class GrpcServingProbe:
     server reads as not ready, while clients that hold every watch-stream slot do not: readiness
     is not something an unauthenticated client can switch off (the refusals are counted in
     `relay_grpc_server_refused_total` instead). The verdict is reused for `cache_for` seconds.
+    `channel` is the role's own channel to `address` (`relay.rpc.tls.open_channel`, with its TLS
+    files); the probe closes it.
     """
 
     def __init__(
         self,
         address: str,
         *,
+        channel: Any,
         timeout: float = 1.0,
         cache_for: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        import grpc
-
         self.address = address
         self.timeout = timeout
         self.cache_for = cache_for
         self._clock = clock
-        self._channel = grpc.insecure_channel(address)
+        self._channel = channel
         self._lock = threading.Lock()
         self._verdict: tuple[bool, str] | None = None
         self._checked_at = 0.0

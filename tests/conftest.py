@@ -53,3 +53,11 @@ def chains() -> Iterator[Chains]:
 
     with running_chains() as started:
         yield started
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Any:
+    """A throw-away CA for this test (tests/pki.py)."""
+    from tests.pki import Pki
+
+    return Pki(tmp_path / "pki")

@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
         help="after N deliveries, hand both committees over to 5 members (one removed, two added) "
         "while traffic continues",
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext gRPC between the roles (development only; default: mutual TLS from a throw-away CA)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         prometheus=args.prometheus,
         spare_members=2 if args.rotate_after is not None else 0,
+        tls=not args.insecure,
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         devnet.start(progress=lambda text: print(f"devnet: {text}", flush=True))
         print(f"devnet: up in {time.monotonic() - started:.1f} s", flush=True)
+        print(f"devnet: send a message yourself: {devnet.send_command()}", flush=True)
         if devnet.status_url:
             print(f"devnet: status page {devnet.status_url}", flush=True)
         if devnet.prometheus is not None:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from relay.cli.tls_options import add_tls_arguments, client_tls
+from relay.config import verify_private_file
 from relay.errors import ConfigurationError
 
 
@@ -35,11 +37,13 @@ def register(subparsers: Any) -> None:
         "--relay", default="127.0.0.1:50070", help="relayer RelayService address (with --wait)"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (with --wait)")
+    add_tls_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def _read_key(args: argparse.Namespace) -> str:
     if args.key_file is not None:
+        verify_private_file(args.key_file)  # a transaction key: readable by its owner only
         try:
             return str(args.key_file.read_text().strip())
         except OSError as error:
@@ -54,8 +58,9 @@ def _read_key(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Send; print the id; with --wait, print each state change until delivered.
 
-    With --wait, a relayer that does not answer at --relay is reported (exit 1, naming the address)
-    within seconds and before anything is sent.
+    With --wait, a relayer that does not answer at --relay is reported (exit 1, naming the address,
+    and the likely cause when the TLS handshake failed) within seconds and before anything is sent;
+    --wait needs --ca (or --insecure for a development relayer).
     """
     from relay.client import MessageView, RelayClient, send
 
@@ -83,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         detail = f" ({view.last_error})" if view.last_error else ""
         print(f"  {view.state}{detail}", flush=True)
 
-    with RelayClient(args.relay) as client:
+    tls, insecure = client_tls(args)
+    with RelayClient(args.relay, tls=tls, insecure=insecure) as client:
         client.verify_reachable()
         message_id = dispatch()
         view = client.wait_delivered(message_id, args.timeout, on_change=show)

@@ -75,6 +75,7 @@ from relay.relayer.wiring import (
 )
 from relay.rpc.limits import CallLimits
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
+from relay.rpc.tls import first_subject_name, open_channel
 from relay.store import open_store
 from relay.store.base import MessageRecord, Store
 from relay.verify.bls import BlsBackend, get_backend
@@ -131,6 +132,7 @@ class Relayer:
         self._owns_store = store is None
         self.factories = Factories.with_defaults(
             self.metrics,
+            tls=config.tls,
             watcher=watcher_factory,
             attestor=attestor_factory,
             submitter=submitter_factory,
@@ -184,6 +186,19 @@ class Relayer:
         """host:port of RelayService."""
         host = self.config.listen.rsplit(":", 1)[0] or "127.0.0.1"
         return f"{host}:{self.port}"
+
+    @property
+    def operator_port(self) -> int:
+        """The port of the operator listener (0 until served, or without `operator_listen`)."""
+        return self._grpc.operator_port if self._grpc is not None else 0
+
+    @property
+    def operator_address(self) -> str:
+        """host:port of the operator listener ("" without `operator_listen`)."""
+        if self.config.operator_listen is None:
+            return ""
+        host = self.config.operator_listen.rsplit(":", 1)[0] or "127.0.0.1"
+        return f"{host}:{self.operator_port}"
 
     def open(self) -> Relayer:
         """Open the store, build committees, watchers and trees, wire the stages, recover deliveries."""
@@ -279,8 +294,19 @@ class Relayer:
             [SERVICE_NAME],
             limits=CallLimits(streams=self.config.max_watch_streams, unary=self.config.max_unary_calls),
             thread_prefix="relayer-grpc",
+            tls=self.config.tls,
+            require_client_certificate=False,  # dApps and dashboards: server TLS only
+            operator_listen=self.config.operator_listen,
         )
-        self._serving_probe = GrpcServingProbe(self._loopback_address(), timeout=1.0, cache_for=3.0)
+        loopback = self._loopback_address()
+        # Our certificate names the service, not the loopback address we probe ourselves at.
+        server_name = first_subject_name(self.config.tls) if self.config.tls is not None else None
+        self._serving_probe = GrpcServingProbe(
+            loopback,
+            channel=open_channel(loopback, self.config.tls, server_name=server_name),
+            timeout=1.0,
+            cache_for=3.0,
+        )
         if self.config.metrics_listen and self._http is None:
             from relay.health import HealthServer
             from relay.status.api import render_status_json, render_status_page
@@ -300,6 +326,8 @@ class Relayer:
             "relay service listening",
             extra={
                 "address": self.address,
+                "operator_address": self.operator_address or None,
+                "transport": "tls" if self.config.tls is not None else "plaintext (insecure_plaintext)",
                 "metrics": f"{self._http.host}:{self._http.port}" if self._http else None,
             },
         )

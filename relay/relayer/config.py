@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from relay.chains.registry import ChainConfig
-from relay.config import CommitteeConfig, SecretRef, StrictModel
+from relay.config import CommitteeConfig, GrpcRoleConfig, SecretRef, StrictModel
 from relay.relayer.policy import GasPolicyConfig
 from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
 
@@ -133,11 +133,20 @@ class RetryConfig(StrictModel):
         return self
 
 
-class RelayerConfig(StrictModel):
-    """The relayer's configuration (YAML/JSON file, `RELAY_*` environment, flags)."""
+class RelayerConfig(GrpcRoleConfig):
+    """The relayer's configuration (YAML/JSON file, `RELAY_*` environment, flags).
+
+    Transport (`relay.config.GrpcRoleConfig`): with `tls`, `listen` serves RelayService to dApps
+    and dashboards over server TLS (no client certificate) and refuses operator calls;
+    `operator_listen` serves the same RelayService over mutual TLS, and only there are operator
+    calls (`RetryMessage`, with the operator token) accepted. The relayer dials attestors and
+    submitters with the same certificate.
+    """
 
     store: str = "relayer.db"
     listen: str = "127.0.0.1:0"
+    # Mutual-TLS port for operator calls (needs tls); None: operator calls are refused everywhere.
+    operator_listen: str | None = None
     operator_token: SecretRef | None = None
     sources: list[SourceConfig]
     destinations: list[DestinationConfig] = Field(default_factory=list)
@@ -168,6 +177,8 @@ class RelayerConfig(StrictModel):
     def _check(self) -> RelayerConfig:
         if not self.sources:
             raise ValueError("sources needs at least one source chain")
+        if self.operator_listen is not None and self.tls is None:
+            raise ValueError("operator_listen needs tls: operator calls are served over mutual TLS only")
         domains = [s.chain.domain for s in self.sources]
         if len(set(domains)) != len(domains):
             raise ValueError(f"source domains must be unique (got {domains})")

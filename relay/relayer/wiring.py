@@ -21,6 +21,7 @@ from relay.chains.registry import (
     create_payment_reader,
     create_watcher,
 )
+from relay.config import TlsConfig
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.attest import AttestationCollector
@@ -46,18 +47,18 @@ GasMarketReaderFactory = Callable[[ChainConfigBase], GasMarketReader]
 CommitteeReaderFactory = Callable[[ChainConfigBase], CommitteeReader]
 
 
-def grpc_attestor(address: str) -> AttestorClient:
-    """The attestor at `address` over gRPC."""
+def grpc_attestor(address: str, tls: TlsConfig | None) -> AttestorClient:
+    """The attestor at `address` over gRPC (mutual TLS with `tls`; None: plaintext, development only)."""
     from relay.rpc.clients import GrpcAttestorClient
 
-    return GrpcAttestorClient(address)
+    return GrpcAttestorClient(address, tls)
 
 
-def grpc_submitter(address: str) -> SubmitterClient:
-    """The submitter at `address` over gRPC."""
+def grpc_submitter(address: str, tls: TlsConfig | None) -> SubmitterClient:
+    """The submitter at `address` over gRPC (mutual TLS with `tls`; None: plaintext, development only)."""
     from relay.rpc.clients import GrpcSubmitterClient
 
-    return GrpcSubmitterClient(address)
+    return GrpcSubmitterClient(address, tls)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Factories:
         cls,
         metrics: RelayMetrics,
         *,
+        tls: TlsConfig | None = None,
         watcher: WatcherFactory | None = None,
         attestor: AttestorFactory | None = None,
         submitter: SubmitterFactory | None = None,
@@ -85,11 +87,12 @@ class Factories:
         gas_market_reader: GasMarketReaderFactory | None = None,
         committee_reader: CommitteeReaderFactory | None = None,
     ) -> Factories:
-        """The given factories, and the gRPC clients and registry adapters (on `metrics`) for the rest."""
+        """The given factories, and the gRPC clients (with `tls`) and registry adapters (on `metrics`)
+        for the rest."""
         return cls(
             watcher=watcher or (lambda chain, cursors: create_watcher(chain, cursors, metrics)),
-            attestor=attestor or grpc_attestor,
-            submitter=submitter or grpc_submitter,
+            attestor=attestor or (lambda address: grpc_attestor(address, tls)),
+            submitter=submitter or (lambda address: grpc_submitter(address, tls)),
             delivery_reader=delivery_reader or (lambda chain: create_delivery_reader(chain, metrics)),
             payment_reader=payment_reader or (lambda chain: create_payment_reader(chain, metrics)),
             gas_market_reader=gas_market_reader or (lambda chain: create_gas_market_reader(chain, metrics)),

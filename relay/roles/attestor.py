@@ -29,7 +29,7 @@ from pydantic import field_validator
 from relay.chains import CommitteeReader, FinalitySource, TreeHistory
 from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
-from relay.config import SecretRef, StrictModel
+from relay.config import GrpcRoleConfig, SecretRef
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.roles.ledger import (
     AttestorIdentity,
@@ -66,8 +66,9 @@ SERVICE_NAME = "relay.v1.AttestationService"
 STREAM_WAKE_SECONDS = 1.0
 
 
-class AttestorConfig(StrictModel):
-    """`relay attestor --config FILE`: which chain, which key, where to serve."""
+class AttestorConfig(GrpcRoleConfig):
+    """`relay attestor --config FILE`: which chain, which key, where to serve (and `tls`, see
+    `relay.config.GrpcRoleConfig`: its AttestationService requires a client certificate)."""
 
     chain: ChainConfig
     # The member's BLS secret key: a hex integer (with or without 0x), from a file or the environment.
@@ -314,6 +315,7 @@ class Attestor(ServedRole):
             [SERVICE_NAME],
             limits=CallLimits(streams=8, unary=16),
             thread_prefix="attestor-grpc",
+            tls=self.config.tls,  # mutual TLS: only the relayer (a certificate of our CA) may call
         )
         self._grpc, self._grpc_health, self.grpc_port = served, served.health, served.port
         if self.config.metrics_listen:

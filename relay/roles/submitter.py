@@ -32,7 +32,7 @@ import grpc
 from relay.chains import DestinationChain, HandoverDestination
 from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
-from relay.config import SecretRef, StrictModel
+from relay.config import GrpcRoleConfig, SecretRef
 from relay.errors import (
     DeliveryPaused,
     DestinationMismatch,
@@ -57,8 +57,9 @@ STATUS_INTERVAL_SECONDS = 5.0
 _OUTCOME = destination_pb2.DeliveryOutcome
 
 
-class SubmitterConfig(StrictModel):
-    """`relay submitter --config FILE`: which chain, which transaction key, where to serve."""
+class SubmitterConfig(GrpcRoleConfig):
+    """`relay submitter --config FILE`: which chain, which transaction key, where to serve (and
+    `tls`, see `relay.config.GrpcRoleConfig`: its DestinationService requires a client certificate)."""
 
     chain: ChainConfig
     # The destination chain's transaction key (hex secp256k1), from a file or the environment.
@@ -306,6 +307,7 @@ class Submitter(ServedRole):
             [SERVICE_NAME],
             limits=CallLimits(streams=4, unary=16),
             thread_prefix="submitter-grpc",
+            tls=self.config.tls,  # mutual TLS: only the relayer (a certificate of our CA) may call
         )
         self._grpc, self.grpc_port = served, served.port
         if self.config.metrics_listen:

@@ -3,6 +3,8 @@
 `GrpcAttestorClient` and `GrpcSubmitterClient` are the only relayer code that builds or reads
 generated `relay.v1` messages. Every gRPC failure leaves here typed: a code that says "try again
 later" (`TRANSIENT_CODES`) becomes `relay.errors.RpcUnavailable`, any other `PermanentError`.
+Their channels are opened by `relay.rpc.tls.open_channel` with the relayer's TLS files (mutual TLS;
+None only with `insecure_plaintext`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from relay.handover import HandoverCertificate, HandoverProposal, HandoverSignat
 from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
 from relay.rpc import convert
 from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
+from relay.rpc.tls import TlsFiles, open_channel
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
 from relay.verify.committee import Checkpoint, QuorumCertificate
 
@@ -64,9 +67,9 @@ def classify_rpc_error(error: grpc.RpcError, peer: str, method: str) -> RelayErr
 class GrpcAttestorClient:
     """An attestor's `AttestationService`, as the relayer asks it."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: TlsFiles | None) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = open_channel(address, tls, options=CHANNEL_OPTIONS)
         self._stub = attestation_pb2_grpc.AttestationServiceStub(self._channel)
 
     def get_checkpoint(self, origin: int, min_index: int, timeout: float) -> PartialSignature | None:
@@ -164,9 +167,9 @@ def report_from_proto(response: destination_pb2.DeliverResponse) -> DeliveryRepo
 class GrpcSubmitterClient:
     """A destination submitter's `DestinationService`, as the relayer asks it."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: TlsFiles | None) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = open_channel(address, tls, options=CHANNEL_OPTIONS)
         self._stub = destination_pb2_grpc.DestinationServiceStub(self._channel)
 
     def deliver(

@@ -6,6 +6,13 @@ and validates requests (`INVALID_ARGUMENT` for malformed ids or filters), conver
 `PERMISSION_DENIED` without the operator token, `RESOURCE_EXHAUSTED` for a watcher that fell
 behind). Repeated fields are bounded (`MAX_WATCH_IDS`, `MAX_FILTER_STATES`), page sizes are clamped
 to `MAX_PAGE_SIZE`; how many calls run at once is bounded by the server (`relay.rpc.limits`).
+
+Operator calls (those that take the operator token: `RetryMessage`) are accepted only on a
+connection that is TLS and carries a client certificate verified by the relayer's CA, that is on
+the operator port (`operator_listen`, mutual TLS); `verify_operator_call` refuses them with
+`PERMISSION_DENIED` and a message naming the operator port on the public port (server TLS only)
+and on any plaintext connection (`insecure_plaintext`, development), before the token is even
+compared: the token is never accepted where it could have crossed the network in the clear.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from relay.handover import HandoverCertificate
 from relay.lifecycle import MessageState, StaleState
 from relay.rpc import convert
 from relay.rpc.limits import shorten_details
+from relay.rpc.tls import has_client_certificate, is_tls_connection
 from relay.store.base import MessageFilter, MessageRecord, Store
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 
@@ -98,6 +106,29 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -
 
 def _invalid(context: grpc.ServicerContext, error: Exception) -> NoReturn:
     _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+PLAINTEXT_OPERATOR_REFUSAL = (
+    "{method} is an operator call and this connection is plaintext: the operator token is accepted "
+    "only over mutual TLS, on the relayer's operator port (operator_listen)"
+)
+PUBLIC_OPERATOR_REFUSAL = (
+    "{method} is an operator call: call it on the relayer's operator port (operator_listen) with a "
+    "client certificate; this public port serves dApps and dashboards and refuses operator calls"
+)
+
+
+def verify_operator_call(context: grpc.ServicerContext, relayer: RelayApi, token: str, method: str) -> None:
+    """Abort with PERMISSION_DENIED unless the call came over mutual TLS with the operator token.
+
+    Every operator call (one taking the operator token) starts with this (see the module docstring).
+    """
+    if not is_tls_connection(context):
+        _abort(context, grpc.StatusCode.PERMISSION_DENIED, PLAINTEXT_OPERATOR_REFUSAL.format(method=method))
+    if not has_client_certificate(context):
+        _abort(context, grpc.StatusCode.PERMISSION_DENIED, PUBLIC_OPERATOR_REFUSAL.format(method=method))
+    if not relayer.check_operator_token(token):
+        _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"{method} needs the operator token")
 
 
 class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
@@ -194,8 +225,7 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
             relayer.unsubscribe(subscriber)
 
     def RetryMessage(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        if not self.relayer.check_operator_token(request.operator_token):
-            _abort(context, grpc.StatusCode.PERMISSION_DENIED, "RetryMessage needs the operator token")
+        verify_operator_call(context, self.relayer, request.operator_token, "RetryMessage")
         try:
             message_id = convert.message_id_from_bytes(request.id)
         except MalformedEncoding as error:

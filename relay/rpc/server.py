@@ -6,7 +6,12 @@ pool has a thread for each admitted stream and unary call, so streams never star
 and a call over its kind's limit or a message over the size cap gets `RESOURCE_EXHAUSTED`.
 
 The attestor, the submitter and the relayer all start their servers here, so they share the same
-interceptor, health semantics and bind errors.
+interceptor, health semantics and bind errors, and the same transport security (`relay.rpc.tls`):
+with `tls`, every listener is TLS with certificates reloaded when their files change, and requires
+a client certificate signed by the CA (mutual TLS) unless `require_client_certificate=False` (the
+relayer's public RelayService port). `operator_listen` adds a second port to the same server that
+always requires a client certificate (the relayer's operator port). `tls=None` is plaintext, which
+the role configs allow only with `insecure_plaintext`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from relay.errors import ConfigurationError
 from relay.health import add_grpc_health_and_reflection
 from relay.metrics import MetricsInterceptor, RelayMetrics
 from relay.rpc.limits import MESSAGE_SIZE_OPTIONS, CallLimits, ConcurrencyInterceptor
+from relay.rpc.tls import TlsFiles, server_credentials
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -32,10 +38,16 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def bind(server: grpc.Server, address: str) -> int:
-    """Bind `server` to `address` (insecure, loopback or cluster network); return the bound port."""
+def bind(
+    server: grpc.Server, address: str, tls: TlsFiles | None, *, require_client_certificate: bool = True
+) -> int:
+    """Bind `server` to `address`, TLS with `tls` (plaintext with None); return the bound port."""
     split_address(address)
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        credentials = server_credentials(tls, require_client_certificate=require_client_certificate)
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise ConfigurationError("cannot listen on the address", address=address)
     return port
@@ -48,6 +60,7 @@ class GrpcServer:
     server: grpc.Server
     port: int
     health: Any  # grpc_health.v1.health.HealthServicer
+    operator_port: int = 0  # the port of `operator_listen` (0: none)
 
     def stop(self, grace: float) -> None:
         """Mark every service NOT_SERVING, then stop; calls in progress get `grace` seconds."""
@@ -63,8 +76,14 @@ def start_grpc_server(
     *,
     limits: CallLimits,
     thread_prefix: str,
+    tls: TlsFiles | None,
+    require_client_certificate: bool = True,
+    operator_listen: str | None = None,
 ) -> GrpcServer:
     """Build a server, add the role's services (`register`), health and reflection, bind and start it.
+
+    Transport security as the module docstring says: `tls` (None: plaintext) for `listen`, with or
+    without `require_client_certificate`; `operator_listen` (needs `tls`) always mutual TLS.
 
     The pool has `limits.pool_threads` threads; calls over `limits` are refused (and counted by
     the metrics interceptor, which sees every call first) with `RESOURCE_EXHAUSTED`.
@@ -76,6 +95,13 @@ def start_grpc_server(
     )
     register(server)
     health = add_grpc_health_and_reflection(server, list(service_names))
-    port = bind(server, listen)
+    port = bind(server, listen, tls, require_client_certificate=require_client_certificate)
+    operator_port = 0
+    if operator_listen is not None:
+        if tls is None:
+            raise ConfigurationError(
+                "operator_listen needs tls (operator calls are served over mutual TLS only)"
+            )
+        operator_port = bind(server, operator_listen, tls, require_client_certificate=True)
     server.start()
-    return GrpcServer(server, port, health)
+    return GrpcServer(server, port, health, operator_port)

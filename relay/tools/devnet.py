@@ -14,6 +14,12 @@ then kill), and nothing else:
 - one relayer (`relay relayer`), and one submitter per destination chain, each holding only its
   chain's transaction key.
 
+Every gRPC connection is mutual TLS by default: a throw-away CA (`relay.tools.certs`) issues one
+certificate per process (and one for the command line, `keys/tls/client/`), all in the run
+folder's `keys/` with private keys 0600. The relayer serves dApps on its public port (server TLS) and operator calls on
+its operator port (mutual TLS). `DevnetOptions(tls=False)` (`relay devnet --insecure`) runs
+everything in plaintext instead (`insecure_plaintext`; operator calls are then refused).
+
 Configs, keys and logs go to a run folder `.devnet/<timestamp>/`. `Devnet` is also what the
 end-to-end tests and `relay bench e2e` drive: `start()`, `send(...)`, `wait_delivered(...)`,
 `kill(...)`/`restart(...)` a process, `stop()`.
@@ -78,6 +84,7 @@ class DevnetOptions:
     chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
     metrics: bool = True
     prometheus: bool = False  # also run a real Prometheus scraping every role
+    tls: bool = True  # mutual TLS between every role; False: plaintext (`relay devnet --insecure`)
 
 
 # --- the devnet ---------------------------------------------------------------------------------
@@ -113,6 +120,8 @@ class Devnet:
     user_key: str = ""
     started_at: float = 0.0
     prometheus: Any = None  # relay.tools.prometheus.PrometheusServer when options.prometheus
+    certificate_authority: Any = None  # relay.tools.certs.CertificateAuthority when options.tls
+    certificates: dict[str, Any] = field(default_factory=dict)  # name -> relay.tools.certs.IssuedCertificate
 
     # --- start / stop ---------------------------------------------------------------------------
 
@@ -185,6 +194,43 @@ class Devnet:
         for sub in ("configs", "keys", "logs"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir / "keys", 0o700)
+        if self.options.tls:
+            from relay.tools.certs import CertificateAuthority
+
+            tls_dir = self.tls_dir  # under keys/ (0700), with every other secret of the run
+            tls_dir.mkdir(exist_ok=True)
+            os.chmod(tls_dir, 0o700)
+            self.certificate_authority = CertificateAuthority.create(tls_dir / "ca")
+            self.certificates["client"] = self.certificate_authority.issue("client", tls_dir / "client")
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the CA and every certificate and key go: `<run folder>/keys/tls/<process>/`."""
+        assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        return self.run_dir / "keys" / "tls"
+
+    def _transport(self, name: str) -> dict[str, Any]:
+        """The `tls` section for process `name` (its own certificate), or `insecure_plaintext`."""
+        if not self.options.tls:
+            return {"insecure_plaintext": True}
+        assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        issued = self.certificate_authority.issue(name, self.tls_dir / name)
+        self.certificates[name] = issued
+        return {"tls": issued.as_config()}
+
+    def tls_config(self, name: str) -> Any:
+        """Process `name`'s `relay.config.TlsConfig` (None when the devnet is plaintext)."""
+        from relay.config import TlsConfig
+
+        issued = self.certificates.get(name)
+        return TlsConfig(**issued.as_config()) if issued is not None else None
+
+    def client_tls(self) -> Any:
+        """The command line's TLS files (`relay.rpc.tls.ClientTls`; None when the devnet is plaintext)."""
+        from relay.rpc.tls import ClientTls
+
+        issued = self.certificates.get("client")
+        return ClientTls(str(issued.ca), str(issued.cert), str(issued.key)) if issued is not None else None
 
     def _start_chains(self) -> None:
         from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
@@ -236,10 +282,11 @@ class Devnet:
     # --- configs ----------------------------------------------------------------------------
 
     def _secret_file(self, name: str, value: str) -> str:
+        from relay.tools.certs import write_private_file
+
         assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
         path = self.run_dir / "keys" / name
-        path.write_text(value + "\n")
-        os.chmod(path, 0o600)
+        write_private_file(path, (value + "\n").encode())
         return str(path)
 
     def _chain_config(self, chain: DevnetChain) -> dict[str, Any]:
@@ -282,6 +329,7 @@ class Devnet:
 
         key_files = [self._secret_file(f"bls-{i}.hex", hex(s)) for i, s in enumerate(self.bls_secrets)]
         submitter_key_file = self._secret_file("submitter.hex", self.submitter_key)
+        self._secret_file("user.hex", self.user_key)  # for the `relay send` line of describe()
         self.operator_token = secrets.token_hex(16)
         token_file = self._secret_file("operator-token", self.operator_token)
         self.attestor_token = secrets.token_hex(16)
@@ -310,6 +358,7 @@ class Devnet:
                         "committee_chain": committee_chain,
                         "committee_poll_interval": self.options.committee_poll_interval,
                         "operator_token": {"file": attestor_token_file},
+                        **self._transport(name),
                     },
                 )
             sources.append(
@@ -338,6 +387,7 @@ class Devnet:
                     "key": {"file": submitter_key_file},
                     "listen": address,
                     "metrics_listen": metrics_address(name),
+                    **self._transport(name),
                 },
             )
         address = self.addresses["relayer"] = f"{LOOPBACK}:{find_free_port()}"
@@ -357,7 +407,11 @@ class Devnet:
             "poll_interval": self.options.relayer_poll_interval,
             "submitter_timeout": 60.0,
             "committee_sync_interval": 1.0,
+            **self._transport("relayer"),
         }
+        if self.options.tls:
+            operator = self.addresses["relayer-operator"] = f"{LOOPBACK}:{find_free_port()}"
+            relayer["operator_listen"] = operator
         if self.options.metrics and "metrics_listen" in relayer_config_fields():
             relayer["metrics_listen"] = metrics_address("relayer")
         add("relayer", "relayer", relayer)
@@ -390,7 +444,7 @@ class Devnet:
                     raise DevnetError(
                         f"{name} exited during start-up", log=str(process.log_path), tail=process.tail()
                     )
-                if grpc_serving(self.addresses[name]):
+                if grpc_serving(self.addresses[name], self.client_tls()):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 raise DevnetError("processes did not start serving in time", waiting=sorted(pending))
@@ -455,10 +509,45 @@ class Devnet:
         return counter_received(chain.rpc_url, chain.counter)
 
     def client(self) -> Any:
-        """A `relay.client.RelayClient` for the relayer's RelayService."""
+        """A `relay.client.RelayClient` for the relayer's public RelayService port."""
         from relay.client import RelayClient
 
-        return RelayClient(self.addresses["relayer"])
+        tls = self.client_tls()
+        return RelayClient(self.addresses["relayer"], tls=tls, insecure=tls is None)
+
+    def operator_client(self) -> Any:
+        """A `relay.client.RelayClient` for the relayer's operator port (mutual TLS; operator calls)."""
+        from relay.client import RelayClient
+
+        tls = self.client_tls()
+        if tls is None:
+            raise DevnetError("a plaintext devnet has no operator port (operator calls need mutual TLS)")
+        return RelayClient(self.addresses["relayer-operator"], tls=tls)
+
+    def send_command(self, source: str | int | None = None, destination: str | int | None = None) -> str:
+        """A ready-to-paste `relay send --wait` line: from the example app's user on `source` (default
+        the first chain) to `destination`'s example app (default the second), through the
+        relayer's public port with the devnet's TLS files."""
+        origin = self.chain(source) if source is not None else self.chains[0]
+        target = self.chain(destination) if destination is not None else self.chains[1]
+        parts = [
+            "relay send",
+            f"--rpc {origin.rpc_url}",
+            f"--gateway {origin.gateway}",
+            f"--key-file {self.run_dir}/keys/user.hex",
+            f"--destination {target.domain}",
+            f"--recipient {target.counter}",
+            "--body 'hello'",
+            f"--gas-limit {self.options.message_gas_limit}",
+            "--wait",
+            f"--relay {self.addresses.get('relayer')}",
+        ]
+        issued = self.certificates.get("client")
+        if issued is not None:
+            parts += [f"--ca {issued.ca}", f"--cert {issued.cert}", f"--key {issued.key}"]
+        else:
+            parts.append("--insecure")
+        return " ".join(parts)
 
     def describe(self) -> str:
         """The addresses an operator needs, one per line."""
@@ -469,19 +558,27 @@ class Devnet:
                 f"example app {chain.counter}"
             )
         lines.append(f"relayer (RelayService gRPC): {self.addresses.get('relayer')}")
+        if "relayer-operator" in self.addresses:
+            lines.append(f"relayer operator port (mutual TLS): {self.addresses['relayer-operator']}")
+        if "client" in self.certificates:
+            client = self.certificates["client"]
+            lines.append(f"TLS: CA {client.ca}, client certificate {client.cert}, key {client.key}")
+        else:
+            lines.append("TLS: off (--insecure): every gRPC connection is plaintext")
         if "relayer" in self.metrics_addresses:
             http = self.metrics_addresses["relayer"]
             lines.append(f"relayer status page: http://{http}/ (metrics http://{http}/metrics)")
         if self.prometheus is not None:
             lines.append(f"prometheus: {self.prometheus.url} (alerts {self.prometheus.url}/alerts)")
         for name in sorted(self.addresses):
-            if name != "relayer":
+            if name not in ("relayer", "relayer-operator"):
                 metrics = self.metrics_addresses.get(name)
                 suffix = f", metrics http://{metrics}/metrics" if metrics else ""
                 lines.append(f"{name}: gRPC {self.addresses[name]}{suffix}")
         lines.append(f"operator token: {self.run_dir}/keys/operator-token")
         lines.append(f"attestors' operator token (SignHandover): {self.run_dir}/keys/attestor-token")
         lines.append(f"logs: {self.run_dir}/logs/")
+        lines.append(f"send a message: {self.send_command()}")
         return "\n".join(lines)
 
 
@@ -492,12 +589,15 @@ def relayer_config_fields() -> frozenset[str]:
     return frozenset(RelayerConfig.model_fields)
 
 
-def grpc_serving(address: str, timeout: float = 1.0) -> bool:
-    """Whether the gRPC server at `address` answers its health check with SERVING."""
+def grpc_serving(address: str, tls: Any, timeout: float = 1.0) -> bool:
+    """Whether the gRPC server at `address` answers its health check with SERVING (over TLS with
+    `tls`, a `relay.rpc.tls.TlsFiles`; plaintext with None)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    from relay.rpc.tls import open_channel
+
+    with open_channel(address, tls) as channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=timeout

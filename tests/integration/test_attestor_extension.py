@@ -32,6 +32,7 @@ def _attestor(chains: Chains, signed_log: Path) -> Attestor:
         epoch=1,
         listen="127.0.0.1:0",
         signed_log=str(signed_log),
+        insecure_plaintext=True,
     )
     return Attestor(config)
 

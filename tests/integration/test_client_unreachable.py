@@ -27,7 +27,7 @@ def dead_address() -> str:
 
 def test_wait_delivered_names_the_unreachable_address(dead_address: str) -> None:
     started = time.monotonic()
-    with RelayClient(dead_address) as client, pytest.raises(RelayerUnreachable) as raised:
+    with RelayClient(dead_address, insecure=True) as client, pytest.raises(RelayerUnreachable) as raised:
         client.wait_delivered(b"\x01" * 32, timeout=WAIT)
     assert dead_address in str(raised.value) and raised.value.reason == "RelayerUnreachable"
     assert time.monotonic() - started < WAIT / 4
@@ -43,7 +43,7 @@ def test_relay_send_wait_refuses_before_sending(
     monkeypatch.setenv("SENDER_KEY", "0x" + "11" * 32)
     argv = ["send", "--rpc", "http://127.0.0.1:1", "--gateway", "0x" + "42" * 20, "--key-env", "SENDER_KEY"]
     argv += ["--destination", "2", "--recipient", "0x" + "43" * 20, "--body", "hi"]
-    code = main([*argv, "--wait", "--relay", dead_address, "--timeout", str(WAIT)])
+    code = main([*argv, "--wait", "--relay", dead_address, "--timeout", str(WAIT), "--insecure"])
     err = capsys.readouterr().err
     assert code == 1 and "RelayerUnreachable" in err and dead_address in err
     assert sent == []  # nothing dispatched to a relay nobody runs

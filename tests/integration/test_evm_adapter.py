@@ -179,6 +179,7 @@ def test_attestor_serves_signed_final_checkpoints(chains: Chains) -> None:
         epoch=1,
         listen="127.0.0.1:0",
         poll_interval=0.1,
+        insecure_plaintext=True,
     )
     attestor = Attestor(config).start()
     try:
@@ -224,7 +225,10 @@ def test_submitter_service_delivers_and_maps_failures_to_status_codes(chains: Ch
     from relay.roles.submitter import Submitter, SubmitterConfig
 
     config = SubmitterConfig(
-        chain=chains.destination_chain(), key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0"
+        chain=chains.destination_chain(),
+        key=SecretRef(value=SUBMITTER),
+        listen="127.0.0.1:0",
+        insecure_plaintext=True,
     )
     submitter = Submitter(config).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{submitter.grpc_port}")
@@ -271,7 +275,9 @@ def test_submitter_service_reports_a_dead_chain_as_unavailable(chains: Chains) -
         name="dead", domain=DESTINATION, rpc_urls=["http://127.0.0.1:9"], gateway=chains.gateway
     )
     submitter = Submitter(
-        SubmitterConfig(chain=dead, key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0")
+        SubmitterConfig(
+            chain=dead, key=SecretRef(value=SUBMITTER), listen="127.0.0.1:0", insecure_plaintext=True
+        )
     ).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{submitter.grpc_port}")
     stub = destination_pb2_grpc.DestinationServiceStub(channel)

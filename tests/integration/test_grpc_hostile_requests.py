@@ -27,6 +27,7 @@ from relay.roles.attestor import AttestationServicer, AttestorIdentity, Checkpoi
 from relay.roles.submitter import DestinationServicer
 from relay.rpc.limits import MAX_MESSAGE_BYTES, CallLimits
 from relay.rpc.server import GrpcServer, start_grpc_server
+from relay.rpc.tls import open_channel as tls_channel
 from relay.v1 import (
     attestation_pb2,
     attestation_pb2_grpc,
@@ -37,7 +38,17 @@ from relay.v1 import (
     types_pb2,
 )
 from relay.verify.committee import Checkpoint, QuorumCertificate
-from tests.integration.test_relayer import BLS, GATEWAY, MEMBERS, ORIGIN, SECRETS, TOKEN, World, world  # noqa: F401
+from tests.integration.test_relayer import (  # noqa: F401 - tls_world is a fixture
+    BLS,
+    GATEWAY,
+    MEMBERS,
+    ORIGIN,
+    SECRETS,
+    TOKEN,
+    World,
+    tls_world,
+)
+from tests.pki import Pki
 
 C = grpc.StatusCode
 CRASHES = {C.UNKNOWN, C.INTERNAL}
@@ -74,8 +85,8 @@ def hostile_channel() -> Callable[[str], grpc.Channel]:
     """Channels with no client-side size limit, so oversized requests reach the server."""
     channels: list[grpc.Channel] = []
 
-    def open_channel(address: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", -1)])
+    def open_channel(address: str, tls: Any = None) -> grpc.Channel:
+        channel = tls_channel(address, tls, options=[("grpc.max_send_message_length", -1)])
         channels.append(channel)
         return channel
 
@@ -84,11 +95,14 @@ def hostile_channel() -> Callable[[str], grpc.Channel]:
         channel.close()
 
 
-def test_relay_service_refuses_hostile_requests(world: World, hostile_channel: Any) -> None:  # noqa: F811
-    relayer = world.relayer().open()
+def test_relay_service_refuses_hostile_requests(tls_world: World, pki: Pki, hostile_channel: Any) -> None:  # noqa: F811
+    relayer = tls_world.relayer().open()
     relayer.serve()
     try:
-        stub = relay_service_pb2_grpc.RelayServiceStub(hostile_channel(relayer.address))
+        # The operator port (mutual TLS): every call, operator calls included, reaches its checks.
+        stub = relay_service_pb2_grpc.RelayServiceStub(
+            hostile_channel(relayer.operator_address, pki.client("operator"))
+        )
         get = relay_service_pb2.GetMessageRequest
         listing = relay_service_pb2.ListMessagesRequest
         watch = relay_service_pb2.WatchMessagesRequest
@@ -186,6 +200,7 @@ def serve(register: Callable[[grpc.Server], None], name: str) -> GrpcServer:
         [name],
         limits=CallLimits(streams=4, unary=8),
         thread_prefix="hostile",
+        tls=None,  # the requests are under test, not the transport (tests/integration/test_tls.py)
     )
 
 

@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "relay"
 EXAMPLE = CHART / "examples" / "multichain-values.yaml"
 KUBE_VERSION = "1.30.0"
-# Custom resources of the Prometheus operator: not in the Kubernetes schema, checked by hand below.
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Custom resources of the Prometheus operator and cert-manager: not in the Kubernetes schema,
+# checked by hand below.
+CUSTOM_KINDS = {"ServiceMonitor": "monitoring.coreos.com/v1", "PrometheusRule": "monitoring.coreos.com/v1"}
+CUSTOM_KINDS["Certificate"] = "cert-manager.io/v1"
 
 
 def render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -39,9 +41,24 @@ def render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
     return objects
 
 
-@pytest.fixture(scope="module", params=["default", "multichain"])
+def example_with(**changes: Any) -> dict[str, Any]:
+    """The multichain example with top-level `changes` (e.g. tls={...})."""
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values.update(changes)
+    return values
+
+
+CERT_MANAGER = {"enabled": True, "mountPath": "/etc/relay-tls", "certManager": {"enabled": True}}
+
+
+@pytest.fixture(scope="module", params=["default", "multichain", "cert-manager", "plaintext"])
 def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    values = None if request.param == "default" else yaml.safe_load(EXAMPLE.read_text())
+    values = {
+        "default": None,
+        "multichain": yaml.safe_load(EXAMPLE.read_text()),
+        "cert-manager": example_with(tls=CERT_MANAGER),
+        "plaintext": example_with(tls={"enabled": False, "mountPath": "/etc/relay-tls"}),
+    }[request.param]
     return render(values)
 
 
@@ -64,7 +81,7 @@ def test_chart_lints_clean(values_file: Path | None) -> None:
 def test_every_object_is_valid_kubernetes(objects: list[dict[str, Any]]) -> None:
     for obj in objects:
         if obj["kind"] in CUSTOM_KINDS:
-            assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]
+            assert obj["apiVersion"] == CUSTOM_KINDS[obj["kind"]] and obj["spec"]
             continue
         kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
 
@@ -251,6 +268,103 @@ def test_a_member_on_an_undeclared_chain_fails_to_render() -> None:
         )
 
 
+def role_configs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each workload's config.yaml, by ConfigMap name (= workload name)."""
+    return {
+        o["metadata"]["name"]: yaml.safe_load(o["data"]["config.yaml"])
+        for o in of_kind(objects, "ConfigMap")
+        if "config.yaml" in o.get("data", {})
+    }
+
+
+def test_every_role_mounts_its_cert_manager_secret_and_runs_mutual_tls() -> None:
+    objects = render(yaml.safe_load(EXAMPLE.read_text()))
+    configs = role_configs(objects)
+    found = list(workloads(objects))
+    assert len(found) == 1 + 10 + 3
+    for workload in found:
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        (tls,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+        assert tls["secret"]["secretName"] == f"{name}-tls"
+        assert [i["key"] for i in tls["secret"]["items"]] == ["ca.crt", "tls.crt", "tls.key"]
+        # Root-owned, group (fsGroup) readable, never world-readable: what the roles accept.
+        assert tls["secret"]["defaultMode"] == 0o440
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/relay-tls", "readOnly": True}
+        assert configs[name]["tls"] == {
+            "ca": "/etc/relay-tls/ca.crt",
+            "cert": "/etc/relay-tls/tls.crt",
+            "key": "/etc/relay-tls/tls.key",
+        }
+        assert "insecure_plaintext" not in configs[name]
+    relayer = configs["relay-relayer"]
+    assert relayer["operator_listen"] == "0.0.0.0:50052" and relayer["listen"] == "0.0.0.0:50051"
+    (service,) = [o for o in of_kind(objects, "Service") if o["metadata"]["name"] == "relay-relayer"]
+    assert {"name": "operator", "port": 50052, "targetPort": "operator", "protocol": "TCP"} in service[
+        "spec"
+    ]["ports"]
+    # Nobody reaches the operator port unless networkPolicy.relayerOperatorFrom names them.
+    (policy,) = [o for o in of_kind(objects, "NetworkPolicy") if o["metadata"]["name"] == "relay-relayer"]
+    assert all(rule["ports"][0]["port"] != "operator" for rule in policy["spec"]["ingress"])
+
+
+def test_cert_manager_certificates_write_the_secrets_the_workloads_mount() -> None:
+    values = example_with(tls=CERT_MANAGER)
+    values["attestors"][0]["tlsSecret"] = "alpha-0-from-vault"
+    values["networkPolicy"]["relayerOperatorFrom"] = [{"podSelector": {"matchLabels": {"role": "ops"}}}]
+    values["relayer"]["operatorToken"] = {"existingSecret": "relay-operator", "secretKey": "token"}
+    objects = render(values)
+    certificates = {c["spec"]["secretName"]: c for c in of_kind(objects, "Certificate")}
+    mounted = {
+        v["secret"]["secretName"]
+        for w in workloads(objects)
+        for v in w["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "tls"
+    }
+    assert set(certificates) == mounted and "alpha-0-from-vault" in mounted
+    for certificate in certificates.values():
+        spec = certificate["spec"]
+        assert {"server auth", "client auth"} <= set(spec["usages"])
+        assert spec["issuerRef"]["name"] == "relay-ca"
+        assert any(name.endswith(".relay.svc") for name in spec["dnsNames"])
+    # Each relayer's address of an attestor is a DNS name of that attestor's certificate.
+    config = role_configs(objects)["relay-relayer"]
+    by_service = {c["spec"]["commonName"]: c for c in certificates.values()}
+    for source in config["sources"]:
+        for address in source["attestors"]:
+            host = address.rsplit(":", 1)[0]
+            assert host in by_service[host.split(".")[0]]["spec"]["dnsNames"]
+    (policy,) = [o for o in of_kind(objects, "NetworkPolicy") if o["metadata"]["name"] == "relay-relayer"]
+    assert {
+        "ports": [{"port": "operator", "protocol": "TCP"}],
+        "from": values["networkPolicy"]["relayerOperatorFrom"],
+    } in policy["spec"]["ingress"]
+    assert config["operator_token"] == {"file": "/etc/relay-operator/token"}
+    (relayer,) = [w for w in workloads(objects) if w["metadata"]["name"] == "relay-relayer"]
+    volumes = {v["name"]: v for v in relayer["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["operator-token"]["secret"]["secretName"] == "relay-operator"
+
+
+def test_tls_disabled_renders_plaintext_configs_without_operator_port() -> None:
+    objects = render(example_with(tls={"enabled": False, "mountPath": "/etc/relay-tls"}))
+    for name, config in role_configs(objects).items():
+        assert config.get("insecure_plaintext") is True and "tls" not in config, name
+        assert "operator_listen" not in config
+    for workload in workloads(objects):
+        assert all(v["name"] != "tls" for v in workload["spec"]["template"]["spec"]["volumes"])
+    assert of_kind(objects, "Certificate") == []
+
+
+def test_schema_rejects_unknown_tls_keys() -> None:
+    with helm.Chart.load(str(CHART)) as chart:
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema({"tls": {"enabled": True, "mountPath": "/x", "insecure": True}})
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema({"relayer": {"tlsSecret": "Not_A_Name"}})
+
+
+@pytest.mark.parametrize("tls_enabled", [True, False], ids=["tls", "plaintext"])
 @pytest.mark.parametrize(
     "role, model_path",
     [
@@ -259,7 +373,9 @@ def test_a_member_on_an_undeclared_chain_fails_to_render() -> None:
         ("relayer", "relay.relayer:RelayerConfig"),
     ],
 )
-def test_rendered_configs_are_accepted_by_the_roles_strict_models(role: str, model_path: str) -> None:
+def test_rendered_configs_are_accepted_by_the_roles_strict_models(
+    role: str, model_path: str, tls_enabled: bool
+) -> None:
     import importlib
 
     module_name, _, class_name = model_path.partition(":")
@@ -267,7 +383,7 @@ def test_rendered_configs_are_accepted_by_the_roles_strict_models(role: str, mod
     assert "metrics_listen" in model.model_fields  # the probes need /healthz and /readyz served
     configs = [
         yaml.safe_load(o["data"]["config.yaml"])
-        for o in render(yaml.safe_load(EXAMPLE.read_text()))
+        for o in render(example_with(tls={"enabled": tls_enabled, "mountPath": "/etc/relay-tls"}))
         if o["kind"] == "ConfigMap"
         and o["metadata"]["labels"]["app.kubernetes.io/component"] == role
         and "config.yaml" in o.get("data", {})

@@ -5,7 +5,8 @@ stand for the chains and peers). 64 `WatchMessages` streams are opened against a
 first 32 are served, the rest are refused with RESOURCE_EXHAUSTED at once, and while the 32 stay
 open `RetryMessage`, `GetMessage`, `ListMessages` and the gRPC health check answer within a short
 deadline. Before the per-kind limits the 32 streams took every server thread and the operator's
-retry waited for ever.
+retry waited for ever. The streams come over the public port (server TLS) and the retry over the
+operator port (mutual TLS) of the same server, so they share its limits.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from relay.lifecycle import MessageState
+from relay.rpc.tls import open_channel
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc, types_pb2
-from tests.integration.test_relayer import TOKEN, World, world  # noqa: F401 - the fixture
+from tests.integration.test_relayer import TOKEN, World, tls_world  # noqa: F401 - the fixture
+from tests.pki import Pki
 
 S = MessageState
 PROMPT = 5.0  # seconds: a deadline that a blocked server thread pool would miss for ever
 
 
-def test_64_watch_streams_never_block_retry_or_queries(world: World) -> None:  # noqa: F811
+def test_64_watch_streams_never_block_retry_or_queries(tls_world: World, pki: Pki) -> None:  # noqa: F811
+    world = tls_world
     parked = world.chain.dispatch(b"reverts")
     world.destination.reverting.add(parked.id)
     relayer = world.relayer().open()
@@ -29,7 +33,8 @@ def test_64_watch_streams_never_block_retry_or_queries(world: World) -> None:  #
     assert relayer.config.max_watch_streams == 32
     relayer.run_once()
     assert relayer.store.get(parked.id).state is S.PARKED  # type: ignore[union-attr]
-    channels = [grpc.insecure_channel(relayer.address) for _ in range(4)]
+    channels = [open_channel(relayer.address, pki.client()) for _ in range(4)]
+    operator = open_channel(relayer.operator_address, pki.client("operator"))
     streams = []
     try:
         served, refused = 0, 0
@@ -57,7 +62,7 @@ def test_64_watch_streams_never_block_retry_or_queries(world: World) -> None:  #
         )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         world.destination.reverting.clear()
-        retried = client.RetryMessage(
+        retried = relay_service_pb2_grpc.RelayServiceStub(operator).RetryMessage(
             relay_service_pb2.RetryMessageRequest(id=parked.id, operator_token=TOKEN), timeout=PROMPT
         )
         assert retried.state == types_pb2.MESSAGE_STATE_VERIFIED
@@ -75,6 +80,6 @@ def test_64_watch_streams_never_block_retry_or_queries(world: World) -> None:  #
     finally:
         for stream in streams:
             stream.cancel()
-        for channel in channels:
+        for channel in [*channels, operator]:
             channel.close()
         relayer.stop()

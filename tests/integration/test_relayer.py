@@ -25,10 +25,13 @@ import pytest
 
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
 from relay.chains.registry import ChainConfig
+from relay.config import TlsConfig
 from relay.errors import InvalidProof
 from relay.lifecycle import MessageState
 from relay.relayer import Relayer, RelayerConfig
 from relay.rpc import convert
+from relay.rpc.server import bind
+from relay.rpc.tls import open_channel
 from relay.store import SqliteStore, Transition
 from relay.v1 import (
     attestation_pb2,
@@ -43,6 +46,7 @@ from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Checkpoint, Committee, Member, verify_checkpoint
 from relay.verify.merkle import MerkleTree, verify_branch
 from relay.verify.message import Message
+from tests.pki import Pki
 from tests.waiting import eventually
 
 S = MessageState
@@ -199,10 +203,10 @@ class FakeAttestor(attestation_pb2_grpc.AttestationServiceServicer):
 
 
 class GrpcServer:
-    """A servicer on 127.0.0.1, stoppable and restartable on the same port."""
+    """A servicer on 127.0.0.1, stoppable and restartable on the same port (mutual TLS with `tls`)."""
 
-    def __init__(self, servicer: Any, add: Callable[[Any, Any], None]) -> None:
-        self.servicer, self.add = servicer, add
+    def __init__(self, servicer: Any, add: Callable[[Any, Any], None], tls: TlsConfig | None = None) -> None:
+        self.servicer, self.add, self.tls = servicer, add, tls
         self.port = 0
         self.server: grpc.Server | None = None
         self.start()
@@ -214,7 +218,7 @@ class GrpcServer:
     def start(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self.add(self.servicer, server)
-        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self.port = bind(server, f"127.0.0.1:{self.port}", self.tls)
         assert self.port
         server.start()
         self.server = server
@@ -302,9 +306,17 @@ class World:
     destination_server: GrpcServer
     store_path: Path
     watchers: list[FakeWatcher] = field(default_factory=list)
+    # The relayer's TLS files (mutual TLS with the fakes, an operator port); None: plaintext.
+    tls: TlsConfig | None = None
 
     def config(self, **overrides: Any) -> RelayerConfig:
+        transport: dict[str, Any] = (
+            {"tls": self.tls.model_dump(), "operator_listen": "127.0.0.1:0"}
+            if self.tls is not None
+            else {"insecure_plaintext": True}
+        )
         data: dict[str, Any] = {
+            **transport,
             "store": str(self.store_path),
             "listen": "127.0.0.1:0",
             "operator_token": {"value": TOKEN},
@@ -350,19 +362,49 @@ class World:
         return Relayer(self.config(**overrides), watcher_factory=factory, clock=clock)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def build_world(tmp_path: Path, pki: Pki | None) -> World:
+    """Fakes served on loopback: plaintext without `pki`, else mutual TLS with the relayer too."""
     chain = FakeChain()
     attestors = [FakeAttestor(chain, i) for i in range(4)]
     servers = [
-        GrpcServer(a, attestation_pb2_grpc.add_AttestationServiceServicer_to_server) for a in attestors
+        GrpcServer(
+            a,
+            attestation_pb2_grpc.add_AttestationServiceServicer_to_server,
+            pki.issue(f"attestor-{i}") if pki else None,
+        )
+        for i, a in enumerate(attestors)
     ]
     destination = FakeDestination()
     destination_server = GrpcServer(
-        destination, destination_pb2_grpc.add_DestinationServiceServicer_to_server
+        destination,
+        destination_pb2_grpc.add_DestinationServiceServicer_to_server,
+        pki.issue("submitter") if pki else None,
     )
-    yield World(chain, attestors, servers, destination, destination_server, tmp_path / "relayer.db")
-    for server in [*servers, destination_server]:
+    return World(
+        chain,
+        attestors,
+        servers,
+        destination,
+        destination_server,
+        tmp_path / "relayer.db",
+        tls=pki.issue("relayer") if pki else None,
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    built = build_world(tmp_path, None)
+    yield built
+    for server in [*built.attestor_servers, built.destination_server]:
+        server.stop()
+
+
+@pytest.fixture
+def tls_world(tmp_path: Path, pki: Pki) -> Iterator[World]:
+    """The world with mutual TLS everywhere, and the relayer's operator port."""
+    built = build_world(tmp_path, pki)
+    yield built
+    for server in [*built.attestor_servers, built.destination_server]:
         server.stop()
 
 
@@ -566,13 +608,15 @@ def test_transient_destination_failures_back_off_then_park_after_the_retry_windo
         relayer.stop()
 
 
-def test_recipient_revert_parks_then_operator_retry_over_grpc_delivers(world: World) -> None:
+def test_recipient_revert_parks_then_operator_retry_over_grpc_delivers(tls_world: World, pki: Pki) -> None:
+    world = tls_world
     good = world.chain.dispatch(b"fine")
     bad = world.chain.dispatch(b"reverts")
     world.destination.reverting.add(bad.id)
     relayer = world.relayer().open()
     relayer.serve()
-    channel = grpc.insecure_channel(relayer.address)
+    # Operator calls: the operator port, with a client certificate of the relayer's CA.
+    channel = open_channel(relayer.operator_address, pki.client("operator"))
     client = relay_service_pb2_grpc.RelayServiceStub(channel)
     try:
         relayer.run_once()
@@ -752,6 +796,7 @@ def test_shutdown_during_a_delivery_is_prompt_and_loses_nothing(world: World) ->
 EXAMPLE_CONFIG = """\
 store: {store}
 listen: 127.0.0.1:0
+insecure_plaintext: true
 operator_token: {{env: TEST_RELAYER_OPERATOR_TOKEN}}
 sources:
   - chain: {{name: alpha, domain: 1, kind: evm, rpc_urls: ["http://127.0.0.1:1"], gateway: "{gateway}"}}

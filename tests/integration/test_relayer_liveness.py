@@ -119,7 +119,9 @@ def test_readyz_follows_the_grpc_server_and_healthz_the_process(
         with pytest.raises(grpc.RpcError) as refused:
             next(stub.WatchMessages(relay_service_pb2.WatchMessagesRequest(), timeout=10))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert GrpcServingProbe(relayer.address, cache_for=0).check()[0] is True
+        probe = GrpcServingProbe(relayer.address, channel=grpc.insecure_channel(relayer.address), cache_for=0)
+        assert probe.check()[0] is True
+        probe.close()
         assert readyz(200) is not None and http_get(base + "/healthz")[0] == 200
         for stream in streams:
             stream.cancel()

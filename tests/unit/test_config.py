@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from relay.chains.registry import ChainConfig
 from relay.config import CommitteeConfig, SecretRef, StrictModel, apply_environment, load_config
@@ -73,6 +74,7 @@ def test_secrets_come_from_exactly_one_place_and_are_never_shown(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     key_file = write(tmp_path, "0xsecret-from-file\n", "key")
+    key_file.chmod(0o600)
     assert SecretRef(file=str(key_file)).reveal() == "0xsecret-from-file"
     config = load_config(Section, None, {"RELAY_KEY__VALUE": "s3cret-value"}, {**BASE, "key": {}})
     assert config.key.reveal() == "s3cret-value"
@@ -108,6 +110,73 @@ def test_committee_config_builds_a_verified_committee() -> None:
     members[1]["proof_of_possession"] = bls.prove_possession(13).hex()
     with pytest.raises(InvalidProofOfPossession):
         CommitteeConfig.model_validate({"epoch": 2, "members": members}).build(bls)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o666, 0o620])
+def test_a_secret_file_readable_by_group_or_others_is_refused_naming_the_file_and_the_fix(
+    tmp_path: Path, mode: int
+) -> None:
+    key_file = write(tmp_path, "0xsecret-from-file\n", "key")
+    key_file.chmod(mode)
+    with pytest.raises(ConfigurationError) as refused:
+        SecretRef(file=str(key_file)).reveal()
+    message = str(refused.value)
+    assert str(key_file) in message and f"chmod 600 {key_file}" in message and f"{mode:04o}" in message
+    assert "secret-from-file" not in message  # the value never appears in the error
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_secret_file_only_its_owner_can_read_is_accepted(tmp_path: Path, mode: int) -> None:
+    key_file = write(tmp_path, "0xsecret-from-file\n", "key")
+    key_file.chmod(mode)
+    assert SecretRef(file=str(key_file)).reveal() == "0xsecret-from-file"
+
+
+def test_a_root_owned_secret_may_be_group_readable_for_a_kubernetes_fs_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kubernetes mounts a Secret root-owned with mode 0440 for a pod's fsGroup: PostgreSQL's rule
+    (root-owned: u=rw,g=r at most) accepts it; others may still never read it."""
+    import os
+
+    from relay import config as config_module
+
+    key_file = write(tmp_path, "0xsecret\n", "key")
+    real_stat = os.stat
+
+    def stat_as(mode: int, uid: int) -> object:
+        def fake(path: object, *args: object, **kwargs: object) -> object:
+            result = real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+            values = list(result)
+            values[0] = (result.st_mode & ~0o7777) | mode
+            values[4] = uid
+            return os.stat_result(values)
+
+        return fake
+
+    monkeypatch.setattr(config_module.os, "geteuid", lambda: 10001)
+    monkeypatch.setattr(config_module.os, "stat", stat_as(0o440, 0))
+    config_module.verify_private_file(key_file)  # root-owned, group-readable: accepted
+    monkeypatch.setattr(config_module.os, "stat", stat_as(0o444, 0))
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        config_module.verify_private_file(key_file)  # readable by others: refused even so
+    monkeypatch.setattr(config_module.os, "stat", stat_as(0o440, 10001))
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        config_module.verify_private_file(key_file)  # our own file: group must not read it
+
+
+def test_a_role_needs_tls_or_the_development_flag() -> None:
+    from relay.config import GrpcRoleConfig
+
+    with pytest.raises(ValidationError, match="plaintext gRPC is refused"):
+        GrpcRoleConfig.model_validate({})
+    with pytest.raises(ValidationError, match="not both"):
+        GrpcRoleConfig.model_validate(
+            {"tls": {"ca": "a", "cert": "b", "key": "c"}, "insecure_plaintext": True}
+        )
+    assert GrpcRoleConfig.model_validate({"insecure_plaintext": True}).tls is None
+    with pytest.raises(ValidationError, match="Field required"):
+        GrpcRoleConfig.model_validate({"tls": {"ca": "a"}})
 
 
 def test_a_committee_below_two_thirds_needs_allow_low_threshold() -> None:

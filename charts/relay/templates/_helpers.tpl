@@ -68,6 +68,38 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace 
 {{- end -}}
 {{- end -}}
 
+{{/*
+Name of the kubernetes.io/tls Secret (ca.crt, tls.crt, tls.key) of a workload: (list $ kind member),
+member being the attestors[]/submitters[] entry, or .Values.relayer for the relayer. Its `tlsSecret`
+when set, else "<fullname>-<kind>-<name>-tls" ("<fullname>-relayer-tls"): the name the chart's
+cert-manager Certificate writes (tls.certManager).
+*/}}
+{{- define "relay.tlsSecretName" -}}
+{{- $root := index . 0 -}}
+{{- $kind := index . 1 -}}
+{{- $member := index . 2 -}}
+{{- if $member.tlsSecret -}}
+{{- $member.tlsSecret -}}
+{{- else if eq $kind "relayer" -}}
+{{- printf "%s-relayer-tls" (include "relay.fullname" $root) | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s-%s-tls" (include "relay.fullname" $root) $kind $member.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The `tls:` (or `insecure_plaintext`) lines of a role's config.yaml, from .Values.tls. */}}
+{{- define "relay.tlsConfig" -}}
+{{- if .Values.tls.enabled -}}
+tls:
+  ca: {{ printf "%s/ca.crt" .Values.tls.mountPath | quote }}
+  cert: {{ printf "%s/tls.crt" .Values.tls.mountPath | quote }}
+  key: {{ printf "%s/tls.key" .Values.tls.mountPath | quote }}
+{{- else -}}
+# tls.enabled=false: plaintext gRPC, development clusters only.
+insecure_plaintext: true
+{{- end -}}
+{{- end -}}
+
 {{- define "relay.keySecretKey" -}}
 {{- .key.secretKey | default "key" -}}
 {{- end -}}
@@ -80,7 +112,8 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace 
 
 {{/*
 The pod spec shared by every role: (dict "root" $ "role" "attestor" "member" "alpha-0" "configMap" name
-"keySecret" name-or-empty "keyFile" entry "resources" {...} "extraVolumes" [...] "extraMounts" [...])
+"keySecret" name-or-empty "keyFile" entry "tlsSecret" name "resources" {...} "extraVolumes" [...]
+"extraMounts" [...] "extraPorts" [...])
 */}}
 {{- define "relay.podSpec" -}}
 {{- $root := .root -}}
@@ -102,6 +135,9 @@ containers:
     ports:
       - {name: grpc, containerPort: {{ $root.Values.ports.grpc }}, protocol: TCP}
       - {name: http, containerPort: {{ $root.Values.ports.http }}, protocol: TCP}
+      {{- with .extraPorts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
     livenessProbe:
       httpGet: {path: /healthz, port: http}
       {{- toYaml $root.Values.probes.liveness | nindent 6 }}
@@ -118,6 +154,9 @@ containers:
       {{- if .keySecret }}
       - {name: key, mountPath: /etc/relay-keys, readOnly: true}
       {{- end }}
+      {{- if $root.Values.tls.enabled }}
+      - {name: tls, mountPath: {{ $root.Values.tls.mountPath }}, readOnly: true}
+      {{- end }}
       {{- with .extraMounts }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -132,6 +171,17 @@ volumes:
       secretName: {{ .keySecret }}
       defaultMode: 0440
       items: [{key: {{ .keyFile | quote }}, path: {{ .keyFile | quote }}}]
+  {{- end }}
+  {{- if $root.Values.tls.enabled }}
+  # cert-manager's keys; root-owned and group-readable for fsGroup (the roles accept 0440 for root).
+  - name: tls
+    secret:
+      secretName: {{ .tlsSecret }}
+      defaultMode: 0440
+      items:
+        - {key: ca.crt, path: ca.crt}
+        - {key: tls.crt, path: tls.crt}
+        - {key: tls.key, path: tls.key}
   {{- end }}
   {{- with .extraVolumes }}
   {{- toYaml . | nindent 2 }}

@@ -151,6 +151,7 @@ def _attestor_config(gateway: bytes) -> object:
             "bls_key": {"value": hex(12345)},
             "signer_index": 0,
             "epoch": 1,
+            "insecure_plaintext": True,
         }
     )
 

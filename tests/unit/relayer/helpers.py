@@ -102,6 +102,7 @@ def source_config(domain: int = ORIGIN, name: str = "alpha") -> SourceConfig:
 def relayer_config(**overrides: Any) -> RelayerConfig:
     data: dict[str, Any] = {
         "store": "unused.db",
+        "insecure_plaintext": True,  # no server, no peers: transport is not under test
         "sources": [source_config().model_dump()],
         "destinations": [{"domain": DESTINATION, "submitter": "submitter"}],
         "gas_policy": {"mode": "allow_all"},  # no source chain to read payments from

@@ -133,7 +133,7 @@ def attestor() -> Iterator[tuple[Attestor, GrpcAttestorClient]]:
     attestation_pb2_grpc.add_AttestationServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    client = GrpcAttestorClient(f"127.0.0.1:{port}")
+    client = GrpcAttestorClient(f"127.0.0.1:{port}", None)
     yield servicer, client
     client.close()
     server.stop(0).wait()
@@ -159,7 +159,7 @@ def test_a_submitter_that_does_not_listen_fails_the_probe() -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()  # no DestinationService registered: UNIMPLEMENTED is still an answer
-    client = GrpcSubmitterClient(f"127.0.0.1:{port}")
+    client = GrpcSubmitterClient(f"127.0.0.1:{port}", None)
     try:
         assert client.probe(5.0) is True
         server.stop(0).wait()

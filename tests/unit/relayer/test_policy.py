@@ -323,6 +323,7 @@ def test_price_overrides_must_name_a_destination() -> None:
                 "sources": [source_config().model_dump()],
                 "destinations": [{"domain": DESTINATION, "submitter": "s"}],
                 "gas_policy": {"destinations": {999: {"gas_price": 1}}},
+                "insecure_plaintext": True,
             }
         )
 
