@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from relay.cli.tls_options import add_tls_arguments, client_tls
 from relay.errors import ConfigurationError
 
 
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
     source.add_argument("--attestor", help="a running attestor's gRPC address (asks its GetIdentity)")
     source.add_argument("--key-file", type=Path, help="a BLS secret key file (hex)")
     identity.add_argument("--weight", type=int, default=1, help="the member's weight (default 1)")
+    add_tls_arguments(identity)
     identity.set_defaults(handler=run_identity)
 
     propose = commands.add_parser("propose", help="write the proposal of the next committee")
@@ -71,10 +73,15 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=None, help="write the certificate here (default: print it)"
     )
     handover.add_argument("--submit", action="store_true", help="hand the certificate to the relayer")
-    handover.add_argument("--relay", default="127.0.0.1:50070", help="the relayer's RelayService address")
+    handover.add_argument(
+        "--relay",
+        default="127.0.0.1:50052",
+        help="the relayer's operator port (operator_listen: mutual TLS), with --submit",
+    )
     handover.add_argument(
         "--operator-token-file", type=Path, help="the relayer's operator token (with --submit)"
     )
+    add_tls_arguments(handover)
     handover.set_defaults(handler=run_handover)
 
 
@@ -87,10 +94,10 @@ def _chain_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_token(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError as error:
-        raise ConfigurationError("token file unreadable", file=str(path), cause=error.strerror) from error
+    """A token or key file's content; refused if unreadable or readable by group or others."""
+    from relay.config import SecretRef
+
+    return SecretRef(file=str(path)).reveal()
 
 
 def _write(document: dict[str, Any], out: Path | None) -> None:
@@ -107,7 +114,8 @@ def run_identity(args: argparse.Namespace) -> int:
     if args.attestor:
         from relay.rpc.clients import GrpcAttestorClient
 
-        client = GrpcAttestorClient(args.attestor)
+        tls, _insecure = client_tls(args)
+        client = GrpcAttestorClient(args.attestor, tls)
         try:
             answer = client.get_identity(timeout=10.0)
         finally:
@@ -173,8 +181,9 @@ def run_handover(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "the proposal is for another origin", proposal=proposal.origin, origin=args.origin
         )
+    tls, _insecure = client_tls(args)
     current = read_committee(args.rpc, args.gateway, args.origin)
-    results = collect_signatures(proposal, args.attestor, _read_token(args.attestor_token_file))
+    results = collect_signatures(proposal, args.attestor, _read_token(args.attestor_token_file), tls)
     for result in results:
         if result.signature is None:
             print(f"{result.address}: refused: {result.error}", file=sys.stderr)
@@ -183,7 +192,7 @@ def run_handover(args: argparse.Namespace) -> int:
     certificate = certify(proposal, current, results)
     _write(certificate_to_dict(certificate), args.out)
     if args.submit:
-        answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate)
+        answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate, tls)
         for submission in answer.submissions:
             outcome = (
                 f"error: {submission.error}"

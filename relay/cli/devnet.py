@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.rotate_after is not None and args.insecure:
+        print(
+            "relay devnet: --rotate-after needs mutual TLS (operator tokens are refused over plaintext); "
+            "drop --insecure",
+            file=sys.stderr,
+        )
+        return 2
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
         return 2

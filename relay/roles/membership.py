@@ -191,7 +191,8 @@ class HandoverSigner:
 def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grpc.ServicerContext) -> Any:
     """`AttestationService.SignHandover`: token, shapes, checks, signature; typed status codes.
 
-    PERMISSION_DENIED without the operator token (checked before anything else is looked at);
+    PERMISSION_DENIED over plaintext or without the operator token (checked before anything else
+    is looked at);
     INVALID_ARGUMENT for a malformed proposal, a bad key or proof of possession, a refused
     threshold; FAILED_PRECONDITION for another origin, a stale epoch or current hash, a
     non-member, no committee chain; UNAVAILABLE when the chain cannot be read.
@@ -206,6 +207,15 @@ def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grp
 
     if signer is None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "this attestor does not sign hand-overs")
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+    from relay.rpc.tls import is_tls_connection
+
+    if not is_tls_connection(context):
+        # The token would have crossed the network in the clear: refuse it before looking at it.
+        context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            "SignHandover takes the attestor's operator token only over mutual TLS (configure tls)",
+        )
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
     try:
         signer.check_token(request.operator_token)

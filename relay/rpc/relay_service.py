@@ -239,8 +239,7 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
         return convert.message_status_to_proto(record)
 
     def SubmitHandover(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        if not self.relayer.check_operator_token(request.operator_token):
-            _abort(context, grpc.StatusCode.PERMISSION_DENIED, "SubmitHandover needs the operator token")
+        verify_operator_call(context, self.relayer, request.operator_token, "SubmitHandover")
         try:
             certificate = convert.handover_certificate_from_proto(request.handover)
         except MalformedEncoding as error:

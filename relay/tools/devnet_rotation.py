@@ -47,6 +47,8 @@ def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> R
 
     if not devnet.options.spare_members:
         raise DevnetError("a rotation needs spare members (DevnetOptions.spare_members)")
+    if not devnet.options.tls:
+        raise DevnetError("a rotation needs mutual TLS: operator tokens are refused over plaintext")
     bls = get_backend()
     size = devnet.options.committee_size
     result = RotationResult(
@@ -64,12 +66,14 @@ def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> R
             for i, secret in enumerate(devnet.bls_secrets)
             if bls.secret_to_public_key(secret) in current_keys
         ]
-        signatures = collect_signatures(proposal, attestors, devnet.attestor_token)
+        signatures = collect_signatures(proposal, attestors, devnet.attestor_token, devnet.client_tls())
         refused = [f"{r.address}: {r.error}" for r in signatures if r.signature is None]
         if refused:
             say(f"origin {origin.domain}: attestors refused: {'; '.join(refused)}")
         certificate = certify(proposal, current, signatures)
-        answer = submit_to_relayer(devnet.addresses["relayer"], devnet.operator_token, certificate)
+        answer = submit_to_relayer(
+            devnet.addresses["relayer-operator"], devnet.operator_token, certificate, devnet.client_tls()
+        )
         for submission in answer.submissions:
             if submission.error:
                 say(f"origin {origin.domain} -> {submission.destination}: {submission.error}")

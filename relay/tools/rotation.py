@@ -3,11 +3,11 @@
 1. `propose`: read the origin's current committee from a destination gateway (`committeeOf`,
    `currentCommittee`) and build the `HandoverProposal` to epoch + 1 with the next members.
 2. `collect_signatures`: ask each current attestor to check and sign it (`SignHandover`, with the
-   attestors' operator token); a refusal is reported per attestor, never fatal by itself.
+   attestors' operator token, over mutual TLS); a refusal is reported per attestor, never fatal by itself.
 3. `certify`: aggregate the signatures (each verified first) into a `HandoverCertificate` and
    verify it off-chain against the committee the chain holds.
-4. `submit_to_relayer`: hand it to the relayer (`RelayService.SubmitHandover`, operator token),
-   which submits it to every destination gateway whose committee lags.
+4. `submit_to_relayer`: hand it to the relayer (`RelayService.SubmitHandover` on its operator
+   port: mutual TLS and the operator token), which submits it to every destination gateway whose committee lags.
 
 Docs: docs/operations.md, "Rotating the committee".
 """
@@ -27,6 +27,7 @@ from relay.handover import (
     aggregate_handover,
     build_committee_from_chain,
 )
+from relay.rpc.tls import TlsFiles
 from relay.verify.committee import Member, compute_default_threshold
 
 SIGN_TIMEOUT = 30.0  # an attestor reads the chain and checks every proof of possession
@@ -78,14 +79,21 @@ class SigningResult:
 
 
 def collect_signatures(
-    proposal: HandoverProposal, attestors: Sequence[str], operator_token: str, timeout: float = SIGN_TIMEOUT
+    proposal: HandoverProposal,
+    attestors: Sequence[str],
+    operator_token: str,
+    tls: TlsFiles | None,
+    timeout: float = SIGN_TIMEOUT,
 ) -> list[SigningResult]:
-    """Ask every attestor (gRPC `SignHandover`) for its signature on `proposal`."""
+    """Ask every attestor (gRPC `SignHandover`, mutual TLS with `tls`) for its signature on `proposal`.
+
+    `tls` None dials in plaintext, which attestors refuse for a call carrying their operator token.
+    """
     from relay.rpc.clients import GrpcAttestorClient
 
     results = []
     for address in attestors:
-        client = GrpcAttestorClient(address)
+        client = GrpcAttestorClient(address, tls)
         try:
             results.append(SigningResult(address, client.sign_handover(proposal, operator_token, timeout)))
         except RelayError as error:
@@ -105,16 +113,22 @@ def certify(
 
 
 def submit_to_relayer(
-    address: str, operator_token: str, certificate: HandoverCertificate, timeout: float = SUBMIT_TIMEOUT
+    address: str,
+    operator_token: str,
+    certificate: HandoverCertificate,
+    tls: TlsFiles | None,
+    timeout: float = SUBMIT_TIMEOUT,
 ) -> Any:
-    """`RelayService.SubmitHandover`: the relayer's answer (epoch, per-destination submissions)."""
+    """`RelayService.SubmitHandover` on the relayer's operator port (`address`; mutual TLS with
+    `tls`, a client certificate of its CA): the relayer's answer (epoch, per-destination submissions)."""
     import grpc
 
     from relay.rpc import convert
     from relay.rpc.clients import CHANNEL_OPTIONS, classify_rpc_error
+    from relay.rpc.tls import open_channel
     from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 
-    channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    channel = open_channel(address, tls, options=CHANNEL_OPTIONS)
     try:
         stub = relay_service_pb2_grpc.RelayServiceStub(channel)
         request = relay_service_pb2.SubmitHandoverRelayRequest(

@@ -85,7 +85,9 @@ def test_a_rotation_under_traffic_loses_nothing_and_the_removed_member_no_longer
 
         # The attestors follow the chain: the removed one says so, the others sign under epoch 2.
         for member in range(devnet.options.committee_size + devnet.options.spare_members):
-            client = GrpcAttestorClient(devnet.addresses[f"attestor-{origin.name}-{member}"])
+            client = GrpcAttestorClient(
+                devnet.addresses[f"attestor-{origin.name}-{member}"], devnet.client_tls()
+            )
             identity = client.get_identity(timeout=5)
             client.close()
             assert identity.epoch == 2 and identity.member == (member != REMOVED_MEMBER), (member, identity)

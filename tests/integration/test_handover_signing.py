@@ -37,10 +37,12 @@ from relay.handover import (
     verify_handover_certificate,
 )
 from relay.roles.attestor import Attestor, AttestorConfig
+from relay.rpc.tls import ClientTls
 from relay.tools.rotation import certify, collect_signatures, propose, read_committee
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Member
 from tests.integration.gateway_bridge import DESTINATION, ORIGIN, Bridge
+from tests.pki import Pki
 
 BLS = get_backend()
 TOKEN = "attestor-operator-token"
@@ -64,10 +66,17 @@ def chain_config(w3: Web3, name: str, domain: int, gateway: str) -> EvmChainConf
 
 
 @pytest.fixture
-def attestors(bridge: Bridge, signing: SigningCommittee) -> Iterator[list[Attestor]]:
+def operator(pki: Pki) -> ClientTls:
+    """The operator's client certificate, of the attestors' CA (SignHandover is mutual TLS only)."""
+    return pki.client("operator")
+
+
+@pytest.fixture
+def attestors(bridge: Bridge, signing: SigningCommittee, pki: Pki) -> Iterator[list[Attestor]]:
     started = []
     for index, secret in enumerate((*signing.secret_keys, *NEW_SECRETS)):
         config = AttestorConfig(
+            tls=pki.issue(f"attestor-{index}"),
             chain=chain_config(bridge.w3, "source", ORIGIN, bridge.source.address),
             bls_key=SecretRef(value=hex(secret)),
             signer_index=index,
@@ -103,7 +112,7 @@ def next_members(signing: SigningCommittee) -> list[Member]:
 
 
 def test_attestors_sign_a_valid_handover_which_lands_and_is_followed(
-    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor]
+    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor], operator: ClientTls
 ) -> None:
     destination_chain = chain_config(bridge.w3, "destination", DESTINATION, bridge.destination.address)
     url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
@@ -111,7 +120,7 @@ def test_attestors_sign_a_valid_handover_which_lands_and_is_followed(
     assert current.epoch == 1 and current.committee_hash == signing.committee.hash()
     proposal = propose(ORIGIN, current, next_members(signing))
     assert proposal.threshold == 4  # more than two thirds of 5
-    results = collect_signatures(proposal, [address(a) for a in attestors], TOKEN)
+    results = collect_signatures(proposal, [address(a) for a in attestors], TOKEN, operator)
     signed = [r for r in results if r.signature is not None]
     assert len(signed) == 4  # the current members; the two new ones are not members yet
     assert all("not a member" in r.error for r in results[4:])
@@ -134,7 +143,7 @@ def test_attestors_sign_a_valid_handover_which_lands_and_is_followed(
     again = propose(
         ORIGIN, read_committee(url, bridge.destination.address, ORIGIN), next_members(signing)[:4]
     )
-    (refused,) = collect_signatures(again, [address(removed)], TOKEN)
+    (refused,) = collect_signatures(again, [address(removed)], TOKEN, operator)
     assert refused.signature is None and "not a member" in refused.error
 
 
@@ -160,13 +169,13 @@ def attacks(signing: SigningCommittee, current_hash: bytes) -> dict[str, tuple[A
 
 
 def test_sign_handover_refuses_every_attack_with_a_typed_status(
-    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor]
+    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor], operator: ClientTls
 ) -> None:
     from relay.rpc import convert
     from relay.rpc.clients import GrpcAttestorClient
     from relay.v1 import attestation_pb2, types_pb2
 
-    client = GrpcAttestorClient(address(attestors[1]))
+    client = GrpcAttestorClient(address(attestors[1]), operator)
     stub = client._stub
     outcomes = {}
     for name, (proposal, _expected) in attacks(signing, signing.committee.hash()).items():
@@ -216,19 +225,21 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_committee_cli_proposes_and_certifies_a_handover(
-    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor], tmp_path: Path
+    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor], operator: ClientTls, tmp_path: Path
 ) -> None:
+    tls = ["--ca", operator.ca, "--cert", str(operator.cert), "--key", str(operator.key)]
     url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     chain = ["--origin", str(ORIGIN), "--rpc", url, "--gateway", bridge.destination.address]
     member_files = []
     for index, attestor in enumerate(attestors[1:4]):  # the kept members, as their attestors say
-        identity = run_cli("identity", "--attestor", address(attestor))
+        identity = run_cli("identity", "--attestor", address(attestor), *tls)
         assert identity.returncode == 0, identity.stderr
         member_files += ["--member", str(tmp_path / f"kept-{index}.json")]
         (tmp_path / f"kept-{index}.json").write_text(identity.stdout)
     for index, secret in enumerate(NEW_SECRETS):  # the new members, from their key files
         key_file = tmp_path / f"new-{index}.hex"
         key_file.write_text(hex(secret))
+        key_file.chmod(0o600)
         identity = run_cli("identity", "--key-file", str(key_file))
         assert identity.returncode == 0, identity.stderr
         member_files += ["--member", str(tmp_path / f"new-{index}.json")]
@@ -244,6 +255,7 @@ def test_the_committee_cli_proposes_and_certifies_a_handover(
 
     token_file = tmp_path / "attestor-token"
     token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
     certificate_file = tmp_path / "certificate.json"
     handed = run_cli(
         "handover",
@@ -255,6 +267,7 @@ def test_the_committee_cli_proposes_and_certifies_a_handover(
         str(token_file),
         "--out",
         str(certificate_file),
+        *tls,
     )
     assert handed.returncode == 0, handed.stderr
     assert handed.stderr.count("signed as member") == 4 and handed.stderr.count(": refused: ") == 2
@@ -274,5 +287,35 @@ def test_the_committee_cli_proposes_and_certifies_a_handover(
         address(attestors[1]),
         "--attestor-token-file",
         str(token_file),
+        *tls,
     )
     assert refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr
+
+
+def test_sign_handover_refuses_the_operator_token_over_plaintext(
+    bridge: Bridge, signing: SigningCommittee
+) -> None:
+    """Even in development mode the token never counts when it crossed the network in the clear."""
+    from relay.rpc.clients import GrpcAttestorClient
+
+    config = AttestorConfig(
+        insecure_plaintext=True,
+        chain=chain_config(bridge.w3, "source", ORIGIN, bridge.source.address),
+        bls_key=SecretRef(value=hex(signing.secret_keys[1])),
+        signer_index=1,
+        epoch=1,
+        listen="127.0.0.1:0",
+        committee_chain=chain_config(bridge.w3, "destination", DESTINATION, bridge.destination.address),
+        operator_token=SecretRef(value=TOKEN),
+    )
+    attestor = Attestor(config, finality=NothingFinal(bridge.source_word)).start()  # type: ignore[arg-type]
+    client = GrpcAttestorClient(address(attestor), None)
+    try:
+        valid = HandoverProposal(ORIGIN, 2, 4, tuple(next_members(signing)), signing.committee.hash())
+        with pytest.raises(PermanentError) as refused:
+            client.sign_handover(valid, TOKEN, timeout=10)
+        assert refused.value.fields["code"] == "PERMISSION_DENIED"
+        assert "only over mutual TLS" in refused.value.fields["details"]
+    finally:
+        client.close()
+        attestor.stop()

@@ -319,6 +319,14 @@ def test_the_operator_token_is_refused_on_the_public_port_and_accepted_on_the_op
         # Even a client that has a certificate: the public port never asks for it.
         with open_channel(relayer.address, pki.client("operator")) as public:
             assert retry_details(public)[0] == grpc.StatusCode.PERMISSION_DENIED
+            # The other operator call, SubmitHandover, is refused there before its body is read.
+            stub = relay_service_pb2_grpc.RelayServiceStub(public)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.SubmitHandover(
+                    relay_service_pb2.SubmitHandoverRelayRequest(operator_token="x"), timeout=10
+                )
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "operator port (operator_listen)" in (refused.value.details() or "")
         # The operator port wants a client certificate of the relayer's CA...
         with open_channel(relayer.operator_address, pki.client()) as anonymous:
             assert check(anonymous) == grpc.StatusCode.UNAVAILABLE
