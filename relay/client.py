@@ -240,6 +240,8 @@ class RelayClient:
         self.address = address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        # Operator tokens go only where they cannot be read on the way: mutual TLS.
+        self._mutual_tls = tls is not None and tls.cert is not None
         self._channel = open_channel(
             address,
             tls,
@@ -324,7 +326,17 @@ class RelayClient:
                 return
 
     def retry(self, message_id: bytes, operator_token: str, force: bool = False) -> MessageView:
-        """Operator: move a PARKED (or, with `force`, REJECTED) message back to be retried."""
+        """Operator: move a PARKED (or, with `force`, REJECTED) message back to be retried.
+
+        Refused (`ConfigurationError`, nothing sent) unless this client dials with a client
+        certificate: the token never crosses the network in the clear, even to a relayer that would
+        refuse it.
+        """
+        if not self._mutual_tls:
+            raise ConfigurationError(
+                "operator calls need mutual TLS (tls with a client certificate and key): "
+                "the operator token is never sent in plaintext"
+            )
         status = self._stub.RetryMessage(
             relay_service_pb2.RetryMessageRequest(id=message_id, operator_token=operator_token, force=force),
             timeout=self.timeout,

@@ -73,15 +73,27 @@ def verify_private_file(path: str | Path) -> None:
 
     The rule is PostgreSQL's for its TLS key: a file owned by the process's user must not be
     readable by group or others (0600 or stricter); a file owned by root may also be read by its
-    group (0640 or stricter), which is how Kubernetes mounts a Secret for a pod with an `fsGroup`.
-    A file that does not exist is left to the read that follows (it reports it).
+    group (0640 or stricter) when that group is one of the process's own groups, which is how
+    Kubernetes mounts a Secret for a pod with an `fsGroup`. A file owned by another user is
+    refused: that user can read (and replace) the secret. A file that does not exist is left to
+    the read that follows (it reports it).
     """
     try:
         info = os.stat(path)
     except OSError:
         return
     mode = stat.S_IMODE(info.st_mode)
-    allowed_extra = 0o040 if info.st_uid == 0 and info.st_uid != os.geteuid() else 0
+    user = os.geteuid()
+    if info.st_uid not in (user, 0):
+        raise ConfigurationError(
+            f"secret file {path} is owned by another user (uid {info.st_uid}); "
+            f"run `chown {user} {path}` and `chmod 600 {path}`",
+            file=str(path),
+            owner=info.st_uid,
+        )
+    own_groups = {os.getegid(), *os.getgroups()}
+    root_owned_for_our_group = info.st_uid == 0 and user != 0 and info.st_gid in own_groups
+    allowed_extra = 0o040 if root_owned_for_our_group else 0
     if mode & 0o077 & ~allowed_extra:
         raise ConfigurationError(
             f"secret file {path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`",

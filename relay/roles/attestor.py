@@ -39,7 +39,7 @@ from relay.roles.ledger import (
     NonExtendingRoot,
     read_signed_log,
 )
-from relay.roles.membership import CommitteeMembership, HandoverSigner, sign_handover_call
+from relay.roles.membership import CommitteeMembership, HandoverLog, HandoverSigner, sign_handover_call
 from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
 from relay.rpc.limits import CallLimits
@@ -94,6 +94,9 @@ class AttestorConfig(GrpcRoleConfig):
     committee_poll_interval: float = 2.0
     # Needed by SignHandover (an operator's call); None: SignHandover is refused.
     operator_token: SecretRef | None = None
+    # Sign hand-overs to a committee whose threshold is below two thirds of its weight (the
+    # proposal must ask for it, and the destination Gateway's owner must allow it per origin).
+    allow_low_threshold_handovers: bool = False
 
     @field_validator("signer_index", "epoch")
     @classmethod
@@ -222,7 +225,16 @@ class Attestor(ServedRole):
             committee_reader = chain_registry.create_committee_reader(config.committee_chain, self.metrics)
         self.membership = CommitteeMembership(self.ledger, committee_reader, config.committee_poll_interval)
         token = config.operator_token.reveal() if config.operator_token is not None else None
-        self.handover_signer = HandoverSigner(self.ledger, committee_reader, secret_key, self.backend, token)
+        self.handover_signer = HandoverSigner(
+            self.ledger,
+            committee_reader,
+            secret_key,
+            self.backend,
+            token,
+            allow_low_threshold=config.allow_low_threshold_handovers,
+            # Beside the signed log: hand-overs signed, at most one per (origin, epoch).
+            handover_log=HandoverLog(f"{config.signed_log}.handovers" if config.signed_log else None),
+        )
         # Extension is checked when the source can show its leaves (EVM and ethereum sources can).
         self.tree_history: TreeHistory | None = (
             self.finality if isinstance(self.finality, TreeHistory) else None

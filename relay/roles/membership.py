@@ -14,13 +14,17 @@ sign a checkpoint it does not believe final, nor a hand-over it did not check.
 
 `HandoverSigner.sign` is `AttestationService.SignHandover`: it checks a proposal against the
 chain (origin, next epoch, the current committee's hash, this attestor being a member of it),
-every proof of possession and the threshold rule, and only then signs the hand-over digest.
+every proof of possession and the threshold rule (below two thirds only when the attestor's own
+config allows it), that it never signed a different hand-over from the same committee
+(`HandoverLog`), and only then signs the hand-over digest.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import os
 import threading
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -28,7 +32,14 @@ from typing import Any, NoReturn
 import grpc
 
 from relay.chains import CommitteeReader
-from relay.errors import InvalidProof, OriginMismatch, PermanentError, RelayError, TransientError
+from relay.errors import (
+    ConfigurationError,
+    InvalidProof,
+    OriginMismatch,
+    PermanentError,
+    RelayError,
+    TransientError,
+)
 from relay.handover import (
     HandoverProposal,
     HandoverSignature,
@@ -49,6 +60,70 @@ class SigningRefused(PermanentError):
 
 class NoCommitteeChain(PermanentError):
     """The attestor has no `committee_chain`, so it cannot check a hand-over against the chain."""
+
+
+class ConflictingHandover(PermanentError):
+    """This attestor already signed a different hand-over from the same committee (origin, epoch)."""
+
+
+class HandoverLog:
+    """Which next committee this attestor signed a hand-over to, per (origin, epoch): at most one.
+
+    Two certificates from one committee to two different next committees could fork the
+    destinations onto different committees; with a threshold above half the weight, honest
+    attestors that never sign twice make that impossible. Kept in a JSON-lines file (appended and
+    fsynced before the signature is returned) so a restart does not forget; in memory without one.
+    An operator who must abandon a signed proposal that never reached a quorum removes its line.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._signed: dict[tuple[int, int], bytes] = {}
+        self._lock = threading.Lock()
+        if path is not None and os.path.exists(path):
+            self._load(path)
+
+    def _load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().split("\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                key = (int(entry["origin"]), int(entry["epoch"]))
+                self._signed[key] = bytes.fromhex(entry["next_committee_hash"])
+            except (ValueError, KeyError, TypeError) as error:
+                if number == len(lines):  # a torn last line: the write it belongs to never returned
+                    log.warning("hand-over log ends in a partial line; ignored", extra={"file": path})
+                    continue
+                raise ConfigurationError(
+                    "hand-over log has a malformed line", file=path, line=number, cause=str(error)
+                ) from error
+
+    def record(self, origin: int, epoch: int, next_committee_hash: bytes) -> None:
+        """Remember the hand-over; `ConflictingHandover` if another one was signed for (origin, epoch)."""
+        with self._lock:
+            signed = self._signed.get((origin, epoch))
+            if signed == next_committee_hash:
+                return
+            if signed is not None:
+                raise ConflictingHandover(
+                    "this attestor already signed a hand-over from this committee to another next committee",
+                    origin=origin,
+                    epoch=epoch,
+                    signed_next_committee_hash=signed,
+                    proposed_next_committee_hash=next_committee_hash,
+                )
+            if self.path is not None:
+                line = json.dumps(
+                    {"origin": origin, "epoch": epoch, "next_committee_hash": next_committee_hash.hex()}
+                )
+                with open(self.path, "a", encoding="utf-8") as file:
+                    file.write(line + "\n")
+                    file.flush()
+                    os.fsync(file.fileno())
+            self._signed[(origin, epoch)] = next_committee_hash
 
 
 class CommitteeMembership:
@@ -124,12 +199,19 @@ class HandoverSigner:
         secret_key: int,
         backend: BlsBackend,
         operator_token: str | None,
+        *,
+        allow_low_threshold: bool = False,
+        handover_log: HandoverLog | None = None,
     ) -> None:
         self.ledger = ledger
         self.reader = reader
         self._secret_key = secret_key
         self._backend = backend
         self._operator_token = operator_token
+        # The attestor's own configuration decides whether a threshold below two thirds may be
+        # signed; a proposal's allow_low_threshold only counts when this allows it too.
+        self.allow_low_threshold = allow_low_threshold
+        self.handover_log = handover_log or HandoverLog(None)
 
     def check_token(self, given: str) -> None:
         """Raise `SigningRefused` unless `given` is the configured operator token (constant time)."""
@@ -161,10 +243,14 @@ class HandoverSigner:
             raise NotACommitteeMember(
                 "this attestor is not a member of the current committee", epoch=current.epoch
             )
+        if proposal.allow_low_threshold and not self.allow_low_threshold:
+            # Checked by the threshold rule below: the proposal cannot switch it off by itself.
+            proposal = replace(proposal, allow_low_threshold=False)
         following = proposal.build_committee(self._backend)  # every proof of possession, the threshold rule
         digest = compute_proposal_digest(
             identity.origin, current.epoch, current.committee_hash, following.hash()
         )
+        self.handover_log.record(identity.origin, current.epoch, following.hash())
         signature = self._backend.sign(self._secret_key, digest)
         log.warning(
             "hand-over signed",
@@ -224,7 +310,13 @@ def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grp
     try:
         proposal = proposal_from_proto(request.proposal)
         signed = signer.sign(proposal)
-    except (OriginMismatch, StaleProposal, NotACommitteeMember, NoCommitteeChain) as error:
+    except (
+        OriginMismatch,
+        StaleProposal,
+        NotACommitteeMember,
+        NoCommitteeChain,
+        ConflictingHandover,
+    ) as error:
         abort(grpc.StatusCode.FAILED_PRECONDITION, error)
     except InvalidProof as error:
         abort(grpc.StatusCode.INVALID_ARGUMENT, error)
@@ -245,6 +337,8 @@ def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grp
 
 __all__ = [
     "CommitteeMembership",
+    "ConflictingHandover",
+    "HandoverLog",
     "HandoverSignature",
     "HandoverSigner",
     "NoCommitteeChain",

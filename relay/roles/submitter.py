@@ -89,6 +89,9 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
     def __init__(self, destination: DestinationChain, metrics: Any = None) -> None:
         self.destination = destination
         self.metrics = metrics
+        # One hand-over at a time: a second caller with the same certificate then finds the
+        # committee already there instead of paying for a transaction that reverts.
+        self._handover_lock = threading.Lock()
 
     def Deliver(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DeliverResponse:  # noqa: N802
         """One transaction for the batch; per-message outcomes (see the module docstring)."""
@@ -241,7 +244,8 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         except MalformedEncoding as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
         try:
-            transaction_hash, epoch = destination.submit_handover(certificate)
+            with self._handover_lock:
+                transaction_hash, epoch = destination.submit_handover(certificate)
         except InvalidProof as error:
             log.warning(
                 "destination gateway refused a hand-over",

@@ -34,6 +34,15 @@ SIGN_TIMEOUT = 30.0  # an attestor reads the chain and checks every proof of pos
 SUBMIT_TIMEOUT = 300.0  # the relayer submits to every lagging destination and waits for receipts
 
 
+def refuse_token_without_mutual_tls(tls: TlsFiles | None, method: str) -> None:
+    """`ConfigurationError` unless `tls` has a client certificate: an operator token is never sent
+    in plaintext (the servers refuse it there anyway, but then it has already crossed the network)."""
+    if tls is None or tls.cert is None:
+        raise ConfigurationError(
+            f"{method} carries an operator token: it needs mutual TLS (--ca, --cert and --key)"
+        )
+
+
 def read_committee(rpc_url: str, gateway: str, origin: int) -> OnChainCommittee:
     """`origin`'s current committee on the gateway at `gateway` (read through `rpc_url`)."""
     from adapters.evm.committees import EvmCommitteeReader
@@ -91,6 +100,7 @@ def collect_signatures(
     """
     from relay.rpc.clients import GrpcAttestorClient
 
+    refuse_token_without_mutual_tls(tls, "SignHandover")
     results = []
     for address in attestors:
         client = GrpcAttestorClient(address, tls)
@@ -128,6 +138,7 @@ def submit_to_relayer(
     from relay.rpc.tls import open_channel
     from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 
+    refuse_token_without_mutual_tls(tls, "SubmitHandover")
     channel = open_channel(address, tls, options=CHANNEL_OPTIONS)
     try:
         stub = relay_service_pb2_grpc.RelayServiceStub(channel)

@@ -164,6 +164,11 @@ def attacks(signing: SigningCommittee, current_hash: bytes) -> dict[str, tuple[A
         "identity as a key": (identity, "INVALID_ARGUMENT"),
         "129 members": (huge, "INVALID_ARGUMENT"),
         "threshold below 2/3": (replace(valid, threshold=3), "INVALID_ARGUMENT"),
+        # The proposal cannot switch the rule off: only the attestor's own config can.
+        "threshold below 2/3, allowed by the proposal only": (
+            replace(valid, threshold=3, allow_low_threshold=True),
+            "INVALID_ARGUMENT",
+        ),
         "duplicate member": ((*members[:-1], members[0]), "INVALID_ARGUMENT"),
     }
 
@@ -211,7 +216,23 @@ def test_sign_handover_refuses_every_attack_with_a_typed_status(
     assert client.sign_handover(
         valid, TOKEN, timeout=10
     ).signature  # the same proposal with the token: signed
+    assert client.sign_handover(valid, TOKEN, timeout=10).signature  # again: the same hand-over
+    # A different next committee from the same committee: never signed by the same attestor.
+    other = replace(valid, members=valid.members[:4], threshold=3)
+    with pytest.raises(PermanentError) as conflicting:
+        client.sign_handover(other, TOKEN, timeout=10)
+    assert conflicting.value.fields["code"] == "FAILED_PRECONDITION"
+    assert "already signed a hand-over" in conflicting.value.fields["details"]
     client.close()
+
+    # An attestor whose own config allows low thresholds signs one the proposal asks for.
+    permissive = GrpcAttestorClient(address(attestors[2]), operator)
+    attestors[2].handover_signer.allow_low_threshold = True
+    low = replace(valid, threshold=3, allow_low_threshold=True)
+    assert permissive.sign_handover(low, TOKEN, timeout=10).signature
+    with pytest.raises(PermanentError):  # but not without the proposal asking for it
+        permissive.sign_handover(replace(low, allow_low_threshold=False), TOKEN, timeout=10)
+    permissive.close()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -319,3 +340,57 @@ def test_sign_handover_refuses_the_operator_token_over_plaintext(
     finally:
         client.close()
         attestor.stop()
+
+
+def test_concurrent_submissions_of_one_handover_send_one_transaction(
+    bridge: Bridge, signing: SigningCommittee, attestors: list[Attestor], operator: ClientTls
+) -> None:
+    """Anyone with a certificate may call SubmitHandover; several at once must not each pay for a
+    transaction (all but the first would revert on-chain). Blocks are mined every 0.3 s, so the
+    calls overlap while the first transaction waits in the pool."""
+    import threading
+
+    from eth_account import Account
+
+    from relay.roles.submitter import DestinationServicer
+    from relay.rpc.convert import handover_certificate_to_proto
+    from relay.v1 import destination_pb2
+
+    url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    current = read_committee(url, bridge.destination.address, ORIGIN)
+    proposal = propose(ORIGIN, current, next_members(signing))
+    signatures = collect_signatures(proposal, [address(a) for a in attestors[:4]], TOKEN, operator)
+    certificate = certify(proposal, current, signatures)
+    destination_chain = chain_config(bridge.w3, "destination", DESTINATION, bridge.destination.address)
+    servicer = DestinationServicer(EvmDestination(destination_chain, DEV_PRIVATE_KEYS[3]))
+    request = destination_pb2.SubmitHandoverRequest(handover=handover_certificate_to_proto(certificate))
+    account = Account.from_key(DEV_PRIVATE_KEYS[3]).address
+    nonce_before = bridge.w3.eth.get_transaction_count(account)
+    answers: list[Any] = []
+    start = threading.Barrier(3)
+    mining = threading.Event()
+
+    def submit() -> None:
+        start.wait()
+        answers.append(servicer.SubmitHandover(request, None))  # type: ignore[arg-type]
+
+    def mine() -> None:
+        while not mining.wait(0.3):
+            bridge.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    bridge.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    miner = threading.Thread(target=mine)
+    miner.start()
+    try:
+        threads = [threading.Thread(target=submit) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        mining.set()
+        miner.join()
+        bridge.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    assert len(answers) == 3 and all(answer.epoch == 2 for answer in answers)
+    assert sum(1 for answer in answers if answer.transaction_hash) == 1
+    assert bridge.w3.eth.get_transaction_count(account) - nonce_before == 1  # one transaction paid for

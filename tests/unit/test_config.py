@@ -144,25 +144,34 @@ def test_a_root_owned_secret_may_be_group_readable_for_a_kubernetes_fs_group(
     key_file = write(tmp_path, "0xsecret\n", "key")
     real_stat = os.stat
 
-    def stat_as(mode: int, uid: int) -> object:
+    def stat_as(mode: int, uid: int, gid: int = 2000) -> object:
         def fake(path: object, *args: object, **kwargs: object) -> object:
             result = real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
             values = list(result)
             values[0] = (result.st_mode & ~0o7777) | mode
             values[4] = uid
+            values[5] = gid
             return os.stat_result(values)
 
         return fake
 
     monkeypatch.setattr(config_module.os, "geteuid", lambda: 10001)
+    monkeypatch.setattr(config_module.os, "getegid", lambda: 10001)
+    monkeypatch.setattr(config_module.os, "getgroups", lambda: [2000])  # the pod's fsGroup
     monkeypatch.setattr(config_module.os, "stat", stat_as(0o440, 0))
-    config_module.verify_private_file(key_file)  # root-owned, group-readable: accepted
+    config_module.verify_private_file(key_file)  # root-owned, readable by our group: accepted
+    monkeypatch.setattr(config_module.os, "stat", stat_as(0o440, 0, gid=100))
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        config_module.verify_private_file(key_file)  # readable by a group we are not in: refused
     monkeypatch.setattr(config_module.os, "stat", stat_as(0o444, 0))
     with pytest.raises(ConfigurationError, match="chmod 600"):
         config_module.verify_private_file(key_file)  # readable by others: refused even so
     monkeypatch.setattr(config_module.os, "stat", stat_as(0o440, 10001))
     with pytest.raises(ConfigurationError, match="chmod 600"):
         config_module.verify_private_file(key_file)  # our own file: group must not read it
+    monkeypatch.setattr(config_module.os, "stat", stat_as(0o600, 4242))
+    with pytest.raises(ConfigurationError, match="owned by another user"):
+        config_module.verify_private_file(key_file)  # another user's file: it can read and replace it
 
 
 def test_a_role_needs_tls_or_the_development_flag() -> None:

@@ -82,3 +82,28 @@ def test_a_removed_member_stops_signing_and_an_older_epoch_is_ignored() -> None:
     chain.set(1, [KEY, *OTHER[:3]])  # a lying or lagging RPC shows the old committee again
     assert not membership.refresh(10.0)
     assert not ledger.signing and ledger.identity.epoch == 2
+
+
+def test_the_handover_log_refuses_a_second_next_committee_across_restarts(tmp_path: Path) -> None:
+    from relay.errors import ConfigurationError
+    from relay.roles.membership import ConflictingHandover, HandoverLog
+
+    path = str(tmp_path / "signed.jsonl.handovers")
+    first = HandoverLog(path)
+    first.record(5, 1, b"\x01" * 32)
+    first.record(5, 1, b"\x01" * 32)  # the same hand-over again: fine
+    first.record(6, 1, b"\x02" * 32)  # another origin: its own committee
+    with pytest.raises(ConflictingHandover):
+        first.record(5, 1, b"\x03" * 32)
+    restarted = HandoverLog(path)  # a restart remembers
+    with pytest.raises(ConflictingHandover):
+        restarted.record(5, 1, b"\x03" * 32)
+    restarted.record(5, 2, b"\x03" * 32)  # the next epoch's committee hands over on its own
+    with open(path, "a", encoding="utf-8") as file:
+        file.write('{"origin": 5, "ep')  # a torn write at the end: ignored
+    with pytest.raises(ConflictingHandover):
+        HandoverLog(path).record(5, 2, b"\x04" * 32)
+    with open(path, "a", encoding="utf-8") as file:
+        file.write("\n" + '{"origin": 7}' + "\n")  # a malformed line in the middle: refused
+    with pytest.raises(ConfigurationError, match="malformed"):
+        HandoverLog(path)
