@@ -1,7 +1,8 @@
 """The committee read from a real Gateway on anvil, through a destination RPC that lies: the hash
 is computed from the members read, so a tampered member or a forged `committeeOf` hash is a typed
-`RpcUnavailable`, never a committee; and an attestor following its committee through that RPC
-keeps its place."""
+`RpcUnavailable`, never a committee; an attestor following its committee through that RPC keeps
+its place; and a relayer with one lying destination RPC among two keeps the committee the honest
+Gateway holds, and drops a lie once it stops."""
 
 from __future__ import annotations
 
@@ -95,3 +96,76 @@ def test_an_attestor_keeps_its_place_when_its_committee_chain_rpc_lies(
     with pytest.raises(RpcUnavailable):
         membership.refresh(time.monotonic())
     assert ledger.identity == identity and ledger.signing and membership.member
+
+
+def fake_committee_answers(epoch: int) -> tuple[bytes, bytes]:
+    """A self-consistent lie: `committeeOf` and `currentCommittee` answers for a committee of keys
+    the liar holds, at `epoch`, hashing to what it claims."""
+    from adapters.evm.bls_encoding import public_key_to_eip2537
+    from relay.verify.committee import Committee
+
+    liar = SigningCommittee.generate(4, epoch=epoch, seed=b"the liar's committee")
+    committee = Committee.create(epoch, liar.committee.members, backend=liar.backend)
+    members = [(public_key_to_eip2537(m.public_key), b"", m.weight) for m in committee.members]
+    return (
+        encode(["uint64", "bytes32"], [epoch, committee.hash()]),
+        encode([COMMITTEE_TYPE], [(epoch, committee.threshold, members)]),
+    )
+
+
+def test_one_lying_destination_rpc_does_not_move_the_relayers_committee(
+    bridge: Bridge, signing: SigningCommittee, proxy: RpcProxy, tmp_path: Any
+) -> None:
+    """Two destinations' readers (the honest one direct, the other through the lying proxy): the
+    relayer keeps attesting under the committee whose signatures the honest Gateway accepts, and
+    drops a lie one epoch ahead once the lie stops."""
+    from prometheus_client import CollectorRegistry
+
+    from relay.metrics import RelayMetrics
+    from relay.relayer.committees import CommitteeFollower
+    from relay.store import open_store
+    from tests.unit.relayer.helpers import Clock, make_source
+
+    honest_chain = EvmChainConfig(
+        name="honest",
+        domain=DESTINATION,
+        rpc_urls=[bridge.w3.provider.endpoint_uri],  # type: ignore[attr-defined]
+        gateway=bridge.destination.address,
+    )
+    readers: dict[int, Any] = {
+        DESTINATION: EvmCommitteeReader(honest_chain),
+        99: reader_through(proxy, bridge),
+    }
+    store = open_store(str(tmp_path / "relayer.db"))
+    follower = CommitteeFollower(
+        store, RelayMetrics(CollectorRegistry()), Clock(), signing.backend, {}, readers, sync_interval=0.0
+    )
+    source = make_source(store, domain=ORIGIN)
+    source.committee = signing.committee
+    source.committees = {1: signing.committee}
+
+    def lie(epoch: int | None) -> None:
+        if epoch is None:
+            proxy.rewrite = None
+            return
+        summary, full = fake_committee_answers(epoch)
+
+        def rewrite(method: str, params: list[Any], result: Any) -> Any:
+            result = lie_about(COMMITTEE_OF, lambda _: summary)(method, params, result)
+            return lie_about(CURRENT_COMMITTEE, lambda _: full)(method, params, result)
+
+        proxy.rewrite = rewrite
+
+    try:
+        lie(2**64 - 1)
+        assert not follower.follow(source)
+        assert source.destination_epochs == {DESTINATION: 1, 99: 2**64 - 1}
+        assert source.committee is signing.committee  # the honest Gateway's proofs still verify
+
+        lie(2)  # one epoch ahead: followed from one gateway (someone else's hand-over looks like this)
+        assert follower.follow(source) and source.committee.epoch == 2
+        lie(None)  # the lie stops: the relayer is back on the committee the Gateways hold
+        assert follower.follow(source)
+        assert source.committee is signing.committee
+    finally:
+        store.close()
