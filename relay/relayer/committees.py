@@ -310,6 +310,9 @@ class CommitteeFollower:
         if target == current.epoch and still_held:
             return False
         committee = source.committees.get(target)
+        if committee is not None and committee.epoch == current.epoch and committee.hash() == current.hash():
+            source.committee = committee  # the same committee, now proven by a certificate
+            return False
         if committee is None:
             committee = self._read_from_chain(source, target)
             if committee is None:
@@ -318,10 +321,13 @@ class CommitteeFollower:
             read_only.add(target)
         source.committee = committee
         self._metrics.committee_epoch.labels(str(source.domain)).set(committee.epoch)
-        log.warning(
-            "committee epoch changed"
-            if target >= current.epoch
-            else "committee epoch stepped back: no destination gateway holds the committee read from one",
+        # Back (or sideways) only from a committee read from one gateway that none holds any more.
+        stepped_back = target <= current.epoch
+        log.log(
+            logging.ERROR if stepped_back else logging.WARNING,
+            "committee epoch stepped back: no destination gateway holds the committee read from one"
+            if stepped_back
+            else "committee epoch changed",
             extra={
                 "origin": source.domain,
                 "epoch": committee.epoch,

@@ -244,3 +244,22 @@ def test_messages_a_lagging_destination_refused_with_wrong_epoch_go_again_once_i
     assert source.destination_epochs[OTHER_DESTINATION] == 2
     assert state_of(store, refused[0].id) is S.FINAL  # attested again and delivered to the caught-up gateway
     assert state_of(store, refused[1].id) is S.PARKED  # its destination did not move: left for the operator
+
+
+def test_a_committee_read_from_a_gateway_then_proven_by_its_certificate_is_kept_quietly(
+    store: Store, metrics: RelayMetrics, clock: Clock, caplog: Any
+) -> None:
+    following = proposal_for().build_committee(BLS)
+    gateway = LyingGateway(following, 2)  # someone else handed over; this relayer has no certificate yet
+    follower = make_follower(store, metrics, clock, {2: gateway}, {2: HandoverSubmitterFake(gateway)})
+    source = make_source(store)
+    assert sync(follower, source) and source.committee.epoch == 2
+    follower.accept(source, certificate_for(proposal_for()))
+    caplog.clear()
+    assert not sync(follower, source)
+    assert source.committee is source.committees[2] and source.committee.hash() == following.hash()
+    assert "stepped back" not in caplog.text
+    # Proven now: a gateway RPC that later shows another epoch-2 committee does not dislodge it.
+    gateway.fake = on_chain(liar_committee(2))
+    assert not sync(follower, source)
+    assert source.committee.hash() == following.hash()
