@@ -13,6 +13,7 @@ back into the 48-byte compressed keys the rest of the relay uses.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from web3 import exceptions as web3_errors
@@ -24,7 +25,7 @@ from adapters.evm.fees import compute_gas_limit
 from adapters.evm.rpc import checksum_address, endpoints_for, gateway_abi
 from relay import errors
 from relay.chains import OnChainCommittee
-from relay.handover import HandoverCertificate
+from relay.handover import HandoverCertificate, build_committee_from_chain
 from relay.metrics import RelayMetrics
 from relay.verify.bls import proof_of_possession_to_eip2537
 
@@ -93,7 +94,12 @@ class EvmCommitteeReader:
         return int(epoch), bytes(committee_hash)
 
     def current_committee(self, origin: int) -> OnChainCommittee | None:
-        """`origin`'s committee in full (compressed keys); None if it is not enrolled."""
+        """`origin`'s committee in full (compressed keys); None if it is not enrolled.
+
+        Its `committee_hash` is computed from the members read; `RpcUnavailable` if it is not the
+        hash `committeeOf` answered (a lying or inconsistent RPC), or the committee changed between
+        the two reads.
+        """
         summary = self.committee_of(origin)
         answer = self._call("currentCommittee", origin)
         if summary is None or answer is None:
@@ -105,7 +111,26 @@ class EvmCommitteeReader:
         for member in members:
             # Member is (publicKey, proofOfPossession, weight); the Gateway keeps no proofs (returned empty).
             decoded.append((public_key_from_eip2537(bytes(member[0])), int(member[-1])))
-        return OnChainCommittee(int(epoch), summary[1], int(threshold), tuple(decoded))
+        read = OnChainCommittee(int(epoch), b"", int(threshold), tuple(decoded))
+        # The hash is computed from the members read (docs/protocol.md), never passed on from the
+        # RPC: two answers of one RPC that do not agree are not a committee.
+        try:
+            computed = build_committee_from_chain(read).hash()
+        except errors.RelayError as error:
+            raise errors.RpcUnavailable(
+                "currentCommittee answer unusable", origin=origin, error=str(error)[:200]
+            ) from error
+        if computed != summary[1]:
+            log.error(
+                "currentCommittee's members do not hash to committeeOf's hash",
+                extra={"origin": origin, "epoch": int(epoch), "destination": self.domain},
+            )
+            raise errors.RpcUnavailable(
+                "the members currentCommittee returned do not hash to committeeOf's hash",
+                origin=origin,
+                epoch=int(epoch),
+            )
+        return replace(read, committee_hash=computed)
 
 
 def compute_committee_argument(

@@ -12,13 +12,18 @@ The configured committee of a source is only the trusted start (its first enroll
   Anyone may submit a hand-over: the gateway verifies it.
 - **Following the gateways.** The origin is attested under the newest epoch a destination gateway
   holds: that is when its attestors (which follow the same gateway) sign under it. A committee
-  this relayer has a certificate for is taken from it; one it learns only from the chain (someone
-  else's hand-over) is read with `currentCommittee(origin)`: the destination RPC is then trusted
-  for the committee read, as it is for the delivered flags; a lie costs deliveries (the gateway
-  re-verifies everything on-chain), never a forged delivery.
-- **Re-attesting.** Messages attested under an older epoch and not yet delivered (ATTESTED,
+  this relayer has a certificate for (or its trusted start) is taken from it, up to the newest
+  epoch a gateway holds. One it learns only from the chain (someone else's hand-over) is read
+  with `currentCommittee(origin)`, its hash computed from the members read, and taken only one
+  epoch past the proven ones (from any one gateway), or further only when every gateway holds the
+  same epoch (an owner's re-enrollment). It is given up, back to what the gateways hold, once no
+  gateway holds it (epoch and hash) any more. So one lying destination RPC costs at most its
+  own deliveries plus, while it lies about the next epoch, the origin's; never a forged delivery
+  (every gateway re-verifies everything on-chain), and never more than while the lie lasts.
+- **Re-attesting.** Messages attested under another epoch and not yet delivered (ATTESTED,
   VERIFIED, RETRYING, and PARKED by the gateway's `WrongEpoch`) go back to FINAL and are attested
-  again under the new committee.
+  again under the current committee; so do messages PARKED by `WrongEpoch` of a destination whose
+  gateway has since moved to the current epoch (it refused them while it lagged).
 
 Everything runs in the source's own thread (`follow`) except `accept`, which only verifies,
 stores and queues; so the prover never sees a committee change half-way through a pass.
@@ -29,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,6 +100,12 @@ class CommitteeFollower:
         self._sync_interval = sync_interval
         self._wake_deliveries = wake_deliveries
         self._lock = threading.RLock()  # accept / submit from RelayService threads, follow from the source's
+        # Per origin: epochs of committees read from a gateway only (no certificate chain proves them).
+        self._read_only: dict[int, set[int]] = {}
+        # Per origin: each destination gateway's committee hash, at its epoch in destination_epochs.
+        self._held_hashes: dict[int, dict[int, bytes]] = {}
+        # Per origin: destinations whose gateway epoch changed since the source's last pass.
+        self._moved_destinations: dict[int, set[int]] = {}
 
     # --- known hand-overs -----------------------------------------------------------------------
 
@@ -131,6 +142,7 @@ class CommitteeFollower:
         following = verify_handover_certificate(current, certificate, self._backend)
         source.handovers[epoch] = certificate
         source.committees[epoch] = following
+        self._read_only.get(source.domain, set()).discard(epoch)  # now proven by a certificate
         return following
 
     def accept(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
@@ -171,7 +183,10 @@ class CommitteeFollower:
             if summary is None:
                 continue  # this destination does not accept the origin
             epoch = summary[0]
+            previous = source.destination_epochs.get(domain)
             source.destination_epochs[domain] = epoch
+            held_hashes = self._held_hashes.setdefault(source.domain, {})
+            held_hashes[domain] = summary[1]
             transaction = b""
             error_text = ""
             while epoch + 1 in source.handovers:
@@ -180,7 +195,7 @@ class CommitteeFollower:
                     error_text = "no submitter that submits hand-overs for this destination"
                     break
                 try:
-                    sent, epoch = submitter.submit_handover(
+                    sent, after = submitter.submit_handover(
                         source.handovers[epoch + 1], HANDOVER_SUBMIT_TIMEOUT
                     )
                 except RelayError as error:
@@ -190,9 +205,31 @@ class CommitteeFollower:
                         extra={"origin": source.domain, "destination": domain, "error": error_text},
                     )
                     break
+                if after <= epoch:
+                    # The submitter's word that the gateway moved on is all that ends this loop:
+                    # an answer that does not move it on (0, the same epoch) must not spin here
+                    # holding the lock. The next sync reads the gateway again.
+                    error_text = (
+                        f"the submitter reported epoch {after} after submitting hand-over {epoch + 1}"
+                    )
+                    log.error(
+                        "hand-over submission did not move the gateway on; tried again next sync",
+                        extra={
+                            "origin": source.domain,
+                            "destination": domain,
+                            "epoch": epoch,
+                            "reported": after,
+                        },
+                    )
+                    break
+                epoch = after
                 transaction = sent or transaction
                 source.destination_epochs[domain] = epoch
+                known = source.committees.get(epoch)
+                held_hashes[domain] = known.hash() if known is not None else b""
                 self._metrics.handovers_submitted.labels(str(source.domain), str(domain)).inc()
+            if source.destination_epochs[domain] != previous:
+                self._moved_destinations.setdefault(source.domain, set()).add(domain)
             results.append(HandoverSubmission(domain, transaction, epoch, error_text))
         return results
 
@@ -200,7 +237,8 @@ class CommitteeFollower:
 
     def follow(self, source: SourceState) -> bool:
         """Sync `source`'s committee with its destinations if due; re-attest what an older epoch
-        signed. True if the committee changed."""
+        signed, and what a destination refused while it lagged and no longer lags. True if the
+        committee changed."""
         now = self._clock()
         if not source.committee_sync_due and now - source.last_committee_sync < self._sync_interval:
             return False
@@ -209,40 +247,101 @@ class CommitteeFollower:
         with self._lock:
             self.submit_where_lagging(source)
             changed = self._adopt(source)
-        moved = self.reattest(source)
+            moved_on = self._moved_destinations.pop(source.domain, set())
+        caught_up = {d for d in moved_on if source.destination_epochs.get(d) == source.committee.epoch}
+        moved = self.reattest(source, caught_up)
         if moved:
             self._wake_deliveries()
         return changed
 
+    def _choose_epoch(self, source: SourceState) -> int:
+        """The epoch to attest `source` under, from the epochs its destination gateways hold.
+
+        A committee proven by certificates (the trusted start, verified hand-overs) is taken up to
+        the newest epoch a gateway holds. Beyond it, a committee read from a gateway only is taken
+        one epoch at a time (any one gateway holding it), or further only when every gateway
+        holds that same epoch: so one lying destination RPC cannot move the origin far ahead, and
+        a committee only it shows is given up once no gateway holds it any more.
+        """
+        read_only = self._read_only.get(source.domain, set())
+        proven = [epoch for epoch in source.committees if epoch not in read_only]
+        if not self._readers or not source.destination_epochs:
+            return max(proven)  # no gateway to follow: the newest verified hand-over
+        held = set(source.destination_epochs.values())
+        top = max(held)
+        best = max((epoch for epoch in proven if epoch <= top), default=source.committee.epoch)
+        if best + 1 in held:
+            return best + 1
+        if top > best + 1:
+            if held == {top}:
+                return top  # every gateway shows the jump: an owner's re-enrollment, missed hand-overs
+            log.error(
+                "a destination gateway shows an epoch more than one ahead of the committees this "
+                "relayer can prove, and not every destination agrees; not followed",
+                extra={
+                    "origin": source.domain,
+                    "epochs": dict(sorted(source.destination_epochs.items())),
+                    "proven": best,
+                },
+            )
+        return best
+
+    def _forget_unheld(self, source: SourceState, read_only: set[int]) -> None:
+        """Drop the committees read from a gateway that no gateway holds any more (epoch and hash):
+        what a lying RPC showed is not kept once it stops showing it; read again if shown again."""
+        hashes = self._held_hashes.get(source.domain, {})
+        held = {(epoch, hashes.get(domain)) for domain, epoch in source.destination_epochs.items()}
+        for epoch in sorted(read_only):
+            committee = source.committees.get(epoch)
+            if committee is None or (epoch, committee.hash()) not in held:
+                if epoch + 1 not in source.handovers:  # a verified hand-over leaves from it: kept
+                    source.committees.pop(epoch, None)
+                    read_only.discard(epoch)
+
     def _adopt(self, source: SourceState) -> bool:
-        target = max(source.destination_epochs.values(), default=max(source.committees))
-        if not self._readers:
-            target = max(source.committees)  # no gateway to follow: the newest verified hand-over
-        if target <= source.committee.epoch:
+        current = source.committee
+        read_only = self._read_only.setdefault(source.domain, set())
+        if self._readers:
+            self._forget_unheld(source, read_only)
+        target = self._choose_epoch(source)
+        still_held = source.committees.get(current.epoch) is current
+        if target < current.epoch and still_held:
+            return False  # epochs only go up, except to leave a committee no gateway holds any more
+        if target == current.epoch and still_held:
             return False
         committee = source.committees.get(target)
+        if committee is not None and committee.epoch == current.epoch and committee.hash() == current.hash():
+            source.committee = committee  # the same committee, now proven by a certificate
+            return False
         if committee is None:
             committee = self._read_from_chain(source, target)
             if committee is None:
                 return False
             source.committees[target] = committee
-        previous = source.committee
+            read_only.add(target)
         source.committee = committee
         self._metrics.committee_epoch.labels(str(source.domain)).set(committee.epoch)
-        log.warning(
-            "committee epoch changed",
+        # Back (or sideways) only from a committee read from one gateway that none holds any more.
+        stepped_back = target <= current.epoch
+        log.log(
+            logging.ERROR if stepped_back else logging.WARNING,
+            "committee epoch stepped back: no destination gateway holds the committee read from one"
+            if stepped_back
+            else "committee epoch changed",
             extra={
                 "origin": source.domain,
                 "epoch": committee.epoch,
-                "previous": previous.epoch,
+                "previous": current.epoch,
                 "members": len(committee),
                 "threshold": committee.threshold,
-                "from": "hand-over certificate" if target in source.handovers else "destination gateway",
+                "from": "destination gateway" if target in read_only else "hand-over certificate",
             },
         )
         return True
 
     def _read_from_chain(self, source: SourceState, epoch: int) -> Committee | None:
+        """`currentCommittee` of every gateway at `epoch`, if they all show the same one."""
+        found: Committee | None = None
         for domain, reader in self._readers.items():
             if source.destination_epochs.get(domain) != epoch:
                 continue
@@ -252,21 +351,33 @@ class CommitteeFollower:
                 log.warning(
                     "committee read failed", extra={"origin": source.domain, "error": describe(error)}
                 )
-                continue
+                return None
             if on_chain is None or on_chain.epoch != epoch:
-                continue
-            committee = build_committee_from_chain(on_chain)
-            if committee.hash() != on_chain.committee_hash:
+                return None
+            try:
+                # The hash is computed from the members read, never taken from the gateway's answer.
+                committee = build_committee_from_chain(on_chain)
+                computed = committee.hash()
+            except RelayError as error:
                 log.error(
-                    "destination's committee does not hash to its committeeOf; ignored",
+                    "destination's committee does not decode; ignored",
+                    extra={"origin": source.domain, "destination": domain, "error": describe(error)},
+                )
+                return None
+            if computed != on_chain.committee_hash or (found is not None and computed != found.hash()):
+                log.error(
+                    "destination's committee does not hash to its committeeOf, or gateways holding "
+                    "one epoch disagree on it; ignored",
                     extra={"origin": source.domain, "destination": domain, "epoch": epoch},
                 )
-                continue
-            return committee
-        return None
+                return None
+            found = committee
+        return found
 
-    def reattest(self, source: SourceState) -> list[bytes]:
-        """Send back to FINAL every pending message of `source` attested under an older epoch."""
+    def reattest(self, source: SourceState, caught_up: Collection[int] = ()) -> list[bytes]:
+        """Send back to FINAL every pending message of `source` attested under another epoch than
+        the current one, and those PARKED by a `WrongEpoch` of a destination in `caught_up` (its
+        gateway moved to the current epoch since: it refused them while it lagged)."""
         epoch = source.committee.epoch
         epochs: dict[int, int] = {}
         transitions = []
@@ -283,11 +394,13 @@ class CommitteeFollower:
         for state in REATTEST_STATES:
             for record in self._store.messages_in_state(state, origin=source.domain, limit=REATTEST_BATCH):
                 old = checkpoint_epoch(record.checkpoint_id)
-                if old is not None and old < epoch:
+                if old is not None and old != epoch:
                     transitions.append(Transition(record.id, state, S.FINAL, dict(reset)))
         for record in self._store.messages_in_state(S.PARKED, origin=source.domain, limit=REATTEST_BATCH):
             old = checkpoint_epoch(record.checkpoint_id)
-            if old is not None and old < epoch and "WrongEpoch" in record.last_error:
+            if old is None or "WrongEpoch" not in record.last_error:
+                continue
+            if old != epoch or record.message.destination in caught_up:
                 transitions.append(
                     Transition(record.id, S.PARKED, S.FINAL, {**reset, "last_error": "", "error_reason": ""})
                 )

@@ -6,11 +6,12 @@ that gateway's `committeeOf(origin)` every `committee_poll_interval` seconds and
 moved on, `currentCommittee(origin)`: it finds its own key there and signs under the new epoch
 and signer index from then on, or, removed from the committee, stops signing and reports it is
 not a member (`GetIdentity` answers `not_member: true`). Epochs only go up: a read that shows an older epoch
-than the one followed is logged and ignored.
+than the one followed is logged and ignored, except to leave an epoch jumped to by more than one
+(see `CommitteeMembership`). The committee's hash is computed from the members read.
 
 Trust: the committee chain's RPC is trusted to say which committee the gateway holds. A lying
-RPC can make the attestor sign under a wrong epoch or stop signing (liveness); it cannot make it
-sign a checkpoint it does not believe final, nor a hand-over it did not check.
+RPC can make the attestor sign under a wrong epoch or stop signing (liveness) while it lies; it
+cannot make it sign a checkpoint it does not believe final, nor a hand-over it did not check.
 
 `HandoverSigner.sign` is `AttestationService.SignHandover`: it checks a proposal against the
 chain (origin, next epoch, the current committee's hash, this attestor being a member of it),
@@ -31,7 +32,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from relay.chains import CommitteeReader
+from relay.chains import CommitteeReader, OnChainCommittee
 from relay.errors import (
     ConfigurationError,
     InvalidProof,
@@ -45,6 +46,7 @@ from relay.handover import (
     HandoverSignature,
     NotACommitteeMember,
     StaleProposal,
+    build_committee_from_chain,
     compute_proposal_digest,
     verify_proposal,
 )
@@ -127,7 +129,17 @@ class HandoverLog:
 
 
 class CommitteeMembership:
-    """Follows the origin's committee on the committee chain and keeps the ledger's identity in step."""
+    """Follows the origin's committee on the committee chain and keeps the ledger's identity in step.
+
+    The committee read is checked against itself: its hash is computed from the members read and
+    must be the `committeeOf` hash. An epoch one past the one followed (a hand-over) is taken as
+    it comes. A jump of more than one (an owner's re-enrollment after a recovery, hand-overs
+    missed while the attestor was down, or a lying RPC) is taken too, logged as an error, but only
+    provisionally: `anchor_epoch`, the newest epoch reached one hand-over at a time from the
+    configured start, stays where it was, and if the chain later shows an epoch between the anchor
+    and the provisional one, the attestor follows it back down. So a lying RPC's 2^64-1 holds the
+    attestor only while the lie lasts.
+    """
 
     def __init__(
         self, ledger: CheckpointLedger, reader: CommitteeReader | None, poll_interval: float
@@ -137,6 +149,7 @@ class CommitteeMembership:
         self.poll_interval = poll_interval
         self.member = True  # until the chain says otherwise
         self.committee_hash = b""
+        self.anchor_epoch = ledger.identity.epoch
         self._lock = threading.Lock()
         self._last_poll = float("-inf")
 
@@ -157,7 +170,8 @@ class CommitteeMembership:
         with self._lock:
             if epoch == identity.epoch and committee_hash == self.committee_hash:
                 return False
-            if epoch < identity.epoch:
+            provisional = identity.epoch > self.anchor_epoch
+            if epoch < identity.epoch and not (provisional and epoch >= self.anchor_epoch):
                 log.error(
                     "the committee chain shows an older epoch than the one followed; ignored",
                     extra={"origin": identity.origin, "epoch": epoch, "followed": identity.epoch},
@@ -166,6 +180,15 @@ class CommitteeMembership:
             committee = self.reader.current_committee(identity.origin)
             if committee is None or committee.epoch != epoch:
                 return False
+            if not _hashes_to(committee, committee_hash):
+                log.error(
+                    "the committee chain's members do not hash to its committeeOf; ignored",
+                    extra={"origin": identity.origin, "epoch": epoch},
+                )
+                return False
+            self._log_unusual_step(identity.origin, identity.epoch, epoch)
+            if epoch <= self.anchor_epoch + 1:
+                self.anchor_epoch = max(self.anchor_epoch, epoch)
             keys = [key for key, _ in committee.members]
             member = identity.public_key in keys
             index = keys.index(identity.public_key) if member else identity.signer_index
@@ -187,6 +210,30 @@ class CommitteeMembership:
                     },
                 )
             return changed
+
+    def _log_unusual_step(self, origin: int, followed: int, epoch: int) -> None:
+        if epoch > followed + 1:
+            log.error(
+                "the committee chain's epoch jumped by more than one hand-over: followed "
+                "provisionally (re-enrollment, missed hand-overs, or a lying committee_chain RPC); "
+                "an epoch between the last one reached hand-over by hand-over and this one, if "
+                "the chain shows it again, is followed back",
+                extra={"origin": origin, "epoch": epoch, "followed": followed, "anchor": self.anchor_epoch},
+            )
+        elif epoch < followed:
+            log.error(
+                "the committee chain no longer shows the epoch jumped to: following it back",
+                extra={"origin": origin, "epoch": epoch, "followed": followed, "anchor": self.anchor_epoch},
+            )
+
+
+def _hashes_to(committee: OnChainCommittee, committee_hash: bytes) -> bool:
+    """Whether the members read hash (docs/protocol.md) to `committee_hash` (and to the answer's own)."""
+    try:
+        computed = build_committee_from_chain(committee).hash()
+    except RelayError:
+        return False  # a member key that does not decode
+    return computed == committee_hash == committee.committee_hash
 
 
 class HandoverSigner:

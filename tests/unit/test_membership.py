@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from relay.chains import OnChainCommittee
+from relay.handover import build_committee_from_chain
 from relay.roles.attestor import AttestorIdentity, CheckpointLedger, FinalityConflict
 from relay.roles.membership import CommitteeMembership
 from relay.verify.bls import get_backend
@@ -30,7 +31,9 @@ class Chain:
         self.set(epoch, keys)
 
     def set(self, epoch: int, keys: list[bytes]) -> None:
-        self.committee = OnChainCommittee(epoch, bytes([epoch]) * 32, len(keys), tuple((k, 1) for k in keys))
+        members = tuple((k, 1) for k in keys)
+        committee_hash = build_committee_from_chain(OnChainCommittee(epoch, b"", len(keys), members)).hash()
+        self.committee = OnChainCommittee(epoch, committee_hash, len(keys), members)
 
     def committee_of(self, origin: int) -> tuple[int, bytes] | None:
         return (self.committee.epoch, self.committee.committee_hash) if origin == 7 else None
@@ -107,3 +110,53 @@ def test_the_handover_log_refuses_a_second_next_committee_across_restarts(tmp_pa
         file.write("\n" + '{"origin": 7}' + "\n")  # a malformed line in the middle: refused
     with pytest.raises(ConfigurationError, match="malformed"):
         HandoverLog(path)
+
+
+def test_a_jump_to_the_highest_epoch_is_followed_only_while_the_chain_shows_it() -> None:
+    """A lying committee_chain RPC shows 2^64-1: logged, followed provisionally, and left as soon
+    as the chain shows an epoch between the last one reached hand-over by hand-over and it."""
+    chain = Chain(1, [KEY, *OTHER[:3]])
+    ledger, membership = follow(None, chain)
+    membership.refresh(0.0)
+    chain.set(2, [*OTHER[:2], KEY, OTHER[3]])
+    assert membership.refresh(2.0) and membership.anchor_epoch == 2  # one hand-over: anchored
+
+    chain.set(2**64 - 1, OTHER)  # the worst epoch, without this attestor: it would stop signing
+    assert membership.refresh(4.0)
+    assert ledger.identity.epoch == 2**64 - 1 and not ledger.signing
+    assert membership.anchor_epoch == 2  # provisional
+
+    chain.set(2, [*OTHER[:2], KEY, OTHER[3]])  # the lie stops
+    assert membership.refresh(6.0)
+    assert ledger.identity == replace(IDENTITY, epoch=2, signer_index=2) and ledger.signing
+    assert ledger.apply_final_state(ROOT_A, 3) is not None
+
+    chain.set(1, [KEY, *OTHER[:3]])  # below the anchor: still ignored
+    assert not membership.refresh(8.0)
+    assert ledger.identity.epoch == 2
+
+
+def test_a_recovery_jump_is_followed_and_the_next_hand_over_from_it_too() -> None:
+    chain = Chain(1, [KEY, *OTHER[:3]])
+    ledger, membership = follow(None, chain)
+    chain.set(9, [OTHER[0], KEY])  # the owner re-enrolled the origin after a recovery
+    assert membership.refresh(0.0) and ledger.identity == replace(IDENTITY, epoch=9, signer_index=1)
+    chain.set(10, [KEY, OTHER[1]])
+    assert membership.refresh(2.0) and ledger.identity == replace(IDENTITY, epoch=10, signer_index=0)
+
+
+@pytest.mark.parametrize("lie", ["committeeOf hash", "answer's own hash"])
+def test_a_committee_that_does_not_hash_to_committee_of_is_ignored(lie: str) -> None:
+    chain = Chain(1, [KEY, *OTHER[:3]])
+    ledger, membership = follow(None, chain)
+    membership.refresh(0.0)
+    chain.set(2, OTHER)  # would remove this attestor
+    honest = chain.committee
+    forged = b"\x22" * 32
+    if lie == "committeeOf hash":
+        chain.committee_of = lambda origin: (2, forged)  # type: ignore[method-assign]
+    else:
+        chain.committee = replace(honest, committee_hash=forged)
+        chain.committee_of = lambda origin: (2, honest.committee_hash)  # type: ignore[method-assign]
+    assert not membership.refresh(2.0)
+    assert ledger.identity.epoch == 1 and ledger.signing
