@@ -405,3 +405,28 @@ def test_an_attestor_follows_its_committee_on_the_chain_it_names() -> None:
     chains = {c["name"]: c for c in values["chains"]}
     assert configs["relay-attestor-alpha-0"]["committee_chain"] == chains["beta"]
     assert "committee_chain" not in configs["relay-attestor-alpha-1"]
+
+
+def test_an_attestor_mounts_its_operator_token_secret_for_sign_handover() -> None:
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values["attestors"][0]["operatorTokenSecret"] = "alpha-0-operator"
+    objects = render(values)
+    configs = {
+        o["metadata"]["name"]: yaml.safe_load(o["data"]["config.yaml"])
+        for o in of_kind(objects, "ConfigMap")
+        if "-attestor-" in o["metadata"]["name"]
+    }
+    assert configs["relay-attestor-alpha-0"]["operator_token"] == {"file": "/etc/relay-operator/token"}
+    assert "operator_token" not in configs["relay-attestor-alpha-1"]
+    pods = {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in of_kind(objects, "StatefulSet")}
+    volumes = {v["name"]: v for v in pods["relay-attestor-alpha-0"]["volumes"]}
+    assert volumes["operator-token"]["secret"]["secretName"] == "alpha-0-operator"
+    assert volumes["operator-token"]["secret"]["defaultMode"] == 0o440
+    (container,) = pods["relay-attestor-alpha-0"]["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["operator-token"] == {
+        "name": "operator-token",
+        "mountPath": "/etc/relay-operator",
+        "readOnly": True,
+    }
+    assert "operator-token" not in {v["name"] for v in pods["relay-attestor-alpha-1"]["volumes"]}
