@@ -64,10 +64,15 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         required=True,
-        help="a current attestor's gRPC address; repeat",
+        metavar="ADDRESS[=TOKEN_FILE]",
+        help="a current attestor's gRPC address, optionally with its member's own operator token "
+        "file (ADDRESS=FILE); repeat",
     )
     handover.add_argument(
-        "--attestor-token-file", type=Path, required=True, help="the attestors' operator token"
+        "--attestor-token-file",
+        type=Path,
+        default=None,
+        help="the operator token of every --attestor given without its own TOKEN_FILE",
     )
     handover.add_argument(
         "--out", type=Path, default=None, help="write the certificate here (default: print it)"
@@ -98,6 +103,23 @@ def _read_token(path: Path) -> str:
     from relay.config import SecretRef
 
     return SecretRef(file=str(path)).reveal()
+
+
+def _attestor_tokens(attestors: list[str], default_file: Path | None) -> dict[str, str]:
+    """Address -> operator token, from `ADDRESS=TOKEN_FILE` or the shared `--attestor-token-file`."""
+    tokens = {}
+    for given in attestors:
+        address, separator, token_file = given.partition("=")
+        if separator:
+            tokens[address] = _read_token(Path(token_file))
+        elif default_file is not None:
+            tokens[address] = _read_token(default_file)
+        else:
+            raise ConfigurationError(
+                "no operator token for an attestor: give ADDRESS=TOKEN_FILE or --attestor-token-file",
+                attestor=address,
+            )
+    return tokens
 
 
 def _write(document: dict[str, Any], out: Path | None) -> None:
@@ -183,7 +205,8 @@ def run_handover(args: argparse.Namespace) -> int:
         )
     tls, _insecure = client_tls(args)
     current = read_committee(args.rpc, args.gateway, args.origin)
-    results = collect_signatures(proposal, args.attestor, _read_token(args.attestor_token_file), tls)
+    tokens = _attestor_tokens(args.attestor, args.attestor_token_file)
+    results = collect_signatures(proposal, list(tokens), tokens, tls)
     for result in results:
         if result.signature is None:
             print(f"{result.address}: refused: {result.error}", file=sys.stderr)

@@ -14,7 +14,7 @@ Docs: docs/operations.md, "Rotating the committee".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,13 +90,14 @@ class SigningResult:
 def collect_signatures(
     proposal: HandoverProposal,
     attestors: Sequence[str],
-    operator_token: str,
+    operator_token: str | Mapping[str, str],
     tls: TlsFiles | None,
     timeout: float = SIGN_TIMEOUT,
 ) -> list[SigningResult]:
     """Ask every attestor (gRPC `SignHandover`, mutual TLS with `tls`) for its signature on `proposal`.
 
-    `tls` None dials in plaintext, which attestors refuse for a call carrying their operator token.
+    `operator_token`: one token for every attestor, or one per address (each member organisation
+    its own). Without a client certificate in `tls` nothing is sent (`ConfigurationError`).
     """
     from relay.rpc.clients import GrpcAttestorClient
 
@@ -105,7 +106,8 @@ def collect_signatures(
     for address in attestors:
         client = GrpcAttestorClient(address, tls)
         try:
-            results.append(SigningResult(address, client.sign_handover(proposal, operator_token, timeout)))
+            token = operator_token if isinstance(operator_token, str) else operator_token[address]
+            results.append(SigningResult(address, client.sign_handover(proposal, token, timeout)))
         except RelayError as error:
             results.append(SigningResult(address, error=f"{error.reason}: {error}"))
         finally:

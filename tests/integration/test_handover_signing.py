@@ -277,13 +277,19 @@ def test_the_committee_cli_proposes_and_certifies_a_handover(
     token_file = tmp_path / "attestor-token"
     token_file.write_text(TOKEN)
     token_file.chmod(0o600)
+    wrong_token_file = tmp_path / "member-1-token"
+    wrong_token_file.write_text("not-member-1s-token")
+    wrong_token_file.chmod(0o600)
     certificate_file = tmp_path / "certificate.json"
     handed = run_cli(
         "handover",
         *chain,
         "--proposal",
         str(proposal_file),
-        *[part for a in attestors for part in ("--attestor", address(a))],
+        # Member 1's organisation gives its own token file (a wrong one here): only it is refused.
+        "--attestor",
+        f"{address(attestors[1])}={wrong_token_file}",
+        *[part for a in attestors if a is not attestors[1] for part in ("--attestor", address(a))],
         "--attestor-token-file",
         str(token_file),
         "--out",
@@ -291,7 +297,8 @@ def test_the_committee_cli_proposes_and_certifies_a_handover(
         *tls,
     )
     assert handed.returncode == 0, handed.stderr
-    assert handed.stderr.count("signed as member") == 4 and handed.stderr.count(": refused: ") == 2
+    assert handed.stderr.count("signed as member") == 3 and handed.stderr.count(": refused: ") == 3
+    assert handed.stderr.count("PERMISSION_DENIED") == 1
     certificate = certificate_from_dict(json.loads(certificate_file.read_text()))
     current = build_committee_from_chain(read_committee(url, bridge.destination.address, ORIGIN))
     assert verify_handover_certificate(current, certificate).epoch == 2
