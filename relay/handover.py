@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from relay.errors import (
     EpochMismatch,
+    GatewayMismatch,
     InvalidProof,
     MalformedEncoding,
     OriginMismatch,
@@ -73,17 +74,25 @@ class NotACommitteeMember(InvalidProof):
 
 
 def compute_proposal_digest(
-    origin: int, current_epoch: int, current_committee_hash: bytes, next_committee_hash: bytes
+    origin: int,
+    gateway: bytes,
+    current_epoch: int,
+    current_committee_hash: bytes,
+    next_committee_hash: bytes,
 ) -> bytes:
     """handover_digest of docs/protocol.md: what the committee of `current_epoch` signs to hand over."""
-    return compute_handover_digest(origin, current_epoch, current_committee_hash, next_committee_hash)
+    return compute_handover_digest(
+        origin, gateway, current_epoch, current_committee_hash, next_committee_hash
+    )
 
 
 @dataclass(frozen=True)
 class HandoverProposal:
-    """The next committee of `origin`, proposed against the committee whose hash it names."""
+    """The next committee of `origin` (whose source Gateway is `gateway`, 32 bytes), proposed
+    against the committee whose hash it names."""
 
     origin: int
+    gateway: bytes
     epoch: int
     threshold: int
     members: tuple[Member, ...]
@@ -93,6 +102,8 @@ class HandoverProposal:
     def __post_init__(self) -> None:
         if not 0 <= self.origin <= _UINT32_MAX:
             raise MalformedEncoding("origin out of range", origin=self.origin)
+        if len(self.gateway) != HASH_LENGTH:
+            raise MalformedEncoding("gateway is the 32-byte source Gateway", length=len(self.gateway))
         if not 0 < self.epoch <= _UINT64_MAX:
             raise MalformedEncoding("a proposed epoch is 1..2^64-1", epoch=self.epoch)
         if not 0 < self.threshold <= _UINT64_MAX:
@@ -136,15 +147,23 @@ class HandoverProposal:
         )
 
 
-def verify_proposal(proposal: HandoverProposal, *, origin: int, chain_epoch: int, chain_hash: bytes) -> None:
-    """Raise unless `proposal` hands over `origin`'s committee as the chain holds it now.
+def verify_proposal(
+    proposal: HandoverProposal, *, origin: int, gateway: bytes, chain_epoch: int, chain_hash: bytes
+) -> None:
+    """Raise unless `proposal` hands over `origin`'s committee (source Gateway `gateway`) as the
+    chain holds it now.
 
     `chain_epoch` / `chain_hash`: the current committee's epoch and committee_hash read from the
     chain (`committeeOf(origin)`). A proposal for another origin is `OriginMismatch`; for another
-    epoch than the next one, or against another current committee, `StaleProposal`.
+    source Gateway `GatewayMismatch`; for another epoch than the next one, or against another
+    current committee, `StaleProposal`.
     """
     if proposal.origin != origin:
         raise OriginMismatch("proposal for another origin", origin=proposal.origin, expected=origin)
+    if proposal.gateway != gateway:
+        raise GatewayMismatch(
+            "proposal for another source gateway", gateway=proposal.gateway, expected=gateway
+        )
     if proposal.epoch != chain_epoch + 1:
         raise StaleProposal(
             "proposal is not for the next epoch of the chain's committee",
@@ -188,7 +207,11 @@ def verify_handover_certificate(
         )
     following = proposal.build_committee(backend)
     return verify_handover(
-        current, Handover(following, certificate.certificate), origin=proposal.origin, backend=backend
+        current,
+        Handover(following, certificate.certificate),
+        origin=proposal.origin,
+        gateway=proposal.gateway,
+        backend=backend,
     )
 
 
@@ -239,7 +262,9 @@ def aggregate_handover(
     """
     bls = backend or get_backend()
     following = proposal.build_committee(bls)
-    digest = compute_proposal_digest(proposal.origin, current.epoch, current.hash(), following.hash())
+    digest = compute_proposal_digest(
+        proposal.origin, proposal.gateway, current.epoch, current.hash(), following.hash()
+    )
     by_index = {signer_index_of(current, key): signature for key, signature in signatures.items()}
     certificate = current.aggregate(digest, sorted(by_index.items()), bls, verify_each=True)
     result = HandoverCertificate(proposal, certificate)
@@ -276,6 +301,7 @@ def proposal_to_dict(proposal: HandoverProposal) -> dict[str, Any]:
     """The proposal as JSON-ready data (hex strings for bytes)."""
     return {
         "origin": proposal.origin,
+        "gateway": _hex(proposal.gateway),
         "epoch": proposal.epoch,
         "threshold": proposal.threshold,
         "allow_low_threshold": proposal.allow_low_threshold,
@@ -297,6 +323,7 @@ def proposal_from_dict(data: Any) -> HandoverProposal:
         raise MalformedEncoding("a proposal is a JSON object")
     unknown = set(data) - {
         "origin",
+        "gateway",
         "epoch",
         "threshold",
         "allow_low_threshold",
@@ -328,6 +355,7 @@ def proposal_from_dict(data: Any) -> HandoverProposal:
         raise MalformedEncoding("allow_low_threshold is true or false")
     return HandoverProposal(
         origin=_integer(data.get("origin"), "origin"),
+        gateway=_unhex(data.get("gateway"), "gateway", HASH_LENGTH),
         epoch=_integer(data.get("epoch"), "epoch"),
         threshold=_integer(data.get("threshold"), "threshold"),
         members=tuple(members),

@@ -85,6 +85,13 @@ class EvmCommitteeReader:
                 f"{name} answer unusable", origin=origin, error=str(error)[:200]
             ) from error
 
+    def source_gateway_of(self, origin: int) -> bytes | None:
+        """The source Gateway enrolled for `origin` (32 bytes); None if it is not enrolled."""
+        answer = self._call("sourceGatewayOf", origin)
+        if answer is None or bytes(answer) == bytes(32):
+            return None
+        return bytes(answer)
+
     def committee_of(self, origin: int) -> tuple[int, bytes] | None:
         """(epoch, committee_hash) of `origin` on this Gateway; None if it is not enrolled."""
         answer = self._call("committeeOf", origin)

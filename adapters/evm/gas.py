@@ -234,7 +234,9 @@ def measure_committee_gas(
         first = SigningCommittee.generate(size, epoch=1, seed=b"gas first" + bytes([size]))
         second = SigningCommittee.generate(size, epoch=2, seed=b"gas second" + bytes([size]))
         enroll = _gas_of(w3, functions.enrollOrigin(origin, source_word, committee_struct(first.committee)))
-        digest = functions.handoverDigest(origin, 1, first.committee.hash(), second.committee.hash()).call()
+        digest = functions.handoverDigest(
+            origin, source_word, 1, first.committee.hash(), second.committee.hash()
+        ).call()
         bitfield, signature = first.certify(digest, first.quorum_signers())
         handover = _gas_of(
             w3, functions.handover(origin, committee_struct(second.committee), bitfield, signature)

@@ -176,11 +176,12 @@ def _read_members(paths: list[Path]) -> list[Any]:
 def run_propose(args: argparse.Namespace) -> int:
     """Read the current committee from the chain, write the proposal."""
     from relay.handover import proposal_to_dict
-    from relay.tools.rotation import propose, read_committee
+    from relay.tools.rotation import propose, read_committee, read_source_gateway
 
     current = read_committee(args.rpc, args.gateway, args.origin)
     proposal = propose(
         args.origin,
+        read_source_gateway(args.rpc, args.gateway, args.origin),
         current,
         _read_members(args.member),
         threshold=args.threshold,

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from relay.chains import CommitteeReader
-from relay.errors import EpochMismatch, InvalidProof, RelayError
+from relay.errors import EpochMismatch, GatewayMismatch, InvalidProof, RelayError
 from relay.handover import (
     HandoverCertificate,
     StaleProposal,
@@ -126,6 +126,12 @@ class CommitteeFollower:
         source.committee_sync_due = True
 
     def _verify(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+        if certificate.proposal.gateway != source.gateway:
+            raise GatewayMismatch(
+                "hand-over for another source gateway",
+                gateway=certificate.proposal.gateway,
+                expected=source.gateway,
+            )
         epoch = certificate.proposal.epoch
         known = source.handovers.get(epoch)
         if known is not None:

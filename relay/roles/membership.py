@@ -35,6 +35,7 @@ import grpc
 from relay.chains import CommitteeReader, OnChainCommittee
 from relay.errors import (
     ConfigurationError,
+    GatewayMismatch,
     InvalidProof,
     OriginMismatch,
     PermanentError,
@@ -283,7 +284,11 @@ class HandoverSigner:
         if current is None:
             raise NotACommitteeMember("origin is not enrolled on the committee chain", origin=identity.origin)
         verify_proposal(
-            proposal, origin=identity.origin, chain_epoch=current.epoch, chain_hash=current.committee_hash
+            proposal,
+            origin=identity.origin,
+            gateway=identity.gateway,
+            chain_epoch=current.epoch,
+            chain_hash=current.committee_hash,
         )
         keys = [key for key, _ in current.members]
         if identity.public_key not in keys:
@@ -295,7 +300,7 @@ class HandoverSigner:
             proposal = replace(proposal, allow_low_threshold=False)
         following = proposal.build_committee(self._backend)  # every proof of possession, the threshold rule
         digest = compute_proposal_digest(
-            identity.origin, current.epoch, current.committee_hash, following.hash()
+            identity.origin, identity.gateway, current.epoch, current.committee_hash, following.hash()
         )
         self.handover_log.record(identity.origin, current.epoch, following.hash())
         signature = self._backend.sign(self._secret_key, digest)
@@ -359,6 +364,7 @@ def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grp
         signed = signer.sign(proposal)
     except (
         OriginMismatch,
+        GatewayMismatch,
         StaleProposal,
         NotACommitteeMember,
         NoCommitteeChain,

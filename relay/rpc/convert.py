@@ -282,6 +282,7 @@ def proposal_to_proto(proposal: HandoverProposal) -> types_pb2.HandoverProposal:
     """The wire form of a hand-over proposal."""
     return types_pb2.HandoverProposal(
         origin=proposal.origin,
+        gateway=proposal.gateway,
         epoch=proposal.epoch,
         threshold=proposal.threshold,
         members=[
@@ -306,6 +307,7 @@ def proposal_from_proto(proto: types_pb2.HandoverProposal) -> HandoverProposal:
     )
     return HandoverProposal(
         origin=int(proto.origin),
+        gateway=bytes(proto.gateway),
         epoch=int(proto.epoch),
         threshold=int(proto.threshold),
         members=members,

@@ -43,7 +43,14 @@ def next_members(devnet: Devnet) -> list[Member]:
 
 def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> RotationResult:
     """Hand both origins over to `next_members(devnet)`; return the epochs the gateways hold afterwards."""
-    from relay.tools.rotation import certify, collect_signatures, propose, read_committee, submit_to_relayer
+    from relay.tools.rotation import (
+        certify,
+        collect_signatures,
+        propose,
+        read_committee,
+        read_source_gateway,
+        submit_to_relayer,
+    )
 
     if not devnet.options.spare_members:
         raise DevnetError("a rotation needs spare members (DevnetOptions.spare_members)")
@@ -59,7 +66,8 @@ def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> R
     for index, origin in enumerate(devnet.chains):
         destination = devnet.chains[1 - index]
         current = read_committee(destination.rpc_url, destination.gateway, origin.domain)
-        proposal = propose(origin.domain, current, members)
+        source_gateway = read_source_gateway(destination.rpc_url, destination.gateway, origin.domain)
+        proposal = propose(origin.domain, source_gateway, current, members)
         current_keys = {key for key, _ in current.members}
         attestors = [
             devnet.addresses[f"attestor-{origin.name}-{i}"]

@@ -1,7 +1,7 @@
 """Running a committee hand-over: what `relay committee` and `relay devnet --rotate-after` do.
 
-1. `propose`: read the origin's current committee from a destination gateway (`committeeOf`,
-   `currentCommittee`) and build the `HandoverProposal` to epoch + 1 with the next members.
+1. `propose`: read the origin's current committee and source Gateway from a destination gateway
+   (`committeeOf`, `currentCommittee`, `sourceGatewayOf`) and build the `HandoverProposal` to epoch + 1 with the next members.
 2. `collect_signatures`: ask each current attestor to check and sign it (`SignHandover`, with the
    attestors' operator token, over mutual TLS); a refusal is reported per attestor, never fatal by itself.
 3. `certify`: aggregate the signatures (each verified first) into a `HandoverCertificate` and
@@ -55,8 +55,21 @@ def read_committee(rpc_url: str, gateway: str, origin: int) -> OnChainCommittee:
     return committee
 
 
+def read_source_gateway(rpc_url: str, gateway: str, origin: int) -> bytes:
+    """The source Gateway (32 bytes) that the gateway at `gateway` enrolled for `origin`."""
+    from adapters.evm.committees import EvmCommitteeReader
+    from adapters.evm.config import EvmChainConfig
+
+    chain = EvmChainConfig(name="committee-chain", domain=0, rpc_urls=[rpc_url], gateway=gateway)
+    source = EvmCommitteeReader(chain).source_gateway_of(origin)
+    if source is None:
+        raise ConfigurationError("origin is not enrolled on that gateway", origin=origin, gateway=gateway)
+    return source
+
+
 def propose(
     origin: int,
+    source_gateway: bytes,
     current: OnChainCommittee,
     members: Sequence[Member],
     *,
@@ -68,6 +81,7 @@ def propose(
     total = sum(m.weight for m in members)
     proposal = HandoverProposal(
         origin=origin,
+        gateway=source_gateway,
         epoch=current.epoch + 1 if epoch is None else epoch,
         threshold=compute_default_threshold(total) if threshold is None else threshold,
         members=tuple(members),

@@ -329,11 +329,15 @@ def verify_checkpoint(
 
 
 def compute_handover_digest(
-    origin: int, epoch: int, current_committee_hash: bytes, next_committee_hash: bytes
+    origin: int, gateway: bytes, epoch: int, current_committee_hash: bytes, next_committee_hash: bytes
 ) -> bytes:
     """handover_digest of docs/protocol.md: what the current committee (epoch `epoch`, hash
-    `current_committee_hash`) signs to hand over. Binding the current hash means a hand-over
-    signed by a committee that was later replaced by a re-enrollment never applies again."""
+    `current_committee_hash`) of `origin`'s source Gateway `gateway` (32 bytes) signs to hand
+    over. Binding the current hash means a hand-over signed by a committee that was later replaced
+    by a re-enrollment never applies again; binding the gateway, that it never applies to another
+    deployment with the same origin domain id and an identical committee."""
+    if len(gateway) != 32:
+        raise MalformedEncoding("the source gateway is 32 bytes", gateway=gateway)
     if len(current_committee_hash) != 32 or len(next_committee_hash) != 32:
         raise MalformedEncoding(
             "committee hashes are 32 bytes",
@@ -343,7 +347,12 @@ def compute_handover_digest(
     if not 0 <= origin < 2**32 or not 0 <= epoch <= _UINT64_MAX:
         raise MalformedEncoding("hand-over field out of range", origin=origin, epoch=epoch)
     return keccak256(
-        HANDOVER_TAG + struct.pack(">IQ", origin, epoch) + current_committee_hash + next_committee_hash
+        HANDOVER_TAG
+        + struct.pack(">I", origin)
+        + gateway
+        + struct.pack(">Q", epoch)
+        + current_committee_hash
+        + next_committee_hash
     )
 
 
@@ -356,7 +365,12 @@ class Handover:
 
 
 def verify_handover(
-    current: Committee, handover: Handover, *, origin: int, backend: BlsBackend | None = None
+    current: Committee,
+    handover: Handover,
+    *,
+    origin: int,
+    gateway: bytes,
+    backend: BlsBackend | None = None,
 ) -> Committee:
     """Raise `InvalidHandover` unless `current` handed over to `handover.next_committee`; return it.
 
@@ -367,7 +381,7 @@ def verify_handover(
         raise InvalidHandover(
             "hand-over must go to the next epoch", epoch=following.epoch, expected=current.epoch + 1
         )
-    digest = compute_handover_digest(origin, current.epoch, current.hash(), following.hash())
+    digest = compute_handover_digest(origin, gateway, current.epoch, current.hash(), following.hash())
     try:
         current.verify_certificate(digest, handover.certificate, backend)
     except InvalidProof as error:
@@ -378,10 +392,15 @@ def verify_handover(
 
 
 def follow_handovers(
-    trusted: Committee, handovers: Iterable[Handover], *, origin: int, backend: BlsBackend | None = None
+    trusted: Committee,
+    handovers: Iterable[Handover],
+    *,
+    origin: int,
+    gateway: bytes,
+    backend: BlsBackend | None = None,
 ) -> Committee:
     """Walk a chain of hand-overs from a trusted committee; return the latest committee."""
     committee = trusted
     for handover in handovers:
-        committee = verify_handover(committee, handover, origin=origin, backend=backend)
+        committee = verify_handover(committee, handover, origin=origin, gateway=gateway, backend=backend)
     return committee

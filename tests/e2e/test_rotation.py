@@ -116,9 +116,11 @@ def test_a_rotation_under_traffic_loses_nothing_and_the_removed_member_no_longer
             verify_checkpoint(committee, old, old_quorum, origin=origin.domain, gateway=checkpoint.gateway)
 
         # On-chain: the removed key signing in a member's place does not count toward a hand-over.
-        proposal = HandoverProposal(origin.domain, 3, 4, tuple(next_members(devnet)), current.committee_hash)
+        proposal = HandoverProposal(
+            origin.domain, checkpoint.gateway, 3, 4, tuple(next_members(devnet)), current.committee_hash
+        )
         digest = compute_proposal_digest(
-            origin.domain, 2, current.committee_hash, proposal.build_committee().hash()
+            origin.domain, checkpoint.gateway, 2, current.committee_hash, proposal.build_committee().hash()
         )
         forged_handover = HandoverCertificate(
             proposal,

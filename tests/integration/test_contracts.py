@@ -162,8 +162,11 @@ def test_views_match_the_off_chain_encodings(bridge: Bridge, signing: SigningCom
     assert gateway.functions.HANDOVER_TAG().call() == HANDOVER_TAG
     checkpoint = (ORIGIN, bridge.source_word, 5, b"\xab" * 32, 17)
     assert gateway.functions.checkpointDigest(checkpoint).call() == checkpoint_digest(checkpoint)
-    expected_handover = compute_handover_digest(ORIGIN, 5, b"\xab" * 32, b"\xcd" * 32)
-    assert gateway.functions.handoverDigest(ORIGIN, 5, b"\xab" * 32, b"\xcd" * 32).call() == expected_handover
+    expected_handover = compute_handover_digest(ORIGIN, b"\x77" * 32, 5, b"\xab" * 32, b"\xcd" * 32)
+    assert (
+        gateway.functions.handoverDigest(ORIGIN, b"\x77" * 32, 5, b"\xab" * 32, b"\xcd" * 32).call()
+        == expected_handover
+    )
     argument = committee_struct(signing.committee)
     assert gateway.functions.computeCommitteeHash(argument).call() == signing.committee.hash()
     assert gateway.functions.committeeOf(ORIGIN).call() == [1, signing.committee.hash()]
@@ -382,7 +385,9 @@ def test_handover_to_the_next_epoch(bridge: Bridge) -> None:
     gateway = bridge.destination
     following = SigningCommittee.generate(4, epoch=2, seed=b"next committee")
     argument = committee_struct(following.committee)
-    digest = compute_handover_digest(ORIGIN, 1, bridge.signing.committee.hash(), following.committee.hash())
+    digest = compute_handover_digest(
+        ORIGIN, bridge.source_word, 1, bridge.signing.committee.hash(), following.committee.hash()
+    )
     bitfield, signature = bridge.certify(digest, signers=(0, 1))
     assert_reverts(
         gateway, gateway.functions.handover(ORIGIN, argument, bitfield, signature), "QuorumNotReached", 2, 3

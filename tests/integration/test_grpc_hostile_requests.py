@@ -178,6 +178,7 @@ def handover(
     )
     proposal = types_pb2.HandoverProposal(
         origin=origin,
+        gateway=GATEWAY,
         epoch=2,
         threshold=max(members, 1),
         members=[member] * members,

@@ -118,7 +118,7 @@ def test_attestors_sign_a_valid_handover_which_lands_and_is_followed(
     url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     current = read_committee(url, bridge.destination.address, ORIGIN)
     assert current.epoch == 1 and current.committee_hash == signing.committee.hash()
-    proposal = propose(ORIGIN, current, next_members(signing))
+    proposal = propose(ORIGIN, bridge.source_word, current, next_members(signing))
     assert proposal.threshold == 4  # more than two thirds of 5
     results = collect_signatures(proposal, [address(a) for a in attestors], TOKEN, operator)
     signed = [r for r in results if r.signature is not None]
@@ -141,15 +141,18 @@ def test_attestors_sign_a_valid_handover_which_lands_and_is_followed(
     assert all(a.ledger.signing and a.ledger.identity.epoch == 2 for a in (*kept, *added))
     # The removed member can no longer sign a hand-over either.
     again = propose(
-        ORIGIN, read_committee(url, bridge.destination.address, ORIGIN), next_members(signing)[:4]
+        ORIGIN,
+        bridge.source_word,
+        read_committee(url, bridge.destination.address, ORIGIN),
+        next_members(signing)[:4],
     )
     (refused,) = collect_signatures(again, [address(removed)], TOKEN, operator)
     assert refused.signature is None and "not a member" in refused.error
 
 
-def attacks(signing: SigningCommittee, current_hash: bytes) -> dict[str, tuple[Any, str]]:
+def attacks(signing: SigningCommittee, source: bytes, current_hash: bytes) -> dict[str, tuple[Any, str]]:
     members = tuple(next_members(signing))
-    valid = HandoverProposal(ORIGIN, 2, 4, members, current_hash)
+    valid = HandoverProposal(ORIGIN, source, 2, 4, members, current_hash)
     rogue = (*members[:-1], rogue_member(signing))
     malformed = (*members[:-1], replace(members[-1], public_key=members[-1].public_key[:47]))
     identity = (*members[:-1], replace(members[-1], public_key=b"\xc0" + bytes(47)))
@@ -160,6 +163,8 @@ def attacks(signing: SigningCommittee, current_hash: bytes) -> dict[str, tuple[A
         "same epoch": (replace(valid, epoch=1), "FAILED_PRECONDITION"),
         "stale current hash": (replace(valid, current_committee_hash=b"\x11" * 32), "FAILED_PRECONDITION"),
         "another origin": (replace(valid, origin=7), "FAILED_PRECONDITION"),
+        # A hand-over for another deployment's source Gateway (same origin id): never signed.
+        "another source gateway": (replace(valid, gateway=b"\x66" * 32), "FAILED_PRECONDITION"),
         "malformed key": (malformed, "INVALID_ARGUMENT"),
         "identity as a key": (identity, "INVALID_ARGUMENT"),
         "129 members": (huge, "INVALID_ARGUMENT"),
@@ -183,10 +188,12 @@ def test_sign_handover_refuses_every_attack_with_a_typed_status(
     client = GrpcAttestorClient(address(attestors[1]), operator)
     stub = client._stub
     outcomes = {}
-    for name, (proposal, _expected) in attacks(signing, signing.committee.hash()).items():
+    for name, (proposal, _expected) in attacks(signing, bridge.source_word, signing.committee.hash()).items():
         if isinstance(proposal, tuple):  # members that the domain type refuses to hold: sent raw
             message = convert.proposal_to_proto(
-                HandoverProposal(ORIGIN, 2, 4, tuple(next_members(signing)), signing.committee.hash())
+                HandoverProposal(
+                    ORIGIN, bridge.source_word, 2, 4, tuple(next_members(signing)), signing.committee.hash()
+                )
             )
             del message.members[:]
             message.members.extend(
@@ -205,10 +212,13 @@ def test_sign_handover_refuses_every_attack_with_a_typed_status(
         except Exception as error:  # noqa: BLE001 - the status code is the result
             outcomes[name] = error.code().name  # type: ignore[attr-defined]
     assert outcomes == {
-        name: expected for name, (_, expected) in attacks(signing, signing.committee.hash()).items()
+        name: expected
+        for name, (_, expected) in attacks(signing, bridge.source_word, signing.committee.hash()).items()
     }
 
-    valid = HandoverProposal(ORIGIN, 2, 4, tuple(next_members(signing)), signing.committee.hash())
+    valid = HandoverProposal(
+        ORIGIN, bridge.source_word, 2, 4, tuple(next_members(signing)), signing.committee.hash()
+    )
     for token in ("", "wrong-token"):
         with pytest.raises(PermanentError) as refused:
             client.sign_handover(valid, token, timeout=10)
@@ -339,7 +349,9 @@ def test_sign_handover_refuses_the_operator_token_over_plaintext(
     attestor = Attestor(config, finality=NothingFinal(bridge.source_word)).start()  # type: ignore[arg-type]
     client = GrpcAttestorClient(address(attestor), None)
     try:
-        valid = HandoverProposal(ORIGIN, 2, 4, tuple(next_members(signing)), signing.committee.hash())
+        valid = HandoverProposal(
+            ORIGIN, bridge.source_word, 2, 4, tuple(next_members(signing)), signing.committee.hash()
+        )
         with pytest.raises(PermanentError) as refused:
             client.sign_handover(valid, TOKEN, timeout=10)
         assert refused.value.fields["code"] == "PERMISSION_DENIED"
@@ -365,7 +377,7 @@ def test_concurrent_submissions_of_one_handover_send_one_transaction(
 
     url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     current = read_committee(url, bridge.destination.address, ORIGIN)
-    proposal = propose(ORIGIN, current, next_members(signing))
+    proposal = propose(ORIGIN, bridge.source_word, current, next_members(signing))
     signatures = collect_signatures(proposal, [address(a) for a in attestors[:4]], TOKEN, operator)
     certificate = certify(proposal, current, signatures)
     destination_chain = chain_config(bridge.w3, "destination", DESTINATION, bridge.destination.address)

@@ -99,7 +99,7 @@ def test_a_rogue_key_cannot_be_enrolled_or_handed_over_to(bridge: Bridge, signin
 
     # A hand-over the current quorum signed (committee_hash has no proofs in it) is refused too.
     rogue_hash = gateway.functions.computeCommitteeHash((2, 3, members)).call()
-    digest = compute_handover_digest(ORIGIN, 1, signing.committee.hash(), rogue_hash)
+    digest = compute_handover_digest(ORIGIN, bridge.source_word, 1, signing.committee.hash(), rogue_hash)
     bitfield, signature = bridge.certify(digest, signers=(0, 1, 2))
     for committee, error in (
         ((2, 3, members), "ProofOfPossessionMissing"),
@@ -183,14 +183,16 @@ def test_an_old_handover_is_not_replayed_after_a_recovery(
         w3, second.functions.enrollOrigin(ORIGIN, bridge.source_word, committee_struct(signing.committee))
     )
     b = SigningCommittee.generate(4, epoch=2, seed=b"committee B")
-    digest = compute_handover_digest(ORIGIN, 1, signing.committee.hash(), b.committee.hash())
+    digest = compute_handover_digest(
+        ORIGIN, bridge.source_word, 1, signing.committee.hash(), b.committee.hash()
+    )
     bitfield, signature = bridge.certify(digest, signers=(0, 1, 2))
     transact(w3, second.functions.handover(ORIGIN, committee_struct(b.committee), bitfield, signature))
 
     recovery = Committee.create(2, b.committee.members, threshold=4, backend=b.backend)
     transact(w3, first.functions.enrollOrigin(ORIGIN, bridge.source_word, committee_struct(recovery)))
     c = SigningCommittee.generate(4, epoch=3, seed=b"committee C")
-    b_to_c = compute_handover_digest(ORIGIN, 2, b.committee.hash(), c.committee.hash())
+    b_to_c = compute_handover_digest(ORIGIN, bridge.source_word, 2, b.committee.hash(), c.committee.hash())
     bitfield, signature = b.certify(b_to_c, (0, 1, 2, 3))  # all four: R's threshold is reached
     argument = committee_struct(c.committee)
     assert_reverts(first, first.functions.handover(ORIGIN, argument, bitfield, signature), "InvalidSignature")
@@ -220,7 +222,11 @@ def test_a_threshold_below_two_thirds_needs_the_owner_s_permission(
         4,
     )
     digest = compute_handover_digest(
-        ORIGIN, 1, signing.committee.hash(), gateway.functions.computeCommitteeHash(low).call()
+        ORIGIN,
+        bridge.source_word,
+        1,
+        signing.committee.hash(),
+        gateway.functions.computeCommitteeHash(low).call(),
     )
     bitfield, signature = bridge.certify(digest)
     assert_reverts(
@@ -342,7 +348,9 @@ def test_the_guardian_pauses_delivery_and_only_the_owner_unpauses(
 
     # A hand-over (the way out) still works while paused, and the pause survives it.
     following = SigningCommittee.generate(4, epoch=2, seed=b"next committee")
-    digest = compute_handover_digest(ORIGIN, 1, signing.committee.hash(), following.committee.hash())
+    digest = compute_handover_digest(
+        ORIGIN, bridge.source_word, 1, signing.committee.hash(), following.committee.hash()
+    )
     transact(
         w3, gateway.functions.handover(ORIGIN, committee_struct(following.committee), *bridge.certify(digest))
     )

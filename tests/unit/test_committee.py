@@ -202,38 +202,53 @@ class TestHandover:
     next_committee = make_committee(6, SECRETS[4:9])
 
     def _handover(self, signers: list[int]) -> Handover:
-        digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), self.next_committee.hash())
+        digest = compute_handover_digest(ORIGIN, GATEWAY, 5, COMMITTEE.hash(), self.next_committee.hash())
         return Handover(self.next_committee, certify(COMMITTEE, SECRETS, digest, signers))
 
     def test_quorum_hands_over_to_the_next_epoch(self) -> None:
         assert (
-            verify_handover(COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN, backend=BLS)
+            verify_handover(COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN, gateway=GATEWAY, backend=BLS)
             is self.next_committee
         )
 
     def test_chain_of_handovers(self) -> None:
         third = make_committee(7, SECRETS[9:12])
-        digest = compute_handover_digest(ORIGIN, 6, self.next_committee.hash(), third.hash())
+        digest = compute_handover_digest(ORIGIN, GATEWAY, 6, self.next_committee.hash(), third.hash())
         second_to_third = Handover(third, certify(self.next_committee, SECRETS[4:9], digest, [0, 1, 2, 3]))
         latest = follow_handovers(
-            COMMITTEE, [self._handover([1, 2, 3]), second_to_third], origin=ORIGIN, backend=BLS
+            COMMITTEE,
+            [self._handover([1, 2, 3]), second_to_third],
+            origin=ORIGIN,
+            gateway=GATEWAY,
+            backend=BLS,
         )
         assert latest.epoch == 7
 
     def test_too_few_signers(self) -> None:
         with pytest.raises(InvalidHandover) as caught:
-            verify_handover(COMMITTEE, self._handover([0, 1, 2]), origin=ORIGIN, backend=BLS)
+            verify_handover(COMMITTEE, self._handover([0, 1, 2]), origin=ORIGIN, gateway=GATEWAY, backend=BLS)
         assert isinstance(caught.value.__cause__, QuorumNotReached)
 
-    def test_skipping_an_epoch_or_another_origin(self) -> None:
+    def test_skipping_an_epoch_or_another_origin_or_source_gateway(self) -> None:
         skipping = make_committee(7, SECRETS[4:9])
-        digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), skipping.hash())
+        digest = compute_handover_digest(ORIGIN, GATEWAY, 5, COMMITTEE.hash(), skipping.hash())
         with pytest.raises(InvalidHandover, match="next epoch"):
             verify_handover(
-                COMMITTEE, Handover(skipping, certify(COMMITTEE, SECRETS, digest, [1, 2, 3])), origin=ORIGIN
+                COMMITTEE,
+                Handover(skipping, certify(COMMITTEE, SECRETS, digest, [1, 2, 3])),
+                origin=ORIGIN,
+                gateway=GATEWAY,
             )
         with pytest.raises(InvalidHandover) as caught:
-            verify_handover(COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN + 1, backend=BLS)
+            verify_handover(
+                COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN + 1, gateway=GATEWAY, backend=BLS
+            )
+        assert isinstance(caught.value.__cause__, InvalidSignature)
+        # The same origin id and committee, another deployment's source Gateway: not its hand-over.
+        with pytest.raises(InvalidHandover) as caught:
+            verify_handover(
+                COMMITTEE, self._handover([1, 2, 3]), origin=ORIGIN, gateway=b"\x66" * 32, backend=BLS
+            )
         assert isinstance(caught.value.__cause__, InvalidSignature)
 
     def test_committee_hash_binds_keys_weights_and_threshold(self) -> None:
@@ -280,10 +295,11 @@ def test_a_threshold_below_two_thirds_is_refused_unless_allowed() -> None:
 
 def test_the_handover_digest_binds_the_current_committee() -> None:
     following = make_committee(6, SECRETS[4:9])
-    digest = compute_handover_digest(ORIGIN, 5, COMMITTEE.hash(), following.hash())
+    digest = compute_handover_digest(ORIGIN, GATEWAY, 5, COMMITTEE.hash(), following.hash())
     assert digest == keccak256(
         HANDOVER_TAG
         + ORIGIN.to_bytes(4, "big")
+        + GATEWAY
         + (5).to_bytes(8, "big")
         + COMMITTEE.hash()
         + following.hash()
@@ -292,9 +308,11 @@ def test_the_handover_digest_binds_the_current_committee() -> None:
     # A quorum of members shared with another committee of the same epoch cannot hand it over.
     same_keys = make_committee(5, SECRETS[:4], weights=[1, 2, 3, 4], threshold=9)
     replayed = Handover(following, certify(COMMITTEE, SECRETS, digest, [0, 1, 2, 3]))
-    verify_handover(COMMITTEE, replayed, origin=ORIGIN, backend=BLS)
+    verify_handover(COMMITTEE, replayed, origin=ORIGIN, gateway=GATEWAY, backend=BLS)
     with pytest.raises(InvalidHandover) as caught:
-        verify_handover(same_keys, replayed, origin=ORIGIN, backend=BLS)
+        verify_handover(same_keys, replayed, origin=ORIGIN, gateway=GATEWAY, backend=BLS)
     assert isinstance(caught.value.__cause__, InvalidSignature)
     with pytest.raises(MalformedEncoding):
-        compute_handover_digest(ORIGIN, 5, b"\x00" * 31, following.hash())
+        compute_handover_digest(ORIGIN, GATEWAY, 5, b"\x00" * 31, following.hash())
+    with pytest.raises(MalformedEncoding):
+        compute_handover_digest(ORIGIN, GATEWAY[:20], 5, COMMITTEE.hash(), following.hash())

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from relay.errors import InvalidCommittee, InvalidProofOfPossession, MalformedEncoding
+from relay.errors import (
+    GatewayMismatch,
+    InvalidCommittee,
+    InvalidProofOfPossession,
+    MalformedEncoding,
+    OriginMismatch,
+)
 from relay.handover import (
     MAX_DOCUMENT_BYTES,
     HandoverCertificate,
@@ -26,7 +32,8 @@ from relay.verify.committee import Member, QuorumCertificate
 BLS = get_backend("blst")
 SECRETS = [keygen(bytes([0x30 + i]) * 32) for i in range(5)]
 MEMBERS = tuple(Member(BLS.secret_to_public_key(s), BLS.prove_possession(s), 1) for s in SECRETS)
-PROPOSAL = HandoverProposal(7, 2, 4, MEMBERS, b"\x05" * 32)
+SOURCE = b"\x00" * 12 + b"\x09" * 20  # the origin's source Gateway
+PROPOSAL = HandoverProposal(7, SOURCE, 2, 4, MEMBERS, b"\x05" * 32)
 
 
 def document(**changes: Any) -> dict[str, Any]:
@@ -89,23 +96,31 @@ def test_thresholds_below_two_thirds_are_refused_unless_allowed() -> None:
         *MEMBERS,
         Member(BLS.secret_to_public_key(keygen(b"\x66" * 32)), BLS.prove_possession(keygen(b"\x66" * 32)), 1),
     )
-    assert HandoverProposal(7, 2, 4, six, b"\x05" * 32).build_committee(BLS)  # exactly two thirds is allowed
+    assert HandoverProposal(7, SOURCE, 2, 4, six, b"\x05" * 32).build_committee(
+        BLS
+    )  # exactly two thirds is allowed
     with pytest.raises(InvalidCommittee):
-        HandoverProposal(7, 2, 3, MEMBERS, b"\x05" * 32).build_committee(BLS)
-    assert HandoverProposal(7, 2, 3, MEMBERS, b"\x05" * 32, allow_low_threshold=True).build_committee(BLS)
+        HandoverProposal(7, SOURCE, 2, 3, MEMBERS, b"\x05" * 32).build_committee(BLS)
+    assert HandoverProposal(7, SOURCE, 2, 3, MEMBERS, b"\x05" * 32, allow_low_threshold=True).build_committee(
+        BLS
+    )
 
 
 def test_a_borrowed_proof_of_possession_is_refused() -> None:
     borrowed = (*MEMBERS[:4], Member(MEMBERS[4].public_key, MEMBERS[0].proof_of_possession, 1))
     with pytest.raises(InvalidProofOfPossession):
-        HandoverProposal(7, 2, 4, borrowed, b"\x05" * 32).build_committee(BLS)
+        HandoverProposal(7, SOURCE, 2, 4, borrowed, b"\x05" * 32).build_committee(BLS)
 
 
 def test_a_proposal_must_follow_the_chains_current_committee() -> None:
-    verify_proposal(PROPOSAL, origin=7, chain_epoch=1, chain_hash=b"\x05" * 32)
+    verify_proposal(PROPOSAL, origin=7, gateway=SOURCE, chain_epoch=1, chain_hash=b"\x05" * 32)
     with pytest.raises(StaleProposal):
         verify_proposal(
-            PROPOSAL, origin=7, chain_epoch=2, chain_hash=b"\x05" * 32
+            PROPOSAL, origin=7, gateway=SOURCE, chain_epoch=2, chain_hash=b"\x05" * 32
         )  # replay of an applied one
     with pytest.raises(StaleProposal):
-        verify_proposal(PROPOSAL, origin=7, chain_epoch=1, chain_hash=b"\x06" * 32)
+        verify_proposal(PROPOSAL, origin=7, gateway=SOURCE, chain_epoch=1, chain_hash=b"\x06" * 32)
+    with pytest.raises(OriginMismatch):
+        verify_proposal(PROPOSAL, origin=8, gateway=SOURCE, chain_epoch=1, chain_hash=b"\x05" * 32)
+    with pytest.raises(GatewayMismatch):  # another deployment's origin with the same domain id
+        verify_proposal(PROPOSAL, origin=7, gateway=b"\x66" * 32, chain_epoch=1, chain_hash=b"\x05" * 32)

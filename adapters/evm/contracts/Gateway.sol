@@ -499,7 +499,10 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         bytes32 nextHash = keccak256(encoded);
         bytes32 currentHash = keccak256(_readCommittee(current.pointer));
         _verifyQuorumCertificate(
-            current, handoverDigest(origin, current.epoch, currentHash, nextHash), signers, signature
+            current,
+            handoverDigest(origin, _sourceGateways[origin], current.epoch, currentHash, nextHash),
+            signers,
+            signature
         );
         _storeCommittee(origin, next, encoded);
         emit CommitteeHandedOver(origin, next.epoch, nextHash);
@@ -549,14 +552,19 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         );
     }
 
-    /// @notice handover_digest of protocol.md: what committee `epoch` (whose committee_hash is
-    /// `currentCommitteeHash`) signs to hand over to the committee with `nextCommitteeHash`.
-    function handoverDigest(uint32 origin, uint64 epoch, bytes32 currentCommitteeHash, bytes32 nextCommitteeHash)
-        public
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encodePacked(HANDOVER_TAG, origin, epoch, currentCommitteeHash, nextCommitteeHash));
+    /// @notice handover_digest of protocol.md: what committee `epoch` of `origin`'s source Gateway
+    /// `sourceGateway` (whose committee_hash is `currentCommitteeHash`) signs to hand over to the
+    /// committee with `nextCommitteeHash`.
+    function handoverDigest(
+        uint32 origin,
+        bytes32 sourceGateway,
+        uint64 epoch,
+        bytes32 currentCommitteeHash,
+        bytes32 nextCommitteeHash
+    ) public pure returns (bytes32) {
+        return keccak256(
+            abi.encodePacked(HANDOVER_TAG, origin, sourceGateway, epoch, currentCommitteeHash, nextCommitteeHash)
+        );
     }
 
     /// @notice Lets `origin`'s committees have a threshold below two thirds of their total weight

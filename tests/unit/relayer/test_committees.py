@@ -25,6 +25,7 @@ from relay.verify.committee import Committee, Member, QuorumCertificate
 from tests.unit.relayer.helpers import (
     BLS,
     COMMITTEE,
+    GATEWAY,
     MEMBERS,
     ORIGIN,
     SECRETS,
@@ -57,12 +58,12 @@ def on_chain(committee: Committee) -> OnChainCommittee:
 def proposal_for(
     current: Committee = COMMITTEE, members: tuple[Member, ...] = NEXT_MEMBERS
 ) -> HandoverProposal:
-    return HandoverProposal(ORIGIN, current.epoch + 1, 4, members, current.hash())
+    return HandoverProposal(ORIGIN, GATEWAY, current.epoch + 1, 4, members, current.hash())
 
 
 def certificate_for(proposal: HandoverProposal, signers: tuple[int, ...] = (0, 1, 2)) -> HandoverCertificate:
     following = proposal.build_committee(BLS)
-    digest = compute_proposal_digest(ORIGIN, COMMITTEE.epoch, COMMITTEE.hash(), following.hash())
+    digest = compute_proposal_digest(ORIGIN, GATEWAY, COMMITTEE.epoch, COMMITTEE.hash(), following.hash())
     signatures = {MEMBERS[i].public_key: BLS.sign(SECRETS[i], digest) for i in signers}
     return aggregate_handover(COMMITTEE, proposal, signatures, BLS)
 
@@ -193,7 +194,7 @@ def test_a_forged_handover_is_refused_and_nothing_changes(
     source = make_source(store)
     proposal = proposal_for()
     following = proposal.build_committee(BLS)
-    digest = compute_proposal_digest(ORIGIN, 1, COMMITTEE.hash(), following.hash())
+    digest = compute_proposal_digest(ORIGIN, GATEWAY, 1, COMMITTEE.hash(), following.hash())
     signature = BLS.aggregate_signatures([BLS.sign(SECRETS[i], digest) for i in (0, 1)])
     certificate = HandoverCertificate(proposal, QuorumCertificate(b"\x03", signature))
     expected: type[Exception] = InvalidHandover  # short of quorum
@@ -205,18 +206,18 @@ def test_a_forged_handover_is_refused_and_nothing_changes(
     elif attack == "rogue key":
         rogue = Member(NEW_MEMBERS[0].public_key, MEMBERS[0].proof_of_possession, 1)
         certificate = HandoverCertificate(
-            HandoverProposal(ORIGIN, 2, 4, (*MEMBERS[1:], rogue, NEW_MEMBERS[1]), COMMITTEE.hash()),
+            HandoverProposal(ORIGIN, GATEWAY, 2, 4, (*MEMBERS[1:], rogue, NEW_MEMBERS[1]), COMMITTEE.hash()),
             certificate.certificate,
         )
         expected = InvalidProofOfPossession
     elif attack == "wrong epoch":
         certificate = HandoverCertificate(
-            HandoverProposal(ORIGIN, 3, 4, NEXT_MEMBERS, COMMITTEE.hash()), certificate.certificate
+            HandoverProposal(ORIGIN, GATEWAY, 3, 4, NEXT_MEMBERS, COMMITTEE.hash()), certificate.certificate
         )
         expected = EpochMismatch
     elif attack == "stale hash":
         certificate = HandoverCertificate(
-            HandoverProposal(ORIGIN, 2, 4, NEXT_MEMBERS, b"\x11" * 32), certificate.certificate
+            HandoverProposal(ORIGIN, GATEWAY, 2, 4, NEXT_MEMBERS, b"\x11" * 32), certificate.certificate
         )
         expected = StaleProposal
     with pytest.raises(expected):
