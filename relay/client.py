@@ -240,8 +240,7 @@ class RelayClient:
         self.address = address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        # Operator tokens go only where they cannot be read on the way: mutual TLS.
-        self._mutual_tls = tls is not None and tls.cert is not None
+        self._tls = tls
         self._channel = open_channel(
             address,
             tls,
@@ -332,11 +331,9 @@ class RelayClient:
         certificate: the token never crosses the network in the clear, even to a relayer that would
         refuse it.
         """
-        if not self._mutual_tls:
-            raise ConfigurationError(
-                "operator calls need mutual TLS (tls with a client certificate and key): "
-                "the operator token is never sent in plaintext"
-            )
+        from relay.rpc.tls import require_client_certificate
+
+        require_client_certificate(self._tls, "RetryMessage")
         status = self._stub.RetryMessage(
             relay_service_pb2.RetryMessageRequest(id=message_id, operator_token=operator_token, force=force),
             timeout=self.timeout,

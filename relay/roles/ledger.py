@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,14 @@ class SignedLogContents:
 
     roots: dict[int, bytes]
     tree: IncrementalTree | None
+
+
+def append_durably(path: str | Path, entry: Mapping[str, object]) -> None:
+    """Append `entry` as one JSON line to `path` and fsync it before returning."""
+    with open(path, "a", encoding="utf-8") as log_file:
+        log_file.write(json.dumps(entry) + "\n")
+        log_file.flush()
+        os.fsync(log_file.fileno())
 
 
 def read_signed_log(path: Path, identity: AttestorIdentity) -> SignedLogContents:
@@ -283,10 +291,7 @@ class CheckpointLedger:
             }
             if tree is not None:
                 entry["frontier"] = [node.hex() for node in tree.frontier]
-            with self._log_path.open("a") as log_file:
-                log_file.write(json.dumps(entry) + "\n")
-                log_file.flush()
-                os.fsync(log_file.fileno())
+            append_durably(self._log_path, entry)
 
     def newest_at_least(self, min_index: int) -> PartialSignature | None:
         """The newest signed checkpoint if its index is >= `min_index`."""

@@ -51,7 +51,7 @@ from relay.handover import (
     compute_proposal_digest,
     verify_proposal,
 )
-from relay.roles.ledger import AttestorIdentity, CheckpointLedger
+from relay.roles.ledger import AttestorIdentity, CheckpointLedger, append_durably
 from relay.verify.bls import BlsBackend
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,10 @@ class HandoverLog:
                     proposed_next_committee_hash=next_committee_hash,
                 )
             if self.path is not None:
-                line = json.dumps(
-                    {"origin": origin, "epoch": epoch, "next_committee_hash": next_committee_hash.hex()}
+                append_durably(
+                    self.path,
+                    {"origin": origin, "epoch": epoch, "next_committee_hash": next_committee_hash.hex()},
                 )
-                with open(self.path, "a", encoding="utf-8") as file:
-                    file.write(line + "\n")
-                    file.flush()
-                    os.fsync(file.fileno())
             self._signed[(origin, epoch)] = next_committee_hash
 
 

@@ -255,6 +255,17 @@ def server_credentials(files: TlsFiles, *, require_client_certificate: bool) -> 
     )
 
 
+def require_client_certificate(tls: TlsFiles | None, call: str) -> None:
+    """`ConfigurationError` unless `tls` has a client certificate: `call` carries an operator token,
+    which is never sent in plaintext (a server would refuse it there, but only after it crossed
+    the network)."""
+    if tls is None or tls.cert is None:
+        raise ConfigurationError(
+            f"{call} carries an operator token: it needs mutual TLS (a client certificate and its "
+            "key: --ca, --cert and --key); the token is never sent in plaintext"
+        )
+
+
 def is_tls_connection(context: grpc.ServicerContext) -> bool:
     """Whether the caller's connection is TLS (not plaintext)."""
     return bool(context.auth_context().get("transport_security_type") == [b"ssl"])

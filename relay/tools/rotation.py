@@ -27,29 +27,25 @@ from relay.handover import (
     aggregate_handover,
     build_committee_from_chain,
 )
-from relay.rpc.tls import TlsFiles
+from relay.rpc.tls import TlsFiles, require_client_certificate
 from relay.verify.committee import Member, compute_default_threshold
 
 SIGN_TIMEOUT = 30.0  # an attestor reads the chain and checks every proof of possession
 SUBMIT_TIMEOUT = 300.0  # the relayer submits to every lagging destination and waits for receipts
 
 
-def refuse_token_without_mutual_tls(tls: TlsFiles | None, method: str) -> None:
-    """`ConfigurationError` unless `tls` has a client certificate: an operator token is never sent
-    in plaintext (the servers refuse it there anyway, but then it has already crossed the network)."""
-    if tls is None or tls.cert is None:
-        raise ConfigurationError(
-            f"{method} carries an operator token: it needs mutual TLS (--ca, --cert and --key)"
-        )
-
-
-def read_committee(rpc_url: str, gateway: str, origin: int) -> OnChainCommittee:
-    """`origin`'s current committee on the gateway at `gateway` (read through `rpc_url`)."""
+def _committee_reader(rpc_url: str, gateway: str) -> Any:
+    """The `adapters.evm.committees.EvmCommitteeReader` of the gateway at `gateway`."""
     from adapters.evm.committees import EvmCommitteeReader
     from adapters.evm.config import EvmChainConfig
 
     chain = EvmChainConfig(name="committee-chain", domain=0, rpc_urls=[rpc_url], gateway=gateway)
-    committee = EvmCommitteeReader(chain).current_committee(origin)
+    return EvmCommitteeReader(chain)
+
+
+def read_committee(rpc_url: str, gateway: str, origin: int) -> OnChainCommittee:
+    """`origin`'s current committee on the gateway at `gateway` (read through `rpc_url`)."""
+    committee = _committee_reader(rpc_url, gateway).current_committee(origin)
     if committee is None:
         raise ConfigurationError("origin is not enrolled on that gateway", origin=origin, gateway=gateway)
     return committee
@@ -57,11 +53,7 @@ def read_committee(rpc_url: str, gateway: str, origin: int) -> OnChainCommittee:
 
 def read_source_gateway(rpc_url: str, gateway: str, origin: int) -> bytes:
     """The source Gateway (32 bytes) that the gateway at `gateway` enrolled for `origin`."""
-    from adapters.evm.committees import EvmCommitteeReader
-    from adapters.evm.config import EvmChainConfig
-
-    chain = EvmChainConfig(name="committee-chain", domain=0, rpc_urls=[rpc_url], gateway=gateway)
-    source = EvmCommitteeReader(chain).source_gateway_of(origin)
+    source = _committee_reader(rpc_url, gateway).source_gateway_of(origin)
     if source is None:
         raise ConfigurationError("origin is not enrolled on that gateway", origin=origin, gateway=gateway)
     return source
@@ -115,7 +107,7 @@ def collect_signatures(
     """
     from relay.rpc.clients import GrpcAttestorClient
 
-    refuse_token_without_mutual_tls(tls, "SignHandover")
+    require_client_certificate(tls, "SignHandover")
     results = []
     for address in attestors:
         client = GrpcAttestorClient(address, tls)
@@ -154,7 +146,7 @@ def submit_to_relayer(
     from relay.rpc.tls import open_channel
     from relay.v1 import relay_service_pb2, relay_service_pb2_grpc
 
-    refuse_token_without_mutual_tls(tls, "SubmitHandover")
+    require_client_certificate(tls, "SubmitHandover")
     channel = open_channel(address, tls, options=CHANNEL_OPTIONS)
     try:
         stub = relay_service_pb2_grpc.RelayServiceStub(channel)
