@@ -108,6 +108,14 @@ class StaleState(RelayError):
     """The message is no longer in the state the caller expected (someone else moved it)."""
 
 
+class LeaseLost(StaleState):
+    """A write under a lease or a message claim whose fencing token has moved on.
+
+    Another replica took the lease (or the claim) over after it expired, so this writer's view is
+    stale: its write is refused whole, and the new holder's outcome stands (docs/adr/0007).
+    """
+
+
 def is_transition_allowed(old: MessageState, new: MessageState) -> bool:
     """Whether the lifecycle allows moving a message from `old` to `new`."""
     return new in ALLOWED_TRANSITIONS[old]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from relay.store.base import (
     CertifiedCheckpoint,
+    Lease,
     MessageFilter,
     MessageRecord,
     Page,
@@ -22,6 +23,7 @@ from relay.store.sqlite import SqliteStore
 
 __all__ = [
     "CertifiedCheckpoint",
+    "Lease",
     "MessageFilter",
     "MessageRecord",
     "Page",

@@ -10,7 +10,7 @@ tests/conformance/test_store.py (a back end joins it with one entry in its `STOR
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from relay.chains import Cursor, ObservedMessage
@@ -64,6 +64,11 @@ class MessageRecord:
     # `message` is then a stand-in with the header fields that could be read and an empty body.
     malformed_reason: str = ""
     leaf_id: bytes = b""
+    # The delivery claim (docs/adr/0007-replicas-leases-fencing.md): which replica holds the
+    # message, until when, and the fencing token of the latest claim (0: never claimed).
+    claim_owner: str = ""
+    claim_expires: float = 0.0
+    fence: int = 0
 
     @property
     def id(self) -> bytes:
@@ -143,6 +148,23 @@ class Transition:
     old: MessageState
     new: MessageState
     updates: dict[str, object] = field(default_factory=dict)
+    # The fencing token of the caller's claim (`MessageRecord.fence` as claimed): the store applies
+    # the transition only if the message still carries it, else raises `LeaseLost`. None: unfenced.
+    fence: int | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A named lease as held by `owner` until `expires_at`, with its fencing token.
+
+    Names: "source/<domain>" (one watcher per origin), "replica/<replica id>" (one live process
+    per replica id). `fence` grows by one every time the lease changes hands, never on renewal.
+    """
+
+    name: str
+    owner: str
+    fence: int
+    expires_at: float
 
 
 StateListener = Callable[[Sequence[bytes]], None]
@@ -154,15 +176,24 @@ MAX_SIGNATURES_PER_ATTESTOR = 256
 
 
 class Store(ABC):
-    """Durable relayer state. Thread-safe; each method is one transaction."""
+    """Durable relayer state. Thread-safe; each method is one transaction.
+
+    Writes used by the source stages (`insert_observed`, `mark_final`, `remove_orphans`,
+    `drop_unconfirmed`, `apply_transitions`, `attest_messages`, `save_cursor`) take an optional
+    `lease`: given, the write happens only if that lease still carries the same fencing token, in
+    the same transaction, else `LeaseLost` and nothing is written.
+    """
 
     max_signatures_per_attestor: int = MAX_SIGNATURES_PER_ATTESTOR
+    shared: bool = False
+    """True if several relayer processes may use this store at once (PostgreSQL); False if one
+    process owns it (SQLite): restart recovery may then take over every claim, expired or not."""
 
     # --- messages -------------------------------------------------------------------------
 
     @abstractmethod
     def insert_observed(
-        self, observed: Iterable[ObservedMessage], now: float
+        self, observed: Iterable[ObservedMessage], now: float, *, lease: Lease | None = None
     ) -> tuple[list[bytes], list[bytes]]:
         """Insert new messages as OBSERVED; ids already stored are left alone (idempotent).
 
@@ -175,11 +206,15 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def mark_final(self, origin: int, finalized_block: int, now: float) -> list[bytes]:
+    def mark_final(
+        self, origin: int, finalized_block: int, now: float, *, lease: Lease | None = None
+    ) -> list[bytes]:
         """Move OBSERVED messages of `origin` at or below `finalized_block` to FINAL; return their ids."""
 
     @abstractmethod
-    def remove_orphans(self, ids: Iterable[bytes]) -> tuple[list[bytes], list[bytes]]:
+    def remove_orphans(
+        self, ids: Iterable[bytes], *, lease: Lease | None = None
+    ) -> tuple[list[bytes], list[bytes]]:
         """Delete orphaned messages that are still OBSERVED.
 
         Returns (removed, refused): ids past OBSERVED are never removed (after FINAL a reorg
@@ -187,7 +222,7 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def drop_unconfirmed(self, origin: int, from_nonce: int) -> list[bytes]:
+    def drop_unconfirmed(self, origin: int, from_nonce: int, *, lease: Lease | None = None) -> list[bytes]:
         """Delete the messages of `origin` from `from_nonce` on that no proof used yet; return their ids.
 
         Only `UNCONFIRMED_STATES` (OBSERVED, FINAL, ATTESTED) are deleted: the relayer re-reads
@@ -252,16 +287,21 @@ class Store(ABC):
         """The pending (not DELIVERED/REJECTED/PARKED) message observed longest ago."""
 
     @abstractmethod
-    def apply_transitions(self, transitions: Sequence[Transition], now: float) -> None:
+    def apply_transitions(
+        self, transitions: Sequence[Transition], now: float, *, lease: Lease | None = None
+    ) -> None:
         """Apply every transition in one transaction, or none of them.
 
         Raises `IllegalTransition` for a move the lifecycle forbids, `StaleState` if a message
-        is not in its `old` state (or missing).
+        is not in its `old` state (or missing), `LeaseLost` if a transition's `fence` is not the
+        message's (or `lease` moved on). A transition out of SUBMITTED ends the message's claim
+        (owner and expiry cleared; the fence stays, so a late writer still holding the old one is
+        refused).
         """
 
-    def apply_transition(self, transition: Transition, now: float) -> None:
+    def apply_transition(self, transition: Transition, now: float, *, lease: Lease | None = None) -> None:
         """One transition (its own transaction)."""
-        self.apply_transitions([transition], now)
+        self.apply_transitions([transition], now, lease=lease)
 
     # --- checkpoints and signatures ---------------------------------------------------------
 
@@ -275,7 +315,13 @@ class Store(ABC):
 
     @abstractmethod
     def attest_messages(
-        self, checkpoint: Checkpoint, certificate: QuorumCertificate, ids: Sequence[bytes], now: float
+        self,
+        checkpoint: Checkpoint,
+        certificate: QuorumCertificate,
+        ids: Sequence[bytes],
+        now: float,
+        *,
+        lease: Lease | None = None,
     ) -> int:
         """Store the certificate and move `ids` FINAL -> ATTESTED pointing at it, in one transaction."""
 
@@ -317,7 +363,7 @@ class Store(ABC):
         """The watcher cursor of `domain`."""
 
     @abstractmethod
-    def save_cursor(self, domain: int, cursor: Cursor) -> None:
+    def save_cursor(self, domain: int, cursor: Cursor, *, lease: Lease | None = None) -> None:
         """Persist the watcher cursor of `domain`."""
 
     # --- hand-overs -------------------------------------------------------------------------
@@ -331,12 +377,65 @@ class Store(ABC):
     def handovers(self, origin: int) -> list[tuple[int, str]]:
         """Every kept hand-over of `origin` as (epoch, JSON document), oldest epoch first."""
 
+    # --- leases and claims (several replicas on one store; docs/adr/0007) ------------------
+
+    @abstractmethod
+    def acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> Lease | None:
+        """Take or renew the lease `name` for `owner` until `now + ttl`.
+
+        Free, expired, or already `owner`'s: returned held (a renewal keeps the fence; taking it
+        from another owner, or from nobody, gives fence = previous + 1, the first being 1). Held
+        by another owner and not expired: None, nothing changed.
+        """
+
+    @abstractmethod
+    def release_lease(self, lease: Lease, now: float) -> bool:
+        """Give `lease` up (expire it now) if it still carries `lease.fence`; True if released."""
+
+    @abstractmethod
+    def leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix` (held or expired), by name."""
+
+    @abstractmethod
+    def claim_messages(
+        self, ids: Sequence[bytes], owner: str, now: float, ttl: float
+    ) -> list[MessageRecord]:
+        """Claim for delivery those of `ids` that are VERIFIED or RETRYING and not claimed by a live
+        claim (`claim_expires <= now`, or already `owner`'s).
+
+        Each claimed message gets `claim_owner = owner`, `claim_expires = now + ttl` and a new
+        fencing token (`fence`, unique and increasing across the store). Rows another transaction
+        holds locked are skipped, not waited for (PostgreSQL: FOR UPDATE SKIP LOCKED). Returns the
+        claimed records as they are now, in the order of `ids`.
+        """
+
+    @abstractmethod
+    def renew_claims(self, fences: Mapping[bytes, int], owner: str, now: float, ttl: float) -> set[bytes]:
+        """Extend to `now + ttl` the claims of `owner` that still carry their fence (id -> fence)
+        and have not ended; return the ids still held."""
+
+    @abstractmethod
+    def release_claims(self, fences: Mapping[bytes, int], owner: str) -> int:
+        """End the claims of `owner` that still carry their fence (claimed but not sent); how many."""
+
+    @abstractmethod
+    def requeue_submitted(
+        self, now: float, *, expired_only: bool = True, destination: int | None = None, limit: int = 1000
+    ) -> list[bytes]:
+        """SUBMITTED messages whose claim expired (every SUBMITTED one if not `expired_only`), at most
+        `limit`: move them to RETRYING due now (`error_reason` "LeaseExpired"), with a new fence and
+        no owner, so the replica that sent them can no longer record an outcome. Returns their ids.
+        Rows another transaction holds locked are skipped."""
+
     # --- notification and lifetime ----------------------------------------------------------
 
     @abstractmethod
     def add_listener(self, listener: StateListener) -> None:
         """Call `listener(ids)` after each commit that changed message states (a listener that
-        raises is ignored: it cannot undo the commit or keep other listeners from hearing it)."""
+        raises is ignored: it cannot undo the commit or keep other listeners from hearing it).
+
+        A shared store (PostgreSQL) reports every replica's commits (LISTEN/NOTIFY), its own
+        included, each once, shortly after the commit."""
 
     @abstractmethod
     def remove_listener(self, listener: StateListener) -> None:
