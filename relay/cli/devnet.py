@@ -48,6 +48,26 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="plaintext gRPC between the roles (development only; default: mutual TLS from a throw-away CA)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the relayers' store: sqlite (one relayer, a file in the run folder; default) or postgres "
+        "(the devnet starts and stops its own PostgreSQL server, migrated before the relayers start)",
+    )
+    parser.add_argument(
+        "--relayers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="relayer replicas sharing the store (default 1; more than one needs --store postgres)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        help="the replicas' source lease and delivery claim time (default: the relayer's own)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -73,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from relay.errors import ConfigurationError
+    from relay.tools.devnet_relayers import validate_relayer_choice
+
+    try:
+        validate_relayer_choice(args.store, args.relayers)
+    except ConfigurationError as error:
+        print(f"relay devnet: {error.description}", file=sys.stderr)
+        return 2
     if args.messages < 0 or args.confirmations < 0 or args.max_batch < 1:
         print("relay devnet: --messages and --confirmations must be >= 0, --max-batch >= 1", file=sys.stderr)
         return 2
@@ -83,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         prometheus=args.prometheus,
         spare_members=2 if args.rotate_after is not None else 0,
         tls=not args.insecure,
+        store=args.store,
+        relayers=args.relayers,
+        lease_seconds=args.lease_seconds,
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -92,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         devnet.start(progress=lambda text: print(f"devnet: {text}", flush=True))
         print(f"devnet: up in {time.monotonic() - started:.1f} s", flush=True)
+        if len(devnet.relayer_names) > 1:
+            from relay.tools.devnet_describe import describe_relayers
+
+            for line in describe_relayers(devnet):
+                print(f"devnet: {line}", flush=True)
         print(f"devnet: send a message yourself: {devnet.send_command()}", flush=True)
         if devnet.status_url:
             print(f"devnet: status page {devnet.status_url}", flush=True)

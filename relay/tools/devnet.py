@@ -11,8 +11,9 @@ then kill), and nothing else:
   (member, chain) is how production runs too (one pod per chain a member attests), keeps each
   `AttestorConfig` to the single chain it was designed for, and lets the tests take down the
   attestors of one direction only. Each is a small polling loop, so 8 fit on two cores;
-- one relayer (`relay relayer`), and one submitter per destination chain, each holding only its
-  chain's transaction key.
+- one relayer (`relay relayer`) on a SQLite file, or with `store="postgres"` its own PostgreSQL
+  server and `relayers` replicas sharing it (`relay.tools.devnet_relayers`), and one submitter per
+  destination chain, each holding only its chain's transaction key.
 
 Every gRPC connection is mutual TLS by default: a throw-away CA (`relay.tools.certs`) issues one
 certificate per process (and one for the command line, `keys/tls/client/`), all in the run
@@ -22,7 +23,8 @@ everything in plaintext instead (`insecure_plaintext`; operator calls are then r
 
 Configs, keys and logs go to a run folder `.devnet/<timestamp>/`. `Devnet` is also what the
 end-to-end tests and `relay bench e2e` drive: `start()`, `send(...)`, `wait_delivered(...)`,
-`kill(...)`/`restart(...)` a process, `stop()`.
+`kill(...)`/`restart(...)` a process, `stop()`. `send_paid_counter_messages` (re-exported from
+`relay.tools.devnet_app`) sends with the example app outside `send()`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,17 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import ConfigurationError, RelayError
-from relay.tools.processes import PROJECT_ROOT, ManagedProcess
+from relay.tools.devnet_app import send_paid_counter_messages
+from relay.tools.devnet_relayers import (
+    DevnetDatabase,
+    operator_name,
+    relayer_config_fields,
+    relayer_names,
+    relayer_store_settings,
+    replica_settings,
+    validate_relayer_choice,
+)
+from relay.tools.processes import PROJECT_ROOT, ManagedProcess, grpc_serving
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +63,6 @@ READY_TIMEOUT_SECONDS = 60.0
 # starting eth_gasPrice, so a message paid at the quote stays paid for enough under the relayer's
 # `paid` policy while the base fee rises with load.
 DEVNET_ORACLE_GAS_PRICE = 10_000_000_000
-SEND_WITH_GAS_GAS = 500_000  # gas for one Counter.sendWithGas transaction
 
 
 class DevnetError(RelayError):
@@ -85,6 +96,10 @@ class DevnetOptions:
     metrics: bool = True
     prometheus: bool = False  # also run a real Prometheus scraping every role
     tls: bool = True  # mutual TLS between every role; False: plaintext (`relay devnet --insecure`)
+    store: str = "sqlite"  # "sqlite": one relayer on a file; "postgres": the devnet's own PostgreSQL
+    relayers: int = 1  # relayer replicas (more than one needs store="postgres")
+    lease_seconds: float | None = None  # the replicas' lease and claim time (None: the relayer's default)
+    durable_store: bool = True  # False: PostgreSQL without fsync (tests: faster, nothing kept)
 
 
 # --- the devnet ---------------------------------------------------------------------------------
@@ -122,15 +137,30 @@ class Devnet:
     prometheus: Any = None  # relay.tools.prometheus.PrometheusServer when options.prometheus
     certificate_authority: Any = None  # relay.tools.certs.CertificateAuthority when options.tls
     certificates: dict[str, Any] = field(default_factory=dict)  # name -> relay.tools.certs.IssuedCertificate
+    database: Any = None  # relay.tools.devnet_relayers.DevnetDatabase when options.store == "postgres"
+
+    @property
+    def relayer_names(self) -> list[str]:
+        """The relayer replicas' process names: `relayer` alone, else `relayer-1` .. `relayer-N`."""
+        return relayer_names(self.options.relayers)
+
+    @property
+    def relayer(self) -> str:
+        """The first relayer's process name (the one `client()` and `send_command()` use)."""
+        return self.relayer_names[0]
 
     # --- start / stop ---------------------------------------------------------------------------
 
     def start(self, progress: Callable[[str], None] | None = None) -> Devnet:
         """Start chains, deploy, write configs, start every process and wait until all serve."""
         say = progress or (lambda _text: None)
+        validate_relayer_choice(self.options.store, self.options.relayers)
         try:
             self._prepare_run_dir()
             say(f"run folder {self.run_dir}")
+            if self.options.store == "postgres":
+                self._start_database()
+                say(f"PostgreSQL {self.database.version} up and migrated: {self.database.dsn}")
             self._start_chains()
             say("chains up: " + ", ".join(f"{c.name} ({c.domain}) {c.rpc_url}" for c in self.chains))
             self._deploy()
@@ -150,6 +180,13 @@ class Devnet:
             raise
         return self
 
+    def _start_database(self) -> None:
+        assert self.run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        self.database = DevnetDatabase(
+            self.run_dir / "postgres", self.run_dir / "keys", durable=self.options.durable_store
+        )
+        self.database.start()
+
     def start_prometheus(self) -> Any:
         """Start a Prometheus that scrapes every role's /metrics and evaluates the alert rules."""
         from relay.tools.prometheus import PrometheusServer
@@ -163,16 +200,18 @@ class Devnet:
     @property
     def status_url(self) -> str | None:
         """The relayer's status page, when metrics (its HTTP server) are on."""
-        http = self.metrics_addresses.get("relayer")
+        http = self.metrics_addresses.get(self.relayer)
         return f"http://{http}/" if http else None
 
     def stop(self) -> None:
-        """Stop every process this devnet started (prometheus and relayer first, chains last)."""
+        """Stop every process this devnet started (prometheus and relayers first, then the other
+        roles, the chains, and the PostgreSQL server last)."""
         if self.prometheus is not None:
             self.prometheus.stop()
             self.prometheus = None
+        relayers = set(self.relayer_names)
         order = sorted(
-            self.processes.values(), key=lambda p: (p.name != "relayer", p.name.startswith("attestor"))
+            self.processes.values(), key=lambda p: (p.name not in relayers, p.name.startswith("attestor"))
         )
         for process in order:
             process.stop()
@@ -180,6 +219,9 @@ class Devnet:
             if chain.anvil is not None:
                 chain.anvil.stop()
                 chain.anvil = None
+        if self.database is not None:
+            self.database.close()
+            self.database = None
 
     def __enter__(self) -> Devnet:
         return self.start()
@@ -390,31 +432,35 @@ class Devnet:
                     **self._transport(name),
                 },
             )
-        address = self.addresses["relayer"] = f"{LOOPBACK}:{find_free_port()}"
-        relayer: dict[str, Any] = {
-            "store": str(run_dir / "relayer.db"),
-            "listen": address,
-            "operator_token": {"file": token_file},
-            "sources": sources,
-            "destinations": destinations,
-            "batching": {"max_batch": self.options.max_batch, "max_wait": self.options.max_wait},
-            "retry": {
-                "base_delay": self.options.retry_base_delay,
-                "max_delay": self.options.retry_max_delay,
-                "give_up_after": self.options.retry_give_up_after,
-                "paused_recheck": self.options.retry_paused_recheck,
-            },
-            "poll_interval": self.options.relayer_poll_interval,
-            "submitter_timeout": 60.0,
-            "committee_sync_interval": 1.0,
-            **self._transport("relayer"),
-        }
-        if self.options.tls:
-            operator = self.addresses["relayer-operator"] = f"{LOOPBACK}:{find_free_port()}"
-            relayer["operator_listen"] = operator
-        if self.options.metrics and "metrics_listen" in relayer_config_fields():
-            relayer["metrics_listen"] = metrics_address("relayer")
-        add("relayer", "relayer", relayer)
+        accepted = relayer_config_fields()
+        store = relayer_store_settings(self.options.store, run_dir, self.database)
+        for index, name in enumerate(self.relayer_names, start=1):
+            address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
+            relayer: dict[str, Any] = {
+                **store,
+                **replica_settings(index, self.options.lease_seconds, accepted),
+                "listen": address,
+                "operator_token": {"file": token_file},
+                "sources": sources,
+                "destinations": destinations,
+                "batching": {"max_batch": self.options.max_batch, "max_wait": self.options.max_wait},
+                "retry": {
+                    "base_delay": self.options.retry_base_delay,
+                    "max_delay": self.options.retry_max_delay,
+                    "give_up_after": self.options.retry_give_up_after,
+                    "paused_recheck": self.options.retry_paused_recheck,
+                },
+                "poll_interval": self.options.relayer_poll_interval,
+                "submitter_timeout": 60.0,
+                "committee_sync_interval": 1.0,
+                **self._transport(name),
+            }
+            if self.options.tls:
+                operator = self.addresses[operator_name(name)] = f"{LOOPBACK}:{find_free_port()}"
+                relayer["operator_listen"] = operator
+            if self.options.metrics and "metrics_listen" in accepted:
+                relayer["metrics_listen"] = metrics_address(name)
+            add(name, "relayer", relayer)
 
     def committee_config(self) -> dict[str, Any]:
         """The committee as a `CommitteeConfig` mapping (hex keys and proofs of possession)."""
@@ -508,126 +554,31 @@ class Devnet:
         chain = self.chain(name_or_domain)
         return counter_received(chain.rpc_url, chain.counter)
 
-    def client(self) -> Any:
-        """A `relay.client.RelayClient` for the relayer's public RelayService port."""
+    def client(self, relayer: str | None = None) -> Any:
+        """A `relay.client.RelayClient` for a relayer's public RelayService port (default the first;
+        replicas share the store, so any of them answers for every message)."""
         from relay.client import RelayClient
 
         tls = self.client_tls()
-        return RelayClient(self.addresses["relayer"], tls=tls, insecure=tls is None)
+        return RelayClient(self.addresses[relayer or self.relayer], tls=tls, insecure=tls is None)
 
-    def operator_client(self) -> Any:
-        """A `relay.client.RelayClient` for the relayer's operator port (mutual TLS; operator calls)."""
+    def operator_client(self, relayer: str | None = None) -> Any:
+        """A `relay.client.RelayClient` for a relayer's operator port (mutual TLS; operator calls)."""
         from relay.client import RelayClient
 
         tls = self.client_tls()
         if tls is None:
             raise DevnetError("a plaintext devnet has no operator port (operator calls need mutual TLS)")
-        return RelayClient(self.addresses["relayer-operator"], tls=tls)
+        return RelayClient(self.addresses[operator_name(relayer or self.relayer)], tls=tls)
 
     def send_command(self, source: str | int | None = None, destination: str | int | None = None) -> str:
-        """A ready-to-paste `relay send --wait` line: from the example app's user on `source` (default
-        the first chain) to `destination`'s example app (default the second), through the
-        relayer's public port with the devnet's TLS files."""
-        origin = self.chain(source) if source is not None else self.chains[0]
-        target = self.chain(destination) if destination is not None else self.chains[1]
-        parts = [
-            "relay send",
-            f"--rpc {origin.rpc_url}",
-            f"--gateway {origin.gateway}",
-            f"--key-file {self.run_dir}/keys/user.hex",
-            f"--destination {target.domain}",
-            f"--recipient {target.counter}",
-            "--body 'hello'",
-            f"--gas-limit {self.options.message_gas_limit}",
-            "--wait",
-            f"--relay {self.addresses.get('relayer')}",
-        ]
-        issued = self.certificates.get("client")
-        if issued is not None:
-            parts += [f"--ca {issued.ca}", f"--cert {issued.cert}", f"--key {issued.key}"]
-        else:
-            parts.append("--insecure")
-        return " ".join(parts)
+        """A ready-to-paste `relay send --wait` line (see `relay.tools.devnet_describe.send_command`)."""
+        from relay.tools.devnet_describe import send_command
+
+        return send_command(self, source, destination)
 
     def describe(self) -> str:
-        """The addresses an operator needs, one per line."""
-        lines = [f"run folder: {self.run_dir}"]
-        for chain in self.chains:
-            lines.append(
-                f"chain {chain.name}: domain {chain.domain}, rpc {chain.rpc_url}, gateway {chain.gateway}, "
-                f"example app {chain.counter}"
-            )
-        lines.append(f"relayer (RelayService gRPC): {self.addresses.get('relayer')}")
-        if "relayer-operator" in self.addresses:
-            lines.append(f"relayer operator port (mutual TLS): {self.addresses['relayer-operator']}")
-        if "client" in self.certificates:
-            client = self.certificates["client"]
-            lines.append(f"TLS: CA {client.ca}, client certificate {client.cert}, key {client.key}")
-        else:
-            lines.append("TLS: off (--insecure): every gRPC connection is plaintext")
-        if "relayer" in self.metrics_addresses:
-            http = self.metrics_addresses["relayer"]
-            lines.append(f"relayer status page: http://{http}/ (metrics http://{http}/metrics)")
-        if self.prometheus is not None:
-            lines.append(f"prometheus: {self.prometheus.url} (alerts {self.prometheus.url}/alerts)")
-        for name in sorted(self.addresses):
-            if name not in ("relayer", "relayer-operator"):
-                metrics = self.metrics_addresses.get(name)
-                suffix = f", metrics http://{metrics}/metrics" if metrics else ""
-                lines.append(f"{name}: gRPC {self.addresses[name]}{suffix}")
-        lines.append(f"operator token: {self.run_dir}/keys/operator-token")
-        lines.append(f"attestors' operator token (SignHandover): {self.run_dir}/keys/attestor-token")
-        lines.append(f"logs: {self.run_dir}/logs/")
-        lines.append(f"send a message: {self.send_command()}")
-        return "\n".join(lines)
+        """The addresses an operator needs, one per line (every relayer replica's among them)."""
+        from relay.tools.devnet_describe import describe
 
-
-def relayer_config_fields() -> frozenset[str]:
-    """The keys the relayer's config accepts (it is strict: unknown keys are errors)."""
-    from relay.relayer import RelayerConfig
-
-    return frozenset(RelayerConfig.model_fields)
-
-
-def grpc_serving(address: str, tls: Any, timeout: float = 1.0) -> bool:
-    """Whether the gRPC server at `address` answers its health check with SERVING (over TLS with
-    `tls`, a `relay.rpc.tls.TlsFiles`; plaintext with None)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from relay.rpc.tls import open_channel
-
-    with open_channel(address, tls) as channel:
-        try:
-            response = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
-            )
-        except grpc.RpcError:
-            return False
-    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-def send_paid_counter_messages(
-    sender: Any, origin: DevnetChain, target: DevnetChain, bodies: list[bytes], *, gas_limit: int
-) -> list[bytes]:
-    """One `Counter.sendWithGas` per body from `origin`'s app to `target`'s, each paying the
-    Gateway's quote for `gas_limit` of handle gas plus the delivery overhead of its message (what
-    the relayer's gas policy requires); not awaited; return the transaction hashes."""
-    from adapters.evm import deploy
-    from relay.relayer.sizing import compute_delivery_overhead
-    from relay.verify.message import HEADER_LENGTH, address_to_bytes32
-
-    gateway = deploy.contract(sender.web3, "Gateway", origin.gateway)
-    app = deploy.contract(sender.web3, "Counter", origin.counter)
-    fees = sender._fees()
-    recipient = address_to_bytes32(target.counter)
-    hashes = []
-    for body in bodies:
-        paid_gas = gas_limit + compute_delivery_overhead(HEADER_LENGTH + len(body))
-        quote = int(gateway.functions.quoteGasPayment(target.domain, paid_gas).call())
-        call = app.functions.sendWithGas(target.domain, recipient, body, paid_gas)
-        data = call._encode_transaction_data()
-        hashes.append(
-            sender.send({"to": call.address, "data": data, "gas": SEND_WITH_GAS_GAS, "value": quote}, fees)
-        )
-    return hashes
+        return describe(self)

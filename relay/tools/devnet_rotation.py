@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from relay.errors import RelayError
 from relay.tools.devnet import Devnet, DevnetError
+from relay.tools.devnet_relayers import operator_name
 from relay.verify.bls import get_backend
 from relay.verify.committee import Member
 
@@ -80,7 +81,10 @@ def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> R
             say(f"origin {origin.domain}: attestors refused: {'; '.join(refused)}")
         certificate = certify(proposal, current, signatures)
         answer = submit_to_relayer(
-            devnet.addresses["relayer-operator"], devnet.operator_token, certificate, devnet.client_tls()
+            devnet.addresses[operator_name(devnet.relayer)],
+            devnet.operator_token,
+            certificate,
+            devnet.client_tls(),
         )
         for submission in answer.submissions:
             if submission.error:

@@ -3,6 +3,7 @@
 Each `ManagedProcess` is one `python -m relay ...` role with its own log file, started in its own
 session and, on Linux, asked to exit with its parent (`PR_SET_PDEATHSIG`), so a devnet that dies
 without cleaning up leaves nothing behind. `stop()` terminates, then kills after a timeout.
+`grpc_serving(address, tls)` tells whether a started role serves yet (its gRPC health check).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECONDS = 8.0
@@ -99,3 +101,21 @@ class ManagedProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def grpc_serving(address: str, tls: Any, timeout: float = 1.0) -> bool:
+    """Whether the gRPC server at `address` answers its health check with SERVING (over TLS with
+    `tls`, a `relay.rpc.tls.TlsFiles`; plaintext with None)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from relay.rpc.tls import open_channel
+
+    with open_channel(address, tls) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        except grpc.RpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
