@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +48,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-backlog", action="store_true", help="skip the backlog-drain (relay capacity) run"
     )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the relayers' store (default sqlite; postgres: the devnet's own PostgreSQL server)",
+    )
+    parser.add_argument(
+        "--relayers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with N > 1 (needs --store postgres): relay capacity with 1 and with N replicas side by "
+        "side, each on a fresh devnet (see relay.tools.bench.e2e_replicas)",
+    )
+    parser.add_argument(
+        "--lease-seconds", type=float, default=None, help="the replicas' lease time (default: the relayer's)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; exit 1 if not every message was delivered exactly once."""
+    from relay.errors import ConfigurationError
     from relay.tools.devnet import Devnet, DevnetOptions
+    from relay.tools.devnet_relayers import validate_relayer_choice
     from relay.tools.devnet_run import ProgressPrinter, format_summary, percentile, run_messages
 
     if args.messages < 1:
         print("relay bench e2e: --messages must be >= 1", file=sys.stderr)
         return 2
+    try:
+        validate_relayer_choice(args.store, args.relayers)
+    except ConfigurationError as error:
+        print(f"relay bench e2e: {error.description}", file=sys.stderr)
+        return 2
+    if args.relayers > 1:
+        from relay.tools.bench.e2e_replicas import run_replica_comparison
+
+        return run_replica_comparison(args)
     options = DevnetOptions(
         block_time=args.block_time,
         confirmations=args.confirmations,
         max_batch=args.max_batch,
         log_level="WARNING",
         metrics=True,  # the relayer's status API reports the cost per route
+        store=args.store,
+        lease_seconds=args.lease_seconds,
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -75,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         printer = ProgressPrinter(sys.stderr)
         result = run_messages(devnet, args.messages, timeout=args.timeout, report=printer)
         printer.finish()
-        backlog = None if args.no_backlog else run_backlog(devnet, args.messages, args.timeout)
+        drained = None if args.no_backlog else run_backlog(devnet, args.messages, args.timeout)
+        backlog = (drained.delivered, drained.seconds) if drained is not None else None
         costs = fetch_route_costs(devnet.status_url)
     print(format_summary(result))
     print()
@@ -100,15 +133,55 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.delivered == result.sent and result.received_ok and complete else 1
 
 
-def run_backlog(devnet: Any, count: int, timeout: float) -> tuple[int, float]:
-    """Send `count` each way with the relayer stopped; time the drain once it serves again.
+@dataclass
+class BacklogDrain:
+    """One backlog-drain run: what was delivered, how fast, and the relayers' CPU time for it."""
 
-    Returns (delivered, seconds from the relayer serving to the last delivery).
+    relayers: int
+    sent: int
+    delivered: int
+    seconds: float  # from every relayer serving again to the last delivery
+    cpu_seconds: float  # user + system CPU of every relayer process over the same span
+
+    @property
+    def rate(self) -> float:
+        """Delivered messages per second."""
+        return self.delivered / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_per_message(self) -> float:
+        """Relayer CPU seconds per delivered message, summed over the replicas."""
+        return self.cpu_seconds / self.delivered if self.delivered else 0.0
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds process `pid` has used (Linux /proc; 0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+
+
+def run_backlog(devnet: Any, count: int, timeout: float) -> BacklogDrain:
+    """Send `count` each way with every relayer stopped; time the drain once they all serve again.
+
+    Returns the delivered count, the seconds from the relayers serving to the last delivery, and
+    the CPU time the relayer processes used over that span.
     """
     import threading
 
-    print(f"backlog: relayer stopped; sending {count} messages each way", file=sys.stderr, flush=True)
-    devnet.terminate("relayer")
+    relayers = devnet.relayer_names
+    print(
+        f"backlog: {len(relayers)} relayer(s) stopped; sending {count} messages each way",
+        file=sys.stderr,
+        flush=True,
+    )
+    for name in relayers:
+        devnet.terminate(name)
     alpha, beta = devnet.chains
     sent: list[bytes] = []
     senders = [
@@ -119,19 +192,23 @@ def run_backlog(devnet: Any, count: int, timeout: float) -> tuple[int, float]:
         thread.start()
     for thread in senders:
         thread.join()
-    # Let every message become final before the relayer returns, so only relay work is timed.
+    # Let every message become final before the relayers return, so only relay work is timed.
     time.sleep((devnet.options.confirmations + 2) * devnet.options.block_time)
-    devnet.restart("relayer", wait=True)
+    for name in relayers:
+        devnet.restart(name, wait=False)
+    devnet.wait_ready(relayers)
     serving = time.time()
-    print("backlog: relayer serving again; draining", file=sys.stderr, flush=True)
+    cpu_before = {name: process_cpu_seconds(devnet.processes[name].pid) for name in relayers}
+    print("backlog: relayers serving again; draining", file=sys.stderr, flush=True)
     from relay.tools.devnet_run import ProgressPrinter
 
     printer = ProgressPrinter(sys.stderr)
     statuses = devnet.client().wait_all_delivered(sent, timeout=timeout, report=printer, interval=0.5)
     printer.finish()
+    cpu = sum(process_cpu_seconds(devnet.processes[name].pid) - cpu_before[name] for name in relayers)
     delivered = [s for s in statuses.values() if s.state == "delivered"]
     finished = max((s.delivered_at for s in delivered), default=time.time())
-    return len(delivered), max(finished - serving, 1e-9)
+    return BacklogDrain(len(relayers), len(sent), len(delivered), max(finished - serving, 1e-9), cpu)
 
 
 def print_gas_table() -> None:
