@@ -21,12 +21,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from relay.errors import ConfigurationError, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 10
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_dsn(text: str) -> bool:
-    """Whether `text` names a PostgreSQL database (by its URI scheme)."""
-    return text.lower().startswith(POSTGRES_SCHEMES)
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
