@@ -485,7 +485,14 @@ def test_postgres_relayer_is_a_deployment_of_replicas_sharing_the_store() -> Non
         "defaultMode": 0o440,
         "items": [{"key": "password", "path": "password"}],
     }
+    # The server's CA for the DSN's sslrootcert (verify-full), mounted the same way.
+    assert volumes["store-ca"]["secret"] == {
+        "secretName": "relay-store",
+        "defaultMode": 0o440,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
     mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["store-ca"] == {"name": "store-ca", "mountPath": "/etc/relay-store-ca", "readOnly": True}
     assert mounts["store-password"] == {
         "name": "store-password",
         "mountPath": "/etc/relay-store",
@@ -511,13 +518,14 @@ def test_postgres_relayer_is_a_deployment_of_replicas_sharing_the_store() -> Non
 def test_postgres_relayer_without_password_secret_mounts_nothing_and_keeps_user_affinity() -> None:
     values = postgres_example(replicas=3)
     values["relayer"]["store"]["postgres"]["passwordSecret"] = {"name": ""}
+    del values["relayer"]["store"]["postgres"]["caSecret"]
     own = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}}
     values["affinity"] = own | {"nodeAffinity": {}}
     objects = render(values)
     relayer = relayer_workload(objects)
     assert relayer["spec"]["replicas"] == 3
     pod = relayer["spec"]["template"]["spec"]
-    assert "store-password" not in {v["name"] for v in pod["volumes"]}
+    assert not {"store-password", "store-ca"} & {v["name"] for v in pod["volumes"]}
     assert "store_password_file" not in relayer_config(objects)
     assert pod["affinity"] == values["affinity"]  # an operator's own anti-affinity wins
     (job,) = of_kind(objects, "Job")
@@ -568,6 +576,9 @@ def test_postgres_migration_runs_as_a_pre_install_and_pre_upgrade_hook_job() -> 
     assert not [name for name in env if name.startswith("RELAY_") and name != "RELAY_LOG_LEVEL"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["store-password"]["secret"]["defaultMode"] == 0o440
+    assert volumes["store-ca"]["secret"]["defaultMode"] == 0o440
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["store-ca"] == "/etc/relay-store-ca" and mounts["store-password"] == "/etc/relay-store"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["restartPolicy"] == "Never"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     kubernetes_validate.validate(job, KUBE_VERSION, strict=True)
@@ -583,6 +594,7 @@ def test_postgres_migration_runs_as_a_pre_install_and_pre_upgrade_hook_job() -> 
         {"store": {"postgres": {"dsnSecret": {"name": "s", "key": "../etc/passwd"}}}},
         {"store": {"postgres": {"dsnSecret": {"name": "Not_A_Name"}}}},
         {"store": {"postgres": {"passwordSecret": {"name": "s", "key": "a/b"}}}},
+        {"store": {"postgres": {"caSecret": {"name": "s", "key": "ca.crt", "mountPath": "/"}}}},
         {"store": {"sqlite": {}}},
         {"replicas": -1},
         {"replicas": 1.5},
@@ -594,6 +606,7 @@ def test_postgres_migration_runs_as_a_pre_install_and_pre_upgrade_hook_job() -> 
         "key-path",
         "bad-secret-name",
         "password-key-path",
+        "ca-unknown-key",
         "unknown-backend",
         "negative-replicas",
         "fractional-replicas",
