@@ -645,7 +645,8 @@ def test_postgres_relayer_config_with_the_pods_environment_is_accepted(tmp_path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(relayer_config(objects)))
     environ = {
-        "RELAY_STORE": "postgresql://relay@pg.db.svc:5432/relay",
+        # As the example's Secret holds it: the env value is read as a YAML scalar and stays a string.
+        "RELAY_STORE": "postgresql://relay@pg.db.svc:5432/relay?sslmode=verify-full&sslrootcert=/etc/relay-store-ca/ca.crt",
         "RELAY_REPLICA_ID": "relay-relayer-7c9-x2",
     }
     config = load_config(RelayerConfig, path, environ)
