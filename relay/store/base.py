@@ -171,6 +171,11 @@ StateListener = Callable[[Sequence[bytes]], None]
 """Called after a commit with the ids whose state changed (for RelayService.WatchMessages)."""
 
 
+REQUEUED_REASON = "LeaseExpired"
+"""`error_reason` of a SUBMITTED message `requeue_submitted` took back (its claim expired)."""
+REQUEUED_ERROR = "the delivery claim expired: another replica (or a restart) takes the message over"
+
+
 MAX_SIGNATURES_PER_ATTESTOR = 256
 """Signatures kept per (origin, attestor address); an honest attestor needs a handful at a time."""
 
@@ -397,9 +402,7 @@ class Store(ABC):
         """Every lease whose name starts with `prefix` (held or expired), by name."""
 
     @abstractmethod
-    def claim_messages(
-        self, ids: Sequence[bytes], owner: str, now: float, ttl: float
-    ) -> list[MessageRecord]:
+    def claim_messages(self, ids: Sequence[bytes], owner: str, now: float, ttl: float) -> list[MessageRecord]:
         """Claim for delivery those of `ids` that are VERIFIED or RETRYING and not claimed by a live
         claim (`claim_expires <= now`, or already `owner`'s).
 

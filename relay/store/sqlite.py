@@ -14,17 +14,20 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from relay.chains import Cursor, ObservedMessage
 from relay.errors import ConfigurationError, MalformedEncoding
-from relay.lifecycle import MessageState, StaleState, verify_transition
+from relay.lifecycle import LeaseLost, MessageState, StaleState, verify_transition
 from relay.store.base import (
+    REQUEUED_ERROR,
+    REQUEUED_REASON,
     UNCONFIRMED_STATES,
     CertifiedCheckpoint,
+    Lease,
     MessageFilter,
     MessageRecord,
     Page,
@@ -34,6 +37,7 @@ from relay.store.base import (
     SubmittedTransaction,
     Transition,
 )
+from relay.store.sqlite_leases import acquire_lease, check_lease, next_fence
 from relay.store.sqlite_rows import (
     CHECKPOINT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -78,12 +82,14 @@ class SqliteStore(Store):
     # --- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, lease: Lease | None = None) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._closed:
                 raise ConfigurationError("the store is closed", path=self.path)
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if lease is not None:
+                    check_lease(self._db, lease)
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -108,11 +114,11 @@ class SqliteStore(Store):
     # --- messages ---------------------------------------------------------------------------
 
     def insert_observed(
-        self, observed: Iterable[ObservedMessage], now: float
+        self, observed: Iterable[ObservedMessage], now: float, *, lease: Lease | None = None
     ) -> tuple[list[bytes], list[bytes]]:
         new: list[bytes] = []
         conflicts: list[bytes] = []
-        with self._transaction() as db:
+        with self._transaction(lease) as db:
             for item in observed:
                 message = item.message
                 row = db.execute(
@@ -132,8 +138,10 @@ class SqliteStore(Store):
         self._notify(new)
         return new, conflicts
 
-    def mark_final(self, origin: int, finalized_block: int, now: float) -> list[bytes]:
-        with self._transaction() as db:
+    def mark_final(
+        self, origin: int, finalized_block: int, now: float, *, lease: Lease | None = None
+    ) -> list[bytes]:
+        with self._transaction(lease) as db:
             ids = [
                 bytes(r[0])
                 for r in db.execute(
@@ -148,10 +156,12 @@ class SqliteStore(Store):
         self._notify(ids)
         return ids
 
-    def remove_orphans(self, ids: Iterable[bytes]) -> tuple[list[bytes], list[bytes]]:
+    def remove_orphans(
+        self, ids: Iterable[bytes], *, lease: Lease | None = None
+    ) -> tuple[list[bytes], list[bytes]]:
         removed: list[bytes] = []
         refused: list[bytes] = []
-        with self._transaction() as db:
+        with self._transaction(lease) as db:
             for message_id in ids:
                 row = db.execute("SELECT state FROM messages WHERE id = ?", (bytes(message_id),)).fetchone()
                 if row is None:
@@ -166,10 +176,10 @@ class SqliteStore(Store):
                 removed.append(bytes(message_id))
         return removed, refused
 
-    def drop_unconfirmed(self, origin: int, from_nonce: int) -> list[bytes]:
+    def drop_unconfirmed(self, origin: int, from_nonce: int, *, lease: Lease | None = None) -> list[bytes]:
         states = [s.value for s in UNCONFIRMED_STATES]
         marks = ", ".join("?" for _ in states)
-        with self._transaction() as db:
+        with self._transaction(lease) as db:
             where = f"origin = ? AND nonce >= ? AND state IN ({marks})"
             ids = [
                 bytes(r[0])
@@ -292,10 +302,12 @@ class SqliteStore(Store):
         )
         return message_record(rows[0]) if rows else None
 
-    def apply_transitions(self, transitions: Sequence[Transition], now: float) -> None:
+    def apply_transitions(
+        self, transitions: Sequence[Transition], now: float, *, lease: Lease | None = None
+    ) -> None:
         if not transitions:
             return
-        with self._transaction() as db:
+        with self._transaction(lease) as db:
             for transition in transitions:
                 self._apply(db, transition, now)
         self._notify([t.id for t in transitions])
@@ -303,12 +315,23 @@ class SqliteStore(Store):
     def _apply(self, db: sqlite3.Connection, transition: Transition, now: float) -> None:
         verify_transition(transition.old, transition.new)
         sets, params = transition_assignments(transition, now)
-        cursor = db.execute(
-            f"UPDATE messages SET {', '.join(sets)} WHERE id = ? AND state = ?",
-            [*params, bytes(transition.id), transition.old.value],
-        )
+        sql = f"UPDATE messages SET {', '.join(sets)} WHERE id = ? AND state = ?"
+        params += [bytes(transition.id), transition.old.value]
+        if transition.fence is not None:
+            sql += " AND fence = ?"
+            params.append(transition.fence)
+        cursor = db.execute(sql, params)
         if cursor.rowcount != 1:
-            row = db.execute("SELECT state FROM messages WHERE id = ?", (bytes(transition.id),)).fetchone()
+            row = db.execute(
+                "SELECT state, fence FROM messages WHERE id = ?", (bytes(transition.id),)
+            ).fetchone()
+            if row is not None and transition.fence is not None and int(row[1]) != transition.fence:
+                raise LeaseLost(
+                    "the message's delivery claim moved on to another holder",
+                    id=bytes(transition.id),
+                    fence=transition.fence,
+                    current_fence=int(row[1]),
+                )
             raise StaleState(
                 "message is not in the expected state",
                 id=bytes(transition.id),
@@ -342,9 +365,15 @@ class SqliteStore(Store):
         return certified_checkpoint(rows[0]) if rows else None
 
     def attest_messages(
-        self, checkpoint: Checkpoint, certificate: QuorumCertificate, ids: Sequence[bytes], now: float
+        self,
+        checkpoint: Checkpoint,
+        certificate: QuorumCertificate,
+        ids: Sequence[bytes],
+        now: float,
+        *,
+        lease: Lease | None = None,
     ) -> int:
-        with self._transaction() as db:
+        with self._transaction(lease) as db:
             checkpoint_id = self._save_certificate(db, checkpoint, certificate, now)
             for message_id in ids:
                 self._apply(
@@ -438,8 +467,8 @@ class SqliteStore(Store):
         rows = self._read("SELECT block_number, block_hash FROM cursors WHERE domain = ?", (domain,))
         return Cursor(int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
-    def save_cursor(self, domain: int, cursor: Cursor) -> None:
-        with self._transaction() as db:
+    def save_cursor(self, domain: int, cursor: Cursor, *, lease: Lease | None = None) -> None:
+        with self._transaction(lease) as db:
             db.execute(
                 "INSERT INTO cursors (domain, block_number, block_hash, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (domain) DO UPDATE SET block_number = excluded.block_number,"
@@ -460,6 +489,103 @@ class SqliteStore(Store):
     def handovers(self, origin: int) -> list[tuple[int, str]]:
         rows = self._read("SELECT epoch, document FROM handovers WHERE origin = ? ORDER BY epoch", (origin,))
         return [(int(row[0]), str(row[1])) for row in rows]
+
+    # --- leases and claims ---------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> Lease | None:
+        with self._transaction() as db:
+            return acquire_lease(db, name, owner, now, ttl)
+
+    def release_lease(self, lease: Lease, now: float) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND fence = ?",
+                (now, lease.name, lease.owner, lease.fence),
+            )
+            return cursor.rowcount == 1
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        rows = self._read(
+            "SELECT name, owner, fence, expires_at FROM leases WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix),
+        )
+        return [Lease(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+
+    def claim_messages(self, ids: Sequence[bytes], owner: str, now: float, ttl: float) -> list[MessageRecord]:
+        claimable = (MessageState.VERIFIED.value, MessageState.RETRYING.value)
+        claimed: list[MessageRecord] = []
+        with self._transaction() as db:
+            for message_id in dict.fromkeys(bytes(i) for i in ids):
+                fence = next_fence(db)
+                cursor = db.execute(
+                    "UPDATE messages SET claim_owner = ?, claim_expires = ?, fence = ?"
+                    " WHERE id = ? AND state IN (?, ?) AND (claim_expires <= ? OR claim_owner = ?)",
+                    (owner, now + ttl, fence, message_id, *claimable, now, owner),
+                )
+                if cursor.rowcount != 1:
+                    continue
+                row = db.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()
+                claimed.append(message_record(row))
+        return claimed
+
+    def renew_claims(self, fences: Mapping[bytes, int], owner: str, now: float, ttl: float) -> set[bytes]:
+        held: set[bytes] = set()
+        states = (MessageState.VERIFIED.value, MessageState.RETRYING.value, MessageState.SUBMITTED.value)
+        with self._transaction() as db:
+            for message_id, fence in fences.items():
+                cursor = db.execute(
+                    "UPDATE messages SET claim_expires = ? WHERE id = ? AND fence = ? AND claim_owner = ?"
+                    " AND state IN (?, ?, ?)",
+                    (now + ttl, bytes(message_id), fence, owner, *states),
+                )
+                if cursor.rowcount == 1:
+                    held.add(bytes(message_id))
+        return held
+
+    def release_claims(self, fences: Mapping[bytes, int], owner: str) -> int:
+        released = 0
+        with self._transaction() as db:
+            for message_id, fence in fences.items():
+                cursor = db.execute(
+                    "UPDATE messages SET claim_owner = '', claim_expires = 0"
+                    " WHERE id = ? AND fence = ? AND claim_owner = ?",
+                    (bytes(message_id), fence, owner),
+                )
+                released += cursor.rowcount
+        return released
+
+    def requeue_submitted(
+        self, now: float, *, expired_only: bool = True, destination: int | None = None, limit: int = 1000
+    ) -> list[bytes]:
+        sql = "SELECT id FROM messages WHERE state = ?"
+        params: list[Any] = [MessageState.SUBMITTED.value]
+        if expired_only:
+            sql += " AND claim_expires <= ?"
+            params.append(now)
+        if destination is not None:
+            sql += " AND destination = ?"
+            params.append(destination)
+        requeued: list[bytes] = []
+        with self._transaction() as db:
+            for row in db.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall():
+                db.execute(
+                    "UPDATE messages SET state = ?, next_attempt_at = ?, last_error = ?, error_reason = ?,"
+                    " claim_owner = '', claim_expires = 0, fence = ?, updated_at = ? WHERE id = ?",
+                    (
+                        MessageState.RETRYING.value,
+                        now,
+                        REQUEUED_ERROR,
+                        REQUEUED_REASON,
+                        next_fence(db),
+                        now,
+                        bytes(row[0]),
+                    ),
+                )
+                requeued.append(bytes(row[0]))
+        self._notify(requeued)
+        return requeued
 
     # --- notification and lifetime ----------------------------------------------------------
 

@@ -31,7 +31,7 @@ Row = sqlite3.Row | tuple[Any, ...]
 MESSAGE_COLUMNS = (
     "seq, encoded, state, attempts, next_attempt_at, last_error, error_reason, source_block, source_block_hash,"
     " source_tx, log_index, destination_tx, checkpoint_id, branch, observed_at, final_at, attested_at,"
-    " verified_at, submitted_at, delivered_at, updated_at, id, malformed_reason"
+    " verified_at, submitted_at, delivered_at, updated_at, id, malformed_reason, claim_owner, claim_expires, fence"
 )
 
 # The column that records when a message reached each state.
@@ -83,6 +83,9 @@ def message_record(r: Row) -> MessageRecord:
         sequence=int(r[0]),
         malformed_reason=str(r[22]),
         leaf_id=bytes(r[21]) if r[22] else b"",
+        claim_owner=str(r[23]),
+        claim_expires=float(r[24]),
+        fence=int(r[25]),
     )
 
 
@@ -127,10 +130,13 @@ def transition_assignments(transition: Transition, now: float) -> tuple[list[str
     """The `SET` assignments and their parameters for a transition's row update.
 
     Sets the state, `updated_at`, the new state's timestamp column, and each of the transition's
-    updates; raises `ValueError` for an update naming a column a transition may not set.
+    updates; ends the delivery claim of a message leaving SUBMITTED (the fence stays); raises
+    `ValueError` for an update naming a column a transition may not set.
     """
     sets = ["state = ?", "updated_at = ?"]
     params: list[Any] = [transition.new.value, now]
+    if transition.old is MessageState.SUBMITTED and transition.new is not MessageState.SUBMITTED:
+        sets += ["claim_owner = ''", "claim_expires = 0"]
     stamp = _STATE_TIMESTAMP.get(transition.new)
     if stamp is not None:
         sets.append(f"{stamp} = ?")

@@ -4,7 +4,7 @@ The tables (messages, checkpoints, signatures, cursors, transactions) and their 
 apart from `relay.store.sqlite.SqliteStore` so the on-disk layout reads in one place and a
 migration has one home. `SCHEMA_VERSION`, kept in `PRAGMA user_version`, guards against opening
 a file written by a newer relay: it is refused rather than misread; an older file is migrated
-(`migrate_from_1`).
+(`migrate_from_1`, `migrate_from_2`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlite3
 
 from relay.errors import ConfigurationError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS messages (
     delivered_at REAL NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL DEFAULT 0,
     malformed_reason TEXT NOT NULL DEFAULT '',
+    claim_owner TEXT NOT NULL DEFAULT '',
+    claim_expires REAL NOT NULL DEFAULT 0,
+    fence INTEGER NOT NULL DEFAULT 0,
     UNIQUE (origin, nonce)
 );
 CREATE INDEX IF NOT EXISTS messages_state ON messages (state, origin, nonce);
@@ -97,6 +100,18 @@ CREATE TABLE IF NOT EXISTS transaction_messages (
     PRIMARY KEY (hash, message_id)
 );
 CREATE INDEX IF NOT EXISTS transaction_messages_id ON transaction_messages (message_id);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    fence INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    acquired_at REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS fence_counter (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO fence_counter (one, value) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS handovers (
     origin INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
@@ -130,7 +145,26 @@ def prepare_database(db: sqlite3.Connection, path: str) -> None:
     db.executescript(SCHEMA)
     if version == 1:
         migrate_from_1(db)
+    if 0 < version <= 2:
+        migrate_from_2(db)
+    db.execute(CLAIM_INDEX)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+CLAIM_INDEX = "CREATE INDEX IF NOT EXISTS messages_claims ON messages (state, destination, claim_expires)"
+
+
+def migrate_from_2(db: sqlite3.Connection) -> None:
+    """Version 3 added delivery claims (`claim_owner`, `claim_expires`, `fence`) and the `leases`
+    and `fence_counter` tables (created by `SCHEMA`): several replicas, docs/adr/0007."""
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(messages)")}
+    for name, kind in (
+        ("claim_owner", "TEXT NOT NULL DEFAULT ''"),
+        ("claim_expires", "REAL NOT NULL DEFAULT 0"),
+        ("fence", "INTEGER NOT NULL DEFAULT 0"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
 
 
 def migrate_from_1(db: sqlite3.Connection) -> None:

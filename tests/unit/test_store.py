@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from relay.chains import ObservedMessage
 from relay.lifecycle import MessageState
 from relay.store import SqliteStore, Transition, open_store
@@ -78,7 +80,8 @@ def test_committed_state_survives_kill_9_and_the_open_transaction_does_not(tmp_p
         reopened.close()
 
 
-def test_a_version_1_file_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_file_is_migrated_and_keeps_its_messages(tmp_path: Path, version: int) -> None:
     path = tmp_path / "relayer.db"
     message = Message.create(
         nonce=0, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"v1"
@@ -86,15 +89,24 @@ def test_a_version_1_file_is_migrated_and_keeps_its_messages(tmp_path: Path) -> 
     written = SqliteStore(path)
     written.insert_observed([ObservedMessage(message, 5, b"\x05" * 32, b"\x06" * 32, 0)], 1.0)
     written.close()
-    with sqlite3.connect(path) as db:  # what a version 1 relay wrote: no malformed_reason column
-        db.execute("ALTER TABLE messages DROP COLUMN malformed_reason")
-        db.execute("PRAGMA user_version=1")
+    with sqlite3.connect(path) as db:
+        # What a version 2 relay wrote: no delivery claims, no leases (version 1: nor malformed_reason).
+        db.execute("DROP INDEX messages_claims")
+        for column in ("claim_owner", "claim_expires", "fence"):
+            db.execute(f"ALTER TABLE messages DROP COLUMN {column}")
+        db.execute("DROP TABLE leases")
+        db.execute("DROP TABLE fence_counter")
+        if version == 1:
+            db.execute("ALTER TABLE messages DROP COLUMN malformed_reason")
+        db.execute(f"PRAGMA user_version={version}")
     reopened = SqliteStore(path)
     try:
         with sqlite3.connect(path) as db:
             columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert "malformed_reason" in columns
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert {"malformed_reason", "claim_owner", "claim_expires", "fence"} <= columns
+        assert reopened.acquire_lease("source/1", "a", now=1.0, ttl=5.0) is not None
+        assert reopened.get(message.id).fence == 0  # type: ignore[union-attr]
         record = reopened.get(message.id)
         assert record is not None and record.message == message and not record.is_malformed
     finally:
