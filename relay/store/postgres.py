@@ -48,21 +48,21 @@ from relay.store.postgres_claims import ClaimQueries
 from relay.store.postgres_connect import connect, connection_parameters, describe_dsn, store_unavailable
 from relay.store.postgres_notify import NotificationListener
 from relay.store.postgres_rows import (
-    MESSAGE_COLUMNS,
     NOTIFY_CHANNEL,
     PENDING_STATES,
     filter_sql,
-    message_record,
     notification_payloads,
     transition_assignments,
 )
 from relay.store.postgres_schema import verify_schema
 from relay.store.sqlite_rows import (
     CHECKPOINT_COLUMNS,
+    MESSAGE_COLUMNS,
     OBSERVED_COLUMNS,
     SIGNATURE_COLUMNS,
     TRANSACTION_COLUMNS,
     certified_checkpoint,
+    message_record,
     observed_row,
     signature_record,
     signature_row,
