@@ -13,8 +13,10 @@ SQLite store (a path or `sqlite:///path`) migrates itself when opened: `migrate`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import time
+from pathlib import Path
 
 from relay.config import SecretRef
 from relay.store import is_postgres_dsn, open_store
@@ -101,7 +103,8 @@ def _sqlite_status(path: str) -> int:
 
     file = path.removeprefix("sqlite:///")
     try:
-        with sqlite3.connect(f"file:{file}?mode=ro", uri=True) as db:
+        uri = Path(file).absolute().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as error:
         print(f"SQLite store {file}: cannot read it ({error})")

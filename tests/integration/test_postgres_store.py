@@ -138,6 +138,21 @@ def test_migrate_is_idempotent_and_two_processes_at_once_apply_each_migration_on
     assert "source/1  owner=replica-a  fence=1" in status.stdout
 
 
+def test_a_database_that_does_not_exist_is_a_configuration_error(postgres_server: PostgresServer) -> None:
+    missing = postgres_server.dsn("p_" + uuid.uuid4().hex[:16])
+    with pytest.raises(ConfigurationError, match="refused the connection"):
+        PostgresStore(missing)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        migrate(missing)
+
+
+def test_a_server_that_does_not_answer_is_unavailable_not_misconfigured() -> None:
+    from relay.tools.postgres import free_port
+
+    with pytest.raises(StoreUnavailable):
+        PostgresStore(f"postgresql://relay@127.0.0.1:{free_port()}/relay")
+
+
 # --- passwords ------------------------------------------------------------------------------------
 
 
