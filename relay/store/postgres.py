@@ -29,7 +29,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from relay.chains import Cursor, ObservedMessage
-from relay.errors import ConfigurationError, MalformedEncoding
+from relay.errors import ConfigurationError, MalformedEncoding, StoreUnavailable
 from relay.lifecycle import LeaseLost, MessageState, StaleState, verify_transition
 from relay.store.base import (
     UNCONFIRMED_STATES,
@@ -132,6 +132,12 @@ class PostgresStore(ClaimQueries, Store):
         try:
             with self._pool.connection() as connection, connection.transaction():
                 yield connection
+        except psycopg.errors.TransactionRollback as error:  # a deadlock with another replica
+            raise StoreUnavailable(
+                "the database rolled the store's transaction back (a conflict with another replica)",
+                store=describe_dsn(self.dsn),
+                cause=type(error).__name__,
+            ) from error
         except psycopg.OperationalError as error:
             raise store_unavailable(self.dsn, error) from error
 
