@@ -21,7 +21,6 @@ from relay.store.base import (
     SubmittedTransaction,
     Transition,
 )
-from relay.store.postgres_connect import is_postgres_dsn
 from relay.store.sqlite import SqliteStore
 
 __all__ = [
@@ -35,8 +34,16 @@ __all__ = [
     "Store",
     "SubmittedTransaction",
     "Transition",
+    "is_postgres_dsn",
     "open_store",
 ]
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_dsn(text: str) -> bool:
+    """Whether `text` names a PostgreSQL database (by its URI scheme)."""
+    return text.lower().startswith(POSTGRES_SCHEMES)
 
 
 def open_store(path_or_dsn: str | Path, *, password: str | None = None) -> Store:

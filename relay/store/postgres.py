@@ -29,7 +29,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from relay.chains import Cursor, ObservedMessage
-from relay.errors import ConfigurationError, MalformedEncoding
+from relay.errors import ConfigurationError, MalformedEncoding, StoreUnavailable
 from relay.lifecycle import LeaseLost, MessageState, StaleState, verify_transition
 from relay.store.base import (
     UNCONFIRMED_STATES,
@@ -48,21 +48,21 @@ from relay.store.postgres_claims import ClaimQueries
 from relay.store.postgres_connect import connect, connection_parameters, describe_dsn, store_unavailable
 from relay.store.postgres_notify import NotificationListener
 from relay.store.postgres_rows import (
-    MESSAGE_COLUMNS,
     NOTIFY_CHANNEL,
     PENDING_STATES,
     filter_sql,
-    message_record,
     notification_payloads,
     transition_assignments,
 )
 from relay.store.postgres_schema import verify_schema
 from relay.store.sqlite_rows import (
     CHECKPOINT_COLUMNS,
+    MESSAGE_COLUMNS,
     OBSERVED_COLUMNS,
     SIGNATURE_COLUMNS,
     TRANSACTION_COLUMNS,
     certified_checkpoint,
+    message_record,
     observed_row,
     signature_record,
     signature_row,
@@ -132,6 +132,12 @@ class PostgresStore(ClaimQueries, Store):
         try:
             with self._pool.connection() as connection, connection.transaction():
                 yield connection
+        except psycopg.errors.TransactionRollback as error:  # a deadlock with another replica
+            raise StoreUnavailable(
+                "the database rolled the store's transaction back (a conflict with another replica)",
+                store=describe_dsn(self.dsn),
+                cause=type(error).__name__,
+            ) from error
         except psycopg.OperationalError as error:
             raise store_unavailable(self.dsn, error) from error
 
@@ -178,17 +184,24 @@ class PostgresStore(ClaimQueries, Store):
     ) -> tuple[list[bytes], list[bytes]]:
         new: list[bytes] = []
         conflicts: list[bytes] = []
+        items = list(observed)
         with self._transaction() as db:
             self._verify_lease(db, lease)
-            for item in observed:
-                inserted = db.execute(
-                    f"INSERT INTO messages ({OBSERVED_COLUMNS}) VALUES ({_OBSERVED_MARKS})"
-                    " ON CONFLICT DO NOTHING RETURNING id",
-                    observed_row(item, now),
-                ).fetchone()
-                if inserted is not None:
+            inserted = self._run_many(
+                db,
+                f"INSERT INTO messages ({OBSERVED_COLUMNS}) VALUES ({_OBSERVED_MARKS})"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                [observed_row(item, now) for item in items],
+            )
+            refused = [item.id for item, done in zip(items, inserted, strict=True) if not done]
+            stored = {
+                bytes(r[0])
+                for r in db.execute("SELECT id FROM messages WHERE id = ANY(%s)", (refused,)).fetchall()
+            }
+            for item, done in zip(items, inserted, strict=True):
+                if done:
                     new.append(item.id)
-                elif db.execute("SELECT 1 FROM messages WHERE id = %s", (item.id,)).fetchone() is None:
+                elif item.id not in stored:
                     conflicts.append(item.id)  # another message holds its (origin, nonce)
             self._announce(db, new)
         return new, conflicts
@@ -352,20 +365,46 @@ class PostgresStore(ClaimQueries, Store):
             return
         with self._transaction() as db:
             self._verify_lease(db, lease)
-            for transition in transitions:
-                self._apply(db, transition, now)
+            self._apply_all(db, transitions, now)
             self._announce(db, [t.id for t in transitions])
 
-    def _apply(self, db: Connection, transition: Transition, now: float) -> None:
-        verify_transition(transition.old, transition.new)
-        sets, params = transition_assignments(transition, now)
-        sql = f"UPDATE messages SET {', '.join(sets)} WHERE id = %s AND state = %s"
-        params += [bytes(transition.id), transition.old.value]
-        if transition.fence is not None:
-            sql += " AND fence = %s"
-            params.append(transition.fence)
-        if db.execute(sql, params).rowcount == 1:  # type: ignore[arg-type]
-            return
+    def _apply_all(self, db: Connection, transitions: Sequence[Transition], now: float) -> None:
+        """Apply `transitions` in order, each a guarded row update; raise for the first refused.
+
+        Consecutive updates of the same shape go to the server in one pipeline (one round trip);
+        the caller's transaction rolls every one of them back if any is refused.
+        """
+        statements = []
+        for transition in transitions:
+            verify_transition(transition.old, transition.new)
+            sets, params = transition_assignments(transition, now)
+            sql = f"UPDATE messages SET {', '.join(sets)} WHERE id = %s AND state = %s"
+            params += [bytes(transition.id), transition.old.value]
+            if transition.fence is not None:
+                sql += " AND fence = %s"
+                params.append(transition.fence)
+            statements.append((sql + " RETURNING 1", params))
+        start = 0
+        while start < len(statements):
+            end = start
+            while end < len(statements) and statements[end][0] == statements[start][0]:
+                end += 1
+            applied = self._run_many(db, statements[start][0], [p for _, p in statements[start:end]])
+            for transition, done in zip(transitions[start:end], applied, strict=True):
+                if not done:
+                    self._refuse(db, transition)
+            start = end
+
+    def _run_many(self, db: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[bool]:
+        """Run `sql` (ending in RETURNING) once per parameter row, pipelined; whether each returned a row."""
+        if not rows:
+            return []
+        with db.cursor() as cursor:
+            cursor.executemany(sql, rows, returning=True)  # type: ignore[arg-type]
+            return [cursor.fetchone() is not None for _ in cursor.results()]
+
+    def _refuse(self, db: Connection, transition: Transition) -> None:
+        """Raise why `transition` matched no row: `LeaseLost` (another fence) or `StaleState`."""
         row = db.execute(
             "SELECT state, fence FROM messages WHERE id = %s", (bytes(transition.id),)
         ).fetchone()
@@ -422,11 +461,9 @@ class PostgresStore(ClaimQueries, Store):
         with self._transaction() as db:
             self._verify_lease(db, lease)
             checkpoint_id = self._save_certificate(db, checkpoint, certificate, now)
-            for message_id in ids:
-                update: dict[str, object] = {"checkpoint_id": checkpoint_id}
-                self._apply(
-                    db, Transition(message_id, MessageState.FINAL, MessageState.ATTESTED, update), now
-                )
+            update: dict[str, object] = {"checkpoint_id": checkpoint_id}
+            attested = [Transition(i, MessageState.FINAL, MessageState.ATTESTED, update) for i in ids]
+            self._apply_all(db, attested, now)
             self._announce(db, list(ids))
         return checkpoint_id
 

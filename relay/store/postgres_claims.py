@@ -18,15 +18,9 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from relay.lifecycle import MessageState, verify_transition
-from relay.store.base import Lease, MessageRecord
-from relay.store.postgres_rows import (
-    CLAIM_STATES,
-    HELD_STATES,
-    MESSAGE_COLUMNS,
-    REQUEUE_ERROR,
-    REQUEUE_REASON,
-    message_record,
-)
+from relay.store.base import REQUEUED_ERROR, REQUEUED_REASON, Lease, MessageRecord
+from relay.store.postgres_rows import CLAIM_STATES, HELD_STATES
+from relay.store.sqlite_rows import MESSAGE_COLUMNS, message_record
 
 if TYPE_CHECKING:
     import psycopg
@@ -66,7 +60,7 @@ class ClaimQueries:
         """See `Store.release_lease`."""
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE leases SET expires_at = LEAST(expires_at, %s) WHERE name = %s AND owner = %s AND fence = %s",
+                "UPDATE leases SET expires_at = %s WHERE name = %s AND owner = %s AND fence = %s",
                 (now, lease.name, lease.owner, lease.fence),
             )
             return cursor.rowcount == 1
@@ -145,7 +139,7 @@ class ClaimQueries:
                 "UPDATE messages SET state = %s, next_attempt_at = %s, last_error = %s, error_reason = %s,"
                 " fence = nextval('fences'), claim_owner = '', claim_expires = 0, updated_at = %s"
                 f" WHERE seq IN ({picked}) RETURNING seq, id",
-                (MessageState.RETRYING.value, now, REQUEUE_ERROR, REQUEUE_REASON, now, *params),
+                (MessageState.RETRYING.value, now, REQUEUED_ERROR, REQUEUED_REASON, now, *params),
             ).fetchall()
             ids = [bytes(r[1]) for r in sorted(rows, key=lambda r: int(r[0]))]
             self._announce(db, ids)

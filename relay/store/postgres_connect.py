@@ -21,12 +21,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from relay.errors import ConfigurationError, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 10
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_dsn(text: str) -> bool:
-    """Whether `text` names a PostgreSQL database (by its URI scheme)."""
-    return text.lower().startswith(POSTGRES_SCHEMES)
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
@@ -73,6 +67,12 @@ def connect(dsn: str, password: str | None = None, *, autocommit: bool = False) 
             raise ConfigurationError(
                 "the store's database refused the credentials", store=describe_dsn(dsn)
             ) from None
+        if is_misdirected(error):
+            raise ConfigurationError(
+                "the store's database refused the connection",
+                store=describe_dsn(dsn),
+                cause=_first_line(error),
+            ) from None
         raise store_unavailable(dsn, error) from error
 
 
@@ -82,7 +82,19 @@ def is_authentication_failure(error: Exception) -> bool:
     return "password authentication failed" in text or "no password supplied" in text
 
 
+def is_misdirected(error: Exception) -> bool:
+    """Whether a connection reached the server but names what it does not have (a database or a
+    role that does not exist, no pg_hba.conf rule): a configuration error, not an outage."""
+    text = str(error)
+    return "does not exist" in text or "no pg_hba.conf entry" in text
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def store_unavailable(dsn: str, error: Exception) -> StoreUnavailable:
     """The `StoreUnavailable` for a failed connection or interrupted transaction on `dsn`."""
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return StoreUnavailable("the store's database is unavailable", store=describe_dsn(dsn), cause=first_line)
+    return StoreUnavailable(
+        "the store's database is unavailable", store=describe_dsn(dsn), cause=_first_line(error)
+    )
