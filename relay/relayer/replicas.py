@@ -124,6 +124,8 @@ class ReplicaLeases:
             self._set(source, None)
             return None, False
         acquired = previous is None or previous.fence != lease.fence
+        if previous is not None and acquired:
+            source.stale = True  # another replica held it since this one's last pass: reload
         if acquired:
             # Fences change hands only with the owner: a new fence since our last pass, or a
             # previous owner other than us, means another replica held the lease in between.
