@@ -342,6 +342,45 @@ class RelayMetrics:
             registry=registry,
         )
 
+        # --- replicas (several relayers on one store; docs/adr/0007) ------------------------
+        # Per-replica metrics: each replica exports its own. The message gauges above are read
+        # from the shared store, so every replica exports the same values (aggregate with max).
+        self.replica_info = Gauge(
+            "replica_info",
+            "1, labelled with this relayer's replica id.",
+            ["replica"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.lease_held = Gauge(
+            "lease_held",
+            "1 while this replica holds the lease (source/<domain>: it watches, attests and proves the origin).",
+            ["lease"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.lease_takeovers = Counter(
+            "lease_takeovers",
+            "Leases this replica took over from another owner (whose lease had expired or was released).",
+            ["lease"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.fenced_writes = Counter(
+            "fenced_writes",
+            "Writes refused because this replica's lease or claim had moved on to another (LeaseLost).",
+            ["stage"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.claims_requeued = Counter(
+            "claims_requeued",
+            "SUBMITTED messages whose delivery claim expired, queued again by this replica.",
+            ["destination"],
+            namespace=ns,
+            registry=registry,
+        )
+
         # --- gRPC server (recorded by MetricsInterceptor) ----------------------------------
         self.grpc_requests = Counter(
             "grpc_server_requests",

@@ -22,7 +22,10 @@ clients, chain readers); `sizing` is what a message costs a delivery in bytes an
 Each source has its own thread for ingest, attestation and proving, and each destination its own
 delivery thread, so a slow chain (or a slow RPC of one) does not stall the others. Attestors and submitters are
 reached through the `relay.peers` Protocols; their gRPC clients live in `relay.rpc.clients`.
-`RelayService` is served like every role (`relay.rpc.server`), and with `metrics_listen` set the
+Several replicas may share one store (docs/adr/0007-replicas-leases-fencing.md, `replicas`): each
+registers under its `replica_id`, a source's ingest, attestation and proving run only in the replica
+holding its lease (the others follow its tree from the store), and every replica delivers what it
+claims. `RelayService` is served like every role (`relay.rpc.server`), and with `metrics_listen` set the
 same HTTP server as `/metrics` serves a status page (`/`, polling `/api/status`; see `relay.status`).
 """
 
@@ -53,6 +56,7 @@ from relay.relayer.config import (
 from relay.relayer.costs import RouteCost
 from relay.relayer.ingest import DeferredCursors, WatcherFactory
 from relay.relayer.readiness import compute_readiness
+from relay.relayer.replicas import ReplicaLeases
 from relay.relayer.service import (
     ChainStatus,
     Subscriber,
@@ -61,6 +65,7 @@ from relay.relayer.service import (
     compute_chain_statuses,
     retry_message,
 )
+from relay.relayer.source_pass import SourcePass
 from relay.relayer.state import DestinationState, SourceState
 from relay.relayer.tree import OriginTree
 from relay.relayer.wiring import (
@@ -91,8 +96,7 @@ __all__ = [
 
 log = logging.getLogger("relay.relayer")
 
-STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages without a waiting call are looked for
-STRANDED_GRACE_SECONDS = 30.0  # beyond the submitter timeout, before such a message is sent again
+STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages whose claim expired are looked for
 FOUND_DELIVERED_CHECK_SECONDS = 30.0  # how often PARKED / RETRYING messages are looked up on-chain
 ATTESTOR_POOL_SIZE = 16
 
@@ -154,6 +158,7 @@ class Relayer:
         self._http: Any = None
         self._pool: futures.ThreadPoolExecutor | None = None
         self._stages: Stages | None = None
+        self._replica: ReplicaLeases | None = None
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -170,6 +175,13 @@ class Relayer:
         if self._stages is None:
             raise RuntimeError("the relayer is not open")
         return self._stages
+
+    @property
+    def replica(self) -> ReplicaLeases:
+        """This replica's registration and source leases (after `open()`)."""
+        if self._replica is None:
+            raise RuntimeError("the relayer is not open")
+        return self._replica
 
     @property
     def grpc_server(self) -> GrpcServer | None:
@@ -208,6 +220,12 @@ class Relayer:
         if self._store is None:
             self._store = open_store(self.config.store, password=self.config.store_password())
         store = self._store
+        if self._replica is None:
+            replica = ReplicaLeases(
+                store, self.metrics, self.now, self.config.replica_id, self.config.lease_seconds
+            )
+            replica.register(self._stop.wait)
+            self._replica = replica
         store.add_listener(self.subscriptions.publish)
         self._pool = futures.ThreadPoolExecutor(
             max_workers=ATTESTOR_POOL_SIZE, thread_name_prefix="relayer-attestor"
@@ -243,7 +261,9 @@ class Relayer:
         )
         for source in self.sources.values():
             stages.committees.restore(source)
-        stages.outcomes.recover_submitted()
+        # A store only this process uses: every SUBMITTED message was ours. A shared one: only
+        # expired claims (the others are live replicas' deliveries).
+        stages.outcomes.recover_submitted(expired_only=store.shared)
         self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
         log.info(
             "relayer opened",
@@ -252,6 +272,7 @@ class Relayer:
                 "sources": sorted(self.sources),
                 "destinations": sorted(self.destinations),
                 "bls_backend": backend.name,
+                "replica": self.config.replica_id,
             },
         )
         return self
@@ -422,6 +443,9 @@ class Relayer:
                 attestor.close()
         for destination in self.destinations.values():
             destination.submitter.close()
+        if self._replica is not None:
+            self._replica.release(self.sources.values())
+            self._replica = None
         if self._store is not None:
             self._store.remove_listener(self.subscriptions.publish)
             if self._owns_store:
@@ -485,7 +509,7 @@ class Relayer:
                 stages.deliverer.deliver(destination, flush=False)
                 if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
                     checked_at = self._clock()
-                    stages.deliverer.requeue_stranded(destination, STRANDED_GRACE_SECONDS)
+                    stages.deliverer.requeue_stranded(destination)
                 if self._clock() - found_at >= FOUND_DELIVERED_CHECK_SECONDS:
                     found_at = self._clock()
                     self.find_delivered_on_chain(destination.domain)
@@ -510,15 +534,9 @@ class Relayer:
         return progressed
 
     def process_source(self, source: SourceState) -> bool:
-        """Ingest, attest and prove one source once; True if some message became VERIFIED."""
-        stages = self.stages
-        try:
-            stages.committees.follow(source)
-        except RelayError as error:
-            log.warning("committee sync failed", extra={"origin": source.domain, "error": str(error)})
-        stages.ingest.poll(source)
-        stages.attestations.collect(source)
-        return stages.prover.verify_attested(source)
+        """Ingest, attest and prove one source once, if this replica holds its lease (else follow
+        the holder's tree from the store); True if some message became VERIFIED."""
+        return SourcePass(self.stages, self.replica, self.factories.watcher, self._clock).run(source)
 
     def process_deliveries(self, *, flush: bool = False) -> None:
         """Deliver what is ready to every destination once."""
@@ -541,8 +559,9 @@ class Relayer:
             return []
 
     def requeue_stranded(self, domain: int) -> list[bytes]:
-        """Queue again the SUBMITTED messages of destination `domain` that no delivery call waits for."""
-        return self.stages.deliverer.requeue_stranded(self.destinations[domain], STRANDED_GRACE_SECONDS)
+        """Queue again the SUBMITTED messages of destination `domain` whose delivery claim expired
+        (no replica waits for their call any more)."""
+        return self.stages.deliverer.requeue_stranded(self.destinations[domain])
 
     # --- operator actions and status (the `relay.rpc.relay_service.RelayApi`) ---------------
 

@@ -27,12 +27,12 @@ from relay.errors import (
     TransientError,
     UnknownSigner,
 )
-from relay.lifecycle import MessageState, StaleState
+from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorClient, PartialSignature
 from relay.relayer.common import Clock, describe, retry_counter
 from relay.retry import ATTESTOR_READ
-from relay.store.base import SignatureRecord, Store
+from relay.store.base import Lease, SignatureRecord, Store
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Checkpoint, Committee
 
@@ -75,8 +75,9 @@ class AttestationCollector:
         self._verdicts: OrderedDict[tuple[bytes, int, bytes, bytes], str] = OrderedDict()
         self._verdicts_lock = threading.Lock()  # each source's thread records partials
 
-    def collect(self, source: SourceState) -> None:
-        """One attestation pass for `source` (or a quorum probe when nothing is FINAL)."""
+    def collect(self, source: SourceState, lease: Lease | None = None) -> None:
+        """One attestation pass for `source` (or a quorum probe when nothing is FINAL); the
+        attestation is written under the source `lease` when given (`LeaseLost` if it moved on)."""
         final = self._store.messages_in_state(MessageState.FINAL, origin=source.domain)
         if not final:
             self.probe_quorum(source)
@@ -109,7 +110,11 @@ class AttestationCollector:
             return
         ids = [r.id for r in final if r.message.nonce <= checkpoint.index]
         try:
-            checkpoint_id = self._store.attest_messages(checkpoint, certificate, ids, self._clock())
+            checkpoint_id = self._store.attest_messages(
+                checkpoint, certificate, ids, self._clock(), lease=lease
+            )
+        except LeaseLost:
+            raise  # another replica took the source over: the caller stops this pass
         except StaleState as error:
             log.info("attestation raced another writer; retried next pass", extra={"error": str(error)})
             return

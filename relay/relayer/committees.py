@@ -48,11 +48,11 @@ from relay.handover import (
     certificate_to_dict,
     verify_handover_certificate,
 )
-from relay.lifecycle import MessageState, StaleState
+from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.peers import HandoverSubmitter
 from relay.relayer.common import Clock, describe
-from relay.store.base import Store, Transition
+from relay.store.base import Lease, Store, Transition
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Committee
 
@@ -177,7 +177,7 @@ class CommitteeFollower:
         with self._lock:
             return self._submit_where_lagging(source)
 
-    def _submit_where_lagging(self, source: SourceState) -> list[HandoverSubmission]:
+    def _submit_where_lagging(self, source: SourceState, *, submit: bool = True) -> list[HandoverSubmission]:
         results = []
         for domain, reader in self._readers.items():
             destination = self._destinations.get(domain)
@@ -195,7 +195,7 @@ class CommitteeFollower:
             held_hashes[domain] = summary[1]
             transaction = b""
             error_text = ""
-            while epoch + 1 in source.handovers:
+            while submit and epoch + 1 in source.handovers:
                 submitter = destination.submitter if destination is not None else None
                 if not isinstance(submitter, HandoverSubmitter):
                     error_text = "no submitter that submits hand-overs for this destination"
@@ -241,21 +241,26 @@ class CommitteeFollower:
 
     # --- the source's pass ----------------------------------------------------------------------
 
-    def follow(self, source: SourceState) -> bool:
+    def follow(self, source: SourceState, *, lease: Lease | None = None, holding: bool = True) -> bool:
         """Sync `source`'s committee with its destinations if due; re-attest what an older epoch
         signed, and what a destination refused while it lagged and no longer lags. True if the
-        committee changed."""
+        committee changed.
+
+        Every replica follows the committees (in memory); only the one `holding` the source's lease
+        submits hand-overs where a gateway lags and re-attests, its writes under `lease`."""
         now = self._clock()
         if not source.committee_sync_due and now - source.last_committee_sync < self._sync_interval:
             return False
         source.committee_sync_due = False
         source.last_committee_sync = now
         with self._lock:
-            self.submit_where_lagging(source)
+            self._submit_where_lagging(source, submit=holding)
             changed = self._adopt(source)
+            if not holding:
+                return changed  # destinations that moved on are re-attested by the holder
             moved_on = self._moved_destinations.pop(source.domain, set())
         caught_up = {d for d in moved_on if source.destination_epochs.get(d) == source.committee.epoch}
-        moved = self.reattest(source, caught_up)
+        moved = self.reattest(source, caught_up, lease)
         if moved:
             self._wake_deliveries()
         return changed
@@ -380,7 +385,9 @@ class CommitteeFollower:
             found = committee
         return found
 
-    def reattest(self, source: SourceState, caught_up: Collection[int] = ()) -> list[bytes]:
+    def reattest(
+        self, source: SourceState, caught_up: Collection[int] = (), lease: Lease | None = None
+    ) -> list[bytes]:
         """Send back to FINAL every pending message of `source` attested under another epoch than
         the current one, and those PARKED by a `WrongEpoch` of a destination in `caught_up` (its
         gateway moved to the current epoch since: it refused them while it lagged)."""
@@ -413,7 +420,9 @@ class CommitteeFollower:
         moved = []
         for transition in transitions:
             try:
-                self._store.apply_transition(transition, self._clock())
+                self._store.apply_transition(transition, self._clock(), lease=lease)
+            except LeaseLost:
+                raise  # another replica took the source over: the caller stops this pass
             except StaleState:
                 continue  # moved meanwhile (delivered, submitted): its outcome decides
             moved.append(transition.id)

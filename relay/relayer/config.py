@@ -7,6 +7,9 @@ JSON file, then `RELAY_*` environment variables, then flags.
 
 from __future__ import annotations
 
+import math
+import re
+import socket
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -16,6 +19,15 @@ from relay.config import CommitteeConfig, GrpcRoleConfig, SecretRef, StrictModel
 from relay.relayer.policy import GasPolicyConfig
 from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
 from relay.store import is_postgres_dsn
+
+# A replica id names leases ("replica/<id>") and message claims: a host or pod name fits.
+REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def default_replica_id() -> str:
+    """The host name (a pod's name in Kubernetes), reduced to the characters a replica id allows."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).lstrip("._-")[:128]
+    return name or "relayer"
 
 
 class SourceConfig(StrictModel):
@@ -176,6 +188,19 @@ class RelayerConfig(GrpcRoleConfig):
     # Status page links: chain domain -> transaction URL template with `{tx}` for the 0x hash,
     # e.g. {1: "https://explorer.example/tx/{tx}"}. A chain without one shows the plain hash.
     explorers: dict[int, str] = Field(default_factory=dict)
+    # Replicas (docs/adr/0007-replicas-leases-fencing.md): this process's name among the relayers
+    # sharing the store ("": the host name), unique per live process; and how long a source lease
+    # or a delivery claim lasts unless renewed (source leases every pass, claims every third of it
+    # while a delivery call waits): a dead replica's work is taken over within about this long.
+    replica_id: str = ""
+    lease_seconds: float = 15.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_replica_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("replica_id"):
+            return {**data, "replica_id": default_replica_id()}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> RelayerConfig:
@@ -187,6 +212,20 @@ class RelayerConfig(GrpcRoleConfig):
             parse_dsn(self.store)  # refuses a password inline
         elif self.store_password_file is not None:
             raise ValueError("store_password_file is for a PostgreSQL store (store: postgresql://...)")
+        if not REPLICA_ID.fullmatch(self.replica_id):
+            raise ValueError(
+                f"replica_id must be 1..128 of A-Z a-z 0-9 . _ - (starting with a letter or digit), "
+                f"got {self.replica_id!r}"
+            )
+        if (
+            not math.isfinite(self.lease_seconds)
+            or self.lease_seconds <= 0
+            or self.lease_seconds < 2 * self.poll_interval
+        ):
+            raise ValueError(
+                f"lease_seconds must be finite, positive and at least twice poll_interval "
+                f"({2 * self.poll_interval} s), got {self.lease_seconds}"
+            )
         if self.operator_listen is not None and self.tls is None:
             raise ValueError("operator_listen needs tls: operator calls are served over mutual TLS only")
         domains = [s.chain.domain for s in self.sources]

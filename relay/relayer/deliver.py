@@ -10,16 +10,21 @@ the rest is cut into batches bounded by count (`max_batch`), calldata bytes (`ma
 and declared gas (`max_batch_gas`, and a fraction of the destination's block gas limit), each
 message carrying the gas limit the policy granted. Several
 batches of one destination go out at once (up to `MAX_BATCHES_IN_FLIGHT`), so the submitter gives
-them consecutive nonces and they can land in the same block. A batch is SUBMITTED before the call,
-and the ids of calls in progress are kept in an in-flight set, which tells a stranded SUBMITTED
-message (no call waits for it) from one still being delivered. Outcomes go to `Outcomes`.
+them consecutive nonces and they can land in the same block.
+
+Replicas share the work through claims (docs/adr/0007-replicas-leases-fencing.md): each batch is
+claimed (`Store.claim_messages`, owner = this replica's id, for `lease_seconds`) and only what was
+claimed is sent, from the claimed (fresh) records. The batch becomes SUBMITTED under each claim's
+fencing token before the call, the claims are renewed every third of `lease_seconds` while the call
+waits (a lost claim abandons the call: the replica that took it over decides), and outcomes are
+recorded under the same tokens (`Outcomes`). A SUBMITTED message whose claim expired (its replica
+died or stalled) is taken back by any replica's stranded check (`requeue_stranded`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
@@ -27,9 +32,9 @@ from typing import TYPE_CHECKING
 
 from relay.chains import DeliveryItem
 from relay.errors import InvalidProof, RelayError
-from relay.lifecycle import MessageState, StaleState
+from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.metrics import RelayMetrics
-from relay.peers import DeliveryReport
+from relay.peers import DeliveryReport, PendingDelivery
 from relay.relayer.common import Clock, describe
 from relay.relayer.config import BatchingConfig
 from relay.relayer.costs import RouteCosts
@@ -97,6 +102,8 @@ class Deliverer:
         policy: GasPolicy | None = None,
         metrics: RelayMetrics | None = None,
         costs: RouteCosts | None = None,
+        owner: str = "relayer",
+        lease_seconds: float = 15.0,
     ) -> None:
         self._policy = policy or GasPolicy(GasPolicyConfig(mode="allow_all"), {}, {}, clock)
         self._metrics = metrics
@@ -111,13 +118,8 @@ class Deliverer:
         self._sources = sources
         self._outcomes = outcomes
         self._stopping = stopping
-        self._in_flight: set[bytes] = set()
-        self._in_flight_lock = threading.Lock()
-
-    def in_flight(self) -> frozenset[bytes]:
-        """Ids whose delivery call is in progress now."""
-        with self._in_flight_lock:
-            return frozenset(self._in_flight)
+        self._owner = owner  # this replica's id: the owner of its claims
+        self._lease_seconds = lease_seconds
 
     def probe(self, destination: DestinationState, timeout: float) -> None:
         """Ask the submitter for its status when it has not answered for a while (for /readyz)."""
@@ -126,11 +128,10 @@ class Deliverer:
         if destination.submitter.probe(timeout):
             destination.answered_at = self._clock()
 
-    def requeue_stranded(self, destination: DestinationState, grace: float) -> list[bytes]:
-        """Queue again the SUBMITTED messages of `destination` that no call waits for, once the
-        submitter's timeout plus `grace` has surely passed since they were sent."""
-        older_than = self._clock() - (self._submitter_timeout + grace)
-        return self._outcomes.requeue_stranded(destination.domain, self.in_flight(), older_than)
+    def requeue_stranded(self, destination: DestinationState) -> list[bytes]:
+        """Queue again the SUBMITTED messages of `destination` whose claim expired: no replica
+        waits for their call any more (a waiting one renews its claims)."""
+        return self._outcomes.requeue_expired(destination.domain)
 
     def deliver(self, destination: DestinationState, *, flush: bool) -> None:
         """One delivery pass for `destination`; `flush` sends partial batches without waiting
@@ -336,56 +337,121 @@ class Deliverer:
         records: Sequence[MessageRecord],
         decisions: Mapping[bytes, Decision] | None = None,
     ) -> None:
-        """Mark `records` SUBMITTED under `certified` (re-proving those of older checkpoints) and
-        send, each with the gas limit of its policy decision (the default without one)."""
+        """Claim `records`, mark what was claimed SUBMITTED under `certified` (re-proving those of
+        older checkpoints) and send, each with the gas limit of its policy decision (the default
+        without one). What another replica holds is left to it."""
         decisions = decisions or {}
-        checkpoint = certified.checkpoint
+        now = self._clock()
+        claimed = self._store.claim_messages([r.id for r in records], self._owner, now, self._lease_seconds)
+        if len(claimed) < len(records):
+            log.debug(
+                "some messages of the batch are claimed by another replica",
+                extra={"destination": destination.domain, "claimed": len(claimed), "batch": len(records)},
+            )
+        if not claimed:
+            return
         items: list[DeliveryItem] = []
-        submitted: list[MessageRecord] = []
         transitions: list[Transition] = []
-        for record in records:
-            branch = tuple(record.branch)
-            if record.checkpoint_id != certified.checkpoint_id:
-                # A newer verified checkpoint covers it too: prove it under that root instead.
-                try:
-                    branch = tuple(source.tree.branch(record.message.nonce, checkpoint.index + 1))
-                    verify_branch(record.id, branch, record.message.nonce, checkpoint.root)
-                except InvalidProof as error:
-                    log.error(
-                        "message does not prove under the batch checkpoint; sent alone later",
-                        extra={"message_id": record.id, "error": describe(error)},
-                    )
-                    continue
+        rebuilt = False
+        for record in claimed:  # fresh: as they are now, with this claim's fencing token
+            branch, rebuilt = self._prove_for_batch(source, certified, record, now, rebuilt)
+            if branch is None:
+                continue
             decision = decisions.get(record.id)
             items.append(
                 DeliveryItem(record.message, branch, decision.gas_limit)
                 if decision is not None
                 else DeliveryItem(record.message, branch)
             )
-            submitted.append(record)
             transitions.append(
                 Transition(
                     record.id,
                     record.state,
                     S.SUBMITTED,
                     {"checkpoint_id": certified.checkpoint_id, "branch": branch},
+                    fence=record.fence,
                 )
             )
-        if not items:
+        applied = self._mark_submitted(transitions, now)
+        self._release([r for r in claimed if r.id not in applied])  # claimed, not sent: free again
+        submitted = [r for r in claimed if r.id in applied]
+        if not submitted:
             return
+        sent = [item for item, t in zip(items, transitions, strict=True) if t.id in applied]
+        self._send(destination, source, certified, submitted, sent, decisions)
+
+    def _prove_for_batch(
+        self,
+        source: SourceState,
+        certified: CertifiedCheckpoint,
+        record: MessageRecord,
+        now: float,
+        rebuilt: bool,
+    ) -> tuple[tuple[bytes, ...] | None, bool]:
+        """(the branch `record` is sent with under `certified`, or None to leave it out; whether
+        the tree was rebuilt). A message not due any more (another replica just failed it), or
+        that does not prove under the batch's checkpoint, is left out."""
+        if record.state is S.RETRYING and record.next_attempt_at > now:
+            return None, rebuilt
+        checkpoint = certified.checkpoint
+        if record.checkpoint_id == certified.checkpoint_id:
+            return tuple(record.branch), rebuilt
+        # A newer verified checkpoint covers it too: prove it under that root instead.
+        while True:
+            try:
+                branch = tuple(source.tree.branch(record.message.nonce, checkpoint.index + 1))
+                verify_branch(record.id, branch, record.message.nonce, checkpoint.root)
+                return branch, rebuilt
+            except InvalidProof as error:
+                if not rebuilt and source.lease is None:
+                    # Another replica grows this origin's tree: sync it from the store, once.
+                    source.tree.rebuild()
+                    rebuilt = True
+                    continue
+                log.error(
+                    "message does not prove under the batch checkpoint; sent alone later",
+                    extra={"message_id": record.id, "error": describe(error)},
+                )
+                return None, rebuilt
+
+    def _mark_submitted(self, transitions: Sequence[Transition], now: float) -> set[bytes]:
+        """Apply the fenced VERIFIED/RETRYING -> SUBMITTED `transitions`; the ids that moved.
+
+        All at once when nothing changed meanwhile; else one by one, so a message another
+        replica took over (or another writer moved) does not hold back the rest of the batch."""
+        if not transitions:
+            return set()
         try:
-            self._store.apply_transitions(transitions, self._clock())
+            self._store.apply_transitions(transitions, now)
+            return {t.id for t in transitions}
         except StaleState as error:
-            log.info("delivery raced another writer; retried next pass", extra={"error": str(error)})
-            return
-        ids = {record.id for record in submitted}
-        with self._in_flight_lock:
-            self._in_flight |= ids
-        try:
-            self._send(destination, source, certified, submitted, items, decisions)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= ids
+            log.info(
+                "delivery raced another writer; the batch is marked one by one", extra={"error": str(error)}
+            )
+        applied: set[bytes] = set()
+        for transition in transitions:
+            try:
+                self._store.apply_transition(transition, now)
+            except LeaseLost as error:
+                self._count_fenced("deliver")
+                log.warning(
+                    "delivery claim lost before sending: another replica took the message over",
+                    extra={"message_id": transition.id, "error": str(error)},
+                )
+                continue
+            except StaleState:
+                continue  # moved meanwhile; whoever moved it decides
+            applied.add(transition.id)
+        return applied
+
+    def _release(self, records: Sequence[MessageRecord]) -> None:
+        """End this replica's claims on `records` (claimed but not sent): free for any replica."""
+        if records:
+            self._store.release_claims({r.id: r.fence for r in records}, self._owner)
+
+    def _count_fenced(self, stage: str) -> None:
+        if self._metrics is not None:
+            self._metrics.fenced_writes.labels(stage).inc()
 
     def _send(
         self,
@@ -403,21 +469,51 @@ class Deliverer:
             checkpoint, certified.certificate, items, self._submitter_timeout
         )
         try:
-            while (report := call.wait(WAIT_SLICE_SECONDS)) is None:
-                if self._stopping():
-                    # Shutting down: leave the batch SUBMITTED; the next start asks again, and the
-                    # submitter skips whatever this call delivered.
-                    call.cancel()
-                    log.info("delivery abandoned for shutdown", extra={**fields, "messages": len(items)})
-                    return
+            report = self._wait(call, submitted, fields)
         except RelayError as error:
             self._outcomes.fail(submitted, error, fields)
+            return
+        if report is None:
             return
         destination.answered_at = self._clock()
         self._account(submitted, report, decisions)
         self._outcomes.apply_report(
             destination.domain, destination.submitter.address, certified, submitted, report, fields
         )
+
+    def _wait(
+        self, call: PendingDelivery, submitted: Sequence[MessageRecord], fields: Mapping[str, object]
+    ) -> DeliveryReport | None:
+        """The call's report, renewing the batch's claims every third of `lease_seconds` meanwhile.
+
+        None when the call was abandoned: for shutdown (the claims are released, so another
+        replica or the next start takes the batch over at once), or because a claim was lost
+        (another replica took the messages over after it expired: it decides; nothing is
+        recorded here)."""
+        fences = {r.id: r.fence for r in submitted}
+        renew_every = self._lease_seconds / 3
+        renewed_at = self._clock()
+        while (report := call.wait(WAIT_SLICE_SECONDS)) is None:
+            if self._stopping():
+                # Shutting down: leave the batch SUBMITTED, unclaimed; whoever takes it asks again,
+                # and the submitter skips whatever this call delivered.
+                call.cancel()
+                self._store.release_claims(fences, self._owner)
+                log.info("delivery abandoned for shutdown", extra={**fields, "messages": len(submitted)})
+                return None
+            if self._clock() - renewed_at < renew_every:
+                continue
+            renewed_at = self._clock()
+            held = self._store.renew_claims(fences, self._owner, renewed_at, self._lease_seconds)
+            if len(held) < len(fences):
+                call.cancel()
+                self._store.release_claims({i: f for i, f in fences.items() if i in held}, self._owner)
+                log.warning(
+                    "delivery claim lost while the call waited: another replica took the messages over",
+                    extra={**fields, "messages": len(fences), "lost": len(fences) - len(held)},
+                )
+                return None
+        return report
 
     def _account(
         self, submitted: Sequence[MessageRecord], report: DeliveryReport, decisions: Mapping[bytes, Decision]

@@ -20,7 +20,7 @@ from relay.lifecycle import MessageState
 from relay.metrics import RelayMetrics
 from relay.relayer.common import Clock, describe, retry_counter
 from relay.retry import WATCHER_POLL
-from relay.store.base import CONFIRMED_STATES, Store
+from relay.store.base import CONFIRMED_STATES, Lease, Store
 
 if TYPE_CHECKING:
     from relay.relayer.state import SourceState
@@ -54,12 +54,13 @@ class DeferredCursors:
         with self._lock:
             self._pending[domain] = cursor
 
-    def flush(self) -> None:
-        """Persist the held-back cursors."""
+    def flush(self, lease: Lease | None = None) -> None:
+        """Persist the held-back cursors (under the source `lease` when given: `LeaseLost` if it
+        moved on, and the cursors are dropped)."""
         with self._lock:
             pending, self._pending = self._pending, {}
         for domain, cursor in pending.items():
-            self._store.save_cursor(domain, cursor)
+            self._store.save_cursor(domain, cursor, lease=lease)
 
     def discard(self) -> None:
         """Forget held-back cursors (their messages were not stored)."""
@@ -78,11 +79,15 @@ class Ingest:
         self._clock = clock
         self._watcher_factory = watcher_factory
 
-    def poll(self, source: SourceState) -> None:
-        """Poll `source`'s watcher once and store the update; failures are logged and retried next pass."""
+    def poll(self, source: SourceState, lease: Lease | None = None) -> None:
+        """Poll `source`'s watcher once and store the update; failures are logged and retried next pass.
+
+        With `lease` (the replica's "source/<domain>"), every write is made under it: `LeaseLost`
+        (raised, nothing of the update stored) once another replica took the source over.
+        """
         fields = {"chain": source.name, "origin": source.domain}
         if source.repair_requested:
-            self.repair(source)
+            self.repair(source, lease)
         try:
             update = WATCHER_POLL.call(
                 source.watcher.poll, on_retry=retry_counter(self._metrics, WATCHER_POLL.name)
@@ -104,15 +109,20 @@ class Ingest:
             return
         now = self._clock()
         try:
-            self.apply_update(source, update, now)
+            self.apply_update(source, update, now, lease)
         except Exception:
             # What the watcher reported is not stored: start it again from the stored cursor.
             source.cursors.discard()
             source.watcher = self._watcher_factory(source.config.chain, source.cursors)
             raise
-        source.cursors.flush()
-        if update.cursor is not None and source.cursors.load_cursor(source.domain) != update.cursor:
-            self._store.save_cursor(source.domain, update.cursor)
+        try:
+            source.cursors.flush(lease)
+            if update.cursor is not None and source.cursors.load_cursor(source.domain) != update.cursor:
+                self._store.save_cursor(source.domain, update.cursor, lease=lease)
+        except Exception:
+            source.cursors.discard()
+            source.watcher = self._watcher_factory(source.config.chain, source.cursors)
+            raise
         source.head = max(source.head, update.head_block)
         source.finalized = max(source.finalized, update.finalized_block)
         source.last_poll_at = now
@@ -121,7 +131,7 @@ class Ingest:
         source.behind_since = (source.behind_since or now) if behind else 0.0
         self._metrics.set_chain_progress(source.name, source.head, source.finalized, position)
 
-    def repair(self, source: SourceState) -> None:
+    def repair(self, source: SourceState, lease: Lease | None = None) -> None:
         """Re-read `source` from its last confirmed leaf, dropping what no proof has used yet.
 
         Called when a genuine committee checkpoint disagreed with the relayer's tree: some
@@ -137,9 +147,9 @@ class Ingest:
             record = self._store.get(held) if held is not None else None
             block = record.source_block if record is not None else block
         from_nonce = 0 if confirmed is None else confirmed + 1
-        dropped = self._store.drop_unconfirmed(source.domain, from_nonce)
+        dropped = self._store.drop_unconfirmed(source.domain, from_nonce, lease=lease)
         source.cursors.discard()
-        self._store.save_cursor(source.domain, Cursor(max(block - 1, -1), b""))
+        self._store.save_cursor(source.domain, Cursor(max(block - 1, -1), b""), lease=lease)
         source.watcher = self._watcher_factory(source.config.chain, source.cursors)
         source.tree.rebuild()
         source.repair_requested = False
@@ -154,11 +164,13 @@ class Ingest:
             },
         )
 
-    def apply_update(self, source: SourceState, update: WatchUpdate, now: float) -> None:
+    def apply_update(
+        self, source: SourceState, update: WatchUpdate, now: float, lease: Lease | None = None
+    ) -> None:
         """Store one watcher report: orphans, new observations (conflicts settled), then finality."""
         fields = {"chain": source.name, "origin": source.domain}
         if update.orphaned_ids:
-            removed, refused = self._store.remove_orphans(update.orphaned_ids)
+            removed, refused = self._store.remove_orphans(update.orphaned_ids, lease=lease)
             for message_id in removed:
                 log.warning("message orphaned by a reorg", extra={**fields, "message_id": message_id})
             for message_id in refused:
@@ -177,11 +189,13 @@ class Ingest:
                 )
                 continue
             observed.append(item)
-        new, conflicts = self._store.insert_observed(observed, now)
+        new, conflicts = self._store.insert_observed(observed, now, lease=lease)
         if conflicts:
-            replacements = self.settle_conflicts(source, [o for o in observed if o.id in set(conflicts)])
+            replacements = self.settle_conflicts(
+                source, [o for o in observed if o.id in set(conflicts)], lease
+            )
             if replacements:
-                more, conflicts = self._store.insert_observed(replacements, now)
+                more, conflicts = self._store.insert_observed(replacements, now, lease=lease)
                 new += more
                 source.tree.rebuild()
         for message_id in conflicts:
@@ -189,7 +203,7 @@ class Ingest:
                 "conflicting observation: another message holds this nonce (alert)",
                 extra={**fields, "message_id": message_id},
             )
-        final = self._store.mark_final(source.domain, update.finalized_block, now)
+        final = self._store.mark_final(source.domain, update.finalized_block, now, lease=lease)
         if new:
             source.tree.extend()
         malformed = {o.id: o.malformed_reason for o in observed if o.is_malformed}
@@ -205,7 +219,7 @@ class Ingest:
             log.info("message final", extra={**fields, "message_id": message_id})
 
     def settle_conflicts(
-        self, source: SourceState, challengers: list[ObservedMessage]
+        self, source: SourceState, challengers: list[ObservedMessage], lease: Lease | None = None
     ) -> list[ObservedMessage]:
         """Drop stored messages orphaned while nobody watched; return the observations replacing them.
 
@@ -230,7 +244,7 @@ class Ingest:
                 orphans.append(record.id)
                 replacements.append(challenger)
         if orphans:
-            removed, _refused = self._store.remove_orphans(orphans)
+            removed, _refused = self._store.remove_orphans(orphans, lease=lease)
             for message_id in removed:
                 log.warning(
                     "message orphaned by a reorg while the relayer was down",

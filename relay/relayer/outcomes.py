@@ -6,8 +6,14 @@ deliverable, an operator can retry), REJECTED (the destination gateway refused t
 after `paused_recheck` seconds), or, for
 a transient failure or a missing outcome, RETRYING under the persisted backoff schedule, for as
 long as the configured retry window (days): an outage never parks a message. Also the recovery paths for SUBMITTED messages whose outcome can no longer
-arrive: after a restart (`recover_submitted`) and when no call waits for them
-(`requeue_stranded`); the submitter skips ids already delivered, so nothing runs twice.
+arrive: after a restart (`recover_submitted`) and when their delivery claim expired, no replica
+renewing it (`requeue_expired`); the submitter skips ids already delivered, so nothing runs twice.
+
+Every transition out of SUBMITTED carries the fencing token of the claim the message was sent
+under (`MessageRecord.fence`): if another replica took the message over meanwhile (the claim
+expired and was requeued), the store refuses it with `LeaseLost`, counted in
+`relay_fenced_writes_total{stage="outcomes"}` and logged; the other messages of the batch are
+still recorded (one by one), and the new holder's outcome stands.
 
 With a `DeliveryReader` for the destination (its `chain:` section configured), a submitter's
 DELIVERED / ALREADY_DELIVERED is confirmed on the chain before the transition: a message the chain
@@ -19,12 +25,12 @@ messages that the chain shows delivered (by anyone) to DELIVERED.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relay.chains import DeliveryReader
 from relay.errors import AttemptsExhausted, DeliveryNotConfirmed, RelayError, RpcUnavailable, TransientError
-from relay.lifecycle import MessageState, StaleState
+from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.peers import DeliveryOutcome, DeliveryReport
 from relay.relayer.common import Clock, describe
@@ -67,6 +73,39 @@ class Outcomes:
         self._readers: Mapping[int, DeliveryReader] = readers or {}
         self._found_tokens: dict[int, str] = {}  # per destination: where the next pass looks
 
+    def _apply_fenced(self, transitions: Sequence[Transition], now: float) -> list[Transition]:
+        """Apply the fenced transitions out of SUBMITTED; return those applied.
+
+        One transaction when every claim still holds; else one by one: a message another replica
+        took over is refused alone (`LeaseLost`: counted, logged, never raised), the rest recorded.
+        """
+        if not transitions:
+            return []
+        try:
+            self._store.apply_transitions(transitions, now)
+            return list(transitions)
+        except StaleState:
+            pass
+        applied = []
+        for transition in transitions:
+            try:
+                self._store.apply_transition(transition, now)
+            except LeaseLost as error:
+                self._metrics.fenced_writes.labels("outcomes").inc()
+                log.warning(
+                    "late outcome fenced: another replica took the delivery over",
+                    extra={"message_id": transition.id, "outcome": transition.new.value, "error": str(error)},
+                )
+                continue
+            except StaleState as error:
+                log.info(
+                    "outcome raced another writer; its state stands",
+                    extra={"message_id": transition.id, "error": str(error)},
+                )
+                continue
+            applied.append(transition)
+        return applied
+
     def apply_report(
         self,
         destination: int,
@@ -100,12 +139,15 @@ class Outcomes:
             reason = result.reason if result is not None else ""
             if record.id in unconfirmed:
                 continue
+            fence = record.fence
             if outcome is DeliveryOutcome.DELIVERED:
                 transitions.append(
-                    Transition(record.id, S.SUBMITTED, S.DELIVERED, {"destination_transaction": transaction})
+                    Transition(
+                        record.id, S.SUBMITTED, S.DELIVERED, {"destination_transaction": transaction}, fence
+                    )
                 )
             elif outcome is DeliveryOutcome.ALREADY_DELIVERED:
-                transitions.append(Transition(record.id, S.SUBMITTED, S.DELIVERED, {}))
+                transitions.append(Transition(record.id, S.SUBMITTED, S.DELIVERED, {}, fence))
             elif outcome is DeliveryOutcome.RECIPIENT_REVERTED:
                 transitions.append(
                     Transition(
@@ -117,6 +159,7 @@ class Outcomes:
                             "error_reason": "RecipientReverted",
                             "destination_transaction": transaction,
                         },
+                        fence,
                     )
                 )
             elif outcome is DeliveryOutcome.PAUSED:
@@ -132,6 +175,7 @@ class Outcomes:
                             "last_error": f"DeliveryPaused: {reason or 'delivery from this origin is paused'}",
                             "error_reason": "DeliveryPaused",
                         },
+                        fence,
                     )
                 )
             elif outcome is DeliveryOutcome.REJECTED:
@@ -147,12 +191,12 @@ class Outcomes:
                             "last_error": f"GatewayRejected: {reason or 'the destination gateway rejected the proof'}",
                             "error_reason": "GatewayRejected",
                         },
+                        fence,
                     )
                 )
             else:
                 failed.append(record)
-        self._store.apply_transitions(transitions, now)
-        for transition in transitions:
+        for transition in self._apply_fenced(transitions, now):
             extra = {**fields, "message_id": transition.id, "transaction": transaction}
             if transition.new is S.DELIVERED:
                 self._gauges.observe_delivery(transition.id)
@@ -286,6 +330,7 @@ class Outcomes:
                             "last_error": describe(error),
                             "error_reason": error.reason,
                         },
+                        record.fence,
                     )
                 )
             else:
@@ -309,10 +354,10 @@ class Outcomes:
                             "last_error": describe(final_error),
                             "error_reason": final_error.reason,
                         },
+                        record.fence,
                     )
                 )
-        self._store.apply_transitions(transitions, now)
-        for transition in transitions:
+        for transition in self._apply_fenced(transitions, now):
             if transition.new is S.RETRYING:
                 self._metrics.retries.labels("delivery").inc()
             log.warning(
@@ -347,69 +392,41 @@ class Outcomes:
             )
         return released
 
-    def recover_submitted(self) -> int:
+    def recover_submitted(self, *, expired_only: bool) -> int:
         """Deliveries in flight when the relayer stopped: ask again (the submitter skips delivered ids).
 
-        Returns how many messages were queued again.
-        """
-        now = self._clock()
+        On a store only this process uses, every SUBMITTED message (`expired_only` False); on a
+        shared one, only those whose claim expired: the others are live replicas' work. Returns
+        how many messages were queued again."""
         recovered = 0
         while True:
-            records = self._store.messages_in_state(S.SUBMITTED, limit=1000)
-            if not records:
+            ids = self._store.requeue_submitted(self._clock(), expired_only=expired_only)
+            if not ids:
                 return recovered
-            self._store.apply_transitions(
-                [
-                    Transition(
-                        r.id,
-                        S.SUBMITTED,
-                        S.RETRYING,
-                        {
-                            "next_attempt_at": now,
-                            "last_error": "relayer restarted while the delivery was in flight",
-                            "error_reason": "Interrupted",
-                        },
-                    )
-                    for r in records
-                ],
-                now,
-            )
-            recovered += len(records)
-            log.info("interrupted deliveries queued again", extra={"messages": len(records)})
+            recovered += len(ids)
+            self._count_requeued(ids)
+            log.info("interrupted deliveries queued again", extra={"messages": len(ids)})
 
-    def requeue_stranded(
-        self, destination: int, in_flight: Collection[bytes], older_than: float
-    ) -> list[bytes]:
-        """SUBMITTED messages of `destination` no call waits for (not in `in_flight`), last updated
-        before `older_than`: queue them again. Returns their ids."""
-        now = self._clock()
-        stranded = [
-            r
-            for r in self._store.messages_in_state(S.SUBMITTED, destination=destination)
-            if r.id not in in_flight and r.updated_at < older_than
-        ]
-        if not stranded:
-            return []
-        try:
-            self._store.apply_transitions(
-                [
-                    Transition(
-                        r.id,
-                        S.SUBMITTED,
-                        S.RETRYING,
-                        {
-                            "next_attempt_at": now,
-                            "last_error": "no delivery outcome arrived; sent again",
-                            "error_reason": "Stranded",
-                        },
-                    )
-                    for r in stranded
-                ],
-                now,
+    def requeue_expired(self, destination: int) -> list[bytes]:
+        """SUBMITTED messages of `destination` whose delivery claim expired (no replica waits for
+        their call: it died, stalled past its lease, or gave the call up): queue them again, each
+        with a new fencing token, so the replica that sent them can no longer record an outcome.
+        Returns their ids."""
+        ids = self._store.requeue_submitted(self._clock(), expired_only=True, destination=destination)
+        if ids:
+            self._metrics.claims_requeued.labels(str(destination)).inc(len(ids))
+            log.warning(
+                "deliveries whose claim expired queued again",
+                extra={"destination": destination, "messages": len(ids)},
             )
-        except StaleState:
-            return []  # an outcome landed meanwhile; the next check looks again
-        log.warning(
-            "stranded deliveries queued again", extra={"destination": destination, "messages": len(stranded)}
-        )
-        return [r.id for r in stranded]
+        return ids
+
+    def _count_requeued(self, ids: Sequence[bytes]) -> None:
+        destinations: dict[int, int] = {}
+        for message_id in ids:
+            record = self._store.get(message_id)
+            if record is not None:
+                destination = record.message.destination
+                destinations[destination] = destinations.get(destination, 0) + 1
+        for destination, count in destinations.items():
+            self._metrics.claims_requeued.labels(str(destination)).inc(count)

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from relay.errors import InvalidMerkleProof, InvalidProof, MalformedMessage, RelayError
-from relay.lifecycle import MessageState, StaleState
+from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.relayer.common import Clock, describe
-from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
+from relay.store.base import CertifiedCheckpoint, Lease, MessageRecord, Store, Transition
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import verify_checkpoint
 from relay.verify.merkle import verify_branch
@@ -43,8 +43,10 @@ class Prover:
         self._clock = clock
         self._backend = backend
 
-    def verify_attested(self, source: SourceState) -> bool:
-        """Verify every ATTESTED message of `source`; True if some message became VERIFIED."""
+    def verify_attested(self, source: SourceState, lease: Lease | None = None) -> bool:
+        """Verify every ATTESTED message of `source`; True if some message became VERIFIED.
+
+        Verdicts are written under the source `lease` when given (`LeaseLost` if it moved on)."""
         attested = self._store.messages_in_state(S.ATTESTED, origin=source.domain)
         by_checkpoint: dict[int, list[MessageRecord]] = defaultdict(list)
         for record in attested:
@@ -54,7 +56,9 @@ class Prover:
             certified = self._store.get_certificate(checkpoint_id) if checkpoint_id else None
             transitions = self.compute_transitions(source, certified, records)
             try:
-                self._store.apply_transitions(transitions, self._clock())
+                self._store.apply_transitions(transitions, self._clock(), lease=lease)
+            except LeaseLost:
+                raise  # another replica took the source over: the caller stops this pass
             except StaleState as error:
                 log.info("verification raced another writer; retried next pass", extra={"error": str(error)})
                 continue

@@ -16,6 +16,7 @@ from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.config import DestinationConfig, SourceConfig
 from relay.relayer.ingest import DeferredCursors
 from relay.relayer.tree import OriginTree
+from relay.store.base import Lease
 from relay.verify.committee import Committee
 
 
@@ -44,6 +45,11 @@ class SourceState:
     destination_epochs: dict[int, int] = field(default_factory=dict)  # each gateway's epoch, last read
     committee_sync_due: bool = True
     last_committee_sync: float = float("-inf")
+    # The "source/<domain>" lease while this replica holds it (None: another replica watches the
+    # origin); `stale`: the watcher and tree may lag the store (a pass ran without the lease), so
+    # they are rebuilt from the stored cursor and messages before the next pass holding it.
+    lease: Lease | None = None
+    stale: bool = False
 
     def __post_init__(self) -> None:
         self.committees.setdefault(self.committee.epoch, self.committee)

@@ -176,4 +176,6 @@ class Stages:
             policy=self.policy,
             metrics=metrics,
             costs=RouteCosts(metrics),
+            owner=config.replica_id,
+            lease_seconds=config.lease_seconds,
         )

@@ -1,8 +1,12 @@
 """The status page's data: one JSON-ready snapshot of a running relayer.
 
 `build_status(relayer)` reads only what the relayer already exposes (its config, `chain_statuses()`,
-`route_costs()` and its store), so the page costs three cheap queries per refresh: the counts by state and one
-page of the newest messages. Nothing here changes state. `/api/status` serves it as JSON; the
+`route_costs()` and its store), so the page costs four cheap queries per refresh: the counts by state, one
+page of the newest messages and the leases. Nothing here changes state.
+
+Replicas (docs/adr/0007): `replica` names this relayer and the source leases it holds (the origins it
+watches, attests and proves); `leases` lists every lease in the store with its holder's replica id
+(the process part of a registration's owner is not shown), so any replica's page shows who does what. `/api/status` serves it as JSON; the
 page (`page.html`) renders it.
 
 Transaction links come from the relayer's `explorers` config: domain -> URL template with a
@@ -101,9 +105,22 @@ def build_status(relayer: Relayer, *, recent: int = DEFAULT_RECENT_MESSAGES) -> 
 
     page = relayer.store.list_messages(MessageFilter(), max(1, recent))
     messages = [_message_status(record, now, names, explorers) for record in page.records]
+    held = sorted(lease.name for source in relayer.sources.values() if (lease := source.lease) is not None)
+    leases = [
+        {
+            "name": lease.name,
+            "holder": lease.owner.split(":", 1)[0],
+            "fence": lease.fence,
+            "expires_in": round(lease.expires_at - now, 1),
+            "live": lease.expires_at > now,
+        }
+        for lease in relayer.store.leases()
+    ]
     return {
         "generated_at": now,
         "relay_service": relayer.address,
+        "replica": {"id": config.replica_id, "holds": held},
+        "leases": leases,
         "lag_threshold_blocks": lag_threshold,
         "totals": totals,
         "counts": counts,

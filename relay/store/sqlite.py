@@ -61,9 +61,15 @@ _PENDING_STATES = tuple(s.value for s in MessageState if s.is_pending)
 
 
 class SqliteStore(Store):
-    """`Store` on one SQLite file (WAL). Safe to share between threads."""
+    """`Store` on one SQLite file (WAL). Safe to share between threads.
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    `shared=True` declares that several relayer processes use the file at once (replicas on one
+    host, tests of replicas): restart recovery then takes over only expired delivery claims. WAL
+    and `BEGIN IMMEDIATE` serialise their writes.
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, shared: bool = False) -> None:
+        self.shared = shared
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -925,9 +925,7 @@ def test_the_command_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
 
 def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: World) -> None:
     """SUBMITTED with no call waiting (a failure between the write and the outcome) must not wait
-    for a restart: after the submitter timeout plus a grace period it is queued again, once."""
-    from relay import relayer as relayer_module
-
+    for a restart: once its delivery claim expired (nobody renews it) it is queued again, once."""
     messages = [world.chain.dispatch(f"stranded {n}".encode()) for n in range(2)]
     now = [time.time()]
     relayer = Relayer(
@@ -938,13 +936,18 @@ def test_a_stranded_submitted_message_is_sent_again_without_a_restart(world: Wor
     try:
         relayer.process_sources()
         assert states(relayer) == {S.VERIFIED: 2}
-        relayer.store.apply_transitions([Transition(m.id, S.VERIFIED, S.SUBMITTED) for m in messages], now[0])
+        lease = relayer.config.lease_seconds
+        claims = relayer.store.claim_messages([m.id for m in messages], "crashed", now[0], lease)
+        relayer.store.apply_transitions(
+            [Transition(r.id, S.VERIFIED, S.SUBMITTED, fence=r.fence) for r in claims], now[0]
+        )
+        now[0] += lease / 2
+        # messages[0]'s call still waits (its replica renews the claim): only messages[1] is stranded.
+        relayer.store.renew_claims({claims[0].id: claims[0].fence}, "crashed", now[0], lease)
         assert relayer.requeue_stranded(DESTINATION) == []  # too recent: a call may still be waiting
-        now[0] += relayer.config.submitter_timeout + relayer_module.STRANDED_GRACE_SECONDS + 1
-        cutoff = now[0] - relayer.config.submitter_timeout - relayer_module.STRANDED_GRACE_SECONDS
-        # messages[0] still has a call waiting: only messages[1] is stranded.
-        outcomes = relayer.stages.outcomes
-        assert outcomes.requeue_stranded(DESTINATION, {messages[0].id}, older_than=cutoff) == [messages[1].id]
+        now[0] += lease / 2
+        assert relayer.requeue_stranded(DESTINATION) == [messages[1].id]
+        now[0] += lease / 2
         assert relayer.requeue_stranded(DESTINATION) == [messages[0].id]
         assert states(relayer) == {S.RETRYING: 2}
         relayer.process_deliveries(flush=True)

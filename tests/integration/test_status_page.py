@@ -306,6 +306,16 @@ def test_api_status_reports_chains_counts_and_recent_messages(
     observed = messages["0x" + scene.observed.id.hex()]
     assert observed["state"] == "OBSERVED" and observed["destination_tx"] is None
 
+    # Replicas: this relayer's id and the source leases it holds; every lease's holder, by replica id.
+    replica = body["replica"]
+    assert replica["id"] == scene.relayer.config.replica_id
+    assert f"source/{ORIGIN}" in replica["holds"]
+    leases = {lease["name"]: lease for lease in body["leases"]}
+    assert leases[f"source/{ORIGIN}"]["holder"] == replica["id"] and leases[f"source/{ORIGIN}"]["live"]
+    registration = leases[f"replica/{replica['id']}"]
+    assert registration["holder"] == replica["id"]  # the owner's process token is not shown
+    assert registration["fence"] >= 1 and registration["expires_in"] > 0
+
     setup_logs = [record.getMessage() for record in caplog.get_records("setup")]
     assert f"status page: {scene.base_url}/" in setup_logs
     assert scene.relayer.status_url == scene.base_url + "/"
@@ -331,6 +341,17 @@ def test_status_page_renders_in_headless_chromium(scene: Scene, chromium: Path, 
     assert "0 blocks" in chains["alpha"].text and "lagging" not in chains["alpha"].classes()
     assert f"{LAGGING_FINALIZED - LAGGING_CURSOR} blocks" in chains["gamma"].text
     assert "lagging" in chains["gamma"].classes() and "behind" in chains["gamma"].text
+
+    replica = scene.relayer.config.replica_id
+    assert f"replica {replica}" in dom.by_id("service").text
+    assert f"holding source/{ORIGIN}" in dom.by_id("leases-title").text
+    leases = {
+        row.attrs["data-lease"]: row
+        for row in dom.by_id("leases").find_all("tr")
+        if "data-lease" in row.attrs
+    }
+    assert "own" in leases[f"source/{ORIGIN}"].classes() and "held" in leases[f"source/{ORIGIN}"].text
+    assert ":" not in leases[f"replica/{replica}"].find_all("td")[1].text
 
     rows = {
         row.attrs["data-id"]: row for row in dom.by_id("messages").find_all("tr") if "data-id" in row.attrs

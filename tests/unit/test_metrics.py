@@ -67,6 +67,11 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
         "relay_attestor_quorum_threshold_weight",
         "relay_grpc_server_requests",
         "relay_grpc_server_latency_seconds",
+        "relay_replica_info",
+        "relay_lease_held",
+        "relay_lease_takeovers",
+        "relay_fenced_writes",
+        "relay_claims_requeued",
     }
     assert names == expected
 

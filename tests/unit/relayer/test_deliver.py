@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,8 @@ from .helpers import S as St
 
 MESSAGES = [make_message(n) for n in range(6)]
 SUBMITTER_TIMEOUT = 60.0
+REPLICA = "replica-a"
+LEASE = 6.0
 
 
 class World:
@@ -65,6 +68,9 @@ class World:
             {ORIGIN: self.source},
             outcomes,
             lambda: self.stopping,
+            metrics=metrics,
+            owner=REPLICA,
+            lease_seconds=LEASE,
         )
 
     def verify(self, count: int) -> int:
@@ -119,17 +125,148 @@ def test_a_full_batch_does_not_wait(world: Callable[..., World]) -> None:
     assert w.submitter.sizes() == [3]
 
 
-def test_ids_are_in_flight_exactly_while_their_call_runs(world: Callable[..., World]) -> None:
+def test_the_batch_is_claimed_and_submitted_under_each_claims_fence(world: Callable[..., World]) -> None:
     w = world()
     w.verify(2)
-    seen: list[frozenset[bytes]] = []
-    w.submitter.on_wait = lambda call: seen.append(w.deliverer.in_flight())
+    seen: list[tuple[St, str, float, int]] = []
+
+    def look(call: Call) -> None:
+        for m in MESSAGES[:2]:
+            record = w.store.get(m.id)
+            assert record is not None
+            seen.append((record.state, record.claim_owner, record.claim_expires, record.fence))
+
+    w.submitter.on_wait = look
     w.deliverer.deliver(w.destination, flush=True)
-    assert seen == [frozenset(m.id for m in MESSAGES[:2])]
-    assert w.deliverer.in_flight() == frozenset()
+    (s0, owner0, expires0, fence0), (s1, owner1, expires1, fence1) = seen
+    assert (s0, s1) == (St.SUBMITTED, St.SUBMITTED)
+    assert owner0 == owner1 == REPLICA and expires0 == expires1 == w.clock.now + LEASE
+    assert 0 < fence0 < fence1  # one new fencing token per claim
+    after = w.store.get(MESSAGES[0].id)
+    assert after is not None and after.state is St.DELIVERED
+    assert (after.claim_owner, after.claim_expires, after.fence) == ("", 0.0, fence0)
 
 
-def test_shutdown_abandons_a_waiting_call_and_leaves_the_batch_submitted(world: Callable[..., World]) -> None:
+def test_messages_another_replica_claimed_are_left_to_it(world: Callable[..., World]) -> None:
+    w = world()
+    w.verify(3)
+    theirs = w.store.claim_messages([MESSAGES[1].id], "another-replica", w.clock.now, LEASE)
+    w.deliverer.deliver(w.destination, flush=True)
+    assert [[i.message.nonce for i in c.items] for c in w.submitter.calls] == [[0, 2]]
+    assert w.states(3) == [St.DELIVERED, St.VERIFIED, St.DELIVERED]
+    record = w.store.get(MESSAGES[1].id)
+    assert record is not None and record.claim_owner == "another-replica" and record.fence == theirs[0].fence
+    w.clock.advance(LEASE)  # their claim expired unused: anyone takes the message
+    w.deliverer.deliver(w.destination, flush=True)
+    assert w.states(3) == [St.DELIVERED] * 3
+
+
+def test_a_retry_another_replica_just_failed_is_not_sent_before_it_is_due(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.verify(1)
+    ready = w.store.messages_in_state(St.VERIFIED)
+    # Read as ready, then another replica sent it and failed meanwhile (backing off for 60 s).
+    mine = w.store.claim_messages([MESSAGES[0].id], "another-replica", w.clock.now, LEASE)[0]
+    w.store.apply_transitions(
+        [
+            Transition(mine.id, St.VERIFIED, St.SUBMITTED, fence=mine.fence),
+            Transition(
+                mine.id, St.SUBMITTED, St.RETRYING, {"next_attempt_at": w.clock.now + 60}, fence=mine.fence
+            ),
+        ],
+        w.clock.now,
+    )
+    w.deliverer.submit_batch(
+        w.destination, w.source, w.store.get_certificate(ready[0].checkpoint_id or 0) or _no(), ready
+    )
+    assert w.submitter.calls == []
+    record = w.store.get(MESSAGES[0].id)
+    assert record is not None and record.state is St.RETRYING and record.claim_owner == ""  # released
+
+
+def _no() -> Any:
+    raise AssertionError("no certificate")
+
+
+def test_claims_are_renewed_every_third_of_the_lease_while_the_call_waits(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.verify(2)
+    w.submitter.hold = True
+    expiries: list[float] = []
+
+    def tick(call: Call) -> None:
+        record = w.store.get(MESSAGES[0].id)
+        assert record is not None
+        expiries.append(record.claim_expires)
+        if len(expiries) == 7:
+            w.submitter.hold = False
+        w.clock.advance(LEASE / 6)
+
+    w.submitter.on_wait = tick
+    start = w.clock.now
+    w.deliverer.deliver(w.destination, flush=True)
+    # Each slice is a sixth of the lease: renewed at every other one, a lease ahead, never lapsing.
+    assert expiries == [start + LEASE + LEASE / 3 * (n // 2) for n in range(7)]
+    assert w.states(2) == [St.DELIVERED] * 2
+
+
+def test_a_claim_taken_over_while_waiting_abandons_the_call_and_records_nothing(
+    world: Callable[..., World], metrics: RelayMetrics
+) -> None:
+    w = world()
+    w.verify(2)
+    w.submitter.hold = True
+
+    def stall_past_the_lease(call: Call) -> None:
+        # This replica stalls past its lease; another replica's stranded check takes the messages.
+        if w.submitter.waits == 1:
+            w.clock.advance(LEASE + 1)
+            assert sorted(w.store.requeue_submitted(w.clock.now, destination=DESTINATION)) == sorted(
+                m.id for m in MESSAGES[:2]
+            )
+
+    w.submitter.on_wait = stall_past_the_lease
+    w.deliverer.deliver(w.destination, flush=True)
+    assert w.submitter.calls[0].cancelled
+    for m in MESSAGES[:2]:
+        record = w.store.get(m.id)
+        assert record is not None and record.state is St.RETRYING and record.error_reason == "LeaseExpired"
+        assert record.attempts == 0  # this replica recorded no failure of its own
+
+
+def test_a_late_outcome_is_fenced_and_the_rest_of_the_batch_is_recorded(
+    world: Callable[..., World], metrics: RelayMetrics
+) -> None:
+    w = world(max_batch=2)
+    w.verify(2)
+    taken: list[bytes] = []
+
+    def take_one_over(call: Call) -> None:
+        # Another replica requeued (and re-claimed) one message of the batch before the answer.
+        if not taken:
+            w.store.apply_transition(
+                Transition(MESSAGES[1].id, St.SUBMITTED, St.RETRYING, {"next_attempt_at": w.clock.now + 99}),
+                w.clock.now,
+            )
+            taken.extend(r.id for r in w.store.claim_messages([MESSAGES[1].id], "other", w.clock.now, LEASE))
+
+    w.submitter.on_wait = take_one_over
+    w.deliverer.deliver(w.destination, flush=True)
+    assert taken == [MESSAGES[1].id]
+    assert w.states(2) == [St.DELIVERED, St.RETRYING]
+    record = w.store.get(MESSAGES[1].id)
+    assert record is not None and record.claim_owner == "other"
+    fenced = metrics.registry.get_sample_value("relay_fenced_writes_total", {"stage": "outcomes"})
+    assert fenced == 1.0
+
+
+def test_shutdown_abandons_a_waiting_call_and_leaves_the_batch_submitted_unclaimed(
+    world: Callable[..., World],
+) -> None:
     w = world()
     w.verify(2)
     w.submitter.hold = True
@@ -141,25 +278,34 @@ def test_shutdown_abandons_a_waiting_call_and_leaves_the_batch_submitted(world: 
     w.deliverer.deliver(w.destination, flush=True)
     assert w.submitter.waits == 1 and w.submitter.calls[0].cancelled
     assert w.states(2) == [St.SUBMITTED] * 2
-    assert w.deliverer.in_flight() == frozenset()
     assert w.destination.answered_at == 0.0
+    # The claims are released: any replica's stranded check takes the batch at once.
+    assert sorted(w.deliverer.requeue_stranded(w.destination)) == sorted(m.id for m in MESSAGES[:2])
 
 
-def test_stranded_submitted_messages_are_requeued_after_timeout_and_grace(
-    world: Callable[..., World],
+def test_submitted_messages_are_requeued_once_their_claim_expired(
+    world: Callable[..., World], metrics: RelayMetrics
 ) -> None:
     w = world()
     w.verify(2)
-    w.submitter.hold = True
-    w.submitter.on_wait = lambda call: setattr(w, "stopping", True)
-    w.deliverer.deliver(w.destination, flush=True)
-    w.clock.advance(SUBMITTER_TIMEOUT + 10.0)
-    assert w.deliverer.requeue_stranded(w.destination, 10.0) == []  # not older than timeout + grace yet
+    # Another replica claimed and sent them; its call waits (renewing) or it died (not renewing).
+    claims = w.store.claim_messages([m.id for m in MESSAGES[:2]], "other", w.clock.now, LEASE)
+    w.store.apply_transitions(
+        [Transition(r.id, St.VERIFIED, St.SUBMITTED, fence=r.fence) for r in claims], w.clock.now
+    )
+    w.clock.advance(LEASE - 0.1)
+    assert w.deliverer.requeue_stranded(w.destination) == []  # still claimed: a call may be waiting
     w.clock.advance(0.1)
-    assert sorted(w.deliverer.requeue_stranded(w.destination, 10.0)) == sorted(m.id for m in MESSAGES[:2])
+    assert sorted(w.deliverer.requeue_stranded(w.destination)) == sorted(m.id for m in MESSAGES[:2])
     record = w.store.get(MESSAGES[0].id)
-    assert record is not None and record.state is St.RETRYING and record.error_reason == "Stranded"
-    assert record.next_attempt_at == w.clock.now
+    assert record is not None and record.state is St.RETRYING and record.error_reason == "LeaseExpired"
+    assert record.next_attempt_at == w.clock.now and record.fence > claims[1].fence
+    requeued = metrics.registry.get_sample_value(
+        "relay_claims_requeued_total", {"destination": str(DESTINATION)}
+    )
+    assert requeued == 2
+    w.deliverer.deliver(w.destination, flush=True)
+    assert w.states(2) == [St.DELIVERED] * 2
 
 
 def test_a_failed_call_backs_off_and_a_due_retry_is_sent_again(world: Callable[..., World]) -> None:

@@ -15,6 +15,7 @@ from relay.relayer.ingest import DeferredCursors, Ingest
 from relay.relayer.state import SourceState
 from relay.retry import WATCHER_POLL
 from relay.store import SqliteStore, Store
+from relay.store.base import Lease
 
 from .helpers import (
     ORIGIN,
@@ -73,12 +74,12 @@ class FailingStore(SqliteStore):
     cursor_seen_at_insert: Cursor | None = None
 
     def insert_observed(
-        self, observed: Iterable[ObservedMessage], now: float
+        self, observed: Iterable[ObservedMessage], now: float, *, lease: Lease | None = None
     ) -> tuple[list[bytes], list[bytes]]:
         self.cursor_seen_at_insert = self.load_cursor(ORIGIN)
         if self.fail_inserts:
             raise OSError("disk I/O error")
-        return super().insert_observed(observed, now)
+        return super().insert_observed(observed, now, lease=lease)
 
 
 class Factory:

@@ -26,6 +26,7 @@ from .helpers import S as St
 MESSAGES = [make_message(n) for n in range(5)]
 TX = b"\xaa" * 32
 FIELDS = {"origin": ORIGIN, "destination": DESTINATION}
+LEASE = 15.0
 SCHEDULE = BackoffSchedule(base=2.0, cap=100.0, give_up_after=3600.0, jitter=0.0)
 
 
@@ -39,7 +40,8 @@ def submitted(store: Store, count: int, now: float) -> tuple[CertifiedCheckpoint
     checkpoint_id = store_verified(
         store, source, MESSAGES[:count], checkpoint_over(MESSAGES[:count]), now=now
     )
-    store.apply_transitions([Transition(m.id, St.VERIFIED, St.SUBMITTED) for m in MESSAGES[:count]], now)
+    claims = store.claim_messages([m.id for m in MESSAGES[:count]], "replica-a", now, LEASE)
+    store.apply_transitions([Transition(r.id, St.VERIFIED, St.SUBMITTED, fence=r.fence) for r in claims], now)
     certified = store.get_certificate(checkpoint_id)
     assert certified is not None
     return certified, [r for m in MESSAGES[:count] if (r := store.get(m.id)) is not None]
@@ -151,28 +153,48 @@ def test_a_non_transient_failure_parks_at_once(
         assert record.error_reason == type(error).__name__
 
 
-def test_recover_submitted_queues_every_interrupted_delivery_again(
+def test_recover_submitted_on_an_own_store_queues_every_interrupted_delivery_again(
     store: Store, metrics: RelayMetrics, clock: Clock
 ) -> None:
     submitted(store, 3, clock.now)
-    clock.advance(10.0)
-    assert outcomes(store, metrics, clock).recover_submitted() == 3
+    clock.advance(1.0)  # the claims are still live: only this process used the store, they were its own
+    assert outcomes(store, metrics, clock).recover_submitted(expired_only=False) == 3
     for index in range(3):
         record = get(store, index)
-        assert record.state is St.RETRYING and record.error_reason == "Interrupted"
-        assert record.next_attempt_at == clock.now and record.attempts == 0
+        assert record.state is St.RETRYING and record.error_reason == "LeaseExpired"
+        assert record.next_attempt_at == clock.now and record.attempts == 0 and record.claim_owner == ""
     assert store.due_for_retry(clock.now) != []
-    assert outcomes(store, metrics, clock).recover_submitted() == 0
+    assert outcomes(store, metrics, clock).recover_submitted(expired_only=False) == 0
+    requeued = metrics.registry.get_sample_value(
+        "relay_claims_requeued_total", {"destination": str(DESTINATION)}
+    )
+    assert requeued == 3
 
 
-def test_requeue_stranded_skips_in_flight_and_recent_messages(
+def test_recover_submitted_on_a_shared_store_touches_only_expired_claims(
+    store: Store, metrics: RelayMetrics, clock: Clock
+) -> None:
+    _, records = submitted(store, 3, clock.now)
+    clock.advance(5.0)
+    store.renew_claims({records[1].id: records[1].fence}, "replica-a", clock.now, LEASE)  # still worked on
+    clock.advance(LEASE - 5.0)
+    assert outcomes(store, metrics, clock).recover_submitted(expired_only=True) == 2
+    assert [get(store, i).state for i in range(3)] == [St.RETRYING, St.SUBMITTED, St.RETRYING]
+    assert get(store, 1).fence == records[1].fence  # the live claim is untouched
+
+
+def test_requeue_expired_takes_only_expired_claims_of_its_destination(
     store: Store, metrics: RelayMetrics, clock: Clock
 ) -> None:
     _, records = submitted(store, 3, clock.now)
     stage = outcomes(store, metrics, clock)
-    clock.advance(100.0)
-    assert stage.requeue_stranded(DESTINATION, set(), older_than=records[0].updated_at) == []
-    requeued = stage.requeue_stranded(DESTINATION, {MESSAGES[1].id}, older_than=clock.now)
-    assert sorted(requeued) == sorted([MESSAGES[0].id, MESSAGES[2].id])
-    assert [get(store, i).state for i in range(3)] == [St.RETRYING, St.SUBMITTED, St.RETRYING]
-    assert stage.requeue_stranded(DESTINATION + 1, set(), older_than=clock.now) == []
+    clock.advance(LEASE - 0.1)
+    assert stage.requeue_expired(DESTINATION) == []
+    clock.advance(0.1)
+    assert stage.requeue_expired(DESTINATION + 1) == []
+    assert sorted(stage.requeue_expired(DESTINATION)) == sorted(m.id for m in MESSAGES[:3])
+    # The replica that sent them can no longer record an outcome: its fences are gone.
+    stage.fail(records, RpcUnavailable("late", peer="submitter"), FIELDS)
+    assert [get(store, i).attempts for i in range(3)] == [0, 0, 0]
+    fenced = metrics.registry.get_sample_value("relay_fenced_writes_total", {"stage": "outcomes"})
+    assert fenced == 3
