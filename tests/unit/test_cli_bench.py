@@ -62,7 +62,7 @@ def test_bench_e2e_refuses_replicas_on_sqlite(capsys: pytest.CaptureFixture[str]
 
 
 def test_the_replica_table_puts_each_run_side_by_side() -> None:
-    from relay.tools.bench.e2e import BacklogDrain
+    from relay.tools.bench.backlog import BacklogDrain
     from relay.tools.bench.e2e_replicas import format_comparison
 
     one = BacklogDrain(relayers=1, sent=400, delivered=400, seconds=20.0, cpu_seconds=8.0)
@@ -76,7 +76,7 @@ def test_the_replica_table_puts_each_run_side_by_side() -> None:
 def test_process_cpu_seconds_reads_this_process_and_knows_nothing_of_the_dead() -> None:
     import os
 
-    from relay.tools.bench.e2e import process_cpu_seconds
+    from relay.tools.bench.backlog import process_cpu_seconds
 
     spent = sum(range(2_000_000))  # some CPU of our own
     assert spent and process_cpu_seconds(os.getpid()) > 0

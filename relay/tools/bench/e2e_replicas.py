@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from relay.tools.bench.e2e import BacklogDrain, run_backlog
+from relay.tools.bench.backlog import BacklogDrain, run_backlog
 
 WARM_UP_MESSAGES = 5  # each way, before the measured backlog
 
