@@ -47,8 +47,8 @@ def describe_relayers(devnet: Devnet) -> list[str]:
     """One block of lines per relayer replica: public and operator ports, status page and metrics."""
     lines = []
     many = len(devnet.relayer_names) > 1
-    for index, name in enumerate(devnet.relayer_names, start=1):
-        label = f"relayer replica {name} (replica id relayer-{index})" if many else "relayer"
+    for name in devnet.relayer_names:
+        label = f"relayer replica {name}" if many else "relayer"
         lines.append(f"{label} (RelayService gRPC): {devnet.addresses.get(name)}")
         operator = operator_name(name)
         if operator in devnet.addresses:

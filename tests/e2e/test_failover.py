@@ -52,11 +52,6 @@ MAX_BATCH = 20  # several delivery batches per replica, so a failure lands among
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    from relay.tools.devnet_relayers import relayer_config_fields
-
-    missing = {"replica_id", "lease_seconds", "store_password_file"} - relayer_config_fields()
-    if missing:  # transitional: until the replicas' branch is merged (issue 11)
-        pytest.skip(f"the relayer has no replica settings yet: {sorted(missing)}")
     options = DevnetOptions(
         run_root=tmp_path_factory.mktemp("failover"),
         store="postgres",
