@@ -143,6 +143,8 @@ class Deliverer:
         now = self._clock()
         ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
         ready += self._store.due_for_retry(now, destination=domain, limit=limit)
+        # What another replica claimed is its to send (until the claim expires).
+        ready = [r for r in ready if r.claim_expires <= now or r.claim_owner == self._owner]
         by_origin: dict[int, list[MessageRecord]] = defaultdict(list)
         for record in ready:
             by_origin[record.message.origin].append(record)
