@@ -360,6 +360,35 @@ def test_three_replicas_in_background_deliver_everything_exactly_once(replicas: 
     assert len(holders) == 1  # one watcher for the origin
 
 
+def test_a_call_waiting_longer_than_the_lease_stays_with_its_replica_while_it_renews(
+    replicas: Replicas,
+) -> None:
+    clock = ReplicaClock(time.time())  # one clock for both: nobody stalls
+    a = replicas.replica("replica-a", clock, submitter_timeout=60.0).open()
+    b = replicas.replica("replica-b", clock).open()
+    message = replicas.chain.dispatch(b"slow chain")
+    a.process_sources()
+    replicas.destination.gate = threading.Event()  # the destination takes its time
+    waiting, errors = in_thread(lambda: a.process_deliveries(flush=True))
+    replicas.destination.wait_entries(1)
+    for step in range(1, 7):  # two leases, a third at a time: a renews every step
+        clock.advance(LEASE / 3 + 0.01)
+        expected = clock.now + LEASE
+        eventually(
+            lambda e=expected: (r := b.store.get(message.id)) is not None and r.claim_expires == e,  # type: ignore[misc]
+            10,
+            f"renewal {step}",
+            interval=0.02,
+        )
+        assert b.requeue_stranded(DESTINATION) == []  # live claim: not taken over
+    replicas.destination.gate.set()
+    waiting.join(10)
+    assert not waiting.is_alive() and errors == []
+    assert states(a) == {S.DELIVERED: 1}
+    assert replicas.destination.sent == [[message.id]]  # sent once, by a
+    assert metric(a, "relay_fenced_writes_total", {"stage": "outcomes"}) == 0
+
+
 # --- (c) fencing a late outcome ------------------------------------------------------------------
 
 
@@ -570,7 +599,7 @@ def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_o
         chains.mine(2)
         eventually(lambda: other.sources[CHAIN_SOURCE].lease is not None, 30, "the takeover", interval=0.05)
         takeover = time.monotonic() - died
-        assert takeover <= LEASE + 2.0  # within the lease (plus a pass or two of slack on 2 cores)
+        assert takeover <= LEASE + 3.0  # within the lease, plus a few passes of slack on 2 shared cores
         lease_name = f"source/{CHAIN_SOURCE}"
         assert metric(other, "relay_lease_takeovers_total", {"lease": lease_name}) == 1
         eventually(lambda: delivered(more), 60, "the later messages delivered", interval=0.1)
