@@ -487,7 +487,9 @@ class Relayer:
         while not self._stop.is_set():
             destination.wake.clear()
             try:
-                stages.replica.renew_registration()  # also while every source pass hangs
+                if not stages.replica.renew_registration():  # also while every source pass hangs
+                    destination.wake.wait(interval)
+                    continue  # another process runs under this replica id: work no more
                 stages.deliverer.probe(destination, self.config.attestor_timeout)
                 stages.deliverer.deliver(destination, flush=False)
                 if self._clock() - checked_at >= min(STRANDED_CHECK_SECONDS, self.config.lease_seconds / 4):

@@ -512,7 +512,11 @@ class Deliverer:
             if self._clock() - renewed_at < renew_every:
                 continue
             renewed_at = self._clock()
-            held = self._store.renew_claims(fences, self._owner, renewed_at, self._lease_seconds)
+            try:
+                held = self._store.renew_claims(fences, self._owner, renewed_at, self._lease_seconds)
+            except RelayError as error:  # the store away: keep waiting; a lapsed claim fences us later
+                log.warning("could not renew delivery claims", extra={**fields, "error": describe(error)})
+                continue
             if len(held) < len(fences):
                 call.cancel()
                 self._store.release_claims({i: f for i, f in fences.items() if i in held}, self._owner)

@@ -37,7 +37,8 @@ class SourcePass:
     def run(self, source: SourceState) -> bool:
         """One pass over `source`; True if some message became VERIFIED."""
         stages = self._stages
-        self._replica.renew_registration()
+        if not self._replica.renew_registration():
+            return False  # another process runs under this replica id: work no more
         lease = self.hold(source)
         try:
             stages.committees.follow(source, lease=lease, holding=lease is not None)
