@@ -74,6 +74,10 @@ from relay.verify.committee import Checkpoint, QuorumCertificate
 Connection = psycopg.Connection[TupleRow]
 
 POOL_TIMEOUT_SECONDS = 10.0  # how long a call waits for a connection before `StoreUnavailable`
+# How long the pool retries one lost connection (backing off 1, 2, 4 s) before giving it up; the
+# next call then asks for a fresh one at once. psycopg_pool's default (5 minutes) doubles its
+# delay up to minutes: after an outage of a minute the store would stay away for another one.
+RECONNECT_TIMEOUT_SECONDS = 5.0
 
 _OBSERVED_MARKS = ", ".join("%s" for _ in OBSERVED_COLUMNS.split(","))
 _SIGNATURE_MARKS = ", ".join("%s" for _ in SIGNATURE_COLUMNS.split(","))
@@ -106,6 +110,7 @@ class PostgresStore(ClaimQueries, Store):
             min_size=pool_min,
             max_size=pool_max,
             timeout=timeout,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             check=ConnectionPool.check_connection,
             name="relay-store",
             open=False,

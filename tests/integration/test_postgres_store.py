@@ -338,7 +338,8 @@ def test_a_junk_notification_is_dropped_and_the_listener_carries_on(migrated: st
 # --- a server restart -----------------------------------------------------------------------------
 
 
-def test_a_server_restart_is_transient_and_the_listener_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("crash", [False, True], ids=["fast-shutdown", "crash"])
+def test_a_server_restart_is_transient_and_the_listener_resumes(tmp_path: Path, crash: bool) -> None:
     with PostgresServer(tmp_path / "pg", durable=False) as server:
         dsn = server.create_database("restarted")
         migrate(dsn)
@@ -349,7 +350,7 @@ def test_a_server_restart_is_transient_and_the_listener_resumes(tmp_path: Path) 
             first = store.insert_observed([observed(0)], now=1.0)[0]
             assert heard.wait_for(first)
 
-            server.stop()
+            server.stop(immediate=crash)  # a crash (SIGQUIT) drops connections without a word
             with pytest.raises(StoreUnavailable):
                 store.get(first[0])
             with pytest.raises(StoreUnavailable):
