@@ -21,6 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 tools:
 	bash scripts/install-tools.sh
 	bash scripts/install-prometheus.sh
+	bash scripts/install-postgres.sh
 	bash scripts/install-chromium.sh
 
 proto: $(STAMP)

@@ -138,6 +138,14 @@ class NotYetAvailable(TransientError):
     """The data asked for does not exist yet (no checkpoint covers the index, no quorum yet)."""
 
 
+class StoreUnavailable(TransientError):
+    """The store's database did not answer (a PostgreSQL restart, a lost connection).
+
+    The interrupted transaction was rolled back, unless the connection dropped during its COMMIT,
+    when it may have committed: the caller's next pass retries, and the state checks of every
+    write (`StaleState`, fences) make a repeat harmless. The pool reconnects by itself."""
+
+
 class DeliveryNotConfirmed(TransientError):
     """A submitter reported a message delivered, but the destination chain does not show it
     delivered (yet, or a lying submitter): retried, never marked DELIVERED on its word."""

@@ -3,6 +3,9 @@
 The vectors are read from `../shared/vectors/` beside the project (or `$RELAY_VECTORS`), never
 copied into test code; see that folder's README for their origins and licences.
 
+`postgres_server` is one throw-away PostgreSQL server for the whole session (relay.tools.postgres,
+fsync off); each test that needs a database creates its own in it.
+
 `chains` (tests/chains.py) is one pair of anvil chains for the whole session, shared by
 tests/integration and tests/conformance: tests that change chain state (a reorg, a failing
 recipient) put it back before they end.
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from relay.tools.postgres import PostgresServer
     from tests.chains import Chains
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +57,15 @@ def chains() -> Iterator[Chains]:
 
     with running_chains() as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (not durable: fsync off); tests create databases in it."""
+    from relay.tools.postgres import PostgresServer
+
+    with PostgresServer(tmp_path_factory.mktemp("postgres"), durable=False) as server:
+        yield server
 
 
 @pytest.fixture

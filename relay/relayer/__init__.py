@@ -207,7 +207,7 @@ class Relayer:
             return self
         backend = get_backend(self.config.bls_backend)
         if self._store is None:
-            self._store = open_store(self.config.store)
+            self._store = open_store(self.config.store, password=self.config.store_password())
         store = self._store
         store.add_listener(self.subscriptions.publish)
         self._pool = futures.ThreadPoolExecutor(

@@ -18,6 +18,7 @@ from relay.chains.registry import ChainConfig
 from relay.config import CommitteeConfig, GrpcRoleConfig, SecretRef, StrictModel
 from relay.relayer.policy import GasPolicyConfig
 from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
+from relay.store import is_postgres_dsn
 
 # A replica id names leases ("replica/<id>") and message claims: a host or pod name fits.
 REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -155,7 +156,10 @@ class RelayerConfig(GrpcRoleConfig):
     submitters with the same certificate.
     """
 
+    # A SQLite file (a path or sqlite:///path) or a PostgreSQL DSN (postgresql://user@host/db,
+    # never with its password: that comes from store_password_file, 0600, or libpq's PGPASSWORD).
     store: str = "relayer.db"
+    store_password_file: str | None = None
     listen: str = "127.0.0.1:0"
     # Mutual-TLS port for operator calls (needs tls); None: operator calls are refused everywhere.
     operator_listen: str | None = None
@@ -202,6 +206,12 @@ class RelayerConfig(GrpcRoleConfig):
     def _check(self) -> RelayerConfig:
         if not self.sources:
             raise ValueError("sources needs at least one source chain")
+        if is_postgres_dsn(self.store):
+            from relay.store.postgres_connect import parse_dsn  # psycopg only when PostgreSQL is used
+
+            parse_dsn(self.store)  # refuses a password inline
+        elif self.store_password_file is not None:
+            raise ValueError("store_password_file is for a PostgreSQL store (store: postgresql://...)")
         if not REPLICA_ID.fullmatch(self.replica_id):
             raise ValueError(
                 f"replica_id must be 1..128 of A-Z a-z 0-9 . _ - (starting with a letter or digit), "
@@ -244,3 +254,9 @@ class RelayerConfig(GrpcRoleConfig):
                     f"explorers.{domain}: needs an http(s) URL with a {{tx}} placeholder (got {template!r})"
                 )
         return self
+
+    def store_password(self) -> str | None:
+        """The PostgreSQL store's password from `store_password_file` (refused unless 0600), or None."""
+        if self.store_password_file is None:
+            return None
+        return SecretRef(file=self.store_password_file).reveal()

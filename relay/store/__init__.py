@@ -1,13 +1,15 @@
 """Durable relayer state: the `Store` interface and its back ends.
 
-`open_store(path)` returns the embedded SQLite store (WAL); a PostgreSQL back end for several
-relayer replicas would be chosen here too, by the path's scheme.
+`open_store(path_or_dsn)` chooses the back end by the scheme: `postgresql://` / `postgres://` is
+the shared PostgreSQL store (several relayer replicas on one database; migrated beforehand by
+`relay store migrate`), `sqlite:///path` or a plain path the embedded SQLite file (WAL).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from relay.errors import ConfigurationError
 from relay.store.base import (
     CertifiedCheckpoint,
     Lease,
@@ -32,13 +34,36 @@ __all__ = [
     "Store",
     "SubmittedTransaction",
     "Transition",
+    "is_postgres_dsn",
     "open_store",
 ]
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-def open_store(path: str | Path) -> Store:
-    """Open the store at `path` (a SQLite file, created if missing; `sqlite:///path` also accepted)."""
-    text = str(path)
+
+def is_postgres_dsn(text: str) -> bool:
+    """Whether `text` names a PostgreSQL database (by its URI scheme)."""
+    return text.lower().startswith(POSTGRES_SCHEMES)
+
+
+def open_store(path_or_dsn: str | Path, *, password: str | None = None) -> Store:
+    """Open the store named by `path_or_dsn`.
+
+    `postgresql://...` (or `postgres://...`): a `PostgresStore`, with `password` if given (else
+    libpq's PGPASSWORD or ~/.pgpass); a DSN holding a password is refused (`ConfigurationError`).
+    `sqlite:///path` or a plain path: a SQLite file, created if missing. Any other `scheme://` is
+    refused rather than taken for a file name.
+    """
+    text = str(path_or_dsn)
+    if is_postgres_dsn(text):
+        from relay.store.postgres import PostgresStore  # psycopg is loaded only when used
+
+        return PostgresStore(text, password=password)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
+    elif "://" in text:
+        raise ConfigurationError(
+            "unknown store scheme: use postgresql://... or sqlite:///path",
+            scheme=text.split("://", 1)[0][:32],
+        )
     return SqliteStore(text)

@@ -8,7 +8,9 @@ SQLite-specific behaviour (WAL, files, crash durability) is in tests/unit/test_s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,14 +33,33 @@ S = MessageState
 
 StoreFactory = Callable[[], Store]
 
-STORE_BACKENDS: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda folder: SqliteStore(folder / "relayer.db"),
+
+def open_postgres(folder: Path, request: pytest.FixtureRequest) -> Store:
+    """A `PostgresStore` on the test's own database in the session's server: created and migrated
+    on the first call for `folder` (dropped after the test), reopened on the next ones."""
+    from relay.store.postgres import PostgresStore
+    from relay.store.postgres_schema import migrate
+
+    server = request.getfixturevalue("postgres_server")
+    name = "t_" + hashlib.sha256(str(folder).encode()).hexdigest()[:20]
+    marker = folder / "postgres-database"
+    if not marker.exists():
+        migrate(server.create_database(name))
+        marker.write_text(name)
+        request.addfinalizer(lambda: server.drop_database(name))
+    return PostgresStore(server.dsn(name), pool_max=4)
+
+
+STORE_BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "sqlite": lambda folder, request: SqliteStore(folder / "relayer.db"),
+    "postgres": open_postgres,
 }
 """Back-end name -> how to open (or reopen) that back end's database kept under a test's folder.
 
 A new back end joins the suite with one entry here: a function that opens the store on a fresh
-database for the test (e.g. a PostgreSQL schema named after the folder) and, called again with
-the same folder, reopens the same database. Every test below then runs against it too.
+database for the test (the PostgreSQL one: a database named after the folder, in the session's
+server) and, called again with the same folder, reopens the same database. Every test below then
+runs against it too.
 """
 
 
@@ -51,7 +72,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     opened: list[Store] = []
 
     def open_store() -> Store:
-        store = STORE_BACKENDS[request.param](tmp_path)
+        store = STORE_BACKENDS[request.param](tmp_path, request)
         opened.append(store)
         return store
 
@@ -579,12 +600,39 @@ def test_committed_state_is_there_after_reopening(store_factory: StoreFactory) -
 
 # --- listeners -------------------------------------------------------------------------------
 
+SETTLE_TIMEOUT_SECONDS = 15.0
+_MARKER_ORIGIN = 4242
+
+
+def settle(store: Store) -> None:
+    """Wait until every change committed so far has reached the store's listeners, by committing
+    a marker message (one of `MARKERS`, which listeners hear too: they ignore those).
+
+    A shared store hears its commits asynchronously (NOTIFY), in commit order, so once a listener
+    added now hears a fresh commit, every earlier one was delivered; for SQLite it is immediate.
+    """
+    marker = observed(len(store.message_ids_by_nonce(_MARKER_ORIGIN)), origin=_MARKER_ORIGIN)
+    arrived = threading.Event()
+
+    def barrier(ids: Sequence[bytes]) -> None:
+        if marker.message.id in ids:
+            arrived.set()
+
+    store.add_listener(barrier)
+    store.insert_observed([marker], now=0.0)
+    assert arrived.wait(SETTLE_TIMEOUT_SECONDS), "the store's listeners never heard a commit"
+    store.remove_listener(barrier)
+
+
+MARKERS = frozenset(observed(n, origin=_MARKER_ORIGIN).message.id for n in range(16))
+
 
 def test_listeners_hear_committed_changes_only(store: Store) -> None:
     heard: list[list[bytes]] = []
 
-    def listener(ids: object) -> None:
-        heard.append(list(ids))  # type: ignore[call-overload]
+    def listener(ids: Sequence[bytes]) -> None:
+        if not MARKERS & set(ids):
+            heard.append(list(ids))
 
     store.add_listener(listener)
     items = [observed(0), observed(1)]
@@ -599,9 +647,11 @@ def test_listeners_hear_committed_changes_only(store: Store) -> None:
             [Transition(ids[0], S.FINAL, S.ATTESTED), Transition(ids[1], S.OBSERVED, S.FINAL)], now=3.0
         )
     store.attest_messages(checkpoint_at(1), CERTIFICATE, ids, now=4.0)
+    settle(store)
     assert heard == [ids, ids, ids]
     store.remove_listener(listener)
     store.apply_transition(Transition(ids[0], S.ATTESTED, S.VERIFIED), now=5.0)
+    settle(store)
     assert heard == [ids, ids, ids]
     store.remove_listener(listener)  # removing twice is harmless
 
@@ -616,7 +666,9 @@ def test_a_failing_listener_does_not_undo_or_block_the_change(store: Store) -> N
     store.add_listener(lambda ids: heard.append(list(ids)))
     item = observed(0)
     store.insert_observed([item], now=1.0)
-    assert store.get(item.message.id) is not None and heard == [[item.message.id]]
+    assert store.get(item.message.id) is not None
+    settle(store)
+    assert [ids for ids in heard if not MARKERS & set(ids)] == [[item.message.id]]
 
 
 # --- malformed leaves and tree repair -------------------------------------------------------------

@@ -3,7 +3,9 @@
 Every rendered object is validated against the Kubernetes OpenAPI schema (kubernetes-validate,
 strict: unknown fields fail); the checks below pin the operational contract: probes on
 /healthz and /readyz, non-root with a read-only root filesystem and a writable /tmp, a PVC for
-the relayer's SQLite store, and a PrometheusRule identical to deploy/prometheus/alerts.yml.
+the relayer's SQLite store (one pod) or, with a PostgreSQL DSN Secret, a Deployment of replicas
+with a PodDisruptionBudget and a migration hook Job, and a PrometheusRule identical to
+deploy/prometheus/alerts.yml.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "relay"
 EXAMPLE = CHART / "examples" / "multichain-values.yaml"
+POSTGRES_EXAMPLE = CHART / "examples" / "postgres-values.yaml"
 KUBE_VERSION = "1.30.0"
 # Custom resources of the Prometheus operator and cert-manager: not in the Kubernetes schema,
 # checked by hand below.
@@ -48,16 +51,25 @@ def example_with(**changes: Any) -> dict[str, Any]:
     return values
 
 
+def postgres_example(**relayer_changes: Any) -> dict[str, Any]:
+    """The multichain example with the PostgreSQL overlay (helm -f ... -f postgres-values.yaml)."""
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values["relayer"].update(yaml.safe_load(POSTGRES_EXAMPLE.read_text())["relayer"])
+    values["relayer"].update(relayer_changes)
+    return values
+
+
 CERT_MANAGER = {"enabled": True, "mountPath": "/etc/relay-tls", "certManager": {"enabled": True}}
 
 
-@pytest.fixture(scope="module", params=["default", "multichain", "cert-manager", "plaintext"])
+@pytest.fixture(scope="module", params=["default", "multichain", "cert-manager", "plaintext", "postgres"])
 def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     values = {
         "default": None,
         "multichain": yaml.safe_load(EXAMPLE.read_text()),
         "cert-manager": example_with(tls=CERT_MANAGER),
         "plaintext": example_with(tls={"enabled": False, "mountPath": "/etc/relay-tls"}),
+        "postgres": postgres_example(),
     }[request.param]
     return render(values)
 
@@ -70,9 +82,11 @@ def workloads(objects: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     return (o for o in objects if o["kind"] in {"Deployment", "StatefulSet"})
 
 
-@pytest.mark.parametrize("values_file", [None, EXAMPLE])
+@pytest.mark.parametrize("values_file", [None, EXAMPLE, POSTGRES_EXAMPLE])
 def test_chart_lints_clean(values_file: Path | None) -> None:
     values = yaml.safe_load(values_file.read_text()) if values_file else None
+    if values_file == POSTGRES_EXAMPLE:
+        values = postgres_example()
     report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE_VERSION}")
     problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
     assert not problems, problems
@@ -107,8 +121,12 @@ def test_workloads_have_probes_non_root_read_only_root_and_tmp(objects: list[dic
             assert container["args"][0] in {"attestor", "relayer", "submitter"}
 
 
-def test_relayer_has_a_persistent_volume_for_its_store(objects: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("values_file", [None, EXAMPLE])
+def test_relayer_has_a_persistent_volume_for_its_store(values_file: Path | None) -> None:
+    objects = render(yaml.safe_load(values_file.read_text()) if values_file else None)
     (relayer,) = [o for o in of_kind(objects, "StatefulSet") if o["metadata"]["name"] == "relay-relayer"]
+    assert not [o for o in of_kind(objects, "Deployment") if o["metadata"]["name"] == "relay-relayer"]
+    assert of_kind(objects, "Job") == []  # no migration hook: SQLite migrates itself on open
     assert relayer["spec"]["replicas"] == 1
     (claim,) = relayer["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"]["storage"]
@@ -430,3 +448,209 @@ def test_an_attestor_mounts_its_operator_token_secret_for_sign_handover() -> Non
         "readOnly": True,
     }
     assert "operator-token" not in {v["name"] for v in pods["relay-attestor-alpha-1"]["volumes"]}
+
+
+def relayer_workload(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (relayer,) = [w for w in workloads(objects) if w["metadata"]["name"] == "relay-relayer"]
+    return relayer
+
+
+def test_postgres_relayer_is_a_deployment_of_replicas_sharing_the_store() -> None:
+    objects = render(postgres_example(replicas=None, leaseSeconds=20))
+    relayer = relayer_workload(objects)
+    assert relayer["kind"] == "Deployment" and relayer["spec"]["replicas"] == 2  # PostgreSQL's default
+    assert "volumeClaimTemplates" not in relayer["spec"] and "serviceName" not in relayer["spec"]
+    # A rolling update never goes below the replicas it has: the leases move, work does not stop.
+    assert relayer["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = relayer["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "store" not in volumes and all(
+        m["mountPath"] != "/var/lib/relay" for m in container["volumeMounts"]
+    )
+    env = {e["name"]: e for e in container["env"]}
+    # The DSN only from its Secret (RELAY_STORE overrides `store`); each pod's name is its replica id.
+    assert env["RELAY_STORE"] == {
+        "name": "RELAY_STORE",
+        "valueFrom": {"secretKeyRef": {"name": "relay-store", "key": "dsn"}},
+    }
+    assert env["RELAY_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    config = relayer_config(objects)
+    assert "store" not in config  # no SQLite path a pod could fall back to
+    assert config["lease_seconds"] == 20
+    # The password: a read-only Secret file, root-owned and group-readable (what the config accepts).
+    assert config["store_password_file"] == "/etc/relay-store/password"
+    assert volumes["store-password"]["secret"] == {
+        "secretName": "relay-store",
+        "defaultMode": 0o440,
+        "items": [{"key": "password", "path": "password"}],
+    }
+    # The server's CA for the DSN's sslrootcert (verify-full), mounted the same way.
+    assert volumes["store-ca"]["secret"] == {
+        "secretName": "relay-store",
+        "defaultMode": 0o440,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["store-ca"] == {"name": "store-ca", "mountPath": "/etc/relay-store-ca", "readOnly": True}
+    assert mounts["store-password"] == {
+        "name": "store-password",
+        "mountPath": "/etc/relay-store",
+        "readOnly": True,
+    }
+    # Probes as for every role.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # Replicas prefer different nodes; the term selects exactly the relayer's pods.
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    selector = term["podAffinityTerm"]["labelSelector"]["matchLabels"]
+    assert selector == relayer["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= relayer["spec"]["template"]["metadata"]["labels"].items()
+    # A drain keeps at least one replica serving.
+    (budget,) = [
+        o for o in of_kind(objects, "PodDisruptionBudget") if o["metadata"]["name"] == "relay-relayer"
+    ]
+    assert budget["spec"]["selector"]["matchLabels"] == relayer["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["maxUnavailable"] < relayer["spec"]["replicas"]
+
+
+def test_postgres_relayer_without_password_secret_mounts_nothing_and_keeps_user_affinity() -> None:
+    values = postgres_example(replicas=3)
+    values["relayer"]["store"]["postgres"]["passwordSecret"] = {"name": ""}
+    del values["relayer"]["store"]["postgres"]["caSecret"]
+    own = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}}
+    values["affinity"] = own | {"nodeAffinity": {}}
+    objects = render(values)
+    relayer = relayer_workload(objects)
+    assert relayer["spec"]["replicas"] == 3
+    pod = relayer["spec"]["template"]["spec"]
+    assert not {"store-password", "store-ca"} & {v["name"] for v in pod["volumes"]}
+    assert "store_password_file" not in relayer_config(objects)
+    assert pod["affinity"] == values["affinity"]  # an operator's own anti-affinity wins
+    (job,) = of_kind(objects, "Job")
+    assert "--password-file" not in job["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+@pytest.mark.parametrize("replicas", [2, 5])
+def test_sqlite_relayer_refuses_more_than_one_replica(replicas: int) -> None:
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values["relayer"]["replicas"] = replicas
+    with (
+        helm.Chart.load(str(CHART)) as chart,
+        pytest.raises(helm.HelmRenderError, match="needs a shared store"),
+    ):
+        chart.render(values, name="relay", namespace="relay")
+
+
+@pytest.mark.parametrize("replicas", [0, 1])
+def test_sqlite_relayer_may_run_zero_or_one_replica(replicas: int) -> None:
+    values = yaml.safe_load(EXAMPLE.read_text())
+    values["relayer"]["replicas"] = replicas
+    relayer = relayer_workload(render(values))
+    assert relayer["kind"] == "StatefulSet" and relayer["spec"]["replicas"] == replicas
+
+
+def test_postgres_migration_runs_as_a_pre_install_and_pre_upgrade_hook_job() -> None:
+    objects = render(postgres_example())
+    (job,) = of_kind(objects, "Job")
+    hooks = job["metadata"]["annotations"]
+    assert set(hooks["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in hooks["helm.sh/hook-delete-policy"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert (
+        container["image"] == relayer_workload(objects)["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    # The DSN is expanded from the Secret by the kubelet; it is never written into the Job.
+    assert container["args"] == [
+        "store",
+        "migrate",
+        "--store",
+        "$(STORE_DSN)",
+        "--password-file",
+        "/etc/relay-store/password",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["STORE_DSN"]["valueFrom"] == {"secretKeyRef": {"name": "relay-store", "key": "dsn"}}
+    assert not [name for name in env if name.startswith("RELAY_") and name != "RELAY_LOG_LEVEL"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["store-password"]["secret"]["defaultMode"] == 0o440
+    assert volumes["store-ca"]["secret"]["defaultMode"] == 0o440
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["store-ca"] == "/etc/relay-store-ca" and mounts["store-password"] == "/etc/relay-store"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["restartPolicy"] == "Never"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    kubernetes_validate.validate(job, KUBE_VERSION, strict=True)
+    values = postgres_example()
+    values["relayer"]["store"]["postgres"]["migrate"] = {"enabled": False}
+    assert of_kind(render(values), "Job") == []
+
+
+@pytest.mark.parametrize(
+    "relayer",
+    [
+        {"store": {"postgres": {"dsnSecret": {"name": "s", "key": "dsn"}, "dsn": "postgresql://x"}}},
+        {"store": {"postgres": {"dsnSecret": {"name": "s", "key": "../etc/passwd"}}}},
+        {"store": {"postgres": {"dsnSecret": {"name": "Not_A_Name"}}}},
+        {"store": {"postgres": {"passwordSecret": {"name": "s", "key": "a/b"}}}},
+        {"store": {"postgres": {"caSecret": {"name": "s", "key": "ca.crt", "mountPath": "/"}}}},
+        {"store": {"sqlite": {}}},
+        {"replicas": -1},
+        {"replicas": 1.5},
+        {"leaseSeconds": 0},
+        {"store": {"postgres": {"migrate": {"enabled": True, "hook": "post-install"}}}},
+    ],
+    ids=[
+        "inline-dsn",
+        "key-path",
+        "bad-secret-name",
+        "password-key-path",
+        "ca-unknown-key",
+        "unknown-backend",
+        "negative-replicas",
+        "fractional-replicas",
+        "zero-lease",
+        "unknown-migrate-key",
+    ],
+)
+def test_schema_rejects_bad_store_values(relayer: dict[str, Any]) -> None:
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"relayer": relayer})
+
+
+def test_schema_accepts_both_store_shapes() -> None:
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema({"relayer": {"replicas": None, "persistence": {"size": "5Gi"}}})
+        chart.validate_schema(postgres_example())
+
+
+def relayer_config_fields() -> set[str]:
+    from relay.relayer import RelayerConfig
+
+    return set(RelayerConfig.model_fields)
+
+
+@pytest.mark.xfail(
+    not {"lease_seconds", "replica_id", "store_password_file"} <= relayer_config_fields(),
+    reason="the relayer's PostgreSQL config keys arrive with the replicas branch (issue 11)",
+    strict=True,
+)
+def test_postgres_relayer_config_with_the_pods_environment_is_accepted(tmp_path: Path) -> None:
+    """The ConfigMap plus the env the pod gets (DSN from the Secret, name from the downward API)."""
+    from relay.config import load_config
+    from relay.relayer import RelayerConfig
+
+    objects = render(postgres_example())
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(relayer_config(objects)))
+    environ = {
+        # As the example's Secret holds it: the env value is read as a YAML scalar and stays a string.
+        "RELAY_STORE": "postgresql://relay@pg.db.svc:5432/relay?sslmode=verify-full&sslrootcert=/etc/relay-store-ca/ca.crt",
+        "RELAY_REPLICA_ID": "relay-relayer-7c9-x2",
+    }
+    config = load_config(RelayerConfig, path, environ)
+    assert config.store == environ["RELAY_STORE"]
+    assert config.replica_id == environ["RELAY_REPLICA_ID"]
+    assert config.lease_seconds == 15
+    assert config.store_password_file == "/etc/relay-store/password"

@@ -113,7 +113,7 @@ insecure_plaintext: true
 {{/*
 The pod spec shared by every role: (dict "root" $ "role" "attestor" "member" "alpha-0" "configMap" name
 "keySecret" name-or-empty "keyFile" entry "tlsSecret" name "resources" {...} "extraVolumes" [...]
-"extraMounts" [...] "extraPorts" [...])
+"extraMounts" [...] "extraPorts" [...] "extraEnv" [...] "affinity" {...} (default .Values.affinity))
 */}}
 {{- define "relay.podSpec" -}}
 {{- $root := .root -}}
@@ -132,6 +132,9 @@ containers:
     env:
       - name: RELAY_LOG_LEVEL
         value: {{ $root.Values.logLevel | quote }}
+      {{- with .extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
     ports:
       - {name: grpc, containerPort: {{ $root.Values.ports.grpc }}, protocol: TCP}
       - {name: http, containerPort: {{ $root.Values.ports.http }}, protocol: TCP}
@@ -194,8 +197,30 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $root.Values.affinity }}
+{{- with (.affinity | default $root.Values.affinity) }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* "true" when the relayer's store is PostgreSQL (relayer.store.postgres.dsnSecret.name set), else "". */}}
+{{- define "relay.relayerPostgres" -}}
+{{- if ((((.Values.relayer.store | default dict).postgres | default dict).dsnSecret | default dict).name) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The number of relayer pods: relayer.replicas, else 1 (SQLite) or 2 (PostgreSQL). Fails for more
+than one with SQLite: the store is a file on a ReadWriteOnce volume, and a second writer would
+relay every message twice over (replay protection on the Gateway would be the only line left).
+*/}}
+{{- define "relay.relayerReplicas" -}}
+{{- $postgres := include "relay.relayerPostgres" . -}}
+{{- $replicas := .Values.relayer.replicas -}}
+{{- if kindIs "invalid" $replicas -}}
+{{- $replicas = ternary 2 1 (eq $postgres "true") -}}
+{{- end -}}
+{{- if and (not $postgres) (gt (int $replicas) 1) -}}
+{{- fail (printf "relayer.replicas=%v needs a shared store: set relayer.store.postgres.dsnSecret (PostgreSQL), or keep 1 replica with SQLite" $replicas) -}}
+{{- end -}}
+{{- int $replicas -}}
 {{- end -}}
