@@ -22,10 +22,8 @@ clients, chain readers); `sizing` is what a message costs a delivery in bytes an
 Each source has its own thread for ingest, attestation and proving, and each destination its own
 delivery thread, so a slow chain (or a slow RPC of one) does not stall the others. Attestors and submitters are
 reached through the `relay.peers` Protocols; their gRPC clients live in `relay.rpc.clients`.
-Several replicas may share one store (docs/adr/0007-replicas-leases-fencing.md, `replicas`): each
-registers under its `replica_id`, a source's ingest, attestation and proving run only in the replica
-holding its lease (the others follow its tree from the store), and every replica delivers what it
-claims. `RelayService` is served like every role (`relay.rpc.server`), and with `metrics_listen` set the
+Replicas may share one store: leases and claims split the work (`replicas`, `source_pass`, docs/adr/0007).
+`RelayService` is served like every role (`relay.rpc.server`), and with `metrics_listen` set the
 same HTTP server as `/metrics` serves a status page (`/`, polling `/api/status`; see `relay.status`).
 """
 
@@ -56,7 +54,6 @@ from relay.relayer.config import (
 from relay.relayer.costs import RouteCost
 from relay.relayer.ingest import DeferredCursors, WatcherFactory
 from relay.relayer.readiness import compute_readiness
-from relay.relayer.replicas import ReplicaLeases
 from relay.relayer.service import (
     ChainStatus,
     Subscriber,
@@ -96,7 +93,7 @@ __all__ = [
 
 log = logging.getLogger("relay.relayer")
 
-STRANDED_CHECK_SECONDS = 15.0  # how often SUBMITTED messages whose claim expired are looked for
+STRANDED_CHECK_SECONDS = 15.0  # at most this (and lease_seconds / 4): SUBMITTED with an expired claim?
 FOUND_DELIVERED_CHECK_SECONDS = 30.0  # how often PARKED / RETRYING messages are looked up on-chain
 ATTESTOR_POOL_SIZE = 16
 
@@ -158,7 +155,6 @@ class Relayer:
         self._http: Any = None
         self._pool: futures.ThreadPoolExecutor | None = None
         self._stages: Stages | None = None
-        self._replica: ReplicaLeases | None = None
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -175,13 +171,6 @@ class Relayer:
         if self._stages is None:
             raise RuntimeError("the relayer is not open")
         return self._stages
-
-    @property
-    def replica(self) -> ReplicaLeases:
-        """This replica's registration and source leases (after `open()`)."""
-        if self._replica is None:
-            raise RuntimeError("the relayer is not open")
-        return self._replica
 
     @property
     def grpc_server(self) -> GrpcServer | None:
@@ -220,12 +209,6 @@ class Relayer:
         if self._store is None:
             self._store = open_store(self.config.store, password=self.config.store_password())
         store = self._store
-        if self._replica is None:
-            replica = ReplicaLeases(
-                store, self.metrics, self.now, self.config.replica_id, self.config.lease_seconds
-            )
-            replica.register(self._stop.wait)
-            self._replica = replica
         store.add_listener(self.subscriptions.publish)
         self._pool = futures.ThreadPoolExecutor(
             max_workers=ATTESTOR_POOL_SIZE, thread_name_prefix="relayer-attestor"
@@ -259,11 +242,11 @@ class Relayer:
             self.factories,
             self._interrupted,
         )
+        stages.replica.register(self._stop.wait)  # refused if this replica id runs elsewhere
         for source in self.sources.values():
             stages.committees.restore(source)
-        # A store only this process uses: every SUBMITTED message was ours. A shared one: only
-        # expired claims (the others are live replicas' deliveries).
-        stages.outcomes.recover_submitted(expired_only=store.shared)
+        stages.outcomes.recover_submitted(expired_only=store.shared)  # shared: live claims are others'
+
         self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
         log.info(
             "relayer opened",
@@ -443,9 +426,8 @@ class Relayer:
                 attestor.close()
         for destination in self.destinations.values():
             destination.submitter.close()
-        if self._replica is not None:
-            self._replica.release(self.sources.values())
-            self._replica = None
+        if self._stages is not None:
+            self._stages.replica.release(self.sources.values())
         if self._store is not None:
             self._store.remove_listener(self.subscriptions.publish)
             if self._owns_store:
@@ -505,9 +487,12 @@ class Relayer:
         while not self._stop.is_set():
             destination.wake.clear()
             try:
+                if not stages.replica.renew_registration():  # also while every source pass hangs
+                    destination.wake.wait(interval)
+                    continue  # another process runs under this replica id: work no more
                 stages.deliverer.probe(destination, self.config.attestor_timeout)
                 stages.deliverer.deliver(destination, flush=False)
-                if self._clock() - checked_at >= STRANDED_CHECK_SECONDS:
+                if self._clock() - checked_at >= min(STRANDED_CHECK_SECONDS, self.config.lease_seconds / 4):
                     checked_at = self._clock()
                     stages.deliverer.requeue_stranded(destination)
                 if self._clock() - found_at >= FOUND_DELIVERED_CHECK_SECONDS:
@@ -536,7 +521,7 @@ class Relayer:
     def process_source(self, source: SourceState) -> bool:
         """Ingest, attest and prove one source once, if this replica holds its lease (else follow
         the holder's tree from the store); True if some message became VERIFIED."""
-        return SourcePass(self.stages, self.replica, self.factories.watcher, self._clock).run(source)
+        return SourcePass(self.stages, self.factories.watcher, self._clock).run(source)
 
     def process_deliveries(self, *, flush: bool = False) -> None:
         """Deliver what is ready to every destination once."""

@@ -143,6 +143,8 @@ class Deliverer:
         now = self._clock()
         ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
         ready += self._store.due_for_retry(now, destination=domain, limit=limit)
+        # What another replica claimed is its to send (until the claim expires).
+        ready = [r for r in ready if r.claim_expires <= now or r.claim_owner == self._owner]
         by_origin: dict[int, list[MessageRecord]] = defaultdict(list)
         for record in ready:
             by_origin[record.message.origin].append(record)
@@ -378,7 +380,7 @@ class Deliverer:
         if not submitted:
             return
         sent = [item for item, t in zip(items, transitions, strict=True) if t.id in applied]
-        self._send(destination, source, certified, submitted, sent, decisions)
+        self._send(destination, source, certified, submitted, sent, decisions, claimed_at=now)
 
     def _prove_for_batch(
         self,
@@ -461,6 +463,8 @@ class Deliverer:
         submitted: Sequence[MessageRecord],
         items: Sequence[DeliveryItem],
         decisions: Mapping[bytes, Decision],
+        *,
+        claimed_at: float,
     ) -> None:
         checkpoint = certified.checkpoint
         fields = {"origin": source.domain, "destination": destination.domain}
@@ -469,7 +473,7 @@ class Deliverer:
             checkpoint, certified.certificate, items, self._submitter_timeout
         )
         try:
-            report = self._wait(call, submitted, fields)
+            report = self._wait(call, submitted, fields, claimed_at)
         except RelayError as error:
             self._outcomes.fail(submitted, error, fields)
             return
@@ -482,7 +486,11 @@ class Deliverer:
         )
 
     def _wait(
-        self, call: PendingDelivery, submitted: Sequence[MessageRecord], fields: Mapping[str, object]
+        self,
+        call: PendingDelivery,
+        submitted: Sequence[MessageRecord],
+        fields: Mapping[str, object],
+        claimed_at: float,
     ) -> DeliveryReport | None:
         """The call's report, renewing the batch's claims every third of `lease_seconds` meanwhile.
 
@@ -492,7 +500,7 @@ class Deliverer:
         recorded here)."""
         fences = {r.id: r.fence for r in submitted}
         renew_every = self._lease_seconds / 3
-        renewed_at = self._clock()
+        renewed_at = claimed_at  # the claims run from then, however late this thread gets here
         while (report := call.wait(WAIT_SLICE_SECONDS)) is None:
             if self._stopping():
                 # Shutting down: leave the batch SUBMITTED, unclaimed; whoever takes it asks again,
@@ -504,7 +512,11 @@ class Deliverer:
             if self._clock() - renewed_at < renew_every:
                 continue
             renewed_at = self._clock()
-            held = self._store.renew_claims(fences, self._owner, renewed_at, self._lease_seconds)
+            try:
+                held = self._store.renew_claims(fences, self._owner, renewed_at, self._lease_seconds)
+            except RelayError as error:  # the store away: keep waiting; a lapsed claim fences us later
+                log.warning("could not renew delivery claims", extra={**fields, "error": describe(error)})
+                continue
             if len(held) < len(fences):
                 call.cancel()
                 self._store.release_claims({i: f for i, f in fences.items() if i in held}, self._owner)

@@ -86,8 +86,9 @@ class ReplicaLeases:
         return lease
 
     def renew_registration(self, *, force: bool = False) -> bool:
-        """Renew "replica/<id>" if a third of its time passed (or `force`); False (logged) if
-        another process holds it now."""
+        """Renew "replica/<id>" if a third of its time passed (or `force`); False once another
+        process took this replica id over (logged once): this process must then do no more work,
+        its claims being indistinguishable from the other's."""
         with self._lock:
             held = self.registration
         if held is None:
@@ -97,10 +98,13 @@ class ReplicaLeases:
         lease = self._store.acquire_lease(held.name, self.process_owner, self._clock(), self.lease_seconds)
         if lease is None:
             log.error(
-                "another process took this replica id over while this one was stalled: give each "
-                "replica its own replica_id (alert)",
+                "another process took this replica id over while this one was stalled: this one "
+                "stops working; give each replica its own replica_id (alert)",
                 extra={"replica": self.replica_id},
             )
+            with self._lock:
+                self.registration = None
+            self._metrics.replica_info.labels(self.replica_id).set(0)
             return False
         with self._lock:
             self.registration = lease

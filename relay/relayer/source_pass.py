@@ -18,7 +18,6 @@ from relay.errors import RelayError
 from relay.lifecycle import LeaseLost
 from relay.relayer.common import Clock
 from relay.relayer.ingest import WatcherFactory
-from relay.relayer.replicas import ReplicaLeases
 from relay.relayer.state import SourceState
 from relay.relayer.wiring import Stages
 from relay.store.base import Lease
@@ -29,18 +28,17 @@ log = logging.getLogger("relay.relayer")
 class SourcePass:
     """Runs one source's pass for this replica (see the module docstring)."""
 
-    def __init__(
-        self, stages: Stages, replica: ReplicaLeases, watchers: WatcherFactory, clock: Clock
-    ) -> None:
+    def __init__(self, stages: Stages, watchers: WatcherFactory, clock: Clock) -> None:
         self._stages = stages
-        self._replica = replica
+        self._replica = stages.replica
         self._watchers = watchers
         self._clock = clock
 
     def run(self, source: SourceState) -> bool:
         """One pass over `source`; True if some message became VERIFIED."""
         stages = self._stages
-        self._replica.renew_registration()
+        if not self._replica.renew_registration():
+            return False  # another process runs under this replica id: work no more
         lease = self.hold(source)
         try:
             stages.committees.follow(source, lease=lease, holding=lease is not None)

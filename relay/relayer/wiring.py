@@ -35,6 +35,7 @@ from relay.relayer.ingest import Ingest, WatcherFactory
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import GasPolicy
 from relay.relayer.prove import Prover
+from relay.relayer.replicas import ReplicaLeases
 from relay.relayer.state import DestinationState, SourceState
 from relay.store.base import Store
 from relay.verify.bls import BlsBackend
@@ -128,6 +129,8 @@ class Stages:
         factories: Factories,
         interrupted: Callable[[], bool],
     ) -> None:
+        # This replica's registration and source leases (several relayers on one store).
+        self.replica = ReplicaLeases(store, metrics, clock, config.replica_id, config.lease_seconds)
         self.gauges = Gauges(store, metrics, clock)
         self.ingest = Ingest(store, metrics, clock, factories.watcher)
         self.attestations = AttestationCollector(

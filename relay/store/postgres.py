@@ -12,6 +12,9 @@ test_store_leases.py run both), with what sharing needs:
 - every state change also NOTIFYs its ids, heard by every replica's listener thread
   (`relay.store.postgres_notify`), this one's included, each commit once.
 
+Leases and claims are in `relay.store.postgres_claims`, signatures, transactions, cursors and
+hand-overs in `relay.store.postgres_records` (mixins of this class).
+
 The schema is never changed by opening: `relay store migrate` does it (`relay.store.postgres_schema`),
 and opening refuses an unmigrated or newer database.
 """
@@ -19,7 +22,6 @@ and opening refuses an unmigrated or newer database.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,7 +30,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from relay.chains import Cursor, ObservedMessage
+from relay.chains import ObservedMessage
 from relay.errors import ConfigurationError, MalformedEncoding, StoreUnavailable
 from relay.lifecycle import LeaseLost, MessageState, StaleState, verify_transition
 from relay.store.base import (
@@ -38,15 +40,14 @@ from relay.store.base import (
     MessageFilter,
     MessageRecord,
     Page,
-    SignatureRecord,
     StateListener,
     Store,
-    SubmittedTransaction,
     Transition,
 )
 from relay.store.postgres_claims import ClaimQueries
 from relay.store.postgres_connect import connect, connection_parameters, describe_dsn, store_unavailable
 from relay.store.postgres_notify import NotificationListener
+from relay.store.postgres_records import RecordQueries
 from relay.store.postgres_rows import (
     NOTIFY_CHANNEL,
     PENDING_STATES,
@@ -59,28 +60,24 @@ from relay.store.sqlite_rows import (
     CHECKPOINT_COLUMNS,
     MESSAGE_COLUMNS,
     OBSERVED_COLUMNS,
-    SIGNATURE_COLUMNS,
-    TRANSACTION_COLUMNS,
     certified_checkpoint,
     message_record,
     observed_row,
-    signature_record,
-    signature_row,
-    submitted_transaction,
-    transaction_row,
 )
 from relay.verify.committee import Checkpoint, QuorumCertificate
 
 Connection = psycopg.Connection[TupleRow]
 
 POOL_TIMEOUT_SECONDS = 10.0  # how long a call waits for a connection before `StoreUnavailable`
+# How long the pool retries one lost connection (backing off 1, 2, 4 s) before giving it up; the
+# next call then asks for a fresh one at once. psycopg_pool's default (5 minutes) doubles its
+# delay up to minutes: after an outage of a minute the store would stay away for another one.
+RECONNECT_TIMEOUT_SECONDS = 5.0
 
 _OBSERVED_MARKS = ", ".join("%s" for _ in OBSERVED_COLUMNS.split(","))
-_SIGNATURE_MARKS = ", ".join("%s" for _ in SIGNATURE_COLUMNS.split(","))
-_TRANSACTION_MARKS = ", ".join("%s" for _ in TRANSACTION_COLUMNS.split(","))
 
 
-class PostgresStore(ClaimQueries, Store):
+class PostgresStore(ClaimQueries, RecordQueries, Store):
     """`Store` on a PostgreSQL database migrated by `relay store migrate`. Safe to share between
     threads and between processes (replicas)."""
 
@@ -106,6 +103,7 @@ class PostgresStore(ClaimQueries, Store):
             min_size=pool_min,
             max_size=pool_max,
             timeout=timeout,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             check=ConnectionPool.check_connection,
             name="relay-store",
             open=False,
@@ -466,109 +464,6 @@ class PostgresStore(ClaimQueries, Store):
             self._apply_all(db, attested, now)
             self._announce(db, list(ids))
         return checkpoint_id
-
-    def save_signature(self, record: SignatureRecord) -> bool:
-        with self._transaction() as db:
-            cursor = db.execute(
-                f"INSERT INTO signatures ({SIGNATURE_COLUMNS}) VALUES ({_SIGNATURE_MARKS})"
-                " ON CONFLICT (origin, gateway, epoch, root, idx, signer_index, signature)"
-                # A valid copy replaces a rejected one (a replay of the member's signature under a
-                # wrong public key must not shadow the member's own); anything else keeps the first.
-                " DO UPDATE SET public_key = excluded.public_key, attestor = excluded.attestor,"
-                " rejected_reason = '', received_at = excluded.received_at"
-                " WHERE signatures.rejected_reason <> '' AND excluded.rejected_reason = ''"
-                " RETURNING seq",
-                signature_row(record),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                return False
-            # The attestor's rows beyond its bound, lowest index (then oldest) first.
-            pruned = db.execute(
-                "DELETE FROM signatures WHERE seq IN (SELECT seq FROM signatures"
-                " WHERE origin = %s AND attestor = %s ORDER BY idx DESC, received_at DESC, seq DESC"
-                " OFFSET %s) RETURNING seq",
-                (record.checkpoint.origin, record.attestor, self.max_signatures_per_attestor),
-            ).fetchall()
-            return all(int(p[0]) != int(row[0]) for p in pruned)
-
-    def prune_signatures(self, origin: int, below_index: int) -> int:
-        with self._transaction() as db:
-            cursor = db.execute(
-                "DELETE FROM signatures WHERE origin = %s AND idx < %s", (origin, below_index)
-            )
-            return int(cursor.rowcount)
-
-    def signatures_for(self, origin: int, min_index: int, valid_only: bool = True) -> list[SignatureRecord]:
-        sql = f"SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE origin = %s AND idx >= %s"
-        if valid_only:
-            sql += " AND rejected_reason = ''"
-        rows = self._read(sql + " ORDER BY idx, signer_index", (origin, min_index))
-        return [signature_record(r) for r in rows]
-
-    # --- transactions -----------------------------------------------------------------------
-
-    def record_transaction(self, transaction: SubmittedTransaction) -> None:
-        t = transaction
-        with self._transaction() as db:
-            db.execute(
-                f"INSERT INTO transactions ({TRANSACTION_COLUMNS}) VALUES ({_TRANSACTION_MARKS})"
-                " ON CONFLICT DO NOTHING",
-                transaction_row(t),
-            )
-            with db.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO transaction_messages (hash, message_id, position) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    [(bytes(t.transaction_hash), bytes(i), n) for n, i in enumerate(t.message_ids)],
-                )
-
-    def transactions_for(self, message_id: bytes) -> list[SubmittedTransaction]:
-        with self._transaction() as db:
-            rows = db.execute(
-                "SELECT t.hash, t.destination, t.checkpoint_id, t.block_number, t.gas_used, t.submitted_at"
-                " FROM transactions t JOIN transaction_messages m ON m.hash = t.hash"
-                " WHERE m.message_id = %s ORDER BY t.submitted_at",
-                (bytes(message_id),),
-            ).fetchall()
-            result = []
-            for r in rows:
-                ids = db.execute(
-                    "SELECT message_id FROM transaction_messages WHERE hash = %s ORDER BY position", (r[0],)
-                ).fetchall()
-                result.append(submitted_transaction(r, tuple(bytes(i[0]) for i in ids)))
-        return result
-
-    # --- cursors ----------------------------------------------------------------------------
-
-    def load_cursor(self, domain: int) -> Cursor | None:
-        rows = self._read("SELECT block_number, block_hash FROM cursors WHERE domain = %s", (domain,))
-        return Cursor(int(rows[0][0]), bytes(rows[0][1])) if rows else None
-
-    def save_cursor(self, domain: int, cursor: Cursor, *, lease: Lease | None = None) -> None:
-        with self._transaction() as db:
-            self._verify_lease(db, lease)
-            db.execute(
-                "INSERT INTO cursors (domain, block_number, block_hash, updated_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (domain) DO UPDATE SET block_number = excluded.block_number,"
-                " block_hash = excluded.block_hash, updated_at = excluded.updated_at",
-                (domain, cursor.block_number, bytes(cursor.block_hash), time.time()),
-            )
-
-    # --- hand-overs ---------------------------------------------------------------------------
-
-    def save_handover(self, origin: int, epoch: int, document: str, now: float) -> bool:
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO handovers (origin, epoch, document, saved_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (origin, epoch, document, now),
-            )
-            return cursor.rowcount > 0
-
-    def handovers(self, origin: int) -> list[tuple[int, str]]:
-        rows = self._read("SELECT epoch, document FROM handovers WHERE origin = %s ORDER BY epoch", (origin,))
-        return [(int(row[0]), str(row[1])) for row in rows]
 
     # --- notification and lifetime ----------------------------------------------------------
 

@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from relay.chains import ObservedMessage
 from relay.errors import ConfigurationError, StoreUnavailable
-from relay.lifecycle import MessageState
+from relay.lifecycle import LeaseLost, MessageState
 from relay.store import Store, Transition, open_store
 from relay.store.postgres import PostgresStore
 from relay.store.postgres_schema import SCHEMA_VERSION, migrate
@@ -280,6 +281,53 @@ def test_two_stores_racing_for_a_lease_give_it_to_one(migrated: str) -> None:
             store.close()
 
 
+def test_a_takeover_waits_for_a_write_in_flight_under_the_old_fence(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease check and the write commit together: a takeover between them would let a write
+    under the old fence land after the new holder started. The write holds the lease row FOR SHARE
+    until it commits, so the takeover waits for it (and the write after the takeover is refused)."""
+    holder, taker = PostgresStore(migrated), PostgresStore(migrated)
+    try:
+        lease = holder.acquire_lease("source/1", "replica-a", now=100.0, ttl=10.0)
+        assert lease is not None
+        in_write, finish = threading.Event(), threading.Event()
+        original = PostgresStore._announce
+
+        def paused(self: PostgresStore, connection: Any, ids: Sequence[bytes]) -> None:
+            if self is holder and not finish.is_set():  # inside the write's transaction, before COMMIT
+                in_write.set()
+                assert finish.wait(30)
+            original(self, connection, ids)
+
+        monkeypatch.setattr(PostgresStore, "_announce", paused)
+        with ThreadPoolExecutor(2) as pool:
+            write = pool.submit(holder.insert_observed, [observed(0)], 101.0, lease=lease)
+            assert in_write.wait(30)
+            takeover = pool.submit(taker.acquire_lease, "source/1", "replica-b", 200.0, 10.0)
+
+            def takeover_waits_on_the_lease_row() -> bool:
+                with psycopg.connect(migrated) as connection:
+                    row = connection.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE 'INSERT INTO leases%%'"
+                    ).fetchone()
+                return row is not None and row[0] == 1
+
+            eventually(takeover_waits_on_the_lease_row, 30, "the takeover to wait for the write")
+            assert not takeover.done()
+            finish.set()
+            assert write.result(timeout=30)[0] == [observed(0).message.id]
+            taken = takeover.result(timeout=30)
+        assert taken is not None and taken.fence == lease.fence + 1
+        with pytest.raises(LeaseLost):
+            holder.insert_observed([observed(1)], now=201.0, lease=lease)
+        assert holder.get(observed(1).message.id) is None
+    finally:
+        holder.close()
+        taker.close()
+
+
 # --- notifications --------------------------------------------------------------------------------
 
 
@@ -338,7 +386,8 @@ def test_a_junk_notification_is_dropped_and_the_listener_carries_on(migrated: st
 # --- a server restart -----------------------------------------------------------------------------
 
 
-def test_a_server_restart_is_transient_and_the_listener_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("crash", [False, True], ids=["fast-shutdown", "crash"])
+def test_a_server_restart_is_transient_and_the_listener_resumes(tmp_path: Path, crash: bool) -> None:
     with PostgresServer(tmp_path / "pg", durable=False) as server:
         dsn = server.create_database("restarted")
         migrate(dsn)
@@ -349,7 +398,7 @@ def test_a_server_restart_is_transient_and_the_listener_resumes(tmp_path: Path) 
             first = store.insert_observed([observed(0)], now=1.0)[0]
             assert heard.wait_for(first)
 
-            server.stop()
+            server.stop(immediate=crash)  # a crash (SIGQUIT) drops connections without a word
             with pytest.raises(StoreUnavailable):
                 store.get(first[0])
             with pytest.raises(StoreUnavailable):

@@ -11,7 +11,10 @@ while the others' moves past its lease.
 - (b) deliveries are shared between replicas, no message is sent twice, every one executes once;
 - (c) a replica whose claim was taken over cannot record its late outcome;
 - (d) recovery at open on a shared store touches only expired claims;
-- (e) a second live process with the same replica id is refused.
+- (e) a second live process with the same replica id is refused;
+- and on real chains (two anvils, four attestor and one submitter role, two replicas): every
+  message runs once on the destination, and the origin is taken over within the lease when its
+  holder dies without releasing it.
 """
 
 from __future__ import annotations
@@ -28,16 +31,24 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from adapters.evm import deploy
 from relay.chains import CursorStore, WatchUpdate
 from relay.chains.registry import ChainConfig
+from relay.config import SecretRef
 from relay.errors import ConfigurationError
 from relay.lifecycle import MessageState
-from relay.relayer import Relayer
+from relay.relayer import Relayer, RelayerConfig
+from relay.roles.attestor import Attestor, AttestorConfig
+from relay.roles.submitter import Submitter, SubmitterConfig
 from relay.rpc import convert
 from relay.rpc.server import bind
 from relay.store import SqliteStore
 from relay.store.base import REQUEUED_REASON
 from relay.v1 import attestation_pb2_grpc, destination_pb2_grpc
+from relay.verify.hashing import keccak256
+from tests.chains import DESTINATION as CHAIN_DESTINATION
+from tests.chains import SOURCE as CHAIN_SOURCE
+from tests.chains import SUBMITTER, Chains, running_chains
 from tests.integration.test_relayer import (
     DESTINATION,
     ORIGIN,
@@ -349,6 +360,35 @@ def test_three_replicas_in_background_deliver_everything_exactly_once(replicas: 
     assert len(holders) == 1  # one watcher for the origin
 
 
+def test_a_call_waiting_longer_than_the_lease_stays_with_its_replica_while_it_renews(
+    replicas: Replicas,
+) -> None:
+    clock = ReplicaClock(time.time())  # one clock for both: nobody stalls
+    a = replicas.replica("replica-a", clock, submitter_timeout=60.0).open()
+    b = replicas.replica("replica-b", clock).open()
+    message = replicas.chain.dispatch(b"slow chain")
+    a.process_sources()
+    replicas.destination.gate = threading.Event()  # the destination takes its time
+    waiting, errors = in_thread(lambda: a.process_deliveries(flush=True))
+    replicas.destination.wait_entries(1)
+    for step in range(1, 7):  # two leases, a third at a time: a renews every step
+        clock.advance(LEASE / 3 + 0.01)
+        expected = clock.now + LEASE
+        eventually(
+            lambda e=expected: (r := b.store.get(message.id)) is not None and r.claim_expires == e,  # type: ignore[misc]
+            10,
+            f"renewal {step}",
+            interval=0.02,
+        )
+        assert b.requeue_stranded(DESTINATION) == []  # live claim: not taken over
+    replicas.destination.gate.set()
+    waiting.join(10)
+    assert not waiting.is_alive() and errors == []
+    assert states(a) == {S.DELIVERED: 1}
+    assert replicas.destination.sent == [[message.id]]  # sent once, by a
+    assert metric(a, "relay_fenced_writes_total", {"stage": "outcomes"}) == 0
+
+
 # --- (c) fencing a late outcome ------------------------------------------------------------------
 
 
@@ -433,3 +473,145 @@ def test_a_second_live_process_with_the_same_replica_id_is_refused(replicas: Rep
     assert metric(restarted, "relay_replica_info", {"replica": "same"}) == 1
     registration = [lease for lease in restarted.store.leases("replica/") if lease.name == "replica/same"]
     assert [lease.fence for lease in registration] == [2]
+
+
+# --- real chains: two anvils, four attestors, a submitter, two replicas ---------------------------
+
+
+DELIVERED_TOPIC = keccak256(b"Delivered(bytes32,uint32,uint32)")
+
+
+def delivered_events(chains: Chains, message_id: bytes) -> int:
+    """How many times the destination Gateway executed `message_id` (its `Delivered` logs)."""
+    logs = deploy.rpc_request(
+        chains.destination.rpc_url,
+        "eth_getLogs",
+        [
+            {
+                "fromBlock": "0x0",
+                "toBlock": "latest",
+                "address": chains.gateway,
+                "topics": ["0x" + DELIVERED_TOPIC.hex(), "0x" + message_id.hex()],
+            }
+        ],
+    )
+    return len(logs)
+
+
+@pytest.fixture(scope="module")
+def real_chains() -> Iterator[Chains]:
+    with running_chains() as started:
+        yield started
+
+
+@pytest.mark.anvil
+def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_origin(
+    real_chains: Chains, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chains = real_chains
+    attestors = [
+        Attestor(
+            AttestorConfig(
+                chain=chains.source_chain(confirmations=1),
+                bls_key=SecretRef(value=hex(secret)),
+                signer_index=index,
+                epoch=1,
+                listen="127.0.0.1:0",
+                poll_interval=0.1,
+                insecure_plaintext=True,
+            )
+        ).start()
+        for index, secret in enumerate(chains.secrets)
+    ]
+    loops = [threading.Thread(target=a.run_loop, daemon=True) for a in attestors]
+    for loop in loops:
+        loop.start()
+    submitter = Submitter(
+        SubmitterConfig(
+            chain=chains.destination_chain(),
+            key=SecretRef(value=SUBMITTER),
+            listen="127.0.0.1:0",
+            insecure_plaintext=True,
+        )
+    ).start()
+    stores: list[SqliteStore] = []
+    relayers: list[Relayer] = []
+
+    def replica(replica_id: str) -> Relayer:
+        config = RelayerConfig.model_validate(
+            {
+                "insecure_plaintext": True,
+                "replica_id": replica_id,
+                "lease_seconds": LEASE,
+                "poll_interval": 0.1,
+                "store": str(tmp_path / "shared.db"),
+                "sources": [
+                    {
+                        "chain": chains.source_chain(confirmations=1).model_dump(mode="json"),
+                        "committee": {
+                            "epoch": 1,
+                            "members": [
+                                {
+                                    "public_key": m.public_key.hex(),
+                                    "proof_of_possession": m.proof_of_possession.hex(),
+                                }
+                                for m in chains.committee.members
+                            ],
+                        },
+                        "attestors": [f"127.0.0.1:{a.grpc_port}" for a in attestors],
+                    }
+                ],
+                "destinations": [
+                    {
+                        "domain": CHAIN_DESTINATION,
+                        "submitter": f"127.0.0.1:{submitter.grpc_port}",
+                        "chain": chains.destination_chain().model_dump(mode="json"),
+                    }
+                ],
+                "batching": {"max_batch": 4, "max_wait": 0.05},
+                "gas_policy": {"mode": "allow_all"},
+            }
+        )
+        store = SqliteStore(config.store, shared=True)
+        stores.append(store)
+        relayer = Relayer(config, store=store, registry=CollectorRegistry())
+        relayers.append(relayer)
+        return relayer.start()
+
+    try:
+        first, second = replica("replica-a"), replica("replica-b")
+        sent = chains.send(8, "replicas ")
+        chains.mine(2)
+
+        def delivered(ids: list[bytes]) -> bool:
+            return all((r := first.store.get(i)) is not None and r.state is S.DELIVERED for i in ids)
+
+        eventually(lambda: delivered(sent), 60, "the first messages delivered", interval=0.1)
+        [holder] = [r for r in (first, second) if r.sources[CHAIN_SOURCE].lease is not None]
+        other = second if holder is first else first
+
+        # The holder dies without giving its lease up (kill -9): the other takes the origin over
+        # once the lease ran out, and delivers what is sent meanwhile.
+        monkeypatch.setattr(holder.stages.replica, "release", lambda sources: None)
+        died = time.monotonic()
+        holder.stop()
+        more = chains.send(4, "after the holder died ")
+        chains.mine(2)
+        eventually(lambda: other.sources[CHAIN_SOURCE].lease is not None, 30, "the takeover", interval=0.05)
+        takeover = time.monotonic() - died
+        assert takeover <= LEASE + 3.0  # within the lease, plus a few passes of slack on 2 shared cores
+        lease_name = f"source/{CHAIN_SOURCE}"
+        assert metric(other, "relay_lease_takeovers_total", {"lease": lease_name}) == 1
+        eventually(lambda: delivered(more), 60, "the later messages delivered", interval=0.1)
+
+        for message_id in [*sent, *more]:
+            assert delivered_events(chains, message_id) == 1  # the recipient ran it once
+            assert len(other.store.transactions_for(message_id)) == 1  # sent in one transaction only
+    finally:
+        for relayer in relayers:
+            relayer.stop()
+        for store in stores:
+            store.close()
+        submitter.stop()
+        for attestor in attestors:
+            attestor.stop()

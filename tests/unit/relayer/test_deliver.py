@@ -360,6 +360,22 @@ def test_a_message_that_does_not_prove_under_the_batch_checkpoint_is_held_back(
     assert w.states(2) == [St.VERIFIED, St.VERIFIED]
 
 
+def test_a_replica_not_watching_the_origin_rebuilds_its_tree_once_to_reprove(
+    world: Callable[..., World], store: Store
+) -> None:
+    w = world()
+    store_verified(store, w.source, MESSAGES[:2], checkpoint_over(MESSAGES[:4], 1))
+    # The replica holding the source stored and verified two more under a newer checkpoint; this
+    # replica's tree has not followed yet.
+    holder = make_source(store)
+    holder.tree.rebuild()
+    store_verified(store, holder, MESSAGES[2:4], checkpoint_over(MESSAGES[:4], 3))
+    assert w.source.tree.count == 2 and w.source.lease is None
+    w.deliverer.deliver(w.destination, flush=True)
+    assert [[i.message.nonce for i in c.items] for c in w.submitter.calls] == [[0, 1, 2, 3]]
+    assert w.source.tree.count == 4 and w.states(4) == [St.DELIVERED] * 4
+
+
 def test_messages_of_an_unconfigured_origin_are_left_alone(world: Callable[..., World], store: Store) -> None:
     w = world()
     w.verify(1)

@@ -104,6 +104,8 @@ def test_a_second_process_with_the_same_replica_id_is_refused_until_the_first_le
     clock.advance(LEASE)  # the first process died without releasing: its lease runs out
     assert second.register(lambda seconds: True).fence == 2
     assert not first.renew_registration(force=True)  # the first, woken up, cannot renew it
+    assert first.registration is None and not first.renew_registration()  # and works no more
+    assert second.renew_registration(force=True)
 
 
 def test_the_registration_is_renewed_after_a_third_of_the_lease_and_released_at_stop(
