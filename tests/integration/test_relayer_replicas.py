@@ -1,8 +1,9 @@
 """Several relayer replicas on one store: source leases, delivery claims, fencing (docs/adr/0007).
 
-Real relayers (two or three `Relayer` instances, each with its own `SqliteStore` on ONE file: WAL and
-`BEGIN IMMEDIATE` serialise them, `shared=True` as a PostgreSQL store is), real gRPC to attestors
-and a submitter; the chain and peers are the fakes of tests/integration/test_relayer.py. Each
+Real relayers (two or three `Relayer` instances, each with its own store on ONE database: a
+PostgreSQL database in the session's server, or one SQLite file, whose WAL and `BEGIN IMMEDIATE`
+serialise them, opened `shared=True`), real gRPC to attestors and a submitter; the chain and peers
+are the fakes of tests/integration/test_relayer.py. Every test runs on both back ends. Each
 replica has its own injectable clock, so a stalled replica (SIGSTOP) is one whose clock stands still
 while the others' moves past its lease.
 
@@ -43,12 +44,13 @@ from relay.roles.submitter import Submitter, SubmitterConfig
 from relay.rpc import convert
 from relay.rpc.server import bind
 from relay.store import SqliteStore
-from relay.store.base import REQUEUED_REASON
+from relay.store.base import REQUEUED_REASON, Store
 from relay.v1 import attestation_pb2_grpc, destination_pb2_grpc
 from relay.verify.hashing import keccak256
 from tests.chains import DESTINATION as CHAIN_DESTINATION
 from tests.chains import SOURCE as CHAIN_SOURCE
 from tests.chains import SUBMITTER, Chains, running_chains
+from tests.conformance.test_store import STORE_BACKENDS
 from tests.integration.test_relayer import (
     DESTINATION,
     ORIGIN,
@@ -134,10 +136,33 @@ class PausingWatcher(FakeWatcher):
         return update
 
 
-class Replicas:
-    """The fakes, and relayer replicas opened on one shared SQLite file."""
+SharedStore = Callable[[], Store]
+"""Opens one more connection (a replica's store) to the test's shared database."""
 
-    def __init__(self, tmp_path: Path) -> None:
+
+@pytest.fixture(params=sorted(STORE_BACKENDS))
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SharedStore]:
+    """Each call opens a store on the same database of the back end under test (SQLite: shared)."""
+    opened: list[Store] = []
+
+    def open_shared() -> Store:
+        if request.param == "sqlite":
+            store: Store = SqliteStore(tmp_path / "shared.db", shared=True)
+        else:
+            store = STORE_BACKENDS[request.param](tmp_path, request)
+        opened.append(store)
+        return store
+
+    yield open_shared
+    for store in opened:
+        store.close()
+
+
+class Replicas:
+    """The fakes, and relayer replicas opened on one shared database."""
+
+    def __init__(self, tmp_path: Path, shared_store: SharedStore) -> None:
+        self.shared_store = shared_store
         self.chain = FakeChain()
         self.attestors = [FakeAttestor(self.chain, i) for i in range(4)]
         self.servers = [
@@ -157,7 +182,6 @@ class Replicas:
             tmp_path / "r.db",
         )
         self.relayers: list[Relayer] = []
-        self.stores: list[SqliteStore] = []
         self.watchers: dict[str, list[PausingWatcher]] = {}
 
     def replica(self, replica_id: str, clock: Callable[[], float], **overrides: Any) -> Relayer:
@@ -168,8 +192,7 @@ class Replicas:
             watchers.append(watcher)
             return watcher
 
-        store = SqliteStore(self.world.store_path, shared=True)
-        self.stores.append(store)
+        store = self.shared_store()
         config = self.world.config(
             **{"replica_id": replica_id, "lease_seconds": LEASE, "poll_interval": 0.05, **overrides}
         )
@@ -184,15 +207,13 @@ class Replicas:
             self.destination.hold_first.set()
         for relayer in self.relayers:
             relayer.stop()
-        for store in self.stores:
-            store.close()
         for server in [*self.servers, self.destination_server]:
             server.stop()
 
 
 @pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[Replicas]:
-    built = Replicas(tmp_path)
+def replicas(tmp_path: Path, shared_store: SharedStore) -> Iterator[Replicas]:
+    built = Replicas(tmp_path, shared_store)
     yield built
     built.close()
 
@@ -506,7 +527,7 @@ def real_chains() -> Iterator[Chains]:
 
 @pytest.mark.anvil
 def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_origin(
-    real_chains: Chains, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    real_chains: Chains, shared_store: SharedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chains = real_chains
     attestors = [
@@ -534,7 +555,6 @@ def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_o
             insecure_plaintext=True,
         )
     ).start()
-    stores: list[SqliteStore] = []
     relayers: list[Relayer] = []
 
     def replica(replica_id: str) -> Relayer:
@@ -544,7 +564,7 @@ def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_o
                 "replica_id": replica_id,
                 "lease_seconds": LEASE,
                 "poll_interval": 0.1,
-                "store": str(tmp_path / "shared.db"),
+                "store": "injected.db",  # unused: each replica gets a store on the shared database
                 "sources": [
                     {
                         "chain": chains.source_chain(confirmations=1).model_dump(mode="json"),
@@ -572,9 +592,7 @@ def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_o
                 "gas_policy": {"mode": "allow_all"},
             }
         )
-        store = SqliteStore(config.store, shared=True)
-        stores.append(store)
-        relayer = Relayer(config, store=store, registry=CollectorRegistry())
+        relayer = Relayer(config, store=shared_store(), registry=CollectorRegistry())
         relayers.append(relayer)
         return relayer.start()
 
@@ -610,8 +628,6 @@ def test_two_replicas_on_real_chains_deliver_once_and_take_over_a_dead_holders_o
     finally:
         for relayer in relayers:
             relayer.stop()
-        for store in stores:
-            store.close()
         submitter.stop()
         for attestor in attestors:
             attestor.stop()
