@@ -368,7 +368,8 @@ class RelayMetrics:
         )
         self.fenced_writes = Counter(
             "fenced_writes",
-            "Writes refused because this replica's lease or claim had moved on to another (LeaseLost).",
+            "Writes refused because this replica's lease or claim had moved on to another (LeaseLost; stage"
+            " renew: a claim renewal refused while a delivery call waited, the call abandoned).",
             ["stage"],
             namespace=ns,
             registry=registry,

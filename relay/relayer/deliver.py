@@ -518,6 +518,7 @@ class Deliverer:
                 log.warning("could not renew delivery claims", extra={**fields, "error": describe(error)})
                 continue
             if len(held) < len(fences):
+                self._count_fenced("renew")  # the renewal was refused: nothing of this call is recorded
                 call.cancel()
                 self._store.release_claims({i: f for i, f in fences.items() if i in held}, self._owner)
                 log.warning(

@@ -203,9 +203,10 @@ class Ingest:
                 "conflicting observation: another message holds this nonce (alert)",
                 extra={**fields, "message_id": message_id},
             )
+        # Every pass, not only when this one inserted: a pass that failed after its insert committed
+        # (a store outage) left those leaves in the store and out of the tree.
+        source.tree.extend()
         final = self._store.mark_final(source.domain, update.finalized_block, now, lease=lease)
-        if new:
-            source.tree.extend()
         malformed = {o.id: o.malformed_reason for o in observed if o.is_malformed}
         for message_id in new:
             if message_id in malformed:

@@ -71,6 +71,8 @@ class ReplicaLeases:
             lease = self._store.acquire_lease(name, self.process_owner, self._clock(), self.lease_seconds)
             if lease is not None:
                 break
+            if not self._store.shared and self._release_dead_holder(name):
+                continue
             if time.monotonic() >= deadline or wait(REGISTRATION_RETRY_SECONDS):
                 holder = next((held.owner for held in self._store.leases(name) if held.name == name), "")
                 raise ConfigurationError(
@@ -84,6 +86,28 @@ class ReplicaLeases:
         self._metrics.replica_info.labels(self.replica_id).set(1)
         log.info("replica registered", extra={"replica": self.replica_id, "fence": lease.fence})
         return lease
+
+    def _release_dead_holder(self, name: str) -> bool:
+        """On a store only one host uses (SQLite), free "replica/<id>" at once if the process that
+        holds it is gone (killed without releasing it): its pid names no live process here. A
+        shared store's holder may live on another host, so there the lease has to run out."""
+        held = self._current(name)
+        if held is None:
+            return False
+        parts = held.owner.rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdecimal() or int(parts[1]) == os.getpid():
+            return False
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            log.info(
+                "the previous process of this replica id is gone: its registration is taken at once",
+                extra={"replica": self.replica_id, "previous_owner": held.owner},
+            )
+            return self._store.release_lease(held, self._clock())
+        except OSError:
+            return False  # alive, under another user
+        return False
 
     def renew_registration(self, *, force: bool = False) -> bool:
         """Renew "replica/<id>" if a third of its time passed (or `force`); False once another

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relay.chains import ChainConfigBase as ChainConfig
 from relay.chains import Cursor, CursorStore, ObservedMessage, WatchUpdate
-from relay.errors import PermanentError, RpcUnavailable, SourceDisagreement
+from relay.errors import PermanentError, RpcUnavailable, SourceDisagreement, StoreUnavailable
 from relay.metrics import RelayMetrics
 from relay.relayer.ingest import DeferredCursors, Ingest
 from relay.relayer.state import SourceState
@@ -358,3 +359,37 @@ def test_a_repair_with_nothing_confirmed_rereads_from_the_start_block(
     ingest.poll(source)
     assert len(factory.created) == 1
     assert [i for _, i in store.message_ids_by_nonce(ORIGIN)] == [MESSAGES[0].id]
+
+
+class FailsMarkFinalOnce(SqliteStore):
+    """A store whose next `mark_final` fails as during a database restart (after the insert committed)."""
+
+    armed = False
+
+    def mark_final(self, *args: Any, **kwargs: Any) -> list[bytes]:
+        if self.armed:
+            self.armed = False
+            raise StoreUnavailable("the store's database is unavailable")
+        return super().mark_final(*args, **kwargs)
+
+
+def test_leaves_stored_by_a_pass_that_failed_later_join_the_tree_on_the_next_pass(
+    tmp_path: Path, metrics: RelayMetrics, clock: Clock
+) -> None:
+    store = FailsMarkFinalOnce(tmp_path / "relayer.db")
+    try:
+        messages = [make_message(n) for n in range(3)]
+        report = update(*[observe(m) for m in messages], finalized=3, head=5)
+        source, _ = scripted_source(store, report)
+        ingest = Ingest(
+            store, metrics, clock, Factory([update(*[observe(m) for m in messages], finalized=3, head=5)])
+        )
+        store.armed = True
+        with pytest.raises(StoreUnavailable):
+            ingest.poll(source)
+        assert len(store.message_ids_by_nonce(ORIGIN)) == 3  # the insert committed
+        ingest.poll(source)  # the restarted watcher reads the same blocks: nothing new to insert
+        assert source.tree.count == 3
+        assert {state_of(store, m.id) for m in messages} == {St.FINAL}
+    finally:
+        store.close()

@@ -6,6 +6,9 @@ A real SQLite store and the injectable clock; two `ReplicaLeases` on one store s
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from relay.lifecycle import LeaseLost
 from relay.metrics import RelayMetrics
 from relay.relayer.config import default_replica_id
 from relay.relayer.replicas import ReplicaLeases
-from relay.store import Store
+from relay.store import SqliteStore, Store
 
 from .helpers import (
     COMMITTEE,
@@ -106,6 +109,25 @@ def test_a_second_process_with_the_same_replica_id_is_refused_until_the_first_le
     assert not first.renew_registration(force=True)  # the first, woken up, cannot renew it
     assert first.registration is None and not first.renew_registration()  # and works no more
     assert second.renew_registration(force=True)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_dead_previous_process_frees_the_replica_id_at_once_only_on_a_one_host_store(
+    tmp_path: Path, metrics: RelayMetrics, clock: Clock, shared: bool
+) -> None:
+    store = SqliteStore(tmp_path / "one.db", shared=shared)
+    try:
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+        dead_pid = int(gone.stdout)  # exited: no live process has this pid now (barring reuse)
+        assert store.acquire_lease("replica/pod-0", f"pod-0:{dead_pid}:00ff", clock(), LEASE) is not None
+        restarted = ReplicaLeases(store, metrics, clock, "pod-0", LEASE)
+        if shared:  # the holder may live on another host: its lease has to run out
+            with pytest.raises(ConfigurationError, match="held by a live process"):
+                restarted.register(lambda seconds: True)
+        else:  # SQLite: the file is this host's, and the pid names no process here
+            assert restarted.register(lambda seconds: True).fence == 2
+    finally:
+        store.close()
 
 
 def test_the_registration_is_renewed_after_a_third_of_the_lease_and_released_at_stop(
