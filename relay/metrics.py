@@ -425,6 +425,16 @@ class RelayMetrics:
         self.chain_finalized.labels(chain).set(finalized)
         self.watcher_lag.labels(chain).set(max(0, finalized - processed))
 
+    def forget_chain_progress(self, chain: str) -> None:
+        """Stop exporting the watcher's view of `chain` (head, finalized, lag, halted): a replica
+        that does not hold the source's lease has no current view, and a stale one would hide or
+        fake the holder's under `max` (docs/operations.md, several replicas)."""
+        for gauge in (self.chain_head, self.chain_finalized, self.watcher_lag, self.source_halted):
+            try:
+                gauge.remove(chain)
+            except KeyError:
+                pass  # never exported here
+
     def record_rejection(self, origin: int, error: BaseException) -> None:
         """Count a rejected proof under its stable reason (`RelayError.reason`, else the class name)."""
         reason = getattr(error, "reason", None)

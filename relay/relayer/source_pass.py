@@ -80,6 +80,7 @@ class SourcePass:
         """A pass without the source's lease: another replica writes the origin; follow its tree
         from the store and keep the attestor quorum measured (readiness, gauges)."""
         source.stale = True
+        self._stages.metrics.forget_chain_progress(source.name)
         source.tree.extend()
         source.last_poll_at = self._clock()
         self._stages.attestations.probe_quorum(source)

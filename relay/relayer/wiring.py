@@ -130,6 +130,7 @@ class Stages:
         interrupted: Callable[[], bool],
     ) -> None:
         # This replica's registration and source leases (several relayers on one store).
+        self.metrics = metrics
         self.replica = ReplicaLeases(store, metrics, clock, config.replica_id, config.lease_seconds)
         self.gauges = Gauges(store, metrics, clock)
         self.ingest = Ingest(store, metrics, clock, factories.watcher)

@@ -3,7 +3,7 @@
 Every state change is one row update in one transaction, checked against the lifecycle table
 (`relay.lifecycle.verify_transition`) and against the state the caller expects (`StaleState` if
 another writer moved the message first). Records are plain frozen dataclasses; the back ends
-(`relay.store.sqlite.SqliteStore`, later PostgreSQL) share the conformance suite in
+(`relay.store.sqlite.SqliteStore`, `relay.store.postgres.PostgresStore`) share the conformance suite in
 tests/conformance/test_store.py (a back end joins it with one entry in its `STORE_BACKENDS`).
 """
 

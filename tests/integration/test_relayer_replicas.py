@@ -297,6 +297,11 @@ def test_one_replica_at_a_time_watches_an_origin_and_another_takes_over_after_th
     # The stalled replica follows now; delivery still works from either of them.
     a.process_sources()
     assert a.sources[ORIGIN].lease is None and a.sources[ORIGIN].tree.count == 5
+    # Only the holder exports the watcher's view of the chain: a's last one would be stale.
+    chain = {"chain": a.sources[ORIGIN].name}
+    assert a.registry.get_sample_value("relay_chain_head_block", chain) is None
+    assert a.registry.get_sample_value("relay_watcher_lag_blocks", chain) is None
+    assert b.registry.get_sample_value("relay_chain_head_block", chain) is not None
     a.process_deliveries(flush=True)
     assert states(a) == {S.DELIVERED: 5}
     assert replicas.destination.executions == Counter({m.id: 1 for m in [*first, *second]})
