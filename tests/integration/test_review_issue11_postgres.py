@@ -1,0 +1,122 @@
+"""Review of issue 11 on a real PostgreSQL server (the session's): findings shown as tests.
+
+`xfail(strict=True)`: what the store should do and does not today (the reason names the finding of
+the review report); plain tests measure a behaviour the report reasons from.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from relay.errors import RelayError
+from relay.store.postgres import PostgresStore
+from relay.store.postgres_rows import NOTIFY_CHANNEL, NOTIFY_PAYLOAD_LIMIT
+from relay.store.postgres_schema import migrate
+from relay.tools.postgres import PostgresServer
+from tests.waiting import eventually
+
+
+@pytest.fixture
+def database(postgres_server: PostgresServer) -> Iterator[str]:
+    name = "r_" + uuid.uuid4().hex[:16]
+    dsn = postgres_server.create_database(name)
+    yield dsn
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def migrated(database: str) -> str:
+    migrate(database)
+    return database
+
+
+# --- F4: a read-only session (a standby after a fail-over, a read-only role) ----------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="F4: only OperationalError/TransactionRollback become StoreUnavailable; a write refused by a "
+    "read-only server (ReadOnlySqlTransaction, an InternalError) escapes untyped",
+)
+def test_a_write_refused_by_a_read_only_server_is_a_typed_store_error(migrated: str) -> None:
+    # What a replica sees when its DSN lands on a hot standby (a multi-host DSN without
+    # target_session_attrs=read-write, a DNS name still pointing at the demoted primary).
+    store = PostgresStore(migrated + "?options=-c%20default_transaction_read_only%3Don")
+    try:
+        with pytest.raises(RelayError):
+            store.acquire_lease("replica/pod-0", "pod-0", 1.0, 5.0)  # Relayer.open()'s first write
+        with pytest.raises(RelayError):
+            store.renew_claims(
+                {b"\x01" * 32: 1}, "pod-0", 1.0, 5.0
+            )  # Deliverer._wait catches RelayError only
+    finally:
+        store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="F4: `relay store migrate` with a role that may not create tables ends in a psycopg traceback",
+)
+def test_migrate_by_a_role_without_create_rights_is_a_configuration_error(
+    postgres_server: PostgresServer, database: str
+) -> None:
+    role = "r" + uuid.uuid4().hex[:12]
+    postgres_server.create_role(role, "pw-" + role)
+    dsn = database.replace("//relay@", f"//{role}@")  # PostgreSQL 15+: no CREATE on public
+    with pytest.raises(RelayError):
+        migrate(dsn, "pw-" + role)
+
+
+# --- F6: a stopped replica's LISTEN connection pins the server's NOTIFY queue -------------------
+
+
+def test_a_stopped_listener_pins_the_notify_queue_which_every_state_change_needs(migrated: str) -> None:
+    """Measures what F6 reasons from (passes): a process stopped with a LISTEN connection open
+    (SIGSTOP, a frozen VM) keeps every later notification in the server's queue. The queue holds
+    8 GB (PostgreSQL 15); once full, every transaction that calls pg_notify fails at commit, and
+    in this store that is every state change of every replica."""
+    listener = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys, psycopg\n"
+            "c = psycopg.connect(sys.argv[1], autocommit=True)\n"
+            f"c.execute('LISTEN {NOTIFY_CHANNEL}')\n"
+            "print('listening', flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGSTOP)\n",
+            migrated,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
+        payload = "ab" * (NOTIFY_PAYLOAD_LIMIT // 2)
+        with psycopg.connect(migrated, autocommit=True) as sender:
+            for _ in range(40):  # 40 transactions of 50 notifications: about 16 MB
+                with sender.transaction():
+                    for n in range(50):
+                        sender.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{n}{payload}"[:7900]))
+            pinned = sender.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
+            print(f"\nNOTIFY queue usage with one stopped listener: {pinned:.6f} of 8 GB")
+            assert pinned > 0
+            os.kill(listener.pid, signal.SIGKILL)
+            listener.wait(10)
+
+            def drained() -> bool:
+                sender.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, "x"))  # advances the tail
+                return bool(sender.execute("SELECT pg_notification_queue_usage()").fetchone()[0] < pinned)
+
+            eventually(drained, 20, "the queue released once the stopped listener is gone")
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait(10)
