@@ -6,12 +6,18 @@ the review report); plain tests measure a behaviour the report reasons from.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,7 +27,20 @@ from relay.store.postgres import PostgresStore
 from relay.store.postgres_rows import NOTIFY_CHANNEL, NOTIFY_PAYLOAD_LIMIT
 from relay.store.postgres_schema import migrate
 from relay.tools.postgres import PostgresServer
+from tests.integration import test_relayer_replicas as replicas_suite
+from tests.integration.test_relayer import DESTINATION
+from tests.integration.test_relayer_replicas import (
+    LEASE,
+    ReplicaClock,
+    Replicas,
+    S,
+    SharedStore,
+    in_thread,
+    metric,
+)
 from tests.waiting import eventually
+
+shared_store = replicas_suite.shared_store  # the fixture: one database, both back ends
 
 
 @pytest.fixture
@@ -120,3 +139,64 @@ def test_a_stopped_listener_pins_the_notify_queue_which_every_state_change_needs
         if listener.poll() is None:
             listener.kill()
             listener.wait(10)
+
+
+# --- the ABA case of fencing, at the relayer level (verified: holds) ---------------------------------
+
+
+def test_a_late_outcome_is_fenced_while_the_message_is_submitted_again_by_another_replica(
+    tmp_path: Path, shared_store: SharedStore
+) -> None:
+    """tests/integration/test_relayer_replicas.py's late-outcome test lets the late outcome arrive
+    once the message is DELIVERED, where the state guard alone refuses it (it passes with the
+    `fence = ?` clause removed from the store's UPDATE). Here the late outcome arrives while the
+    message is SUBMITTED again under the other replica's claim: only the fence refuses it."""
+    replicas = Replicas(tmp_path, shared_store)
+    held = [threading.Event(), threading.Event()]
+    destination = replicas.destination
+    original = destination._deliver  # called per request after the call is counted
+    order = itertools.count()
+
+    def deliver(request: Any, context: Any) -> Any:
+        index = next(order)  # 0: a's call, 1: b's call
+        if index < len(held):
+            held[index].wait(30)
+        return original(request, context)
+
+    destination._deliver = deliver  # type: ignore[method-assign]
+    try:
+        start = time.time()
+        clock_a, clock_b = ReplicaClock(start), ReplicaClock(start)
+        a = replicas.replica("replica-a", clock_a).open()
+        b = replicas.replica("replica-b", clock_b).open()
+        message = replicas.chain.dispatch(b"aba")
+        a.process_sources()
+        late, late_errors = in_thread(lambda: a.process_deliveries(flush=True))
+        destination.wait_entries(1)
+        fence_a = b.store.get(message.id).fence  # type: ignore[union-attr]
+        clock_b.advance(LEASE + 1)
+        assert b.requeue_stranded(DESTINATION) == [message.id]
+        current, current_errors = in_thread(lambda: b.process_deliveries(flush=True))
+        destination.wait_entries(2)
+        record = b.store.get(message.id)
+        assert record is not None and record.state is S.SUBMITTED and record.claim_owner == "replica-b"
+        fence_b = record.fence
+        assert fence_b > fence_a
+
+        held[0].set()  # a's call returns DELIVERED while b's call for the same message waits
+        late.join(10)
+        assert not late.is_alive() and late_errors == []
+        assert metric(a, "relay_fenced_writes_total", {"stage": "outcomes"}) == 1
+        record = b.store.get(message.id)
+        assert record is not None and record.state is S.SUBMITTED and record.fence == fence_b
+
+        held[1].set()
+        current.join(10)
+        assert not current.is_alive() and current_errors == []
+        record = b.store.get(message.id)
+        assert record is not None and record.state is S.DELIVERED and record.fence == fence_b
+        assert destination.executions == Counter({message.id: 1})
+    finally:
+        for event in held:
+            event.set()
+        replicas.close()
