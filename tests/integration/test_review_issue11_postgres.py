@@ -97,6 +97,13 @@ def test_migrate_by_a_role_without_create_rights_is_a_configuration_error(
 # --- F6: a stopped replica's LISTEN connection pins the server's NOTIFY queue -------------------
 
 
+def queue_usage(connection: psycopg.Connection[Any]) -> float:
+    """The fraction of the server's NOTIFY queue in use."""
+    row = connection.execute("SELECT pg_notification_queue_usage()").fetchone()
+    assert row is not None
+    return float(row[0])
+
+
 def test_a_stopped_listener_pins_the_notify_queue_which_every_state_change_needs(migrated: str) -> None:
     """Measures what F6 reasons from (passes): a process stopped with a LISTEN connection open
     (SIGSTOP, a frozen VM) keeps every later notification in the server's queue. The queue holds
@@ -124,7 +131,7 @@ def test_a_stopped_listener_pins_the_notify_queue_which_every_state_change_needs
                 with sender.transaction():
                     for n in range(50):
                         sender.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{n}{payload}"[:7900]))
-            pinned = sender.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
+            pinned = queue_usage(sender)
             print(f"\nNOTIFY queue usage with one stopped listener: {pinned:.6f} of 8 GB")
             assert pinned > 0
             os.kill(listener.pid, signal.SIGKILL)
@@ -132,7 +139,7 @@ def test_a_stopped_listener_pins_the_notify_queue_which_every_state_change_needs
 
             def drained() -> bool:
                 sender.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, "x"))  # advances the tail
-                return bool(sender.execute("SELECT pg_notification_queue_usage()").fetchone()[0] < pinned)
+                return queue_usage(sender) < pinned
 
             eventually(drained, 20, "the queue released once the stopped listener is gone")
     finally:

@@ -151,3 +151,15 @@ def test_a_dead_replica_with_a_fast_clock_is_taken_over_within_the_lease_of_real
         assert taken is not None, "the origin stays unwatched for the clock skew (an hour here)"
     finally:
         store.close()
+
+
+# --- F8: lease_seconds has no upper bound and no floor tied to the calls made under a lease -------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="F8: a lease of 31 years is accepted: a replica killed holding a source is never taken over",
+)
+def test_a_lease_longer_than_any_outage_an_operator_would_accept_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        relayer_config(lease_seconds=1e9)
