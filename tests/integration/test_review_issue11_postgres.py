@@ -22,11 +22,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from relay.chains import ObservedMessage
 from relay.errors import RelayError
 from relay.store.postgres import PostgresStore
 from relay.store.postgres_rows import NOTIFY_CHANNEL, NOTIFY_PAYLOAD_LIMIT
 from relay.store.postgres_schema import migrate
 from relay.tools.postgres import PostgresServer
+from relay.verify.message import Message
 from tests.integration import test_relayer_replicas as replicas_suite
 from tests.integration.test_relayer import DESTINATION
 from tests.integration.test_relayer_replicas import (
@@ -207,3 +209,47 @@ def test_a_late_outcome_is_fenced_while_the_message_is_submitted_again_by_anothe
         for event in held:
             event.set()
         replicas.close()
+
+
+# --- F7: a change committed while the LISTEN connection is down is never heard --------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="F7: after the listener reconnects nothing replays or flags what it missed, and "
+    "WatchMessages never re-reads on its own: a stream watching that id waits for ever",
+)
+def test_a_change_committed_while_the_listener_reconnects_still_reaches_the_listeners(
+    postgres_server: PostgresServer, migrated: str
+) -> None:
+    name = migrated.rsplit("/", 1)[1]
+    writer, watcher = PostgresStore(migrated), PostgresStore(migrated)
+    heard: list[bytes] = []
+    try:
+        watcher.add_listener(heard.extend)
+        assert watcher.listening
+        missed, later = observed_message(0), observed_message(1)
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+            # A server restart or network cut, held open long enough to commit one change.
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+                (name,),
+            )
+            eventually(lambda: not watcher.listening, 10, "the LISTEN connection lost")
+            writer.insert_observed([missed], now=1.0)  # the writer's pooled connection is still up
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        eventually(lambda: watcher.listening, 20, "the LISTEN connection back")
+        writer.insert_observed([later], now=2.0)
+        eventually(lambda: later.message.id in heard, 10, "the change after the reconnect heard")
+        assert missed.message.id in heard, "the change committed during the outage was never heard"
+    finally:
+        writer.close()
+        watcher.close()
+
+
+def observed_message(nonce: int) -> ObservedMessage:
+    message = Message.create(
+        nonce=nonce, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"b"
+    )
+    return ObservedMessage(message, 10, b"\x0a" * 32, b"\x0b" * 32, 0)
