@@ -48,7 +48,16 @@ class Subscriber:
         self.overflowed = False
 
     def offer(self, ids: Sequence[bytes]) -> None:
-        """Queue the ids this subscriber asked for (all when it named none)."""
+        """Queue the ids this subscriber asked for (all when it named none).
+
+        No ids at all is the store saying changes may have been missed (`Store.add_listener`): a
+        stream watching given ids re-reads each of them; one watching everything ends as if it had
+        overflowed, and its client watches again from the current state."""
+        if not ids:
+            if not self.ids:
+                self.overflowed = True
+                return
+            ids = sorted(self.ids)
         for message_id in ids:
             if self.ids and message_id not in self.ids:
                 continue

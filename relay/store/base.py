@@ -438,7 +438,8 @@ class Store(ABC):
         raises is ignored: it cannot undo the commit or keep other listeners from hearing it).
 
         A shared store (PostgreSQL) reports every replica's commits (LISTEN/NOTIFY), its own
-        included, each once, shortly after the commit."""
+        included, each once, shortly after the commit. An empty `ids` means changes may have been
+        missed (its notification connection was lost and is back): re-read whatever is watched."""
 
     @abstractmethod
     def remove_listener(self, listener: StateListener) -> None:

@@ -71,6 +71,10 @@ class NotificationListener:
                     self.connections += 1
                     self._listening.set()
                     failures = 0
+                    if self.connections > 1:
+                        # Commits made while the connection was down were not heard: tell the
+                        # listeners to re-read what they watch (an empty list of ids).
+                        self.deliver(())
                     self._listen(connection)
             except (psycopg.Error, StoreUnavailable, ConfigurationError) as error:
                 self._listening.clear()

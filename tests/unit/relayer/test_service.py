@@ -148,3 +148,14 @@ def test_chain_statuses_report_cursor_and_lag(store: Store, clock: Clock) -> Non
     )
     assert (statuses[5].cursor, statuses[5].lag_blocks, statuses[5].lag_seconds) == (700, 100, 30.0)
     assert statuses[5].head == 900 and statuses[5].name == "alpha"
+
+
+def test_missed_changes_make_watchers_of_ids_re_read_them_and_watchers_of_all_start_over() -> None:
+    subscriptions = Subscriptions()
+    ids = [make_message(n).id for n in range(3)]
+    everything, some = subscriptions.subscribe(), subscriptions.subscribe(ids[:2])
+    subscriptions.publish(())  # the store lost its notifications for a while (Store.add_listener)
+    assert sorted(some.inbox.get_nowait() for _ in range(2)) == sorted(ids[:2]) and some.inbox.empty()
+    assert not some.overflowed
+    assert everything.overflowed and everything.inbox.empty()  # its stream ends: watch again
+    subscriptions.close_all()
