@@ -136,6 +136,21 @@ class PostgresStore(ClaimQueries, RecordQueries, Store):
                 store=describe_dsn(self.dsn),
                 cause=type(error).__name__,
             ) from error
+        except psycopg.errors.ReadOnlySqlTransaction as error:
+            # A hot standby (a multi-host DSN without target_session_attrs=read-write, or a name
+            # still pointing at a demoted primary): transient while the fail-over settles.
+            raise StoreUnavailable(
+                "the database refuses writes (a standby or a read-only session); point the store at"
+                " the primary (target_session_attrs=read-write)",
+                store=describe_dsn(self.dsn),
+                cause=type(error).__name__,
+            ) from error
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable) as error:
+            raise ConfigurationError(
+                "the store's role lacks a right on the store's tables, or they are missing",
+                store=describe_dsn(self.dsn),
+                cause=type(error).__name__,
+            ) from error
         except psycopg.OperationalError as error:
             raise store_unavailable(self.dsn, error) from error
 

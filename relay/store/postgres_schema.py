@@ -215,5 +215,12 @@ def migrate(dsn: str, password: str | None = None) -> list[tuple[int, str]]:
                     )
                     applied.append((number, description))
                 return applied
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise ConfigurationError(
+            "the store's role may not create the schema: migrate as the database's owner (or grant"
+            " CREATE on the schema), then run the relayers as any role with read and write rights",
+            store=describe_dsn(dsn),
+            cause=type(error).__name__,
+        ) from error
     except psycopg.OperationalError as error:
         raise store_unavailable(dsn, error) from error

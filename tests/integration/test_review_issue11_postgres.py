@@ -62,11 +62,6 @@ def migrated(database: str) -> str:
 # --- F4: a read-only session (a standby after a fail-over, a read-only role) ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F4: only OperationalError/TransactionRollback become StoreUnavailable; a write refused by a "
-    "read-only server (ReadOnlySqlTransaction, an InternalError) escapes untyped",
-)
 def test_a_write_refused_by_a_read_only_server_is_a_typed_store_error(migrated: str) -> None:
     # What a replica sees when its DSN lands on a hot standby (a multi-host DSN without
     # target_session_attrs=read-write, a DNS name still pointing at the demoted primary).
@@ -82,10 +77,6 @@ def test_a_write_refused_by_a_read_only_server_is_a_typed_store_error(migrated: 
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F4: `relay store migrate` with a role that may not create tables ends in a psycopg traceback",
-)
 def test_migrate_by_a_role_without_create_rights_is_a_configuration_error(
     postgres_server: PostgresServer, database: str
 ) -> None:
