@@ -21,6 +21,7 @@ from relay.retry import DEFAULT_GIVE_UP_AFTER, BackoffSchedule
 from relay.store import is_postgres_dsn
 
 # A replica id names leases ("replica/<id>") and message claims: a host or pod name fits.
+MAX_LEASE_SECONDS = 600.0  # a dead replica's sources and deliveries wait at most this long
 REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -193,7 +194,7 @@ class RelayerConfig(GrpcRoleConfig):
     # or a delivery claim lasts unless renewed (source leases every pass, claims every third of it
     # while a delivery call waits): a dead replica's work is taken over within about this long.
     replica_id: str = ""
-    lease_seconds: float = 15.0
+    lease_seconds: float = 15.0  # at most MAX_LEASE_SECONDS
 
     @model_validator(mode="before")
     @classmethod
@@ -218,13 +219,14 @@ class RelayerConfig(GrpcRoleConfig):
                 f"got {self.replica_id!r}"
             )
         if (
-            not math.isfinite(self.lease_seconds)
+            not math.isfinite(self.lease_seconds)  # NaN compares False with everything
             or self.lease_seconds <= 0
             or self.lease_seconds < 2 * self.poll_interval
+            or self.lease_seconds > MAX_LEASE_SECONDS
         ):
             raise ValueError(
-                f"lease_seconds must be finite, positive and at least twice poll_interval "
-                f"({2 * self.poll_interval} s), got {self.lease_seconds}"
+                f"lease_seconds must be at least twice poll_interval ({2 * self.poll_interval} s) and at"
+                f" most {MAX_LEASE_SECONDS:g} s (a dead replica's work waits that long), got {self.lease_seconds}"
             )
         if self.operator_listen is not None and self.tls is None:
             raise ValueError("operator_listen needs tls: operator calls are served over mutual TLS only")

@@ -2,9 +2,10 @@
 
 - **Registration.** A replica holds the lease "replica/<id>" as `<id>:<pid>:<random>`, so a second
   live process started with the same `replica_id` is refused at open (it waits up to
-  `lease_seconds` for a dead previous incarnation's lease to run out first). Message claims and
-  source leases are owned by the plain replica id, so a restarted replica (a StatefulSet pod keeps
-  its name) recognises its own.
+  `lease_seconds` for a dead previous incarnation's lease to run out first; on SQLite, one host,
+  a holder whose pid is gone is freed at once). Source leases are owned by that per-process owner
+  too: a stalled previous incarnation that wakes up cannot write under its successor's fence.
+  Message claims are owned by the plain replica id (each claim takes a new fence anyway).
 - **Source leases.** "source/<domain>": only its holder ingests, attests and proves the origin,
   every write passing the lease (the store refuses it with `LeaseLost` once another replica took
   the lease over). `hold_source` takes or renews it before each stage; a lease this replica did not
@@ -88,8 +89,8 @@ class ReplicaLeases:
         return lease
 
     def _release_dead_holder(self, name: str) -> bool:
-        """On a store only one host uses (SQLite), free "replica/<id>" at once if the process that
-        holds it is gone (killed without releasing it): its pid names no live process here. A
+        """On a store only one host uses (SQLite), free the lease `name` at once if the process
+        that holds it is gone (killed without releasing it): its pid names no live process here. A
         shared store's holder may live on another host, so there the lease has to run out."""
         held = self._current(name)
         if held is None:
@@ -142,7 +143,9 @@ class ReplicaLeases:
         name = source_lease_name(source.domain)
         previous = source.lease
         before = None if previous is not None else self._current(name)
-        lease = self._store.acquire_lease(name, self.replica_id, self._clock(), self.lease_seconds)
+        lease = self._store.acquire_lease(name, self.process_owner, self._clock(), self.lease_seconds)
+        if lease is None and not self._store.shared and self._release_dead_holder(name):
+            lease = self._store.acquire_lease(name, self.process_owner, self._clock(), self.lease_seconds)
         if lease is None:
             if previous is not None:
                 log.warning(
@@ -157,7 +160,7 @@ class ReplicaLeases:
         if acquired:
             # Fences change hands only with the owner: a new fence since our last pass, or a
             # previous owner other than us, means another replica held the lease in between.
-            took_over = previous is not None or (before is not None and before.owner != self.replica_id)
+            took_over = previous is not None or (before is not None and before.owner != self.process_owner)
             if took_over:
                 self._metrics.lease_takeovers.labels(name).inc()
             log.log(

@@ -7,6 +7,7 @@ the shared PostgreSQL store (several relayer replicas on one database; migrated 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from relay.errors import ConfigurationError
@@ -41,9 +42,13 @@ __all__ = [
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+_CONNINFO = re.compile(r"\s*[A-Za-z_]+\s*=")  # libpq's keyword form: "host=... dbname=..."
+
+
 def is_postgres_dsn(text: str) -> bool:
-    """Whether `text` names a PostgreSQL database (by its URI scheme)."""
-    return text.lower().startswith(POSTGRES_SCHEMES)
+    """Whether `text` names a PostgreSQL database: by its URI scheme, or in libpq's keyword form
+    (`host=... dbname=...`), which must never be taken for a SQLite file name."""
+    return text.lower().startswith(POSTGRES_SCHEMES) or _CONNINFO.match(text) is not None
 
 
 def open_store(path_or_dsn: str | Path, *, password: str | None = None) -> Store:

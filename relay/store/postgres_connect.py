@@ -23,28 +23,45 @@ from relay.errors import ConfigurationError, StoreUnavailable
 CONNECT_TIMEOUT_SECONDS = 10
 
 
+SECRET_PARAMETERS = ("password", "sslpassword")
+"""libpq parameters that are secrets (the password, the client key's passphrase): never in a DSN."""
+
+
 def parse_dsn(dsn: str) -> dict[str, Any]:
-    """libpq's parameters of `dsn`; `ConfigurationError` if it does not parse or holds a password."""
+    """libpq's parameters of `dsn`; `ConfigurationError` if it does not parse or holds a secret.
+
+    libpq's own parse error is not repeated: it quotes the offending token, which may be the
+    password (a bad percent-escape in it, or a scheme libpq does not recognise).
+    """
+    scheme = dsn.split("://", 1)[0] if "://" in dsn else ""
+    if scheme and scheme != scheme.lower():
+        raise ConfigurationError("write the store DSN's scheme in lower case: postgresql://...")
     try:
         parameters = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as error:
-        raise ConfigurationError("the store DSN does not parse", cause=str(error).splitlines()[0]) from None
-    if parameters.get("password"):
+    except psycopg.ProgrammingError:
         raise ConfigurationError(
-            "the store DSN holds a password: remove it and use store_password_file (or PGPASSWORD)"
-        )
+            "the store DSN does not parse (check its percent-escapes and quoting)"
+        ) from None
+    for name in SECRET_PARAMETERS:
+        if parameters.get(name):
+            raise ConfigurationError(
+                f"the store DSN holds a secret ({name}): remove it; the password comes from"
+                " store_password_file (or PGPASSWORD), a client key's passphrase from libpq's own files",
+                parameter=name,
+            )
     return parameters
 
 
 def describe_dsn(dsn: str) -> str:
-    """`dsn` as it may be shown or logged: without any password."""
+    """`dsn` as it may be shown or logged: without any secret parameter."""
     try:
         parameters = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<unparsable DSN>"
-    if "password" not in parameters:
+    if not any(name in parameters for name in SECRET_PARAMETERS):
         return dsn
-    parameters.pop("password")
+    for name in SECRET_PARAMETERS:
+        parameters.pop(name, None)
     return make_conninfo("", **parameters)
 
 

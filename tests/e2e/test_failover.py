@@ -115,7 +115,8 @@ class SharedStore:
         found = self.rows(
             "SELECT name, owner, fence, expires_at FROM leases WHERE starts_with(name, %s)", prefix
         )
-        return {name: (owner, fence, expires) for name, owner, fence, expires in found}
+        # A source lease's owner is "<replica id>:<pid>:<token>" (one process): keep the replica id.
+        return {name: (owner.split(":", 1)[0], fence, expires) for name, owner, fence, expires in found}
 
     def submitted_claims(self) -> dict[str, dict[bytes, int]]:
         """Replica id -> {message id: fence} of the SUBMITTED messages it holds a claim on."""

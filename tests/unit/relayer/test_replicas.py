@@ -80,10 +80,11 @@ def test_a_replica_id_outside_the_allowed_characters_is_refused(replica_id: str)
         {"lease_seconds": float("nan")},
         {"lease_seconds": float("inf")},
         {"lease_seconds": 0.9, "poll_interval": 0.5},  # below twice the poll interval
+        {"lease_seconds": 600.1},  # a dead replica's work would wait longer than 10 minutes
     ],
 )
-def test_a_lease_too_short_or_not_finite_is_refused(overrides: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="lease_seconds must be finite, positive and at least twice"):
+def test_a_lease_too_short_too_long_or_not_finite_is_refused(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="lease_seconds must be at least twice poll_interval"):
         relayer_config(**overrides)
 
 
@@ -192,14 +193,18 @@ def test_a_source_taken_back_after_another_held_it_is_marked_for_reload(store: S
     assert metrics_a.registry.get_sample_value("relay_lease_takeovers_total", {"lease": "source/1"}) == 1
 
 
-def test_a_restarted_replica_with_the_same_id_keeps_its_source_lease(store: Store, clock: Clock) -> None:
+def test_a_restarted_process_with_the_same_id_waits_for_its_predecessors_source_lease(
+    store: Store, clock: Clock
+) -> None:
     metrics_a, metrics_b = metrics_pair()
     before = ReplicaLeases(store, metrics_a, clock, "pod-0", LEASE)
-    before.hold_source(make_source(store))
+    stale, _ = before.hold_source(make_source(store))
     after = ReplicaLeases(store, metrics_b, clock, "pod-0", LEASE)  # same id, new process, lease live
+    assert after.hold_source(make_source(store)) == (None, False)  # the predecessor may only be stalled
+    clock.advance(LEASE)
     lease, acquired = after.hold_source(make_source(store))
-    assert lease is not None and acquired and lease.fence == 1
-    assert metrics_b.registry.get_sample_value("relay_lease_takeovers_total", {"lease": "source/1"}) is None
+    assert lease is not None and acquired and stale is not None and lease.fence == stale.fence + 1
+    assert metrics_b.registry.get_sample_value("relay_lease_takeovers_total", {"lease": "source/1"}) == 1
 
 
 # --- committees without the lease -----------------------------------------------------------------
