@@ -53,7 +53,7 @@ from relay.relayer.config import (
 )
 from relay.relayer.costs import RouteCost
 from relay.relayer.ingest import DeferredCursors, WatcherFactory
-from relay.relayer.readiness import compute_readiness
+from relay.relayer.readiness import StoreProbe, compute_readiness
 from relay.relayer.service import (
     ChainStatus,
     Subscriber,
@@ -152,6 +152,7 @@ class Relayer:
         self._threads: list[threading.Thread] = []
         self._grpc: GrpcServer | None = None
         self._serving_probe: GrpcServingProbe | None = None
+        self._store_probe: StoreProbe | None = None
         self._http: Any = None
         self._pool: futures.ThreadPoolExecutor | None = None
         self._stages: Stages | None = None
@@ -305,6 +306,7 @@ class Relayer:
         loopback = self._loopback_address()
         # Our certificate names the service, not the loopback address we probe ourselves at.
         server_name = first_subject_name(self.config.tls) if self.config.tls is not None else None
+        self._store_probe = StoreProbe(self.store, self._clock)
         self._serving_probe = GrpcServingProbe(
             loopback,
             channel=open_channel(loopback, self.config.tls, server_name=server_name),
@@ -369,13 +371,14 @@ class Relayer:
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: see `relay.relayer.readiness.compute_readiness`."""
-        probe = self._serving_probe
+        probe, store = self._serving_probe, self._store_probe
         return compute_readiness(
             self.config,
             list(self.sources.values()),
             list(self.destinations.values()),
             self._clock(),
             probe.check() if probe is not None else None,
+            store.check() if store is not None else None,
         )
 
     def start(self) -> Relayer:
@@ -415,6 +418,7 @@ class Relayer:
         if self._serving_probe is not None:
             self._serving_probe.close()
             self._serving_probe = None
+        self._store_probe = None
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -491,7 +495,10 @@ class Relayer:
                     destination.wake.wait(interval)
                     continue  # another process runs under this replica id: work no more
                 stages.deliverer.probe(destination, self.config.attestor_timeout)
-                stages.deliverer.deliver(destination, flush=False)
+                try:
+                    stages.deliverer.deliver(destination, flush=False)
+                except Exception:  # a failed pass must not keep a dead replica's claims from requeue
+                    log.exception("delivery pass failed", extra={"destination": destination.domain})
                 if self._clock() - checked_at >= min(STRANDED_CHECK_SECONDS, self.config.lease_seconds / 4):
                     checked_at = self._clock()
                     stages.deliverer.requeue_stranded(destination)

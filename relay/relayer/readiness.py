@@ -10,8 +10,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from relay.errors import RelayError
+from relay.relayer.common import Clock
 from relay.relayer.config import RelayerConfig
 from relay.relayer.state import DestinationState, SourceState
+from relay.store.base import Store
+
+
+class StoreProbe:
+    """Whether the store answers (one cheap read, its verdict kept `cache_for` seconds), so a
+    replica that lost its database is not ready while it cannot work."""
+
+    def __init__(self, store: Store, clock: Clock, cache_for: float = 2.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache_for = cache_for
+        self._checked_at = float("-inf")
+        self._verdict: tuple[bool, str] = (True, "")
+
+    def check(self) -> tuple[bool, str]:
+        """(answers, reason)."""
+        now = self._clock()
+        if now - self._checked_at >= self._cache_for:
+            try:
+                self._store.leases("replica/")
+                self._verdict = (True, "")
+            except RelayError as error:
+                self._verdict = (False, f"store unavailable: {error.reason}")
+            self._checked_at = now
+        return self._verdict
 
 
 def compute_readiness(
@@ -20,13 +47,17 @@ def compute_readiness(
     destinations: Iterable[DestinationState],
     now: float,
     grpc_serving: tuple[bool, str] | None = None,
+    store: tuple[bool, str] | None = None,
 ) -> tuple[bool, str]:
     """(ready, reason) at time `now`; the reason names the first thing that is not ready.
 
-    `grpc_serving` is the verdict of the loopback probe of RelayService's server (None: not served).
+    `grpc_serving` is the verdict of the loopback probe of RelayService's server (None: not served);
+    `store` that of the `StoreProbe` (None: not checked).
     """
     if grpc_serving is not None and not grpc_serving[0]:
         return False, grpc_serving[1]
+    if store is not None and not store[0]:
+        return False, store[1]
     sources = list(sources)
     for source in sources:
         if not source.last_poll_at:

@@ -74,6 +74,8 @@ class SourcePass:
             source.watcher = self._watchers(source.config.chain, source.cursors)
             source.tree.rebuild()
             source.stale = False
+            # A rebuild of a long tree can take a good part of the lease: renew before writing.
+            lease, _ = self._replica.hold_source(source)
         return lease
 
     def follow(self, source: SourceState) -> None:

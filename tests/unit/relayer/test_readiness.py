@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from relay.errors import StoreUnavailable
 from relay.relayer.config import DestinationConfig
-from relay.relayer.readiness import compute_readiness
+from relay.relayer.readiness import StoreProbe, compute_readiness
 from relay.relayer.state import DestinationState, SourceState
-from relay.store import Store
+from relay.store import Lease, SqliteStore, Store
 
 from .fakes import FakeSubmitter
-from .helpers import DESTINATION, ORIGIN, START, cursor_at, make_source, relayer_config
+from .helpers import DESTINATION, ORIGIN, START, Clock, cursor_at, make_source, relayer_config
 
 CONFIG = relayer_config(ready_max_lag_blocks=10, ready_max_poll_age=60.0)
 
@@ -79,3 +82,33 @@ def test_a_silent_submitter_is_not_ready(store: Store) -> None:
         False,
         f"submitter of domain {DESTINATION} not answering",
     )
+
+
+class FlakyStore(SqliteStore):
+    """The real SQLite store, whose reads can be made to fail as if its database were away."""
+
+    away = False
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        if self.away:
+            raise StoreUnavailable("the store's database is unavailable")
+        return super().leases(prefix)
+
+
+def test_a_replica_whose_store_does_not_answer_is_not_ready(tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path / "relayer.db")
+    try:
+        source, destination = synced(store)
+        clock = Clock(START)
+        probe = StoreProbe(store, clock, cache_for=2.0)
+        assert compute_readiness(CONFIG, [source], [destination], START, store=probe.check())[0]
+        store.away = True
+        assert probe.check() == (True, "")  # the verdict is kept for cache_for seconds
+        clock.advance(2.0)
+        ready, reason = compute_readiness(CONFIG, [source], [destination], START, store=probe.check())
+        assert not ready and reason == "store unavailable: StoreUnavailable"
+        store.away = False
+        clock.advance(2.0)
+        assert probe.check() == (True, "")
+    finally:
+        store.close()
