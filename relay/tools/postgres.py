@@ -36,6 +36,7 @@ import psycopg
 from psycopg import sql
 
 from relay.errors import ConfigurationError, RelayError
+from relay.tools.processes import with_parent_death_signal
 
 SUPERUSER = "relay"
 SERVICE_USERS = ("postgres", "relaypg")  # as root: the first that exists, else the last is created
@@ -70,16 +71,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the process that started the server dies (Linux)."""
-    os.setsid()
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class PostgresServer:
@@ -309,12 +300,12 @@ class PostgresServer:
         argv = [str(self.binaries / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self._as_service_user(argv),
+                with_parent_death_signal(self._as_service_user(argv)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd="/",
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                start_new_session=True,
             )
 
     def _wait_ready(self) -> bool:

@@ -8,9 +8,7 @@ without cleaning up leaves nothing behind. `stop()` terminates, then kills after
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,14 +18,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECONDS = 8.0
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the devnet process dies without cleaning up (Linux)."""
-    os.setsid()
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    """`argv` run under util-linux's `setpriv --pdeathsig TERM`: the child gets SIGTERM if the
+    process that started it dies without cleaning up (Linux). Not a `preexec_fn`: Python code
+    between fork and exec is unsafe in a parent with threads (gRPC's), and once killed children
+    at start-up with nothing but gRPC's "epoll_wait error: Bad file descriptor" in their logs."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 class ManagedProcess:
@@ -57,13 +54,13 @@ class ManagedProcess:
             return
         with open(self.log_path, "ab") as log_file:
             self.popen = subprocess.Popen(
-                self.argv,
+                with_parent_death_signal(self.argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=PROJECT_ROOT,
                 env=self.env,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                start_new_session=True,
             )
         self.starts += 1
 
