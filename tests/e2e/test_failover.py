@@ -10,6 +10,8 @@ while they are in flight, and then checks the invariants, never the implementati
 - nothing twice: each recipient's counter grew by exactly what was sent to it, the destination
   Gateway emitted exactly one `Delivered` per id, and the store recorded at most one delivering
   transaction per id (the one on the chain);
+- no double submission: no second delivery of a message reached the chain (no `DeliverySkipped`
+  event for a sent id, no reverted transaction to the Gateway while the test ran);
 - the failure was handled as designed: a killed replica's source lease is taken over within the
   lease time (the measured time is printed), a replica stopped past its lease has its late writes
   fenced (`relay_fenced_writes_total`), replicas reconnect after PostgreSQL restarts.
@@ -186,6 +188,9 @@ class Traffic:
         self.devnet = devnet
         self.each_way = each_way
         self.before = {chain.domain: devnet.received(chain.domain) for chain in devnet.chains}
+        self.first_block = {
+            chain.domain: EvmEndpoint(chain.rpc_url).web3.eth.block_number for chain in devnet.chains
+        }
         self.sent: dict[int, list[bytes]] = {}  # destination domain -> ids
         self.started = time.monotonic()
         alpha, beta = devnet.chains
@@ -229,6 +234,11 @@ class Traffic:
             events = delivered_events(chain)
             twice = {i.hex(): events[i] for i in self.sent[chain.domain] if events[i] != 1}
             assert not twice, f"ids without exactly one Delivered event on {chain.name}: {twice}"
+        for chain in self.devnet.chains:  # no second submission reached the chain either
+            skipped, reverted = wasted_deliveries(chain, self.first_block[chain.domain])
+            resent = sorted(i.hex() for i in self.sent[chain.domain] if skipped[i])
+            assert not resent, f"ids delivered again (DeliverySkipped) on {chain.name}: {resent}"
+            assert not reverted, f"reverted transactions to the Gateway on {chain.name}: {reverted}"
         recorded = store.recorded_transactions(ids)
         double = {i.hex(): [h.hex() for h in hashes] for i, hashes in recorded.items() if len(hashes) > 1}
         assert not double, f"messages the store recorded in more than one delivery transaction: {double}"
@@ -241,6 +251,28 @@ class Traffic:
             f"(the others confirmed as already delivered on the chain), none with more"
         )
         return elapsed
+
+
+def wasted_deliveries(chain: DevnetChain, first_block: int) -> tuple[Counter[bytes], list[str]]:
+    """What a second submission of a delivered message would leave on the chain since `first_block`:
+    the Gateway's `DeliverySkipped` events (a batch carrying it again) per id, and the hashes of
+    reverted transactions to the Gateway (a lone message sent again reverts `AlreadyDelivered`)."""
+    endpoint = EvmEndpoint(chain.rpc_url)
+    web3 = endpoint.web3
+    gateway = web3.to_checksum_address(chain.gateway)
+    skipped_topic = "0x" + web3.keccak(text="DeliverySkipped(bytes32)").hex().removeprefix("0x")
+    logs = web3.eth.get_logs(
+        {"address": gateway, "topics": [skipped_topic], "fromBlock": first_block, "toBlock": "latest"}
+    )
+    reverted = []
+    for number in range(first_block, web3.eth.block_number + 1):
+        for transaction in web3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if (
+                transaction["to"] == gateway
+                and web3.eth.get_transaction_receipt(transaction["hash"])["status"] == 0
+            ):
+                reverted.append(bytes(transaction["hash"]).hex())
+    return Counter(bytes(entry["topics"][1]) for entry in logs), reverted
 
 
 def delivered_events(chain: DevnetChain) -> Counter[bytes]:
