@@ -115,7 +115,7 @@ def test_a_dsn_that_does_not_parse_does_not_quote_its_password_in_the_error(dsn:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="F5: expiry is the holder's clock + ttl; a dead replica whose clock ran ahead blocks the "
+    reason="F5 (known limitation, docs/operations.md 'Clocks'): expiry is the holder's clock + ttl; a dead replica whose clock ran ahead blocks the "
     "takeover of its source (and its SUBMITTED claims) by the skew, not by lease_seconds",
 )
 def test_a_dead_replica_with_a_fast_clock_is_taken_over_within_the_lease_of_real_time(tmp_path: Path) -> None:
