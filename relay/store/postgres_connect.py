@@ -24,7 +24,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 
 SECRET_PARAMETERS = ("password", "sslpassword")
-"""libpq parameters that are secrets (the password, the client key's passphrase): never in a DSN."""
+"""libpq parameters that are credentials (the password, the client key's passphrase): never in a DSN."""
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
     for name in SECRET_PARAMETERS:
         if parameters.get(name):
             raise ConfigurationError(
-                f"the store DSN holds a secret ({name}): remove it; the password comes from"
+                f"the store DSN holds a credential ({name}): remove it; the password comes from"
                 " store_password_file (or PGPASSWORD), a client key's passphrase from libpq's own files",
                 parameter=name,
             )

@@ -11,6 +11,8 @@ operator port (mutual TLS) of the same server, so they share its limits.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -19,6 +21,7 @@ from relay.rpc.tls import open_channel
 from relay.v1 import relay_service_pb2, relay_service_pb2_grpc, types_pb2
 from tests.integration.test_relayer import TOKEN, World, tls_world  # noqa: F401 - the fixture
 from tests.pki import Pki
+from tests.waiting import eventually
 
 S = MessageState
 PROMPT = 5.0  # seconds: a deadline that a blocked server thread pool would miss for ever
@@ -69,14 +72,24 @@ def test_64_watch_streams_never_block_retry_or_queries(tls_world: World, pki: Pk
         # The open streams hear about the retry: they are alive, not just holding slots.
         assert any(next(s).state == types_pb2.MESSAGE_STATE_VERIFIED for s in streams if s.is_active())
 
-        # A stream slot freed by a client that goes away is taken by the next watcher.
+        # A stream slot freed by a client that goes away is taken by the next watcher (once the
+        # server noticed the cancellations: its streams look at their context twice a second).
         for stream in streams:
             stream.cancel()
-        again = relay_service_pb2_grpc.RelayServiceStub(channels[2]).WatchMessages(
-            relay_service_pb2.WatchMessagesRequest(ids=[parked.id]), timeout=PROMPT
-        )
-        assert next(again).state == types_pb2.MESSAGE_STATE_VERIFIED
-        again.cancel()
+
+        def watch_again() -> Any:
+            again = relay_service_pb2_grpc.RelayServiceStub(channels[2]).WatchMessages(
+                relay_service_pb2.WatchMessagesRequest(ids=[parked.id]), timeout=PROMPT
+            )
+            streams.append(again)
+            try:
+                return next(again)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                return None
+
+        first = eventually(watch_again, 10, "a freed stream slot taken by the next watcher", interval=0.2)
+        assert first.state == types_pb2.MESSAGE_STATE_VERIFIED
     finally:
         for stream in streams:
             stream.cancel()

@@ -14,7 +14,7 @@ STARTER = """
 import os, sys
 from pathlib import Path
 from relay.tools.processes import ManagedProcess
-child = ManagedProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"],
+child = ManagedProcess("sleeper", [sys.executable, "-c", sys.argv[2]],
                        Path(sys.argv[1]), dict(os.environ))
 child.start()
 print(child.pid, flush=True)
@@ -32,9 +32,19 @@ def alive(pid: int) -> bool:
     return status != "Z"
 
 
+SLEEPER = "import time; time.sleep(120)"
+
+
+def executed(pid: int) -> bool:
+    """Whether `pid` runs the sleeper itself: neither the starter's fork before its exec, nor
+    setpriv (which sets the signal, then execs the sleeper)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[1:3] == [b"-c", SLEEPER.encode()]
+
+
 def test_a_child_gets_sigterm_when_its_starter_is_killed(tmp_path: Path) -> None:
     starter = subprocess.Popen(
-        [sys.executable, "-c", STARTER, str(tmp_path / "sleeper.log")],
+        [sys.executable, "-c", STARTER, str(tmp_path / "sleeper.log"), SLEEPER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -43,9 +53,9 @@ def test_a_child_gets_sigterm_when_its_starter_is_killed(tmp_path: Path) -> None
     child = int(starter.stdout.readline())
     try:
         assert alive(child)
-        # setpriv sets the parent-death signal, then execs the command: wait for the exec (a
-        # starter killed before that moment leaves an orphan, the known race of PR_SET_PDEATHSIG).
-        eventually(lambda: b"time.sleep" in Path(f"/proc/{child}/cmdline").read_bytes() or None, 15, "exec")
+        # Kill the starter only once setpriv has exec'd the command: a starter killed before
+        # setpriv set the parent-death signal leaves an orphan (PR_SET_PDEATHSIG's known race).
+        eventually(lambda: executed(child) or None, 15, "setpriv's exec of the command")
         assert os.getsid(child) == child  # its own session: a terminal's ^C does not reach it
         starter.kill()  # SIGKILL: no chance to clean up
         starter.wait(timeout=10)
