@@ -31,15 +31,12 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from relay.chains import ObservedMessage
-from relay.errors import ConfigurationError, MalformedEncoding, StoreUnavailable
+from relay.errors import ConfigurationError, StoreUnavailable
 from relay.lifecycle import LeaseLost, MessageState, StaleState, verify_transition
 from relay.store.base import (
     UNCONFIRMED_STATES,
     CertifiedCheckpoint,
     Lease,
-    MessageFilter,
-    MessageRecord,
-    Page,
     StateListener,
     Store,
     Transition,
@@ -50,18 +47,15 @@ from relay.store.postgres_notify import NotificationListener
 from relay.store.postgres_records import RecordQueries
 from relay.store.postgres_rows import (
     NOTIFY_CHANNEL,
-    PENDING_STATES,
-    filter_sql,
     notification_payloads,
     transition_assignments,
 )
 from relay.store.postgres_schema import verify_schema
+from relay.store.reads import MessageReads
 from relay.store.sqlite_rows import (
     CHECKPOINT_COLUMNS,
-    MESSAGE_COLUMNS,
     OBSERVED_COLUMNS,
     certified_checkpoint,
-    message_record,
     observed_row,
 )
 from relay.verify.committee import Checkpoint, QuorumCertificate
@@ -77,7 +71,7 @@ RECONNECT_TIMEOUT_SECONDS = 5.0
 _OBSERVED_MARKS = ", ".join("%s" for _ in OBSERVED_COLUMNS.split(","))
 
 
-class PostgresStore(ClaimQueries, RecordQueries, Store):
+class PostgresStore(MessageReads, ClaimQueries, RecordQueries, Store):
     """`Store` on a PostgreSQL database migrated by `relay store migrate`. Safe to share between
     threads and between processes (replicas)."""
 
@@ -155,8 +149,9 @@ class PostgresStore(ClaimQueries, RecordQueries, Store):
             raise store_unavailable(self.dsn, error) from error
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[TupleRow]:
+        """One read-only query; the shared queries' `?` placeholders (`relay.store.reads`) become `%s`."""
         with self._transaction() as connection:
-            return connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return connection.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
 
     def _announce(self, connection: Connection, ids: Sequence[bytes]) -> None:
         """NOTIFY `ids` at this transaction's commit (never if it rolls back)."""
@@ -263,113 +258,6 @@ class PostgresStore(ClaimQueries, RecordQueries, Store):
             ids = [bytes(r[1]) for r in sorted(rows, key=lambda r: int(r[0]))]
             self._announce(db, ids)
         return ids
-
-    def highest_nonce(self, origin: int, states: Iterable[MessageState]) -> int | None:
-        rows = self._read(
-            "SELECT MAX(nonce) FROM messages WHERE origin = %s AND state = ANY(%s)",
-            (origin, [s.value for s in states]),
-        )
-        return None if rows[0][0] is None else int(rows[0][0])
-
-    def get(self, message_id: bytes) -> MessageRecord | None:
-        rows = self._read(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = %s", (bytes(message_id),))
-        return message_record(rows[0]) if rows else None
-
-    def list_messages(self, where: MessageFilter, limit: int, page_token: str = "") -> Page:
-        if limit <= 0:
-            raise MalformedEncoding("page size must be positive", limit=limit)
-        clauses, params = filter_sql(where)
-        if page_token:
-            if not page_token.isdecimal() or len(page_token) > 19:
-                raise MalformedEncoding("page token is not one this relayer issued", page_token=page_token)
-            clauses.append("seq < %s")
-            params.append(int(page_token))
-        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        rows = self._read(sql + " ORDER BY seq DESC LIMIT %s", [*params, limit + 1])
-        records = [message_record(r) for r in rows[:limit]]
-        token = str(records[-1].sequence) if len(rows) > limit else ""
-        return Page(records, token)
-
-    def messages_in_state(
-        self,
-        state: MessageState,
-        origin: int | None = None,
-        destination: int | None = None,
-        limit: int = 1000,
-    ) -> list[MessageRecord]:
-        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = %s"
-        params: list[Any] = [state.value]
-        if origin is not None:
-            sql += " AND origin = %s"
-            params.append(origin)
-        if destination is not None:
-            sql += " AND destination = %s"
-            params.append(destination)
-        sql += " ORDER BY origin, nonce LIMIT %s"
-        return [message_record(r) for r in self._read(sql, [*params, limit])]
-
-    def due_for_retry(
-        self, now: float, destination: int | None = None, limit: int = 1000
-    ) -> list[MessageRecord]:
-        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = %s AND next_attempt_at <= %s"
-        params: list[Any] = [MessageState.RETRYING.value, now]
-        if destination is not None:
-            sql += " AND destination = %s"
-            params.append(destination)
-        rows = self._read(sql + " ORDER BY next_attempt_at, seq LIMIT %s", [*params, limit])
-        return [message_record(r) for r in rows]
-
-    def message_ids_by_nonce(self, origin: int, from_nonce: int = 0) -> list[tuple[int, bytes]]:
-        rows = self._read(
-            "SELECT nonce, id FROM messages WHERE origin = %s AND nonce >= %s ORDER BY nonce",
-            (origin, from_nonce),
-        )
-        return [(int(r[0]), bytes(r[1])) for r in rows]
-
-    def lowest_nonce(self, origin: int, state: MessageState) -> int | None:
-        rows = self._read(
-            "SELECT MIN(nonce) FROM messages WHERE origin = %s AND state = %s", (origin, state.value)
-        )
-        return None if rows[0][0] is None else int(rows[0][0])
-
-    def count_by_state(self, origin: int | None = None) -> dict[MessageState, int]:
-        sql = "SELECT state, COUNT(*) FROM messages"
-        params: list[Any] = []
-        if origin is not None:
-            sql += " WHERE origin = %s"
-            params.append(origin)
-        rows = self._read(sql + " GROUP BY state", params)
-        return {MessageState(r[0]): int(r[1]) for r in rows}
-
-    def count_by_route_and_state(self) -> dict[tuple[int, int, MessageState], int]:
-        rows = self._read("SELECT origin, destination, state, COUNT(*) FROM messages GROUP BY 1, 2, 3")
-        return {(int(r[0]), int(r[1]), MessageState(r[2])): int(r[3]) for r in rows}
-
-    def count_rejections(self) -> dict[str, int]:
-        rows = self._read(
-            "SELECT error_reason, COUNT(*) FROM messages WHERE state = %s GROUP BY error_reason",
-            (MessageState.REJECTED.value,),
-        )
-        return {str(r[0]): int(r[1]) for r in rows}
-
-    def oldest_by_route(self, states: Iterable[MessageState]) -> dict[tuple[int, int], float]:
-        values = sorted(s.value for s in states)
-        if not values:
-            return {}
-        rows = self._read(
-            "SELECT origin, destination, MIN(observed_at) FROM messages WHERE state = ANY(%s) GROUP BY 1, 2",
-            (values,),
-        )
-        return {(int(r[0]), int(r[1])): float(r[2]) for r in rows}
-
-    def oldest_pending(self) -> MessageRecord | None:
-        rows = self._read(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = ANY(%s) ORDER BY observed_at, seq LIMIT 1",
-            (list(PENDING_STATES),),
-        )
-        return message_record(rows[0]) if rows else None
 
     def apply_transitions(
         self, transitions: Sequence[Transition], now: float, *, lease: Lease | None = None

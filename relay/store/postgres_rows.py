@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from relay.lifecycle import MessageState
-from relay.store.base import MessageFilter, Transition
+from relay.store.base import Transition
 from relay.store.sqlite_rows import transition_assignments as sqlite_transition_assignments
 
 CLAIM_STATES = (MessageState.VERIFIED.value, MessageState.RETRYING.value)
@@ -20,33 +20,12 @@ CLAIM_STATES = (MessageState.VERIFIED.value, MessageState.RETRYING.value)
 HELD_STATES = (MessageState.SUBMITTED.value, *CLAIM_STATES)
 """States in which a claim is still renewable (claimed, or sent and waiting for its outcome)."""
 
-PENDING_STATES = tuple(s.value for s in MessageState if s.is_pending)
-
 
 def transition_assignments(transition: Transition, now: float) -> tuple[list[str], list[Any]]:
     """The SQLite store's `SET` assignments and parameters of a transition's row update (including
     the end of the claim of a message leaving SUBMITTED), with psycopg's `%s` placeholders."""
     sets, params = sqlite_transition_assignments(transition, now)
     return [assignment.replace("?", "%s") for assignment in sets], params
-
-
-def filter_sql(where: MessageFilter) -> tuple[list[str], list[Any]]:
-    """The `WHERE` clauses (to be joined with AND) and parameters selecting `where`'s messages."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if where.states:
-        clauses.append("state = ANY(%s)")
-        params.append(sorted(s.value for s in where.states))
-    if where.origin:
-        clauses.append("origin = %s")
-        params.append(where.origin)
-    if where.destination:
-        clauses.append("destination = %s")
-        params.append(where.destination)
-    if where.checkpoint_id is not None:
-        clauses.append("checkpoint_id = %s")
-        params.append(where.checkpoint_id)
-    return clauses, params
 
 
 NOTIFY_CHANNEL = "relay_messages"
