@@ -108,6 +108,10 @@ class Ingest:
             log.error("source poll failed", extra={**fields, "error": describe(error)})
             return
         now = self._clock()
+        # What the chain looks like is known now, whatever storing the update does: set it before
+        # storing, so a status reader does not see the new cursor next to an old head for long.
+        source.head = max(source.head, update.head_block)
+        source.finalized = max(source.finalized, update.finalized_block)
         try:
             self.apply_update(source, update, now, lease)
         except Exception:
@@ -123,8 +127,6 @@ class Ingest:
             source.cursors.discard()
             source.watcher = self._watcher_factory(source.config.chain, source.cursors)
             raise
-        source.head = max(source.head, update.head_block)
-        source.finalized = max(source.finalized, update.finalized_block)
         source.last_poll_at = now
         position = source.cursor_block()
         behind = source.cursors.load_cursor(source.domain) is not None and position < source.finalized
