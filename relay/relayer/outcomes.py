@@ -48,6 +48,8 @@ from relay.store.base import (
 log = logging.getLogger("relay.relayer")
 
 S = MessageState
+CARRIED_OUTCOMES = frozenset({DeliveryOutcome.DELIVERED, DeliveryOutcome.RECIPIENT_REVERTED})
+"""Outcomes of the messages a delivery transaction carried (the others were left out of it)."""
 FOUND_DELIVERED_BATCH = 200  # PARKED / RETRYING messages looked up on the chain per pass
 
 
@@ -118,13 +120,20 @@ class Outcomes:
         """Apply the report of submitter `peer` for `submitted` (all SUBMITTED) under `certified`."""
         now = self._clock()
         transaction = report.transaction_hash
-        if transaction:
+        # The transaction carried only the messages it delivered or whose recipient reverted: the
+        # submitter leaves out those already delivered (by another replica's earlier call, say).
+        carried = tuple(
+            r.id
+            for r in submitted
+            if (result := report.results.get(r.id)) is not None and result.outcome in CARRIED_OUTCOMES
+        )
+        if transaction and carried:
             self._store.record_transaction(
                 SubmittedTransaction(
                     transaction,
                     destination,
                     certified.checkpoint_id,
-                    tuple(r.id for r in submitted),
+                    carried,
                     report.block_number,
                     report.gas_used,
                     now,

@@ -84,7 +84,9 @@ def test_each_reported_outcome_maps_to_its_state(store: Store, metrics: RelayMet
     assert missing.state is St.RETRYING and missing.error_reason == "RpcUnavailable" and missing.attempts == 1
     [transaction] = store.transactions_for(MESSAGES[0].id)
     assert transaction.block_number == 7 and transaction.gas_used == 90_000
-    assert set(transaction.message_ids) == {m.id for m in MESSAGES}
+    # The transaction carried the delivered and the reverted message only: the others were left out.
+    assert set(transaction.message_ids) == {MESSAGES[0].id, MESSAGES[2].id}
+    assert store.transactions_for(MESSAGES[1].id) == []  # already delivered: not in this transaction
     registry = metrics.registry
     assert (
         registry.get_sample_value("relay_messages_delivered_total", {"origin": "1", "destination": "2"}) == 2
