@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from relay.chains import Cursor, ObservedMessage
-from relay.lifecycle import MessageState
+from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.message import Message
 
@@ -169,6 +169,24 @@ class Lease:
 
 StateListener = Callable[[Sequence[bytes]], None]
 """Called after a commit with the ids whose state changed (for RelayService.WatchMessages)."""
+
+
+def transition_refusal(transition: Transition, row: Sequence[object] | None) -> StaleState:
+    """Why `transition` matched no row, given the message's current (state, fence) row or None:
+    `LeaseLost` if it carries another fence than the transition's, else `StaleState`."""
+    if row is not None and transition.fence is not None and int(str(row[1])) != transition.fence:
+        return LeaseLost(
+            "the message's delivery claim moved on to another holder",
+            id=bytes(transition.id),
+            fence=transition.fence,
+            current_fence=int(str(row[1])),
+        )
+    return StaleState(
+        "message is not in the expected state",
+        id=bytes(transition.id),
+        expected=transition.old.name,
+        actual=None if row is None else MessageState(str(row[0])).name,
+    )
 
 
 REQUEUED_REASON = "LeaseExpired"

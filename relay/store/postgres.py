@@ -40,6 +40,7 @@ from relay.store.base import (
     StateListener,
     Store,
     Transition,
+    transition_refusal,
 )
 from relay.store.postgres_claims import ClaimQueries
 from relay.store.postgres_connect import connect, connection_parameters, describe_dsn, store_unavailable
@@ -309,19 +310,7 @@ class PostgresStore(MessageReads, ClaimQueries, RecordQueries, Store):
         row = db.execute(
             "SELECT state, fence FROM messages WHERE id = %s", (bytes(transition.id),)
         ).fetchone()
-        if row is not None and transition.fence is not None and int(row[1]) != transition.fence:
-            raise LeaseLost(
-                "the message's claim moved on: another replica holds it",
-                id=bytes(transition.id),
-                fence=transition.fence,
-                current_fence=int(row[1]),
-            )
-        raise StaleState(
-            "message is not in the expected state",
-            id=bytes(transition.id),
-            expected=transition.old.name,
-            actual=None if row is None else MessageState(row[0]).name,
-        )
+        raise transition_refusal(transition, row)
 
     # --- checkpoints and signatures ---------------------------------------------------------
 

@@ -7,6 +7,7 @@ both databases accept. The back ends keep their writes, whose locking differs.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,8 +22,9 @@ PENDING_STATES = tuple(s.value for s in MessageState if s.is_pending)
 class MessageReads:
     """`Store`'s read-only message queries over `_read(sql, params)` (see the module docstring)."""
 
+    @abstractmethod
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
+        """Run one read-only query (`?` placeholders) and return its rows."""
 
     def highest_nonce(self, origin: int, states: Iterable[MessageState]) -> int | None:
         values = [s.value for s in states]

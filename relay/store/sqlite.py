@@ -21,7 +21,7 @@ from typing import Any
 
 from relay.chains import Cursor, ObservedMessage
 from relay.errors import ConfigurationError
-from relay.lifecycle import LeaseLost, MessageState, StaleState, verify_transition
+from relay.lifecycle import MessageState, verify_transition
 from relay.store.base import (
     REQUEUED_ERROR,
     REQUEUED_REASON,
@@ -34,6 +34,7 @@ from relay.store.base import (
     Store,
     SubmittedTransaction,
     Transition,
+    transition_refusal,
 )
 from relay.store.reads import MessageReads
 from relay.store.sqlite_leases import acquire_lease, check_lease, next_fence
@@ -216,19 +217,7 @@ class SqliteStore(MessageReads, Store):
             row = db.execute(
                 "SELECT state, fence FROM messages WHERE id = ?", (bytes(transition.id),)
             ).fetchone()
-            if row is not None and transition.fence is not None and int(row[1]) != transition.fence:
-                raise LeaseLost(
-                    "the message's delivery claim moved on to another holder",
-                    id=bytes(transition.id),
-                    fence=transition.fence,
-                    current_fence=int(row[1]),
-                )
-            raise StaleState(
-                "message is not in the expected state",
-                id=bytes(transition.id),
-                expected=transition.old.name,
-                actual=None if row is None else MessageState(row[0]).name,
-            )
+            raise transition_refusal(transition, row)
 
     # --- checkpoints and signatures ---------------------------------------------------------
 
