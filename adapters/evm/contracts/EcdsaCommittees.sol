@@ -118,13 +118,32 @@ abstract contract EcdsaCommittees is CommitteeRules {
         _requireThreshold(committee.threshold, totalWeight, lowThresholdAllowed);
     }
 
-    /// @dev Verifies an ECDSA certificate of the committee stored at `pointer` (code: a STOP byte,
-    /// then the ecdsa_committee_hash preimage of `size` members) over `digest`: the bitfield, the
-    /// signers' weight against the threshold, the signatures' length, then each signature, which
-    /// must recover (EIP-191 hash of `digest`) to the member its bit names. One EXTCODECOPY reads
-    /// the threshold and every member; each signature costs one ecrecover.
+    /// @dev Copies the committee stored at `pointer` (code: a STOP byte, then the
+    /// ecdsa_committee_hash preimage of `size` members, then `trailing` bytes the caller appended)
+    /// into memory from its threshold on: threshold 8 | count 4 | members | trailing. One
+    /// EXTCODECOPY reads everything a delivery needs. Returns the copy's memory address.
+    function _copyEcdsaCommittee(address pointer, uint256 size, uint256 trailing) internal view returns (uint256 copy) {
+        assembly ("memory-safe") {
+            copy := mload(0x40)
+            let length := add(add(12, mul(size, ECDSA_MEMBER_LENGTH)), trailing)
+            extcodecopy(pointer, copy, 41, length)
+            mstore(0x40, add(copy, and(add(length, 31), not(31))))
+        }
+    }
+
+    /// @dev The `offset`-th trailing word of a `_copyEcdsaCommittee` copy of `size` members.
+    function _ecdsaTrailingWord(uint256 copy, uint256 size, uint256 offset) internal pure returns (bytes32 word) {
+        assembly ("memory-safe") {
+            word := mload(add(add(copy, add(12, mul(size, ECDSA_MEMBER_LENGTH))), offset))
+        }
+    }
+
+    /// @dev Verifies an ECDSA certificate over `digest` of the committee of `size` members whose
+    /// `_copyEcdsaCommittee` copy is at `copy`: the bitfield, the signers' weight against the
+    /// threshold, the signatures' length, then each signature, which must recover (EIP-191 hash
+    /// of `digest`) to the member its bit names. Each signature costs one ecrecover.
     function _verifyEcdsaCertificate(
-        address pointer,
+        uint256 copy,
         uint256 size,
         bytes32 digest,
         bytes calldata signers,
@@ -136,14 +155,8 @@ abstract contract EcdsaCommittees is CommitteeRules {
         uint256 count;
         uint256 members;
         assembly ("memory-safe") {
-            // Code: STOP, then tag 32 | epoch 8 | threshold 8 | count 4 | members; read from the threshold.
-            members := mload(0x40)
-            let length := add(12, mul(size, ECDSA_MEMBER_LENGTH))
-            extcodecopy(pointer, members, 41, length)
-            // Allocated (with ecrecover's 128-byte input after it): the next block reads it again.
-            mstore(0x40, add(members, add(length, 0xa0)))
-            threshold := shr(192, mload(members))
-            members := add(members, 12)
+            threshold := shr(192, mload(copy))
+            members := add(copy, 12)
             for { let i := 0 } lt(i, size) { i := add(i, 1) } {
                 // Bit i is (bitfield[i / 8] >> (i % 8)) & 1.
                 if and(shr(and(i, 7), byte(0, calldataload(add(signers.offset, shr(3, i))))), 1) {
@@ -171,10 +184,11 @@ abstract contract EcdsaCommittees is CommitteeRules {
         bytes calldata signatures
     ) private view returns (uint256 refusal) {
         assembly ("memory-safe") {
-            // The EIP-191 personal-message hash of the digest, ecrecover's first input word.
+            // The EIP-191 personal-message hash of the digest, ecrecover's first input word; the
+            // input (hash, v, r, s) is built in scratch memory past the free memory pointer.
             mstore(0x00, "\x19Ethereum Signed Message:\n32")
             mstore(0x1c, digest)
-            let input := add(members, mul(size, ECDSA_MEMBER_LENGTH))
+            let input := mload(0x40)
             mstore(input, keccak256(0x00, 0x3c))
             let signature := signatures.offset
             for { let i := 0 } lt(i, size) { i := add(i, 1) } {
