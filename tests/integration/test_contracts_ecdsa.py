@@ -151,6 +151,11 @@ def test_ecdsa_enrollment_rules(ecdsa_bridge: Bridge, ecdsa_signing: EcdsaSignin
     # Re-enrolling needs a higher epoch (a lower or equal one could replay old hand-overs).
     again = ecdsa_committee_struct(ecdsa_signing.committee)
     assert_reverts(destination, gateway.enrollOriginEcdsa(ORIGIN, source, again), "EpochNotIncreasing", 1, 1)
+    # The last epoch has no successor: a typed refusal, not an arithmetic panic.
+    last = 2**64 - 1
+    transact(ecdsa_bridge.w3, gateway.enrollOriginEcdsa(6, source, (last, 3, signers, weights)))
+    handover = gateway.handoverEcdsa(6, (last, 3, signers, weights), b"\x07", bytes(195))
+    assert_reverts(destination, handover, "EpochNotIncreasing", last, last)
     other_source = address_to_bytes32(ecdsa_bridge.counter.address)
     assert_reverts(
         destination,

@@ -572,6 +572,8 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         view
         returns (bytes32)
     {
+        // The last epoch has no successor (and `+ 1` must not overflow into a panic).
+        if (current.epoch == type(uint64).max) revert EpochNotIncreasing(current.epoch, nextEpoch);
         if (nextEpoch != current.epoch + 1) revert WrongEpoch(current.epoch + 1, nextEpoch);
         bytes32 currentHash = keccak256(_readCommittee(current.pointer));
         return handoverDigest(origin, _sourceGateways[origin], current.epoch, currentHash, nextHash);
