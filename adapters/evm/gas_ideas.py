@@ -16,8 +16,12 @@ example Counter and the test-only probes of `contracts/GasProbes.sol`, and measu
    each minus its `noop`, against the certificate's execution and calldata gas.
 4. **Calldata.** `process` and a `processBatch` of 50 with compressed and full branches, bytes
    by region (`process_calldata_regions`) and whether EIP-7623's floor sets the gas used.
+5. **For comparison, an ECDSA quorum** (`EcdsaQuorumProbe`, issue 12's decision D1 shape) at the
+   thresholds 1/1, 3/5, 13/19 and 43/64, and the lone `process` it projects.
 
-Every figure is a receipt's `gasUsed`, a difference of two receipts, or a trace attribution.
+Every figure is a receipt's `gasUsed`, a difference of two traced executions (a probe call minus
+its no-op with the same calldata: those no-ops are floor-bound under EIP-7623, so their receipts
+would mislead), or a trace attribution; the "projection" fields combine such measured parts.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import decode, encode
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from py_ecc.bls.hash_to_curve import hash_to_G1
 from py_ecc.optimized_bls12_381 import G2, curve_order, multiply
 from web3 import Web3
@@ -249,6 +255,7 @@ def measure_lone_breakdown(w3: Web3, origin: _Origin) -> dict[str, Any]:
         "gas_through_pairing": trace.gas_through_pairing,
         "by_category": dict(trace.gas),
         "counts": dict(trace.counts),
+        "_calldata": data,
         "calldata_regions": {
             name: {"zero": c.zero_bytes, "nonzero": c.nonzero_bytes, "gas": c.standard_gas}
             for name, c in process_calldata_regions(data).items()
@@ -370,6 +377,47 @@ def measure_root_cache(w3: Web3, cache: Contract) -> dict[str, int]:
     }
 
 
+# ---------------------------------------------------------------- for comparison: an ECDSA quorum
+
+ECDSA_QUORUMS = ((1, 1), (5, 3), (19, 13), (64, 43))  # Hyperlane-style thresholds of issue 12
+
+
+def measure_ecdsa(w3: Web3, lone_calldata: bytes) -> list[dict[str, Any]]:
+    """`EcdsaQuorumProbe.verify` per (committee, threshold): execution gas (minus its no-op) and a
+    lone `process` re-encoded with the ECDSA bitfield and signatures (its calldata gas)."""
+    rows = []
+    checkpoint, _, _, message, branch, gas_limit = decode(PROCESS_TYPES, lone_calldata[4:])
+    for size, threshold in ECDSA_QUORUMS:
+        probe = deploy_contract(w3, "EcdsaQuorumProbe")
+        accounts = [
+            Account.from_key(keccak256(b"adr 0008 ecdsa" + i.to_bytes(4, "big"))) for i in range(size)
+        ]
+        _sent(w3, probe.functions.storeCommittee([a.address for a in accounts], [1] * size, threshold))
+        digest = keccak256(b"adr 0008 checkpoint" + size.to_bytes(4, "big"))
+        signers = list(range(threshold))
+        bitfield = encode_bitfield(signers, size)
+        signatures = b"".join(
+            bytes(accounts[i].sign_message(encode_defunct(primitive=digest)).signature) for i in signers
+        )
+        check, _ = _sent(w3, probe.functions.verify(digest, bitfield, signatures))
+        noop, _ = _sent(w3, probe.functions.noop(digest, bitfield, signatures))
+        process_data = PROCESS_SELECTOR + encode(
+            PROCESS_TYPES, [checkpoint, bitfield, signatures, message, branch, gas_limit]
+        )
+        rows.append(
+            {
+                "committee": size,
+                "threshold": threshold,
+                "check_execution": _execution_gas(w3, check) - _execution_gas(w3, noop),
+                # the probe's three cold SLOADs (pointer, size, threshold); the Gateway's own
+                # committee slot read is already in the lone delivery's kept part
+                "probe_storage_reads": attribute_trace(_trace(w3, check["transactionHash"])).gas["SLOAD"],
+                "process_calldata_gas": count_calldata(process_data).standard_gas,
+            }
+        )
+    return rows
+
+
 # ---------------------------------------------------------------- all of it
 
 
@@ -386,6 +434,19 @@ def measure_all(rpc_url: str) -> dict[str, Any]:
     orientation = [measure_orientation(w3, probe, size) for size in COMMITTEE_SIZES]
     largest = largest_g2_key_committee(w3, probe)
     root_cache = measure_root_cache(w3, deploy_contract(w3, "RootCacheProbe"))
+    lone_calldata = [row.pop("_calldata") for row in lone]
+    ecdsa = measure_ecdsa(w3, lone_calldata[0])
+    small = lone[0]
+    for row in ecdsa:
+        # The lone committee-4 delivery with its BLS certificate (work and calldata) swapped for this one.
+        row["lone_process_projection"] = (
+            small["gas_used"]
+            - small["certificate_section"]
+            - small["calldata_gas"]
+            + row["process_calldata_gas"]
+            + row["check_execution"]
+            - row["probe_storage_reads"]
+        )
     for row in lone:
         # A later delivery under a remembered root: the certificate's work and calldata go, a
         # check of the remembered entry comes in.
@@ -402,6 +463,7 @@ def measure_all(rpc_url: str) -> dict[str, Any]:
         "orientation": orientation,
         "g2_key_committee_eip170": largest,
         "root_cache": root_cache,
+        "ecdsa_quorum": ecdsa,
     }
 
 

@@ -3,7 +3,8 @@
 The ADR prices signatures in G1 under keys in G2 with `SignatureOrientationProbe`; these tests
 show that what it measured accepts a genuine signature and refuses forged ones, that its hash to
 G1 is RFC 9380's (checked against py_ecc, itself checked against the RFC's test vector), and that
-the root-cache probe refuses a root it was not told about.
+the root-cache probe refuses a root it was not told about, and that the ECDSA quorum probe
+(priced beside them) refuses forged, reordered and short certificates.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from py_ecc.bls.hash_to_curve import hash_to_G1
 from py_ecc.optimized_bls12_381 import normalize
 from web3 import Web3
@@ -106,3 +109,31 @@ def test_root_cache_probe_accepts_only_the_remembered_checkpoint(w3: Web3) -> No
     assert_reverts(cache, cache.functions.check(5, 1, root, 10), "RootNotVerified", 5, root)
     assert_reverts(cache, cache.functions.check(5, 2, root, 9), "RootNotVerified", 5, root)
     assert_reverts(cache, cache.functions.check(6, 1, root, 9), "RootNotVerified", 6, root)
+
+
+def test_ecdsa_quorum_probe_accepts_a_quorum_and_refuses_forgeries(w3: Web3) -> None:
+    accounts = [Account.from_key(keccak256(b"probe ecdsa" + bytes([i]))) for i in range(5)]
+    probe = deploy_contract(w3, "EcdsaQuorumProbe")
+    transact(w3, probe.functions.storeCommittee([a.address for a in accounts], [1] * 5, 3))
+
+    def sign(index: int, digest: bytes = DIGEST) -> bytes:
+        return bytes(accounts[index].sign_message(encode_defunct(primitive=digest)).signature)
+
+    verify = probe.functions.verify
+    verify(DIGEST, encode_bitfield([0, 2, 4], 5), sign(0) + sign(2) + sign(4)).call()  # no revert
+    # signatures in the wrong order name the wrong signer
+    assert_reverts(
+        probe,
+        verify(DIGEST, encode_bitfield([0, 2, 4], 5), sign(2) + sign(0) + sign(4)),
+        "InvalidSignature",
+        0,
+    )
+    assert_reverts(
+        probe,
+        verify(DIGEST, encode_bitfield([0, 2, 4], 5), sign(0) + sign(2) + sign(4, b"x" * 32)),
+        "InvalidSignature",
+        4,
+    )
+    assert_reverts(
+        probe, verify(DIGEST, encode_bitfield([0, 2], 5), sign(0) + sign(2)), "QuorumNotReached", 2, 3
+    )

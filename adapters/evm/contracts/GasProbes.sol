@@ -277,3 +277,75 @@ contract RootCacheProbe {
     /// @notice The same arguments, no work: the baseline.
     function noop(uint32 origin, uint64 epoch, bytes32 root, uint32 index) external pure {}
 }
+
+/// @notice An ECDSA quorum check shaped like issue 12's decision D1 (one 65-byte EIP-191 signature
+/// of the checkpoint digest per set bit of the signer bitfield, ascending; members stored as SSTORE2
+/// code: count 4 | (address 20 | weight 8)*), so ADR 0008 can price it beside the BLS checks. The
+/// Gateway's own ECDSA mode is separate; this is a measurement probe.
+contract EcdsaQuorumProbe {
+    uint256 private constant SIGNATURE_LENGTH = 65;
+    uint256 private constant MEMBER_LENGTH = 28;
+    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    address public committee;
+    uint256 public size;
+    uint256 public threshold;
+
+    error InvalidSignature(uint256 signer);
+    error QuorumNotReached(uint256 signed, uint256 threshold);
+    error SignatureLengthMismatch(uint256 expected, uint256 actual);
+
+    function storeCommittee(address[] calldata members, uint64[] calldata weights, uint256 threshold_) external {
+        bytes memory encoded;
+        for (uint256 i = 0; i < members.length; i++) {
+            encoded = abi.encodePacked(encoded, members[i], weights[i]);
+        }
+        bytes memory initCode =
+            abi.encodePacked(hex"61", uint16(encoded.length + 1), hex"80600c6000396000f3", hex"00", encoded);
+        address pointer;
+        assembly ("memory-safe") {
+            pointer := create(0, add(initCode, 0x20), mload(initCode))
+        }
+        (committee, size, threshold) = (pointer, members.length, threshold_);
+    }
+
+    /// @notice Reverts unless the signers named by `signers` signed `digest` (EIP-191) with weight
+    /// reaching the threshold.
+    function verify(bytes32 digest, bytes calldata signers, bytes calldata signatures) external view {
+        bytes32 hashed = keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", digest));
+        address pointer = committee;
+        uint256 count = size;
+        uint256 used;
+        uint256 signedWeight;
+        for (uint256 i = 0; i < count; i++) {
+            if ((uint8(signers[i >> 3]) >> (i & 7)) & 1 == 0) continue;
+            if (signatures.length < (used + 1) * SIGNATURE_LENGTH) {
+                revert SignatureLengthMismatch((used + 1) * SIGNATURE_LENGTH, signatures.length);
+            }
+            bytes32 r;
+            bytes32 s;
+            uint8 v;
+            address member;
+            uint64 weight;
+            assembly ("memory-safe") {
+                let at := add(signatures.offset, mul(used, SIGNATURE_LENGTH))
+                r := calldataload(at)
+                s := calldataload(add(at, 0x20))
+                v := byte(0, calldataload(add(at, 0x40)))
+                extcodecopy(pointer, 0x00, add(1, mul(i, MEMBER_LENGTH)), MEMBER_LENGTH)
+                member := shr(96, mload(0x00))
+                weight := shr(192, mload(0x14))
+            }
+            if (uint256(s) > HALF_N || (v != 27 && v != 28)) revert InvalidSignature(i);
+            if (ecrecover(hashed, v, r, s) != member || member == address(0)) revert InvalidSignature(i);
+            signedWeight += weight;
+            used++;
+        }
+        if (signatures.length != used * SIGNATURE_LENGTH) {
+            revert SignatureLengthMismatch(used * SIGNATURE_LENGTH, signatures.length);
+        }
+        if (signedWeight < threshold) revert QuorumNotReached(signedWeight, threshold);
+    }
+
+    function noop(bytes32 digest, bytes calldata signers, bytes calldata signatures) external pure {}
+}
