@@ -34,6 +34,7 @@ from web3.contract import Contract
 from adapters.evm.ecdsa_gas import EcdsaSigningCommittee
 from adapters.evm.gas import DESTINATION_DOMAIN, DeliveryBench, SigningCommittee, deploy_contract
 from adapters.evm.hyperlane import HyperlaneRoute, ValidatorSet
+from relay.errors import RelayError
 from relay.verify.bls import get_backend, keygen
 from relay.verify.committee import Committee, Member
 from relay.verify.hashing import keccak256
@@ -42,6 +43,10 @@ from relay.verify.hashing import keccak256
 COMMITTEES = ((1, 1), (5, 3), (19, 13), (64, 43))
 BATCH_SIZES = (1, 2, 5, 10, 50)
 HYPERLANE_ORIGIN = 3000  # the origin Mailbox's domain (our origins are 1000 + committee size)
+
+
+class MessagesNotReceived(RelayError):
+    """A measured delivery did not reach the recipient with every message (the row would lie)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class BlsSigningCommittee(SigningCommittee):
         return [*allow, *super().enrollment_calls(functions, origin, source_word)]
 
 
-class _Recipient:
+class RecipientCheck:
     """A Counter and the check that a delivery reached it."""
 
     def __init__(self, counter: Contract) -> None:
@@ -123,7 +128,9 @@ class _Recipient:
         total_gas = deliver(messages)
         arrived = self.received() - before
         if arrived != messages:
-            raise RuntimeError(f"{what}: {arrived} of {messages} messages reached the recipient")
+            raise MessagesNotReceived(
+                f"{what}: not every message reached the recipient", arrived=arrived, sent=messages
+            )
         return total_gas // messages
 
 
@@ -147,12 +154,12 @@ class GasComparison:
     def __init__(self, w3: Web3) -> None:
         self.w3 = w3
         self.bls_gateway = deploy_contract(w3, "Gateway", DESTINATION_DOMAIN)
-        self.bls_recipient = _Recipient(deploy_contract(w3, "Counter", self.bls_gateway.address))
+        self.bls_recipient = RecipientCheck(deploy_contract(w3, "Counter", self.bls_gateway.address))
         self.ecdsa_gateway = deploy_contract(w3, "Gateway", DESTINATION_DOMAIN)
-        self.ecdsa_recipient = _Recipient(deploy_contract(w3, "Counter", self.ecdsa_gateway.address))
+        self.ecdsa_recipient = RecipientCheck(deploy_contract(w3, "Counter", self.ecdsa_gateway.address))
         self.route = HyperlaneRoute(w3, HYPERLANE_ORIGIN, DESTINATION_DOMAIN)
         mailbox = self.route.destination_mailbox.address
-        self.hyperlane_recipient = _Recipient(deploy_contract(w3, "Counter", mailbox))
+        self.hyperlane_recipient = RecipientCheck(deploy_contract(w3, "Counter", mailbox))
         self.route.set_recipient(self.hyperlane_recipient.counter)
 
     def measure(

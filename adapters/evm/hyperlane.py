@@ -37,7 +37,7 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from adapters.evm.anvil import PROJECT_ROOT
-from relay.errors import ConfigurationError, InvalidSignature
+from relay.errors import ConfigurationError, InvalidSignature, RelayError
 from relay.verify.ecdsa import SIGNATURE_LENGTH, compute_hyperlane_domain_hash, sign_digest
 from relay.verify.hashing import keccak256
 from relay.verify.message import address_to_bytes32
@@ -59,7 +59,7 @@ class HyperlaneNotInstalled(ConfigurationError):
     """Hyperlane's compiled contracts are missing from .tools/ (installed by `make tools`)."""
 
 
-class HyperlaneDeliveryFailed(ConfigurationError):
+class HyperlaneDeliveryFailed(RelayError):
     """A Hyperlane transaction of the bench reverted, or `process` did not deliver."""
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from adapters.evm.gas_comparison import ComparisonRow
+from adapters.evm.gas_comparison import ComparisonRow, MessagesNotReceived, RecipientCheck
 from adapters.evm.hyperlane import (
     HyperlaneNotInstalled,
     ValidatorSet,
@@ -154,3 +155,19 @@ def test_unknown_or_malformed_committee_sizes_are_refused(text: str) -> None:
 def test_malformed_batch_sizes_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_batches(text)
+
+
+def test_a_row_is_refused_when_the_recipient_did_not_receive_every_message() -> None:
+    received = [0]
+    counter = SimpleNamespace(
+        functions=SimpleNamespace(received=lambda: SimpleNamespace(call=lambda: received[0]))
+    )
+    recipient = RecipientCheck(counter)  # type: ignore[arg-type]
+
+    def deliver_one_of(messages: int) -> int:
+        received[0] += 1
+        return 100_000 * messages
+
+    assert recipient.measure("one", deliver_one_of, 1) == 100_000
+    with pytest.raises(MessagesNotReceived):
+        recipient.measure("two", deliver_one_of, 2)
