@@ -379,20 +379,15 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         assembly ("memory-safe") {
             node := leaf
             let table := add(zeros, 0x20)
-            for { let level := 0 } lt(level, 32) { level := add(level, 1) } {
-                let offset := shl(5, level)
+            for { let offset := 0 } lt(offset, 0x400) { offset := add(offset, 0x20) } {
                 let sibling := calldataload(add(branch, offset))
                 if iszero(sibling) { sibling := mload(add(table, offset)) }
-                switch and(shr(level, index), 1)
-                case 0 {
-                    mstore(0x00, node)
-                    mstore(0x20, sibling)
-                }
-                default {
-                    mstore(0x00, sibling)
-                    mstore(0x20, node)
-                }
+                // The node goes right (0x20) when the index's lowest remaining bit is set.
+                let position := and(shl(5, index), 0x20)
+                mstore(position, node)
+                mstore(xor(position, 0x20), sibling)
                 node := keccak256(0x00, 0x40)
+                index := shr(1, index)
             }
         }
     }
