@@ -1,0 +1,151 @@
+"""Review of issue 12: installing Hyperlane's package must not run its code or trust a corrupt copy.
+
+`scripts/install-hyperlane.sh` fetches `@hyperlane-xyz/core` and writes its ABI and bytecode as
+artifacts for the gas bench. Before the review it evaluated each factory's `_abi` literal with
+node's `vm` (not a security boundary: a Promise job escapes its timeout and hangs `make setup`),
+did not check the tarball against a pinned integrity, and called a corrupt install "already
+installed" although `load_hyperlane_artifact` tells the operator to run `make tools` again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from adapters.evm.anvil import PROJECT_ROOT
+
+HELPER = PROJECT_ROOT / "scripts" / "hyperlane-artifacts.js"
+INSTALL = PROJECT_ROOT / "scripts" / "install-hyperlane.sh"
+FACTORIES = "package/dist/typechain/factories/contracts"
+NAMES = (
+    "Mailbox",
+    "MerkleTreeHook",
+    "TestPostDispatchHook",
+    "StaticMessageIdMultisigIsmFactory",
+    "StaticMessageIdMultisigIsm",
+)
+PACKAGE = "@hyperlane-xyz/core@12.1.0"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node (installed with the tools) is needed")
+
+TYPECHAIN_ABI = """const _abi = [
+    {
+        inputs: [
+            {
+                internalType: "uint32",
+                name: "_localDomain",
+                type: "uint32",
+            },
+        ],
+        stateMutability: "nonpayable",
+        type: "constructor",
+    },
+];"""
+
+
+def _helper(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [str(NODE), str(HELPER), *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+
+def _package(tmp_path: Path, abi_literal: str) -> tuple[Path, Path]:
+    """A fake unpacked package with one Mailbox factory; returns (work, out)."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    factory = work / FACTORIES / "Mailbox__factory.js"
+    factory.parent.mkdir(parents=True)
+    out.mkdir()
+    (work / "package" / "package.json").write_text('{"name": "@hyperlane-xyz/core", "version": "12.1.0"}')
+    factory.write_text(f'import {{ Contract }} from "ethers";\n{abi_literal}\nconst _bytecode = "0x6001";\n')
+    return work, out
+
+
+def test_a_typechain_abi_literal_is_extracted_as_data(tmp_path: Path) -> None:
+    work, out = _package(tmp_path, TYPECHAIN_ABI)
+    result = _helper("extract", work, out, "12.1.0", "Mailbox__factory.js")
+    assert result.returncode == 0, result.stderr
+    artifact = json.loads((out / "Mailbox.json").read_text())
+    assert artifact["package"] == PACKAGE and artifact["bytecode"] == "0x6001"
+    assert artifact["abi"] == [
+        {
+            "inputs": [{"internalType": "uint32", "name": "_localDomain", "type": "uint32"}],
+            "stateMutability": "nonpayable",
+            "type": "constructor",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # Escaped the vm timeout: the job runs after runInNewContext returned, forever.
+        "Promise.resolve().then(() => { while (true) {} })",
+        "(() => { throw new Error('ran') })()",
+        "globalThis",
+    ],
+)
+def test_code_in_the_abi_literal_is_refused_not_run(tmp_path: Path, payload: str) -> None:
+    work, out = _package(tmp_path, f"const _abi = [\n    {payload}\n];")
+    result = _helper("extract", work, out, "12.1.0", "Mailbox__factory.js")
+    assert result.returncode == 1
+    assert "not a plain data literal" in result.stderr
+    assert not (out / "Mailbox.json").exists()
+
+
+def test_a_tarball_other_than_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    tarball = tmp_path / "hyperlane-xyz-core-12.1.0.tgz"
+    tarball.write_bytes(b"a tarball someone swapped in")
+    pinned = "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+    assert _helper("integrity", tarball, pinned).returncode == 0
+    tarball.write_bytes(b"a tarball someone swapped in!")
+    refused = _helper("integrity", tarball, pinned)
+    assert refused.returncode == 1 and "integrity" in refused.stderr
+    assert 'INTEGRITY="sha512-' in INSTALL.read_text()
+
+
+def _installed_tree(tmp_path: Path) -> Path:
+    """A copy of the two scripts with valid-looking artifacts installed, and a failing `npm`."""
+    root = tmp_path / "root"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(INSTALL, root / "scripts" / INSTALL.name)
+    shutil.copy(HELPER, root / "scripts" / HELPER.name)
+    artifacts = root / ".tools" / "hyperlane" / "artifacts"
+    artifacts.mkdir(parents=True)
+    (artifacts / ".installed-12.1.0").touch()
+    for name in NAMES:
+        artifact = {"contract": name, "package": PACKAGE, "abi": [], "bytecode": "0x00"}
+        (artifacts / f"{name}.json").write_text(json.dumps(artifact))
+    stub = tmp_path / "bin" / "npm"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\necho 'npm called' >&2\nexit 3\n")
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    return root
+
+
+def _install(root: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    script = root / "scripts" / INSTALL.name
+    return subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    ["{not json", '{"package": "@hyperlane-xyz/core@5.0.0", "abi": [], "bytecode": "0x00"}', ""],
+)
+def test_a_corrupt_install_is_reinstalled_not_called_installed(tmp_path: Path, corrupt: str) -> None:
+    root = _installed_tree(tmp_path)
+    assert "already installed" in _install(root, tmp_path).stdout
+    (root / ".tools" / "hyperlane" / "artifacts" / "Mailbox.json").write_text(corrupt)
+    result = _install(root, tmp_path)
+    assert "already installed" not in result.stdout
+    assert "npm called" in result.stderr and result.returncode != 0
