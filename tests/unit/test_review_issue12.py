@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from adapters.evm.anvil import PROJECT_ROOT
+from adapters.evm.hyperlane import HyperlaneNotInstalled, load_hyperlane_artifact
 
 HELPER = PROJECT_ROOT / "scripts" / "hyperlane-artifacts.js"
 INSTALL = PROJECT_ROOT / "scripts" / "install-hyperlane.sh"
@@ -149,3 +150,19 @@ def test_a_corrupt_install_is_reinstalled_not_called_installed(tmp_path: Path, c
     result = _install(root, tmp_path)
     assert "already installed" not in result.stdout
     assert "npm called" in result.stderr and result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        '{"package": "@hyperlane-xyz/core@12.1.0"}',
+        '{"package": "@hyperlane-xyz/core@12.1.0", "abi": {}, "bytecode": "0x00"}',
+        '{"package": "@hyperlane-xyz/core@12.1.0", "abi": [], "bytecode": 7}',
+    ],
+)
+def test_an_artifact_without_abi_or_bytecode_names_make_tools(tmp_path: Path, text: str) -> None:
+    """Before the review: AttributeError or KeyError at deploy time instead of the typed error."""
+    (tmp_path / "Mailbox.json").write_text(text)
+    with pytest.raises(HyperlaneNotInstalled, match="make tools"):
+        load_hyperlane_artifact("Mailbox", tmp_path)
