@@ -166,3 +166,46 @@ def test_an_artifact_without_abi_or_bytecode_names_make_tools(tmp_path: Path, te
     (tmp_path / "Mailbox.json").write_text(text)
     with pytest.raises(HyperlaneNotInstalled, match="make tools"):
         load_hyperlane_artifact("Mailbox", tmp_path)
+
+
+class _RevertingCall:
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def call(self) -> object:
+        from web3.exceptions import ContractCustomError
+
+        raise ContractCustomError(self.data, data=self.data)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review issue 12: EvmCommitteeReader reports a BLS reader meeting an ECDSA origin "
+    "(currentCommittee reverts WrongCommitteeScheme) as RpcUnavailable, a transient RPC fault "
+    "retried forever, instead of a permanent, typed 'origin uses another committee scheme'; the "
+    "fix touches how the committees stage and the attestor's membership treat the error",
+)
+def test_a_bls_reader_on_an_ecdsa_origin_is_not_an_rpc_outage() -> None:
+    from types import SimpleNamespace
+
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    from adapters.evm.committees import EvmCommitteeReader
+    from relay.errors import TransientError
+
+    data = (
+        "0x"
+        + (
+            function_signature_to_4byte_selector("WrongCommitteeScheme(uint32,uint8)")
+            + encode(["uint32", "uint8"], [1, 2])
+        ).hex()
+    )
+    reader = EvmCommitteeReader.__new__(EvmCommitteeReader)
+    reader.gateway = SimpleNamespace(
+        functions=SimpleNamespace(currentCommittee=lambda origin: _RevertingCall(data))
+    )
+    reader.endpoint = SimpleNamespace(read_chain=lambda name, function: function())
+    with pytest.raises(Exception) as raised:
+        reader._call("currentCommittee", 1)
+    assert not isinstance(raised.value, TransientError), raised.value
