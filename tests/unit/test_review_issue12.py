@@ -209,3 +209,21 @@ def test_a_bls_reader_on_an_ecdsa_origin_is_not_an_rpc_outage() -> None:
     with pytest.raises(Exception) as raised:
         reader._call("currentCommittee", 1)
     assert not isinstance(raised.value, TransientError), raised.value
+
+
+@pytest.mark.parametrize("where", ["missing/rows.json", "."])
+def test_an_unwritable_json_path_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before the review the path was first used after every row was measured (a lost run)."""
+    import argparse
+
+    from relay.tools.bench import gas
+
+    def must_not_run(*arguments: object) -> int:
+        raise AssertionError("the comparison ran with an unwritable --json path")
+
+    monkeypatch.setattr(gas, "run_comparison", must_not_run)
+    args = argparse.Namespace(committees="1", batches="1", json=tmp_path / where)
+    assert gas.run(args) == 2
+    assert "--json" in capsys.readouterr().err
