@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from relay.chains import CommitteeReader
-from relay.errors import EpochMismatch, GatewayMismatch, InvalidProof, RelayError
+from relay.errors import EpochMismatch, GatewayMismatch, InvalidHandover, InvalidProof, RelayError
 from relay.handover import (
     HandoverCertificate,
     StaleProposal,
@@ -55,6 +55,7 @@ from relay.relayer.common import Clock, describe
 from relay.store.base import Lease, Store, Transition
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Committee
+from relay.verify.ecdsa_quorum import CheckpointCommittee
 
 if TYPE_CHECKING:
     from relay.relayer.state import DestinationState, SourceState
@@ -125,7 +126,7 @@ class CommitteeFollower:
         source.committee = source.committees[latest]
         source.committee_sync_due = True
 
-    def _verify(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+    def _verify(self, source: SourceState, certificate: HandoverCertificate) -> CheckpointCommittee:
         if certificate.proposal.gateway != source.gateway:
             raise GatewayMismatch(
                 "hand-over for another source gateway",
@@ -145,13 +146,19 @@ class CommitteeFollower:
                 epoch=epoch - 1,
                 known=sorted(source.committees),
             )
+        if not isinstance(current, Committee):
+            # Hand-overs are BLS certificates over BLS committees; an ECDSA committee moves on by
+            # the owner's re-enrollment under a higher epoch (docs/operations.md).
+            raise InvalidHandover(
+                "hand-overs from an ECDSA committee are not supported; re-enroll the origin", epoch=epoch - 1
+            )
         following = verify_handover_certificate(current, certificate, self._backend)
         source.handovers[epoch] = certificate
         source.committees[epoch] = following
         self._read_only.get(source.domain, set()).discard(epoch)  # now proven by a certificate
         return following
 
-    def accept(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+    def accept(self, source: SourceState, certificate: HandoverCertificate) -> CheckpointCommittee:
         """Verify a hand-over certificate of `source`, keep it durably, and sync at the next pass.
 
         Raises `InvalidProof` subclasses for a certificate that does not verify (or an epoch not
