@@ -30,6 +30,7 @@ from adapters.evm.rpc import EvmEndpoint
 from relay.errors import TransientError
 from relay.verify.bls import proof_of_possession_to_eip2537, public_key_to_eip2537
 from relay.verify.committee import Committee
+from relay.verify.ecdsa import EcdsaCommittee
 from relay.verify.hashing import keccak256
 from relay.verify.message import address_to_bytes32
 
@@ -168,6 +169,17 @@ def committee_struct(committee: Committee) -> tuple[int, int, list[tuple[bytes, 
             )
             for m in committee.members
         ],
+    )
+
+
+def ecdsa_committee_struct(committee: EcdsaCommittee) -> tuple[int, int, list[str], list[int]]:
+    """The Gateway's `EcdsaCommittee` struct (epoch, threshold, signers, weights) for
+    `enrollOriginEcdsa`/`handoverEcdsa`/`computeEcdsaCommitteeHash`: checksummed addresses."""
+    return (
+        committee.epoch,
+        committee.threshold,
+        [str(to_checksum_address(signer)) for signer in committee.signers],
+        list(committee.weights),
     )
 
 

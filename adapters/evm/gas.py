@@ -83,6 +83,10 @@ class SigningCommittee:
         ]
         return cls(Committee.create(epoch, members, backend=bls), keys, bls)
 
+    def enrollment_calls(self, functions: Any, origin: int, source_word: bytes) -> list[Any]:
+        """The Gateway calls that enroll this committee for `origin` (`functions`: the Gateway's)."""
+        return [functions.enrollOrigin(origin, source_word, committee_struct(self.committee))]
+
     def quorum_signers(self) -> list[int]:
         """The lowest signer indices whose weight reaches the threshold."""
         signers, weight = [], 0
@@ -125,7 +129,7 @@ def measure_delivery_gas(
     rows = []
     for committee_size in committee_sizes:
         committee = SigningCommittee.generate(committee_size)
-        bench = _DeliveryBench(w3, destination, counter, committee, compress_branches)
+        bench = DeliveryBench(w3, destination, counter, committee, compress_branches)
         bench.deliver(1)  # warm-up: first writes of the counters and of the bitmap word
         for batch_size in batch_sizes:
             total_gas = bench.deliver(batch_size)
@@ -133,15 +137,20 @@ def measure_delivery_gas(
     return rows
 
 
-class _DeliveryBench:
-    """One origin (its own source Gateway and committee) delivering into the shared destination."""
+class DeliveryBench:
+    """One origin (its own source Gateway and committee) delivering into the shared destination.
+
+    `signing` is a `SigningCommittee`, or any committee with its secret keys that offers the same
+    `committee.epoch`, `enrollment_calls`, `quorum_signers` and `certify` (the ECDSA one of
+    adapters/evm/ecdsa_gas.py).
+    """
 
     def __init__(
         self,
         w3: Web3,
         destination: Contract,
         counter: Contract,
-        signing: SigningCommittee,
+        signing: Any,
         compress_branches: bool,
     ) -> None:
         self.w3 = w3
@@ -153,9 +162,8 @@ class _DeliveryBench:
         self.source = deploy_contract(w3, "Gateway", self.origin)
         self.tree = MerkleTree()
         source_word = address_to_bytes32(self.source.address)
-        self._transact(
-            destination.functions.enrollOrigin(self.origin, source_word, committee_struct(signing.committee))
-        )
+        for call in signing.enrollment_calls(destination.functions, self.origin, source_word):
+            self._transact(call)
 
     def deliver(self, batch_size: int) -> int:
         """Dispatch `batch_size` messages, deliver them in one transaction, return its gasUsed."""

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {BLS} from "./BLS.sol";
+import {EcdsaCommittees} from "./EcdsaCommittees.sol";
 import {EmergencyControls} from "./EmergencyControls.sol";
 import {GasPaymaster} from "./GasPaymaster.sol";
 import {IGateway} from "./IGateway.sol";
@@ -11,12 +12,12 @@ import {IMessageRecipient} from "./IMessageRecipient.sol";
 /// @notice Byte layouts (message, Merkle tree, checkpoint, committee, hand-over) follow
 /// docs/protocol.md exactly. Sending appends each message id to an incremental Merkle tree.
 /// Delivering checks a checkpoint signed by a quorum of the origin's committee (BLS through
-/// EIP-2537), a Merkle branch from each message to the checkpoint's root, and replay state, then
+/// EIP-2537, or ECDSA through ecrecover: the scheme is chosen per origin, EcdsaCommittees), a Merkle branch from each message to the checkpoint's root, and replay state, then
 /// calls the recipient with exactly the gas limit the delivery names. Nobody needs to trust
 /// whoever submits the transaction. Senders pay for that gas here, on the source chain
 /// (GasPaymaster). A guardian can pause delivery per origin and dispatch per destination
 /// (EmergencyControls).
-contract Gateway is IGateway, GasPaymaster, EmergencyControls {
+contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     /// @notice A signed statement that `root` is the source Gateway's tree after leaf `index`.
     struct Checkpoint {
         uint32 origin;
@@ -43,15 +44,17 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         Member[] members;
     }
 
-    /// @dev Where an origin's current committee lives: its committee_hash preimage is the code of
-    /// `pointer` (after a leading STOP byte), so delivery reads members with EXTCODECOPY instead of
-    /// one SLOAD per word. Packs into one storage slot, together with the origin's delivery pause
-    /// flag, so checking the pause costs delivery no extra storage read.
+    /// @dev Where an origin's current committee lives: its committee_hash (or
+    /// ecdsa_committee_hash) preimage is the code of `pointer` (after a leading STOP byte), so
+    /// delivery reads members with EXTCODECOPY instead of one SLOAD per word. Packs into one
+    /// storage slot, together with the origin's delivery pause flag and its committee scheme
+    /// (SCHEME_BLS, SCHEME_ECDSA), so checking either costs delivery no extra storage read.
     struct CommitteeRef {
         address pointer;
         uint64 epoch;
         uint16 size;
         bool deliveryPaused;
+        uint8 scheme;
     }
 
     uint8 public constant MESSAGE_VERSION = 3;
@@ -59,8 +62,6 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
     /// same constant). Enforced at dispatch, so every dispatched message can be relayed.
     uint256 public constant MAX_BODY_LENGTH = 65536;
     uint256 public constant TREE_DEPTH = 32;
-    /// @dev 180 members would still fit in one contract's code (EIP-170); 128 keeps a margin.
-    uint256 public constant MAX_COMMITTEE_SIZE = 128;
     bytes32 public constant CHECKPOINT_TAG = "RELAY/CHECKPOINT/V1";
     bytes32 public constant COMMITTEE_TAG = "RELAY/COMMITTEE/V1";
     bytes32 public constant HANDOVER_TAG = "RELAY/HANDOVER/V2";
@@ -113,9 +114,6 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
     error OriginAlreadyEnrolled(uint32 origin, bytes32 sourceGateway);
     error WrongGateway(bytes32 expected, bytes32 actual);
     error WrongEpoch(uint64 expected, uint64 actual);
-    error BitfieldLengthMismatch(uint256 expected, uint256 actual);
-    error BitfieldOutOfRange();
-    error QuorumNotReached(uint256 signed, uint256 threshold);
     error InvalidSignatureLength(uint256 length);
     error InvalidSignature();
     error MalformedMessage(uint256 length);
@@ -127,13 +125,8 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
     error AlreadyDelivered(bytes32 id);
     error EmptyBatch();
     error BatchLengthMismatch(uint256 messages, uint256 branches);
-    error EmptyCommittee();
-    error CommitteeTooLarge(uint256 size, uint256 max);
     error InvalidPublicKey(uint256 member);
     error PublicKeysNotInSubgroup();
-    error ZeroWeight(uint256 member);
-    error InvalidThreshold(uint256 threshold, uint256 totalWeight);
-    error ThresholdBelowTwoThirds(uint256 threshold, uint256 totalWeight);
     error EpochNotIncreasing(uint64 current, uint64 proposed);
     error ProofOfPossessionMissing(uint256 member);
     error InvalidProofOfPossession(uint256 member);
@@ -302,7 +295,11 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         if (checkpoint.gateway != sourceGateway) revert WrongGateway(sourceGateway, checkpoint.gateway);
         // Only the current committee may speak; older ones may have been rotated out for a reason.
         if (checkpoint.epoch != committee.epoch) revert WrongEpoch(committee.epoch, checkpoint.epoch);
-        _verifyQuorumCertificate(committee, checkpointDigest(checkpoint), signers, signature);
+        if (committee.scheme == SCHEME_ECDSA) {
+            _verifyEcdsaCertificate(committee.pointer, committee.size, checkpointDigest(checkpoint), signers, signature);
+        } else {
+            _verifyQuorumCertificate(committee, checkpointDigest(checkpoint), signers, signature);
+        }
     }
 
     /// @return id the message id (keccak of the message)
@@ -472,51 +469,103 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
     /// Every new key needs a valid proof of possession (ProofOfPossessionMissing,
     /// InvalidProofOfPossession).
     function enrollOrigin(uint32 origin, bytes32 sourceGateway, Committee calldata committee) external onlyOwner {
-        if (sourceGateway == bytes32(0)) revert InvalidSourceGateway();
-        bytes32 enrolled = _sourceGateways[origin];
-        // Replay state is keyed by (origin, nonce): an origin stays bound to one source Gateway.
-        if (enrolled != bytes32(0) && enrolled != sourceGateway) revert OriginAlreadyEnrolled(origin, enrolled);
-        CommitteeRef memory current = _committees[origin];
-        if (current.pointer != address(0) && committee.epoch <= current.epoch) {
-            revert EpochNotIncreasing(current.epoch, committee.epoch);
-        }
-        _sourceGateways[origin] = sourceGateway;
+        _beginEnrollment(origin, sourceGateway, committee.epoch);
         bytes memory encoded = _encodeCommittee(committee);
         _storeCommittee(origin, committee, encoded);
         emit OriginEnrolled(origin, sourceGateway, committee.epoch, keccak256(encoded));
     }
 
+    /// @notice `enrollOrigin` with an ECDSA committee (docs/protocol.md, "ECDSA committee"): its
+    /// members sign checkpoints with their Ethereum keys. Re-enrolling with a higher epoch is also
+    /// how the owner moves an origin from one scheme to the other.
+    function enrollOriginEcdsa(uint32 origin, bytes32 sourceGateway, EcdsaCommittee calldata committee)
+        external
+        onlyOwner
+    {
+        _beginEnrollment(origin, sourceGateway, committee.epoch);
+        bytes memory encoded = _encodeEcdsaCommittee(committee);
+        _storeEcdsaCommittee(origin, committee, encoded);
+        emit OriginEnrolled(origin, sourceGateway, committee.epoch, keccak256(encoded));
+    }
+
+    /// @dev The checks and the source Gateway binding both enrollments share.
+    function _beginEnrollment(uint32 origin, bytes32 sourceGateway, uint64 epoch) private {
+        if (sourceGateway == bytes32(0)) revert InvalidSourceGateway();
+        bytes32 enrolled = _sourceGateways[origin];
+        // Replay state is keyed by (origin, nonce): an origin stays bound to one source Gateway.
+        if (enrolled != bytes32(0) && enrolled != sourceGateway) revert OriginAlreadyEnrolled(origin, enrolled);
+        CommitteeRef memory current = _committees[origin];
+        if (current.pointer != address(0) && epoch <= current.epoch) revert EpochNotIncreasing(current.epoch, epoch);
+        _sourceGateways[origin] = sourceGateway;
+    }
+
     /// @notice Moves `origin` to the committee of the next epoch; anyone may submit it. A quorum of
     /// the current committee must have signed handover_digest over the current and the next
     /// committee's hashes. Every new key needs a valid proof of possession. Allowed while delivery
-    /// is paused (it is a way to recover).
+    /// is paused (it is a way to recover). BLS origins only (WrongCommitteeScheme).
     function handover(uint32 origin, Committee calldata next, bytes calldata signers, bytes calldata signature)
         external
     {
-        CommitteeRef memory current = _enrolledCommittee(origin);
-        if (next.epoch != current.epoch + 1) revert WrongEpoch(current.epoch + 1, next.epoch);
+        CommitteeRef memory current = _enrolledCommittee(origin, SCHEME_BLS);
         bytes memory encoded = _encodeCommittee(next);
         bytes32 nextHash = keccak256(encoded);
-        bytes32 currentHash = keccak256(_readCommittee(current.pointer));
-        _verifyQuorumCertificate(
-            current,
-            handoverDigest(origin, _sourceGateways[origin], current.epoch, currentHash, nextHash),
-            signers,
-            signature
-        );
+        _verifyQuorumCertificate(current, _handoverDigestFrom(origin, current, next.epoch, nextHash), signers, signature);
         _storeCommittee(origin, next, encoded);
         emit CommitteeHandedOver(origin, next.epoch, nextHash);
     }
 
-    /// @notice The current committee's epoch and committee_hash for `origin`.
+    /// @notice `handover` of an ECDSA origin to the next ECDSA committee: a quorum of the current
+    /// members signed handover_digest (over the ecdsa_committee_hash of both), each signature an
+    /// EIP-191 signature of it, concatenated in member order as in a checkpoint certificate.
+    function handoverEcdsa(
+        uint32 origin,
+        EcdsaCommittee calldata next,
+        bytes calldata signers,
+        bytes calldata signatures
+    ) external {
+        CommitteeRef memory current = _enrolledCommittee(origin, SCHEME_ECDSA);
+        bytes memory encoded = _encodeEcdsaCommittee(next);
+        bytes32 nextHash = keccak256(encoded);
+        bytes32 digest = _handoverDigestFrom(origin, current, next.epoch, nextHash);
+        _verifyEcdsaCertificate(current.pointer, current.size, digest, signers, signatures);
+        _storeEcdsaCommittee(origin, next, encoded);
+        emit CommitteeHandedOver(origin, next.epoch, nextHash);
+    }
+
+    /// @dev handover_digest from `current` to the committee of `nextEpoch` (which must follow it)
+    /// with hash `nextHash`.
+    function _handoverDigestFrom(uint32 origin, CommitteeRef memory current, uint64 nextEpoch, bytes32 nextHash)
+        private
+        view
+        returns (bytes32)
+    {
+        if (nextEpoch != current.epoch + 1) revert WrongEpoch(current.epoch + 1, nextEpoch);
+        bytes32 currentHash = keccak256(_readCommittee(current.pointer));
+        return handoverDigest(origin, _sourceGateways[origin], current.epoch, currentHash, nextHash);
+    }
+
+    /// @notice The current committee's epoch and committee_hash (ecdsa_committee_hash for an
+    /// ECDSA origin) for `origin`.
     function committeeOf(uint32 origin) external view returns (uint64 epoch, bytes32 committeeHash) {
         CommitteeRef memory committee = _enrolledCommittee(origin);
         return (committee.epoch, keccak256(_readCommittee(committee.pointer)));
     }
 
-    /// @notice The current committee for `origin`, decoded.
+    /// @notice How `origin`'s committee signs: 0 not enrolled, 1 BLS, 2 ECDSA.
+    function committeeScheme(uint32 origin) external view returns (uint8) {
+        CommitteeRef memory committee = _committees[origin];
+        return committee.pointer == address(0) ? SCHEME_NONE : committee.scheme;
+    }
+
+    /// @notice The current ECDSA committee for `origin`, decoded (WrongCommitteeScheme for a BLS one).
+    function currentEcdsaCommittee(uint32 origin) external view returns (EcdsaCommittee memory) {
+        CommitteeRef memory ref = _enrolledCommittee(origin, SCHEME_ECDSA);
+        return _decodeEcdsaCommittee(_readCommittee(ref.pointer), ref.epoch, ref.size);
+    }
+
+    /// @notice The current committee for `origin`, decoded (WrongCommitteeScheme for an ECDSA one).
     function currentCommittee(uint32 origin) external view returns (Committee memory committee) {
-        CommitteeRef memory ref = _enrolledCommittee(origin);
+        CommitteeRef memory ref = _enrolledCommittee(origin, SCHEME_BLS);
         bytes memory encoded = _readCommittee(ref.pointer);
         uint64 threshold;
         assembly ("memory-safe") {
@@ -590,7 +639,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
 
     /// @dev One SLOAD for the whole CommitteeRef (a plain storage-to-memory copy loads the slot once
     /// per field). Solidity packs the fields from the low-order end: pointer (bits 0-159), epoch
-    /// (160-223), size (224-239), deliveryPaused (240-247).
+    /// (160-223), size (224-239), deliveryPaused (240-247), scheme (248-255).
     function _enrolledCommittee(uint32 origin) private view returns (CommitteeRef memory committee) {
         CommitteeRef storage ref = _committees[origin];
         uint256 word;
@@ -601,7 +650,14 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         committee.epoch = uint64(word >> 160);
         committee.size = uint16(word >> 224);
         committee.deliveryPaused = (word >> 240) & 0xff != 0;
+        committee.scheme = uint8(word >> 248);
         if (committee.pointer == address(0)) revert UnknownOrigin(origin);
+    }
+
+    /// @dev `_enrolledCommittee`, for a call that only applies to committees of `scheme`.
+    function _enrolledCommittee(uint32 origin, uint8 scheme) private view returns (CommitteeRef memory committee) {
+        committee = _enrolledCommittee(origin);
+        if (committee.scheme != scheme) revert WrongCommitteeScheme(origin, committee.scheme);
     }
 
     /// @dev Checks the signer bitfield, sums the signers' weights, aggregates their public keys and
@@ -654,15 +710,24 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
         _validateCommittee(origin, committee);
         CommitteeRef storage ref = _committees[origin];
         // The delivery pause flag shares the slot and survives the change of committee.
-        _committees[origin] =
-            CommitteeRef(_writeCode(encoded), committee.epoch, uint16(committee.members.length), ref.deliveryPaused);
+        _committees[origin] = CommitteeRef(
+            _writeCode(encoded), committee.epoch, uint16(committee.members.length), ref.deliveryPaused, SCHEME_BLS
+        );
+    }
+
+    /// @dev `_storeCommittee` for an ECDSA committee.
+    function _storeEcdsaCommittee(uint32 origin, EcdsaCommittee calldata committee, bytes memory encoded) private {
+        _validateEcdsaCommittee(committee, encoded, lowThresholdAllowed[origin]);
+        CommitteeRef storage ref = _committees[origin];
+        _committees[origin] = CommitteeRef(
+            _writeCode(encoded), committee.epoch, uint16(committee.signers.length), ref.deliveryPaused, SCHEME_ECDSA
+        );
     }
 
     /// @dev The committee_hash preimage: tag | epoch | threshold | count | (public key | weight)*.
     function _encodeCommittee(Committee calldata committee) private pure returns (bytes memory encoded) {
         uint256 size = committee.members.length;
-        if (size == 0) revert EmptyCommittee();
-        if (size > MAX_COMMITTEE_SIZE) revert CommitteeTooLarge(size, MAX_COMMITTEE_SIZE);
+        _requireCommitteeSize(size);
         encoded = new bytes(COMMITTEE_HEADER_LENGTH + size * MEMBER_LENGTH);
         bytes32 tag = COMMITTEE_TAG;
         uint64 epoch = committee.epoch;
@@ -706,12 +771,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls {
             }
             if (identity) revert InvalidPublicKey(i);
         }
-        if (committee.threshold == 0 || committee.threshold > totalWeight) {
-            revert InvalidThreshold(committee.threshold, totalWeight);
-        }
-        if (3 * uint256(committee.threshold) < 2 * totalWeight && !lowThresholdAllowed[origin]) {
-            revert ThresholdBelowTwoThirds(committee.threshold, totalWeight);
-        }
+        _requireThreshold(committee.threshold, totalWeight, lowThresholdAllowed[origin]);
         if (!BLS.areValidG1Points(keys)) revert PublicKeysNotInSubgroup();
         _proveKeys(committee, keys);
     }
