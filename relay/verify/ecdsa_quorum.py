@@ -21,7 +21,6 @@ A member's `public_key` here is its 20-byte address: the identity the committee 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,6 @@ from typing import Any
 from relay.errors import (
     EpochMismatch,
     GatewayMismatch,
-    InvalidCommittee,
     InvalidSignature,
     OriginMismatch,
     QuorumNotReached,
@@ -39,17 +37,20 @@ from relay.verify.committee import (
     Checkpoint,
     Committee,
     QuorumCertificate,
-    compute_default_threshold,
-    decode_bitfield,
     encode_bitfield,
 )
-from relay.verify.ecdsa import SIGNATURE_LENGTH, compute_eth_signed_message_hash, recover_address
-from relay.verify.hashing import keccak256, tag
+from relay.verify.ecdsa import (
+    ECDSA_COMMITTEE_TAG,
+    MAX_COMMITTEE_SIZE,
+    SIGNATURE_LENGTH,
+    EcdsaCertificate,
+    EcdsaCommittee,
+    compute_eth_signed_message_hash,
+    recover_member_signature,
+)
 
-ECDSA_COMMITTEE_TAG = tag("RELAY/ECDSA-COMMITTEE/V1")
 ADDRESS_LENGTH = 20
-MAX_ECDSA_MEMBERS = 128  # the Gateway's MAX_COMMITTEE_SIZE, as for BLS
-_UINT64_MAX = 2**64 - 1
+MAX_ECDSA_MEMBERS = MAX_COMMITTEE_SIZE  # the Gateway's, as for BLS
 BLS_SIGNATURE_LENGTH = 96  # a compressed G2 aggregate: never a multiple of 65
 
 
@@ -67,12 +68,10 @@ class EcdsaMember:
 
 
 def compute_ecdsa_committee_hash(epoch: int, threshold: int, members: Sequence[EcdsaMember]) -> bytes:
-    """ecdsa_committee_hash of docs/protocol.md (what `enrollOriginEcdsa` stores)."""
-    parts = [ECDSA_COMMITTEE_TAG, struct.pack(">QQI", epoch, threshold, len(members))]
-    for member in members:
-        parts.append(member.address)
-        parts.append(struct.pack(">Q", member.weight))
-    return keccak256(b"".join(parts))
+    """ecdsa_committee_hash of docs/protocol.md (what `enrollOriginEcdsa` stores): `EcdsaCommittee.hash`."""
+    return EcdsaCommittee(
+        epoch, tuple(m.address for m in members), tuple(m.weight for m in members), threshold
+    ).hash()
 
 
 class EcdsaCheckpointCommittee:
@@ -92,7 +91,10 @@ class EcdsaCheckpointCommittee:
         self.threshold = threshold
         self.total_weight = sum(m.weight for m in self.members)
         self._index = {m.address: i for i, m in enumerate(self.members)}
-        self._hash: bytes | None = None
+        # The committee as `relay.verify.ecdsa` states the Gateway's rules: hash and certificates.
+        self.rules = EcdsaCommittee(
+            epoch, tuple(m.address for m in self.members), tuple(m.weight for m in self.members), threshold
+        )
 
     @classmethod
     def create(
@@ -109,36 +111,21 @@ class EcdsaCheckpointCommittee:
         u64, threshold in 1..total weight, and not below two thirds of the total weight
         (3 * threshold < 2 * total) unless `allow_low_threshold` (`setLowThresholdAllowed` on-chain).
         """
-        if not 0 <= epoch <= _UINT64_MAX:
-            raise InvalidCommittee("epoch out of range", epoch=epoch)
-        if not 1 <= len(members) <= MAX_ECDSA_MEMBERS:
-            raise InvalidCommittee(
-                f"an ECDSA committee has 1..{MAX_ECDSA_MEMBERS} members", members=len(members)
-            )
-        seen: set[bytes] = set()
-        for index, member in enumerate(members):
-            if len(member.address) != ADDRESS_LENGTH or member.address == bytes(ADDRESS_LENGTH):
-                raise InvalidCommittee(
-                    "member address must be 20 non-zero bytes", index=index, address=member.address
-                )
-            if member.address in seen:
-                raise InvalidCommittee("address appears twice", index=index, address=member.address)
-            seen.add(member.address)
-            if not isinstance(member.weight, int) or not 0 < member.weight <= _UINT64_MAX:
-                raise InvalidCommittee(
-                    "member weight must be a positive u64", index=index, weight=member.weight
-                )
-        total = sum(m.weight for m in members)
-        chosen = compute_default_threshold(total) if threshold is None else threshold
-        if not 0 < chosen <= total or chosen > _UINT64_MAX:
-            raise InvalidCommittee("threshold must be in 1..total weight", threshold=chosen, total=total)
-        if 3 * chosen < 2 * total and not allow_low_threshold:
-            raise InvalidCommittee(
-                "threshold below two thirds of the total weight (allow_low_threshold to accept it)",
-                threshold=chosen,
-                total=total,
-            )
-        return cls(epoch, [EcdsaMember(bytes(m.address), m.weight) for m in members], chosen, _validated=True)
+        rules = EcdsaCommittee.create(
+            epoch,
+            [bytes(m.address) for m in members],
+            [m.weight for m in members],
+            threshold,
+            allow_low_threshold=allow_low_threshold,
+        )
+        committee = cls(
+            epoch,
+            [EcdsaMember(a, w) for a, w in zip(rules.signers, rules.weights, strict=True)],
+            rules.threshold,
+            _validated=True,
+        )
+        committee.rules = rules
+        return committee
 
     def __len__(self) -> int:
         return len(self.members)
@@ -150,9 +137,7 @@ class EcdsaCheckpointCommittee:
 
     def hash(self) -> bytes:
         """ecdsa_committee_hash (see the module docstring)."""
-        if self._hash is None:
-            self._hash = compute_ecdsa_committee_hash(self.epoch, self.threshold, self.members)
-        return self._hash
+        return self.rules.hash()
 
     def index_of(self, address: bytes) -> int | None:
         """The member index of `address`, None if it is not a member."""
@@ -168,7 +153,7 @@ class EcdsaCheckpointCommittee:
         """Raise `InvalidSignature` (or `UnknownSigner`) unless member `index` signed `digest` (EIP-191)."""
         if not 0 <= index < len(self.members):
             raise UnknownSigner("signer index outside the committee", index=index, size=len(self.members))
-        recovered = recover_address(compute_eth_signed_message_hash(digest), signature)
+        recovered = recover_member_signature(compute_eth_signed_message_hash(digest), signature)
         if recovered != self.members[index].address:
             raise InvalidSignature(
                 "ECDSA signature recovers to another address than the member's",
@@ -200,20 +185,14 @@ class EcdsaCheckpointCommittee:
         for index, signature in sorted(pairs):
             if weight >= self.threshold:
                 break
-            if len(signature) != SIGNATURE_LENGTH:
-                raise InvalidSignature(
-                    "ECDSA signature must be 65 bytes", member_index=index, length=len(signature)
-                )
-            if verify_each:
-                self.verify_member_signature(index, digest, signature)
             chosen.append((index, signature))
             weight += self.members[index].weight
         if weight < self.threshold:
             raise QuorumNotReached(
                 "ECDSA signers' weight below the threshold", signed=weight, threshold=self.threshold
             )
-        bitfield = encode_bitfield([index for index, _ in chosen], len(self.members))
-        return QuorumCertificate(bitfield, b"".join(signature for _, signature in chosen))
+        certificate = self.rules.aggregate(digest, chosen, verify_each=verify_each)
+        return QuorumCertificate(certificate.signers, certificate.signature)
 
     def verify_certificate(self, digest: bytes, certificate: QuorumCertificate, backend: Any = None) -> int:
         """Check the certificate as the Gateway does; return the signed weight.
@@ -223,32 +202,9 @@ class EcdsaCheckpointCommittee:
         index, quorum by weight. `backend` is ignored (the same call as `Committee`'s).
         """
         del backend
-        signers = decode_bitfield(certificate.signers, len(self.members))
-        if len(certificate.signature) != SIGNATURE_LENGTH * len(signers):
-            raise InvalidSignature(
-                "ECDSA certificate must hold one 65-byte signature per signer",
-                length=len(certificate.signature),
-                signers=len(signers),
-            )
-        weight = self.signed_weight(signers)
-        if weight < self.threshold:
-            raise QuorumNotReached(
-                "signers' weight below the threshold",
-                signed=weight,
-                threshold=self.threshold,
-                epoch=self.epoch,
-            )
-        message_hash = compute_eth_signed_message_hash(digest)
-        for position, index in enumerate(signers):
-            signature = certificate.signature[position * SIGNATURE_LENGTH : (position + 1) * SIGNATURE_LENGTH]
-            recovered = recover_address(message_hash, signature)
-            if recovered != self.members[index].address:
-                raise InvalidSignature(
-                    "ECDSA certificate signature recovers to another address than the member's",
-                    member_index=index,
-                    recovered=recovered,
-                )
-        return weight
+        return self.rules.verify_certificate(
+            digest, EcdsaCertificate(certificate.signers, certificate.signature)
+        )
 
 
 def is_ecdsa_certificate(certificate: QuorumCertificate) -> bool:

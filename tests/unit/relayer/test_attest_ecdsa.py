@@ -138,6 +138,12 @@ FORGERIES = {
         lambda c: replace(signed(0, c), signature=high_s(signed(0, c).signature)),
         "InvalidSignature",
     ),
+    "v 0/1 instead of 27/28": (
+        lambda c: replace(
+            signed(0, c), signature=signed(0, c).signature[:64] + bytes([signed(0, c).signature[64] - 27])
+        ),
+        "InvalidSignature",
+    ),
     "v outside 27/28": (
         lambda c: replace(signed(0, c), signature=signed(0, c).signature[:64] + b"\x1d"),
         "InvalidSignature",
@@ -216,7 +222,8 @@ def test_certificate_shapes_the_gateway_refuses_are_refused_off_chain() -> None:
         COMMITTEE.verify_certificate(digest, QuorumCertificate(bytes([0b1]), signed(0, checkpoint).signature))
     with pytest.raises(InvalidSignature):  # aggregate checks each signature it keeps
         COMMITTEE.aggregate(
-            digest, [(0, signed(1, checkpoint).signature), (1, signed(1, checkpoint).signature)]
+            digest,
+            [(0, signed(1, checkpoint).signature), *((i, signed(i, checkpoint).signature) for i in (1, 2))],
         )
     with pytest.raises(QuorumNotReached):
         COMMITTEE.aggregate(digest, [(0, signed(0, checkpoint).signature)])
