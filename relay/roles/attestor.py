@@ -276,17 +276,9 @@ class Attestor(ServedRole):
         self.ledger = CheckpointLedger(
             identity, secret_key, self.backend, config.history, config.signed_log, ecdsa_key=ecdsa_key
         )
-        if ecdsa_key is not None:
-            # Following an ECDSA committee on the chain and signing its hand-overs are not built
-            # yet: an ECDSA attestor signs under its configured epoch and index (a new committee
-            # is an owner's re-enrollment, and the attestor's config follows it).
-            if config.committee_chain is not None:
-                log.warning(
-                    "committee_chain is ignored by an ECDSA attestor: it signs under its configured epoch",
-                    extra={"origin": config.chain.domain},
-                )
-            committee_reader = None
-        elif committee_reader is None and config.committee_chain is not None:
+        # An ECDSA attestor follows its committee on the chain too (`currentEcdsaCommittee`, by its
+        # address), across an owner's re-enrollment; it does not sign hand-overs (not built yet).
+        if committee_reader is None and config.committee_chain is not None:
             committee_reader = chain_registry.create_committee_reader(config.committee_chain, self.metrics)
         self.membership = CommitteeMembership(self.ledger, committee_reader, config.committee_poll_interval)
         token = config.operator_token.reveal() if config.operator_token is not None else None

@@ -408,8 +408,7 @@ class Devnet:
                         "metrics_listen": metrics_address(name),
                         "poll_interval": self.options.attestor_poll_interval,
                         "signed_log": str(run_dir / "keys" / f"{name}.signed.jsonl"),
-                        # An ECDSA attestor signs under its configured epoch (no chain following).
-                        **({} if ecdsa else {"committee_chain": committee_chain}),
+                        "committee_chain": committee_chain,
                         "committee_poll_interval": self.options.committee_poll_interval,
                         "operator_token": {"file": attestor_token_file},
                         **self._transport(name),

@@ -10,8 +10,9 @@ Each origin's committee is enrolled on the other chain's Gateway with `enrollOri
 members are the Ethereum addresses of throw-away secp256k1 keys (one per attestor, 0600 files in
 the run folder's `keys/`), the threshold the same rule as BLS (3 of 4 by default). Attestors sign
 checkpoints with `ecdsa_key` (EIP-191 over the checkpoint digest), the relayer's source committee
-is `scheme: ecdsa`, and deliveries carry the 65-byte signatures concatenated. Hand-overs of an
-ECDSA committee are not built (`--rotate-after` is refused with this scheme).
+is `scheme: ecdsa`, and deliveries carry the 65-byte signatures concatenated. Attestors and the
+relayer follow an owner's re-enrollment from the chain; hand-overs of an ECDSA committee are not
+built (`--rotate-after` is refused with this scheme).
 """
 
 from __future__ import annotations

@@ -155,3 +155,40 @@ def test_an_ecdsa_origin_delivers_exactly_once_and_a_forged_signature_does_not_s
     # Certificates of concatenated 65-byte signatures, stopped at the threshold (3 of 4).
     for chain in devnet.chains:
         assert stored_certificate_lengths(devnet, chain.domain) == {3 * 65}
+
+
+def stored_checkpoints(devnet: Devnet, origin: int) -> list[tuple[int, int]]:
+    """(epoch, signature length) of every certificate the relayer aggregated for `origin`."""
+    assert devnet.run_dir is not None
+    with sqlite3.connect(f"file:{devnet.run_dir / 'relayer.db'}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute("SELECT epoch, signature FROM checkpoints WHERE origin = ?", (origin,)).fetchall()
+    return [(int(epoch), len(signature)) for epoch, signature in rows]
+
+
+def test_an_owner_re_enrollment_of_an_ecdsa_committee_is_followed_by_attestors_and_relayer(
+    ecdsa_devnet: Devnet,
+) -> None:
+    from relay.tools.devnet_committee import send_committee_enrollment
+    from relay.verify.ecdsa_quorum import EcdsaCheckpointCommittee, EcdsaMember
+
+    devnet = ecdsa_devnet
+    alpha, beta = devnet.chains
+    owner = deploy.TransactionSender(beta.rpc_url, devnet.deployer_key)
+    gateway = deploy.contract(owner.web3, "Gateway", beta.gateway)
+    epoch = int(gateway.functions.committeeOf(alpha.domain).call()[0])
+    # The owner re-enrolls alpha's committee on beta with the members in reverse order: every
+    # attestor's signer index changes, and so does the committee hash.
+    reversed_members = [EcdsaMember(m.address, m.weight) for m in reversed(devnet.committee.members)]
+    following = EcdsaCheckpointCommittee.create(epoch + 1, reversed_members)
+    owner.wait([send_committee_enrollment(owner, beta.gateway, alpha.domain, alpha.gateway, following)])
+    assert tuple(gateway.functions.committeeOf(alpha.domain).call()) == (epoch + 1, following.hash())
+    client = devnet.client()
+    before = devnet.received("beta")
+    ids = devnet.send("alpha", "beta", MESSAGES_EACH_WAY, "after re-enrollment")
+    wait_states(client, ids, {"delivered"}, timeout=60)
+    assert devnet.received("beta") - before == MESSAGES_EACH_WAY
+    events = delivered_events(beta)
+    assert all(events[message_id] == 1 for message_id in ids)
+    # Attested under the new epoch by the attestors at their new indices, 3 signatures each.
+    assert (epoch + 1, 3 * 65) in stored_checkpoints(devnet, alpha.domain)
+    assert {length for _, length in stored_checkpoints(devnet, alpha.domain)} == {3 * 65}

@@ -160,3 +160,60 @@ def test_an_ecdsa_certificate_travels_in_its_own_field() -> None:
     ):
         with pytest.raises(MalformedEncoding):
             certificate_from_proto(bad)
+
+
+class EcdsaChain:
+    """A committee chain whose Gateway holds an ECDSA committee (addresses) for origin 7."""
+
+    domain = 2
+
+    def __init__(self, epoch: int, addresses: list[bytes]) -> None:
+        self.set(epoch, addresses)
+        self.lie = False  # answer members that do not hash to committeeOf's hash
+
+    def set(self, epoch: int, addresses: list[bytes]) -> None:
+        from relay.chains import OnChainEcdsaCommittee
+        from relay.verify.ecdsa import EcdsaCommittee
+
+        threshold = len(addresses) * 2 // 3 + 1
+        committee_hash = EcdsaCommittee(epoch, tuple(addresses), (1,) * len(addresses), threshold).hash()
+        self.committee = OnChainEcdsaCommittee(
+            epoch, committee_hash, threshold, tuple((a, 1) for a in addresses)
+        )
+
+    def committee_of(self, origin: int) -> tuple[int, bytes] | None:
+        return (self.committee.epoch, self.committee.committee_hash) if origin == 7 else None
+
+    def current_committee(self, origin: int) -> Any:
+        raise AssertionError("an ECDSA member never reads a BLS committee")
+
+    def current_ecdsa_committee(self, origin: int) -> Any:
+        from dataclasses import replace
+
+        return replace(self.committee, committee_hash=b"\x00" * 32) if self.lie else self.committee
+
+
+def test_an_ecdsa_attestor_follows_its_committee_on_the_chain(tmp_path: Path) -> None:
+    others = [bytes([0x30 + i]) * 20 for i in range(3)]
+    chain = EcdsaChain(5, [others[0], others[1], ADDRESS, others[2]])
+    attestor = Attestor(
+        config({"ecdsa_key": {"file": key_file(tmp_path, 0o600)}}),
+        finality=FixedFinality(),  # type: ignore[arg-type]
+        committee_reader=chain,  # type: ignore[arg-type]
+    )
+    assert not attestor.membership.refresh(0.0, force=True)  # in step: epoch 5, index 2
+    chain.set(6, [ADDRESS, *others])  # the owner re-enrolled it: epoch 6, this member at index 0
+    chain.lie = True
+    assert not attestor.membership.refresh(10.0, force=True)  # members that do not hash: ignored
+    assert attestor.ledger.identity.epoch == 5
+    chain.lie = False
+    assert attestor.membership.refresh(20.0, force=True)
+    signed = attestor.poll_once()
+    assert signed is not None and (signed.checkpoint.epoch, signed.signer_index) == (6, 0)
+    assert (
+        recover_address(compute_eth_signed_message_hash(signed.checkpoint.digest()), signed.signature)
+        == ADDRESS
+    )
+    chain.set(7, others)  # removed
+    assert attestor.membership.refresh(30.0, force=True)
+    assert not attestor.ledger.signing and attestor.poll_once() is None

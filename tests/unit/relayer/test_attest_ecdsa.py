@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from concurrent import futures
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from coincurve import PrivateKey
 
+from relay.chains import OnChainEcdsaCommittee
 from relay.errors import InvalidSignature, QuorumNotReached, UnknownSigner
 from relay.metrics import RelayMetrics
 from relay.peers import AttestorIdentity, PartialSignature
@@ -227,3 +229,46 @@ def test_certificate_shapes_the_gateway_refuses_are_refused_off_chain() -> None:
         )
     with pytest.raises(QuorumNotReached):
         COMMITTEE.aggregate(digest, [(0, signed(0, checkpoint).signature)])
+
+
+class EcdsaGateway:
+    """A destination gateway holding an ECDSA committee of the origin (`EcdsaCommitteeReader`)."""
+
+    domain = 2
+
+    def __init__(self, committee: EcdsaCheckpointCommittee) -> None:
+        self.committee = committee
+
+    def committee_of(self, origin: int) -> tuple[int, bytes] | None:
+        return (self.committee.epoch, self.committee.hash()) if origin == ORIGIN else None
+
+    def current_committee(self, origin: int) -> Any:
+        raise AssertionError("an ECDSA origin is never read as a BLS committee")
+
+    def current_ecdsa_committee(self, origin: int) -> OnChainEcdsaCommittee | None:
+        members = tuple((m.address, m.weight) for m in self.committee.members)
+        return OnChainEcdsaCommittee(
+            self.committee.epoch, self.committee.hash(), self.committee.threshold, members
+        )
+
+
+def test_the_relayer_follows_an_ecdsa_re_enrollment_and_attests_again(
+    store: Store, metrics: RelayMetrics, clock: Clock, stage: AttestationCollector
+) -> None:
+    from relay.relayer.committees import CommitteeFollower
+
+    checkpoint = checkpoint_over(MESSAGES)
+    source = ecdsa_source(store, [signed(i, checkpoint) for i in range(4)])
+    stage.collect(source)  # attested under epoch EPOCH
+    reordered = EcdsaCheckpointCommittee.create(EPOCH + 1, [EcdsaMember(a, 1) for a in reversed(ADDRESSES)])
+    gateway = EcdsaGateway(reordered)  # the owner re-enrolled the origin with the members reversed
+    follower = CommitteeFollower(store, metrics, clock, BLS, {}, {gateway.domain: gateway}, sync_interval=5.0)
+    assert follower.follow(source)
+    assert source.committee.hash() == reordered.hash() and source.committee.epoch == EPOCH + 1
+    assert [state_of(store, m.id) for m in MESSAGES] == [St.FINAL] * 3  # attested again under the new epoch
+    again = replace(checkpoint, epoch=EPOCH + 1)
+    source.attestors = [FakeAttestor(i, replace(signed(i, again), signer_index=3 - i)) for i in range(4)]
+    stage.collect(source)
+    _, certificate = certificate_of(store)
+    assert certificate.signer_indices(4) == [0, 1, 2]  # members 3, 2, 1 in the new order
+    assert certificate.signature == b"".join(signed(i, again).signature for i in (3, 2, 1))
