@@ -217,3 +217,20 @@ def test_an_ecdsa_attestor_follows_its_committee_on_the_chain(tmp_path: Path) ->
     chain.set(7, others)  # removed
     assert attestor.membership.refresh(30.0, force=True)
     assert not attestor.ledger.signing and attestor.poll_once() is None
+
+
+def test_the_identity_of_an_ecdsa_member_is_its_checksummed_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from relay.cli.committee import run_identity
+    from relay.config import parse_address
+
+    args = argparse.Namespace(attestor=None, key_file=Path(key_file(tmp_path, 0o600)), ecdsa=True, weight=2)
+    assert run_identity(args) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document == {"address": document["address"], "weight": 2}
+    assert document["address"] != document["address"].lower()  # mixed case: the EIP-55 checksum
+    assert parse_address(document["address"]) == ADDRESS  # a committees' members entry as it is
