@@ -20,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 tools:
 	bash scripts/install-tools.sh
+	bash scripts/install-hyperlane.sh
 	bash scripts/install-prometheus.sh
 	bash scripts/install-postgres.sh
 	bash scripts/install-chromium.sh

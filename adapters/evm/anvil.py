@@ -87,7 +87,8 @@ class AnvilProcess:
     """One anvil chain, started on `start()` or on entering the context manager.
 
     `port=None` picks a free loopback port (and retries with another one if anvil loses the race
-    for it); `block_time=None` mines one block per transaction, otherwise every `block_time` seconds.
+    for it); `block_time=None` mines one block per transaction, otherwise every `block_time` seconds;
+    `steps_tracing=True` makes `debug_traceTransaction` return struct logs (adapters/evm/gas_ideas.py).
     """
 
     def __init__(
@@ -96,8 +97,10 @@ class AnvilProcess:
         port: int | None = None,
         block_time: float | None = None,
         anvil_path: Path | str = ANVIL_PATH,
+        steps_tracing: bool = False,
     ) -> None:
         self.chain_id = chain_id
+        self.steps_tracing = steps_tracing
         self.port = port
         self.block_time = block_time
         self.anvil_path = Path(anvil_path)
@@ -146,6 +149,8 @@ class AnvilProcess:
         ]
         if self.block_time is not None:
             command += ["--block-time", str(self.block_time)]
+        if self.steps_tracing:
+            command.append("--steps-tracing")  # geth-style struct logs from debug_traceTransaction
         # anvil logs every request; a file (not a pipe nobody reads) keeps it from blocking.
         self._log = tempfile.NamedTemporaryFile(prefix=f"anvil-{self.chain_id}-", suffix=".log")
         self._process = subprocess.Popen(

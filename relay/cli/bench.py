@@ -20,7 +20,7 @@ def _optional(name: str) -> Any:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `relay bench verify|lightclient|e2e`."""
+    """Add `relay bench verify|lightclient|e2e|gas`."""
     bench = subparsers.add_parser("bench", help="measure verification and relay performance")
     kinds = bench.add_subparsers(dest="bench", metavar="KIND", required=True)
 
@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         end_to_end = kinds.add_parser("e2e", help="devnet throughput, latency and gas per message")
         e2e.add_arguments(end_to_end)
         end_to_end.set_defaults(handler=e2e.run)
+
+    gas = _optional("relay.tools.bench.gas")
+    if gas is not None:
+        side_by_side = kinds.add_parser("gas", help="gas per delivered message next to Hyperlane's")
+        gas.add_arguments(side_by_side)
+        side_by_side.set_defaults(handler=gas.run)
 
 
 def _run_verify(args: argparse.Namespace) -> int:

@@ -4,6 +4,6 @@
 - `relay.verify.merkle`: the depth-32 incremental Merkle tree and branch verification.
 - `relay.verify.bls`: BLS12-381 backends (py_ecc reference, blst fast).
 - `relay.verify.committee`: committees, checkpoints, quorum certificates, hand-overs.
-- `relay.verify.ecdsa`: secp256k1 threshold checkpoints (committees as ECDSA multisigs).
+- `relay.verify.ecdsa`: ECDSA committees (the Gateway's ECDSA mode): hash, certificates, checkpoints, hand-overs.
 - `relay.verify.ethereum`: the Ethereum sync-committee light client and execution proofs.
 """

@@ -118,13 +118,32 @@ abstract contract EcdsaCommittees is CommitteeRules {
         _requireThreshold(committee.threshold, totalWeight, lowThresholdAllowed);
     }
 
-    /// @dev Verifies an ECDSA certificate of the committee stored at `pointer` (code: a STOP byte,
-    /// then the ecdsa_committee_hash preimage of `size` members) over `digest`: the bitfield, the
-    /// signers' weight against the threshold, the signatures' length, then each signature, which
-    /// must recover (EIP-191 hash of `digest`) to the member its bit names. One EXTCODECOPY reads
-    /// the threshold and every member; each signature costs one ecrecover.
+    /// @dev Copies the committee stored at `pointer` (code: a STOP byte, then the
+    /// ecdsa_committee_hash preimage of `size` members, then `trailing` bytes the caller appended)
+    /// into memory from its threshold on: threshold 8 | count 4 | members | trailing. One
+    /// EXTCODECOPY reads everything a delivery needs. Returns the copy's memory address.
+    function _copyEcdsaCommittee(address pointer, uint256 size, uint256 trailing) internal view returns (uint256 copy) {
+        assembly ("memory-safe") {
+            copy := mload(0x40)
+            let length := add(add(12, mul(size, ECDSA_MEMBER_LENGTH)), trailing)
+            extcodecopy(pointer, copy, 41, length)
+            mstore(0x40, add(copy, and(add(length, 31), not(31))))
+        }
+    }
+
+    /// @dev The `offset`-th trailing word of a `_copyEcdsaCommittee` copy of `size` members.
+    function _ecdsaTrailingWord(uint256 copy, uint256 size, uint256 offset) internal pure returns (bytes32 word) {
+        assembly ("memory-safe") {
+            word := mload(add(add(copy, add(12, mul(size, ECDSA_MEMBER_LENGTH))), offset))
+        }
+    }
+
+    /// @dev Verifies an ECDSA certificate over `digest` of the committee of `size` members whose
+    /// `_copyEcdsaCommittee` copy is at `copy`: the bitfield, the signers' weight against the
+    /// threshold, the signatures' length, then each signature, which must recover (EIP-191 hash
+    /// of `digest`) to the member its bit names. Each signature costs one ecrecover.
     function _verifyEcdsaCertificate(
-        address pointer,
+        uint256 copy,
         uint256 size,
         bytes32 digest,
         bytes calldata signers,
@@ -135,77 +154,76 @@ abstract contract EcdsaCommittees is CommitteeRules {
         uint256 signedWeight;
         uint256 count;
         uint256 members;
+        uint256 list;
         assembly ("memory-safe") {
-            // Code: STOP, then tag 32 | epoch 8 | threshold 8 | count 4 | members; read from the threshold.
-            members := mload(0x40)
-            let length := add(12, mul(size, ECDSA_MEMBER_LENGTH))
-            extcodecopy(pointer, members, 41, length)
-            // Allocated (with ecrecover's 128-byte input after it): the next block reads it again.
-            mstore(0x40, add(members, add(length, 0xa0)))
-            threshold := shr(192, mload(members))
-            members := add(members, 12)
+            threshold := shr(192, mload(copy))
+            members := add(copy, 12)
+            // The signers' indices, in order, so the recovery loop visits signers only.
+            list := mload(0x40)
             for { let i := 0 } lt(i, size) { i := add(i, 1) } {
                 // Bit i is (bitfield[i / 8] >> (i % 8)) & 1.
                 if and(shr(and(i, 7), byte(0, calldataload(add(signers.offset, shr(3, i))))), 1) {
+                    mstore(add(list, shl(5, count)), i)
                     count := add(count, 1)
                     signedWeight := add(signedWeight, shr(192, mload(add(members, add(mul(i, ECDSA_MEMBER_LENGTH), 20)))))
                 }
             }
+            mstore(0x40, add(list, shl(5, count)))
         }
         if (signedWeight < threshold) revert QuorumNotReached(signedWeight, threshold);
         if (signatures.length != count * ECDSA_SIGNATURE_LENGTH) {
             revert EcdsaSignaturesLengthMismatch(count * ECDSA_SIGNATURE_LENGTH, signatures.length);
         }
-        uint256 refusal = _recoverSigners(members, size, digest, signers, signatures);
+        uint256 refusal = _recoverSigners(members, list, count, digest, signatures);
         if (refusal != 0) _refuseEcdsaSignature(refusal, members);
     }
 
-    /// @dev Recovers each signature (EIP-191 hash of `digest`) and compares it with the member its
-    /// bit names (`members`: the copied member entries). Returns 0 if all match, else the refusal:
-    /// reason (bits 0-7) | member index (8-15) | v (16-23) | recovered address (96-255).
-    function _recoverSigners(
-        uint256 members,
-        uint256 size,
-        bytes32 digest,
-        bytes calldata signers,
-        bytes calldata signatures
-    ) private view returns (uint256 refusal) {
+    /// @dev Recovers each signature (EIP-191 hash of `digest`) and compares it with the member it
+    /// stands for (`list`: the `count` signer indices in order; `members`: the copied member
+    /// entries). Returns 0 if all match, else the refusal: reason (bits 0-7) | member index
+    /// (8-15) | v (16-23) | recovered address (96-255).
+    function _recoverSigners(uint256 members, uint256 list, uint256 count, bytes32 digest, bytes calldata signatures)
+        private
+        view
+        returns (uint256 refusal)
+    {
         assembly ("memory-safe") {
-            // The EIP-191 personal-message hash of the digest, ecrecover's first input word.
+            // The EIP-191 personal-message hash of the digest, ecrecover's first input word; the
+            // input (hash, v, r, s) is built in scratch memory past the free memory pointer.
             mstore(0x00, "\x19Ethereum Signed Message:\n32")
             mstore(0x1c, digest)
-            let input := add(members, mul(size, ECDSA_MEMBER_LENGTH))
+            let input := mload(0x40)
             mstore(input, keccak256(0x00, 0x3c))
             let signature := signatures.offset
-            for { let i := 0 } lt(i, size) { i := add(i, 1) } {
-                if and(shr(and(i, 7), byte(0, calldataload(add(signers.offset, shr(3, i))))), 1) {
-                    let s := calldataload(add(signature, 0x20))
-                    let v := byte(0, calldataload(add(signature, 0x40)))
-                    let details := or(shl(8, i), shl(16, v))
-                    if gt(s, HALF_ORDER) {
-                        refusal := or(REFUSED_HIGH_S, details)
-                        break
-                    }
-                    if iszero(or(eq(v, 27), eq(v, 28))) {
-                        refusal := or(REFUSED_RECOVERY_ID, details)
-                        break
-                    }
-                    mstore(add(input, 0x20), v)
-                    mstore(add(input, 0x40), calldataload(signature))
-                    mstore(add(input, 0x60), s)
-                    signature := add(signature, ECDSA_SIGNATURE_LENGTH)
-                    // ecrecover returns nothing for r or s out of range, or no point with x = r.
-                    let ok := staticcall(gas(), ECRECOVER, input, 0x80, 0x00, 0x20)
-                    // (Yul evaluates arguments right to left: returndatasize must follow the call.)
-                    if iszero(and(ok, eq(returndatasize(), 0x20))) {
-                        refusal := or(REFUSED_UNRECOVERABLE, details)
-                        break
-                    }
-                    let recovered := mload(0x00)
-                    if iszero(eq(recovered, shr(96, mload(add(members, mul(i, ECDSA_MEMBER_LENGTH)))))) {
-                        refusal := or(or(REFUSED_OTHER_SIGNER, details), shl(96, recovered))
-                        break
-                    }
+            let end := add(list, shl(5, count))
+            for { let next := list } lt(next, end) { next := add(next, 0x20) } {
+                let i := mload(next)
+                let s := calldataload(add(signature, 0x20))
+                let v := byte(0, calldataload(add(signature, 0x40)))
+                let details := or(shl(8, i), shl(16, v))
+                if gt(s, HALF_ORDER) {
+                    refusal := or(REFUSED_HIGH_S, details)
+                    break
+                }
+                if iszero(or(eq(v, 27), eq(v, 28))) {
+                    refusal := or(REFUSED_RECOVERY_ID, details)
+                    break
+                }
+                mstore(add(input, 0x20), v)
+                mstore(add(input, 0x40), calldataload(signature))
+                mstore(add(input, 0x60), s)
+                signature := add(signature, ECDSA_SIGNATURE_LENGTH)
+                // ecrecover returns nothing for r or s out of range, or no point with x = r.
+                let ok := staticcall(gas(), ECRECOVER, input, 0x80, 0x00, 0x20)
+                // (Yul evaluates arguments right to left: returndatasize must follow the call.)
+                if iszero(and(ok, eq(returndatasize(), 0x20))) {
+                    refusal := or(REFUSED_UNRECOVERABLE, details)
+                    break
+                }
+                let recovered := mload(0x00)
+                if iszero(eq(recovered, shr(96, mload(add(members, mul(i, ECDSA_MEMBER_LENGTH)))))) {
+                    refusal := or(or(REFUSED_OTHER_SIGNER, details), shl(96, recovered))
+                    break
                 }
             }
         }

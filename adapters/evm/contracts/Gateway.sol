@@ -73,6 +73,41 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     /// relayer pay for copying megabytes of it.
     uint256 private constant MAX_REASON_LENGTH = 256;
     uint256 private constant G1_ADD = 0x0b; // BLS.G1_ADD, for inline assembly
+    /// @dev Z[i], the root of an empty subtree of height i (Z[0] = 0, Z[i+1] = keccak(Z[i] || Z[i])),
+    /// for i = 0..31: read into memory with one CODECOPY instead of 31 hashes per delivery.
+    bytes private constant ZERO_HASHES =
+        hex"0000000000000000000000000000000000000000000000000000000000000000"
+        hex"ad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5"
+        hex"b4c11951957c6f8f642c4af61cd6b24640fec6dc7fc607ee8206a99e92410d30"
+        hex"21ddb9a356815c3fac1026b6dec5df3124afbadb485c9ba5a3e3398a04b7ba85"
+        hex"e58769b32a1beaf1ea27375a44095a0d1fb664ce2dd358e7fcbfb78c26a19344"
+        hex"0eb01ebfc9ed27500cd4dfc979272d1f0913cc9f66540d7e8005811109e1cf2d"
+        hex"887c22bd8750d34016ac3c66b5ff102dacdd73f6b014e710b51e8022af9a1968"
+        hex"ffd70157e48063fc33c97a050f7f640233bf646cc98d9524c6b92bcf3ab56f83"
+        hex"9867cc5f7f196b93bae1e27e6320742445d290f2263827498b54fec539f756af"
+        hex"cefad4e508c098b9a7e1d8feb19955fb02ba9675585078710969d3440f5054e0"
+        hex"f9dc3e7fe016e050eff260334f18a5d4fe391d82092319f5964f2e2eb7c1c3a5"
+        hex"f8b13a49e282f609c317a833fb8d976d11517c571d1221a265d25af778ecf892"
+        hex"3490c6ceeb450aecdc82e28293031d10c7d73bf85e57bf041a97360aa2c5d99c"
+        hex"c1df82d9c4b87413eae2ef048f94b4d3554cea73d92b0f7af96e0271c691e2bb"
+        hex"5c67add7c6caf302256adedf7ab114da0acfe870d449a3a489f781d659e8becc"
+        hex"da7bce9f4e8618b6bd2f4132ce798cdc7a60e7e1460a7299e3c6342a579626d2"
+        hex"2733e50f526ec2fa19a22b31e8ed50f23cd1fdf94c9154ed3a7609a2f1ff981f"
+        hex"e1d3b5c807b281e4683cc6d6315cf95b9ade8641defcb32372f1c126e398ef7a"
+        hex"5a2dce0a8a7f68bb74560f8f71837c2c2ebbcbf7fffb42ae1896f13f7c7479a0"
+        hex"b46a28b6f55540f89444f63de0378e3d121be09e06cc9ded1c20e65876d36aa0"
+        hex"c65e9645644786b620e2dd2ad648ddfcbf4a7e5b1a3a4ecfe7f64667a3f0b7e2"
+        hex"f4418588ed35a2458cffeb39b93d26f18d2ab13bdce6aee58e7b99359ec2dfd9"
+        hex"5a9c16dc00d6ef18b7933a6f8dc65ccb55667138776f7dea101070dc8796e377"
+        hex"4df84f40ae0c8229d0d6069e5c8f39a7c299677a09d367fc7b05e3bc380ee652"
+        hex"cdc72595f74c7b1043d0e1ffbab734648c838dfb0527d971b602bc216c9619ef"
+        hex"0abf5ac974a1ed57f4050aa510dd9c74f508277b39d7973bb2dfccc5eeb0618d"
+        hex"b8cd74046ff337f0a7bf2c8e03e10f642c1886798d71806ab1e888d9e5ee87d0"
+        hex"838c5655cb21c6cb83313b5a631175dff4963772cce9108188b34ac87c81c41e"
+        hex"662ee4dd2dd7b2bc707961b1e646c4047669dcb6584f0d8d770daf5d7e7deb2e"
+        hex"388ab20e2573d171a88108e79d820e98f26c0b84aa8b2f4aa4968dbb818ea322"
+        hex"93237c50ba75ee485f4c22adf2f741400bdf8d6a9cc7df7ecae576221665d735"
+        hex"8448818bb4ae4562849e949e17ac16e0be16688e156b5cf15e098c627c0056a9";
     /// @dev Gas the recipient CALL itself needs beyond what it forwards (warm account access, the
     /// opcodes between the check and the call), with a wide margin.
     uint256 private constant RECIPIENT_CALL_OVERHEAD = 1_000;
@@ -183,12 +218,16 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     /// @notice The root of the tree of all dispatched message ids.
     function root() public view returns (bytes32 node) {
         uint256 size = count;
-        bytes32[TREE_DEPTH] memory zeros = _zeroHashes();
+        bytes memory zeros = ZERO_HASHES;
         for (uint256 level = 0; level < TREE_DEPTH; level++) {
             if ((size >> level) & 1 == 1) {
                 node = keccak256(abi.encodePacked(_branch[level], node));
             } else {
-                node = keccak256(abi.encodePacked(node, zeros[level]));
+                bytes32 zero;
+                assembly ("memory-safe") {
+                    zero := mload(add(add(zeros, 0x20), shl(5, level)))
+                }
+                node = keccak256(abi.encodePacked(node, zero));
             }
         }
     }
@@ -198,19 +237,6 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         uint32 size = count;
         if (size == 0) revert NoMessagesDispatched();
         return (root(), size - 1);
-    }
-
-    /// @dev Z[i], the root of an empty subtree of height i: Z[0] = 0, Z[i+1] = keccak(Z[i] || Z[i]).
-    function _zeroHashes() private pure returns (bytes32[TREE_DEPTH] memory zeros) {
-        assembly ("memory-safe") {
-            let zero := 0
-            for { let level := 1 } lt(level, 32) { level := add(level, 1) } {
-                mstore(0x00, zero)
-                mstore(0x20, zero)
-                zero := keccak256(0x00, 0x40)
-                mstore(add(zeros, shl(5, level)), zero)
-            }
-        }
     }
 
     /// @dev Deposit-contract insertion; `size` is the leaf count including the new leaf.
@@ -244,7 +270,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         uint256 gasLimit
     ) external {
         _verifyCheckpoint(checkpoint, signers, signature);
-        (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, message, branch, _zeroHashes());
+        (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, message, branch, ZERO_HASHES);
         if (!_deliver(checkpoint.origin, nonce, id, message, gasLimit)) revert AlreadyDelivered(id);
     }
 
@@ -263,7 +289,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         if (messages.length != branches.length) revert BatchLengthMismatch(messages.length, branches.length);
         if (messages.length != gasLimits.length) revert BatchLengthMismatch(messages.length, gasLimits.length);
         _verifyCheckpoint(checkpoint, signers, signature);
-        bytes32[TREE_DEPTH] memory zeros = _zeroHashes();
+        bytes memory zeros = ZERO_HASHES;
         for (uint256 i = 0; i < messages.length; i++) {
             (bytes32 id, uint32 nonce) = _verifyMessage(checkpoint, messages[i], branches[i], zeros);
             if (!_deliver(checkpoint.origin, nonce, id, messages[i], gasLimits[i])) emit DeliverySkipped(id);
@@ -290,16 +316,26 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     {
         CommitteeRef memory committee = _enrolledCommittee(checkpoint.origin);
         if (committee.deliveryPaused) revert DeliveryIsPaused(checkpoint.origin);
-        bytes32 sourceGateway = _sourceGateways[checkpoint.origin];
+        if (committee.scheme == SCHEME_ECDSA) {
+            // One EXTCODECOPY: threshold, members and the source Gateway after them.
+            uint256 copy = _copyEcdsaCommittee(committee.pointer, committee.size, 32);
+            _requireSourceAndEpoch(checkpoint, committee, _ecdsaTrailingWord(copy, committee.size, 0));
+            _verifyEcdsaCertificate(copy, committee.size, checkpointDigest(checkpoint), signers, signature);
+        } else {
+            _requireSourceAndEpoch(checkpoint, committee, _storedSourceGateway(committee));
+            _verifyQuorumCertificate(committee, checkpointDigest(checkpoint), signers, signature);
+        }
+    }
+
+    function _requireSourceAndEpoch(
+        Checkpoint calldata checkpoint,
+        CommitteeRef memory committee,
+        bytes32 sourceGateway
+    ) private pure {
         // Another contract on the origin chain could build a tree with any ids in it.
         if (checkpoint.gateway != sourceGateway) revert WrongGateway(sourceGateway, checkpoint.gateway);
         // Only the current committee may speak; older ones may have been rotated out for a reason.
         if (checkpoint.epoch != committee.epoch) revert WrongEpoch(committee.epoch, checkpoint.epoch);
-        if (committee.scheme == SCHEME_ECDSA) {
-            _verifyEcdsaCertificate(committee.pointer, committee.size, checkpointDigest(checkpoint), signers, signature);
-        } else {
-            _verifyQuorumCertificate(committee, checkpointDigest(checkpoint), signers, signature);
-        }
     }
 
     /// @return id the message id (keccak of the message)
@@ -308,7 +344,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         Checkpoint calldata checkpoint,
         bytes calldata message,
         bytes32[TREE_DEPTH] calldata branch,
-        bytes32[TREE_DEPTH] memory zeros
+        bytes memory zeros
     ) private view returns (bytes32 id, uint32 nonce) {
         if (message.length < MESSAGE_HEADER_LENGTH) revert MalformedMessage(message.length);
         uint8 version;
@@ -338,23 +374,20 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         bytes32 leaf,
         bytes32[TREE_DEPTH] calldata branch,
         uint256 index,
-        bytes32[TREE_DEPTH] memory zeros
+        bytes memory zeros
     ) private pure returns (bytes32 node) {
         assembly ("memory-safe") {
             node := leaf
-            for { let level := 0 } lt(level, 32) { level := add(level, 1) } {
-                let sibling := calldataload(add(branch, shl(5, level)))
-                if iszero(sibling) { sibling := mload(add(zeros, shl(5, level))) }
-                switch and(shr(level, index), 1)
-                case 0 {
-                    mstore(0x00, node)
-                    mstore(0x20, sibling)
-                }
-                default {
-                    mstore(0x00, sibling)
-                    mstore(0x20, node)
-                }
+            let table := add(zeros, 0x20)
+            for { let offset := 0 } lt(offset, 0x400) { offset := add(offset, 0x20) } {
+                let sibling := calldataload(add(branch, offset))
+                if iszero(sibling) { sibling := mload(add(table, offset)) }
+                // The node goes right (0x20) when the index's lowest remaining bit is set.
+                let position := and(shl(5, index), 0x20)
+                mstore(position, node)
+                mstore(xor(position, 0x20), sibling)
                 node := keccak256(0x00, 0x40)
+                index := shr(1, index)
             }
         }
     }
@@ -527,7 +560,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         bytes memory encoded = _encodeEcdsaCommittee(next);
         bytes32 nextHash = keccak256(encoded);
         bytes32 digest = _handoverDigestFrom(origin, current, next.epoch, nextHash);
-        _verifyEcdsaCertificate(current.pointer, current.size, digest, signers, signatures);
+        _verifyEcdsaHandover(current, digest, signers, signatures);
         _storeEcdsaCommittee(origin, next, encoded);
         emit CommitteeHandedOver(origin, next.epoch, nextHash);
     }
@@ -539,9 +572,20 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         view
         returns (bytes32)
     {
+        // The last epoch has no successor (and `+ 1` must not overflow into a panic).
+        if (current.epoch == type(uint64).max) revert EpochNotIncreasing(current.epoch, nextEpoch);
         if (nextEpoch != current.epoch + 1) revert WrongEpoch(current.epoch + 1, nextEpoch);
         bytes32 currentHash = keccak256(_readCommittee(current.pointer));
         return handoverDigest(origin, _sourceGateways[origin], current.epoch, currentHash, nextHash);
+    }
+
+    /// @dev `handover`'s certificate check for an ECDSA committee.
+    function _verifyEcdsaHandover(CommitteeRef memory current, bytes32 digest, bytes calldata signers, bytes calldata signatures)
+        private
+        view
+    {
+        uint256 copy = _copyEcdsaCommittee(current.pointer, current.size, 0);
+        _verifyEcdsaCertificate(copy, current.size, digest, signers, signatures);
     }
 
     /// @notice The current committee's epoch and committee_hash (ecdsa_committee_hash for an
@@ -637,6 +681,16 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         return keccak256(_encodeCommittee(committee));
     }
 
+    /// @dev The source Gateway stored after a BLS committee's members (see _writeCode).
+    function _storedSourceGateway(CommitteeRef memory committee) private view returns (bytes32 sourceGateway) {
+        address pointer = committee.pointer;
+        uint256 offset = 1 + COMMITTEE_HEADER_LENGTH + uint256(committee.size) * MEMBER_LENGTH;
+        assembly ("memory-safe") {
+            extcodecopy(pointer, 0x00, offset, 0x20)
+            sourceGateway := mload(0x00)
+        }
+    }
+
     /// @dev One SLOAD for the whole CommitteeRef (a plain storage-to-memory copy loads the slot once
     /// per field). Solidity packs the fields from the low-order end: pointer (bits 0-159), epoch
     /// (160-223), size (224-239), deliveryPaused (240-247), scheme (248-255).
@@ -711,7 +765,11 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         CommitteeRef storage ref = _committees[origin];
         // The delivery pause flag shares the slot and survives the change of committee.
         _committees[origin] = CommitteeRef(
-            _writeCode(encoded), committee.epoch, uint16(committee.members.length), ref.deliveryPaused, SCHEME_BLS
+            _writeCode(encoded, _sourceGateways[origin]),
+            committee.epoch,
+            uint16(committee.members.length),
+            ref.deliveryPaused,
+            SCHEME_BLS
         );
     }
 
@@ -720,7 +778,11 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         _validateEcdsaCommittee(committee, encoded, lowThresholdAllowed[origin]);
         CommitteeRef storage ref = _committees[origin];
         _committees[origin] = CommitteeRef(
-            _writeCode(encoded), committee.epoch, uint16(committee.signers.length), ref.deliveryPaused, SCHEME_ECDSA
+            _writeCode(encoded, _sourceGateways[origin]),
+            committee.epoch,
+            uint16(committee.signers.length),
+            ref.deliveryPaused,
+            SCHEME_ECDSA
         );
     }
 
@@ -795,18 +857,23 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         }
     }
 
-    /// @dev Deploys a contract whose code is STOP followed by `data` (SSTORE2), so nobody can call it.
-    function _writeCode(bytes memory data) private returns (address pointer) {
+    /// @dev Deploys a contract whose code is STOP, the committee hash preimage `data`, then the
+    /// origin's source Gateway (SSTORE2), so nobody can call it. The source Gateway is repeated
+    /// there, next to the members, so delivery checks it without a storage read of its own.
+    function _writeCode(bytes memory data, bytes32 sourceGateway) private returns (address pointer) {
         // PUSH2 len, DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN; then the runtime code.
-        bytes memory initCode = abi.encodePacked(hex"61", uint16(data.length + 1), hex"80600c6000396000f3", hex"00", data);
+        bytes memory initCode = abi.encodePacked(
+            hex"61", uint16(data.length + 1 + 32), hex"80600c6000396000f3", hex"00", data, sourceGateway
+        );
         assembly ("memory-safe") {
             pointer := create(0, add(initCode, 0x20), mload(initCode))
         }
         if (pointer == address(0)) revert CommitteeStorageFailed();
     }
 
+    /// @dev The committee hash preimage stored at `pointer` (without the source Gateway after it).
     function _readCommittee(address pointer) private view returns (bytes memory encoded) {
-        uint256 length = pointer.code.length - 1;
+        uint256 length = pointer.code.length - 1 - 32;
         encoded = new bytes(length);
         assembly ("memory-safe") {
             extcodecopy(pointer, add(encoded, 0x20), 1, length)
