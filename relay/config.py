@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 
 from relay.errors import ConfigurationError
 
@@ -207,31 +207,118 @@ def load_config(
 
 
 class MemberConfig(StrictModel):
-    """A committee member: hex-encoded BLS public key and proof of possession, and weight."""
+    """A committee member and its weight: for a `bls` committee its hex-encoded public key and proof
+    of possession; for an `ecdsa` committee its 20-byte Ethereum address (0x + 40 hex digits; in
+    mixed case the EIP-55 checksum must hold)."""
 
-    public_key: str
-    proof_of_possession: str
+    public_key: str | None = None
+    proof_of_possession: str | None = None
+    address: str | None = None
     weight: int = 1
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_address(value)  # a ConfigurationError is a ValueError: reported at members.N.address
+        return value
+
+
+COMMITTEE_SCHEMES = ("bls", "ecdsa")
+
+
+def parse_address(text: str) -> bytes:
+    """A 20-byte address from `0x` + 40 hex digits; `ConfigurationError` for anything else.
+
+    All-lower or all-upper case is taken as is; mixed case must be the EIP-55 checksum (a typo
+    in a checksummed address is refused, not enrolled). The zero address is refused.
+    """
+    from relay.verify.hashing import keccak256
+
+    digits = text.removeprefix("0x") if text.startswith("0x") else None
+    if digits is None or len(digits) != 40 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ConfigurationError(f"an address is 0x and 40 hex digits, got {text!r}", address=text)
+    if digits != digits.lower() and digits != digits.upper():
+        hashed = keccak256(digits.lower().encode()).hex()
+        checksummed = "".join(
+            c.upper() if c.isalpha() and int(hashed[i], 16) >= 8 else c.lower() for i, c in enumerate(digits)
+        )
+        if checksummed != digits:
+            raise ConfigurationError(
+                f"address {text!r} fails its EIP-55 checksum (expected 0x{checksummed})", address=text
+            )
+    address = bytes.fromhex(digits)
+    if address == bytes(20):
+        raise ConfigurationError("the zero address cannot be a committee member", address=text)
+    return address
 
 
 class CommitteeConfig(StrictModel):
-    """The trusted committee of one origin: where a relayer's and gateway's trust starts."""
+    """The trusted committee of one origin: where a relayer's and gateway's trust starts.
+
+    `scheme` is how the destination Gateways verify the origin: `bls` (the default: members are
+    BLS keys with proofs of possession; verification flat in committee size) or `ecdsa` (members
+    are Ethereum addresses, one `ecrecover` per signer: cheaper for small committees and lone
+    messages). The threshold rule is the same for both. Every member must be of the scheme: a
+    BLS key in an `ecdsa` committee, or an address in a `bls` one, is a configuration error.
+    """
 
     epoch: int
     threshold: int | None = None
+    scheme: str = "bls"
     members: list[MemberConfig]
     # A threshold below two thirds of the total weight is refused unless this says so (the
     # Gateway needs the same from its owner: setLowThresholdAllowed).
     allow_low_threshold: bool = False
 
+    @model_validator(mode="after")
+    def _check_scheme(self) -> CommitteeConfig:
+        if self.scheme not in COMMITTEE_SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(COMMITTEE_SCHEMES)} (got {self.scheme!r})")
+        for index, member in enumerate(self.members):
+            if self.scheme == "ecdsa":
+                if (
+                    member.address is None
+                    or member.public_key is not None
+                    or member.proof_of_possession is not None
+                ):
+                    raise ValueError(
+                        f"members[{index}]: an ecdsa committee's member has an address (and a weight), "
+                        "not a BLS public_key or proof_of_possession; schemes cannot be mixed"
+                    )
+            elif (
+                member.address is not None or member.public_key is None or member.proof_of_possession is None
+            ):
+                raise ValueError(
+                    f"members[{index}]: a bls committee's member has a public_key and a "
+                    "proof_of_possession, not an address (set scheme: ecdsa for an ECDSA committee); "
+                    "schemes cannot be mixed"
+                )
+        if self.scheme == "ecdsa":
+            addresses = [parse_address(m.address or "") for m in self.members]
+            for index, address in enumerate(addresses):
+                if address in addresses[:index]:
+                    raise ValueError(f"members[{index}]: address 0x{address.hex()} appears twice")
+        return self
+
     def build(self, backend: Any = None) -> Any:
-        """Return the validated `relay.verify.committee.Committee` (checks every proof of possession)."""
+        """Return the validated committee: a `relay.verify.committee.Committee` for `bls` (every
+        proof of possession checked) or a `relay.verify.ecdsa_quorum.EcdsaCheckpointCommittee`."""
+        if self.scheme == "ecdsa":
+            from relay.verify.ecdsa_quorum import EcdsaCheckpointCommittee, EcdsaMember
+
+            return EcdsaCheckpointCommittee.create(
+                self.epoch,
+                [EcdsaMember(parse_address(m.address or ""), m.weight) for m in self.members],
+                self.threshold,
+                allow_low_threshold=self.allow_low_threshold,
+            )
         from relay.verify.committee import Committee, Member
 
         members = [
             Member(
-                bytes.fromhex(m.public_key.removeprefix("0x")),
-                bytes.fromhex(m.proof_of_possession.removeprefix("0x")),
+                bytes.fromhex((m.public_key or "").removeprefix("0x")),
+                bytes.fromhex((m.proof_of_possession or "").removeprefix("0x")),
                 m.weight,
             )
             for m in self.members

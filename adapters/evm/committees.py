@@ -24,10 +24,11 @@ from adapters.evm.errors import decode_contract_error, error_for_revert, revert_
 from adapters.evm.fees import compute_gas_limit
 from adapters.evm.rpc import checksum_address, endpoints_for, gateway_abi
 from relay import errors
-from relay.chains import OnChainCommittee
+from relay.chains import OnChainCommittee, OnChainEcdsaCommittee
 from relay.handover import HandoverCertificate, build_committee_from_chain
 from relay.metrics import RelayMetrics
 from relay.verify.bls import proof_of_possession_to_eip2537
+from relay.verify.ecdsa import EcdsaCommittee
 
 if TYPE_CHECKING:
     from adapters.evm.submitter import EvmDestination
@@ -138,6 +139,35 @@ class EvmCommitteeReader:
                 epoch=int(epoch),
             )
         return replace(read, committee_hash=computed)
+
+    def current_ecdsa_committee(self, origin: int) -> OnChainEcdsaCommittee | None:
+        """`origin`'s ECDSA committee in full (`relay.chains.EcdsaCommitteeReader`); None if it is
+        not enrolled. `RpcUnavailable` when its members do not hash to `committeeOf`'s hash (a
+        lying or inconsistent RPC, or a change between the two reads), or for a BLS origin."""
+        summary = self.committee_of(origin)
+        answer = self._call("currentEcdsaCommittee", origin)
+        if summary is None or answer is None:
+            return None
+        epoch, threshold, signers, weights = int(answer[0]), int(answer[1]), answer[2], answer[3]
+        members = tuple(
+            (bytes.fromhex(str(signer)[2:]), int(weight))
+            for signer, weight in zip(signers, weights, strict=True)
+        )
+        # The hash is computed from the members read, never passed on from the RPC.
+        computed = EcdsaCommittee(
+            epoch, tuple(a for a, _ in members), tuple(w for _, w in members), threshold
+        ).hash()
+        if epoch != summary[0] or computed != summary[1]:
+            log.error(
+                "currentEcdsaCommittee's members do not hash to committeeOf's hash",
+                extra={"origin": origin, "epoch": epoch, "destination": self.domain},
+            )
+            raise errors.RpcUnavailable(
+                "the members currentEcdsaCommittee returned do not hash to committeeOf's hash",
+                origin=origin,
+                epoch=epoch,
+            )
+        return OnChainEcdsaCommittee(epoch, computed, threshold, members)
 
 
 def compute_committee_argument(

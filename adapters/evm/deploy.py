@@ -218,6 +218,27 @@ def send_enrollment(
     return sender.send_call(call, gas)
 
 
+# enrollOriginEcdsa: the committee is stored as one contract's code (28 bytes per member).
+ENROLL_ECDSA_GAS_BASE = 300_000
+ENROLL_ECDSA_GAS_PER_MEMBER = 20_000
+
+
+def send_ecdsa_enrollment(
+    sender: TransactionSender, gateway: str, origin: int, source_gateway: str, committee: Any
+) -> bytes:
+    """Send `enrollOriginEcdsa(origin, source gateway, committee)` on `gateway` (not awaited).
+
+    `committee` is a `relay.verify.ecdsa.EcdsaCommittee`, or the relayer's
+    `relay.verify.ecdsa_quorum.EcdsaCheckpointCommittee` (its `rules`).
+    """
+    rules: EcdsaCommittee = getattr(committee, "rules", committee)
+    call = contract(sender.web3, "Gateway", gateway).functions.enrollOriginEcdsa(
+        origin, address_to_bytes32(source_gateway), ecdsa_committee_struct(rules)
+    )
+    gas = min(ENROLL_ECDSA_GAS_BASE + ENROLL_ECDSA_GAS_PER_MEMBER * len(rules), ENROLL_GAS_CAP)
+    return sender.send_call(call, gas)
+
+
 def send_gas_oracle(
     sender: TransactionSender,
     gateway: str,

@@ -84,6 +84,7 @@ from relay.handover import HandoverCertificate
 from relay.metrics import RelayMetrics
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
+from relay.verify.ecdsa_quorum import is_ecdsa_certificate
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,13 @@ class EvmDestination:
         self, checkpoint: Checkpoint, certificate: QuorumCertificate, items: Sequence[DeliveryItem]
     ) -> PreparedCall:
         point = (checkpoint.origin, checkpoint.gateway, checkpoint.epoch, checkpoint.root, checkpoint.index)
-        signature = signature_to_eip2537(certificate.signature)
+        # A BLS aggregate goes in EIP-2537 form (256 bytes); an ECDSA committee's concatenated
+        # 65-byte signatures go unchanged (the Gateway dispatches on the origin's scheme).
+        signature = (
+            certificate.signature
+            if is_ecdsa_certificate(certificate)
+            else signature_to_eip2537(certificate.signature)
+        )
         branches = [compress_branch(item.branch) for item in items]
         if len(items) == 1:
             item = items[0]

@@ -310,6 +310,31 @@ class OnChainCommittee:
     members: tuple[tuple[bytes, int], ...]
 
 
+@dataclass(frozen=True)
+class OnChainEcdsaCommittee:
+    """An origin's current ECDSA committee as a destination gateway holds it.
+
+    `members`: (20-byte address, weight) in signer order; `committee_hash` the
+    ecdsa_committee_hash computed from them (docs/protocol.md), equal to `committeeOf`'s.
+    """
+
+    epoch: int
+    committee_hash: bytes
+    threshold: int
+    members: tuple[tuple[bytes, int], ...]
+
+
+@runtime_checkable
+class EcdsaCommitteeReader(Protocol):
+    """A `CommitteeReader` that also reads an origin's ECDSA committee (`currentEcdsaCommittee`)."""
+
+    def current_ecdsa_committee(self, origin: int) -> OnChainEcdsaCommittee | None:
+        """`origin`'s current ECDSA committee, its hash computed from the members read and checked
+        against `committee_of`; None if not enrolled; `TransientError` if unread or inconsistent
+        (also for an origin whose committee is BLS)."""
+        ...
+
+
 class CommitteeReader(Protocol):
     """The committees one destination gateway trusts, read from the chain (no key)."""
 

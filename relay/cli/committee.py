@@ -32,8 +32,15 @@ def register(subparsers: Any) -> None:
     identity = commands.add_parser("identity", help="print a member's identity document (public key and PoP)")
     source = identity.add_mutually_exclusive_group(required=True)
     source.add_argument("--attestor", help="a running attestor's gRPC address (asks its GetIdentity)")
-    source.add_argument("--key-file", type=Path, help="a BLS secret key file (hex)")
+    source.add_argument(
+        "--key-file", type=Path, help="a BLS (or, with --ecdsa, secp256k1) secret key file (hex)"
+    )
     identity.add_argument("--weight", type=int, default=1, help="the member's weight (default 1)")
+    identity.add_argument(
+        "--ecdsa",
+        action="store_true",
+        help="--key-file is a member of an ECDSA committee: print its address (a committees' members entry)",
+    )
     add_tls_arguments(identity)
     identity.set_defaults(handler=run_identity)
 
@@ -132,7 +139,8 @@ def _write(document: dict[str, Any], out: Path | None) -> None:
 
 
 def run_identity(args: argparse.Namespace) -> int:
-    """Print `{"public_key", "proof_of_possession", "weight"}` for one member."""
+    """Print `{"public_key", "proof_of_possession", "weight"}` for one member (for a member of an
+    ECDSA committee `{"address", "weight"}`, its entry of a `scheme: ecdsa` committee's members)."""
     if args.attestor:
         from relay.rpc.clients import GrpcAttestorClient
 
@@ -143,6 +151,10 @@ def run_identity(args: argparse.Namespace) -> int:
         finally:
             client.close()
         public_key, proof = answer.public_key, answer.proof_of_possession
+    elif args.ecdsa:
+        from relay.roles.attestor import compute_ecdsa_address, parse_ecdsa_secret_key
+
+        public_key, proof = compute_ecdsa_address(parse_ecdsa_secret_key(_read_token(args.key_file))), b""
     else:
         from relay.roles.attestor import parse_secret_key
         from relay.verify.bls import get_backend
@@ -150,6 +162,9 @@ def run_identity(args: argparse.Namespace) -> int:
         secret = parse_secret_key(_read_token(args.key_file))
         backend = get_backend()
         public_key, proof = backend.secret_to_public_key(secret), backend.prove_possession(secret)
+    if len(public_key) == 20:  # a member of an ECDSA committee is named by its address
+        _write({"address": to_checksum_address(public_key), "weight": args.weight}, None)
+        return 0
     _write(
         {
             "public_key": "0x" + public_key.hex(),
@@ -159,6 +174,17 @@ def run_identity(args: argparse.Namespace) -> int:
         None,
     )
     return 0
+
+
+def to_checksum_address(address: bytes) -> str:
+    """EIP-55 mixed-case form of a 20-byte address (what `relay.config.parse_address` checks)."""
+    from relay.verify.hashing import keccak256
+
+    digits = address.hex()
+    hashed = keccak256(digits.encode()).hex()
+    return "0x" + "".join(
+        c.upper() if int(h, 16) >= 8 else c for c, h in zip(digits, hashed[:40], strict=True)
+    )
 
 
 def _read_members(paths: list[Path]) -> list[Any]:

@@ -68,6 +68,14 @@ def register(subparsers: Any) -> None:
         default=None,
         help="the replicas' source lease and delivery claim time (default: the relayer's own)",
     )
+    parser.add_argument(
+        "--committee-scheme",
+        choices=("bls", "ecdsa"),
+        default="bls",
+        help="how the Gateways verify each origin's committee: bls (aggregate signature, flat in "
+        "committee size) or ecdsa (one signature per member: cheaper for small committees and lone "
+        "messages); default bls",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -94,10 +102,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     from relay.errors import ConfigurationError
+    from relay.tools.devnet_committee import validate_scheme_choice
     from relay.tools.devnet_relayers import validate_relayer_choice
 
     try:
         validate_relayer_choice(args.store, args.relayers)
+        validate_scheme_choice(args.committee_scheme, 2 if args.rotate_after is not None else 0)
     except ConfigurationError as error:
         print(f"relay devnet: {error.description}", file=sys.stderr)
         return 2
@@ -114,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         relayers=args.relayers,
         lease_seconds=args.lease_seconds,
+        committee_scheme=args.committee_scheme,
     )
     if args.run_root is not None:
         options.run_root = args.run_root

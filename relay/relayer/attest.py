@@ -35,6 +35,7 @@ from relay.retry import ATTESTOR_READ
 from relay.store.base import Lease, SignatureRecord, Store
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Checkpoint, Committee
+from relay.verify.ecdsa_quorum import CheckpointCommittee
 
 if TYPE_CHECKING:
     from relay.relayer.state import SourceState
@@ -45,8 +46,10 @@ QUORUM_PROBE_SECONDS = 5.0  # how often an idle relayer checks which attestors a
 VERDICT_CACHE_SIZE = 10_000  # partial signatures whose verdict is remembered (skips re-pairing)
 
 
-def member_index(committee: Committee, public_key: bytes) -> int | None:
-    """The position of `public_key` in `committee`, None if it is not a member."""
+def member_index(committee: CheckpointCommittee, public_key: bytes) -> int | None:
+    """The position of `public_key` in `committee` (an ECDSA member's: its address), None if it is not a member."""
+    if not isinstance(committee, Committee):
+        return committee.index_of(public_key)
     for index, member in enumerate(committee.members):
         if member.public_key == public_key:
             return index
@@ -296,9 +299,13 @@ class AttestationCollector:
                 "signer public key is not the committee member's", index=index, public_key=partial.public_key
             )
         with self._metrics.time_verification("signature"):
-            self._backend.verify_with_key(
-                committee.keys(self._backend)[index], checkpoint.digest(), partial.signature
-            )
+            if isinstance(committee, Committee):
+                self._backend.verify_with_key(
+                    committee.keys(self._backend)[index], checkpoint.digest(), partial.signature
+                )
+            else:
+                # ECDSA: the signature must recover (EIP-191, low s, v 27/28) to the member's address.
+                committee.verify_member_signature(index, checkpoint.digest(), partial.signature)
 
     def choose_checkpoint(
         self, source: SourceState, min_index: int, usable: int

@@ -38,8 +38,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from relay.chains import CommitteeReader
-from relay.errors import EpochMismatch, GatewayMismatch, InvalidProof, RelayError
+from relay.chains import CommitteeReader, EcdsaCommitteeReader, OnChainCommittee, OnChainEcdsaCommittee
+from relay.errors import EpochMismatch, GatewayMismatch, InvalidHandover, InvalidProof, RelayError
 from relay.handover import (
     HandoverCertificate,
     StaleProposal,
@@ -55,6 +55,7 @@ from relay.relayer.common import Clock, describe
 from relay.store.base import Lease, Store, Transition
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Committee
+from relay.verify.ecdsa_quorum import CheckpointCommittee, EcdsaCheckpointCommittee, EcdsaMember
 
 if TYPE_CHECKING:
     from relay.relayer.state import DestinationState, SourceState
@@ -75,6 +76,21 @@ class HandoverSubmission:
     transaction_hash: bytes = b""
     epoch: int = 0
     error: str = ""
+
+
+def build_any_committee_from_chain(
+    committee: OnChainCommittee | OnChainEcdsaCommittee,
+) -> CheckpointCommittee:
+    """The committee a destination gateway holds, of its scheme (the gateway checked its rules,
+    and a BLS member's proof of possession, when it was enrolled)."""
+    if isinstance(committee, OnChainEcdsaCommittee):
+        return EcdsaCheckpointCommittee.create(
+            committee.epoch,
+            [EcdsaMember(address, weight) for address, weight in committee.members],
+            committee.threshold,
+            allow_low_threshold=True,  # the gateway's owner allowed it (setLowThresholdAllowed)
+        )
+    return build_committee_from_chain(committee)
 
 
 class CommitteeFollower:
@@ -125,7 +141,7 @@ class CommitteeFollower:
         source.committee = source.committees[latest]
         source.committee_sync_due = True
 
-    def _verify(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+    def _verify(self, source: SourceState, certificate: HandoverCertificate) -> CheckpointCommittee:
         if certificate.proposal.gateway != source.gateway:
             raise GatewayMismatch(
                 "hand-over for another source gateway",
@@ -145,13 +161,19 @@ class CommitteeFollower:
                 epoch=epoch - 1,
                 known=sorted(source.committees),
             )
+        if not isinstance(current, Committee):
+            # Hand-overs are BLS certificates over BLS committees; an ECDSA committee moves on by
+            # the owner's re-enrollment under a higher epoch (docs/operations.md).
+            raise InvalidHandover(
+                "hand-overs from an ECDSA committee are not supported; re-enroll the origin", epoch=epoch - 1
+            )
         following = verify_handover_certificate(current, certificate, self._backend)
         source.handovers[epoch] = certificate
         source.committees[epoch] = following
         self._read_only.get(source.domain, set()).discard(epoch)  # now proven by a certificate
         return following
 
-    def accept(self, source: SourceState, certificate: HandoverCertificate) -> Committee:
+    def accept(self, source: SourceState, certificate: HandoverCertificate) -> CheckpointCommittee:
         """Verify a hand-over certificate of `source`, keep it durably, and sync at the next pass.
 
         Raises `InvalidProof` subclasses for a certificate that does not verify (or an epoch not
@@ -350,14 +372,21 @@ class CommitteeFollower:
         )
         return True
 
-    def _read_from_chain(self, source: SourceState, epoch: int) -> Committee | None:
+    def _read_from_chain(self, source: SourceState, epoch: int) -> CheckpointCommittee | None:
         """`currentCommittee` of every gateway at `epoch`, if they all show the same one."""
-        found: Committee | None = None
+        found: CheckpointCommittee | None = None
         for domain, reader in self._readers.items():
             if source.destination_epochs.get(domain) != epoch:
                 continue
+            on_chain: OnChainCommittee | OnChainEcdsaCommittee | None
             try:
-                on_chain = reader.current_committee(source.domain)
+                # An ECDSA origin is read as one (its scheme changes only with this relayer's config).
+                if not isinstance(source.committee, EcdsaCheckpointCommittee):
+                    on_chain = reader.current_committee(source.domain)
+                elif isinstance(reader, EcdsaCommitteeReader):
+                    on_chain = reader.current_ecdsa_committee(source.domain)
+                else:
+                    on_chain = None
             except RelayError as error:
                 log.warning(
                     "committee read failed", extra={"origin": source.domain, "error": describe(error)}
@@ -367,7 +396,7 @@ class CommitteeFollower:
                 return None
             try:
                 # The hash is computed from the members read, never taken from the gateway's answer.
-                committee = build_committee_from_chain(on_chain)
+                committee = build_any_committee_from_chain(on_chain)
                 computed = committee.hash()
             except RelayError as error:
                 log.error(

@@ -1,7 +1,7 @@
 """Stage 3, proving: verify off-chain exactly what the destination gateway will verify on-chain.
 
-For each ATTESTED message, grouped by checkpoint: `verify_checkpoint` (epoch, gateway, quorum, BLS
-aggregate), the checkpoint root equal to the relayer's own tree of the source gateway at
+For each ATTESTED message, grouped by checkpoint: `verify_committee_checkpoint` (epoch, gateway,
+quorum, and the BLS aggregate or every ECDSA signature, by the committee's scheme), the checkpoint root equal to the relayer's own tree of the source gateway at
 `index + 1` leaves, and the message's Merkle branch. The outcome is VERIFIED (with the branch
 stored), or REJECTED with the error's reason (never retried by itself): a forged certificate, or
 a malformed leaf (`MalformedMessage`, once the committee confirmed it is in the tree). A
@@ -23,7 +23,7 @@ from relay.metrics import RelayMetrics
 from relay.relayer.common import Clock, describe
 from relay.store.base import CertifiedCheckpoint, Lease, MessageRecord, Store, Transition
 from relay.verify.bls import BlsBackend
-from relay.verify.committee import verify_checkpoint
+from relay.verify.ecdsa_quorum import verify_committee_checkpoint
 from relay.verify.merkle import verify_branch
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class Prover:
                 return attest_again()
             try:
                 with self._metrics.time_verification("checkpoint"):
-                    verify_checkpoint(
+                    verify_committee_checkpoint(
                         source.committee,
                         checkpoint,
                         certified.certificate,

@@ -17,7 +17,7 @@ from relay.relayer.config import DestinationConfig, SourceConfig
 from relay.relayer.ingest import DeferredCursors
 from relay.relayer.tree import OriginTree
 from relay.store.base import Lease
-from relay.verify.committee import Committee
+from relay.verify.ecdsa_quorum import CheckpointCommittee
 
 
 @dataclass
@@ -25,7 +25,7 @@ class SourceState:
     """One source chain: its committee, gateway, watcher, attestors, tree and last observed progress."""
 
     config: SourceConfig
-    committee: Committee
+    committee: CheckpointCommittee  # BLS or ECDSA, as the origin's destination Gateways verify it
     gateway: bytes
     cursors: DeferredCursors
     watcher: SourceWatcher
@@ -40,7 +40,7 @@ class SourceState:
     repair_requested: bool = False  # a genuine checkpoint disagreed with the tree: re-read the source
     # Every committee of this origin the relayer knows, by epoch (the trusted start, those verified
     # through hand-over certificates, and those read from a destination gateway).
-    committees: dict[int, Committee] = field(default_factory=dict)
+    committees: dict[int, CheckpointCommittee] = field(default_factory=dict)
     handovers: dict[int, HandoverCertificate] = field(default_factory=dict)  # verified, by next epoch
     destination_epochs: dict[int, int] = field(default_factory=dict)  # each gateway's epoch, last read
     committee_sync_due: bool = True

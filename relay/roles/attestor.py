@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from relay.chains import CommitteeReader, FinalitySource, TreeHistory
 from relay.chains import registry as chain_registry
@@ -58,6 +58,8 @@ __all__ = [
     "FinalityConflict",
     "InconsistentTreeSource",
     "NonExtendingRoot",
+    "compute_ecdsa_address",
+    "parse_ecdsa_secret_key",
     "parse_secret_key",
     "read_signed_log",
 ]
@@ -71,8 +73,12 @@ class AttestorConfig(GrpcRoleConfig):
     `relay.config.GrpcRoleConfig`: its AttestationService requires a client certificate)."""
 
     chain: ChainConfig
-    # The member's BLS secret key: a hex integer (with or without 0x), from a file or the environment.
-    bls_key: SecretRef
+    # The member's secret key, exactly one of: `bls_key` for a BLS committee (a hex integer, with
+    # or without 0x), or `ecdsa_key` for an ECDSA committee (32 bytes as 64 hex digits, with or
+    # without 0x: a secp256k1 key whose address is the member's). From a file (0600, refused
+    # otherwise) or the environment.
+    bls_key: SecretRef | None = None
+    ecdsa_key: SecretRef | None = None
     signer_index: int
     epoch: int
     listen: str = "127.0.0.1:50051"
@@ -105,6 +111,14 @@ class AttestorConfig(GrpcRoleConfig):
             raise ValueError("must be >= 0")
         return value
 
+    @model_validator(mode="after")
+    def _one_key(self) -> AttestorConfig:
+        if (self.bls_key is None) == (self.ecdsa_key is None):
+            raise ValueError(
+                "set exactly one of bls_key (a BLS committee) and ecdsa_key (an ECDSA committee)"
+            )
+        return self
+
     @field_validator("poll_interval", "max_staleness", "committee_poll_interval")
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -122,6 +136,32 @@ def parse_secret_key(text: str) -> int:
     if key <= 0:
         raise ConfigurationError("BLS key must be positive")
     return key
+
+
+def parse_ecdsa_secret_key(text: str) -> bytes:
+    """A secp256k1 secret key (32 bytes, in 1..n-1) from 64 hex digits; `ConfigurationError`
+    (without the value) otherwise."""
+    from relay.verify.ecdsa import SECP256K1_ORDER
+
+    digits = text.strip().removeprefix("0x")
+    if len(digits) != 64:
+        raise ConfigurationError("ECDSA key must be 32 bytes written as 64 hex digits", digits=len(digits))
+    try:
+        key = bytes.fromhex(digits)
+    except ValueError:
+        raise ConfigurationError("ECDSA key is not hex") from None
+    if not 0 < int.from_bytes(key, "big") < SECP256K1_ORDER:
+        raise ConfigurationError("ECDSA key must be in 1..n-1 of secp256k1")
+    return key
+
+
+def compute_ecdsa_address(secret_key: bytes) -> bytes:
+    """The 20-byte Ethereum address of a secp256k1 secret key."""
+    from coincurve import PrivateKey
+
+    from relay.verify.hashing import keccak256
+
+    return keccak256(PrivateKey(secret_key).public_key.format(compressed=False)[1:])[12:]
 
 
 class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
@@ -180,7 +220,9 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
             gateway=identity.gateway,
             epoch=identity.epoch,
             signer_index=identity.signer_index,
-            public_key=identity.public_key,
+            # An ECDSA member is named by its 20-byte address (`signer_address`), a BLS one by its key.
+            public_key=identity.public_key if len(identity.public_key) != 20 else b"",
+            signer_address=identity.public_key if len(identity.public_key) == 20 else b"",
             proof_of_possession=identity.proof_of_possession,
             last_signed_index=self.ledger.last_signed_index,
             not_member=not self.ledger.signing,
@@ -211,30 +253,47 @@ class Attestor(ServedRole):
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
         self.finality = finality or chain_registry.create_finality_source(config.chain, self.metrics)
-        secret_key = parse_secret_key(config.bls_key.reveal())
+        self.scheme = "ecdsa" if config.ecdsa_key is not None else "bls"
+        ecdsa_key: bytes | None = None
+        if config.ecdsa_key is not None:
+            # A member of an ECDSA committee: named by its address, no proof of possession.
+            ecdsa_key = parse_ecdsa_secret_key(config.ecdsa_key.reveal())
+            secret_key = 0
+            public_key, proof_of_possession = compute_ecdsa_address(ecdsa_key), b""
+        else:
+            assert config.bls_key is not None  # noqa: S101 - guaranteed by the validator
+            secret_key = parse_secret_key(config.bls_key.reveal())
+            public_key = self.backend.secret_to_public_key(secret_key)
+            proof_of_possession = self.backend.prove_possession(secret_key)
         identity = AttestorIdentity(
             origin=config.chain.domain,
             gateway=self.finality.gateway,
             epoch=config.epoch,
             signer_index=config.signer_index,
-            public_key=self.backend.secret_to_public_key(secret_key),
-            proof_of_possession=self.backend.prove_possession(secret_key),
+            public_key=public_key,
+            proof_of_possession=proof_of_possession,
         )
-        self.ledger = CheckpointLedger(identity, secret_key, self.backend, config.history, config.signed_log)
+        self.ledger = CheckpointLedger(
+            identity, secret_key, self.backend, config.history, config.signed_log, ecdsa_key=ecdsa_key
+        )
+        # An ECDSA attestor follows its committee on the chain too (`currentEcdsaCommittee`, by its
+        # address), across an owner's re-enrollment; it does not sign hand-overs (not built yet).
         if committee_reader is None and config.committee_chain is not None:
             committee_reader = chain_registry.create_committee_reader(config.committee_chain, self.metrics)
         self.membership = CommitteeMembership(self.ledger, committee_reader, config.committee_poll_interval)
         token = config.operator_token.reveal() if config.operator_token is not None else None
-        self.handover_signer = HandoverSigner(
-            self.ledger,
-            committee_reader,
-            secret_key,
-            self.backend,
-            token,
-            allow_low_threshold=config.allow_low_threshold_handovers,
-            # Beside the signed log: hand-overs signed, at most one per (origin, epoch).
-            handover_log=HandoverLog(f"{config.signed_log}.handovers" if config.signed_log else None),
-        )
+        self.handover_signer: HandoverSigner | None = None
+        if ecdsa_key is None:
+            self.handover_signer = HandoverSigner(
+                self.ledger,
+                committee_reader,
+                secret_key,
+                self.backend,
+                token,
+                allow_low_threshold=config.allow_low_threshold_handovers,
+                # Beside the signed log: hand-overs signed, at most one per (origin, epoch).
+                handover_log=HandoverLog(f"{config.signed_log}.handovers" if config.signed_log else None),
+            )
         # Extension is checked when the source can show its leaves (EVM and ethereum sources can).
         self.tree_history: TreeHistory | None = (
             self.finality if isinstance(self.finality, TreeHistory) else None

@@ -31,6 +31,7 @@ from relay.errors import ConfigurationError, RelayError, TransientError
 from relay.rpc.convert import PartialSignature
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Checkpoint, sign_checkpoint
+from relay.verify.ecdsa import sign_digest
 from relay.verify.merkle import IncrementalTree
 
 log = logging.getLogger(__name__)
@@ -136,10 +137,16 @@ class CheckpointLedger:
         backend: BlsBackend,
         history: int,
         signed_log: str | None = None,
+        *,
+        ecdsa_key: bytes | None = None,
     ) -> None:
         self.identity = identity
         self._secret_key = secret_key
         self._backend = backend
+        # A member of an ECDSA committee signs with its secp256k1 key instead (EIP-191 over the
+        # same checkpoint digest, `relay.verify.ecdsa.sign_digest`); its identity's public_key is
+        # its 20-byte address.
+        self._ecdsa_key = ecdsa_key
         self._signed: deque[PartialSignature] = deque(maxlen=history)
         self._changed = threading.Condition()
         # Every root ever signed by index (36 bytes each), beyond the kept history and restarts.
@@ -222,7 +229,10 @@ class CheckpointLedger:
         checkpoint = Checkpoint(
             origin=identity.origin, gateway=identity.gateway, epoch=identity.epoch, root=root, index=index
         )
-        signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
+        if self._ecdsa_key is not None:
+            signature = sign_digest(self._ecdsa_key, checkpoint.digest())
+        else:
+            signature = sign_checkpoint(self._secret_key, checkpoint, self._backend)
         partial = PartialSignature(checkpoint, identity.signer_index, identity.public_key, signature)
         with self._changed:
             if identity is not self.identity:

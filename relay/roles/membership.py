@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from relay.chains import CommitteeReader, OnChainCommittee
+from relay.chains import CommitteeReader, EcdsaCommitteeReader, OnChainCommittee
 from relay.errors import (
     ConfigurationError,
     GatewayMismatch,
@@ -53,6 +53,8 @@ from relay.handover import (
 )
 from relay.roles.ledger import AttestorIdentity, CheckpointLedger, append_durably
 from relay.verify.bls import BlsBackend
+
+ECDSA_ADDRESS_LENGTH = 20  # an ECDSA committee member is named by its address, not a BLS key
 
 log = logging.getLogger(__name__)
 
@@ -175,19 +177,12 @@ class CommitteeMembership:
                     extra={"origin": identity.origin, "epoch": epoch, "followed": identity.epoch},
                 )
                 return False
-            committee = self.reader.current_committee(identity.origin)
-            if committee is None or committee.epoch != epoch:
-                return False
-            if not _hashes_to(committee, committee_hash):
-                log.error(
-                    "the committee chain's members do not hash to its committeeOf; ignored",
-                    extra={"origin": identity.origin, "epoch": epoch},
-                )
+            keys = self._read_member_keys(identity, epoch, committee_hash)
+            if keys is None:
                 return False
             self._log_unusual_step(identity.origin, identity.epoch, epoch)
             if epoch <= self.anchor_epoch + 1:
                 self.anchor_epoch = max(self.anchor_epoch, epoch)
-            keys = [key for key, _ in committee.members]
             member = identity.public_key in keys
             index = keys.index(identity.public_key) if member else identity.signer_index
             changed = epoch != identity.epoch or member != self.member or index != identity.signer_index
@@ -208,6 +203,41 @@ class CommitteeMembership:
                     },
                 )
             return changed
+
+    def _read_member_keys(
+        self, identity: AttestorIdentity, epoch: int, committee_hash: bytes
+    ) -> list[bytes] | None:
+        """The members of the committee the chain holds at `epoch`, in signer order: BLS public keys,
+        or for a member of an ECDSA committee (a 20-byte address as its key) the addresses read with
+        `currentEcdsaCommittee`. None (logged) when the read is not that committee."""
+        assert self.reader is not None  # noqa: S101 - checked by refresh
+        if len(identity.public_key) == ECDSA_ADDRESS_LENGTH:
+            if not isinstance(self.reader, EcdsaCommitteeReader):
+                log.error(
+                    "the committee chain's reader cannot read ECDSA committees",
+                    extra={"origin": identity.origin},
+                )
+                return None
+            ecdsa = self.reader.current_ecdsa_committee(identity.origin)
+            if ecdsa is None or ecdsa.epoch != epoch:
+                return None
+            if ecdsa.committee_hash != committee_hash:  # the reader computed it from the members read
+                log.error(
+                    "the committee chain's members do not hash to its committeeOf; ignored",
+                    extra={"origin": identity.origin, "epoch": epoch},
+                )
+                return None
+            return [address for address, _ in ecdsa.members]
+        committee = self.reader.current_committee(identity.origin)
+        if committee is None or committee.epoch != epoch:
+            return None
+        if not _hashes_to(committee, committee_hash):
+            log.error(
+                "the committee chain's members do not hash to its committeeOf; ignored",
+                extra={"origin": identity.origin, "epoch": epoch},
+            )
+            return None
+        return [key for key, _ in committee.members]
 
     def _log_unusual_step(self, origin: int, followed: int, epoch: int) -> None:
         if epoch > followed + 1:

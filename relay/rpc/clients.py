@@ -97,7 +97,8 @@ class GrpcAttestorClient:
         return AttestorIdentity(
             int(identity.origin),
             int(identity.signer_index),
-            bytes(identity.public_key),
+            # An ECDSA member is named by its address, as in its checkpoint signatures.
+            bytes(identity.signer_address or identity.public_key),
             epoch=int(identity.epoch),
             member=not identity.not_member,
             proof_of_possession=bytes(identity.proof_of_possession),

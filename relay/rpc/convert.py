@@ -21,6 +21,8 @@ from relay.store.base import MessageRecord
 from relay.v1 import destination_pb2, relay_service_pb2, types_pb2
 from relay.verify.bls import PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH
 from relay.verify.committee import Checkpoint, Member, QuorumCertificate
+from relay.verify.ecdsa import SIGNATURE_LENGTH as ECDSA_SIGNATURE_LENGTH
+from relay.verify.ecdsa_quorum import ADDRESS_LENGTH, MAX_ECDSA_MEMBERS, is_ecdsa_certificate
 from relay.verify.merkle import TREE_DEPTH
 from relay.verify.message import Message
 
@@ -100,14 +102,33 @@ def checkpoint_from_proto(proto: types_pb2.Checkpoint) -> Checkpoint:
 
 
 def certificate_to_proto(certificate: QuorumCertificate) -> types_pb2.QuorumCertificate:
-    """The wire form of a quorum certificate."""
+    """The wire form of a quorum certificate: a BLS aggregate in `signature`, ECDSA signatures in
+    `ecdsa_signatures` (`relay.verify.ecdsa_quorum.is_ecdsa_certificate`)."""
+    if is_ecdsa_certificate(certificate):
+        return types_pb2.QuorumCertificate(
+            signers=certificate.signers, ecdsa_signatures=certificate.signature
+        )
     return types_pb2.QuorumCertificate(signers=certificate.signers, signature=certificate.signature)
 
 
 def certificate_from_proto(proto: types_pb2.QuorumCertificate) -> QuorumCertificate:
-    """A `QuorumCertificate` with a non-empty bitfield and a 96-byte signature (not yet verified)."""
+    """A `QuorumCertificate` with a non-empty bitfield and either a 96-byte BLS signature or
+    1..128 65-byte ECDSA signatures (not yet verified; the committee's scheme decides which counts)."""
     if not proto.signers:
         raise MalformedEncoding("certificate.signers is empty", field="signers")
+    if proto.ecdsa_signatures:
+        if proto.signature:
+            raise MalformedEncoding(
+                "a certificate carries either a BLS signature or ECDSA signatures, not both"
+            )
+        length = len(proto.ecdsa_signatures)
+        if length % ECDSA_SIGNATURE_LENGTH or length > ECDSA_SIGNATURE_LENGTH * MAX_ECDSA_MEMBERS:
+            raise MalformedEncoding(
+                "certificate.ecdsa_signatures must be 1..128 signatures of 65 bytes",
+                field="ecdsa_signatures",
+                length=length,
+            )
+        return QuorumCertificate(bytes(proto.signers), bytes(proto.ecdsa_signatures))
     if len(proto.signature) != SIGNATURE_LENGTH:
         raise MalformedEncoding(
             "certificate.signature must be 96 bytes", field="signature", length=len(proto.signature)
@@ -116,7 +137,14 @@ def certificate_from_proto(proto: types_pb2.QuorumCertificate) -> QuorumCertific
 
 
 def partial_signature_to_proto(partial: PartialSignature) -> types_pb2.CheckpointSignature:
-    """The wire form of an attestor's signature."""
+    """The wire form of an attestor's signature (an ECDSA member's is named by its 20-byte address)."""
+    if len(partial.public_key) == ADDRESS_LENGTH:
+        return types_pb2.CheckpointSignature(
+            checkpoint=checkpoint_to_proto(partial.checkpoint),
+            signer_index=partial.signer_index,
+            signer_address=partial.public_key,
+            ecdsa_signature=partial.signature,
+        )
     return types_pb2.CheckpointSignature(
         checkpoint=checkpoint_to_proto(partial.checkpoint),
         signer_index=partial.signer_index,
@@ -126,9 +154,23 @@ def partial_signature_to_proto(partial: PartialSignature) -> types_pb2.Checkpoin
 
 
 def partial_signature_from_proto(proto: types_pb2.CheckpointSignature) -> PartialSignature:
-    """A `PartialSignature` with well-formed lengths (the signature itself is not yet verified)."""
+    """A `PartialSignature` with well-formed lengths (the signature itself is not yet verified):
+    a BLS member's key and signature, or an ECDSA member's address and signature, never a mix."""
     if not proto.HasField("checkpoint"):
         raise MalformedEncoding("checkpoint signature without a checkpoint", field="checkpoint")
+    if proto.signer_address or proto.ecdsa_signature:
+        if proto.signer_public_key or proto.signature:
+            raise MalformedEncoding("a checkpoint signature is either BLS or ECDSA, not both")
+        if len(proto.signer_address) != ADDRESS_LENGTH:
+            raise MalformedEncoding("signer_address must be 20 bytes", length=len(proto.signer_address))
+        if len(proto.ecdsa_signature) != ECDSA_SIGNATURE_LENGTH:
+            raise MalformedEncoding("ecdsa_signature must be 65 bytes", length=len(proto.ecdsa_signature))
+        return PartialSignature(
+            checkpoint_from_proto(proto.checkpoint),
+            proto.signer_index,
+            bytes(proto.signer_address),
+            bytes(proto.ecdsa_signature),
+        )
     if len(proto.signer_public_key) != PUBLIC_KEY_LENGTH:
         raise MalformedEncoding("signer_public_key must be 48 bytes", length=len(proto.signer_public_key))
     if len(proto.signature) != SIGNATURE_LENGTH:

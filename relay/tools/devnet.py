@@ -77,6 +77,9 @@ class DevnetOptions:
     confirmations: int = 2
     committee_size: int = 4
     threshold: int | None = None  # None: more than two thirds of the weight (3 of 4)
+    # How the Gateways verify each origin: "bls" (aggregate signatures) or "ecdsa" (one signature
+    # per member, `relay.tools.devnet_ecdsa`).
+    committee_scheme: str = "bls"
     # BLS keys beyond the committee, each with its attestors started up front (not members yet):
     # the members a rotation adds (`relay devnet --rotate-after`, relay.tools.devnet_rotation).
     spare_members: int = 0
@@ -128,6 +131,10 @@ class Devnet:
     addresses: dict[str, str] = field(default_factory=dict)
     metrics_addresses: dict[str, str] = field(default_factory=dict)
     bls_secrets: list[int] = field(default_factory=list)
+    ecdsa_secrets: list[bytes] = field(default_factory=list)  # with committee_scheme "ecdsa"
+    # Each origin's trusted committee: a relay.verify.committee.Committee, or with the ECDSA scheme
+    # a relay.verify.ecdsa_quorum.EcdsaCheckpointCommittee (set by start()).
+    committee: Any = None
     operator_token: str = ""
     attestor_token: str = ""  # the attestors' operator token (SignHandover)
     deployer_key: str = ""
@@ -155,6 +162,9 @@ class Devnet:
         """Start chains, deploy, write configs, start every process and wait until all serve."""
         say = progress or (lambda _text: None)
         validate_relayer_choice(self.options.store, self.options.relayers)
+        from relay.tools.devnet_committee import validate_scheme_choice
+
+        validate_scheme_choice(self.options.committee_scheme, self.options.spare_members)
         try:
             self._prepare_run_dir()
             say(f"run folder {self.run_dir}")
@@ -289,20 +299,16 @@ class Devnet:
 
     def _deploy(self) -> None:
         from adapters.evm import deploy
-        from relay.verify.bls import get_backend, keygen
-        from relay.verify.committee import Committee, Member
+        from relay.tools.devnet_committee import build_devnet_committee, send_committee_enrollment
 
-        bls = get_backend()
-        size = self.options.committee_size
-        self.bls_secrets = [keygen(secrets.token_bytes(32)) for _ in range(size + self.options.spare_members)]
-        self.committee = Committee.create(
-            1,
-            [
-                Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1)
-                for s in self.bls_secrets[:size]
-            ],
-            self.options.threshold,
-            backend=bls,
+        options = self.options
+        made = build_devnet_committee(
+            options.committee_scheme, options.committee_size, options.spare_members, options.threshold
+        )
+        self.committee, self.bls_secrets, self.ecdsa_secrets = (
+            made.committee,
+            made.bls_secrets,
+            made.ecdsa_secrets,
         )
         senders = [deploy.TransactionSender(chain.rpc_url, self.deployer_key) for chain in self.chains]
         pending: list[list[bytes]] = []
@@ -313,7 +319,7 @@ class Devnet:
         for index, (chain, sender) in enumerate(zip(self.chains, senders, strict=True)):
             other = self.chains[1 - index]
             pending[index].append(
-                deploy.send_enrollment(sender, chain.gateway, other.domain, other.gateway, self.committee)
+                send_committee_enrollment(sender, chain.gateway, other.domain, other.gateway, self.committee)
             )
             pending[index].append(
                 deploy.send_gas_oracle(sender, chain.gateway, other.domain, gas_price=DEVNET_ORACLE_GAS_PRICE)
@@ -369,7 +375,12 @@ class Devnet:
             self.metrics_addresses[name] = address
             return address
 
-        key_files = [self._secret_file(f"bls-{i}.hex", hex(s)) for i, s in enumerate(self.bls_secrets)]
+        ecdsa = self.options.committee_scheme == "ecdsa"
+        key_files = (
+            [self._secret_file(f"ecdsa-{i}.hex", "0x" + s.hex()) for i, s in enumerate(self.ecdsa_secrets)]
+            if ecdsa
+            else [self._secret_file(f"bls-{i}.hex", hex(s)) for i, s in enumerate(self.bls_secrets)]
+        )
         submitter_key_file = self._secret_file("submitter.hex", self.submitter_key)
         self._secret_file("user.hex", self.user_key)  # for the `relay send` line of describe()
         self.operator_token = secrets.token_hex(16)
@@ -390,7 +401,7 @@ class Devnet:
                     "attestor",
                     {
                         "chain": self._chain_config(chain),
-                        "bls_key": {"file": key_file},
+                        ("ecdsa_key" if ecdsa else "bls_key"): {"file": key_file},
                         "signer_index": member,
                         "epoch": self.committee.epoch,
                         "listen": address,
@@ -463,19 +474,10 @@ class Devnet:
             add(name, "relayer", relayer)
 
     def committee_config(self) -> dict[str, Any]:
-        """The committee as a `CommitteeConfig` mapping (hex keys and proofs of possession)."""
-        return {
-            "epoch": self.committee.epoch,
-            "threshold": self.committee.threshold,
-            "members": [
-                {
-                    "public_key": m.public_key.hex(),
-                    "proof_of_possession": m.proof_of_possession.hex(),
-                    "weight": m.weight,
-                }
-                for m in self.committee.members
-            ],
-        }
+        """The committee as a `CommitteeConfig` mapping (`relay.tools.devnet_committee.committee_config`)."""
+        from relay.tools.devnet_committee import committee_config
+
+        return committee_config(self.committee)
 
     # --- readiness and process control ----------------------------------------------------------
 

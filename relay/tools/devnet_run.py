@@ -34,6 +34,7 @@ class RunResult:
     received_ok: bool
     epochs: dict[int, int] | None = None  # with a rotation: each origin's committee epoch afterwards
     rotation_error: str = ""
+    committee: str = ""  # how the Gateways verified each origin, e.g. "ecdsa, 3 of 4"
 
     @property
     def throughput(self) -> float:
@@ -186,6 +187,7 @@ def run_messages(
         received_ok=received_ok,
         epochs=final_epochs(devnet) if rotated is not None else None,
         rotation_error=rotated.error if rotated is not None else "",
+        committee=f"{devnet.options.committee_scheme}, {devnet.committee.threshold} of {len(devnet.committee)}",
     )
 
 
@@ -210,6 +212,8 @@ def format_summary(result: RunResult) -> str:
         f"p99 {percentile(result.latencies, 0.99):.2f} s",
         f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
     ]
+    if result.committee:
+        lines.append(f"committee scheme: {result.committee}")
     if result.epochs is not None:
         lines.append(
             "committee epochs after the rotation: "

@@ -654,3 +654,26 @@ def test_postgres_relayer_config_with_the_pods_environment_is_accepted(tmp_path:
     assert config.replica_id == environ["RELAY_REPLICA_ID"]
     assert config.lease_seconds == 15
     assert config.store_password_file == "/etc/relay-store/password"
+
+
+def test_an_ecdsa_committee_renders_ecdsa_keys_for_its_attestors() -> None:
+    from relay.config import CommitteeConfig
+    from relay.roles.attestor import AttestorConfig
+
+    values = yaml.safe_load(EXAMPLE.read_text())
+    addresses = ["0x" + f"{i:02x}" * 20 for i in range(1, 5)]
+    values["committees"]["alpha"] = {
+        "scheme": "ecdsa",
+        "epoch": 1,
+        "members": [{"address": address, "weight": 1} for address in addresses],
+    }
+    objects = render(values)
+    configs = attestor_configs(objects)
+    alpha = [c for c in configs.values() if c["chain"]["name"] == "alpha"]
+    others = [c for c in configs.values() if c["chain"]["name"] != "alpha"]
+    assert alpha and all("ecdsa_key" in c and "bls_key" not in c for c in alpha)
+    assert others and all("bls_key" in c and "ecdsa_key" not in c for c in others)
+    for config in alpha:
+        AttestorConfig.model_validate(config)  # the role's strict model takes the rendered config
+    (source,) = [s for s in relayer_config(objects)["sources"] if s["chain"]["name"] == "alpha"]
+    assert CommitteeConfig.model_validate(source["committee"]).build().hash()  # scheme: ecdsa, 4 addresses
