@@ -178,13 +178,6 @@ class _RevertingCall:
         raise ContractCustomError(self.data, data=self.data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review issue 12: EvmCommitteeReader reports a BLS reader meeting an ECDSA origin "
-    "(currentCommittee reverts WrongCommitteeScheme) as RpcUnavailable, a transient RPC fault "
-    "retried forever, instead of a permanent, typed 'origin uses another committee scheme'; the "
-    "fix touches how the committees stage and the attestor's membership treat the error",
-)
 def test_a_bls_reader_on_an_ecdsa_origin_is_not_an_rpc_outage() -> None:
     from types import SimpleNamespace
 
@@ -192,7 +185,7 @@ def test_a_bls_reader_on_an_ecdsa_origin_is_not_an_rpc_outage() -> None:
     from eth_utils import function_signature_to_4byte_selector
 
     from adapters.evm.committees import EvmCommitteeReader
-    from relay.errors import TransientError
+    from relay.errors import ConfigurationError, TransientError
 
     data = (
         "0x"
@@ -209,6 +202,7 @@ def test_a_bls_reader_on_an_ecdsa_origin_is_not_an_rpc_outage() -> None:
     with pytest.raises(Exception) as raised:
         reader._call("currentCommittee", 1)
     assert not isinstance(raised.value, TransientError), raised.value
+    assert isinstance(raised.value, ConfigurationError) and "scheme" in str(raised.value)
 
 
 @pytest.mark.parametrize("where", ["missing/rows.json", "."])
