@@ -129,7 +129,8 @@ class Deliverer:
                 flying = set(self._in_flight[domain])
             if free <= 0:
                 return  # every slot busy: the batch that ends first wakes the loop
-            limit = min(limit, (free + MAX_BATCHES_IN_FLIGHT) * self._batching.max_batch)
+            # What the free slots can take, and a batch more (some read may still be in flight).
+            limit = min(limit, (free + 1) * self._batching.max_batch)
         now = self._clock()
         ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
         ready += self._store.due_for_retry(now, destination=domain, limit=limit)
