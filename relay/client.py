@@ -438,8 +438,16 @@ class RelayClient:
                     found[message_id] = view
             return found
         wanted = set(ids)
+        found = {}
         try:
-            return {view.id: view for view in self.list_messages() if view.id in wanted}
+            # Newest first: stop paging once every wanted id was seen (a bench waiting for its
+            # latest messages reads them, not the whole history of the store, on every poll).
+            for view in self.list_messages():
+                if view.id in wanted:
+                    found[view.id] = view
+                    if len(found) == len(wanted):
+                        break
+            return found
         except grpc.RpcError as error:
             raise RpcUnavailable(
                 "RelayService did not answer", address=self.address, code=error.code().name

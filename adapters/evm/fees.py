@@ -51,6 +51,12 @@ def compute_gas_limit(estimate: int) -> int:
     return estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + GAS_MARGIN_FIXED
 
 
+def compute_estimate_ceiling(gas_limit: int) -> int:
+    """The largest estimate `compute_gas_limit` turns into at most `gas_limit`: a simulation that
+    succeeds with this much gas shows that `gas_limit` already holds the usual margin."""
+    return max((gas_limit - GAS_MARGIN_FIXED) * GAS_MARGIN_DENOMINATOR // GAS_MARGIN_NUMERATOR, 0)
+
+
 def compute_minimum_gas_limit(handle_gas_limits: Sequence[int]) -> int:
     """The least gas limit a delivery of messages with these `handle` gas limits is sent with.
 

@@ -67,7 +67,7 @@ from adapters.evm.errors import (
     first_bytes32,
     revert_data,
 )
-from adapters.evm.fees import compute_gas_limit, compute_minimum_gas_limit
+from adapters.evm.fees import compute_estimate_ceiling, compute_gas_limit, compute_minimum_gas_limit
 from adapters.evm.rpc import (
     DELIVERED_TOPIC,
     DELIVERY_FAILED_TOPIC,
@@ -314,7 +314,13 @@ class EvmDestination:
             raise
 
     def _send(self, call: Any, size: int, floor: int) -> SentTransaction:
-        limit = max(compute_gas_limit(self._simulate(call)), floor)
+        # Most batches are sent with the floor (their recipients' gas limits dominate): one eth_call
+        # at the estimate the floor covers proves that, for one execution instead of the ~7 of
+        # eth_estimateGas's search. Otherwise (any revert), the estimate decides and explains.
+        if self._succeeds_with(call, compute_estimate_ceiling(floor)):
+            limit = floor
+        else:
+            limit = max(compute_gas_limit(self._simulate(call)), floor)
         sent = self.transactions.send(call, limit)
         log.info(
             "delivery sent",
@@ -327,6 +333,14 @@ class EvmDestination:
             },
         )
         return sent
+
+    def _succeeds_with(self, call: Any, gas: int) -> bool:
+        """Whether `call` runs without reverting on `gas` (eth_call at the latest block)."""
+        try:
+            self.transactions.read("eth_call", lambda: call.call({"from": self.account, "gas": gas}))
+        except (web3_errors.ContractLogicError, web3_errors.ContractCustomError, web3_errors.Web3RPCError):
+            return False
+        return True
 
     def _explain_failure(self, call: Any, receipt: Any) -> RelayError:
         """Why a mined delivery reverted: replay it on the state before its block."""

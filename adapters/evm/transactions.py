@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RECEIPT_POLL_SECONDS = 0.1
+RECEIPT_POLL_SECONDS = 0.1  # how often the chain head is looked at while deliveries wait
+RECEIPT_RECHECK_SECONDS = 2.0  # a waiting delivery's receipt is polled at least this often
 
 
 def submitter_read(endpoint: EvmEndpoint, method: str, operation: Callable[[], T]) -> T:
@@ -102,6 +103,9 @@ class AccountTransactions:
         self._nonce: int | None = None
         self._chain_id: int | None = None
         self._lost_nonces: set[int] = set()  # nonces of lost transactions, maybe gaps to fill
+        self._head_lock = threading.Lock()
+        self._head_number: int | None = None
+        self._head_read_at = float("-inf")
 
     def read(self, method: str, operation: Callable[[], T]) -> T:
         """`submitter_read` on this account's endpoint."""
@@ -209,10 +213,17 @@ class AccountTransactions:
         sends again), or at `receipt_timeout` `FeeCapReached` / `ReceiptTimeout`.
         """
         deadline = self._clock() + self.settings.receipt_timeout
+        looked_at: int | None = None  # the chain head at this waiter's last receipt poll
+        looked_when = float("-inf")
         while True:
-            mined = self._mined(sent)
-            if mined is not None:
-                return mined
+            # A receipt can only appear with a new block: poll it once per head (and at least every
+            # RECEIPT_RECHECK_SECONDS), not every slice, however many deliveries wait at once.
+            head = self._head()
+            if head is None or head != looked_at or self._clock() - looked_when >= RECEIPT_RECHECK_SECONDS:
+                looked_at, looked_when = head, self._clock()
+                mined = self._mined(sent)
+                if mined is not None:
+                    return mined
             now = self._clock()
             if now >= deadline:
                 self.forget_nonce()
@@ -232,6 +243,21 @@ class AccountTransactions:
             if now - sent.sent_at >= self.settings.stuck_after:
                 self._unstick(sent)
             self._sleep(RECEIPT_POLL_SECONDS)
+
+    def _head(self) -> int | None:
+        """The chain head, read at most once per `RECEIPT_POLL_SECONDS` for every waiting thread
+        (None if it cannot be read now: the waiter then polls its receipt anyway)."""
+        with self._head_lock:
+            if self._clock() - self._head_read_at < RECEIPT_POLL_SECONDS:
+                return self._head_number
+            try:  # one attempt: a waiter that cannot see the head polls its receipt instead
+                self._head_number = int(
+                    self.endpoint.call("eth_blockNumber", lambda: self.endpoint.web3.eth.block_number)
+                )
+            except (errors.RelayError, web3_errors.Web3RPCError):
+                self._head_number = None
+            self._head_read_at = self._clock()
+            return self._head_number
 
     def _mined(self, sent: SentTransaction) -> tuple[bytes, Any] | None:
         eth = self.endpoint.web3.eth

@@ -410,6 +410,9 @@ class Relayer:
         self.request_stop()
         for thread in self._threads:
             thread.join(timeout=max(grace, 0.1) + self.config.attestor_timeout + 1.0)
+        if self._stages is not None:
+            # The batches in flight end promptly: they see the stop while the loops' threads are set.
+            self._stages.deliverer.close()
         self._threads = []
         self.subscriptions.close_all()
         if self._grpc is not None:
@@ -496,7 +499,7 @@ class Relayer:
                     continue  # another process runs under this replica id: work no more
                 stages.deliverer.probe(destination, self.config.attestor_timeout)
                 try:
-                    stages.deliverer.deliver(destination, flush=False)
+                    stages.deliverer.deliver(destination, flush=False, wait=False)
                 except Exception:  # a failed pass must not keep a dead replica's claims from requeue
                     log.exception("delivery pass failed", extra={"destination": destination.domain})
                 if self._clock() - checked_at >= min(STRANDED_CHECK_SECONDS, self.config.lease_seconds / 4):

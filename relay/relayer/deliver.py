@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
@@ -40,10 +41,7 @@ from relay.relayer.config import BatchingConfig
 from relay.relayer.costs import RouteCosts
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import Decision, GasPolicy, GasPolicyConfig
-from relay.relayer.sizing import (
-    message_bytes,
-    message_gas,
-)
+from relay.relayer.sizing import cut_batches
 from relay.store.base import CertifiedCheckpoint, MessageFilter, MessageRecord, Store, Transition
 from relay.verify.merkle import verify_branch
 
@@ -54,36 +52,12 @@ log = logging.getLogger("relay.relayer")
 
 S = MessageState
 OUT_OF_GAS = re.compile(r"RecipientOutOfGas\((\d+)\)")  # the Gateway's reason, with the gas given
-MAX_BATCHES_IN_FLIGHT = 4  # delivery transactions one destination may have pending at once
+# Delivery transactions one destination may have pending at once: more than a 30M-gas block
+# packs (about 12 batches of 50 messages at 200k handle gas each), so the pool holds the next
+# block's worth while one is mined. The submitter admits this many calls (relay.roles.submitter).
+MAX_BATCHES_IN_FLIGHT = 16
 PROBE_SECONDS = 5.0  # how often a submitter that has not answered lately is asked for its status
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting delivery call checks whether shutdown was requested
-
-
-def cut_batches(
-    records: Sequence[MessageRecord],
-    gas_limits: Mapping[bytes, int],
-    max_count: int,
-    max_bytes: int,
-    max_gas: int,
-) -> list[list[MessageRecord]]:
-    """`records` in order, cut into batches within every bound; a message above a bound goes alone."""
-    batches: list[list[MessageRecord]] = []
-    current: list[MessageRecord] = []
-    size = gas = 0
-    for record in records:
-        item_bytes = message_bytes(record)
-        item_gas = message_gas(record, gas_limits.get(record.id, 0))
-        if current and (
-            len(current) >= max_count or size + item_bytes > max_bytes or gas + item_gas > max_gas
-        ):
-            batches.append(current)
-            current, size, gas = [], 0, 0
-        current.append(record)
-        size += item_bytes
-        gas += item_gas
-    if current:
-        batches.append(current)
-    return batches
 
 
 class Deliverer:
@@ -119,6 +93,11 @@ class Deliverer:
         self._outcomes = outcomes
         self._stopping = stopping
         self._owner = owner  # this replica's id: the owner of its claims
+        # The delivery loop's batches in flight, per destination: their slots and message ids.
+        self._flight_lock = threading.Lock()
+        self._slots: dict[int, int] = defaultdict(int)
+        self._in_flight: dict[int, set[bytes]] = defaultdict(set)
+        self._pools: dict[int, futures.ThreadPoolExecutor] = {}
         self._lease_seconds = lease_seconds
 
     def probe(self, destination: DestinationState, timeout: float) -> None:
@@ -133,18 +112,35 @@ class Deliverer:
         waits for their call any more (a waiting one renews its claims)."""
         return self._outcomes.requeue_expired(destination.domain)
 
-    def deliver(self, destination: DestinationState, *, flush: bool) -> None:
+    def deliver(self, destination: DestinationState, *, flush: bool, wait: bool = True) -> None:
         """One delivery pass for `destination`; `flush` sends partial batches without waiting
-        (and re-checks UNPAID messages whatever the interval)."""
+        (and re-checks UNPAID messages whatever the interval).
+
+        `wait=False` (the delivery loop) hands each batch to the destination's in-flight pool and
+        returns: a batch that ends frees its slot and wakes the loop, so the next batch goes out
+        at once instead of after the slowest of a pass (`close()` waits for them)."""
         domain = destination.domain
         self.recheck_unpaid(destination, force=flush)
         limit = self._batching.max_batch * 20
         self._outcomes.release_paused(domain, limit)
+        if not wait:
+            with self._flight_lock:
+                free = MAX_BATCHES_IN_FLIGHT - self._slots[domain]
+                flying = set(self._in_flight[domain])
+            if free <= 0:
+                return  # every slot busy: the batch that ends first wakes the loop
+            # What the free slots can take, and a batch more (some read may still be in flight).
+            limit = min(limit, (free + 1) * self._batching.max_batch)
         now = self._clock()
         ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
         ready += self._store.due_for_retry(now, destination=domain, limit=limit)
-        # What another replica claimed is its to send (until the claim expires).
-        ready = [r for r in ready if r.claim_expires <= now or r.claim_owner == self._owner]
+        # What another replica claimed is its to send (until the claim expires); what one of our
+        # batches holds is on its way.
+        ready = [
+            r
+            for r in ready
+            if (r.claim_expires <= now or r.claim_owner == self._owner) and (wait or r.id not in flying)
+        ]
         by_origin: dict[int, list[MessageRecord]] = defaultdict(list)
         for record in ready:
             by_origin[record.message.origin].append(record)
@@ -166,6 +162,9 @@ class Deliverer:
             waited = now - min(r.verified_at if r.state is S.VERIFIED else r.next_attempt_at for r in records)
             if not flush and len(records) < self._batching.max_batch and waited < self._batching.max_wait:
                 continue
+            if not wait:  # no more than the free slots can take (the policy reads each payment)
+                records.sort(key=lambda r: r.message.nonce)
+                records = records[: free * self._batching.max_batch]
             decisions = self._decide(domain, records)
             if decisions is None:
                 continue
@@ -180,6 +179,11 @@ class Deliverer:
                 self._batching.max_batch_bytes,
                 self.max_batch_gas(domain),
             )
+            if not wait:
+                free -= self._launch(destination, source, newest, chunks, decisions)
+                if free <= 0:
+                    return
+                continue
             if len(chunks) == 1:
                 self.submit_batch(destination, source, newest, chunks[0], decisions)
                 continue
@@ -194,6 +198,59 @@ class Deliverer:
                     for chunk in chunks
                 ]:
                     job.result()
+
+    def _launch(
+        self,
+        destination: DestinationState,
+        source: SourceState,
+        certified: CertifiedCheckpoint,
+        chunks: Sequence[Sequence[MessageRecord]],
+        decisions: Mapping[bytes, Decision],
+    ) -> int:
+        """Start `chunks` in `destination`'s in-flight pool while slots are free; how many started."""
+        domain = destination.domain
+        started = 0
+        for chunk in chunks:
+            ids = {r.id for r in chunk}
+            with self._flight_lock:
+                if self._slots[domain] >= MAX_BATCHES_IN_FLIGHT:
+                    break
+                self._slots[domain] += 1
+                self._in_flight[domain] |= ids
+                pool = self._pools.get(domain)
+                if pool is None:
+                    pool = self._pools[domain] = futures.ThreadPoolExecutor(
+                        max_workers=MAX_BATCHES_IN_FLIGHT, thread_name_prefix=f"relayer-batch-{domain}"
+                    )
+            pool.submit(self._fly, destination, source, certified, chunk, decisions, ids)
+            started += 1
+        return started
+
+    def _fly(
+        self,
+        destination: DestinationState,
+        source: SourceState,
+        certified: CertifiedCheckpoint,
+        chunk: Sequence[MessageRecord],
+        decisions: Mapping[bytes, Decision],
+        ids: set[bytes],
+    ) -> None:
+        try:
+            self.submit_batch(destination, source, certified, chunk, decisions)
+        except Exception:  # a failed batch must not keep its slot: its messages are retried
+            log.exception("delivery batch failed", extra={"destination": destination.domain})
+        finally:
+            with self._flight_lock:
+                self._slots[destination.domain] -= 1
+                self._in_flight[destination.domain] -= ids
+            destination.wake.set()
+
+    def close(self) -> None:
+        """Wait for the batches in flight (each returns promptly once shutdown was requested)."""
+        with self._flight_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True)
 
     def max_batch_gas(self, destination: int) -> int:
         """`max_batch_gas`, lowered to `block_gas_fraction` of the destination's block gas limit."""

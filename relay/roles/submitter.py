@@ -74,6 +74,9 @@ def _reason(error: RelayError) -> str:
     return shorten_details(f"{error.reason}: {error}")
 
 
+# Unary calls served at once: a relayer keeps up to `relay.relayer.deliver.MAX_BATCHES_IN_FLIGHT`
+# deliveries waiting here, with room left for its status probes and reads.
+DELIVERY_CALLS = 32
 MAX_DELIVERY_ITEMS = 1000  # messages in one Deliver (the relayer's max_batch is at most this)
 MAX_DELIVERED_KEYS = 10_000  # keys in one GetDelivered
 MAX_SIGNERS_BYTES = 1024  # a signer bitfield of more than 8192 members is not a committee's
@@ -309,7 +312,7 @@ class Submitter(ServedRole):
             self.metrics,
             register,
             [SERVICE_NAME],
-            limits=CallLimits(streams=4, unary=16),
+            limits=CallLimits(streams=4, unary=DELIVERY_CALLS),
             thread_prefix="submitter-grpc",
             tls=self.config.tls,  # mutual TLS: only the relayer (a certificate of our CA) may call
         )

@@ -63,6 +63,10 @@ READY_TIMEOUT_SECONDS = 60.0
 # starting eth_gasPrice, so a message paid at the quote stays paid for enough under the relayer's
 # `paid` policy while the base fee rises with load.
 DEVNET_ORACLE_GAS_PRICE = 10_000_000_000
+# Seconds a devnet delivery may wait for its receipt before the submitter looks at it: anvil drops a
+# pending delivery whose lower-nonce sibling did not fit the block's remaining gas (it fails its
+# nonce check there), and the submitter finds it lost only at this point.
+DEVNET_STUCK_AFTER = 5.0
 
 
 class DevnetError(RelayError):
@@ -436,7 +440,9 @@ class Devnet:
                 name,
                 "submitter",
                 {
-                    "chain": self._chain_config(chain),
+                    # 1-second blocks: a delivery without a receipt after a few blocks is looked at
+                    # (replaced, or sent again if the node dropped it) without mainnet's patience.
+                    "chain": {**self._chain_config(chain), "submission": {"stuck_after": DEVNET_STUCK_AFTER}},
                     "key": {"file": submitter_key_file},
                     "listen": address,
                     "metrics_listen": metrics_address(name),

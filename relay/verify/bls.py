@@ -20,7 +20,7 @@ import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from relay.errors import BackendUnavailable, InvalidProofOfPossession, InvalidPublicKey, InvalidSignature
@@ -446,13 +446,21 @@ def public_key_to_eip2537(public_key: bytes) -> bytes:
 
 
 def signature_to_eip2537(signature: bytes) -> bytes:
-    """Return the 256-byte EIP-2537 G2 encoding (x.c0 || x.c1 || y.c0 || y.c1) of a signature."""
+    """Return the 256-byte EIP-2537 G2 encoding (x.c0 || x.c1 || y.c0 || y.c1) of a signature.
+
+    Remembered per signature: every batch under one checkpoint carries the same certificate, and
+    decompressing a G2 point in pure Python costs milliseconds."""
+    return _signature_to_eip2537(bytes(signature))
+
+
+@lru_cache(maxsize=1024)
+def _signature_to_eip2537(signature: bytes) -> bytes:
     from py_ecc.bls import g2_primitives
     from py_ecc.optimized_bls12_381 import normalize
 
     primitives: Any = g2_primitives
     try:
-        x, y = normalize(primitives.signature_to_G2(bytes(signature)))
+        x, y = normalize(primitives.signature_to_G2(signature))
     except (ValueError, AssertionError) as error:
         raise InvalidSignature("signature does not decode", signature=signature) from error
     return b"".join(int(c).to_bytes(64, "big") for c in (*x.coeffs, *y.coeffs))

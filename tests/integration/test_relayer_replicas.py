@@ -39,6 +39,7 @@ from relay.config import SecretRef
 from relay.errors import ConfigurationError
 from relay.lifecycle import MessageState
 from relay.relayer import Relayer, RelayerConfig
+from relay.relayer.deliver import MAX_BATCHES_IN_FLIGHT
 from relay.roles.attestor import Attestor, AttestorConfig
 from relay.roles.submitter import Submitter, SubmitterConfig
 from relay.rpc import convert
@@ -113,7 +114,7 @@ class WideGrpcServer(GrpcServer):
     """The fakes' server with room for every replica's calls at once (several held open)."""
 
     def start(self) -> None:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * MAX_BATCHES_IN_FLIGHT))
         self.add(self.servicer, server)
         self.port = bind(server, f"127.0.0.1:{self.port}", self.tls)
         server.start()
@@ -342,24 +343,26 @@ def test_replicas_share_deliveries_and_each_message_is_sent_and_executed_once(re
     a = replicas.replica("replica-a", ReplicaClock(start), batching={"max_batch": 1, "max_wait": 0}).open()
     b = replicas.replica("replica-b", ReplicaClock(start), batching={"max_batch": 1, "max_wait": 0}).open()
     c = replicas.replica("replica-c", ReplicaClock(start), batching={"max_batch": 1, "max_wait": 0}).open()
-    sent = [replicas.chain.dispatch(f"shared {n}".encode()) for n in range(12)]
+    workers = MAX_BATCHES_IN_FLIGHT
+    total = workers + 8
+    sent = [replicas.chain.dispatch(f"shared {n}".encode()) for n in range(total)]
     a.process_sources()
-    assert states(a) == {S.VERIFIED: 12}
+    assert states(a) == {S.VERIFIED: total}
 
-    # a's four delivery workers are all held at the submitter: the rest of what a read is
+    # a's delivery workers are all held at the submitter: the rest of what a read is
     # unclaimed yet, so b and c claim and deliver it meanwhile.
     replicas.destination.gate = threading.Event()
     first, first_errors = in_thread(lambda: a.process_deliveries(flush=True))
-    replicas.destination.wait_entries(4)
+    replicas.destination.wait_entries(workers)
     others = [in_thread(lambda r=r: r.process_deliveries(flush=True)) for r in (b, c)]  # type: ignore[misc]
-    replicas.destination.wait_entries(6)
+    replicas.destination.wait_entries(workers + 2)
     replicas.destination.gate.set()
     for thread, errors in [(first, first_errors), *others]:
         thread.join(30)
         assert not thread.is_alive() and errors == []
     for relayer in (a, b, c):
         relayer.process_deliveries(flush=True)  # whatever a read but found taken is done by now
-    assert states(a) == {S.DELIVERED: 12}
+    assert states(a) == {S.DELIVERED: total}
 
     every_call = [i for call in replicas.destination.sent for i in call]
     assert Counter(every_call) == Counter({m.id: 1 for m in sent})  # no message sent twice
@@ -368,7 +371,7 @@ def test_replicas_share_deliveries_and_each_message_is_sent_and_executed_once(re
         r.config.replica_id: metric(r, "relay_messages_delivered_total", {"origin": "1", "destination": "2"})
         for r in (a, b, c)
     }
-    assert sum(delivered.values()) == 12 and delivered["replica-a"] >= 4
+    assert sum(delivered.values()) == total and delivered["replica-a"] >= workers
     assert delivered["replica-b"] + delivered["replica-c"] >= 1
 
 

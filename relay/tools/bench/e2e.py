@@ -9,7 +9,8 @@ are delivered and prints:
 - relay capacity (backlog drain): `--messages` more each way are sent while the relayer is stopped
   and are final before it starts again; delivered messages per second from the moment the
   relayer serves again to the last delivery: the relay's own rate (watch, attest, verify, submit)
-  with the senders out of the picture;
+  with the senders out of the picture (2 x `--messages` in the backlog), and the relayer's CPU
+  time per delivered message over the drain (process CPU seconds, user + system, / messages);
 - latency from source finality (the moment the block `confirmations` above the message's block
   appeared) to the relayer's record of the destination receipt, p50 and p99;
 - gas per delivered message, from the receipts of the delivery transactions;
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         printer.finish()
         drained = None if args.no_backlog else run_backlog(devnet, args.messages, args.timeout)
         backlog = (drained.delivered, drained.seconds) if drained is not None else None
+        cpu_per_message = drained.cpu_per_message if drained is not None else None
         costs = fetch_route_costs(devnet.status_url)
     print(format_summary(result))
     print()
@@ -120,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             f"{'relay capacity, backlog drain (messages/s)':<44} {delivered / seconds:>12.1f}"
             f"   ({delivered} messages in {seconds:.1f} s)"
         )
+    if cpu_per_message is not None:
+        print(f"{'relayer CPU per delivered message (ms)':<44} {1000 * cpu_per_message:>12.3f}")
     print(f"{'latency finality -> receipt p50 (s)':<44} {percentile(result.latencies, 0.5):>12.2f}")
     print(f"{'latency finality -> receipt p99 (s)':<44} {percentile(result.latencies, 0.99):>12.2f}")
     print(f"{'gas per delivered message':<44} {result.gas_per_message:>12,.0f}")

@@ -14,11 +14,11 @@ from relay.lifecycle import ALLOWED_TRANSITIONS
 from relay.metrics import RelayMetrics
 from relay.peers import DeliveryReport
 from relay.relayer.config import BatchingConfig, DestinationConfig, RelayerConfig
-from relay.relayer.deliver import Deliverer, cut_batches, message_bytes, message_gas
+from relay.relayer.deliver import Deliverer
 from relay.relayer.gauges import Gauges
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import GasPolicy, GasPolicyConfig
-from relay.relayer.sizing import compute_delivery_overhead
+from relay.relayer.sizing import compute_delivery_overhead, cut_batches, message_bytes, message_gas
 from relay.relayer.state import DestinationState, SourceState
 from relay.retry import BackoffSchedule
 from relay.store import Store
