@@ -15,6 +15,7 @@ from typing import Any
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, DeliveryItem
 from relay.errors import MalformedEncoding
 from relay.handover import MAX_COMMITTEE_SIZE, HandoverCertificate, HandoverProposal
+from relay.handover_ecdsa import EcdsaHandoverProposal
 from relay.lifecycle import MessageState
 from relay.peers import PartialSignature
 from relay.store.base import MessageRecord
@@ -353,6 +354,36 @@ def proposal_from_proto(proto: types_pb2.HandoverProposal) -> HandoverProposal:
         epoch=int(proto.epoch),
         threshold=int(proto.threshold),
         members=members,
+        current_committee_hash=bytes(proto.current_committee_hash),
+        allow_low_threshold=bool(proto.allow_low_threshold),
+    )
+
+
+def ecdsa_proposal_to_proto(proposal: EcdsaHandoverProposal) -> types_pb2.EcdsaHandoverProposal:
+    """The wire form of an ECDSA hand-over proposal."""
+    return types_pb2.EcdsaHandoverProposal(
+        origin=proposal.origin,
+        gateway=proposal.gateway,
+        epoch=proposal.epoch,
+        threshold=proposal.threshold,
+        members=[types_pb2.EcdsaCommitteeMember(address=a, weight=w) for a, w in proposal.members],
+        current_committee_hash=proposal.current_committee_hash,
+        allow_low_threshold=proposal.allow_low_threshold,
+    )
+
+
+def ecdsa_proposal_from_proto(proto: types_pb2.EcdsaHandoverProposal) -> EcdsaHandoverProposal:
+    """An `EcdsaHandoverProposal` with every length and count checked (not yet the committee rules)."""
+    if len(proto.members) > MAX_COMMITTEE_SIZE:
+        raise MalformedEncoding(
+            "proposal has more members than any committee", count=len(proto.members), limit=MAX_COMMITTEE_SIZE
+        )
+    return EcdsaHandoverProposal(
+        origin=int(proto.origin),
+        gateway=bytes(proto.gateway),
+        epoch=int(proto.epoch),
+        threshold=int(proto.threshold),
+        members=tuple((bytes(m.address), int(m.weight)) for m in proto.members),
         current_committee_hash=bytes(proto.current_committee_hash),
         allow_low_threshold=bool(proto.allow_low_threshold),
     )
