@@ -9,9 +9,13 @@ are refused by the attestors with their typed gRPC status and no signature.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from web3 import Web3
@@ -22,7 +26,11 @@ from adapters.evm.ecdsa_gas import EcdsaSigningCommittee, address_of
 from relay.config import SecretRef
 from relay.errors import RelayError
 from relay.handover import HandoverProposal
-from relay.handover_ecdsa import EcdsaHandoverCertificate, compute_ecdsa_proposal_digest
+from relay.handover_ecdsa import (
+    EcdsaHandoverCertificate,
+    compute_ecdsa_proposal_digest,
+    ecdsa_certificate_from_dict,
+)
 from relay.roles.attestor import Attestor, AttestorConfig
 from relay.rpc.clients import GrpcAttestorClient
 from relay.rpc.tls import ClientTls
@@ -181,3 +189,87 @@ def test_ecdsa_sign_handover_refuses_bad_proposals_with_typed_statuses(
     # After all of that the attestor still signs the valid proposal (nothing was recorded).
     (result,) = collect_ecdsa_signatures(valid, [grpc_address(attestors[1])], TOKEN, operator)
     assert result.signature is not None
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay", "committee", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_committee_cli_proposes_certifies_and_sends_an_ecdsa_handover(
+    bridge: Bridge,
+    current: EcdsaSigningCommittee,
+    attestors: list[Attestor],
+    operator: ClientTls,
+    tmp_path: Path,
+) -> None:
+    tls = ["--ca", operator.ca, "--cert", str(operator.cert), "--key", str(operator.key)]
+    url = bridge.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    chain = ["--origin", str(ORIGIN), "--rpc", url, "--gateway", bridge.destination.address]
+    kept = run_cli("identity", "--attestor", grpc_address(attestors[1]), *tls)  # as the attestor says
+    assert kept.returncode == 0, kept.stderr
+    new_key = tmp_path / "new.hex"
+    new_key.write_text(NEW_KEY.hex())
+    new_key.chmod(0o600)
+    new = run_cli("identity", "--ecdsa", "--key-file", str(new_key))
+    assert new.returncode == 0, new.stderr
+    members = [json.loads(kept.stdout)]
+    members += [{"address": "0x" + a.hex(), "weight": 1} for a in current.committee.signers[2:]]
+    members.append(json.loads(new.stdout))
+    (tmp_path / "members.json").write_text(json.dumps(members))
+
+    proposal_file = tmp_path / "proposal.json"
+    proposed = run_cli(
+        "propose", "--ecdsa", *chain, "--member", str(tmp_path / "members.json"), "--out", str(proposal_file)
+    )
+    assert proposed.returncode == 0, proposed.stderr
+    proposal = json.loads(proposal_file.read_text())
+    assert proposal["scheme"] == "ecdsa" and proposal["epoch"] == 2 and proposal["threshold"] == 3
+
+    token_file = tmp_path / "attestor-token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    sender_key = tmp_path / "sender.hex"
+    sender_key.write_text(DEV_PRIVATE_KEYS[2])
+    sender_key.chmod(0o600)
+    certificate_file = tmp_path / "certificate.json"
+    handed = run_cli(
+        "handover",
+        *chain,
+        "--proposal",
+        str(proposal_file),
+        *[part for a in attestors for part in ("--attestor", grpc_address(a))],
+        "--attestor-token-file",
+        str(token_file),
+        "--out",
+        str(certificate_file),
+        "--send-with-key",
+        str(sender_key),
+        *tls,
+    )
+    assert handed.returncode == 0, handed.stderr
+    assert handed.stderr.count("signed as member") == 4 and "epoch 2: submitted in 0x" in handed.stderr
+    assert bridge.destination.functions.committeeOf(ORIGIN).call()[0] == 2
+    certificate = ecdsa_certificate_from_dict(json.loads(certificate_file.read_text()))
+    assert certificate.proposal.build_committee().hash() == bytes(
+        bridge.destination.functions.committeeOf(ORIGIN).call()[1]
+    )
+    # Asking the relayer to carry it is refused with what to do instead.
+    relayed = run_cli(
+        "handover",
+        *chain,
+        "--proposal",
+        str(proposal_file),
+        "--attestor",
+        "127.0.0.1:1",
+        "--attestor-token-file",
+        str(token_file),
+        "--submit",
+        *tls,
+    )
+    assert relayed.returncode == 2 and "--send-with-key" in relayed.stderr
