@@ -11,9 +11,10 @@
 
 For an origin whose committee is ECDSA, `propose --ecdsa` reads `currentEcdsaCommittee` and takes
 members as `{"address", "weight"}` documents (`identity --ecdsa` prints them); `handover` sees the
-proposal's `"scheme": "ecdsa"` and collects EIP-191 signatures into an ECDSA certificate. The
-relayer does not carry ECDSA hand-overs yet: `--send-with-key FILE` sends `handoverEcdsa` to
-`--gateway` from that transaction key instead (anyone may: the certificate is the authority).
+proposal's `"scheme": "ecdsa"` and collects EIP-191 signatures into an ECDSA certificate;
+`--submit` hands it to the relayer like a BLS one, and `--send-with-key FILE` sends
+`handoverEcdsa` to `--gateway` from that transaction key itself (anyone may: the certificate is
+the authority).
 """
 
 from __future__ import annotations
@@ -267,11 +268,10 @@ def run_propose(args: argparse.Namespace) -> int:
 def run_handover(args: argparse.Namespace) -> int:
     """Collect, aggregate, verify, write; with --submit hand it to the relayer."""
     from relay.handover import certificate_to_dict, parse_json_document, proposal_from_dict
-    from relay.tools.rotation import certify, collect_signatures, read_committee, submit_to_relayer
+    from relay.handover_ecdsa import is_ecdsa_document
+    from relay.tools.rotation import certify, collect_signatures, read_committee
 
     document = parse_json_document(args.proposal.read_bytes(), "proposal")
-    from relay.handover_ecdsa import is_ecdsa_document
-
     if is_ecdsa_document(document):
         return _run_ecdsa_handover(args, document)
     if args.send_with_key is not None:
@@ -295,22 +295,27 @@ def run_handover(args: argparse.Namespace) -> int:
     certificate = certify(proposal, current, results)
     _write(certificate_to_dict(certificate), args.out)
     if args.submit:
-        answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate, tls)
-        for submission in answer.submissions:
-            outcome = (
-                f"error: {submission.error}"
-                if submission.error
-                else (
-                    f"submitted in 0x{bytes(submission.transaction_hash).hex()}"
-                    if submission.transaction_hash
-                    else "already there"
-                )
-            )
-            print(
-                f"destination {submission.destination}: epoch {submission.epoch}: {outcome}", file=sys.stderr
-            )
-        print(f"relayer follows origin {args.origin} at epoch {answer.epoch}", file=sys.stderr)
+        _submit_via_relayer(args, certificate, tls)
     return 0
+
+
+def _submit_via_relayer(args: argparse.Namespace, certificate: Any, tls: Any) -> None:
+    """`--submit`: hand the certificate (either scheme) to the relayer; print what it did."""
+    from relay.tools.rotation import submit_to_relayer
+
+    answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate, tls)
+    for submission in answer.submissions:
+        outcome = (
+            f"error: {submission.error}"
+            if submission.error
+            else (
+                f"submitted in 0x{bytes(submission.transaction_hash).hex()}"
+                if submission.transaction_hash
+                else "already there"
+            )
+        )
+        print(f"destination {submission.destination}: epoch {submission.epoch}: {outcome}", file=sys.stderr)
+    print(f"relayer follows origin {args.origin} at epoch {answer.epoch}", file=sys.stderr)
 
 
 def _run_ecdsa_handover(args: argparse.Namespace, document: Any) -> int:
@@ -323,10 +328,8 @@ def _run_ecdsa_handover(args: argparse.Namespace, document: Any) -> int:
         submit_ecdsa_handover,
     )
 
-    if args.submit:
-        raise ConfigurationError(
-            "the relayer does not carry ECDSA hand-overs yet: send it with --send-with-key KEY_FILE"
-        )
+    if args.submit and args.operator_token_file is None:
+        raise ConfigurationError("--submit needs --operator-token-file (the relayer's operator token)")
     proposal = ecdsa_proposal_from_dict(document)
     if proposal.origin != args.origin:
         raise ConfigurationError(
@@ -349,4 +352,6 @@ def _run_ecdsa_handover(args: argparse.Namespace, document: Any) -> int:
         )
         outcome = f"submitted in 0x{transaction.hex()}" if transaction else "already there"
         print(f"gateway {args.gateway}: epoch {epoch}: {outcome}", file=sys.stderr)
+    if args.submit:
+        _submit_via_relayer(args, certificate, tls)
     return 0

@@ -17,7 +17,12 @@ import grpc
 from relay.chains import DeliveryItem
 from relay.errors import OriginMismatch, PermanentError, RelayError, RpcUnavailable
 from relay.handover import HandoverCertificate, HandoverProposal, HandoverSignature
-from relay.handover_ecdsa import EcdsaHandoverProposal, EcdsaHandoverSignature, ecdsa_signature_from_answer
+from relay.handover_ecdsa import (
+    EcdsaHandoverCertificate,
+    EcdsaHandoverProposal,
+    EcdsaHandoverSignature,
+    ecdsa_signature_from_answer,
+)
 from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
 from relay.rpc import convert
 from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
@@ -206,11 +211,18 @@ class GrpcSubmitterClient:
         request = convert.deliver_request_to_proto(checkpoint, certificate, items)
         return _PendingGrpcDelivery(self._stub.Deliver.future(request, timeout=timeout), self.address)
 
-    def submit_handover(self, certificate: HandoverCertificate, timeout: float) -> tuple[bytes, int]:
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate, timeout: float
+    ) -> tuple[bytes, int]:
         """`SubmitHandover`: (transaction hash or b"", the gateway's epoch of the origin afterwards)."""
-        request = destination_pb2.SubmitHandoverRequest(
-            handover=convert.handover_certificate_to_proto(certificate)
-        )
+        if isinstance(certificate, EcdsaHandoverCertificate):
+            request = destination_pb2.SubmitHandoverRequest(
+                ecdsa_handover=convert.ecdsa_handover_certificate_to_proto(certificate)
+            )
+        else:
+            request = destination_pb2.SubmitHandoverRequest(
+                handover=convert.handover_certificate_to_proto(certificate)
+            )
         try:
             answer = self._stub.SubmitHandover(request, timeout=timeout)
         except grpc.RpcError as error:

@@ -1,6 +1,6 @@
 """ECDSA -> ECDSA hand-over end to end on a real chain: four attestors with `ecdsa_key` (real gRPC
 servers, mutual TLS) check a proposal against the destination Gateway on anvil and sign it; the
-certificate lands through `handoverEcdsa`; the attestors follow the new committee from the chain.
+certificate lands through the submitter's `handoverEcdsa` path (and the CLI's `--send-with-key`); the attestors follow the new committee from the chain.
 
 Attacks: a forged certificate (an outsider's signature in a member's place) and a replayed one
 are refused by the Gateway; stale, wrong-epoch, other-gateway, low-threshold and BLS proposals
@@ -23,6 +23,7 @@ from web3 import Web3
 from adapters.evm.admin import AdminCallRefused, GatewayAdmin
 from adapters.evm.anvil import DEV_PRIVATE_KEYS
 from adapters.evm.ecdsa_gas import EcdsaSigningCommittee, address_of
+from adapters.evm.submitter import EvmDestination
 from relay.config import SecretRef
 from relay.errors import RelayError
 from relay.handover import HandoverProposal
@@ -130,9 +131,14 @@ def test_ecdsa_attestors_sign_a_handover_the_gateway_accepts_and_refuses_forged_
     assert "Signature" in str(refusal.value) or "Signer" in str(refusal.value)
     assert admin.committee_of(ORIGIN)[0] == 1
 
-    transaction, epoch = submit_ecdsa_handover(url, gateway, DEV_PRIVATE_KEYS[3], certificate)
+    # Through the submitter's code path (DestinationService.SubmitHandover -> handoverEcdsa).
+    submitter = EvmDestination(
+        chain_config(bridge.w3, "destination", DESTINATION, gateway), DEV_PRIVATE_KEYS[3]
+    )
+    transaction, epoch = submitter.submit_handover(certificate)
     assert transaction and epoch == 2
     assert admin.committee_of(ORIGIN) == (2, proposal.build_committee().hash())
+    assert submitter.submit_handover(certificate) == (b"", 2)  # already there: nothing sent
     assert submit_ecdsa_handover(url, gateway, DEV_PRIVATE_KEYS[3], certificate) == (b"", 2)
     with pytest.raises(AdminCallRefused):  # replayed: the Gateway is past epoch 1
         admin.handover_ecdsa(ORIGIN, proposal.build_committee(), certificate.certificate)
@@ -259,7 +265,7 @@ def test_the_committee_cli_proposes_certifies_and_sends_an_ecdsa_handover(
     assert certificate.proposal.build_committee().hash() == bytes(
         bridge.destination.functions.committeeOf(ORIGIN).call()[1]
     )
-    # Asking the relayer to carry it is refused with what to do instead.
+    # --submit (to the relayer) needs the relayer's operator token: refused before anything is asked.
     relayed = run_cli(
         "handover",
         *chain,
@@ -272,4 +278,4 @@ def test_the_committee_cli_proposes_certifies_and_sends_an_ecdsa_handover(
         "--submit",
         *tls,
     )
-    assert relayed.returncode == 2 and "--send-with-key" in relayed.stderr
+    assert relayed.returncode == 2 and "--operator-token-file" in relayed.stderr
