@@ -193,3 +193,34 @@ def test_proposals_and_certificates_round_trip_through_json_and_hostile_json_is_
     with pytest.raises(MalformedEncoding):
         ecdsa_certificate_from_dict({**data, "signature": data["signatures"]})
     assert isinstance(certificate.certificate, EcdsaCertificate)
+
+
+def test_the_wire_forms_round_trip_and_hostile_ones_are_refused() -> None:
+    from relay.rpc import convert
+    from relay.v1 import destination_pb2
+
+    signatures = {s.signer_address: s.signature for s in (signer(i).sign(proposal()) for i in range(3))}
+    certificate = aggregate_ecdsa_handover(CURRENT.committee, proposal(), signatures)
+    assert convert.ecdsa_proposal_from_proto(convert.ecdsa_proposal_to_proto(proposal())) == proposal()
+    wire = convert.ecdsa_handover_certificate_to_proto(certificate)
+    request = destination_pb2.SubmitHandoverRequest(ecdsa_handover=wire)
+    assert convert.any_handover_certificate_from_proto(request) == certificate
+    with pytest.raises(MalformedEncoding):  # neither set
+        convert.any_handover_certificate_from_proto(destination_pb2.SubmitHandoverRequest())
+    both = destination_pb2.SubmitHandoverRequest(ecdsa_handover=wire)
+    both.handover.proposal.origin = ORIGIN
+    with pytest.raises(MalformedEncoding):  # both set
+        convert.any_handover_certificate_from_proto(both)
+    for field, value in (("signatures", b"\x01" * 64), ("signatures", b""), ("signers", b"\xff" * 17)):
+        hostile = type(wire).FromString(wire.SerializeToString())
+        setattr(hostile, field, value)
+        with pytest.raises(MalformedEncoding):
+            convert.ecdsa_handover_certificate_from_proto(hostile)
+    huge = convert.ecdsa_proposal_to_proto(proposal())
+    huge.members.extend(huge.members[0] for _ in range(130))
+    with pytest.raises(MalformedEncoding):
+        convert.ecdsa_proposal_from_proto(huge)
+    short = convert.ecdsa_proposal_to_proto(proposal())
+    short.members[0].address = b"\x01" * 19
+    with pytest.raises(MalformedEncoding):
+        convert.ecdsa_proposal_from_proto(short)
