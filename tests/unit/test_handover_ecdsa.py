@@ -224,3 +224,15 @@ def test_the_wire_forms_round_trip_and_hostile_ones_are_refused() -> None:
     short.members[0].address = b"\x01" * 19
     with pytest.raises(MalformedEncoding):
         convert.ecdsa_proposal_from_proto(short)
+
+
+def test_the_devnet_makes_spare_ecdsa_keys_for_a_rotation_and_accepts_the_scheme() -> None:
+    from relay.errors import ConfigurationError
+    from relay.tools.devnet_committee import build_devnet_committee, compute_address, validate_scheme_choice
+
+    made = build_devnet_committee("ecdsa", 4, 2, None)
+    assert len(made.ecdsa_secrets) == 6 and len(made.committee) == 4 and made.committee.threshold == 3
+    assert [m.address for m in made.committee.members] == [compute_address(s) for s in made.ecdsa_secrets[:4]]
+    validate_scheme_choice("ecdsa", 2)  # --rotate-after with ECDSA: allowed now
+    with pytest.raises(ConfigurationError):
+        validate_scheme_choice("schnorr", 0)
