@@ -153,6 +153,16 @@ def test_ecdsa_attestors_sign_a_handover_the_gateway_accepts_and_refuses_forged_
     (stale,) = collect_ecdsa_signatures(proposal, [grpc_address(attestors[1])], TOKEN, operator)
     assert stale.signature is None and "FAILED_PRECONDITION" in stale.error
 
+    # The owner's recovery path (GatewayAdmin.enroll_origin_ecdsa): owner only, a higher epoch only.
+    recovery = EcdsaSigningCommittee.generate(3, epoch=3, seed=b"recovery committee").committee
+    with pytest.raises(AdminCallRefused, match="NotOwner"):
+        admin.enroll_origin_ecdsa(ORIGIN, bridge.source.address, recovery)
+    owner = GatewayAdmin(url, DEV_PRIVATE_KEYS[0], gateway)
+    owner.enroll_origin_ecdsa(ORIGIN, bridge.source.address, recovery)
+    assert owner.committee_of(ORIGIN) == (3, recovery.hash())
+    with pytest.raises(AdminCallRefused, match="EpochNotIncreasing"):
+        owner.enroll_origin_ecdsa(ORIGIN, bridge.source.address, recovery)
+
 
 def test_ecdsa_sign_handover_refuses_bad_proposals_with_typed_statuses(
     bridge: Bridge, current: EcdsaSigningCommittee, attestors: list[Attestor], operator: ClientTls
