@@ -56,11 +56,15 @@ def public_key_from_eip2537(point: bytes) -> bytes:
     return compressed
 
 
-def _is_unknown_origin(error: Exception) -> bool:
+def _revert_name(error: Exception) -> str | None:
     try:
-        return decode_contract_error(revert_data(error)).name == "UnknownOrigin"
-    except Exception:  # noqa: BLE001 - anything undecodable is simply not UnknownOrigin
-        return False
+        return decode_contract_error(revert_data(error)).name
+    except Exception:  # noqa: BLE001 - anything undecodable is simply not one of ours
+        return None
+
+
+def _is_unknown_origin(error: Exception) -> bool:
+    return _revert_name(error) == "UnknownOrigin"
 
 
 class EvmCommitteeReader:
@@ -78,8 +82,16 @@ class EvmCommitteeReader:
         try:
             return self.endpoint.read_chain("eth_call", function.call)
         except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
-            if _is_unknown_origin(error):
+            reason = _revert_name(error)
+            if reason == "UnknownOrigin":
                 return None
+            if reason == "WrongCommitteeScheme":
+                # Permanent until the config names the Gateway's scheme: not an RPC outage.
+                raise errors.ConfigurationError(
+                    f"{name}: the Gateway holds another committee scheme for this origin; set the "
+                    "origin's committee `scheme` in the config to match the chain",
+                    origin=origin,
+                ) from error
             raise errors.RpcUnavailable(f"{name} reverted", origin=origin, error=str(error)[:200]) from error
         except web3_errors.Web3Exception as error:
             # An answer that does not decode (no contract there yet, a node mid-reset): ask again later.

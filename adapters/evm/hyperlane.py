@@ -77,11 +77,24 @@ def load_hyperlane_artifact(name: str, directory: Path = HYPERLANE_ARTIFACTS) ->
         raise HyperlaneNotInstalled(
             "Hyperlane artifact is not valid JSON: run `make tools` again", path=str(path)
         ) from error
+    if not isinstance(artifact, dict):
+        raise HyperlaneNotInstalled(
+            "Hyperlane artifact is not an object: run `make tools` again", path=str(path)
+        )
     if artifact.get("package") != HYPERLANE_PACKAGE:
         raise HyperlaneNotInstalled(
             f"Hyperlane artifact from another package version: run `make tools` ({HYPERLANE_PACKAGE})",
             path=str(path),
             found=str(artifact.get("package")),
+        )
+    bytecode = artifact.get("bytecode")
+    if (
+        not isinstance(artifact.get("abi"), list)
+        or not isinstance(bytecode, str)
+        or not bytecode.startswith("0x")
+    ):
+        raise HyperlaneNotInstalled(
+            "Hyperlane artifact lacks its ABI or bytecode: run `make tools` again", path=str(path)
         )
     return artifact
 

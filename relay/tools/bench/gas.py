@@ -150,4 +150,8 @@ def run(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as error:
         print(f"relay bench gas: {error}", file=sys.stderr)
         return 2
+    # Refused before the run (minutes of deliveries), not when writing its rows at the end.
+    if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
+        print(f"relay bench gas: --json {args.json}: not a file in an existing directory", file=sys.stderr)
+        return 2
     return run_comparison(committees, batches, args.json)
