@@ -65,6 +65,22 @@ class OnChainCommitteeLike(Protocol):
     def members(self) -> tuple[tuple[bytes, int], ...]: ...
 
 
+class ProposalHeader(Protocol):
+    """What `verify_proposal` reads of a proposal: a BLS `HandoverProposal` or an ECDSA one."""
+
+    @property
+    def origin(self) -> int: ...
+
+    @property
+    def gateway(self) -> bytes: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def current_committee_hash(self) -> bytes: ...
+
+
 class StaleProposal(InvalidProof):
     """A proposal made against another committee than the chain's current one (epoch or hash)."""
 
@@ -148,7 +164,7 @@ class HandoverProposal:
 
 
 def verify_proposal(
-    proposal: HandoverProposal, *, origin: int, gateway: bytes, chain_epoch: int, chain_hash: bytes
+    proposal: ProposalHeader, *, origin: int, gateway: bytes, chain_epoch: int, chain_hash: bytes
 ) -> None:
     """Raise unless `proposal` hands over `origin`'s committee (source Gateway `gateway`) as the
     chain holds it now.

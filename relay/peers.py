@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from relay.chains import DeliveryItem
 from relay.handover import HandoverCertificate
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.verify.committee import Checkpoint, QuorumCertificate
 
 
@@ -65,7 +66,9 @@ class AttestorClient(Protocol):
 class HandoverSubmitter(Protocol):
     """A destination submitter that submits hand-overs (`DestinationService.SubmitHandover`)."""
 
-    def submit_handover(self, certificate: HandoverCertificate, timeout: float) -> tuple[bytes, int]:
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate, timeout: float
+    ) -> tuple[bytes, int]:
         """(transaction hash or b"" if none was needed, the gateway's epoch afterwards). Raises
         `TransientError`, or `PermanentError` when the gateway refuses it."""
         ...

@@ -9,10 +9,10 @@ Who may call what (docs/operations.md, "Emergency controls"):
 
 | call | who |
 |---|---|
-| `enroll_origin`, `set_low_threshold_allowed`, `set_guardian`, `transfer_ownership`, `unpause_*` | owner |
+| `enroll_origin`, `enroll_origin_ecdsa`, `set_low_threshold_allowed`, `set_guardian`, `transfer_ownership`, `unpause_*` | owner |
 | `pause_delivery`, `pause_dispatch` | guardian or owner |
 | `accept_ownership` | the pending owner |
-| `handover` | anyone (the current committee's quorum certificate is the authority) |
+| `handover`, `handover_ecdsa` | anyone (the current committee's quorum certificate is the authority) |
 
 Committees go on-chain with every member's proof of possession (`committee_struct`): the Gateway
 verifies the proof of each key it has not proven before (about 180k gas per new key).
@@ -32,11 +32,13 @@ from adapters.evm.deploy import (
     TransactionSender,
     committee_struct,
     contract,
+    ecdsa_committee_struct,
 )
 from adapters.evm.errors import ContractError, decode_contract_error, revert_data
 from relay.errors import PermanentError
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Committee, QuorumCertificate
+from relay.verify.ecdsa import EcdsaCertificate, EcdsaCommittee
 from relay.verify.message import address_to_bytes32
 
 ADMIN_CALL_GAS = 200_000
@@ -80,6 +82,23 @@ class GatewayAdmin:
             committee_struct(next_committee),
             certificate.signers,
             signature_to_eip2537(certificate.signature),
+        )
+        return self._transact(call, committee_gas(len(next_committee)))
+
+    def enroll_origin_ecdsa(self, origin: int, source_gateway: str, committee: EcdsaCommittee) -> Any:
+        """Trust the ECDSA `committee` for `origin` (owner); a higher epoch than the current one."""
+        call = self.gateway.functions.enrollOriginEcdsa(
+            origin, address_to_bytes32(source_gateway), ecdsa_committee_struct(committee)
+        )
+        return self._transact(call, committee_gas(len(committee)))
+
+    def handover_ecdsa(
+        self, origin: int, next_committee: EcdsaCommittee, certificate: EcdsaCertificate
+    ) -> Any:
+        """Submit the ECDSA hand-over of `origin` to `next_committee`, certified by the current
+        ECDSA committee (bitfield and concatenated 65-byte signatures; anyone may send it)."""
+        call = self.gateway.functions.handoverEcdsa(
+            origin, ecdsa_committee_struct(next_committee), certificate.signers, certificate.signature
         )
         return self._transact(call, committee_gas(len(next_committee)))
 

@@ -26,6 +26,7 @@ from adapters.evm.rpc import checksum_address, endpoints_for, gateway_abi
 from relay import errors
 from relay.chains import OnChainCommittee, OnChainEcdsaCommittee
 from relay.handover import HandoverCertificate, build_committee_from_chain
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.metrics import RelayMetrics
 from relay.verify.bls import proof_of_possession_to_eip2537
 from relay.verify.ecdsa import EcdsaCommittee
@@ -197,8 +198,19 @@ def compute_committee_argument(
 HANDOVER_GAS_FLOOR = 300_000
 
 
-def submit_handover(destination: EvmDestination, certificate: HandoverCertificate) -> tuple[bytes, int]:
-    """Send `handover` for `certificate` from `destination`'s account unless it is not needed.
+def _ecdsa_committee_argument(committee: EcdsaCommittee) -> tuple[int, int, list[str], list[int]]:
+    """The Gateway's `EcdsaCommittee` struct (as `adapters.evm.deploy.ecdsa_committee_struct`)."""
+    from eth_utils import to_checksum_address
+
+    signers = [str(to_checksum_address(signer)) for signer in committee.signers]
+    return committee.epoch, committee.threshold, signers, list(committee.weights)
+
+
+def submit_handover(
+    destination: EvmDestination, certificate: HandoverCertificate | EcdsaHandoverCertificate
+) -> tuple[bytes, int]:
+    """Send `handover` (or, for an ECDSA certificate, `handoverEcdsa`) for `certificate` from
+    `destination`'s account unless it is not needed.
 
     Returns (transaction hash or b"", the Gateway's epoch of the origin afterwards).
     """
@@ -209,12 +221,21 @@ def submit_handover(destination: EvmDestination, certificate: HandoverCertificat
         raise errors.PermanentError("origin is not enrolled on this gateway", origin=proposal.origin)
     if summary[0] >= proposal.epoch:
         return b"", summary[0]
-    call = destination.gateway.functions.handover(
-        proposal.origin,
-        compute_committee_argument(certificate),
-        certificate.certificate.signers,
-        signature_to_eip2537(certificate.certificate.signature),
-    )
+    if isinstance(certificate, EcdsaHandoverCertificate):
+        # Shapes only (the Gateway verifies the signatures); an invalid committee is refused here.
+        call = destination.gateway.functions.handoverEcdsa(
+            proposal.origin,
+            _ecdsa_committee_argument(certificate.proposal.build_committee()),
+            certificate.certificate.signers,
+            certificate.certificate.signature,
+        )
+    else:
+        call = destination.gateway.functions.handover(
+            proposal.origin,
+            compute_committee_argument(certificate),
+            certificate.certificate.signers,
+            signature_to_eip2537(certificate.certificate.signature),
+        )
 
     def estimate() -> int:
         return int(call.estimate_gas({"from": destination.account}))

@@ -81,6 +81,7 @@ from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
 from relay.errors import ConfigurationError, RelayError
 from relay.handover import HandoverCertificate
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.metrics import RelayMetrics
 from relay.verify.bls import signature_to_eip2537
 from relay.verify.committee import Checkpoint, QuorumCertificate
@@ -164,7 +165,9 @@ class EvmDestination:
         """This Gateway's committees, read through the submitter's endpoint."""
         return EvmCommitteeReader(self.chain, self.metrics)
 
-    def submit_handover(self, certificate: HandoverCertificate) -> tuple[bytes, int]:
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate
+    ) -> tuple[bytes, int]:
         """Send `handover` for `certificate` unless not needed (`relay.chains.HandoverDestination`)."""
         return submit_handover(self, certificate)
 

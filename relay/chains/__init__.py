@@ -34,6 +34,7 @@ from pydantic import model_validator
 
 from relay.config import StrictModel
 from relay.handover import HandoverCertificate
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.verify.committee import Checkpoint, QuorumCertificate
 from relay.verify.message import Message
 
@@ -354,7 +355,9 @@ class CommitteeReader(Protocol):
 class HandoverDestination(Protocol):
     """A destination that can submit hand-overs (the submitter's `DestinationChain`s do)."""
 
-    def submit_handover(self, certificate: HandoverCertificate) -> tuple[bytes, int]:
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate
+    ) -> tuple[bytes, int]:
         """Send the gateway's `handover` for the certificate unless its committee is already at
         the proposal's epoch or later; wait for the receipt. Returns (transaction hash or b"",
         the gateway's epoch of that origin afterwards). The gateway's refusal is `InvalidProof`

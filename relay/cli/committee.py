@@ -8,6 +8,13 @@
 - `handover`: every current attestor checks and signs the proposal; the signatures are aggregated
   and verified into a certificate (written with `--out`); `--submit` hands it to the relayer,
   which submits it to every destination gateway whose committee lags.
+
+For an origin whose committee is ECDSA, `propose --ecdsa` reads `currentEcdsaCommittee` and takes
+members as `{"address", "weight"}` documents (`identity --ecdsa` prints them); `handover` sees the
+proposal's `"scheme": "ecdsa"` and collects EIP-191 signatures into an ECDSA certificate;
+`--submit` hands it to the relayer like a BLS one, and `--send-with-key FILE` sends
+`handoverEcdsa` to `--gateway` from that transaction key itself (anyone may: the certificate is
+the authority).
 """
 
 from __future__ import annotations
@@ -58,6 +65,11 @@ def register(subparsers: Any) -> None:
         "--allow-low-threshold", action="store_true", help="accept a threshold below 2/3 of the weight"
     )
     propose.add_argument("--epoch", type=int, default=None, help="the next epoch (default: the chain's + 1)")
+    propose.add_argument(
+        "--ecdsa",
+        action="store_true",
+        help="the origin's committee is ECDSA: members are {address, weight} documents",
+    )
     propose.add_argument("--out", type=Path, default=None, help="write the proposal here (default: print it)")
     propose.set_defaults(handler=run_propose)
 
@@ -92,6 +104,12 @@ def register(subparsers: Any) -> None:
     )
     handover.add_argument(
         "--operator-token-file", type=Path, help="the relayer's operator token (with --submit)"
+    )
+    handover.add_argument(
+        "--send-with-key",
+        type=Path,
+        default=None,
+        help="ECDSA hand-overs: send handoverEcdsa to --gateway from this transaction key file (0600, hex)",
     )
     add_tls_arguments(handover)
     handover.set_defaults(handler=run_handover)
@@ -199,10 +217,39 @@ def _read_members(paths: list[Path]) -> list[Any]:
     return members_from_identities(identities)
 
 
+def _read_ecdsa_members(paths: list[Path]) -> list[tuple[bytes, int]]:
+    from relay.handover import parse_json_document
+    from relay.handover_ecdsa import ecdsa_members_from_identities
+
+    identities: list[Any] = []
+    for path in paths:
+        data = parse_json_document(path.read_bytes(), f"member file {path}")
+        identities.extend(data if isinstance(data, list) else [data])
+    if not identities:
+        raise ConfigurationError("name the next members with --member FILE")
+    return ecdsa_members_from_identities(identities)
+
+
 def run_propose(args: argparse.Namespace) -> int:
     """Read the current committee from the chain, write the proposal."""
     from relay.handover import proposal_to_dict
     from relay.tools.rotation import propose, read_committee, read_source_gateway
+
+    if args.ecdsa:
+        from relay.handover_ecdsa import ecdsa_proposal_to_dict
+        from relay.tools.rotation_ecdsa import propose_ecdsa, read_ecdsa_committee
+
+        ecdsa_proposal = propose_ecdsa(
+            args.origin,
+            read_source_gateway(args.rpc, args.gateway, args.origin),
+            read_ecdsa_committee(args.rpc, args.gateway, args.origin),
+            _read_ecdsa_members(args.member),
+            threshold=args.threshold,
+            epoch=args.epoch,
+            allow_low_threshold=args.allow_low_threshold,
+        )
+        _write(ecdsa_proposal_to_dict(ecdsa_proposal), args.out)
+        return 0
 
     current = read_committee(args.rpc, args.gateway, args.origin)
     proposal = propose(
@@ -221,11 +268,17 @@ def run_propose(args: argparse.Namespace) -> int:
 def run_handover(args: argparse.Namespace) -> int:
     """Collect, aggregate, verify, write; with --submit hand it to the relayer."""
     from relay.handover import certificate_to_dict, parse_json_document, proposal_from_dict
-    from relay.tools.rotation import certify, collect_signatures, read_committee, submit_to_relayer
+    from relay.handover_ecdsa import is_ecdsa_document
+    from relay.tools.rotation import certify, collect_signatures, read_committee
 
+    document = parse_json_document(args.proposal.read_bytes(), "proposal")
+    if is_ecdsa_document(document):
+        return _run_ecdsa_handover(args, document)
+    if args.send_with_key is not None:
+        raise ConfigurationError("--send-with-key is for ECDSA hand-overs; use --submit (the relayer)")
     if args.submit and args.operator_token_file is None:
         raise ConfigurationError("--submit needs --operator-token-file (the relayer's operator token)")
-    proposal = proposal_from_dict(parse_json_document(args.proposal.read_bytes(), "proposal"))
+    proposal = proposal_from_dict(document)
     if proposal.origin != args.origin:
         raise ConfigurationError(
             "the proposal is for another origin", proposal=proposal.origin, origin=args.origin
@@ -242,19 +295,63 @@ def run_handover(args: argparse.Namespace) -> int:
     certificate = certify(proposal, current, results)
     _write(certificate_to_dict(certificate), args.out)
     if args.submit:
-        answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate, tls)
-        for submission in answer.submissions:
-            outcome = (
-                f"error: {submission.error}"
-                if submission.error
-                else (
-                    f"submitted in 0x{bytes(submission.transaction_hash).hex()}"
-                    if submission.transaction_hash
-                    else "already there"
-                )
+        _submit_via_relayer(args, certificate, tls)
+    return 0
+
+
+def _submit_via_relayer(args: argparse.Namespace, certificate: Any, tls: Any) -> None:
+    """`--submit`: hand the certificate (either scheme) to the relayer; print what it did."""
+    from relay.tools.rotation import submit_to_relayer
+
+    answer = submit_to_relayer(args.relay, _read_token(args.operator_token_file), certificate, tls)
+    for submission in answer.submissions:
+        outcome = (
+            f"error: {submission.error}"
+            if submission.error
+            else (
+                f"submitted in 0x{bytes(submission.transaction_hash).hex()}"
+                if submission.transaction_hash
+                else "already there"
             )
-            print(
-                f"destination {submission.destination}: epoch {submission.epoch}: {outcome}", file=sys.stderr
-            )
-        print(f"relayer follows origin {args.origin} at epoch {answer.epoch}", file=sys.stderr)
+        )
+        print(f"destination {submission.destination}: epoch {submission.epoch}: {outcome}", file=sys.stderr)
+    print(f"relayer follows origin {args.origin} at epoch {answer.epoch}", file=sys.stderr)
+
+
+def _run_ecdsa_handover(args: argparse.Namespace, document: Any) -> int:
+    """`handover` of an ECDSA proposal: collect, combine, verify, write; `--send-with-key` sends it."""
+    from relay.handover_ecdsa import ecdsa_certificate_to_dict, ecdsa_proposal_from_dict
+    from relay.tools.rotation_ecdsa import (
+        certify_ecdsa,
+        collect_ecdsa_signatures,
+        read_ecdsa_committee,
+        submit_ecdsa_handover,
+    )
+
+    if args.submit and args.operator_token_file is None:
+        raise ConfigurationError("--submit needs --operator-token-file (the relayer's operator token)")
+    proposal = ecdsa_proposal_from_dict(document)
+    if proposal.origin != args.origin:
+        raise ConfigurationError(
+            "the proposal is for another origin", proposal=proposal.origin, origin=args.origin
+        )
+    tls, _insecure = client_tls(args)
+    current = read_ecdsa_committee(args.rpc, args.gateway, args.origin)
+    tokens = _attestor_tokens(args.attestor, args.attestor_token_file)
+    results = collect_ecdsa_signatures(proposal, list(tokens), tokens, tls)
+    for result in results:
+        if result.signature is None:
+            print(f"{result.address}: refused: {result.error}", file=sys.stderr)
+        else:
+            print(f"{result.address}: signed as member {result.signature.signer_index}", file=sys.stderr)
+    certificate = certify_ecdsa(proposal, current, results)
+    _write(ecdsa_certificate_to_dict(certificate), args.out)
+    if args.send_with_key is not None:
+        transaction, epoch = submit_ecdsa_handover(
+            args.rpc, args.gateway, _read_token(args.send_with_key), certificate
+        )
+        outcome = f"submitted in 0x{transaction.hex()}" if transaction else "already there"
+        print(f"gateway {args.gateway}: epoch {epoch}: {outcome}", file=sys.stderr)
+    if args.submit:
+        _submit_via_relayer(args, certificate, tls)
     return 0

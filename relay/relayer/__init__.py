@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from relay.errors import ConfigurationError, InvalidProof, RelayError
 from relay.handover import HandoverCertificate
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.health import GrpcServingProbe
 from relay.metrics import RelayMetrics
 from relay.relayer.committees import HandoverSubmission
@@ -571,7 +572,9 @@ class Relayer:
             destination.wake.set()
         return record
 
-    def submit_handover(self, certificate: HandoverCertificate) -> tuple[int, list[HandoverSubmission]]:
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate
+    ) -> tuple[int, list[HandoverSubmission]]:
         """Operator call: verify and keep a hand-over certificate, submit it where a gateway lags.
 
         Returns the relayer's committee epoch of the origin and what happened per destination.

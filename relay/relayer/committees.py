@@ -36,7 +36,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.chains import CommitteeReader, EcdsaCommitteeReader, OnChainCommittee, OnChainEcdsaCommittee
 from relay.errors import EpochMismatch, GatewayMismatch, InvalidHandover, InvalidProof, RelayError
@@ -48,6 +48,13 @@ from relay.handover import (
     certificate_to_dict,
     verify_handover_certificate,
 )
+from relay.handover_ecdsa import (
+    EcdsaHandoverCertificate,
+    ecdsa_certificate_from_dict,
+    ecdsa_certificate_to_dict,
+    is_ecdsa_document,
+    verify_ecdsa_handover_certificate,
+)
 from relay.lifecycle import LeaseLost, MessageState, StaleState
 from relay.metrics import RelayMetrics
 from relay.peers import HandoverSubmitter
@@ -55,6 +62,7 @@ from relay.relayer.common import Clock, describe
 from relay.store.base import Lease, Store, Transition
 from relay.verify.bls import BlsBackend
 from relay.verify.committee import Committee
+from relay.verify.ecdsa import EcdsaCommittee
 from relay.verify.ecdsa_quorum import CheckpointCommittee, EcdsaCheckpointCommittee, EcdsaMember
 
 if TYPE_CHECKING:
@@ -76,6 +84,36 @@ class HandoverSubmission:
     transaction_hash: bytes = b""
     epoch: int = 0
     error: str = ""
+
+
+AnyHandoverCertificate = HandoverCertificate | EcdsaHandoverCertificate
+
+
+def handover_to_dict(certificate: AnyHandoverCertificate) -> dict[str, Any]:
+    """A hand-over certificate of either scheme as JSON data (an ECDSA one says `"scheme": "ecdsa"`)."""
+    if isinstance(certificate, EcdsaHandoverCertificate):
+        return ecdsa_certificate_to_dict(certificate)
+    return certificate_to_dict(certificate)
+
+
+def handover_from_document(document: str) -> AnyHandoverCertificate:
+    """A stored hand-over certificate of either scheme (`MalformedEncoding`, `ValueError` if broken)."""
+    data = json.loads(document)
+    if is_ecdsa_document(data):
+        return ecdsa_certificate_from_dict(data)
+    return certificate_from_dict(data)
+
+
+def to_checkpoint_committee(committee: EcdsaCommittee) -> EcdsaCheckpointCommittee:
+    """The relayer's form of an ECDSA committee verified by a hand-over (rules already applied)."""
+    following = EcdsaCheckpointCommittee(
+        committee.epoch,
+        [EcdsaMember(a, w) for a, w in zip(committee.signers, committee.weights, strict=True)],
+        committee.threshold,
+        _validated=True,
+    )
+    following.rules = committee
+    return following
 
 
 def build_any_committee_from_chain(
@@ -129,8 +167,7 @@ class CommitteeFollower:
         """Follow the stored hand-overs of `source` from its trusted start (at open)."""
         for epoch, document in self._store.handovers(source.domain):
             try:
-                certificate = certificate_from_dict(json.loads(document))
-                self._verify(source, certificate)
+                self._verify(source, handover_from_document(document))
             except (InvalidProof, ValueError) as error:
                 log.error(
                     "stored hand-over does not follow from the trusted committee; ignored",
@@ -141,7 +178,7 @@ class CommitteeFollower:
         source.committee = source.committees[latest]
         source.committee_sync_due = True
 
-    def _verify(self, source: SourceState, certificate: HandoverCertificate) -> CheckpointCommittee:
+    def _verify(self, source: SourceState, certificate: AnyHandoverCertificate) -> CheckpointCommittee:
         if certificate.proposal.gateway != source.gateway:
             raise GatewayMismatch(
                 "hand-over for another source gateway",
@@ -151,7 +188,7 @@ class CommitteeFollower:
         epoch = certificate.proposal.epoch
         known = source.handovers.get(epoch)
         if known is not None:
-            if certificate_to_dict(known)["proposal"] == certificate_to_dict(certificate)["proposal"]:
+            if handover_to_dict(known)["proposal"] == handover_to_dict(certificate)["proposal"]:
                 return source.committees[epoch]
             raise StaleProposal("another hand-over to this epoch is known", epoch=epoch)
         current = source.committees.get(epoch - 1)
@@ -161,19 +198,22 @@ class CommitteeFollower:
                 epoch=epoch - 1,
                 known=sorted(source.committees),
             )
-        if not isinstance(current, Committee):
-            # Hand-overs are BLS certificates over BLS committees; an ECDSA committee moves on by
-            # the owner's re-enrollment under a higher epoch (docs/operations.md).
-            raise InvalidHandover(
-                "hand-overs from an ECDSA committee are not supported; re-enroll the origin", epoch=epoch - 1
-            )
-        following = verify_handover_certificate(current, certificate, self._backend)
+        following: CheckpointCommittee
+        if isinstance(certificate, EcdsaHandoverCertificate):
+            # ECDSA -> ECDSA only: switching scheme is the owner's re-enrollment (docs/operations.md).
+            if not isinstance(current, EcdsaCheckpointCommittee):
+                raise InvalidHandover("an ECDSA hand-over from a BLS committee", epoch=epoch - 1)
+            following = to_checkpoint_committee(verify_ecdsa_handover_certificate(current.rules, certificate))
+        else:
+            if not isinstance(current, Committee):
+                raise InvalidHandover("a BLS hand-over from an ECDSA committee", epoch=epoch - 1)
+            following = verify_handover_certificate(current, certificate, self._backend)
         source.handovers[epoch] = certificate
         source.committees[epoch] = following
         self._read_only.get(source.domain, set()).discard(epoch)  # now proven by a certificate
         return following
 
-    def accept(self, source: SourceState, certificate: HandoverCertificate) -> CheckpointCommittee:
+    def accept(self, source: SourceState, certificate: AnyHandoverCertificate) -> CheckpointCommittee:
         """Verify a hand-over certificate of `source`, keep it durably, and sync at the next pass.
 
         Raises `InvalidProof` subclasses for a certificate that does not verify (or an epoch not
@@ -183,7 +223,7 @@ class CommitteeFollower:
             raise EpochMismatch("hand-over of another origin", origin=certificate.proposal.origin)
         with self._lock:
             following = self._verify(source, certificate)
-            document = json.dumps(certificate_to_dict(certificate), sort_keys=True)
+            document = json.dumps(handover_to_dict(certificate), sort_keys=True)
             if self._store.save_handover(source.domain, following.epoch, document, self._clock()):
                 log.warning(
                     "hand-over accepted",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from relay.chains import DeliveryReader, SourceWatcher
 from relay.handover import HandoverCertificate
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.peers import AttestorClient, SubmitterClient
 from relay.relayer.config import DestinationConfig, SourceConfig
 from relay.relayer.ingest import DeferredCursors
@@ -41,7 +42,8 @@ class SourceState:
     # Every committee of this origin the relayer knows, by epoch (the trusted start, those verified
     # through hand-over certificates, and those read from a destination gateway).
     committees: dict[int, CheckpointCommittee] = field(default_factory=dict)
-    handovers: dict[int, HandoverCertificate] = field(default_factory=dict)  # verified, by next epoch
+    # Verified, by next epoch (an ECDSA committee's are `EcdsaHandoverCertificate`s).
+    handovers: dict[int, HandoverCertificate | EcdsaHandoverCertificate] = field(default_factory=dict)
     destination_epochs: dict[int, int] = field(default_factory=dict)  # each gateway's epoch, last read
     committee_sync_due: bool = True
     last_committee_sync: float = float("-inf")

@@ -31,6 +31,7 @@ from relay.chains import registry as chain_registry
 from relay.chains.registry import ChainConfig
 from relay.config import GrpcRoleConfig, SecretRef
 from relay.errors import ConfigurationError, InvalidProof, RelayError
+from relay.roles.ecdsa_handover import EcdsaHandoverSigner
 from relay.roles.ledger import (
     AttestorIdentity,
     CheckpointLedger,
@@ -39,7 +40,13 @@ from relay.roles.ledger import (
     NonExtendingRoot,
     read_signed_log,
 )
-from relay.roles.membership import CommitteeMembership, HandoverLog, HandoverSigner, sign_handover_call
+from relay.roles.membership import (
+    CommitteeMembership,
+    HandoverLog,
+    HandoverSigner,
+    ProposalSigner,
+    sign_handover_call,
+)
 from relay.roles.service import ServedRole
 from relay.rpc.convert import PartialSignature, partial_signature_to_proto
 from relay.rpc.limits import CallLimits
@@ -168,7 +175,7 @@ class AttestationServicer(attestation_pb2_grpc.AttestationServiceServicer):
     """gRPC AttestationService over a `CheckpointLedger` (and a `HandoverSigner` for SignHandover)."""
 
     def __init__(
-        self, ledger: CheckpointLedger, stopping: threading.Event, signer: HandoverSigner | None = None
+        self, ledger: CheckpointLedger, stopping: threading.Event, signer: ProposalSigner | None = None
     ) -> None:
         self.ledger = ledger
         self.stopping = stopping
@@ -277,13 +284,23 @@ class Attestor(ServedRole):
             identity, secret_key, self.backend, config.history, config.signed_log, ecdsa_key=ecdsa_key
         )
         # An ECDSA attestor follows its committee on the chain too (`currentEcdsaCommittee`, by its
-        # address), across an owner's re-enrollment; it does not sign hand-overs (not built yet).
+        # address), across an owner's re-enrollment and hand-overs, and signs ECDSA hand-overs.
         if committee_reader is None and config.committee_chain is not None:
             committee_reader = chain_registry.create_committee_reader(config.committee_chain, self.metrics)
         self.membership = CommitteeMembership(self.ledger, committee_reader, config.committee_poll_interval)
         token = config.operator_token.reveal() if config.operator_token is not None else None
-        self.handover_signer: HandoverSigner | None = None
-        if ecdsa_key is None:
+        handovers = HandoverLog(f"{config.signed_log}.handovers" if config.signed_log else None)
+        self.handover_signer: ProposalSigner
+        if ecdsa_key is not None:
+            self.handover_signer = EcdsaHandoverSigner(
+                self.ledger,
+                committee_reader,
+                ecdsa_key,
+                token,
+                allow_low_threshold=config.allow_low_threshold_handovers,
+                handover_log=handovers,
+            )
+        else:
             self.handover_signer = HandoverSigner(
                 self.ledger,
                 committee_reader,
@@ -292,7 +309,7 @@ class Attestor(ServedRole):
                 token,
                 allow_low_threshold=config.allow_low_threshold_handovers,
                 # Beside the signed log: hand-overs signed, at most one per (origin, epoch).
-                handover_log=HandoverLog(f"{config.signed_log}.handovers" if config.signed_log else None),
+                handover_log=handovers,
             )
         # Extension is checked when the source can show its leaves (EVM and ethereum sources can).
         self.tree_history: TreeHistory | None = (

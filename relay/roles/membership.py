@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
@@ -264,8 +264,21 @@ def _hashes_to(committee: OnChainCommittee, committee_hash: bytes) -> bool:
     return computed == committee_hash == committee.committee_hash
 
 
+class ProposalSigner(Protocol):
+    """What `sign_handover_call` drives: a `HandoverSigner` (BLS) or an `EcdsaHandoverSigner`."""
+
+    scheme: str
+    allow_low_threshold: bool
+
+    def check_token(self, given: str) -> None: ...
+
+    def sign(self, proposal: Any) -> Any: ...
+
+
 class HandoverSigner:
     """`SignHandover`: check a proposal against the chain, then sign its hand-over digest."""
+
+    scheme = "bls"
 
     def __init__(
         self,
@@ -353,16 +366,18 @@ class HandoverSigner:
         )
 
 
-def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grpc.ServicerContext) -> Any:
+def sign_handover_call(signer: ProposalSigner | None, request: Any, context: grpc.ServicerContext) -> Any:
     """`AttestationService.SignHandover`: token, shapes, checks, signature; typed status codes.
 
     PERMISSION_DENIED over plaintext or without the operator token (checked before anything else
     is looked at);
     INVALID_ARGUMENT for a malformed proposal, a bad key or proof of possession, a refused
     threshold; FAILED_PRECONDITION for another origin, a stale epoch or current hash, a
-    non-member, no committee chain; UNAVAILABLE when the chain cannot be read.
+    non-member, no committee chain, a proposal of the other scheme than this attestor's committee
+    (a BLS `proposal` to an ECDSA attestor, an `ecdsa_proposal` to a BLS one); UNAVAILABLE when
+    the chain cannot be read.
     """
-    from relay.rpc.convert import proposal_from_proto
+    from relay.rpc.convert import ecdsa_proposal_from_proto, proposal_from_proto
     from relay.rpc.limits import shorten_details
     from relay.v1 import attestation_pb2
 
@@ -386,8 +401,24 @@ def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grp
         signer.check_token(request.operator_token)
     except SigningRefused as error:
         abort(grpc.StatusCode.PERMISSION_DENIED, error)
+    ecdsa = request.HasField("ecdsa_proposal")
+    if ecdsa and request.HasField("proposal"):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "set one of proposal and ecdsa_proposal, not both")
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+    if ecdsa != (signer.scheme == "ecdsa"):
+        context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"this attestor's committee is {signer.scheme.upper()}: it signs only "
+            + ("ecdsa_proposal" if signer.scheme == "ecdsa" else "proposal")
+            + " hand-overs",
+        )
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
     try:
-        proposal = proposal_from_proto(request.proposal)
+        proposal = (
+            ecdsa_proposal_from_proto(request.ecdsa_proposal)
+            if ecdsa
+            else proposal_from_proto(request.proposal)
+        )
         signed = signer.sign(proposal)
     except (
         OriginMismatch,
@@ -404,6 +435,16 @@ def sign_handover_call(signer: HandoverSigner | None, request: Any, context: grp
         abort(grpc.StatusCode.UNAVAILABLE, error)
     except RelayError as error:
         abort(grpc.StatusCode.FAILED_PRECONDITION, error)
+    if ecdsa:
+        return attestation_pb2.HandoverSignature(
+            origin=signed.origin,
+            epoch=signed.epoch,
+            signer_index=signed.signer_index,
+            signer_address=signed.signer_address,
+            ecdsa_signature=signed.signature,
+            current_committee_hash=signed.current_committee_hash,
+            next_committee_hash=signed.next_committee_hash,
+        )
     return attestation_pb2.HandoverSignature(
         origin=signed.origin,
         epoch=signed.epoch,
@@ -422,6 +463,7 @@ __all__ = [
     "HandoverSignature",
     "HandoverSigner",
     "NoCommitteeChain",
+    "ProposalSigner",
     "SigningRefused",
     "sign_handover_call",
 ]

@@ -45,7 +45,7 @@ from relay.errors import (
     TransientError,
 )
 from relay.roles.service import ServedRole
-from relay.rpc.convert import deliver_request_from_proto, handover_certificate_from_proto
+from relay.rpc.convert import any_handover_certificate_from_proto, deliver_request_from_proto
 from relay.rpc.limits import CallLimits, shorten_details
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
@@ -243,7 +243,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this destination cannot submit hand-overs")
             raise AssertionError("unreachable: abort raises")  # pragma: no cover
         try:
-            certificate = handover_certificate_from_proto(request.handover)
+            certificate = any_handover_certificate_from_proto(request)
         except MalformedEncoding as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
         try:

@@ -17,6 +17,12 @@ import grpc
 from relay.chains import DeliveryItem
 from relay.errors import OriginMismatch, PermanentError, RelayError, RpcUnavailable
 from relay.handover import HandoverCertificate, HandoverProposal, HandoverSignature
+from relay.handover_ecdsa import (
+    EcdsaHandoverCertificate,
+    EcdsaHandoverProposal,
+    EcdsaHandoverSignature,
+    ecdsa_signature_from_answer,
+)
 from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
 from relay.rpc import convert
 from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
@@ -125,6 +131,27 @@ class GrpcAttestorClient:
             next_committee_hash=bytes(answer.next_committee_hash),
         )
 
+    def sign_ecdsa_handover(
+        self, proposal: EcdsaHandoverProposal, operator_token: str, timeout: float
+    ) -> EcdsaHandoverSignature:
+        """An ECDSA attestor's EIP-191 signature over the hand-over of `proposal` (it checks it first)."""
+        request = attestation_pb2.SignHandoverRequest(
+            ecdsa_proposal=convert.ecdsa_proposal_to_proto(proposal), operator_token=operator_token
+        )
+        try:
+            answer = self._stub.SignHandover(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, self.address, "SignHandover") from error
+        return ecdsa_signature_from_answer(
+            int(answer.origin),
+            int(answer.epoch),
+            int(answer.signer_index),
+            bytes(answer.signer_address),
+            bytes(answer.ecdsa_signature),
+            bytes(answer.current_committee_hash),
+            bytes(answer.next_committee_hash),
+        )
+
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
@@ -184,11 +211,18 @@ class GrpcSubmitterClient:
         request = convert.deliver_request_to_proto(checkpoint, certificate, items)
         return _PendingGrpcDelivery(self._stub.Deliver.future(request, timeout=timeout), self.address)
 
-    def submit_handover(self, certificate: HandoverCertificate, timeout: float) -> tuple[bytes, int]:
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate, timeout: float
+    ) -> tuple[bytes, int]:
         """`SubmitHandover`: (transaction hash or b"", the gateway's epoch of the origin afterwards)."""
-        request = destination_pb2.SubmitHandoverRequest(
-            handover=convert.handover_certificate_to_proto(certificate)
-        )
+        if isinstance(certificate, EcdsaHandoverCertificate):
+            request = destination_pb2.SubmitHandoverRequest(
+                ecdsa_handover=convert.ecdsa_handover_certificate_to_proto(certificate)
+            )
+        else:
+            request = destination_pb2.SubmitHandoverRequest(
+                handover=convert.handover_certificate_to_proto(certificate)
+            )
         try:
             answer = self._stub.SubmitHandover(request, timeout=timeout)
         except grpc.RpcError as error:

@@ -15,6 +15,7 @@ from typing import Any
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT, DeliveryItem
 from relay.errors import MalformedEncoding
 from relay.handover import MAX_COMMITTEE_SIZE, HandoverCertificate, HandoverProposal
+from relay.handover_ecdsa import EcdsaHandoverCertificate, EcdsaHandoverProposal
 from relay.lifecycle import MessageState
 from relay.peers import PartialSignature
 from relay.store.base import MessageRecord
@@ -22,6 +23,7 @@ from relay.v1 import destination_pb2, relay_service_pb2, types_pb2
 from relay.verify.bls import PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH
 from relay.verify.committee import Checkpoint, Member, QuorumCertificate
 from relay.verify.ecdsa import SIGNATURE_LENGTH as ECDSA_SIGNATURE_LENGTH
+from relay.verify.ecdsa import EcdsaCertificate
 from relay.verify.ecdsa_quorum import ADDRESS_LENGTH, MAX_ECDSA_MEMBERS, is_ecdsa_certificate
 from relay.verify.merkle import TREE_DEPTH
 from relay.verify.message import Message
@@ -356,6 +358,71 @@ def proposal_from_proto(proto: types_pb2.HandoverProposal) -> HandoverProposal:
         current_committee_hash=bytes(proto.current_committee_hash),
         allow_low_threshold=bool(proto.allow_low_threshold),
     )
+
+
+def ecdsa_proposal_to_proto(proposal: EcdsaHandoverProposal) -> types_pb2.EcdsaHandoverProposal:
+    """The wire form of an ECDSA hand-over proposal."""
+    return types_pb2.EcdsaHandoverProposal(
+        origin=proposal.origin,
+        gateway=proposal.gateway,
+        epoch=proposal.epoch,
+        threshold=proposal.threshold,
+        members=[types_pb2.EcdsaCommitteeMember(address=a, weight=w) for a, w in proposal.members],
+        current_committee_hash=proposal.current_committee_hash,
+        allow_low_threshold=proposal.allow_low_threshold,
+    )
+
+
+def ecdsa_proposal_from_proto(proto: types_pb2.EcdsaHandoverProposal) -> EcdsaHandoverProposal:
+    """An `EcdsaHandoverProposal` with every length and count checked (not yet the committee rules)."""
+    if len(proto.members) > MAX_COMMITTEE_SIZE:
+        raise MalformedEncoding(
+            "proposal has more members than any committee", count=len(proto.members), limit=MAX_COMMITTEE_SIZE
+        )
+    return EcdsaHandoverProposal(
+        origin=int(proto.origin),
+        gateway=bytes(proto.gateway),
+        epoch=int(proto.epoch),
+        threshold=int(proto.threshold),
+        members=tuple((bytes(m.address), int(m.weight)) for m in proto.members),
+        current_committee_hash=bytes(proto.current_committee_hash),
+        allow_low_threshold=bool(proto.allow_low_threshold),
+    )
+
+
+def ecdsa_handover_certificate_to_proto(
+    certificate: EcdsaHandoverCertificate,
+) -> types_pb2.EcdsaHandoverCertificate:
+    """The wire form of an ECDSA hand-over certificate."""
+    return types_pb2.EcdsaHandoverCertificate(
+        proposal=ecdsa_proposal_to_proto(certificate.proposal),
+        signers=certificate.certificate.signers,
+        signatures=certificate.certificate.signature,
+    )
+
+
+def ecdsa_handover_certificate_from_proto(
+    proto: types_pb2.EcdsaHandoverCertificate,
+) -> EcdsaHandoverCertificate:
+    """An `EcdsaHandoverCertificate` with its shapes checked (not yet verified)."""
+    proposal = ecdsa_proposal_from_proto(proto.proposal)
+    signers, signatures = bytes(proto.signers), bytes(proto.signatures)
+    if not 0 < len(signers) <= (MAX_COMMITTEE_SIZE + 7) // 8:
+        raise MalformedEncoding("signers bitfield of a wrong size", length=len(signers))
+    if not 0 < len(signatures) <= 65 * MAX_COMMITTEE_SIZE or len(signatures) % 65:
+        raise MalformedEncoding("signatures are 65 bytes each, 1..128 of them", length=len(signatures))
+    return EcdsaHandoverCertificate(proposal, EcdsaCertificate(signers, signatures))
+
+
+def any_handover_certificate_from_proto(request: Any) -> HandoverCertificate | EcdsaHandoverCertificate:
+    """The certificate of a `SubmitHandover` request: its `handover` (BLS) or its `ecdsa_handover`,
+    exactly one of them (`MalformedEncoding` otherwise)."""
+    ecdsa = request.HasField("ecdsa_handover")
+    if ecdsa == request.HasField("handover"):
+        raise MalformedEncoding("set exactly one of handover and ecdsa_handover")
+    if ecdsa:
+        return ecdsa_handover_certificate_from_proto(request.ecdsa_handover)
+    return handover_certificate_from_proto(request.handover)
 
 
 def handover_certificate_to_proto(certificate: HandoverCertificate) -> types_pb2.HandoverCertificate:

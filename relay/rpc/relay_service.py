@@ -25,6 +25,7 @@ import grpc
 
 from relay.errors import EpochMismatch, InvalidProof, MalformedEncoding
 from relay.handover import HandoverCertificate
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.lifecycle import MessageState, StaleState
 from relay.rpc import convert
 from relay.rpc.limits import shorten_details
@@ -91,7 +92,9 @@ class RelayApi(Protocol):
 
     def check_operator_token(self, token: str) -> bool: ...
 
-    def submit_handover(self, certificate: HandoverCertificate) -> tuple[int, Sequence[Any]]: ...
+    def submit_handover(
+        self, certificate: HandoverCertificate | EcdsaHandoverCertificate
+    ) -> tuple[int, Sequence[Any]]: ...
 
 
 def add_relay_service(server: grpc.Server, api: RelayApi) -> None:
@@ -241,7 +244,7 @@ class RelayServicer(relay_service_pb2_grpc.RelayServiceServicer):
     def SubmitHandover(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         verify_operator_call(context, self.relayer, request.operator_token, "SubmitHandover")
         try:
-            certificate = convert.handover_certificate_from_proto(request.handover)
+            certificate = convert.any_handover_certificate_from_proto(request)
         except MalformedEncoding as error:
             _invalid(context, error)
         try:

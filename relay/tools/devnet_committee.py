@@ -11,8 +11,8 @@ members are the Ethereum addresses of throw-away secp256k1 keys (one per attesto
 the run folder's `keys/`), the threshold the same rule as BLS (3 of 4 by default). Attestors sign
 checkpoints with `ecdsa_key` (EIP-191 over the checkpoint digest), the relayer's source committee
 is `scheme: ecdsa`, and deliveries carry the 65-byte signatures concatenated. Attestors and the
-relayer follow an owner's re-enrollment from the chain; hand-overs of an ECDSA committee are not
-built (`--rotate-after` is refused with this scheme).
+relayer follow an owner's re-enrollment from the chain, and `--rotate-after` hands an ECDSA
+committee over to the next ECDSA committee (`handoverEcdsa`) with spare keys, as for BLS.
 """
 
 from __future__ import annotations
@@ -31,16 +31,13 @@ COMMITTEE_SCHEMES = ("bls", "ecdsa")
 
 
 def validate_scheme_choice(scheme: str, spare_members: int) -> None:
-    """Raise `ConfigurationError` for an unknown scheme, or for spare members (a rotation) with ECDSA."""
+    """Raise `ConfigurationError` for an unknown scheme or a negative number of spare members."""
     if scheme not in COMMITTEE_SCHEMES:
         raise ConfigurationError(
             f"committee scheme must be one of {', '.join(COMMITTEE_SCHEMES)}, got {scheme!r}", scheme=scheme
         )
-    if scheme == "ecdsa" and spare_members:
-        raise ConfigurationError(
-            "a committee rotation (--rotate-after) needs the bls scheme: ECDSA hand-overs are not built",
-            scheme=scheme,
-        )
+    if spare_members < 0:
+        raise ConfigurationError("spare members cannot be negative", spare_members=spare_members)
 
 
 def generate_ecdsa_secret() -> bytes:
@@ -83,7 +80,7 @@ class DevnetCommittee:
 
     committee: Any  # relay.verify.committee.Committee or relay.verify.ecdsa_quorum.EcdsaCheckpointCommittee
     bls_secrets: list[int] = field(default_factory=list)  # members first, then the spare keys
-    ecdsa_secrets: list[bytes] = field(default_factory=list)
+    ecdsa_secrets: list[bytes] = field(default_factory=list)  # members first, then the spare keys
 
 
 def build_devnet_committee(
@@ -91,9 +88,9 @@ def build_devnet_committee(
 ) -> DevnetCommittee:
     """Fresh keys and the epoch-1 committee of `size` members, weight 1 each, of `scheme`."""
     if scheme == "ecdsa":
-        ecdsa_secrets = [generate_ecdsa_secret() for _ in range(size)]
+        ecdsa_secrets = [generate_ecdsa_secret() for _ in range(size + spare_members)]
         return DevnetCommittee(
-            build_ecdsa_committee(1, ecdsa_secrets, threshold), ecdsa_secrets=ecdsa_secrets
+            build_ecdsa_committee(1, ecdsa_secrets[:size], threshold), ecdsa_secrets=ecdsa_secrets
         )
     from relay.verify.bls import get_backend, keygen
     from relay.verify.committee import Committee, Member

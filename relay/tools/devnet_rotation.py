@@ -42,6 +42,58 @@ def next_members(devnet: Devnet) -> list[Member]:
     return [Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in (*kept, *added)]
 
 
+def rotate_ecdsa(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> RotationResult:
+    """`rotate` for ECDSA committees: the first committee minus one member plus the spare
+    addresses, handed over with EIP-191 signatures and submitted (`handoverEcdsa`) by the relayer."""
+    from relay.tools.devnet_committee import compute_address
+    from relay.tools.rotation import read_source_gateway, submit_to_relayer
+    from relay.tools.rotation_ecdsa import (
+        certify_ecdsa,
+        collect_ecdsa_signatures,
+        propose_ecdsa,
+        read_ecdsa_committee,
+    )
+
+    size = devnet.options.committee_size
+    addresses = [compute_address(secret) for secret in devnet.ecdsa_secrets]
+    result = RotationResult(removed_key=addresses[REMOVED_MEMBER], added_keys=addresses[size:])
+    members = [(a, 1) for i, a in enumerate(addresses[:size]) if i != REMOVED_MEMBER]
+    members += [(a, 1) for a in addresses[size:]]
+    for index, origin in enumerate(devnet.chains):
+        destination = devnet.chains[1 - index]
+        current = read_ecdsa_committee(destination.rpc_url, destination.gateway, origin.domain)
+        source_gateway = read_source_gateway(destination.rpc_url, destination.gateway, origin.domain)
+        proposal = propose_ecdsa(origin.domain, source_gateway, current, members)
+        current_addresses = {address for address, _ in current.members}
+        attestors = [
+            devnet.addresses[f"attestor-{origin.name}-{i}"]
+            for i, address in enumerate(addresses)
+            if address in current_addresses
+        ]
+        signatures = collect_ecdsa_signatures(proposal, attestors, devnet.attestor_token, devnet.client_tls())
+        refused = [f"{r.address}: {r.error}" for r in signatures if r.signature is None]
+        if refused:
+            say(f"origin {origin.domain}: attestors refused: {'; '.join(refused)}")
+        certificate = certify_ecdsa(proposal, current, signatures)
+        answer = submit_to_relayer(
+            devnet.addresses[operator_name(devnet.relayer)],
+            devnet.operator_token,
+            certificate,
+            devnet.client_tls(),
+        )
+        for submission in answer.submissions:
+            if submission.error:
+                say(f"origin {origin.domain} -> {submission.destination}: {submission.error}")
+        result.epochs[origin.domain] = read_ecdsa_committee(
+            destination.rpc_url, destination.gateway, origin.domain
+        ).epoch
+        say(
+            f"origin {origin.domain}: handed over to ECDSA epoch {proposal.epoch} "
+            f"({len(members)} members, threshold {proposal.threshold}) on {destination.name}"
+        )
+    return result
+
+
 def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> RotationResult:
     """Hand both origins over to `next_members(devnet)`; return the epochs the gateways hold afterwards."""
     from relay.tools.rotation import (
@@ -57,6 +109,8 @@ def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> R
         raise DevnetError("a rotation needs spare members (DevnetOptions.spare_members)")
     if not devnet.options.tls:
         raise DevnetError("a rotation needs mutual TLS: operator tokens are refused over plaintext")
+    if devnet.options.committee_scheme == "ecdsa":
+        return rotate_ecdsa(devnet, say)
     bls = get_backend()
     size = devnet.options.committee_size
     result = RotationResult(

@@ -192,13 +192,14 @@ def run_messages(
 
 
 def final_epochs(devnet: Devnet) -> dict[int, int]:
-    """Each origin's committee epoch on its destination gateway."""
-    from relay.tools.rotation import read_committee
+    """Each origin's committee epoch on its destination gateway (`committeeOf`: either scheme)."""
+    from relay.tools.rotation import _committee_reader
 
     epochs = {}
     for index, origin in enumerate(devnet.chains):
         destination = devnet.chains[1 - index]
-        epochs[origin.domain] = read_committee(destination.rpc_url, destination.gateway, origin.domain).epoch
+        summary = _committee_reader(destination.rpc_url, destination.gateway).committee_of(origin.domain)
+        epochs[origin.domain] = summary[0] if summary is not None else 0
     return epochs
 
 

@@ -27,6 +27,7 @@ from relay.handover import (
     aggregate_handover,
     build_committee_from_chain,
 )
+from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.rpc.tls import TlsFiles, require_client_certificate
 from relay.verify.committee import Member, compute_default_threshold
 
@@ -133,7 +134,7 @@ def certify(
 def submit_to_relayer(
     address: str,
     operator_token: str,
-    certificate: HandoverCertificate,
+    certificate: HandoverCertificate | EcdsaHandoverCertificate,
     tls: TlsFiles | None,
     timeout: float = SUBMIT_TIMEOUT,
 ) -> Any:
@@ -150,9 +151,15 @@ def submit_to_relayer(
     channel = open_channel(address, tls, options=CHANNEL_OPTIONS)
     try:
         stub = relay_service_pb2_grpc.RelayServiceStub(channel)
-        request = relay_service_pb2.SubmitHandoverRelayRequest(
-            handover=convert.handover_certificate_to_proto(certificate), operator_token=operator_token
-        )
+        if isinstance(certificate, EcdsaHandoverCertificate):
+            request = relay_service_pb2.SubmitHandoverRelayRequest(
+                ecdsa_handover=convert.ecdsa_handover_certificate_to_proto(certificate),
+                operator_token=operator_token,
+            )
+        else:
+            request = relay_service_pb2.SubmitHandoverRelayRequest(
+                handover=convert.handover_certificate_to_proto(certificate), operator_token=operator_token
+            )
         try:
             return stub.SubmitHandover(request, timeout=timeout)
         except grpc.RpcError as error:

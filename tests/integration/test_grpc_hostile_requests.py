@@ -161,6 +161,31 @@ def test_relay_service_refuses_hostile_requests(tls_world: World, pki: Pki, host
                     {C.FAILED_PRECONDITION},
                 ),
                 ("unsigned hand-over", stub.SubmitHandover, handover(4, operator_token=TOKEN), bad),
+                # ECDSA hand-overs: to a BLS origin, malformed, or with both certificates set.
+                (
+                    "ECDSA hand-over of a BLS origin",
+                    stub.SubmitHandover,
+                    relay_service_pb2.SubmitHandoverRelayRequest(
+                        ecdsa_handover=ecdsa_handover(4), operator_token=TOKEN
+                    ),
+                    bad,
+                ),
+                (
+                    "19-byte address ECDSA hand-over",
+                    stub.SubmitHandover,
+                    relay_service_pb2.SubmitHandoverRelayRequest(
+                        ecdsa_handover=ecdsa_handover(4, address_length=19), operator_token=TOKEN
+                    ),
+                    bad,
+                ),
+                (
+                    "BLS and ECDSA hand-over at once",
+                    stub.SubmitHandover,
+                    relay_service_pb2.SubmitHandoverRelayRequest(
+                        handover=handover(4).handover, ecdsa_handover=ecdsa_handover(4), operator_token=TOKEN
+                    ),
+                    bad,
+                ),
             ]
         )
     finally:
@@ -190,6 +215,26 @@ def handover(
             certificate=types_pb2.QuorumCertificate(signers=b"\x07", signature=b"\x00" * 96),
         ),
         operator_token=operator_token,
+    )
+
+
+def ecdsa_handover(
+    members: int, *, address_length: int = 20, signatures: int = 3
+) -> types_pb2.EcdsaHandoverCertificate:
+    """An ECDSA hand-over certificate of `members` distinct addresses and zeroed 65-byte signatures."""
+    proposal = types_pb2.EcdsaHandoverProposal(
+        origin=ORIGIN,
+        gateway=GATEWAY,
+        epoch=2,
+        threshold=3,
+        members=[
+            types_pb2.EcdsaCommitteeMember(address=bytes([i + 1]) * address_length, weight=1)
+            for i in range(members)
+        ],
+        current_committee_hash=b"\x01" * 32,
+    )
+    return types_pb2.EcdsaHandoverCertificate(
+        proposal=proposal, signers=b"\x07", signatures=b"\x00" * 65 * signatures
     )
 
 
@@ -324,6 +369,22 @@ def test_destination_service_refuses_hostile_requests(hostile_channel: Any) -> N
                 ("empty hand-over", stub.SubmitHandover, destination_pb2.SubmitHandoverRequest(), bad),
                 ("129-member hand-over", stub.SubmitHandover, handover_request(129), bad),
                 ("47-byte key hand-over", stub.SubmitHandover, handover_request(4, key_length=47), bad),
+                (
+                    "well formed ECDSA hand-over, forged",
+                    stub.SubmitHandover,
+                    destination_pb2.SubmitHandoverRequest(ecdsa_handover=ecdsa_handover(4)),
+                    {C.FAILED_PRECONDITION},
+                ),
+                (
+                    "64-byte ECDSA signature",
+                    stub.SubmitHandover,
+                    destination_pb2.SubmitHandoverRequest(
+                        ecdsa_handover=types_pb2.EcdsaHandoverCertificate(
+                            proposal=ecdsa_handover(4).proposal, signers=b"\x07", signatures=b"\x00" * 64
+                        )
+                    ),
+                    bad,
+                ),
                 ("well formed, forged", stub.Deliver, deliver(), {C.OK}),
                 ("empty", stub.Deliver, destination_pb2.DeliverRequest(), bad),
                 ("no items", stub.Deliver, deliver(items=[]), bad),

@@ -71,7 +71,7 @@ def key_file(tmp_path: Path, mode: int, text: str = "0x" + SECRET.hex()) -> str:
 
 def test_an_ecdsa_attestor_signs_the_checkpoint_digest_as_eip191_low_s(tmp_path: Path) -> None:
     attestor = Attestor(config({"ecdsa_key": {"file": key_file(tmp_path, 0o600)}}), finality=FixedFinality())  # type: ignore[arg-type]
-    assert attestor.handover_signer is None  # ECDSA hand-overs are not signed (docs/operations.md)
+    assert attestor.handover_signer.scheme == "ecdsa"  # it signs ECDSA hand-overs only
     signed = attestor.poll_once()
     assert signed is not None and signed.checkpoint.index == 2 and signed.checkpoint.epoch == 5
     assert signed.public_key == ADDRESS and signed.signer_index == 2
