@@ -19,8 +19,7 @@ from adapters.evm import deploy
 from adapters.evm.anvil import ANVIL_PATH
 from adapters.evm.build import SOLCJS_PATH
 from relay.relayer.config import BatchingConfig
-from relay.relayer.deliver import message_bytes, message_gas
-from relay.relayer.sizing import compute_delivery_overhead
+from relay.relayer.sizing import compute_delivery_overhead, message_bytes, message_gas
 from relay.tools.devnet import Devnet, DevnetOptions
 from relay.verify.message import HEADER_LENGTH, MAX_BODY_LENGTH, Message, address_to_bytes32
 from tests.waiting import eventually, metric_value
