@@ -5,6 +5,8 @@ Each test states an attack on a trust boundary and the behaviour the code must k
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,3 +46,82 @@ def test_a_lying_rpc_with_signers_and_weights_of_different_lengths_is_an_rpc_out
     )
     with pytest.raises(RpcUnavailable):
         reader.current_ecdsa_committee(ORIGIN)
+
+
+# --- pipelined deliveries --------------------------------------------------------------------
+
+
+@pytest.fixture
+def delivery_world(tmp_path: Path) -> Iterator[Any]:
+    """The delivery stage's unit world (tests/unit/relayer/test_deliver.py) on a real SQLite store."""
+    from prometheus_client import CollectorRegistry
+
+    from relay.metrics import RelayMetrics
+    from relay.store import open_store
+    from tests.unit.relayer.helpers import Clock
+    from tests.unit.relayer.test_deliver import World
+
+    store = open_store(str(tmp_path / "relayer.db"))
+    yield World(store, RelayMetrics(CollectorRegistry()), Clock(), max_batch=2)
+    store.close()
+
+
+def test_no_batch_is_launched_once_shutdown_was_requested(delivery_world: Any) -> None:
+    """`Relayer.stop` joins the delivery loops with a timeout, then `Deliverer.close()` waits for
+    the batches in flight. A loop that outlives its join (stuck in a probe or a store call) runs
+    one more pass: it must not start batches in a fresh pool nobody waits for, which would claim
+    messages, mark them SUBMITTED and call a submitter whose channel `stop` is closing."""
+    from tests.unit.relayer.helpers import S as St
+
+    w = delivery_world
+    w.verify(4)
+    w.stopping = True
+    w.deliverer.close()
+    w.deliverer.deliver(w.destination, flush=True, wait=False)
+    w.deliverer.close()  # waits for whatever the pass started
+    assert w.submitter.calls == []
+    assert w.states(4) == [St.VERIFIED] * 4
+
+
+# --- ECDSA hand-overs: collecting the members' signatures -----------------------------------
+
+
+def test_one_hostile_answer_cannot_block_or_shadow_an_ecdsa_handover_certificate() -> None:
+    """`relay committee handover` (and the devnet rotation) ask every listed attestor for its
+    signature and combine them with `certify_ecdsa`. Three honest members of a 3-of-4 committee
+    answered; a fourth answer is hostile (a compromised attestor, or a wrong address in the
+    operator's list): it claims honest member 0's address with a signature of its own key, or
+    names an outsider address. The honest quorum must still certify: the hostile answer is
+    neither fatal (InvalidSignature / NotACommitteeMember for the whole hand-over) nor able to
+    replace member 0's genuine signature in the address-keyed map."""
+    from dataclasses import replace
+
+    from adapters.evm.ecdsa_gas import EcdsaSigningCommittee
+    from relay.chains import OnChainEcdsaCommittee
+    from relay.handover_ecdsa import compute_ecdsa_proposal_digest, verify_ecdsa_handover_certificate
+    from relay.tools.rotation_ecdsa import EcdsaSigningResult, certify_ecdsa, propose_ecdsa
+    from relay.verify.ecdsa import sign_digest
+    from tests.unit.test_handover_ecdsa import CURRENT, GATEWAY, NEXT, ORIGIN, signer
+
+    current = OnChainEcdsaCommittee(
+        3, CURRENT.committee.hash(), 3, tuple((a, 1) for a in CURRENT.committee.signers)
+    )
+    proposal = propose_ecdsa(ORIGIN, GATEWAY, current, [(a, 1) for a in NEXT.committee.signers])
+    honest = [EcdsaSigningResult(f"attestor-{i}", signer(i).sign(proposal)) for i in range(3)]
+    outsider = EcdsaSigningCommittee.generate(1, epoch=3, seed=b"outsider")
+    digest = compute_ecdsa_proposal_digest(
+        ORIGIN, GATEWAY, 3, CURRENT.committee.hash(), proposal.build_committee().hash()
+    )
+    # The outsider's own valid EIP-191 signature of the hand-over: recovers to no member.
+    forged = replace(signer(3).sign(proposal), signature=sign_digest(outsider.secret_keys[0], digest))
+    hostile = {
+        "member 0's address, another key's signature": replace(
+            forged, signer_address=CURRENT.committee.signers[0], signer_index=0
+        ),
+        "an outsider's address": replace(forged, signer_address=outsider.committee.signers[0]),
+    }
+    for name, answer in hostile.items():
+        results = [*honest, EcdsaSigningResult("attestor-hostile", answer)]
+        certificate = certify_ecdsa(proposal, current, results)
+        assert verify_ecdsa_handover_certificate(CURRENT.committee, certificate) == NEXT.committee, name
+        assert certificate.certificate.signer_indices(4) == [0, 1, 2], name
