@@ -125,3 +125,38 @@ def test_one_hostile_answer_cannot_block_or_shadow_an_ecdsa_handover_certificate
         certificate = certify_ecdsa(proposal, current, results)
         assert verify_ecdsa_handover_certificate(CURRENT.committee, certificate) == NEXT.committee, name
         assert certificate.certificate.signer_indices(4) == [0, 1, 2], name
+
+
+# --- receipts polled once per head -----------------------------------------------------------
+
+
+def test_a_chain_head_answered_with_garbage_does_not_escape_the_receipt_wait() -> None:
+    """The submitter's endpoint answers `eth_blockNumber` with a non-number (a broken or lying
+    RPC). `_head` promises None then ("the waiter polls its receipt anyway"): the delivery's
+    receipt is still found. Escaping as a bare ValueError, it would end the Deliver call after
+    the transaction was sent, so the relayer would retry and send the same messages again."""
+    from eth_account import Account
+    from web3 import Web3
+    from web3.providers.base import BaseProvider
+
+    from adapters.evm.config import SubmissionConfig
+    from adapters.evm.rpc import EvmEndpoint
+    from adapters.evm.transactions import AccountTransactions, SentTransaction
+
+    class GarbageHead(BaseProvider):
+        def make_request(self, method: Any, params: Any) -> Any:
+            return {"jsonrpc": "2.0", "id": 1, "result": "not a block number"}
+
+        def is_connected(self, show_traceback: bool = False) -> bool:
+            return True
+
+    endpoint = EvmEndpoint("http://127.0.0.1:9", "destination")
+    endpoint.web3 = Web3(GarbageHead())
+    now = [0.0]
+    transactions = AccountTransactions(
+        endpoint, Account.create(), SubmissionConfig(), clock=lambda: now[0], sleep=lambda s: None
+    )
+    receipt = {"status": 1, "blockNumber": 5}
+    transactions._mined = lambda sent: (b"\x01" * 32, receipt)  # type: ignore[method-assign]
+    sent = SentTransaction(nonce=0, transaction={}, fees=None, hashes=[b"\x01" * 32])  # type: ignore[arg-type]
+    assert transactions.wait(sent) == (b"\x01" * 32, receipt)
