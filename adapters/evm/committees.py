@@ -162,6 +162,13 @@ class EvmCommitteeReader:
         if summary is None or answer is None:
             return None
         epoch, threshold, signers, weights = int(answer[0]), int(answer[1]), answer[2], answer[3]
+        if len(signers) != len(weights):  # the ABI decodes the two arrays with their own lengths
+            raise errors.RpcUnavailable(
+                "currentEcdsaCommittee returned signers and weights of different lengths",
+                origin=origin,
+                signers=len(signers),
+                weights=len(weights),
+            )
         members = tuple(
             (bytes.fromhex(str(signer)[2:]), int(weight))
             for signer, weight in zip(signers, weights, strict=True)

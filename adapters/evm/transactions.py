@@ -254,7 +254,8 @@ class AccountTransactions:
                 self._head_number = int(
                     self.endpoint.call("eth_blockNumber", lambda: self.endpoint.web3.eth.block_number)
                 )
-            except (errors.RelayError, web3_errors.Web3RPCError):
+            except Exception as error:  # noqa: BLE001 - any unusable answer (an error, a non-number) is "unknown"
+                log.debug("chain head unreadable; receipts polled anyway", extra={"error": str(error)[:200]})
                 self._head_number = None
             self._head_read_at = self._clock()
             return self._head_number

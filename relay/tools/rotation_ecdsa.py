@@ -6,8 +6,9 @@ an origin whose committee is ECDSA (`relay.tools.rotation` is the BLS twin).
    read) and build the `EcdsaHandoverProposal` to epoch + 1 with the next members (address, weight).
 2. `collect_ecdsa_signatures`: ask each current attestor to check and sign it (`SignHandover` with
    `ecdsa_proposal`, the operator token, mutual TLS); a refusal is reported per attestor.
-3. `certify_ecdsa`: combine the signatures (each recovered to its member first) into an
-   `EcdsaHandoverCertificate` verified off-chain with the Gateway's rules.
+3. `certify_ecdsa`: combine the signatures (each counted for the member it recovers to; one
+   recovering to no member is left out) into an `EcdsaHandoverCertificate` verified off-chain
+   with the Gateway's rules.
 4. `submit_ecdsa_handover`: send `handoverEcdsa` to a destination Gateway (anyone may: the
    certificate is the authority), or nothing when the Gateway already holds the next epoch.
 
@@ -16,6 +17,7 @@ Docs: docs/operations.md, "Rotating the committee" and "ECDSA committees".
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,11 +28,14 @@ from relay.handover_ecdsa import (
     EcdsaHandoverProposal,
     EcdsaHandoverSignature,
     aggregate_ecdsa_handover,
+    compute_ecdsa_proposal_digest,
 )
 from relay.rpc.tls import TlsFiles, require_client_certificate
 from relay.tools.rotation import SIGN_TIMEOUT, _committee_reader
 from relay.verify.committee import compute_default_threshold
-from relay.verify.ecdsa import EcdsaCommittee
+from relay.verify.ecdsa import EcdsaCommittee, compute_eth_signed_message_hash, recover_member_signature
+
+log = logging.getLogger(__name__)
 
 
 def read_ecdsa_committee(rpc_url: str, gateway: str, origin: int) -> OnChainEcdsaCommittee:
@@ -119,11 +124,39 @@ def collect_ecdsa_signatures(
 def certify_ecdsa(
     proposal: EcdsaHandoverProposal, current: OnChainEcdsaCommittee, results: Sequence[EcdsaSigningResult]
 ) -> EcdsaHandoverCertificate:
-    """Combine the signatures into a certificate verified against `current` (raises if short)."""
-    signatures = {
-        r.signature.signer_address: r.signature.signature for r in results if r.signature is not None
-    }
-    return aggregate_ecdsa_handover(committee_from_chain(current), proposal, signatures)
+    """Combine the signatures into a certificate verified against `current` (raises if short).
+
+    Each answer counts for the member its signature recovers to, whatever address it names: an
+    answer that recovers to no current member (a compromised attestor, a wrong address in the
+    list) is left out with a warning, never fatal, and never replaces a member's genuine one.
+    """
+    committee = committee_from_chain(current)
+    digest = compute_ecdsa_proposal_digest(
+        proposal.origin,
+        proposal.gateway,
+        committee.epoch,
+        committee.hash(),
+        proposal.build_committee().hash(),
+    )
+    message_hash = compute_eth_signed_message_hash(digest)
+    signatures: dict[bytes, bytes] = {}
+    for result in results:
+        if result.signature is None:
+            continue
+        try:
+            recovered = recover_member_signature(message_hash, result.signature.signature)
+        except RelayError as error:
+            recovered, reason = b"", error.reason
+        else:
+            reason = "recovers to no member of the current committee"
+        if recovered in committee.signers:
+            signatures.setdefault(recovered, result.signature.signature)
+            continue
+        log.warning(
+            "hand-over signature left out",
+            extra={"attestor": result.address, "named": result.signature.signer_address, "reason": reason},
+        )
+    return aggregate_ecdsa_handover(committee, proposal, signatures)
 
 
 def submit_ecdsa_handover(
