@@ -14,6 +14,7 @@ Docs: docs/operations.md, "Rotating the committee".
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,15 +25,20 @@ from relay.handover import (
     HandoverCertificate,
     HandoverProposal,
     HandoverSignature,
+    NotACommitteeMember,
     aggregate_handover,
     build_committee_from_chain,
+    compute_proposal_digest,
 )
 from relay.handover_ecdsa import EcdsaHandoverCertificate
 from relay.rpc.tls import TlsFiles, require_client_certificate
+from relay.verify.bls import get_backend
 from relay.verify.committee import Member, compute_default_threshold
 
 SIGN_TIMEOUT = 30.0  # an attestor reads the chain and checks every proof of possession
 SUBMIT_TIMEOUT = 300.0  # the relayer submits to every lagging destination and waits for receipts
+
+log = logging.getLogger(__name__)
 
 
 def _committee_reader(rpc_url: str, gateway: str) -> Any:
@@ -127,8 +133,36 @@ def certify(
 ) -> HandoverCertificate:
     """Aggregate the signatures into a certificate verified against `current` (raises if short)."""
     committee = build_committee_from_chain(current)
-    signatures = {r.signature.public_key: r.signature.signature for r in results if r.signature is not None}
-    return aggregate_handover(committee, proposal, signatures)
+    bls = get_backend()
+    digest = compute_proposal_digest(
+        proposal.origin,
+        proposal.gateway,
+        committee.epoch,
+        committee.hash(),
+        proposal.build_committee(bls).hash(),
+    )
+    members = {member.public_key for member in committee.members}
+    signatures: dict[bytes, bytes] = {}
+    for result in results:
+        if result.signature is None:
+            continue
+        key, signature = result.signature.public_key, result.signature.signature
+        try:
+            if key not in members:
+                raise NotACommitteeMember(
+                    "key is not a member of the current committee", epoch=committee.epoch
+                )
+            bls.verify(key, digest, signature)
+        except RelayError as error:
+            # One hostile or mistaken answer is left out, never fatal, and never replaces a
+            # member's genuine signature (the first valid one per member is kept).
+            log.warning(
+                "hand-over signature left out",
+                extra={"attestor": result.address, "reason": error.reason, "error": str(error)},
+            )
+            continue
+        signatures.setdefault(key, signature)
+    return aggregate_handover(committee, proposal, signatures, bls)
 
 
 def submit_to_relayer(

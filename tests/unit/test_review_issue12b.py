@@ -162,14 +162,6 @@ def test_a_chain_head_answered_with_garbage_does_not_escape_the_receipt_wait() -
     assert transactions.wait(sent) == (b"\x01" * 32, receipt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing in the BLS twin (relay.tools.rotation.certify, not in issue 12's diff): "
-    "one bad SignHandover answer raises InvalidSignature for the whole hand-over, and one naming "
-    "another member's key replaces that member's genuine signature in the key-keyed map; the "
-    "ECDSA path now filters (certify_ecdsa). Fix: verify each answer against the member it names "
-    "and keep the first valid one per member before aggregating.",
-)
 def test_one_hostile_answer_cannot_block_a_bls_handover_certificate() -> None:
     from adapters.evm.gas import SigningCommittee
     from relay.chains import OnChainCommittee
