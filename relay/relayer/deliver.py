@@ -98,6 +98,7 @@ class Deliverer:
         self._slots: dict[int, int] = defaultdict(int)
         self._in_flight: dict[int, set[bytes]] = defaultdict(set)
         self._pools: dict[int, futures.ThreadPoolExecutor] = {}
+        self._turns: dict[int, int] = defaultdict(int)  # which origin a pass serves first
         self._lease_seconds = lease_seconds
 
     def probe(self, destination: DestinationState, timeout: float) -> None:
@@ -132,7 +133,12 @@ class Deliverer:
             # What the free slots can take, and a batch more (some read may still be in flight).
             limit = min(limit, (free + 1) * self._batching.max_batch)
         now = self._clock()
-        ready = self._store.messages_in_state(S.VERIFIED, destination=domain, limit=limit)
+        # Each configured origin is read on its own, and the first one served turns every pass:
+        # a deep backlog of one origin (or a removed origin's leftovers) never keeps another
+        # origin's messages to this destination out of the read window.
+        ready = []
+        for origin in self._origins_in_turn(domain):
+            ready += self._store.messages_in_state(S.VERIFIED, origin=origin, destination=domain, limit=limit)
         ready += self._store.due_for_retry(now, destination=domain, limit=limit)
         # What another replica claimed is its to send (until the claim expires); what one of our
         # batches holds is on its way.
@@ -198,6 +204,15 @@ class Deliverer:
                     for chunk in chunks
                 ]:
                     job.result()
+
+    def _origins_in_turn(self, domain: int) -> list[int]:
+        """The configured origins, starting one further along at each pass for `domain`."""
+        origins = sorted(self._sources)
+        if not origins:
+            return []
+        turn = self._turns[domain] % len(origins)
+        self._turns[domain] += 1
+        return origins[turn:] + origins[:turn]
 
     def _launch(
         self,

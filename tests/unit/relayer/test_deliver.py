@@ -43,7 +43,14 @@ class World:
     """A source with its tree, one destination with a fake submitter, and the delivery stage."""
 
     def __init__(
-        self, store: Store, metrics: RelayMetrics, clock: Clock, *, max_batch: int = 50, max_wait: float = 0.0
+        self,
+        store: Store,
+        metrics: RelayMetrics,
+        clock: Clock,
+        *,
+        max_batch: int = 50,
+        max_wait: float = 0.0,
+        other_sources: tuple[SourceState, ...] = (),
     ) -> None:
         self.store, self.clock = store, clock
         self.source: SourceState = make_source(store)
@@ -65,7 +72,7 @@ class World:
             clock,
             BatchingConfig(max_batch=max_batch, max_wait=max_wait),
             SUBMITTER_TIMEOUT,
-            {ORIGIN: self.source},
+            {ORIGIN: self.source, **{other.domain: other for other in other_sources}},
             outcomes,
             lambda: self.stopping,
             metrics=metrics,
@@ -385,6 +392,20 @@ def test_messages_of_an_unconfigured_origin_are_left_alone(world: Callable[..., 
     w.deliverer.deliver(w.destination, flush=True)
     assert state_of(store, stranger.id) is St.VERIFIED
     assert w.states(1) == [St.DELIVERED]
+
+
+def test_a_deep_backlog_of_one_origin_does_not_keep_another_origin_out(
+    store: Store, world: Callable[..., World]
+) -> None:
+    """The read window (20 batches) once held only the lowest-numbered origin's backlog."""
+    other = make_source(store, domain=5)
+    w = world(max_batch=2, other_sources=(other,))
+    backlog = [make_message(n) for n in range(60)]
+    store_verified(store, w.source, backlog, checkpoint_over(backlog))
+    lone = make_message(0, origin=5)
+    store_verified(store, other, [lone], checkpoint_over([lone], origin=5))
+    w.deliverer.deliver(w.destination, flush=True)
+    assert state_of(store, lone.id) is St.DELIVERED
 
 
 def test_the_submitter_is_probed_only_when_it_has_not_answered_lately(world: Callable[..., World]) -> None:
