@@ -341,7 +341,9 @@ class EvmDestination:
         """Whether `call` runs without reverting on `gas` (eth_call at the latest block)."""
         try:
             self.transactions.read("eth_call", lambda: call.call({"from": self.account, "gas": gas}))
-        except (web3_errors.ContractLogicError, web3_errors.ContractCustomError, web3_errors.Web3RPCError):
+        except (web3_errors.Web3Exception, ValueError):
+            # A revert, an RPC error or an answer that does not decode: not proven at the floor,
+            # so the gas estimate (which types its own errors) decides instead.
             return False
         return True
 

@@ -222,3 +222,23 @@ def test_a_call_proven_at_the_ceiling_is_sent_with_at_least_the_estimates_margin
     # with a reason of up to 256 bytes instead of Delivered, under 5,000 gas a message, plus a
     # fresh bitmap word's 22,100 in at most two words: inside the margin the floor keeps.
     assert floor - ceiling >= 2 * 22_100 + len(handle_gas) * 5_000
+
+
+@pytest.mark.parametrize("garbage", ["bad output", "value error"])
+def test_an_eth_call_answer_that_does_not_decode_is_not_proof_and_stays_typed(garbage: str) -> None:
+    """`_succeeds_with` once let an undecodable eth_call answer escape untyped (before any send)."""
+    from types import SimpleNamespace
+
+    from web3.exceptions import BadFunctionCallOutput
+
+    from adapters.evm.submitter import EvmDestination
+
+    error: Exception = BadFunctionCallOutput("0x01") if garbage == "bad output" else ValueError("junk")
+
+    def call(options: object) -> object:
+        raise error
+
+    destination = EvmDestination.__new__(EvmDestination)
+    destination.account = "0x" + "11" * 20
+    destination.transactions = SimpleNamespace(read=lambda name, function: function())
+    assert destination._succeeds_with(SimpleNamespace(call=call), 100_000) is False
