@@ -33,6 +33,12 @@ log = logging.getLogger("relay.relayer")
 
 S = MessageState
 
+# Verdicts are computed and committed this many messages at a time, so that a long backlog (a
+# restarted relayer proving thousands of messages under one checkpoint) has its first messages
+# VERIFIED, and in the delivery stage's hands, while the rest are still being proved. Each chunk
+# is a transition batch of its own under the source lease (fencing unchanged).
+PROVE_CHUNK = 256
+
 
 class Prover:
     """Moves ATTESTED messages to VERIFIED or REJECTED."""
@@ -52,9 +58,19 @@ class Prover:
         for record in attested:
             by_checkpoint[record.checkpoint_id or 0].append(record)
         progressed = False
-        for checkpoint_id, records in by_checkpoint.items():
-            certified = self._store.get_certificate(checkpoint_id) if checkpoint_id else None
-            transitions = self.compute_transitions(source, certified, records)
+        checked: set[int] = set()  # certificates already verified in this pass (by object id)
+        certificates = {
+            checkpoint_id: self._store.get_certificate(checkpoint_id) if checkpoint_id else None
+            for checkpoint_id in by_checkpoint
+        }
+        chunks = (
+            (checkpoint_id, records[start : start + PROVE_CHUNK])
+            for checkpoint_id, records in by_checkpoint.items()
+            for start in range(0, len(records), PROVE_CHUNK)
+        )
+        for checkpoint_id, records in chunks:
+            certified = certificates[checkpoint_id]
+            transitions = self.compute_transitions(source, certified, records, checked=checked)
             try:
                 self._store.apply_transitions(transitions, self._clock(), lease=lease)
             except LeaseLost:
@@ -93,9 +109,18 @@ class Prover:
         source.repair_requested = True
 
     def compute_transitions(
-        self, source: SourceState, certified: CertifiedCheckpoint | None, records: Sequence[MessageRecord]
+        self,
+        source: SourceState,
+        certified: CertifiedCheckpoint | None,
+        records: Sequence[MessageRecord],
+        *,
+        checked: set[int] | None = None,
     ) -> list[Transition]:
         """The verdict for `records` (all ATTESTED under `certified`), as transitions; no store writes.
+
+        `checked`: ids of certificate objects whose committee signature this pass already verified
+        (the next chunk of the same checkpoint skips that check only; its root and every branch are
+        still checked); a certificate that verifies is added.
 
         A certificate that verifies but whose root is not the relayer's tree sends the records
         back to FINAL and flags `source` for a repair: a wrong observation never rejects a message.
@@ -119,15 +144,18 @@ class Prover:
             if checkpoint.index >= tree.count:
                 return attest_again()
             try:
-                with self._metrics.time_verification("checkpoint"):
-                    verify_committee_checkpoint(
-                        source.committee,
-                        checkpoint,
-                        certified.certificate,
-                        origin=source.domain,
-                        gateway=source.gateway,
-                        backend=self._backend,
-                    )
+                if checked is None or id(certified) not in checked:
+                    with self._metrics.time_verification("checkpoint"):
+                        verify_committee_checkpoint(
+                            source.committee,
+                            checkpoint,
+                            certified.certificate,
+                            origin=source.domain,
+                            gateway=source.gateway,
+                            backend=self._backend,
+                        )
+                    if checked is not None:
+                        checked.add(id(certified))
                 expected = tree.root_at(checkpoint.index + 1)
             except InvalidProof as error:
                 return [reject(r, error) for r in records]

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import ConfigurationError, RelayError
-from relay.tools.devnet_app import send_paid_counter_messages
+from relay.tools.devnet_app import COUNTER_HANDLE_GAS_LIMIT, send_paid_counter_messages
 from relay.tools.devnet_relayers import (
     DevnetDatabase,
     operator_name,
@@ -90,7 +90,9 @@ class DevnetOptions:
     committee_poll_interval: float = 0.5  # how often attestors read their committee on the other chain
     max_batch: int = 50
     max_wait: float = 0.5
-    message_gas_limit: int = 200_000  # gas each devnet message pays for (quoted on its source chain)
+    # Handle gas each devnet message declares and pays for (quoted on its source chain): the
+    # Counter's measured worst case with a margin (relay.tools.devnet_app).
+    message_gas_limit: int = COUNTER_HANDLE_GAS_LIMIT
     attestor_poll_interval: float = 0.25
     relayer_poll_interval: float = 0.25
     retry_base_delay: float = 1.0

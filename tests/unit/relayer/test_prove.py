@@ -179,3 +179,45 @@ def test_messages_under_different_checkpoints_are_judged_separately(
     store.attest_messages(forged, certificate, [m.id for m in MESSAGES[2:]], 2.0)
     assert prover(store, metrics, clock).verify_attested(source) is False
     assert [state_of(store, m.id) for m in MESSAGES] == [St.VERIFIED, St.VERIFIED, St.REJECTED, St.REJECTED]
+
+
+def test_a_long_backlog_is_committed_in_chunks_with_the_committee_checked_once(
+    store: Store, metrics: RelayMetrics, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A restarted relayer proving a long backlog commits verdicts a chunk at a time (deliveries can
+    # start on the first chunk); the certificate's signature is checked once per pass, and every
+    # message's branch is still checked against the checkpoint root.
+    monkeypatch.setattr("relay.relayer.prove.PROVE_CHUNK", 3)
+    source = make_source(store)
+    messages = [make_message(n) for n in range(7)]
+    store_final(store, source, messages)
+    checkpoint = checkpoint_over(messages, 6)
+    store.attest_messages(checkpoint, certify(checkpoint), [m.id for m in messages], 1.0)
+    commits: list[int] = []
+    apply = store.apply_transitions
+    monkeypatch.setattr(
+        store,
+        "apply_transitions",
+        lambda transitions, *a, **k: (commits.append(len(transitions)), apply(transitions, *a, **k))[1],
+    )
+    assert prover(store, metrics, clock).verify_attested(source) is True
+    assert commits == [3, 3, 1]
+    checks = metrics.registry.get_sample_value("relay_verification_seconds_count", {"kind": "checkpoint"})
+    assert checks == 1
+    for message in messages:
+        record = store.get(message.id)
+        assert record is not None and record.state is St.VERIFIED
+        verify_branch(message.id, record.branch, message.nonce, checkpoint.root)
+
+
+def test_a_forged_certificate_rejects_every_chunk_of_its_messages(
+    store: Store, metrics: RelayMetrics, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("relay.relayer.prove.PROVE_CHUNK", 1)
+    source = make_source(store)
+    store_final(store, source, MESSAGES[:3])
+    checkpoint, certificate = forged_certificate(checkpoint_over(MESSAGES[:3]), "InvalidSignature")
+    store.attest_messages(checkpoint, certificate, [m.id for m in MESSAGES[:3]], 1.0)
+    assert prover(store, metrics, clock).verify_attested(source) is False
+    for message in MESSAGES[:3]:
+        assert state_of(store, message.id) is St.REJECTED
