@@ -366,20 +366,25 @@ def proposal_from_dict(data: Any) -> HandoverProposal:
                 _integer(entry.get("weight", 1), f"members[{index}].weight"),
             )
         )
+    return HandoverProposal(members=tuple(members), **proposal_fields_from_dict(data))
+
+
+def proposal_fields_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every hand-over proposal's JSON carries besides its members (either scheme):
+    origin, gateway, epoch, threshold, current_committee_hash, allow_low_threshold."""
     allow = data.get("allow_low_threshold", False)
     if not isinstance(allow, bool):
         raise MalformedEncoding("allow_low_threshold is true or false")
-    return HandoverProposal(
-        origin=_integer(data.get("origin"), "origin"),
-        gateway=_unhex(data.get("gateway"), "gateway", HASH_LENGTH),
-        epoch=_integer(data.get("epoch"), "epoch"),
-        threshold=_integer(data.get("threshold"), "threshold"),
-        members=tuple(members),
-        current_committee_hash=_unhex(
+    return {
+        "origin": _integer(data.get("origin"), "origin"),
+        "gateway": _unhex(data.get("gateway"), "gateway", HASH_LENGTH),
+        "epoch": _integer(data.get("epoch"), "epoch"),
+        "threshold": _integer(data.get("threshold"), "threshold"),
+        "current_committee_hash": _unhex(
             data.get("current_committee_hash"), "current_committee_hash", HASH_LENGTH
         ),
-        allow_low_threshold=allow,
-    )
+        "allow_low_threshold": allow,
+    }
 
 
 def certificate_to_dict(certificate: HandoverCertificate) -> dict[str, Any]:

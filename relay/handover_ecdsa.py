@@ -34,6 +34,7 @@ from relay.handover import (
     _hex,
     _integer,
     _unhex,
+    proposal_fields_from_dict,
 )
 from relay.verify.committee import compute_handover_digest
 from relay.verify.ecdsa import (
@@ -268,20 +269,7 @@ def ecdsa_proposal_from_dict(data: Any) -> EcdsaHandoverProposal:
                 _integer(entry.get("weight", 1), f"members[{index}].weight"),
             )
         )
-    allow = data.get("allow_low_threshold", False)
-    if not isinstance(allow, bool):
-        raise MalformedEncoding("allow_low_threshold is true or false")
-    return EcdsaHandoverProposal(
-        origin=_integer(data.get("origin"), "origin"),
-        gateway=_unhex(data.get("gateway"), "gateway", HASH_LENGTH),
-        epoch=_integer(data.get("epoch"), "epoch"),
-        threshold=_integer(data.get("threshold"), "threshold"),
-        members=tuple(members),
-        current_committee_hash=_unhex(
-            data.get("current_committee_hash"), "current_committee_hash", HASH_LENGTH
-        ),
-        allow_low_threshold=allow,
-    )
+    return EcdsaHandoverProposal(members=tuple(members), **proposal_fields_from_dict(data))
 
 
 def ecdsa_certificate_to_dict(certificate: EcdsaHandoverCertificate) -> dict[str, Any]:

@@ -12,7 +12,6 @@ when the attestor's own config allows it); never two different hand-overs from o
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import replace
 
@@ -20,7 +19,7 @@ from relay.chains import CommitteeReader, EcdsaCommitteeReader
 from relay.handover import NotACommitteeMember, verify_proposal
 from relay.handover_ecdsa import EcdsaHandoverProposal, EcdsaHandoverSignature, compute_ecdsa_proposal_digest
 from relay.roles.ledger import CheckpointLedger
-from relay.roles.membership import HandoverLog, NoCommitteeChain, SigningRefused
+from relay.roles.membership import HandoverLog, NoCommitteeChain, check_operator_token
 from relay.verify.ecdsa import sign_digest
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,7 @@ class EcdsaHandoverSigner:
 
     def check_token(self, given: str) -> None:
         """Raise `SigningRefused` unless `given` is the configured operator token (constant time)."""
-        if not self._operator_token:
-            raise SigningRefused("SignHandover is disabled: this attestor has no operator_token configured")
-        if not given or not hmac.compare_digest(given.encode(), self._operator_token.encode()):
-            raise SigningRefused("SignHandover needs the attestor's operator token")
+        check_operator_token(self._operator_token, given)
 
     def sign(self, proposal: EcdsaHandoverProposal) -> EcdsaHandoverSignature:
         """Check `proposal` (see the module docstring) and sign it; typed errors say what failed.

@@ -275,6 +275,15 @@ class ProposalSigner(Protocol):
     def sign(self, proposal: Any) -> Any: ...
 
 
+def check_operator_token(configured: str | None, given: str) -> None:
+    """Raise `SigningRefused` unless `given` is the `configured` operator token (constant time);
+    with none configured, SignHandover is disabled."""
+    if not configured:
+        raise SigningRefused("SignHandover is disabled: this attestor has no operator_token configured")
+    if not given or not hmac.compare_digest(given.encode(), configured.encode()):
+        raise SigningRefused("SignHandover needs the attestor's operator token")
+
+
 class HandoverSigner:
     """`SignHandover`: check a proposal against the chain, then sign its hand-over digest."""
 
@@ -303,10 +312,7 @@ class HandoverSigner:
 
     def check_token(self, given: str) -> None:
         """Raise `SigningRefused` unless `given` is the configured operator token (constant time)."""
-        if not self._operator_token:
-            raise SigningRefused("SignHandover is disabled: this attestor has no operator_token configured")
-        if not given or not hmac.compare_digest(given.encode(), self._operator_token.encode()):
-            raise SigningRefused("SignHandover needs the attestor's operator token")
+        check_operator_token(self._operator_token, given)
 
     def sign(self, proposal: HandoverProposal) -> HandoverSignature:
         """Check `proposal` (see the module docstring) and sign it; typed errors say what failed.
