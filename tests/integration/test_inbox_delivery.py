@@ -310,3 +310,12 @@ def test_gas_measurement_runs(route: Route) -> None:
     gas = measure_delivery_gas(route.rpc_url, DEV_PRIVATE_KEYS[2], batch_sizes=(2,))
     assert gas.receipts_in_block == 4 and gas.lone_proof_nodes >= 2
     assert 0 < gas.per_message[2] and 0 < gas.lone < gas.first_delivery
+
+
+def test_committee_views_refuse_a_verifier_origin(route: Route) -> None:
+    assert route.destination.functions.verifierOf(ORIGIN).call() == route.inbox.address
+    assert refusal(route.destination, route.destination.functions.committeeOf(ORIGIN)) == (
+        "WrongCommitteeScheme",
+        (ORIGIN, 3),
+    )
+    assert refusal(route.destination, route.destination.functions.verifierOf(7)) == ("UnknownOrigin", (7,))
