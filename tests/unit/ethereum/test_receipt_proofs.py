@@ -23,6 +23,7 @@ from adapters.ethereum.receipt_proofs import (
     encode_receipt_proof,
     header_walk,
     parse_block_receipts,
+    share_nodes,
 )
 from relay.verify.ethereum.errors import InvalidHeaderChain, InvalidReceiptsRoot, MalformedObject
 from relay.verify.ethereum.receipts import verify_receipt_proof
@@ -84,3 +85,14 @@ def test_the_header_walk_must_chain(block: Any) -> None:
     assert header_walk([block]) == (header,)
     with pytest.raises(InvalidHeaderChain):
         header_walk([block, block])
+
+
+def test_shared_nodes_are_sent_once_in_a_batch(receipts: list[Any], block: Any) -> None:
+    trie = ReceiptsTrie(parse_block_receipts(receipts), bytes.fromhex(block["receiptsRoot"][2:]))
+    proofs = [trie.proof(index, 1) for index in (20, 21, 40, 40)]
+    shared = share_nodes(proofs)
+    assert shared[0] == proofs[0]
+    assert [len(node) for node in shared[1].nodes[:2]] == [0, 0]  # 20 and 21: one root, one branch
+    assert shared[2].nodes[0] == b"" and shared[2].nodes[1] == proofs[2].nodes[1]
+    assert all(node == b"" for node in shared[3].nodes)
+    assert [p.transaction_index for p in shared] == [20, 21, 40, 40]
