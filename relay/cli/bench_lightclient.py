@@ -1,4 +1,5 @@
-"""`relay bench lightclient`: time to process one real mainnet light-client update.
+"""`relay bench lightclient`: time to process one real mainnet light-client update off-chain;
+with `--onchain`, the gas of the on-chain light client (relay.tools.bench.lightclient_onchain).
 
 Processes the first update of the mainnet vectors (period 862, signed by 511 of 512 members,
 bringing the next committee) against a fresh copy of the bootstrapped store, with the
@@ -50,11 +51,18 @@ def add_bench_lightclient_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runs", type=int, default=200, help="runs for fast backends (py_ecc always runs once)"
     )
+    from relay.tools.bench.lightclient_onchain import add_onchain_arguments
+
+    add_onchain_arguments(parser)
 
 
 def run_bench_lightclient(args: argparse.Namespace) -> int:
     """Print the per-update time for each backend and whether the fast one meets the target (reported, not enforced)."""
     folder = args.vectors or default_vectors()
+    if args.onchain:
+        from relay.tools.bench.lightclient_onchain import run_onchain
+
+        return run_onchain(args, folder)
     if not (folder / "bootstrap.json").exists():
         raise ConfigurationError("light-client vectors not found (use --vectors)", folder=str(folder))
     bootstrap = parse_bootstrap(load_json(folder / "bootstrap.json"), MAINNET.preset)
