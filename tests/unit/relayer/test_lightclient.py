@@ -492,3 +492,21 @@ def test_the_relayer_composes_a_light_client_origin_with_no_attestor(tmp_path: A
         assert record is not None and record.state is St.DELIVERED
     finally:
         relayer.stop()
+
+
+def test_gauges_show_the_light_client_states_and_count_them_as_pending(world: World) -> None:
+    waiting = world.dispatch(0, block=10)
+    world.driver.advance(world.source)
+    world.clock.advance(40)
+    Gauges(world.store, world.metrics, world.clock).refresh()
+
+    def sample(name: str, **labels: str) -> float:
+        value = world.metrics.registry.get_sample_value(
+            name, {"origin": str(ORIGIN), "destination": str(DEST_A), **labels}
+        )
+        return value if value is not None else -1.0
+
+    assert state_of(world.store, waiting) is St.WAITING_FOR_HEADER
+    assert sample("relay_messages", state="waiting_for_header") == 1
+    assert sample("relay_messages", state="header_submitted") == 0
+    assert sample("relay_oldest_pending_message_age_seconds") == 40
