@@ -264,3 +264,38 @@ def test_hostile_light_client_requests_are_invalid_arguments(setup: Setup) -> No
         with pytest.raises(grpc.RpcError) as raised:
             setup.stub.SubmitLightClientUpdate(update, timeout=10)
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_messages_of_one_block_go_in_one_batch_with_their_shared_trie_nodes_sent_once(setup: Setup) -> None:
+    provider: Any = setup.w3.provider
+    provider.make_request("evm_setAutomine", [False])
+    try:
+        recipient = address_to_bytes32(setup.counter.address)
+        hashes = [
+            setup.source_counter.functions.send(DESTINATION, recipient, bytes([i]) * 8).transact()
+            for i in range(3)
+        ]
+        provider.make_request("evm_mine", [])
+    finally:
+        provider.make_request("evm_setAutomine", [True])
+    receipts = [setup.w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    (block,) = {int(r["blockNumber"]) for r in receipts}
+    gateway = contract(setup.w3, "Gateway", setup.source_counter.functions.gateway().call())
+    messages = [
+        Message.decode(bytes(gateway.events.Dispatch().process_receipt(r)[0]["args"]["message"]))
+        for r in receipts
+    ]
+    anchor = store(setup, block)
+    proven = [setup.origin.prove_message(m.id, block, block, *anchor) for m in messages]
+    assert proven[0].proof.nodes[0] == proven[1].proof.nodes[0]  # one trie: the same root node
+    received = setup.counter.functions.received().call()
+    report = deliver(
+        setup,
+        [p.proof for p in proven],
+        [
+            ReceiptDelivery(m, i, p.log_index, DEFAULT_HANDLE_GAS_LIMIT)
+            for i, (m, p) in enumerate(zip(messages, proven, strict=True))
+        ],
+    )
+    assert [report.results[m.id].outcome for m in messages] == [DeliveryOutcome.DELIVERED] * 3
+    assert setup.counter.functions.received().call() == received + 3

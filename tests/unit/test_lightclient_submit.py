@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from eth_abi import encode as abi_encode
 
-from adapters.evm.lightclient_submit import compute_pending_batch, describe_revert, is_update_needed
+from adapters.ethereum.receipt_proofs import share_proof_nodes
+from adapters.evm.lightclient_submit import (
+    compute_pending_batch,
+    describe_revert,
+    is_update_needed,
+    share_trie_nodes,
+)
 from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, StoredHeaders
 from relay.verify.hashing import keccak256
 from relay.verify.message import Message
@@ -44,3 +50,17 @@ def test_refusals_are_named_by_the_contracts_errors_whatever_the_data() -> None:
     assert describe_revert(abi, None) == "EmptyRevert()"
     assert describe_revert(abi, b"\xde\xad\xbe\xef" + b"\x00" * 4000).startswith("UnknownError(0xdeadbeef")
     assert len(describe_revert(abi, b"\xde\xad\xbe\xef" + b"\x00" * 4000)) < 250
+
+
+def test_shared_trie_nodes_follow_the_inboxs_rule() -> None:
+    root, branch_a, branch_b = b"root", b"branch-a", b"branch-b"
+    proofs = [
+        ReceiptProof(9, (), 0, (root, branch_a, b"leaf-0")),
+        ReceiptProof(9, (), 1, (root, branch_a, b"leaf-1")),
+        ReceiptProof(9, (), 2, (root, branch_b, b"leaf-2")),
+        ReceiptProof(8, (), 0, (b"other-root", b"leaf")),
+    ]
+    shared = share_trie_nodes(proofs)
+    assert [p.nodes for p in shared] == share_proof_nodes([p.nodes for p in proofs])  # the builder's rule
+    assert shared[1].nodes == (b"", b"", b"leaf-1") and shared[2].nodes == (b"", branch_b, b"leaf-2")
+    assert shared[0] == proofs[0] and shared[3] == proofs[3]
