@@ -191,6 +191,18 @@ def test_a_tampered_proof_is_refused_before_any_gas_is_paid(setup: Setup) -> Non
     assert [r.outcome for r in honest.results.values()] == [DeliveryOutcome.DELIVERED]
 
 
+class CountingExecution:
+    """The honest execution RPC, recording the methods called."""
+
+    def __init__(self, url: str) -> None:
+        self.honest = HttpExecutionTransport(url)
+        self.calls: list[str] = []
+
+    def call(self, method: str, params: Sequence[Any]) -> Any:
+        self.calls.append(method)
+        return self.honest.call(method, params)
+
+
 class LyingExecution:
     """An execution RPC that changes one receipt's log data (and so the receipts it serves)."""
 
@@ -286,7 +298,17 @@ def test_messages_of_one_block_go_in_one_batch_with_their_shared_trie_nodes_sent
         for r in receipts
     ]
     anchor = store(setup, block)
-    proven = [setup.origin.prove_message(m.id, block, block, *anchor) for m in messages]
+    counting = CountingExecution(setup.rpc_url)
+    origin = EthereumLightClientOrigin(
+        beacon=None,  # type: ignore[arg-type]
+        execution=counting,
+        network=get_network("mainnet"),
+        trusted_block_root=bytes(32),
+        gateway=setup.origin.gateway,
+        origin_domain=ORIGIN,
+    )
+    proven = [origin.prove_message(m.id, block, block, *anchor) for m in messages]
+    assert counting.calls == ["eth_getBlockReceipts"]  # the block's verified receipts are reused
     assert proven[0].proof.nodes[0] == proven[1].proof.nodes[0]  # one trie: the same root node
     received = setup.counter.functions.received().call()
     report = deliver(
