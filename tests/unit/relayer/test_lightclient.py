@@ -510,3 +510,34 @@ def test_gauges_show_the_light_client_states_and_count_them_as_pending(world: Wo
     assert sample("relay_messages", state="waiting_for_header") == 1
     assert sample("relay_messages", state="header_submitted") == 0
     assert sample("relay_oldest_pending_message_age_seconds") == 40
+
+
+def test_receipt_batches_are_bounded_by_bytes_and_gas_counting_each_proof_once() -> None:
+    from relay.relayer.deliver_receipts import compute_proof_bytes, cut_receipt_batches
+    from relay.relayer.sizing import message_bytes
+    from relay.store.base import MessageRecord
+
+    shared = ReceiptProof(5, (), 0, (b"\x01" * 500, b"\x02" * 700))
+    walked = ReceiptProof(9, tuple(b"\x03" * 560 for _ in range(20)), 1, (b"\x04" * 600,))
+    records = [MessageRecord(make_message(n), St.VERIFIED) for n in range(4)]
+    kept = {
+        records[0].id: ProvenReceipt(shared, 0),
+        records[1].id: ProvenReceipt(shared, 1),
+        records[2].id: ProvenReceipt(walked, 0),
+        records[3].id: ProvenReceipt(shared, 2),
+    }
+    roomy = cut_receipt_batches(records, kept, {}, 1 << 20, 15_000_000)
+    assert roomy == [records]
+    # Room for the shared proof and its three messages, not for the walked one as well.
+    budget = compute_proof_bytes(shared) + 4 * message_bytes(records[0])
+    assert [
+        [r.message.nonce for r in b] for b in cut_receipt_batches(records, kept, {}, budget, 15_000_000)
+    ] == [
+        [0, 1],
+        [2],
+        [3],
+    ]
+    alone = cut_receipt_batches(records[2:3], kept, {}, 10, 10)  # above every bound: alone, not lost
+    assert alone == [records[2:3]]
+    by_gas = cut_receipt_batches(records[:2], kept, {r.id: 5_000_000 for r in records}, 1 << 20, 6_000_000)
+    assert len(by_gas) == 2
