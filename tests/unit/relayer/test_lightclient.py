@@ -80,6 +80,7 @@ class FakeLightClient:
 
     latest: int = 0
     error: Exception | None = None
+    also_stored: set[int] = field(default_factory=set)  # stored blocks besides the latest
 
     def stored_headers(self) -> StoredHeaders:
         if self.error is not None:
@@ -87,7 +88,7 @@ class FakeLightClient:
         return StoredHeaders(self.latest, self.latest * 10, 0, True)
 
     def execution_header(self, block_number: int) -> tuple[bytes, bytes] | None:
-        if block_number == self.latest:
+        if block_number == self.latest or block_number in self.also_stored:
             return block_number.to_bytes(32, "big"), b"\x77" * 32
         return None
 
@@ -327,12 +328,21 @@ def test_a_lying_execution_rpc_keeps_the_message_waiting_and_a_missing_message_i
     assert record is not None and record.error_reason == "MessageNotInBlock"
 
 
-def test_a_block_too_far_below_the_stored_header_waits(world: World) -> None:
+def test_a_block_too_far_below_every_stored_header_waits(world: World) -> None:
     message = world.dispatch(0, block=10)
     world.light_clients[DEST_A].latest = 10 + 65  # max_header_walk is 64
     world.driver.advance(world.source)
     assert state_of(world.store, message) is St.WAITING_FOR_HEADER
     assert world.origin.proved == []
+
+
+def test_a_backlog_older_than_the_newest_header_walks_from_the_nearest_stored_one(world: World) -> None:
+    old = world.dispatch(0, block=10)
+    world.light_clients[DEST_A].latest = 500  # the newest finality update is far above block 10
+    world.light_clients[DEST_A].also_stored = {40}  # an earlier update stored block 40
+    world.driver.advance(world.source)
+    assert state_of(world.store, old) is St.VERIFIED
+    assert world.origin.proved == [(old, 10, 40)]
 
 
 def test_a_lost_proof_is_rebuilt_at_delivery(
