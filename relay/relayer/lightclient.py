@@ -127,6 +127,9 @@ class HeaderDriver:
         self._max_walk = max_header_walk
         self.proofs = proofs if proofs is not None else ReceiptProofs()
         self._headers_seen: dict[tuple[int, int], tuple[bytes, bytes] | None] = {}
+        # (reader, block) -> the latest stored block when no stored header was near enough: not
+        # scanned again until the light client stores a newer one.
+        self._too_far: dict[tuple[int, int], int] = {}
 
     # --- the pass -----------------------------------------------------------------------------
 
@@ -366,10 +369,15 @@ class HeaderDriver:
             if newest is None:
                 raise TransientError("stored header not readable yet", block=latest)
             return latest, newest
-        for candidate in range(block + 1, block + self._max_walk + 1):
-            found = self._stored_header(reader, candidate)
-            if found is not None:
-                return candidate, found
+        key = (id(reader), block)
+        if self._too_far.get(key) != latest:  # the light client stores only newer headers since
+            for candidate in range(block + 1, block + self._max_walk + 1):
+                found = self._stored_header(reader, candidate)
+                if found is not None:
+                    return candidate, found
+            self._too_far[key] = latest
+            while len(self._too_far) > PROOF_CACHE_SIZE:
+                self._too_far.pop(next(iter(self._too_far)))
         raise HeaderWalkTooLong(
             "no stored header within the walk above the message's block",
             block=block,

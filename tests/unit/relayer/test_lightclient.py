@@ -81,6 +81,7 @@ class FakeLightClient:
     latest: int = 0
     error: Exception | None = None
     also_stored: set[int] = field(default_factory=set)  # stored blocks besides the latest
+    reads: int = 0
 
     def stored_headers(self) -> StoredHeaders:
         if self.error is not None:
@@ -88,6 +89,7 @@ class FakeLightClient:
         return StoredHeaders(self.latest, self.latest * 10, 0, True)
 
     def execution_header(self, block_number: int) -> tuple[bytes, bytes] | None:
+        self.reads += 1
         if block_number == self.latest or block_number in self.also_stored:
             return block_number.to_bytes(32, "big"), b"\x77" * 32
         return None
@@ -334,6 +336,9 @@ def test_a_block_too_far_below_every_stored_header_waits(world: World) -> None:
     world.driver.advance(world.source)
     assert state_of(world.store, message) is St.WAITING_FOR_HEADER
     assert world.origin.proved == []
+    reads = world.light_clients[DEST_A].reads
+    world.driver.advance(world.source)  # nothing newer stored: the blocks above are not read again
+    assert world.light_clients[DEST_A].reads - reads <= 2
 
 
 def test_a_backlog_older_than_the_newest_header_walks_from_the_nearest_stored_one(world: World) -> None:
