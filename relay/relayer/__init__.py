@@ -11,7 +11,8 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | tree | `tree` | (the in-memory Merkle tree of each origin, synced from the store) |
 | attestation collection | `attest` | FINAL -> ATTESTED |
 | proving | `prove` | ATTESTED -> VERIFIED or REJECTED |
-| delivery (per destination) | `deliver` (+ `policy`, `costs`) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
+| light-client origins (no committee) | `lightclient` | FINAL -> WAITING_FOR_HEADER -> HEADER_SUBMITTED -> VERIFIED (receipt proof) or REJECTED |
+| delivery (per destination) | `deliver` (+ `policy`, `costs`, `held` re-checks, `deliver_receipts` for light-client origins) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
 | outcomes | `outcomes` | SUBMITTED -> DELIVERED, PARKED, REJECTED or RETRYING |
 | readiness, gauges | `readiness`, `gauges` | (observe only) |
 | service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |
@@ -54,6 +55,7 @@ from relay.relayer.config import (
 )
 from relay.relayer.costs import RouteCost
 from relay.relayer.ingest import DeferredCursors, WatcherFactory
+from relay.relayer.lightclient import inert_committee
 from relay.relayer.readiness import StoreProbe, compute_readiness
 from relay.relayer.service import (
     ChainStatus,
@@ -72,6 +74,8 @@ from relay.relayer.wiring import (
     DeliveryReaderFactory,
     Factories,
     GasMarketReaderFactory,
+    LightClientOriginFactory,
+    LightClientReaderFactory,
     PaymentReaderFactory,
     Stages,
     SubmitterFactory,
@@ -109,7 +113,9 @@ class Relayer:
     `chain:` section is read through the chain registry unless `delivery_reader_factory` supplies
     another reader (chain config -> `DeliveryReader`); likewise the gas policy's readers of a
     source's payments (`payment_reader_factory`) and a destination's gas market
-    (`gas_market_reader_factory`).
+    (`gas_market_reader_factory`); and a light-client origin's adapter (`light_client_origin_factory`:
+    source chain config -> `LightClientOrigin`) and a destination's light client of an origin
+    (`light_client_reader_factory`: destination chain config, origin -> `LightClientReader`).
     """
 
     def __init__(
@@ -126,6 +132,8 @@ class Relayer:
         payment_reader_factory: PaymentReaderFactory | None = None,
         gas_market_reader_factory: GasMarketReaderFactory | None = None,
         committee_reader_factory: CommitteeReaderFactory | None = None,
+        light_client_origin_factory: LightClientOriginFactory | None = None,
+        light_client_reader_factory: LightClientReaderFactory | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -142,6 +150,8 @@ class Relayer:
             payment_reader=payment_reader_factory,
             gas_market_reader=gas_market_reader_factory,
             committee_reader=committee_reader_factory,
+            light_client_origin=light_client_origin_factory,
+            light_client_reader=light_client_reader_factory,
         )
         self._clock = clock
         self._operator_token = config.operator_token.reveal() if config.operator_token else None
@@ -246,7 +256,8 @@ class Relayer:
         )
         stages.replica.register(self._stop.wait)  # refused if this replica id runs elsewhere
         for source in self.sources.values():
-            stages.committees.restore(source)
+            if not source.config.is_light_client:  # a light-client origin has no committee to follow
+                stages.committees.restore(source)
         stages.outcomes.recover_submitted(expired_only=store.shared)  # shared: live claims are others'
 
         self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
@@ -265,7 +276,9 @@ class Relayer:
     def _open_source(self, config: SourceConfig, store: Store, backend: BlsBackend) -> SourceState:
         chain = config.chain
         try:
-            committee = config.committee.build(backend)
+            committee = (
+                inert_committee() if config.is_light_client else config.trusted_committee().build(backend)
+            )
         except InvalidProof as error:
             raise ConfigurationError(
                 f"committee of source {chain.name!r} is invalid: {error.reason}",

@@ -24,12 +24,11 @@ died or stalled) is taken back by any replica's stranded check (`requeue_strande
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.chains import DeliveryItem
 from relay.errors import InvalidProof, RelayError
@@ -39,19 +38,21 @@ from relay.peers import DeliveryReport, PendingDelivery
 from relay.relayer.common import Clock, describe
 from relay.relayer.config import BatchingConfig
 from relay.relayer.costs import RouteCosts
+from relay.relayer.deliver_receipts import submit_receipt_batch
+from relay.relayer.held import HeldMessages
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import Decision, GasPolicy, GasPolicyConfig
 from relay.relayer.sizing import cut_batches
-from relay.store.base import CertifiedCheckpoint, MessageFilter, MessageRecord, Store, Transition
+from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
 from relay.verify.merkle import verify_branch
 
 if TYPE_CHECKING:
+    from relay.relayer.lightclient import HeaderDriver
     from relay.relayer.state import DestinationState, SourceState
 
 log = logging.getLogger("relay.relayer")
 
 S = MessageState
-OUT_OF_GAS = re.compile(r"RecipientOutOfGas\((\d+)\)")  # the Gateway's reason, with the gas given
 # Delivery transactions one destination may have pending at once: more than a 30M-gas block
 # packs (about 12 batches of 50 messages at 200k handle gas each), so the pool holds the next
 # block's worth while one is mined. The submitter admits this many calls (relay.roles.submitter).
@@ -78,13 +79,13 @@ class Deliverer:
         costs: RouteCosts | None = None,
         owner: str = "relayer",
         lease_seconds: float = 15.0,
+        receipts: HeaderDriver | None = None,
     ) -> None:
+        self._receipts = receipts  # light-client origins: their verified receipt proofs
         self._policy = policy or GasPolicy(GasPolicyConfig(mode="allow_all"), {}, {}, clock)
         self._metrics = metrics
         self.costs = costs or RouteCosts(metrics)
-        self._rechecked_at: dict[int, float] = {}
-        self._recheck_tokens: dict[int, str] = {}
-        self._parked_tokens: dict[int, str] = {}
+        self._held = HeldMessages(store, clock, self._policy)
         self._store = store
         self._clock = clock
         self._batching = batching
@@ -157,14 +158,16 @@ class Deliverer:
             if source is None:
                 log.warning("no source configured for verified messages", extra={"origin": origin})
                 continue
-            certificates = {
-                cid: c
-                for cid in {r.checkpoint_id for r in records if r.checkpoint_id}
-                if (c := self._store.get_certificate(cid)) is not None
-            }
-            if not certificates:
-                continue
-            newest = max(certificates.values(), key=lambda c: c.checkpoint.index)
+            newest: CertifiedCheckpoint | None = None  # a light-client origin's go by receipt proof
+            if not source.config.is_light_client:
+                certificates = {
+                    cid: c
+                    for cid in {r.checkpoint_id for r in records if r.checkpoint_id}
+                    if (c := self._store.get_certificate(cid)) is not None
+                }
+                if not certificates:
+                    continue
+                newest = max(certificates.values(), key=lambda c: c.checkpoint.index)
             waited = now - min(r.verified_at if r.state is S.VERIFIED else r.next_attempt_at for r in records)
             if not flush and len(records) < self._batching.max_batch and waited < self._batching.max_wait:
                 continue
@@ -218,7 +221,7 @@ class Deliverer:
         self,
         destination: DestinationState,
         source: SourceState,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         chunks: Sequence[Sequence[MessageRecord]],
         decisions: Mapping[bytes, Decision],
     ) -> int:
@@ -245,7 +248,7 @@ class Deliverer:
         self,
         destination: DestinationState,
         source: SourceState,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         chunk: Sequence[MessageRecord],
         decisions: Mapping[bytes, Decision],
         ids: set[bytes],
@@ -320,101 +323,32 @@ class Deliverer:
             )
 
     def recheck_unpaid(self, destination: DestinationState, *, force: bool = False) -> list[bytes]:
-        """UNPAID messages of `destination` now paid for enough go back to VERIFIED (at most
-        `recheck_batch` per call, in turn, every `recheck_interval` s unless `force`). Returns their ids."""
-        config = self._policy.config
-        domain = destination.domain
-        now = self._clock()
-        if not force and now - self._rechecked_at.get(domain, float("-inf")) < config.recheck_interval:
-            return []
-        self._rechecked_at[domain] = now
-        # One keyset page per pass, in turn: the cost is `recheck_batch` rows whatever the number
-        # of held messages (a flood of unpaid dispatches cannot push others out of the re-check).
-        where = MessageFilter(states=frozenset({S.UNPAID}), destination=domain)
-        page = self._store.list_messages(where, config.recheck_batch, self._recheck_tokens.get(domain, ""))
-        self._recheck_tokens[domain] = page.next_token  # "" starts over from the newest
-        window = list(page.records)
-        if not window:
-            return self.recheck_out_of_gas(destination)
-        try:
-            decisions = self._policy.decide(domain, window)
-        except RelayError as error:
-            log.warning(
-                "gas payments could not be read to re-check held messages",
-                extra={"destination": domain, "reason": describe(error)},
-            )
-            return []
-        paid = [r for r in window if decisions[r.id].deliver]
-        released: list[bytes] = []
-        for record in paid:
-            try:
-                self._store.apply_transition(
-                    Transition(record.id, S.UNPAID, S.VERIFIED, {"last_error": "", "error_reason": ""}), now
-                )
-            except StaleState:
-                continue
-            released.append(record.id)
-            log.info("held message paid for; deliverable again", extra={"message_id": record.id})
-        return released + self.recheck_out_of_gas(destination)
+        """See `relay.relayer.held.HeldMessages.recheck_unpaid`."""
+        return self._held.recheck_unpaid(destination.domain, force=force)
 
     def recheck_out_of_gas(self, destination: DestinationState) -> list[bytes]:
-        """PARKED messages whose recipient ran out of the gas it was given (`RecipientOutOfGas(N)`)
-        go back to VERIFIED once their payment now buys more than N (a `payForGas` top-up): the
-        Gateway left them deliverable, so a top-up needs no operator. At most `recheck_batch`."""
-        # One keyset page of PARKED messages per pass, in turn, like the UNPAID re-check.
-        domain = destination.domain
-        where = MessageFilter(states=frozenset({S.PARKED}), destination=domain)
-        page = self._store.list_messages(
-            where, self._policy.config.recheck_batch, self._parked_tokens.get(domain, "")
-        )
-        self._parked_tokens[domain] = page.next_token
-        candidates: list[tuple[MessageRecord, int]] = []
-        for record in page.records:
-            found = (
-                OUT_OF_GAS.search(record.last_error) if record.error_reason == "RecipientReverted" else None
-            )
-            if found is not None:
-                candidates.append((record, int(found.group(1))))
-        if not candidates:
-            return []
-        try:
-            decisions = self._policy.decide(destination.domain, [record for record, _ in candidates])
-        except RelayError:
-            return []  # payments unreadable now; the next recheck asks again
-        released: list[bytes] = []
-        now = self._clock()
-        for record, given in candidates:
-            decision = decisions[record.id]
-            if not decision.deliver or decision.gas_limit <= given:
-                continue
-            try:
-                self._store.apply_transition(
-                    Transition(
-                        record.id, S.PARKED, S.VERIFIED, {"last_error": "", "error_reason": "", "attempts": 0}
-                    ),
-                    now,
-                )
-            except StaleState:
-                continue
-            released.append(record.id)
-            log.info(
-                "parked message topped up beyond the gas it ran out of; deliverable again",
-                extra={"message_id": record.id, "gas_before": given, "gas_now": decision.gas_limit},
-            )
-        return released
+        """See `relay.relayer.held.HeldMessages.recheck_out_of_gas`."""
+        return self._held.recheck_out_of_gas(destination.domain)
 
     def submit_batch(
         self,
         destination: DestinationState,
         source: SourceState,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         records: Sequence[MessageRecord],
         decisions: Mapping[bytes, Decision] | None = None,
     ) -> None:
         """Claim `records`, mark what was claimed SUBMITTED under `certified` (re-proving those of
         older checkpoints) and send, each with the gas limit of its policy decision (the default
-        without one). What another replica holds is left to it."""
+        without one). What another replica holds is left to it. `certified` None: a light-client
+        origin's batch, sent by receipt proof (`relay.relayer.deliver_receipts`)."""
         decisions = decisions or {}
+        if certified is None:
+            if self._receipts is None:
+                log.error("no receipt proofs for a light-client origin", extra={"origin": source.domain})
+                return
+            submit_receipt_batch(self, self._receipts, destination, source, records, decisions)
+            return
         now = self._clock()
         claimed = self._store.claim_messages([r.id for r in records], self._owner, now, self._lease_seconds)
         if len(claimed) < len(records):
@@ -544,6 +478,21 @@ class Deliverer:
         call = destination.submitter.deliver(
             checkpoint, certified.certificate, items, self._submitter_timeout
         )
+        self.finish(destination, certified, submitted, call, decisions, fields, claimed_at=claimed_at)
+
+    def finish(
+        self,
+        destination: DestinationState,
+        certified: CertifiedCheckpoint | None,
+        submitted: Sequence[MessageRecord],
+        call: PendingDelivery,
+        decisions: Mapping[bytes, Decision],
+        fields: dict[str, Any],
+        *,
+        claimed_at: float,
+    ) -> None:
+        """Wait for delivery `call` of `submitted` (renewing their claims), account and apply its
+        report (`certified` None: a receipt-proof batch)."""
         try:
             report = self._wait(call, submitted, fields, claimed_at)
         except RelayError as error:
@@ -556,6 +505,50 @@ class Deliverer:
         self._outcomes.apply_report(
             destination.domain, destination.submitter.address, certified, submitted, report, fields
         )
+
+    # What `relay.relayer.deliver_receipts` shares with the certificate path.
+
+    @property
+    def store(self) -> Store:
+        """The store."""
+        return self._store
+
+    @property
+    def outcomes(self) -> Outcomes:
+        """The outcomes stage."""
+        return self._outcomes
+
+    @property
+    def owner(self) -> str:
+        """This replica's id, the owner of its claims."""
+        return self._owner
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a delivery claim lasts unless renewed."""
+        return self._lease_seconds
+
+    @property
+    def max_batch_bytes(self) -> int:
+        """The calldata bound of one batch."""
+        return self._batching.max_batch_bytes
+
+    @property
+    def submitter_timeout(self) -> float:
+        """How long one delivery call may run."""
+        return self._submitter_timeout
+
+    def now(self) -> float:
+        """The relayer's clock."""
+        return self._clock()
+
+    def mark_submitted(self, transitions: Sequence[Transition], now: float) -> set[bytes]:
+        """See `_mark_submitted`."""
+        return self._mark_submitted(transitions, now)
+
+    def release(self, records: Sequence[MessageRecord]) -> None:
+        """See `_release`."""
+        self._release(records)
 
     def _wait(
         self,
