@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     bench_lightclient = _optional("relay.cli.bench_lightclient")
     if bench_lightclient is not None:
-        light = kinds.add_parser("lightclient", help="Ethereum light-client update speed (off-chain) or gas (--onchain)")
+        light = kinds.add_parser(
+            "lightclient", help="Ethereum light-client update speed (off-chain) or gas (--onchain)"
+        )
         bench_lightclient.add_bench_lightclient_arguments(light)
         light.set_defaults(handler=bench_lightclient.run_bench_lightclient)
 

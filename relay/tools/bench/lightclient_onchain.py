@@ -102,13 +102,15 @@ def measure_mainnet_walk(vectors: Path, progress: Callable[[str], None]) -> list
     from adapters.ethereum import onchain_client
     from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
     from adapters.evm.deploy import TransactionSender
-    from relay.cli.lightclient import load_json
     from relay.verify.ethereum.codec import parse_bootstrap, parse_finality_update, parse_updates
     from relay.verify.ethereum.config import MAINNET
 
-    bootstrap = parse_bootstrap(load_json(vectors / "bootstrap.json"), MAINNET.preset)
-    updates = parse_updates(load_json(vectors / "updates.json"), MAINNET.preset)
-    finality = parse_finality_update(load_json(vectors / "finality.json"), MAINNET.preset)
+    def load(name: str) -> Any:
+        return json.loads((vectors / name).read_text())
+
+    bootstrap = parse_bootstrap(load("bootstrap.json"), MAINNET.preset)
+    updates = parse_updates(load("updates.json"), MAINNET.preset)
+    finality = parse_finality_update(load("finality.json"), MAINNET.preset)
     progress(f"mainnet: walking {len(updates)} real updates and the finality update")
     steps: list[tuple[str, int, int]] = []
     with AnvilProcess(chain_id=BENCH_CHAIN_ID) as anvil:
