@@ -12,15 +12,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from adapters.ethereum.source import EthereumFinalitySource
 from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport, ResponseNotFound
 from adapters.evm import deploy
 from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
 from relay.errors import RpcUnavailable
-from relay.tools.beacon_sim.chain import SimulatedBeaconChain, SimulationDiverged, simulated_preset
+from relay.tools.beacon_sim.chain import (
+    SimulatedBeaconChain,
+    SimulationDiverged,
+    network_spec_config,
+    simulated_preset,
+)
 from relay.tools.beacon_sim.server import BeaconApiServer
 from relay.verify.bls import BlsBackend, get_backend
+from relay.verify.ethereum.config import network_config_from_spec
 from relay.verify.ethereum.errors import InvalidSyncAggregateSignature
 from relay.verify.ethereum.sync_protocol import LightClient
 
@@ -187,3 +194,14 @@ def test_a_reorg_below_the_followed_head_is_refused(blst: BlsBackend) -> None:
         deploy.rpc_request(anvil.rpc_url, "anvil_mine", ["0x6", "0x7"])
         with pytest.raises(SimulationDiverged):
             chain.head_slot()
+
+
+def test_network_config_round_trips_through_a_spec_config(scene: Scene) -> None:
+    """What the devnet writes for the relayer's `network_config` reads back as the same network."""
+    network = scene.chain.network
+    spec = yaml.safe_load(yaml.safe_dump(network_spec_config(network)))
+    read = network_config_from_spec(
+        spec, genesis_validators_root=network.genesis_validators_root, name=network.name
+    )
+    assert read == network
+    assert read.preset.epochs_per_sync_committee_period == PERIOD_EPOCHS

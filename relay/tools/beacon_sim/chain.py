@@ -40,7 +40,7 @@ from relay.tools.beacon_sim.builders import (
     make_sync_aggregate,
 )
 from relay.verify.bls import BlsBackend
-from relay.verify.ethereum.config import MINIMAL_PRESET, Fork, NetworkConfig, Preset
+from relay.verify.ethereum.config import MINIMAL_PRESET, Fork, NetworkConfig, Preset, customize_preset
 from relay.verify.ethereum.containers import (
     ZERO_ROOT,
     ExecutionPayloadHeader,
@@ -76,16 +76,8 @@ def simulated_preset(
     slots_per_epoch: int = MINIMAL_PRESET.slots_per_epoch,
 ) -> Preset:
     """The minimal preset, or a variant of it (512 members for gas figures, shorter periods for a devnet)."""
-    if committee_size < 8 or committee_size & (committee_size - 1):
-        raise ConfigurationError("the committee size is a power of two, at least 8", size=committee_size)
-    if (committee_size, epochs_per_sync_committee_period, slots_per_epoch) == (
-        MINIMAL_PRESET.sync_committee_size,
-        MINIMAL_PRESET.epochs_per_sync_committee_period,
-        MINIMAL_PRESET.slots_per_epoch,
-    ):
-        return MINIMAL_PRESET
-    return Preset(
-        f"minimal-{committee_size}x{slots_per_epoch}x{epochs_per_sync_committee_period}",
+    return customize_preset(
+        MINIMAL_PRESET,
         sync_committee_size=committee_size,
         slots_per_epoch=slots_per_epoch,
         epochs_per_sync_committee_period=epochs_per_sync_committee_period,
@@ -106,6 +98,30 @@ def simulated_network(
         genesis_time=genesis_time,
         seconds_per_slot=seconds_per_slot,
     )
+
+
+def network_spec_config(network: NetworkConfig) -> dict[str, Any]:
+    """`network` as a consensus `config.yaml` mapping, which `network_config_from_spec` reads back.
+
+    What an operator of a light-client origin on the simulated chain puts in `network_config`
+    (with the genesis validators root beside it).
+    """
+    preset = network.preset
+    base = preset.name.split("-")[0]
+    config: dict[str, Any] = {
+        "PRESET_BASE": base,
+        "SYNC_COMMITTEE_SIZE": preset.sync_committee_size,
+        "SLOTS_PER_EPOCH": preset.slots_per_epoch,
+        "EPOCHS_PER_SYNC_COMMITTEE_PERIOD": preset.epochs_per_sync_committee_period,
+        "MIN_GENESIS_TIME": network.genesis_time,
+        "GENESIS_DELAY": 0,
+        "SECONDS_PER_SLOT": network.seconds_per_slot,
+        "GENESIS_FORK_VERSION": "0x" + network.forks[0].version.hex(),
+    }
+    for activation in network.forks[1:]:
+        config[f"{activation.fork.name}_FORK_VERSION"] = "0x" + activation.version.hex()
+        config[f"{activation.fork.name}_FORK_EPOCH"] = activation.epoch
+    return config
 
 
 def execution_payload_from_block(block: Mapping[str, Any]) -> ExecutionPayloadHeader:
