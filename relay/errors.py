@@ -116,6 +116,18 @@ class InvalidHandover(InvalidProof):
     """A committee hand-over that does not follow from the current committee."""
 
 
+class UntrustedAnswer(InvalidProof):
+    """A beacon node or execution RPC served data that does not verify (a light-client origin).
+
+    The node lied or is broken, not the message: the relayer keeps the message waiting and asks
+    again (never rejects it for this), and counts the rejection by reason."""
+
+
+class MessageNotInBlock(InvalidProof):
+    """A light-client origin's receipts, proven against the destination's stored header, hold no
+    Dispatch of this message id in the block the watcher saw it in."""
+
+
 # --- transient: retry ------------------------------------------------------------------------
 
 
@@ -164,6 +176,11 @@ class DeliveryPaused(RelayError):
 
 class PermanentError(RelayError):
     """Retrying will not help; the message is parked for an operator."""
+
+
+class HeaderWalkTooLong(PermanentError):
+    """A light-client origin's message block is further below the destination's stored header
+    than a receipt proof may walk back (`light_client_max_header_walk`)."""
 
 
 class RecipientReverted(PermanentError):

@@ -8,7 +8,22 @@ OBSERVED -> FINAL -> ATTESTED -> VERIFIED -> SUBMITTED -> DELIVERED
                        (gas not paid for)  PARKED (dead letter; an operator can retry it)
 
 SUBMITTED -> PAUSED -> VERIFIED (the destination gateway paused delivery from the origin)
+
+A light-client origin (`verification: lightclient`, no committee, no attestors):
+FINAL -> WAITING_FOR_HEADER -> HEADER_SUBMITTED -> VERIFIED -> SUBMITTED -> ...
+               |  ^                  |
+               |  +------------------+ (the update did not bring the destination far enough)
+               +-> VERIFIED (the destination's light client already stores a later block)
 ```
+
+- **Waiting for header** (`relay.relayer.lightclient`): the message's block is final on Ethereum,
+  but the destination's on-chain light client (`EthereumLightClient.latestExecutionBlockNumber`)
+  is still below it. The relayer fetches light-client updates from a beacon node, verifies them
+  with its own Python light client, and asks the destination's submitter to send them.
+- **Header submitted**: an update that finalizes the message's block was sent to the destination
+  light client. Once the destination stores a block at or after the message's, the receipt proof
+  is built from the execution RPC and checked against the receipts root the destination stored:
+  VERIFIED, delivered by receipt proof (`EthereumInbox.deliverFromEthereumBatch`).
 
 - **Unpaid** (the relayer's gas policy, `relay.relayer.policy`): a VERIFIED or due RETRYING
   message not paid for enough at the destination's current gas price waits in UNPAID with the
@@ -59,6 +74,10 @@ class MessageState(enum.Enum):
     PARKED = "parked"  # a permanent failure or the retry window ran out; waits for an operator
     UNPAID = "unpaid"  # verified, but its gas is not paid for enough (gas policy); re-checked
     PAUSED = "paused"  # the destination gateway paused delivery from the origin; re-checked
+    # A light-client origin: the destination light client stores no block at or after the message's yet.
+    WAITING_FOR_HEADER = "waiting_for_header"
+    # A light-client origin: an update finalizing the message's block was sent to the destination.
+    HEADER_SUBMITTED = "header_submitted"
 
     @property
     def is_terminal(self) -> bool:
@@ -77,7 +96,14 @@ S = MessageState
 
 ALLOWED_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     S.OBSERVED: frozenset({S.FINAL}),
-    S.FINAL: frozenset({S.ATTESTED}),
+    # -> WAITING_FOR_HEADER: a light-client origin (no committee) waits for the destination's header.
+    S.FINAL: frozenset({S.ATTESTED, S.WAITING_FOR_HEADER}),
+    # -> VERIFIED when the destination light client already stores a later block and the receipt
+    # proof verifies off-chain; -> REJECTED when the proven receipts do not hold the message.
+    S.WAITING_FOR_HEADER: frozenset({S.HEADER_SUBMITTED, S.VERIFIED, S.REJECTED}),
+    # -> WAITING_FOR_HEADER: the destination still stores an earlier block (the update was refused,
+    # or another one raced it); the relayer finds an update again.
+    S.HEADER_SUBMITTED: frozenset({S.VERIFIED, S.WAITING_FOR_HEADER, S.REJECTED}),
     # ATTESTED -> FINAL: the stored certificate could not be used (e.g. the relayer's own tree is
     # not yet complete up to the checkpoint); the message waits for another checkpoint.
     S.ATTESTED: frozenset({S.VERIFIED, S.REJECTED, S.FINAL}),

@@ -272,6 +272,21 @@ class RelayMetrics:
         )
 
         # --- relayer: gas policy and cost accounting per route -----------------------------
+        self.light_client_updates = Counter(
+            "light_client_updates",
+            "Light-client updates for a light-client origin's destination light client, by outcome (sent,"
+            " not_needed, unverified: the beacon node's data did not verify, else the submitter's error).",
+            ["origin", "destination", "outcome"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.light_client_stored_block = Gauge(
+            "light_client_stored_block",
+            "The newest execution block of the origin that the destination's light client stores.",
+            ["origin", "destination"],
+            namespace=ns,
+            registry=registry,
+        )
         self.gas_policy_holds = Counter(
             "gas_policy_holds",
             "Messages the gas policy held UNPAID, by reason (Unpaid, Underpaid, GasPriceUnknown, "

@@ -9,7 +9,7 @@ Who may call what (docs/operations.md, "Emergency controls"):
 
 | call | who |
 |---|---|
-| `enroll_origin`, `enroll_origin_ecdsa`, `set_low_threshold_allowed`, `set_guardian`, `transfer_ownership`, `unpause_*` | owner |
+| `enroll_origin`, `enroll_origin_ecdsa`, `enroll_origin_verifier`, `set_low_threshold_allowed`, `set_guardian`, `transfer_ownership`, `unpause_*` | owner |
 | `pause_delivery`, `pause_dispatch` | guardian or owner |
 | `accept_ownership` | the pending owner |
 | `handover`, `handover_ecdsa` | anyone (the current committee's quorum certificate is the authority) |
@@ -23,12 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils import to_checksum_address
 from web3 import exceptions as web3_errors
 
 from adapters.evm.deploy import (
     ENROLL_GAS_BASE,
     ENROLL_GAS_CAP,
     ENROLL_GAS_PER_MEMBER,
+    ENROLL_VERIFIER_GAS,
     TransactionSender,
     committee_struct,
     contract,
@@ -91,6 +93,15 @@ class GatewayAdmin:
             origin, address_to_bytes32(source_gateway), ecdsa_committee_struct(committee)
         )
         return self._transact(call, committee_gas(len(committee)))
+
+    def enroll_origin_verifier(self, origin: int, source_gateway: str, verifier: str) -> Any:
+        """Let the contract `verifier` prove `origin`'s messages (owner): no committee, the
+        verifier calls `deliverVerified` (e.g. an EthereumInbox with receipt proofs). Calling it
+        again switches verifier; a later committee enrolment then needs a higher epoch."""
+        call = self.gateway.functions.enrollOriginVerifier(
+            origin, address_to_bytes32(source_gateway), to_checksum_address(verifier)
+        )
+        return self._transact(call, ENROLL_VERIFIER_GAS)
 
     def handover_ecdsa(
         self, origin: int, next_committee: EcdsaCommittee, certificate: EcdsaCertificate

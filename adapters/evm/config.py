@@ -45,6 +45,30 @@ class SubmissionConfig(StrictModel):
         return self
 
 
+class LightClientOriginConfig(StrictModel):
+    """An Ethereum origin that this chain's Gateway verifies with no committee (`chain.light_client_origins`).
+
+    `light_client`: the `EthereumLightClient` that follows the origin's sync committee on this
+    chain; `inbox`: the `EthereumInbox` the Gateway enrolled as the origin's verifier
+    (`enrollOriginVerifier`), which proves receipts against the light client's stored headers.
+    `preset`: the origin's consensus preset (`mainnet`: 512 sync-committee members; `minimal`: 32,
+    a simulated or spec-test chain), which fixes the size of the updates the submitter encodes.
+    Read by the relayer (the light client's stored block) and the submitter (where it sends
+    `submitUpdate` and `deliverFromEthereumBatch`).
+    """
+
+    light_client: str
+    inbox: str
+    preset: Literal["mainnet", "minimal"] = "mainnet"
+
+    @field_validator("light_client", "inbox")
+    @classmethod
+    def _is_an_address(cls, value: str) -> str:
+        if not _ADDRESS.fullmatch(value):
+            raise ValueError("must be a 20-byte hex address (40 hex digits, 0x-prefixed or not)")
+        return value if value.startswith("0x") else "0x" + value
+
+
 class EvmCompatibleChainConfig(ChainConfigBase):
     """A chain whose gateway is an EVM contract (kinds `evm` and `ethereum`): a 20-byte address.
 
@@ -55,6 +79,9 @@ class EvmCompatibleChainConfig(ChainConfigBase):
     """
 
     rpc_quorum: int | None = None
+    # Ethereum origins verified on this chain by an on-chain light client instead of a committee,
+    # by origin domain (docs/operations.md, "Light-client origins").
+    light_client_origins: dict[int, LightClientOriginConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> EvmCompatibleChainConfig:

@@ -239,6 +239,22 @@ def send_ecdsa_enrollment(
     return sender.send_call(call, gas)
 
 
+# enrollOriginVerifier: one storage slot and the source Gateway binding.
+ENROLL_VERIFIER_GAS = 150_000
+
+
+def send_verifier_enrollment(
+    sender: TransactionSender, gateway: str, origin: int, source_gateway: str, verifier: str
+) -> bytes:
+    """Send `enrollOriginVerifier(origin, source gateway, verifier)` on `gateway` (not awaited):
+    `origin`'s messages are then proven by the contract `verifier` (e.g. an EthereumInbox),
+    with no committee."""
+    call = contract(sender.web3, "Gateway", gateway).functions.enrollOriginVerifier(
+        origin, address_to_bytes32(source_gateway), to_checksum_address(verifier)
+    )
+    return sender.send_call(call, ENROLL_VERIFIER_GAS)
+
+
 def send_gas_oracle(
     sender: TransactionSender,
     gateway: str,

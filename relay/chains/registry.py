@@ -40,6 +40,7 @@ from relay.chains import (
     PaymentReader,
     SourceWatcher,
 )
+from relay.chains.lightclient import LightClientOrigin, LightClientReader
 from relay.errors import BackendUnavailable, ConfigurationError
 
 if TYPE_CHECKING:
@@ -139,3 +140,15 @@ def create_committee_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> Co
 def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> GasMarketReader:
     """A read-only view of `chain`'s gas price and block gas limit."""
     return _adapter(chain.kind).create_gas_market_reader(chain, metrics)  # type: ignore[no-any-return]
+
+
+def create_light_client_origin(chain: ChainConfigBase, metrics: RelayMetrics) -> LightClientOrigin:
+    """The relayer's view of light-client origin `chain` (beacon node + execution RPC, verified)."""
+    return _adapter(chain.kind).create_light_client_origin(chain, metrics)  # type: ignore[no-any-return]
+
+
+def create_light_client_reader(
+    chain: ChainConfigBase, origin: int, metrics: RelayMetrics
+) -> LightClientReader:
+    """Destination `chain`'s light client of `origin` (`chain.light_client_origins`), read without a key."""
+    return _adapter(chain.kind).create_light_client_reader(chain, origin, metrics)  # type: ignore[no-any-return]

@@ -11,7 +11,8 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | tree | `tree` | (the in-memory Merkle tree of each origin, synced from the store) |
 | attestation collection | `attest` | FINAL -> ATTESTED |
 | proving | `prove` | ATTESTED -> VERIFIED or REJECTED |
-| delivery (per destination) | `deliver` (+ `policy`, `costs`) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
+| light-client origins (no committee) | `lightclient` | FINAL -> WAITING_FOR_HEADER -> HEADER_SUBMITTED -> VERIFIED (receipt proof) or REJECTED |
+| delivery (per destination) | `deliver` (+ `policy`, `costs`, `deliver_receipts` for light-client origins) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
 | outcomes | `outcomes` | SUBMITTED -> DELIVERED, PARKED, REJECTED or RETRYING |
 | readiness, gauges | `readiness`, `gauges` | (observe only) |
 | service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |
@@ -54,6 +55,7 @@ from relay.relayer.config import (
 )
 from relay.relayer.costs import RouteCost
 from relay.relayer.ingest import DeferredCursors, WatcherFactory
+from relay.relayer.lightclient import inert_committee
 from relay.relayer.readiness import StoreProbe, compute_readiness
 from relay.relayer.service import (
     ChainStatus,
@@ -246,7 +248,8 @@ class Relayer:
         )
         stages.replica.register(self._stop.wait)  # refused if this replica id runs elsewhere
         for source in self.sources.values():
-            stages.committees.restore(source)
+            if not source.config.is_light_client:  # a light-client origin has no committee to follow
+                stages.committees.restore(source)
         stages.outcomes.recover_submitted(expired_only=store.shared)  # shared: live claims are others'
 
         self._stages = stages  # open only once recovery succeeded: a failed open() is retried whole
@@ -265,7 +268,9 @@ class Relayer:
     def _open_source(self, config: SourceConfig, store: Store, backend: BlsBackend) -> SourceState:
         chain = config.chain
         try:
-            committee = config.committee.build(backend)
+            committee = (
+                inert_committee() if config.is_light_client else config.trusted_committee().build(backend)
+            )
         except InvalidProof as error:
             raise ConfigurationError(
                 f"committee of source {chain.name!r} is invalid: {error.reason}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import socket
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -31,18 +31,58 @@ def default_replica_id() -> str:
     return name or "relayer"
 
 
+VERIFICATION_MODES = ("committee", "lightclient")
+
+
 class SourceConfig(StrictModel):
-    """A source chain: where to watch, whose signatures count, and where the attestors listen."""
+    """A source chain: where to watch, and how its messages are proven to the destinations.
+
+    `verification: committee` (the default): a committee signs checkpoints; `committee` is its
+    trusted start and `attestors` where its members serve signatures. `verification: lightclient`:
+    no committee and no attestors; the destination Gateways follow the origin's sync committee
+    with an on-chain light client, and the relayer feeds it updates from a beacon node and proves
+    each message by its receipt. The chain must then be `kind: ethereum` with a `light_client`
+    section (`beacon_url`, `trusted_block_root`, `network` or `network_config` +
+    `genesis_validators_root`; the execution RPC is `light_client.execution_url`, else the chain's
+    first `rpc_urls`), and every destination names the origin's light client and inbox in its
+    `chain.light_client_origins` (see `RelayerConfig`).
+    """
 
     chain: ChainConfig
-    committee: CommitteeConfig
-    attestors: list[str]
+    verification: Literal["committee", "lightclient"] = "committee"
+    committee: CommitteeConfig | None = None
+    attestors: list[str] = Field(default_factory=list)
+
+    @property
+    def is_light_client(self) -> bool:
+        """Whether the origin is verified by the destinations' light clients (no committee)."""
+        return self.verification == "lightclient"
 
     @model_validator(mode="after")
     def _check(self) -> SourceConfig:
+        where = f"source {self.chain.name!r} (domain {self.chain.domain})"
+        if self.is_light_client:
+            if self.committee is not None or self.attestors:
+                raise ValueError(
+                    f"{where}: verification lightclient has no committee and no attestors; remove them"
+                )
+            if getattr(self.chain, "light_client", None) is None:
+                raise ValueError(
+                    f"{where}: verification lightclient needs chain kind 'ethereum' with a light_client"
+                    " section (beacon_url, trusted_block_root, network or network_config)"
+                )
+            return self
+        if self.committee is None:
+            raise ValueError(f"{where}: committee is required (verification committee)")
         if not self.attestors:
             raise ValueError("attestors needs at least one gRPC address")
         return self
+
+    def trusted_committee(self) -> CommitteeConfig:
+        """The committee of a `verification: committee` source (its config is validated to have one)."""
+        if self.committee is None:
+            raise ValueError(f"source {self.chain.name!r} has no committee (verification lightclient)")
+        return self.committee
 
 
 class DestinationConfig(StrictModel):
@@ -195,6 +235,9 @@ class RelayerConfig(GrpcRoleConfig):
     # while a delivery call waits): a dead replica's work is taken over within about this long.
     replica_id: str = ""
     lease_seconds: float = 15.0  # at most MAX_LEASE_SECONDS
+    # Light-client origins: how many blocks a receipt proof may walk back, by parent hash, from the
+    # newest header the destination light client stores to the message's block (each costs calldata).
+    light_client_max_header_walk: int = 256
 
     @model_validator(mode="before")
     @classmethod
@@ -228,6 +271,8 @@ class RelayerConfig(GrpcRoleConfig):
                 f"lease_seconds must be at least twice poll_interval ({2 * self.poll_interval} s) and at"
                 f" most {MAX_LEASE_SECONDS:g} s (a dead replica's work waits that long), got {self.lease_seconds}"
             )
+        if not 0 <= self.light_client_max_header_walk <= 8192:
+            raise ValueError("light_client_max_header_walk must be in 0..8192 blocks")
         if self.operator_listen is not None and self.tls is None:
             raise ValueError("operator_listen needs tls: operator calls are served over mutual TLS only")
         domains = [s.chain.domain for s in self.sources]
@@ -242,6 +287,19 @@ class RelayerConfig(GrpcRoleConfig):
             raise ValueError("max_watch_streams and max_unary_calls must be in 1..10000")
         if self.bls_backend is not None and self.bls_backend not in ("blst", "py_ecc"):
             raise ValueError("bls_backend must be 'blst' or 'py_ecc'")
+        for source in self.sources:
+            if not source.is_light_client:
+                continue
+            for destination in self.destinations:
+                if destination.domain == source.chain.domain:
+                    continue
+                origins = getattr(destination.chain, "light_client_origins", None) or {}
+                if source.chain.domain not in origins:
+                    raise ValueError(
+                        f"destination {destination.domain}: source {source.chain.domain} is verified by"
+                        f" light client, so the destination needs chain.light_client_origins."
+                        f"{source.chain.domain} (light_client and inbox addresses)"
+                    )
         unknown = sorted(set(self.gas_policy.destinations) - set(targets))
         if unknown:
             raise ValueError(f"gas_policy.destinations: not destination domains: {unknown}")

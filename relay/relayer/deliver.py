@@ -29,7 +29,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.chains import DeliveryItem
 from relay.errors import InvalidProof, RelayError
@@ -39,6 +39,7 @@ from relay.peers import DeliveryReport, PendingDelivery
 from relay.relayer.common import Clock, describe
 from relay.relayer.config import BatchingConfig
 from relay.relayer.costs import RouteCosts
+from relay.relayer.deliver_receipts import submit_receipt_batch
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import Decision, GasPolicy, GasPolicyConfig
 from relay.relayer.sizing import cut_batches
@@ -46,6 +47,7 @@ from relay.store.base import CertifiedCheckpoint, MessageFilter, MessageRecord, 
 from relay.verify.merkle import verify_branch
 
 if TYPE_CHECKING:
+    from relay.relayer.lightclient import HeaderDriver
     from relay.relayer.state import DestinationState, SourceState
 
 log = logging.getLogger("relay.relayer")
@@ -78,7 +80,9 @@ class Deliverer:
         costs: RouteCosts | None = None,
         owner: str = "relayer",
         lease_seconds: float = 15.0,
+        receipts: HeaderDriver | None = None,
     ) -> None:
+        self._receipts = receipts  # light-client origins: their verified receipt proofs
         self._policy = policy or GasPolicy(GasPolicyConfig(mode="allow_all"), {}, {}, clock)
         self._metrics = metrics
         self.costs = costs or RouteCosts(metrics)
@@ -157,14 +161,16 @@ class Deliverer:
             if source is None:
                 log.warning("no source configured for verified messages", extra={"origin": origin})
                 continue
-            certificates = {
-                cid: c
-                for cid in {r.checkpoint_id for r in records if r.checkpoint_id}
-                if (c := self._store.get_certificate(cid)) is not None
-            }
-            if not certificates:
-                continue
-            newest = max(certificates.values(), key=lambda c: c.checkpoint.index)
+            newest: CertifiedCheckpoint | None = None  # a light-client origin's go by receipt proof
+            if not source.config.is_light_client:
+                certificates = {
+                    cid: c
+                    for cid in {r.checkpoint_id for r in records if r.checkpoint_id}
+                    if (c := self._store.get_certificate(cid)) is not None
+                }
+                if not certificates:
+                    continue
+                newest = max(certificates.values(), key=lambda c: c.checkpoint.index)
             waited = now - min(r.verified_at if r.state is S.VERIFIED else r.next_attempt_at for r in records)
             if not flush and len(records) < self._batching.max_batch and waited < self._batching.max_wait:
                 continue
@@ -218,7 +224,7 @@ class Deliverer:
         self,
         destination: DestinationState,
         source: SourceState,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         chunks: Sequence[Sequence[MessageRecord]],
         decisions: Mapping[bytes, Decision],
     ) -> int:
@@ -245,7 +251,7 @@ class Deliverer:
         self,
         destination: DestinationState,
         source: SourceState,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         chunk: Sequence[MessageRecord],
         decisions: Mapping[bytes, Decision],
         ids: set[bytes],
@@ -407,14 +413,21 @@ class Deliverer:
         self,
         destination: DestinationState,
         source: SourceState,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         records: Sequence[MessageRecord],
         decisions: Mapping[bytes, Decision] | None = None,
     ) -> None:
         """Claim `records`, mark what was claimed SUBMITTED under `certified` (re-proving those of
         older checkpoints) and send, each with the gas limit of its policy decision (the default
-        without one). What another replica holds is left to it."""
+        without one). What another replica holds is left to it. `certified` None: a light-client
+        origin's batch, sent by receipt proof (`relay.relayer.deliver_receipts`)."""
         decisions = decisions or {}
+        if certified is None:
+            if self._receipts is None:
+                log.error("no receipt proofs for a light-client origin", extra={"origin": source.domain})
+                return
+            submit_receipt_batch(self, self._receipts, destination, source, records, decisions)
+            return
         now = self._clock()
         claimed = self._store.claim_messages([r.id for r in records], self._owner, now, self._lease_seconds)
         if len(claimed) < len(records):
@@ -544,6 +557,21 @@ class Deliverer:
         call = destination.submitter.deliver(
             checkpoint, certified.certificate, items, self._submitter_timeout
         )
+        self.finish(destination, certified, submitted, call, decisions, fields, claimed_at=claimed_at)
+
+    def finish(
+        self,
+        destination: DestinationState,
+        certified: CertifiedCheckpoint | None,
+        submitted: Sequence[MessageRecord],
+        call: PendingDelivery,
+        decisions: Mapping[bytes, Decision],
+        fields: dict[str, Any],
+        *,
+        claimed_at: float,
+    ) -> None:
+        """Wait for delivery `call` of `submitted` (renewing their claims), account and apply its
+        report (`certified` None: a receipt-proof batch)."""
         try:
             report = self._wait(call, submitted, fields, claimed_at)
         except RelayError as error:
@@ -556,6 +584,45 @@ class Deliverer:
         self._outcomes.apply_report(
             destination.domain, destination.submitter.address, certified, submitted, report, fields
         )
+
+    # What `relay.relayer.deliver_receipts` shares with the certificate path.
+
+    @property
+    def store(self) -> Store:
+        """The store."""
+        return self._store
+
+    @property
+    def outcomes(self) -> Outcomes:
+        """The outcomes stage."""
+        return self._outcomes
+
+    @property
+    def owner(self) -> str:
+        """This replica's id, the owner of its claims."""
+        return self._owner
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a delivery claim lasts unless renewed."""
+        return self._lease_seconds
+
+    @property
+    def submitter_timeout(self) -> float:
+        """How long one delivery call may run."""
+        return self._submitter_timeout
+
+    def now(self) -> float:
+        """The relayer's clock."""
+        return self._clock()
+
+    def mark_submitted(self, transitions: Sequence[Transition], now: float) -> set[bytes]:
+        """See `_mark_submitted`."""
+        return self._mark_submitted(transitions, now)
+
+    def release(self, records: Sequence[MessageRecord]) -> None:
+        """See `_release`."""
+        self._release(records)
 
     def _wait(
         self,

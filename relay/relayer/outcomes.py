@@ -112,12 +112,13 @@ class Outcomes:
         self,
         destination: int,
         peer: str,
-        certified: CertifiedCheckpoint,
+        certified: CertifiedCheckpoint | None,
         submitted: Sequence[MessageRecord],
         report: DeliveryReport,
         fields: dict[str, Any],
     ) -> None:
-        """Apply the report of submitter `peer` for `submitted` (all SUBMITTED) under `certified`."""
+        """Apply the report of submitter `peer` for `submitted` (all SUBMITTED) under `certified`
+        (None: delivered by receipt proof, a light-client origin's)."""
         now = self._clock()
         transaction = report.transaction_hash
         # The transaction carried only the messages it delivered or whose recipient reverted: the
@@ -132,7 +133,7 @@ class Outcomes:
                 SubmittedTransaction(
                     transaction,
                     destination,
-                    certified.checkpoint_id,
+                    certified.checkpoint_id if certified is not None else None,
                     carried,
                     report.block_number,
                     report.gas_used,

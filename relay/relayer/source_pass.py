@@ -40,6 +40,8 @@ class SourcePass:
         if not self._replica.renew_registration():
             return False  # another process runs under this replica id: work no more
         lease = self.hold(source)
+        if source.config.is_light_client:
+            return self.run_light_client(source, lease)
         try:
             stages.committees.follow(source, lease=lease, holding=lease is not None)
         except LeaseLost as error:
@@ -65,6 +67,22 @@ class SourcePass:
             self._replica.fenced(source, stage, error)
             return False
 
+    def run_light_client(self, source: SourceState, lease: Lease | None) -> bool:
+        """A light-client origin's pass: ingest, then headers and receipt proofs (no committee)."""
+        if lease is None:
+            self.follow(source)
+            return False
+        stage = "ingest"
+        try:
+            self._stages.ingest.poll(source, lease)
+            stage = "lightclient"
+            if (lease := self.hold(source)) is None:
+                return False
+            return self._stages.headers.advance(source, lease)
+        except LeaseLost as error:
+            self._replica.fenced(source, stage, error)
+            return False
+
     def hold(self, source: SourceState) -> Lease | None:
         """Take or renew `source`'s lease; freshly (re)acquired after a pass without it, restart the
         watcher from the stored cursor and rebuild the tree from the store first."""
@@ -85,4 +103,5 @@ class SourcePass:
         self._stages.metrics.forget_chain_progress(source.name)
         source.tree.extend()
         source.last_poll_at = self._clock()
-        self._stages.attestations.probe_quorum(source)
+        if not source.config.is_light_client:
+            self._stages.attestations.probe_quorum(source)

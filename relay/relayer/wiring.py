@@ -14,10 +14,13 @@ from concurrent import futures
 from dataclasses import dataclass
 
 from relay.chains import ChainConfigBase, CommitteeReader, DeliveryReader, GasMarketReader, PaymentReader
+from relay.chains.lightclient import LightClientOrigin, LightClientReader
 from relay.chains.registry import (
     create_committee_reader,
     create_delivery_reader,
     create_gas_market_reader,
+    create_light_client_origin,
+    create_light_client_reader,
     create_payment_reader,
     create_watcher,
 )
@@ -32,6 +35,7 @@ from relay.relayer.costs import RouteCosts
 from relay.relayer.deliver import Deliverer
 from relay.relayer.gauges import Gauges
 from relay.relayer.ingest import Ingest, WatcherFactory
+from relay.relayer.lightclient import HeaderDriver
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import GasPolicy
 from relay.relayer.prove import Prover
@@ -46,6 +50,10 @@ DeliveryReaderFactory = Callable[[ChainConfigBase], DeliveryReader]
 PaymentReaderFactory = Callable[[ChainConfigBase], PaymentReader]
 GasMarketReaderFactory = Callable[[ChainConfigBase], GasMarketReader]
 CommitteeReaderFactory = Callable[[ChainConfigBase], CommitteeReader]
+# A light-client origin's adapter (its source chain config); a destination chain's light client of
+# an origin (destination chain config, origin domain).
+LightClientOriginFactory = Callable[[ChainConfigBase], LightClientOrigin]
+LightClientReaderFactory = Callable[[ChainConfigBase, int], LightClientReader]
 
 
 def grpc_attestor(address: str, tls: TlsConfig | None) -> AttestorClient:
@@ -73,6 +81,8 @@ class Factories:
     payment_reader: PaymentReaderFactory
     gas_market_reader: GasMarketReaderFactory
     committee_reader: CommitteeReaderFactory
+    light_client_origin: LightClientOriginFactory
+    light_client_reader: LightClientReaderFactory
 
     @classmethod
     def with_defaults(
@@ -87,6 +97,8 @@ class Factories:
         payment_reader: PaymentReaderFactory | None = None,
         gas_market_reader: GasMarketReaderFactory | None = None,
         committee_reader: CommitteeReaderFactory | None = None,
+        light_client_origin: LightClientOriginFactory | None = None,
+        light_client_reader: LightClientReaderFactory | None = None,
     ) -> Factories:
         """The given factories, and the gRPC clients (with `tls`) and registry adapters (on `metrics`)
         for the rest."""
@@ -98,6 +110,10 @@ class Factories:
             payment_reader=payment_reader or (lambda chain: create_payment_reader(chain, metrics)),
             gas_market_reader=gas_market_reader or (lambda chain: create_gas_market_reader(chain, metrics)),
             committee_reader=committee_reader or (lambda chain: create_committee_reader(chain, metrics)),
+            light_client_origin=light_client_origin
+            or (lambda chain: create_light_client_origin(chain, metrics)),
+            light_client_reader=light_client_reader
+            or (lambda chain, origin: create_light_client_reader(chain, origin, metrics)),
         )
 
 
@@ -111,6 +127,41 @@ def build_gas_policy(config: RelayerConfig, factories: Factories, clock: Clock) 
         d.domain: factories.gas_market_reader(d.chain) for d in config.destinations if d.chain is not None
     }
     return GasPolicy(config.gas_policy, payments, markets, clock)
+
+
+def build_header_driver(
+    config: RelayerConfig,
+    store: Store,
+    metrics: RelayMetrics,
+    clock: Clock,
+    destinations: Mapping[int, DestinationState],
+    factories: Factories,
+) -> HeaderDriver:
+    """The light-client stage: an origin adapter per light-client source, and each destination's
+    light client of it read lazily (once, then kept) from the destination's `chain:` section."""
+    origins = {
+        s.chain.domain: factories.light_client_origin(s.chain) for s in config.sources if s.is_light_client
+    }
+    readers: dict[tuple[int, int], LightClientReader | None] = {}
+
+    def reader(origin: int, domain: int) -> LightClientReader | None:
+        key = (origin, domain)
+        if key not in readers:
+            destination = destinations.get(domain)
+            chain = destination.config.chain if destination is not None else None
+            readers[key] = factories.light_client_reader(chain, origin) if chain is not None else None
+        return readers[key]
+
+    return HeaderDriver(
+        store,
+        metrics,
+        clock,
+        destinations,
+        origins,
+        reader,
+        submitter_timeout=config.submitter_timeout,
+        max_header_walk=config.light_client_max_header_walk,
+    )
 
 
 class Stages:
@@ -138,6 +189,7 @@ class Stages:
             store, metrics, clock, backend, pool, config.attestor_timeout
         )
         self.prover = Prover(store, metrics, clock, backend)
+        self.headers = build_header_driver(config, store, metrics, clock, destinations, factories)
         committee_readers = {
             d.domain: factories.committee_reader(d.config.chain)
             for d in destinations.values()
@@ -182,4 +234,5 @@ class Stages:
             costs=RouteCosts(metrics),
             owner=config.replica_id,
             lease_seconds=config.lease_seconds,
+            receipts=self.headers,
         )

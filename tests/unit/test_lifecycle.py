@@ -18,9 +18,26 @@ S = MessageState
 HAPPY_PATH = [S.OBSERVED, S.FINAL, S.ATTESTED, S.VERIFIED, S.SUBMITTED, S.DELIVERED]
 
 
+LIGHT_CLIENT_PATH = [
+    S.OBSERVED,
+    S.FINAL,
+    S.WAITING_FOR_HEADER,
+    S.HEADER_SUBMITTED,
+    S.VERIFIED,
+    S.SUBMITTED,
+    S.DELIVERED,
+]
+
+
 def test_the_happy_path_is_allowed_step_by_step() -> None:
     for old, new in zip(HAPPY_PATH, HAPPY_PATH[1:], strict=False):
         verify_transition(old, new)
+
+
+def test_the_light_client_path_needs_no_attestation() -> None:
+    for old, new in zip(LIGHT_CLIENT_PATH, LIGHT_CLIENT_PATH[1:], strict=False):
+        verify_transition(old, new)
+    assert S.ATTESTED not in LIGHT_CLIENT_PATH
 
 
 @pytest.mark.parametrize(
@@ -37,6 +54,9 @@ def test_the_happy_path_is_allowed_step_by_step() -> None:
         (S.PARKED, S.DELIVERED),  # found delivered on the destination chain
         (S.RETRYING, S.DELIVERED),  # found delivered on the destination chain
         (S.REJECTED, S.FINAL),  # operator retry with force
+        (S.WAITING_FOR_HEADER, S.VERIFIED),  # the destination light client already stores a later block
+        (S.HEADER_SUBMITTED, S.WAITING_FOR_HEADER),  # the update did not bring it far enough
+        (S.WAITING_FOR_HEADER, S.REJECTED),  # the proven receipts do not hold the message
     ],
 )
 def test_side_paths_are_allowed(old: MessageState, new: MessageState) -> None:
@@ -55,6 +75,9 @@ def test_side_paths_are_allowed(old: MessageState, new: MessageState) -> None:
         (S.REJECTED, S.VERIFIED),  # a rejected proof is never reused
         (S.RETRYING, S.RETRYING),
         (S.OBSERVED, S.OBSERVED),
+        (S.OBSERVED, S.WAITING_FOR_HEADER),  # skipping finality
+        (S.HEADER_SUBMITTED, S.SUBMITTED),  # skipping the receipt proof
+        (S.WAITING_FOR_HEADER, S.ATTESTED),  # a light-client origin has no certificate
     ],
 )
 def test_illegal_moves_raise_a_typed_error(old: MessageState, new: MessageState) -> None:

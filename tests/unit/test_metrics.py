@@ -57,6 +57,8 @@ def test_every_metric_is_on_the_injected_registry_with_the_relay_prefix() -> Non
         "relay_deliveries_paused",
         "relay_deliveries_found_on_chain",
         "relay_gas_policy_holds",
+        "relay_light_client_updates",
+        "relay_light_client_stored_block",
         "relay_route_gas_spent",
         "relay_route_native_spent",
         "relay_route_spent_in_origin_units",

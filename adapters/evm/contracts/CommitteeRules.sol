@@ -15,6 +15,9 @@ abstract contract CommitteeRules {
     uint8 internal constant SCHEME_NONE = 0;
     uint8 internal constant SCHEME_BLS = 1;
     uint8 internal constant SCHEME_ECDSA = 2;
+    /// @dev No committee: the enrolled verifier contract proves each message itself and hands it
+    /// over through `deliverVerified` (docs/adr/0009; e.g. EthereumInbox, receipt proofs).
+    uint8 internal constant SCHEME_VERIFIER = 3;
 
     error EmptyCommittee();
     error CommitteeTooLarge(uint256 size, uint256 max);
@@ -24,7 +27,7 @@ abstract contract CommitteeRules {
     error BitfieldLengthMismatch(uint256 expected, uint256 actual);
     error BitfieldOutOfRange();
     error QuorumNotReached(uint256 signed, uint256 threshold);
-    /// @notice The call needs `origin`'s committee to use the other scheme (1 BLS, 2 ECDSA).
+    /// @notice The call needs `origin`'s committee to use another scheme (1 BLS, 2 ECDSA, 3 verifier).
     error WrongCommitteeScheme(uint32 origin, uint8 scheme);
 
     /// @dev Refuses committees that could never sign (threshold above the total weight, or zero)

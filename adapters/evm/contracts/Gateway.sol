@@ -142,6 +142,7 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     event CommitteeHandedOver(uint32 indexed origin, uint64 epoch, bytes32 committeeHash);
     event PossessionProven(bytes32 indexed keyHash);
     event LowThresholdAllowedSet(uint32 indexed origin, bool allowed);
+    event VerifierEnrolled(uint32 indexed origin, bytes32 sourceGateway, address verifier);
     error TreeFull();
     error NoMessagesDispatched();
     error UnknownOrigin(uint32 origin);
@@ -158,6 +159,9 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     error NonceAfterCheckpoint(uint32 nonce, uint32 index);
     error InvalidMerkleProof(bytes32 id);
     error AlreadyDelivered(bytes32 id);
+    /// @notice deliverVerified from someone other than the verifier enrolled for `origin`.
+    error NotVerifier(uint32 origin, address caller);
+    error VerifierWithoutCode(address verifier);
     error EmptyBatch();
     error BatchLengthMismatch(uint256 messages, uint256 branches);
     error InvalidPublicKey(uint256 member);
@@ -322,6 +326,8 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
             _requireSourceAndEpoch(checkpoint, committee, _ecdsaTrailingWord(copy, committee.size, 0));
             _verifyEcdsaCertificate(copy, committee.size, checkpointDigest(checkpoint), signers, signature);
         } else {
+            // A verifier origin has no committee: its pointer is the verifier contract.
+            if (committee.scheme != SCHEME_BLS) revert WrongCommitteeScheme(checkpoint.origin, committee.scheme);
             _requireSourceAndEpoch(checkpoint, committee, _storedSourceGateway(committee));
             _verifyQuorumCertificate(committee, checkpointDigest(checkpoint), signers, signature);
         }
@@ -346,6 +352,14 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         bytes32[TREE_DEPTH] calldata branch,
         bytes memory zeros
     ) private view returns (bytes32 id, uint32 nonce) {
+        (id, nonce) = _readMessage(message, checkpoint.origin);
+        // The root covers leaves 0..index only.
+        if (nonce > checkpoint.index) revert NonceAfterCheckpoint(nonce, checkpoint.index);
+        if (_branchRoot(id, branch, nonce, zeros) != checkpoint.root) revert InvalidMerkleProof(id);
+    }
+
+    /// @dev Checks the message's version, origin (`origin`) and destination (this Gateway).
+    function _readMessage(bytes calldata message, uint32 origin) private view returns (bytes32 id, uint32 nonce) {
         if (message.length < MESSAGE_HEADER_LENGTH) revert MalformedMessage(message.length);
         uint8 version;
         uint32 messageOrigin;
@@ -361,11 +375,23 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
             id := keccak256(copy, message.length)
         }
         if (version != MESSAGE_VERSION) revert UnsupportedVersion(version);
-        if (messageOrigin != checkpoint.origin) revert WrongOrigin(checkpoint.origin, messageOrigin);
+        if (messageOrigin != origin) revert WrongOrigin(origin, messageOrigin);
         if (destination != localDomain) revert WrongDestination(localDomain, destination);
-        // The root covers leaves 0..index only.
-        if (nonce > checkpoint.index) revert NonceAfterCheckpoint(nonce, checkpoint.index);
-        if (_branchRoot(id, branch, nonce, zeros) != checkpoint.root) revert InvalidMerkleProof(id);
+    }
+
+    /// @notice Delivers `message`, which the verifier enrolled for its origin
+    /// (enrollOriginVerifier) has proven, under the same replay, pause and recipient rules as
+    /// `process` (exactly `gasLimit` gas for the recipient). Only that verifier may call it.
+    /// @return fresh false (nothing done) if it was already delivered: the verifier decides
+    /// whether that reverts (one message) or is skipped (a batch).
+    function deliverVerified(bytes calldata message, uint256 gasLimit) external returns (bool fresh) {
+        if (message.length < MESSAGE_HEADER_LENGTH) revert MalformedMessage(message.length);
+        uint32 origin = uint32(bytes4(message[5:9]));
+        CommitteeRef memory committee = _enrolledCommittee(origin, SCHEME_VERIFIER);
+        if (msg.sender != committee.pointer) revert NotVerifier(origin, msg.sender);
+        if (committee.deliveryPaused) revert DeliveryIsPaused(origin);
+        (bytes32 id, uint32 nonce) = _readMessage(message, origin);
+        return _deliver(origin, nonce, id, message, gasLimit);
     }
 
     /// @dev Bit i of `index` says whether the node at level i is a right child. A zero sibling is
@@ -521,6 +547,19 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         emit OriginEnrolled(origin, sourceGateway, committee.epoch, keccak256(encoded));
     }
 
+    /// @notice Lets the contract `verifier` prove `origin`'s messages itself (no committee) and
+    /// deliver them through `deliverVerified`; committeeScheme(origin) is then 3. Owner only;
+    /// calling it again switches verifier, and the epoch moves on by one, so switching back to a
+    /// committee needs a higher epoch than any before (no old hand-over replays).
+    function enrollOriginVerifier(uint32 origin, bytes32 sourceGateway, address verifier) external onlyOwner {
+        if (verifier.code.length == 0) revert VerifierWithoutCode(verifier);
+        CommitteeRef memory current = _committees[origin];
+        uint64 epoch = current.epoch + 1;
+        _beginEnrollment(origin, sourceGateway, epoch);
+        _committees[origin] = CommitteeRef(verifier, epoch, 0, current.deliveryPaused, SCHEME_VERIFIER);
+        emit VerifierEnrolled(origin, sourceGateway, verifier);
+    }
+
     /// @dev The checks and the source Gateway binding both enrollments share.
     function _beginEnrollment(uint32 origin, bytes32 sourceGateway, uint64 epoch) private {
         if (sourceGateway == bytes32(0)) revert InvalidSourceGateway();
@@ -595,7 +634,8 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
         return (committee.epoch, keccak256(_readCommittee(committee.pointer)));
     }
 
-    /// @notice How `origin`'s committee signs: 0 not enrolled, 1 BLS, 2 ECDSA.
+    /// @notice How `origin`'s committee signs: 0 not enrolled, 1 BLS, 2 ECDSA, 3 a verifier
+    /// contract (enrollOriginVerifier).
     function committeeScheme(uint32 origin) external view returns (uint8) {
         CommitteeRef memory committee = _committees[origin];
         return committee.pointer == address(0) ? SCHEME_NONE : committee.scheme;

@@ -1,0 +1,417 @@
+"""The light-client stage and receipt-proof delivery, with fake beacon/RPC/destination parties.
+
+A light-client origin's messages go FINAL -> WAITING_FOR_HEADER -> HEADER_SUBMITTED -> VERIFIED
+-> SUBMITTED -> DELIVERED with no attestor; whatever one party (beacon node, execution RPC,
+submitter, destination chain) gets wrong keeps only the messages it concerns waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from relay.chains.lightclient import (
+    HeaderUpdate,
+    ProvenReceipt,
+    ReceiptDelivery,
+    ReceiptProof,
+    StoredHeaders,
+)
+from relay.errors import MessageNotInBlock, PermanentError, RpcUnavailable, UntrustedAnswer
+from relay.metrics import RelayMetrics
+from relay.peers import DeliveryOutcome, DeliveryReport, DeliveryResult
+from relay.relayer.config import BatchingConfig, DestinationConfig, RelayerConfig, SourceConfig
+from relay.relayer.deliver import Deliverer
+from relay.relayer.deliver_receipts import compute_receipt_batch
+from relay.relayer.gauges import Gauges
+from relay.relayer.ingest import DeferredCursors
+from relay.relayer.lightclient import HeaderDriver, inert_committee
+from relay.relayer.outcomes import Outcomes
+from relay.relayer.state import DestinationState, SourceState
+from relay.relayer.tree import OriginTree
+from relay.retry import BackoffSchedule
+from relay.store import Store
+
+from .helpers import GATEWAY, GATEWAY_ADDRESS, ORIGIN, IdleWatcher, make_message, observe, state_of
+from .helpers import S as St
+
+DEST_A, DEST_B = 2, 3
+LIGHT_CLIENT = "0x" + "11" * 20
+INBOX = "0x" + "12" * 20
+
+
+def light_client_chain(domain: int = ORIGIN) -> dict[str, Any]:
+    return {
+        "kind": "ethereum",
+        "name": "ethereum",
+        "domain": domain,
+        "rpc_urls": ["http://127.0.0.1:1"],
+        "gateway": GATEWAY_ADDRESS,
+        "light_client": {"trusted_block_root": "0x" + "ab" * 32, "beacon_url": "http://127.0.0.1:2"},
+    }
+
+
+def destination_chain(domain: int, origins: dict[int, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": f"dest-{domain}",
+        "domain": domain,
+        "rpc_urls": ["http://127.0.0.1:3"],
+        "gateway": "0x" + "43" * 20,
+        "light_client_origins": origins
+        if origins is not None
+        else {ORIGIN: {"light_client": LIGHT_CLIENT, "inbox": INBOX}},
+    }
+
+
+def light_client_source() -> SourceConfig:
+    return SourceConfig.model_validate({"chain": light_client_chain(), "verification": "lightclient"})
+
+
+# --- fakes ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeLightClient:
+    """A destination's light client (`LightClientReader`); `error` makes reads fail."""
+
+    latest: int = 0
+    error: Exception | None = None
+
+    def stored_headers(self) -> StoredHeaders:
+        if self.error is not None:
+            raise self.error
+        return StoredHeaders(self.latest, self.latest * 10, 0, True)
+
+    def execution_header(self, block_number: int) -> tuple[bytes, bytes] | None:
+        if block_number == self.latest:
+            return block_number.to_bytes(32, "big"), b"\x77" * 32
+        return None
+
+
+@dataclass
+class FakeOrigin:
+    """The beacon node + execution RPC: `finalized` is what the origin's light client finalized."""
+
+    finalized: int = 0
+    update_error: Exception | None = None
+    proof_errors: dict[bytes, Exception] = field(default_factory=dict)
+    proved: list[tuple[bytes, int, int]] = field(default_factory=list)
+
+    def updates_to_reach(self, block_number: int, stored: StoredHeaders) -> Sequence[HeaderUpdate]:
+        if self.update_error is not None:
+            raise self.update_error
+        if self.finalized < block_number:
+            return []
+        return [HeaderUpdate(b'{"version": "deneb"}', self.finalized * 10, self.finalized, 0, False)]
+
+    def prove_message(
+        self, message_id: bytes, block_number: int, anchor_block: int, anchor_hash: bytes, anchor_root: bytes
+    ) -> ProvenReceipt:
+        if message_id in self.proof_errors:
+            raise self.proof_errors[message_id]
+        self.proved.append((message_id, block_number, anchor_block))
+        walk = tuple(bytes([n % 256]) * 4 for n in range(anchor_block, block_number - 1, -1))
+        proof = ReceiptProof(anchor_block, walk if anchor_block != block_number else (), b"\x80", (b"node",))
+        return ProvenReceipt(proof, 0)
+
+
+@dataclass
+class LightClientSubmitter:
+    """A submitter serving the light-client RPCs; updates move `light_client` to their block."""
+
+    light_client: FakeLightClient
+    address: str = "submitter"
+    refuse: Exception | None = None
+    updates: list[HeaderUpdate] = field(default_factory=list)
+    batches: list[tuple[list[ReceiptProof], list[ReceiptDelivery]]] = field(default_factory=list)
+    calls: list[Any] = field(default_factory=list)
+
+    def submit_light_client_update(
+        self, origin: int, update: HeaderUpdate, timeout: float
+    ) -> tuple[bytes, int]:
+        if self.refuse is not None:
+            raise self.refuse
+        self.updates.append(update)
+        self.light_client.latest = max(self.light_client.latest, update.finalized_block)
+        return b"\x01" * 32, self.light_client.latest
+
+    def deliver_by_receipt(
+        self,
+        origin: int,
+        proofs: Sequence[ReceiptProof],
+        deliveries: Sequence[ReceiptDelivery],
+        timeout: float,
+    ) -> Any:
+        self.batches.append((list(proofs), list(deliveries)))
+        results = {d.message.id: DeliveryResult(DeliveryOutcome.DELIVERED) for d in deliveries}
+        report = DeliveryReport(b"\xbb" * 32, 9, 120_000, results)
+
+        class Done:
+            def wait(self, timeout: float) -> DeliveryReport:
+                return report
+
+            def cancel(self) -> None:
+                pass
+
+        return Done()
+
+    def deliver(self, *args: Any) -> Any:
+        raise AssertionError("a light-client origin is never delivered under a checkpoint")
+
+    def probe(self, timeout: float) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class World:
+    """One light-client origin, two destinations (each its own light client and submitter)."""
+
+    def __init__(self, store: Store, metrics: RelayMetrics, clock: Any) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.origin = FakeOrigin()
+        self.light_clients = {DEST_A: FakeLightClient(), DEST_B: FakeLightClient()}
+        self.submitters = {d: LightClientSubmitter(lc) for d, lc in self.light_clients.items()}
+        self.source = SourceState(
+            config=light_client_source(),
+            committee=inert_committee(),
+            gateway=GATEWAY,
+            cursors=DeferredCursors(store),
+            watcher=IdleWatcher(),
+            attestors=[],
+            tree=OriginTree(store, ORIGIN, "ethereum"),
+        )
+        self.destinations = {
+            d: DestinationState(DestinationConfig(domain=d, submitter="submitter"), self.submitters[d])
+            for d in (DEST_A, DEST_B)
+        }
+        self.driver = HeaderDriver(
+            store,
+            metrics,
+            clock,
+            self.destinations,
+            {ORIGIN: self.origin},
+            lambda origin, domain: self.light_clients.get(domain),
+            submitter_timeout=5.0,
+            max_header_walk=64,
+        )
+        outcomes = Outcomes(
+            store, metrics, clock, BackoffSchedule(1.0, 60.0), Gauges(store, metrics, clock), {}
+        )
+        self.deliverer = Deliverer(
+            store,
+            clock,
+            BatchingConfig(max_batch=10, max_wait=0.0),
+            5.0,
+            {ORIGIN: self.source},
+            outcomes,
+            lambda: False,
+            metrics=metrics,
+            receipts=self.driver,
+        )
+
+    def dispatch(self, nonce: int, block: int, destination: int = DEST_A) -> bytes:
+        message = make_message(nonce, destination=destination)
+        self.store.insert_observed([observe(message, block)], self.clock())
+        self.store.mark_final(ORIGIN, block + 1, self.clock())
+        return message.id
+
+
+@pytest.fixture
+def world(store: Store, metrics: RelayMetrics, clock: Any) -> World:
+    return World(store, metrics, clock)
+
+
+# --- the path ------------------------------------------------------------------------------------
+
+
+def test_a_message_goes_from_final_to_delivered_without_any_attestor(world: World) -> None:
+    first = world.dispatch(0, block=10)
+    assert world.driver.advance(world.source) is False  # the origin has not finalized block 10
+    assert state_of(world.store, first) is St.WAITING_FOR_HEADER
+    assert world.submitters[DEST_A].updates == []
+
+    world.origin.finalized = 12
+    assert world.driver.advance(world.source) is True  # update sent, stored, proven in one pass
+    assert [u.finalized_block for u in world.submitters[DEST_A].updates] == [12]
+    assert state_of(world.store, first) is St.VERIFIED
+    # Block 10 is not stored itself: the proof walks back from stored block 12.
+    assert world.origin.proved == [(first, 10, 12)]
+
+    world.deliverer.deliver(world.destinations[DEST_A], flush=True)
+    proofs, deliveries = world.submitters[DEST_A].batches[0]
+    assert [d.message.id for d in deliveries] == [first] and proofs[0].block_number == 12
+    assert state_of(world.store, first) is St.DELIVERED
+    world.dispatch(1, block=13)
+    world.driver.advance(world.source)
+    assert world.metrics.light_client_stored_block.labels(str(ORIGIN), str(DEST_A))._value.get() == 12
+
+
+def test_messages_of_one_receipt_share_one_proof_in_a_batch(world: World) -> None:
+    ids = [world.dispatch(n, block=5) for n in range(3)]
+    world.light_clients[DEST_A].latest = 5  # already stored: no update needed, no walk
+    world.driver.advance(world.source)
+    assert [state_of(world.store, i) for i in ids] == [St.VERIFIED] * 3
+    assert world.submitters[DEST_A].updates == []
+    world.deliverer.deliver(world.destinations[DEST_A], flush=True)
+    proofs, deliveries = world.submitters[DEST_A].batches[0]
+    assert len(proofs) == 1 and [d.proof_index for d in deliveries] == [0, 0, 0]
+    assert all(state_of(world.store, i) is St.DELIVERED for i in ids)
+
+
+def test_header_submitted_goes_back_to_waiting_when_the_destination_did_not_get_there(world: World) -> None:
+    message = world.dispatch(0, block=10)
+    world.origin.finalized = 10
+    world.light_clients[DEST_A].latest = 0
+    world.submitters[DEST_A].light_client = FakeLightClient()  # its updates land nowhere
+    world.driver.advance(world.source)
+    assert state_of(world.store, message) is St.HEADER_SUBMITTED
+    world.origin.finalized = 9  # the beacon node now serves nothing that reaches block 10
+    world.driver.advance(world.source)
+    assert state_of(world.store, message) is St.WAITING_FOR_HEADER
+
+
+# --- hostile or broken parties ----------------------------------------------------------------------
+
+
+def test_a_lying_beacon_node_sends_nothing_and_rejects_nothing(world: World) -> None:
+    message = world.dispatch(0, block=10)
+    world.origin.update_error = UntrustedAnswer("sync aggregate signature does not verify")
+    world.driver.advance(world.source)
+    assert state_of(world.store, message) is St.WAITING_FOR_HEADER
+    assert world.submitters[DEST_A].updates == []  # nobody paid for a refused update
+    assert world.metrics.rejections.labels(str(ORIGIN), "UntrustedAnswer")._value.get() == 1
+    world.origin.update_error = None
+    world.origin.finalized = 10
+    world.driver.advance(world.source)
+    assert state_of(world.store, message) is St.VERIFIED
+
+
+def test_a_refusing_submitter_or_dead_destination_stalls_only_its_own_messages(world: World) -> None:
+    to_a = world.dispatch(0, block=10, destination=DEST_A)
+    to_b = world.dispatch(1, block=11, destination=DEST_B)
+    world.origin.finalized = 11
+    world.submitters[DEST_A].refuse = PermanentError("UpdateRefused: participation below two thirds")
+    world.driver.advance(world.source)
+    assert state_of(world.store, to_a) is St.WAITING_FOR_HEADER
+    assert state_of(world.store, to_b) is St.VERIFIED
+    world.submitters[DEST_A].refuse = None
+    world.light_clients[DEST_B].error = RpcUnavailable("destination chain away")
+    world.driver.advance(world.source)
+    assert state_of(world.store, to_a) is St.VERIFIED
+
+
+def test_a_lying_execution_rpc_keeps_the_message_waiting_and_a_missing_message_is_rejected(
+    world: World,
+) -> None:
+    lied = world.dispatch(0, block=10)
+    absent = world.dispatch(1, block=10)
+    honest = world.dispatch(2, block=10)
+    world.light_clients[DEST_A].latest = 10
+    world.origin.proof_errors = {
+        lied: UntrustedAnswer("receipts do not rebuild the stored receipts root"),
+        absent: MessageNotInBlock("no Dispatch of this id in the proven receipts"),
+    }
+    world.driver.advance(world.source)
+    assert state_of(world.store, lied) is St.WAITING_FOR_HEADER
+    assert state_of(world.store, absent) is St.REJECTED
+    assert state_of(world.store, honest) is St.VERIFIED
+    record = world.store.get(absent)
+    assert record is not None and record.error_reason == "MessageNotInBlock"
+
+
+def test_a_block_too_far_below_the_stored_header_waits(world: World) -> None:
+    message = world.dispatch(0, block=10)
+    world.light_clients[DEST_A].latest = 10 + 65  # max_header_walk is 64
+    world.driver.advance(world.source)
+    assert state_of(world.store, message) is St.WAITING_FOR_HEADER
+    assert world.origin.proved == []
+
+
+def test_a_lost_proof_is_rebuilt_at_delivery(
+    world: World, store: Store, metrics: RelayMetrics, clock: Any
+) -> None:
+    message = world.dispatch(0, block=7)
+    world.light_clients[DEST_A].latest = 7
+    world.driver.advance(world.source)
+    restarted = World(store, metrics, clock)  # a new process: no proofs kept in memory
+    restarted.light_clients[DEST_A].latest = 7
+    restarted.deliverer.deliver(restarted.destinations[DEST_A], flush=True)
+    assert restarted.origin.proved == [(message, 7, 7)]
+    assert state_of(store, message) is St.DELIVERED
+
+
+def test_compute_receipt_batch_points_each_message_at_its_proof() -> None:
+    from relay.store.base import MessageRecord
+
+    proof_a = ReceiptProof(5, (), b"\x01", (b"a",))
+    proof_b = ReceiptProof(5, (), b"\x02", (b"b",))
+    messages = [make_message(n) for n in range(3)]
+    records = [MessageRecord(m, St.VERIFIED) for m in messages]
+    kept = {
+        messages[0].id: ProvenReceipt(proof_a, 0),
+        messages[1].id: ProvenReceipt(proof_b, 3),
+        messages[2].id: ProvenReceipt(proof_a, 1),
+    }
+    proofs, deliveries = compute_receipt_batch(records, kept, {})
+    assert proofs == [proof_a, proof_b]
+    assert [(d.proof_index, d.log_index) for d in deliveries] == [(0, 0), (1, 3), (0, 1)]
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+def test_config_a_light_client_source_needs_no_committee_and_names_its_destinations_contracts() -> None:
+    config = RelayerConfig.model_validate(
+        {
+            "store": "unused.db",
+            "insecure_plaintext": True,
+            "sources": [{"chain": light_client_chain(), "verification": "lightclient"}],
+            "destinations": [{"domain": DEST_A, "submitter": "s", "chain": destination_chain(DEST_A)}],
+        }
+    )
+    assert config.sources[0].is_light_client and config.sources[0].committee is None
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "complaint"),
+    [
+        ({"verification": "lightclient", "attestors": ["a:1"]}, None, "no committee and no attestors"),
+        ({"verification": "bogus"}, None, "verification"),
+        ({"verification": "committee"}, None, "committee is required"),
+        (
+            {"verification": "lightclient", "chain": {**light_client_chain(), "kind": "evm"}},
+            None,
+            "light_client",
+        ),
+        ({"verification": "lightclient"}, destination_chain(DEST_A, origins={}), "light_client_origins.1"),
+        (
+            {"verification": "lightclient"},
+            destination_chain(DEST_A, origins={ORIGIN: {"light_client": "0x12", "inbox": INBOX}}),
+            "20-byte hex address",
+        ),
+    ],
+)
+def test_config_refuses_a_light_client_source_set_up_wrong(
+    source: dict[str, Any], destination: dict[str, Any] | None, complaint: str
+) -> None:
+    chain = source.pop("chain", light_client_chain())
+    if chain.get("kind") == "evm":
+        chain.pop("light_client")
+    destinations = [{"domain": DEST_A, "submitter": "s", "chain": destination or destination_chain(DEST_A)}]
+    with pytest.raises(ValidationError, match=complaint):
+        RelayerConfig.model_validate(
+            {
+                "store": "unused.db",
+                "insecure_plaintext": True,
+                "sources": [{"chain": chain, **source}],
+                "destinations": destinations,
+            }
+        )
