@@ -42,7 +42,7 @@ from typing import Any
 
 from relay.errors import ConfigurationError, RelayError
 from relay.tools.devnet_app import send_paid_counter_messages
-from relay.tools.devnet_options import DevnetOptions
+from relay.tools.devnet_options import DEVNET_ORACLE_GAS_PRICE, DevnetOptions
 from relay.tools.devnet_relayers import (
     DevnetDatabase,
     operator_name,
@@ -60,10 +60,6 @@ log = logging.getLogger(__name__)
 CHAIN_NAMES = ("alpha", "beta")
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 60.0
-# The gas price each devnet Gateway quotes for the other chain: 10 gwei, five times anvil's
-# starting eth_gasPrice, so a message paid at the quote stays paid for enough under the relayer's
-# `paid` policy while the base fee rises with load.
-DEVNET_ORACLE_GAS_PRICE = 10_000_000_000
 # Seconds a devnet delivery may wait for its receipt before the submitter looks at it: anvil drops a
 # pending delivery whose lower-nonce sibling did not fit the block's remaining gas (it fails its
 # nonce check there), and the submitter finds it lost only at this point.

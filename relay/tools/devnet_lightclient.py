@@ -112,7 +112,7 @@ def deploy_lightclient_route(devnet: Devnet) -> None:
     from adapters.ethereum.inbox import deploy_inbox
     from adapters.ethereum.onchain_client import deploy_light_client
     from adapters.evm import deploy
-    from relay.tools.devnet import DEVNET_ORACLE_GAS_PRICE
+    from relay.tools.devnet_options import DEVNET_ORACLE_GAS_PRICE
 
     route = devnet.lightclient
     source, destination = devnet.chains
@@ -123,7 +123,9 @@ def deploy_lightclient_route(devnet: Devnet) -> None:
         chain.gateway, chain.counter = deployment.gateway, deployment.counter
         pending.append(hashes)
     pending[0].append(
-        deploy.send_gas_oracle(senders[0], source.gateway, destination.domain, gas_price=DEVNET_ORACLE_GAS_PRICE)
+        deploy.send_gas_oracle(
+            senders[0], source.gateway, destination.domain, gas_price=DEVNET_ORACLE_GAS_PRICE
+        )
     )
     for sender, hashes in zip(senders, pending, strict=True):
         sender.wait(hashes)

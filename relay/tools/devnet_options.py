@@ -10,6 +10,10 @@ from relay.tools.processes import PROJECT_ROOT
 
 SOURCE_MODES = ("committee", "lightclient")
 DEFAULT_CHAIN_IDS = (31337, 31338)
+# The gas price each devnet Gateway quotes for the other chain: 10 gwei, five times anvil's
+# starting eth_gasPrice, so a message paid at the quote stays paid for enough under the relayer's
+# `paid` policy while the base fee rises with load.
+DEVNET_ORACLE_GAS_PRICE = 10_000_000_000
 
 
 @dataclass
