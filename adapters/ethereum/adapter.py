@@ -12,6 +12,7 @@ from typing import Any
 
 from adapters.ethereum.attestation import EnrolledCheckpoint, ProvenTreeFinalitySource
 from adapters.ethereum.config import EthereumChainConfig, LightClientConfig
+from adapters.ethereum.lightclient_origin import EthereumLightClientOrigin
 from adapters.ethereum.source import EthereumFinalitySource
 from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport, ReplayTransport
 from adapters.evm import adapter as evm
@@ -26,6 +27,7 @@ from relay.chains import (
     PaymentReader,
     SourceWatcher,
 )
+from relay.chains.lightclient import LightClientOrigin, LightClientReader
 from relay.errors import ConfigurationError
 from relay.metrics import RelayMetrics
 from relay.verify.bls import get_backend
@@ -109,6 +111,45 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Fin
         start_block=chain.start_block,
         state_file=settings.state_file,
         checkpoint=checkpoint,
+    )
+
+
+def create_light_client_reader(
+    chain: ChainConfigBase, origin: int, metrics: RelayMetrics
+) -> LightClientReader:
+    """The EVM light-client reader (a destination's `EthereumLightClient` of `origin`)."""
+    return evm.create_light_client_reader(chain, origin, metrics)
+
+
+def create_light_client_origin(chain: ChainConfigBase, metrics: RelayMetrics) -> LightClientOrigin:
+    """The relayer's view of light-client origin `chain`: its `light_client` section's beacon node
+    (`beacon_url`, or `replay_file`), execution RPC (`execution_url`, else the first `rpc_urls`),
+    network and trusted block root."""
+    if not isinstance(chain, EthereumChainConfig):
+        raise ConfigurationError(
+            "verification lightclient needs an ethereum chain config", chain=chain.name, kind=chain.kind
+        )
+    settings = chain.light_client
+    beacon: Any
+    execution: Any
+    if settings.replay_file:
+        beacon = execution = ReplayTransport.from_file(settings.replay_file)
+    else:
+        beacon = HttpBeaconTransport(settings.beacon_url)
+        execution = HttpExecutionTransport(settings.execution_url or chain.rpc_urls[0])
+    extra: dict[str, Any] = {}
+    if settings.fixed_time is not None:
+        fixed = float(settings.fixed_time)
+        extra["clock"] = lambda: fixed
+    return EthereumLightClientOrigin(
+        beacon,
+        execution,
+        network=_network(settings),
+        trusted_block_root=bytes.fromhex(settings.trusted_block_root.removeprefix("0x")),
+        gateway=bytes.fromhex(chain.gateway.removeprefix("0x")),
+        origin_domain=chain.domain,
+        backend=get_backend(settings.bls_backend),
+        **extra,
     )
 
 

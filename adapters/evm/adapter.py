@@ -11,6 +11,7 @@ from adapters.evm.config import EvmCompatibleChainConfig
 from adapters.evm.delivery import EvmDeliveryReader
 from adapters.evm.economics import EvmGasMarketReader, EvmPaymentReader
 from adapters.evm.finality import EvmFinalitySource
+from adapters.evm.lightclient_reads import EvmLightClientReader
 from adapters.evm.submitter import EvmDestination
 from adapters.evm.watcher import EvmWatcher
 from relay.chains import ChainConfigBase, CursorStore
@@ -60,3 +61,17 @@ def create_gas_market_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> E
 def create_committee_reader(chain: ChainConfigBase, metrics: RelayMetrics) -> EvmCommitteeReader:
     """A keyless view of the committees `chain`'s gateway trusts (`committeeOf`, `currentCommittee`)."""
     return EvmCommitteeReader(evm_chain(chain), metrics)
+
+
+def create_light_client_reader(
+    chain: ChainConfigBase, origin: int, metrics: RelayMetrics
+) -> EvmLightClientReader:
+    """The relayer's keyless view of `chain`'s light client of `origin` (`chain.light_client_origins`)."""
+    return EvmLightClientReader(evm_chain(chain), origin, metrics)
+
+
+def create_light_client_origin(chain: ChainConfigBase, metrics: RelayMetrics) -> object:
+    """Refused: a light-client origin is `kind: ethereum` (the relayer config checks it first)."""
+    raise ConfigurationError(
+        "verification lightclient needs kind ethereum", chain=chain.name, kind=chain.kind
+    )

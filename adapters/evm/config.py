@@ -51,15 +51,12 @@ class LightClientOriginConfig(StrictModel):
     `light_client`: the `EthereumLightClient` that follows the origin's sync committee on this
     chain; `inbox`: the `EthereumInbox` the Gateway enrolled as the origin's verifier
     (`enrollOriginVerifier`), which proves receipts against the light client's stored headers.
-    `preset`: the origin's consensus preset (`mainnet`: 512 sync-committee members; `minimal`: 32,
-    a simulated or spec-test chain), which fixes the size of the updates the submitter encodes.
     Read by the relayer (the light client's stored block) and the submitter (where it sends
     `submitUpdate` and `deliverFromEthereumBatch`).
     """
 
     light_client: str
     inbox: str
-    preset: Literal["mainnet", "minimal"] = "mainnet"
 
     @field_validator("light_client", "inbox")
     @classmethod

@@ -79,6 +79,7 @@ from adapters.evm.rpc import (
 from adapters.evm.transactions import AccountTransactions, SentTransaction
 from relay import errors
 from relay.chains import DeliveryItem, SubmittedBatch
+from relay.chains.lightclient import HeaderUpdate, ReceiptDelivery, ReceiptProof, StoredHeaders
 from relay.errors import ConfigurationError, RelayError
 from relay.handover import HandoverCertificate
 from relay.handover_ecdsa import EcdsaHandoverCertificate
@@ -170,6 +171,22 @@ class EvmDestination:
     ) -> tuple[bytes, int]:
         """Send `handover` for `certificate` unless not needed (`relay.chains.HandoverDestination`)."""
         return submit_handover(self, certificate)
+
+    # --- light-client origins (adapters.evm.lightclient_submit) --------------------------------
+
+    def submit_light_client_update(self, origin: int, update: HeaderUpdate) -> tuple[bytes, StoredHeaders]:
+        """`EthereumLightClient.submitUpdate` of `origin` (`relay.chains.lightclient.LightClientDestination`)."""
+        from adapters.evm.lightclient_submit import submit_light_client_update
+
+        return submit_light_client_update(self, origin, update)
+
+    def deliver_by_receipt(
+        self, origin: int, proofs: Sequence[ReceiptProof], deliveries: Sequence[ReceiptDelivery]
+    ) -> SubmittedBatch:
+        """`EthereumInbox.deliverFromEthereumBatch` of `origin` (`LightClientDestination`)."""
+        from adapters.evm.lightclient_submit import deliver_by_receipt
+
+        return deliver_by_receipt(self, origin, proofs, deliveries, parse_delivery_logs)
 
     # --- delivering ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from relay.chains import SubmittedBatch
 from relay.verify.message import Message
 
 
@@ -39,9 +40,8 @@ class StoredHeaders:
 class HeaderUpdate:
     """A light-client update that the relayer's own light client verified, ready to submit.
 
-    `payload` is the beacon-API JSON (`{"version", "data"}`) of a full `LightClientUpdate` (a
-    finality update converted, with an all-zero next committee); the submitter encodes it for
-    `EthereumLightClient.submitUpdate`.
+    `payload` is the ABI-encoded arguments of `EthereumLightClient.submitUpdate` (no selector),
+    encoded by the origin's adapter (a finality update as a full update with no next committee).
     """
 
     payload: bytes
@@ -57,12 +57,14 @@ class ReceiptProof:
 
     `block_number`: a block the destination light client stores; `headers`: RLP execution headers
     from that block back by parent hash to the message's block (empty when the message's block is
-    stored itself); `key`: the RLP-encoded transaction index; `nodes`: the trie nodes, root first.
+    stored itself; the stored block's header first, the message's block's last);
+    `transaction_index`: the receipt's index in its block (its trie key); `nodes`: the trie
+    nodes, root first.
     """
 
     block_number: int
     headers: tuple[bytes, ...]
-    key: bytes
+    transaction_index: int
     nodes: tuple[bytes, ...]
 
 
@@ -121,6 +123,21 @@ class LightClientOrigin(Protocol):
         Raises `TransientError` (a node away), `InvalidProof` subclasses when the node's answers
         do not verify against the anchor (an untrusted node lied: not the message's fault), and
         `MessageNotInBlock` when the proven receipts hold no such message."""
+        ...
+
+
+class LightClientDestination(Protocol):
+    """A submitter's destination chain that serves light-client origins (`chain.light_client_origins`)."""
+
+    def submit_light_client_update(self, origin: int, update: HeaderUpdate) -> tuple[bytes, StoredHeaders]:
+        """Send `EthereumLightClient.submitUpdate` unless not needed: (transaction hash or b"", the
+        light client's state afterwards). `InvalidProof` when the light client refuses it."""
+        ...
+
+    def deliver_by_receipt(
+        self, origin: int, proofs: Sequence[ReceiptProof], deliveries: Sequence[ReceiptDelivery]
+    ) -> SubmittedBatch:
+        """One `deliverFromEthereumBatch` for the deliveries not yet delivered; report each."""
         ...
 
 

@@ -10,6 +10,10 @@ It serves gRPC `DestinationService` for the relayer:
   or owner paused delivery from the origin: nothing was sent, the relayer asks again later).
 - `SubmitHandover`: a hand-over certificate becomes the gateway's `handover` transaction, unless
   the gateway's committee of that origin is already at its epoch (nothing sent).
+- `SubmitLightClientUpdate`, `DeliverByReceipt` (a light-client origin, `chain.light_client_origins`):
+  an update becomes the origin's `EthereumLightClient.submitUpdate` (nothing sent when it is no
+  longer needed), a receipt-proof batch one `EthereumInbox.deliverFromEthereumBatch`, with the
+  same transaction machinery and per-message outcomes as `Deliver`.
 - `GetDelivered`, `GetStatus`: reads.
 
 Status codes: INVALID_ARGUMENT for a malformed request (bad lengths, a message for another
@@ -31,6 +35,7 @@ import grpc
 
 from relay.chains import DestinationChain, HandoverDestination
 from relay.chains import registry as chain_registry
+from relay.chains.lightclient import LightClientDestination
 from relay.chains.registry import ChainConfig
 from relay.config import GrpcRoleConfig, SecretRef
 from relay.errors import (
@@ -46,6 +51,7 @@ from relay.errors import (
 )
 from relay.roles.service import ServedRole
 from relay.rpc.convert import any_handover_certificate_from_proto, deliver_request_from_proto
+from relay.rpc.convert_lightclient import deliver_by_receipt_from_proto, light_client_update_from_proto
 from relay.rpc.limits import CallLimits, shorten_details
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
@@ -67,6 +73,15 @@ class SubmitterConfig(GrpcRoleConfig):
     listen: str = "127.0.0.1:50061"
     # host:port for /metrics, /healthz, /readyz; None: no HTTP endpoint.
     metrics_listen: str | None = None
+
+
+def light_client_destination(destination: DestinationChain) -> LightClientDestination | None:
+    """`destination` as a `LightClientDestination`, None if it serves no light-client origin."""
+    if callable(getattr(destination, "submit_light_client_update", None)) and callable(
+        getattr(destination, "deliver_by_receipt", None)
+    ):
+        return destination  # type: ignore[return-value]
+    return None
 
 
 def _reason(error: RelayError) -> str:
@@ -95,6 +110,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         # One hand-over at a time: a second caller with the same certificate then finds the
         # committee already there instead of paying for a transaction that reverts.
         self._handover_lock = threading.Lock()
+        self._light_client_lock = threading.Lock()
 
     def Deliver(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DeliverResponse:  # noqa: N802
         """One transaction for the batch; per-message outcomes (see the module docstring)."""
@@ -260,6 +276,109 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         except PermanentError as error:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
         return destination_pb2.SubmitHandoverResponse(transaction_hash=transaction_hash, epoch=epoch)
+
+    def SubmitLightClientUpdate(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> destination_pb2.SubmitLightClientUpdateResponse:
+        """Send `submitUpdate` to the origin's light client unless it no longer needs the update.
+
+        The submitter trusts no caller: the light client verifies the update on-chain, a refused
+        one costs only the simulation, and the address is the submitter's own config's."""
+        destination = light_client_destination(self.destination)
+        if destination is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this destination serves no light-client origin")
+            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+        try:
+            origin, update = light_client_update_from_proto(request)
+        except MalformedEncoding as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
+        try:
+            with self._light_client_lock:  # one update at a time: the next sees the first landed
+                transaction_hash, stored = destination.submit_light_client_update(origin, update)
+        except InvalidProof as error:
+            log.warning(
+                "destination light client refused an update",
+                extra={"reason": error.reason, "error": str(error), "origin": origin},
+            )
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
+        except TransientError as error:
+            context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
+        except PermanentError as error:
+            code = grpc.StatusCode.FAILED_PRECONDITION
+            if error.reason == "UnknownLightClientOrigin":
+                code = grpc.StatusCode.INVALID_ARGUMENT
+            context.abort(code, _reason(error))
+        return destination_pb2.SubmitLightClientUpdateResponse(
+            transaction_hash=transaction_hash,
+            latest_execution_block_number=stored.latest_block,
+            finalized_slot=stored.finalized_slot,
+        )
+
+    def DeliverByReceipt(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> destination_pb2.DeliverResponse:
+        """One `deliverFromEthereumBatch` for a light-client origin's batch; outcomes as `Deliver`."""
+        destination = light_client_destination(self.destination)
+        if destination is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this destination serves no light-client origin")
+            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+        try:
+            origin, proofs, deliveries = deliver_by_receipt_from_proto(request)
+            for delivery in deliveries:
+                if delivery.message.destination != self.destination.domain:
+                    raise DestinationMismatch(
+                        "message for another destination",
+                        id=delivery.message.id,
+                        destination=delivery.message.destination,
+                        expected=self.destination.domain,
+                    )
+        except (MalformedEncoding, DestinationMismatch) as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
+        ids = [d.message.id for d in deliveries]
+        try:
+            batch = destination.deliver_by_receipt(origin, proofs, deliveries)
+        except InvalidProof as error:
+            log.warning(
+                "destination inbox rejected a receipt-proof delivery",
+                extra={"reason": error.reason, "error": str(error), "messages": len(ids), "origin": origin},
+            )
+            if self.metrics is not None:
+                self.metrics.record_rejection(origin, error)
+            return self._all(ids, _OUTCOME.DELIVERY_OUTCOME_REJECTED, _reason(error))
+        except DeliveryPaused as error:
+            return self._all(ids, _OUTCOME.DELIVERY_OUTCOME_PAUSED, _reason(error))
+        except TransientError as error:
+            context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
+        except PermanentError as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
+        return self._report(ids, batch)
+
+    @staticmethod
+    def _all(ids: list[bytes], outcome: Any, reason: str) -> destination_pb2.DeliverResponse:
+        return destination_pb2.DeliverResponse(
+            results=[destination_pb2.DeliveryResult(id=i, outcome=outcome, reason=reason) for i in ids]
+        )
+
+    @staticmethod
+    def _report(ids: list[bytes], batch: Any) -> destination_pb2.DeliverResponse:
+        """Each id's outcome in a mined batch: delivered, its recipient reverted, or delivered before."""
+        delivered = set(batch.delivered)
+        results = []
+        for message_id in ids:
+            if message_id in delivered:
+                outcome, reason = _OUTCOME.DELIVERY_OUTCOME_DELIVERED, ""
+            elif message_id in batch.failed:
+                outcome, reason = _OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED, batch.failed[message_id]
+            else:
+                outcome, reason = _OUTCOME.DELIVERY_OUTCOME_ALREADY_DELIVERED, ""
+            results.append(destination_pb2.DeliveryResult(id=message_id, outcome=outcome, reason=reason))
+        return destination_pb2.DeliverResponse(
+            transaction_hash=batch.transaction_hash,
+            block_number=batch.block_number,
+            gas_used=batch.gas_used,
+            results=results,
+            effective_gas_price=min(batch.effective_gas_price, 2**64 - 1),
+        )
 
     def GetStatus(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DestinationStatus:  # noqa: N802
         """Chain head, the account's next nonce and its balance."""

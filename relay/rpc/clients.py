@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from relay.chains import DeliveryItem
+from relay.chains.lightclient import HeaderUpdate, ReceiptDelivery, ReceiptProof
 from relay.errors import OriginMismatch, PermanentError, RelayError, RpcUnavailable
 from relay.handover import HandoverCertificate, HandoverProposal, HandoverSignature
 from relay.handover_ecdsa import (
@@ -25,6 +26,7 @@ from relay.handover_ecdsa import (
 )
 from relay.peers import AttestorIdentity, DeliveryOutcome, DeliveryReport, DeliveryResult, PartialSignature
 from relay.rpc import convert
+from relay.rpc.convert_lightclient import deliver_by_receipt_to_proto, light_client_update_to_proto
 from relay.rpc.limits import MESSAGE_SIZE_OPTIONS
 from relay.rpc.tls import TlsFiles, open_channel
 from relay.v1 import attestation_pb2, attestation_pb2_grpc, destination_pb2, destination_pb2_grpc
@@ -228,6 +230,31 @@ class GrpcSubmitterClient:
         except grpc.RpcError as error:
             raise classify_rpc_error(error, self.address, "SubmitHandover") from error
         return bytes(answer.transaction_hash), int(answer.epoch)
+
+    def submit_light_client_update(
+        self, origin: int, update: HeaderUpdate, timeout: float
+    ) -> tuple[bytes, int]:
+        """`SubmitLightClientUpdate`: (transaction hash or b"", the light client's latest stored
+        execution block afterwards)."""
+        request = light_client_update_to_proto(origin, update)
+        try:
+            answer = self._stub.SubmitLightClientUpdate(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise classify_rpc_error(error, self.address, "SubmitLightClientUpdate") from error
+        return bytes(answer.transaction_hash), int(answer.latest_execution_block_number)
+
+    def deliver_by_receipt(
+        self,
+        origin: int,
+        proofs: Sequence[ReceiptProof],
+        deliveries: Sequence[ReceiptDelivery],
+        timeout: float,
+    ) -> _PendingGrpcDelivery:
+        """Start `DeliverByReceipt`; wait on the returned handle."""
+        request = deliver_by_receipt_to_proto(origin, proofs, deliveries)
+        return _PendingGrpcDelivery(
+            self._stub.DeliverByReceipt.future(request, timeout=timeout), self.address
+        )
 
     def probe(self, timeout: float) -> bool:
         """Whether `GetStatus` gets any answer (an error status is an answer too)."""

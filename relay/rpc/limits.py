@@ -185,3 +185,24 @@ def _verify_decoded(request: Any, context: grpc.ServicerContext) -> None:
     # does not decode reaches its handler as an `_Undecodable` and fails there on its fields.
     if isinstance(request, _Undecodable):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request does not decode: {request.error}")
+
+
+# --- light-client origins (DestinationService.SubmitLightClientUpdate / DeliverByReceipt) ----------
+
+MAX_LIGHT_CLIENT_UPDATE_BYTES = 1 << 20
+"""A light-client update's ABI arguments: a 512-member committee is under 100 KiB; 1 MiB is ample."""
+
+MAX_RECEIPT_PROOFS = 1000
+"""Distinct receipt proofs in one DeliverByReceipt (at most one per message)."""
+
+MAX_RECEIPT_DELIVERIES = 1000
+"""Messages in one DeliverByReceipt (like Deliver's items)."""
+
+MAX_PROOF_NODES = 64
+"""Trie nodes in one receipt proof: a receipts trie keyed by a transaction index is a few levels deep."""
+
+MAX_PROOF_HEADERS = 8193
+"""RLP headers of a receipt proof's parent-hash walk (the relayer walks at most 8192 blocks)."""
+
+MAX_PROOF_ELEMENT_BYTES = 1 << 20
+"""One trie node or header: a receipt leaf holds the receipt's logs; 1 MiB bounds any real one."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from web3 import Web3
+from web3.logs import DISCARD
 
 from adapters.ethereum import onchain_client
 from adapters.evm.anvil import DEV_PRIVATE_KEYS, AnvilProcess
@@ -31,10 +32,21 @@ from relay.verify.ethereum.codec import (
     parse_updates,
 )
 from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
-from relay.verify.ethereum.config import MAINNET, NetworkConfig
-from relay.verify.ethereum.containers import compute_beacon_block_root
+from relay.verify.ethereum.config import MAINNET, Fork, NetworkConfig
+from relay.verify.ethereum.containers import (
+    LightClientUpdate,
+    SyncAggregate,
+    SyncCommittee,
+    compute_beacon_block_root,
+    compute_sync_committee_root,
+)
 from relay.verify.ethereum.light_client_store import LightClientStore
-from relay.verify.ethereum.sync_protocol import convert_finality_update, process_light_client_update
+from relay.verify.ethereum.signing import compute_sync_committee_signing_root
+from relay.verify.ethereum.sync_protocol import (
+    LightClient,
+    convert_finality_update,
+    process_light_client_update,
+)
 from relay.verify.ethereum.validation import initialize_light_client_store
 from tests.integration.lightclient_chain import (
     GENESIS_TIME_SLOT,
@@ -45,6 +57,13 @@ from tests.integration.lightclient_chain import (
     with_genesis_time,
 )
 from tests.unit.ethereum.conftest import CURRENT_SLOT, MAINNET_LC, MainnetVectors, read_json
+from tests.unit.ethereum.synthetic import (
+    Scenario,
+    make_committee,
+    make_light_client_header,
+    make_scenario,
+    make_state,
+)
 from tests.unit.ethereum.test_tampering import (
     CASES,
     ELECTRA_EARLY,
@@ -374,3 +393,133 @@ def test_updates_before_initialisation_are_refused(
         vectors.updates[0], MAINNET, None, include_next_sync_committee_keys=True
     )
     assert chain.refusal(fresh, "submitUpdate", (args,)) == "NotInitialized"
+
+
+# --- Electra layout, partial participation, keys supplied by the relayer, force update (built chain) --------------
+
+
+@dataclass
+class ElectraChain:
+    full: Scenario
+    most: Scenario
+    """26 of 32 signed: the signers' key is the aggregate minus 6 keys."""
+    few: Scenario
+    """10 of 32 signed: the signers' key is the sum of 10 keys; no supermajority."""
+
+
+@pytest.fixture(scope="module")
+def electra() -> ElectraChain:
+    blst = get_backend("blst")
+    return ElectraChain(
+        full=make_scenario(blst, Fork.ELECTRA),
+        most=make_scenario(blst, Fork.ELECTRA, participants=list(range(3, 29))),
+        few=make_scenario(blst, Fork.ELECTRA, participants=[0, 2, 5, 7, 11, 13, 17, 19, 23, 31]),
+    )
+
+
+def deploy_scenario(chain: LightClientChain, scenario: Scenario) -> tuple[str, Any]:
+    address = onchain_client.deploy_light_client(chain.w3, chain.owner, scenario.bootstrap, scenario.network)
+    return address, onchain_client.light_client_contract(chain.w3, address)
+
+
+def test_electra_layout_partial_participation_and_relayer_keys(
+    chain: LightClientChain, electra: ElectraChain
+) -> None:
+    network = electra.full.network
+    address, contract = deploy_scenario(chain, electra.full)
+    assert contract.functions.currentPeriod().call() == 0
+    assert contract.functions.hasNextSyncCommittee().call() is False
+
+    def refusal(update: Any, change: Callable[[list[Any]], None] | None = None) -> str | None:
+        args = list(onchain_client.prepare_update(chain.w3, contract, update, network))
+        if change is not None:
+            change(args)
+        return chain.refusal(address, "submitUpdate", (tuple(args),))
+
+    assert refusal(electra.most.update) is None
+    assert refusal(electra.few.update) == "NoSupermajority"  # the signature (sum of 10 keys) verified first
+
+    def other_root(args: list[Any]) -> None:  # the other square root: right curve point, wrong sign flag
+        y = int.from_bytes(args[9][:48], "big")
+        args[9] = (onchain_client.FIELD_MODULUS - y).to_bytes(48, "big") + args[9][48:]
+
+    def off_curve(args: list[Any]) -> None:
+        args[9] = (int.from_bytes(args[9][:48], "big") + 1).to_bytes(48, "big") + args[9][48:]
+
+    def one_short(args: list[Any]) -> None:
+        args[9] = args[9][:-48]
+
+    assert refusal(electra.most.update, other_root) == "InvalidSyncCommitteeKey"
+    assert refusal(electra.most.update, off_curve) == "InvalidSyncCommitteeKey"
+    assert refusal(electra.most.update, one_short) == "InvalidSignerKeys"
+    assert refusal(electra.few.update, other_root) == "InvalidSyncCommitteeKey"
+
+    receipt = onchain_client.submit_update(chain.w3, chain.owner, address, electra.most.update, network)
+    block = electra.full.blocks[100]
+    client = LightClient.from_bootstrap(
+        electra.full.trusted_root, electra.full.bootstrap, network, get_backend("blst")
+    )
+    client.process_update(electra.most.update, 30)
+    assert contract.functions.finalizedSlot().call() == client.finalized_header.beacon.slot == 16
+    assert contract.functions.latestExecutionBlockNumber().call() == 100
+    assert contract.functions.executionHeader(100).call() == [
+        block.payload.block_hash,
+        block.payload.receipts_root,
+    ]
+    assert contract.functions.hasNextSyncCommittee().call() is True
+    stored = contract.events.SyncCommitteeStored().process_receipt(receipt, errors=DISCARD)
+    expected_root = compute_sync_committee_root(electra.full.next_committee.committee)
+    assert [(e["args"]["period"], e["args"]["root"]) for e in stored] == [(1, expected_root)]
+    assert contract.functions.syncCommitteeRoot(1).call() == expected_root
+    headers = contract.events.HeaderFinalized().process_receipt(receipt, errors=DISCARD)
+    assert [(h["args"]["slot"], h["args"]["executionBlockNumber"]) for h in headers] == [(16, 100)]
+
+    # Within period 0 the next committee is known: an update proving another one is refused.
+    assert refusal(same_period_update(electra.full, electra.full.next_committee.committee)) == "StaleUpdate"
+    other = make_committee(get_backend("blst"), "another next committee").committee
+    assert refusal(same_period_update(electra.full, other)) == "InvalidNextSyncCommittee"
+
+
+def same_period_update(scenario: Scenario, next_committee: SyncCommittee) -> LightClientUpdate:
+    """Attested at slot 32 (period 0), finalizing the scenario's slot-16 header, proving `next_committee`."""
+    network = scenario.network
+    finalized = scenario.update.finalized_header
+    state = make_state(
+        32,
+        network,
+        scenario.committee.committee,
+        next_committee,
+        compute_beacon_block_root(finalized.beacon),
+        2,
+    )
+    attested = make_light_client_header(32, state.root, scenario.blocks[101].payload, network)
+    signers = list(range(32))
+    signing_root = compute_sync_committee_signing_root(attested.beacon, 33, network)
+    return LightClientUpdate(
+        attested_header=attested,
+        next_sync_committee=next_committee,
+        next_sync_committee_branch=state.next_branch,
+        finalized_header=finalized,
+        finality_branch=state.finality_branch,
+        sync_aggregate=SyncAggregate(
+            b"\xff" * 4, scenario.committee.sign(get_backend("blst"), signing_root, signers)
+        ),
+        signature_slot=33,
+    )
+
+
+def test_force_update_applies_a_minority_update_only_once_enabled(
+    chain: LightClientChain, electra: ElectraChain
+) -> None:
+    network = electra.few.network
+    address, contract = deploy_scenario(chain, electra.few)
+    args = onchain_client.prepare_update(chain.w3, contract, electra.few.update, network)
+    assert chain.refusal(address, "forceUpdate", (args,)) == "ForceUpdateDisabled"
+    chain.owner.wait([chain.owner.send_call(contract.functions.setForceUpdateEnabled(True), 100_000)])
+    assert chain.refusal(address, "forceUpdate", (args,), sender=chain.stranger.address) == "NotOwner"
+    assert (
+        chain.refusal(address, "submitUpdate", (args,)) == "NoSupermajority"
+    )  # the normal path never forces
+    chain.owner.wait([chain.owner.send_call(contract.functions.forceUpdate(args), 3_000_000)])
+    assert contract.functions.finalizedSlot().call() == 16
+    assert contract.functions.hasNextSyncCommittee().call() is True

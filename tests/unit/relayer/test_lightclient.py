@@ -115,7 +115,7 @@ class FakeOrigin:
             raise self.proof_errors[message_id]
         self.proved.append((message_id, block_number, anchor_block))
         walk = tuple(bytes([n % 256]) * 4 for n in range(anchor_block, block_number - 1, -1))
-        proof = ReceiptProof(anchor_block, walk if anchor_block != block_number else (), b"\x80", (b"node",))
+        proof = ReceiptProof(anchor_block, walk if anchor_block != block_number else (), 0, (b"node",))
         return ProvenReceipt(proof, 0)
 
 
@@ -351,8 +351,8 @@ def test_a_lost_proof_is_rebuilt_at_delivery(
 def test_compute_receipt_batch_points_each_message_at_its_proof() -> None:
     from relay.store.base import MessageRecord
 
-    proof_a = ReceiptProof(5, (), b"\x01", (b"a",))
-    proof_b = ReceiptProof(5, (), b"\x02", (b"b",))
+    proof_a = ReceiptProof(5, (), 1, (b"a",))
+    proof_b = ReceiptProof(5, (), 2, (b"b",))
     messages = [make_message(n) for n in range(3)]
     records = [MessageRecord(m, St.VERIFIED) for m in messages]
     kept = {

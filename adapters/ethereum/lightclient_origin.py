@@ -1,0 +1,309 @@
+"""The relayer's view of an Ethereum origin verified on-chain by light client (`verification: lightclient`).
+
+`EthereumLightClientOrigin` implements `relay.chains.lightclient.LightClientOrigin` over a beacon
+node and an execution RPC, neither trusted:
+
+- **Updates.** It runs its own light client from the operator's trusted block root (the same
+  checkpoint the destination light clients were initialised from) and keeps every update that
+  light client verified: the best update of each sync-committee period and the latest finality
+  update. `updates_to_reach` plans, from what a destination light client stores (period, whether
+  it knows the next committee, finalized slot), the verified updates that bring it to a finalized
+  block at or after the message's, in order: the committee updates period by period, then the
+  finality update. Only updates with a 2/3 supermajority are planned (the contract refuses the
+  others), and a beacon node whose data does not verify makes it raise `UntrustedAnswer`: nothing
+  it served is ever sent.
+- **Receipt proofs.** `prove_message` proves the message's block from the stored header by the
+  parent-hash chain (each header's hash checked), fetches the block's receipts
+  (`eth_getBlockReceipts`), checks they rebuild the proven receipts root, finds the message's
+  Dispatch log, and builds the receipt's Merkle-Patricia proof, verified before it is returned.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import rlp
+from eth_abi import encode as abi_encode
+from eth_utils import collapse_if_tuple
+
+from adapters.ethereum.beacon_api import FINALITY_UPDATE_PATH, bootstrap_path, updates_path
+from adapters.ethereum.source import MAX_REQUEST_LIGHT_CLIENT_UPDATES
+from adapters.ethereum.transport import BeaconTransport, ExecutionTransport
+from adapters.evm.build import load_artifact
+from relay.chains.lightclient import HeaderUpdate, ProvenReceipt, ReceiptProof, StoredHeaders
+from relay.errors import InvalidProof, MessageNotInBlock, UntrustedAnswer
+from relay.verify.bls import BlsBackend, get_backend
+from relay.verify.ethereum.codec import (
+    parse_bootstrap,
+    parse_finality_update,
+    parse_updates,
+)
+from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
+from relay.verify.ethereum.config import NetworkConfig
+from relay.verify.ethereum.containers import LightClientUpdate
+from relay.verify.ethereum.dispatch import prove_dispatches_in_receipts
+from relay.verify.ethereum.errors import IrrelevantUpdate
+from relay.verify.ethereum.execution import ExecutionBlockHeader, parse_block_header, verify_header_chain
+from relay.verify.ethereum.light_client_store import has_supermajority
+from relay.verify.ethereum.receipts import (
+    build_receipts_trie,
+    compute_receipt_proof,
+    parse_receipt,
+    verify_receipt_proof,
+)
+from relay.verify.ethereum.sync_protocol import LightClient, convert_finality_update
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """An update the relayer's light client verified, with what the planner needs to know."""
+
+    update: LightClientUpdate
+    finalized_slot: int
+    finalized_block: int
+    finalized_period: int
+    attested_period: int
+
+    @property
+    def carries_next_committee(self) -> bool:
+        return self.update.next_sync_committee is not None
+
+
+def encode_update_arguments(update: LightClientUpdate) -> bytes:
+    """The ABI-encoded arguments of `EthereumLightClient.submitUpdate` for `update` (no selector),
+    by the contract's Python encoder (`adapters.ethereum.onchain_client.encode_update`)."""
+    onchain_client = importlib.import_module("adapters.ethereum.onchain_client")
+    arguments = onchain_client.encode_update(update)
+    function = next(
+        entry
+        for entry in load_artifact("EthereumLightClient")["abi"]
+        if entry.get("type") == "function" and entry.get("name") == "submitUpdate"
+    )
+    types = [collapse_if_tuple(dict(i)) for i in function["inputs"]]
+    values = [arguments] if len(types) == 1 else list(arguments)
+    return bytes(abi_encode(types, values))
+
+
+class EthereumLightClientOrigin:
+    """See the module docstring. Thread-safe (one sync at a time)."""
+
+    def __init__(
+        self,
+        beacon: BeaconTransport,
+        execution: ExecutionTransport,
+        *,
+        network: NetworkConfig,
+        trusted_block_root: bytes,
+        gateway: bytes,
+        origin_domain: int,
+        backend: BlsBackend | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if len(trusted_block_root) != 32 or len(gateway) != 20:
+            raise ValueError("the trusted block root is 32 bytes and the gateway address 20")
+        self.beacon = beacon
+        self.execution = execution
+        self.network = network
+        self.trusted_block_root = trusted_block_root
+        self.gateway = gateway
+        self.origin_domain = origin_domain
+        self.backend = backend if backend is not None else get_backend()
+        self.keys = SyncCommitteeKeyCache(self.backend)
+        self.clock = clock
+        self._client: LightClient | None = None
+        self._by_period: dict[int, _Verified] = {}  # the verified committee update of each attested period
+        self._finality: _Verified | None = None
+        self._lock = threading.Lock()
+
+    # --- updates -----------------------------------------------------------------------------
+
+    def updates_to_reach(self, block_number: int, stored: StoredHeaders) -> Sequence[HeaderUpdate]:
+        """See `relay.chains.lightclient.LightClientOrigin.updates_to_reach`."""
+        with self._lock:
+            try:
+                self.sync()
+            except InvalidProof as error:
+                raise UntrustedAnswer(
+                    "the beacon node's light-client data does not verify", cause=str(error)[:300]
+                ) from error
+            plan = self.plan(stored)
+        reached = max([stored.latest_block] + [v.finalized_block for v in plan])
+        if reached < block_number:
+            return []  # not finalized on the origin yet (as far as verified data shows)
+        return [self._header_update(v) for v in plan]
+
+    def sync(self) -> None:
+        """Bootstrap if needed, verify and keep every period's update up to now and the latest finality update."""
+        preset = self.network.preset
+        if self._client is None:
+            bootstrap = parse_bootstrap(self.beacon.get(bootstrap_path(self.trusted_block_root)), preset)
+            self._client = LightClient.from_bootstrap(
+                self.trusted_block_root, bootstrap, self.network, self.backend, keys=self.keys
+            )
+        client = self._client
+        while True:
+            slot = self.current_slot()
+            current_period = self.network.compute_sync_committee_period_at_slot(slot)
+            store_period = client.current_period()
+            if store_period > current_period or (
+                store_period == current_period and client.next_sync_committee_known()
+            ):
+                break
+            count = min(MAX_REQUEST_LIGHT_CLIENT_UPDATES, current_period - store_period + 1)
+            progressed = False
+            for update in parse_updates(self.beacon.get(updates_path(store_period, count)), preset):
+                try:
+                    outcome = client.process_update(update, slot)
+                except IrrelevantUpdate:
+                    continue
+                self._keep(update)
+                progressed = progressed or outcome.period_advanced or outcome.next_sync_committee_learned
+            if not progressed:
+                break
+        finality = parse_finality_update(self.beacon.get(FINALITY_UPDATE_PATH), preset)
+        try:
+            client.process_finality_update(finality, self.current_slot())
+        except IrrelevantUpdate:
+            return
+        verified = self._describe(convert_finality_update(finality, self.network))
+        if self._finality is None or verified.finalized_slot > self._finality.finalized_slot:
+            self._finality = verified
+
+    def current_slot(self) -> int:
+        """The slot the clock is in."""
+        return self.network.compute_slot_at_time(self.clock())
+
+    def _keep(self, update: LightClientUpdate) -> None:
+        verified = self._describe(update)
+        if verified.carries_next_committee:
+            self._by_period[verified.attested_period] = verified
+
+    def _describe(self, update: LightClientUpdate) -> _Verified:
+        period = self.network.compute_sync_committee_period_at_slot
+        finalized = update.finalized_header
+        return _Verified(
+            update,
+            finalized.beacon.slot,
+            finalized.execution.block_number,
+            period(finalized.beacon.slot),
+            period(update.attested_header.beacon.slot),
+        )
+
+    def plan(self, stored: StoredHeaders) -> list[_Verified]:
+        """The verified updates that move a light client in state `stored` as far as they can: the
+        committee updates period by period (the spec's rules), then the newest finality update."""
+        size = self.network.preset.sync_committee_size
+        plan: list[_Verified] = []
+        period, has_next = stored.period, stored.has_next_committee
+        finalized_slot = stored.finalized_slot
+        for _ in range(MAX_REQUEST_LIGHT_CLIENT_UPDATES):
+            wanted = period if not has_next else period + 1
+            candidate = self._by_period.get(wanted)
+            if candidate is None or not has_supermajority(
+                candidate.update.sync_aggregate.participant_count(), size
+            ):
+                break
+            if not has_next and candidate.finalized_period == period:
+                has_next = True  # learns the next committee in the same period
+            elif has_next and candidate.finalized_period == period + 1:
+                period += 1  # rotates into the next period, and learns the one after
+            else:
+                break  # finality lagged across the boundary: the spec would not move with it
+            plan.append(candidate)
+            finalized_slot = max(finalized_slot, candidate.finalized_slot)
+        finality = self._finality
+        if (
+            finality is not None
+            and finality.finalized_slot > finalized_slot
+            and finality.attested_period in (period, period + 1 if has_next else period)
+            and finality.finalized_period == period
+            and has_supermajority(finality.update.sync_aggregate.participant_count(), size)
+        ):
+            plan.append(finality)
+        return plan
+
+    def _header_update(self, verified: _Verified) -> HeaderUpdate:
+        return HeaderUpdate(
+            encode_update_arguments(verified.update),
+            verified.finalized_slot,
+            verified.finalized_block,
+            verified.attested_period,
+            verified.carries_next_committee,
+        )
+
+    # --- receipt proofs ----------------------------------------------------------------------
+
+    def prove_message(
+        self,
+        message_id: bytes,
+        block_number: int,
+        anchor_block: int,
+        anchor_hash: bytes,
+        anchor_receipts_root: bytes,
+    ) -> ProvenReceipt:
+        """See `relay.chains.lightclient.LightClientOrigin.prove_message`."""
+        if block_number > anchor_block:
+            raise ValueError("the anchor must be at or after the message's block")
+        try:
+            headers = self._walk(anchor_block, block_number, anchor_hash, anchor_receipts_root)
+            target = headers[-1] if headers else None
+            receipts_root = target.receipts_root if target is not None else anchor_receipts_root
+            block_hash = anchor_hash if target is None else _hash_of(headers, anchor_hash)
+            answer = self.execution.call("eth_getBlockReceipts", [hex(block_number)])
+            if not isinstance(answer, list):
+                raise UntrustedAnswer("eth_getBlockReceipts did not return a list", block=block_number)
+            receipts = [parse_receipt(receipt) for receipt in answer]
+            proven = prove_dispatches_in_receipts(
+                receipts,
+                receipts_root=receipts_root,
+                block_number=block_number,
+                block_hash=block_hash,
+                gateway=self.gateway,
+                origin=self.origin_domain,
+            )
+            found = next((p for p in proven if p.id == message_id), None)
+            if found is None:
+                raise MessageNotInBlock(
+                    "the proven receipts hold no Dispatch of this message", id=message_id, block=block_number
+                )
+            nodes = compute_receipt_proof(build_receipts_trie(receipts), found.transaction_index)
+            verify_receipt_proof(receipts_root, found.transaction_index, nodes)
+        except (MessageNotInBlock, UntrustedAnswer):
+            raise
+        except InvalidProof as error:
+            raise UntrustedAnswer(
+                "the execution RPC's answers do not verify against the stored header",
+                block=block_number,
+                anchor=anchor_block,
+                cause=f"{error.reason}: {str(error)[:300]}",
+            ) from error
+        encoded_headers = tuple(rlp.encode([value for _, value in h.fields]) for h in headers)
+        proof = ReceiptProof(anchor_block, encoded_headers, found.transaction_index, nodes)
+        return ProvenReceipt(proof, found.log_index)
+
+    def _walk(
+        self, anchor: int, block: int, anchor_hash: bytes, anchor_root: bytes
+    ) -> list[ExecutionBlockHeader]:
+        """Headers anchor, anchor-1, ..., block (newest first), proven by hash from `anchor_hash`;
+        empty when `block` is the anchor itself."""
+        if anchor == block:
+            return []
+        headers = [
+            parse_block_header(self.execution.call("eth_getBlockByNumber", [hex(n), False]))
+            for n in range(anchor, block - 1, -1)
+        ]
+        verify_header_chain(anchor_hash, headers)
+        if headers[0].receipts_root != anchor_root:
+            raise UntrustedAnswer("stored header's receipts root differs from its block's", block=anchor)
+        if headers[-1].number != block:
+            raise UntrustedAnswer("header walk ended at another block", block=block, got=headers[-1].number)
+        return headers
+
+
+def _hash_of(headers: Sequence[ExecutionBlockHeader], anchor_hash: bytes) -> bytes:
+    """The proven hash of the last header of a walk: the parent hash its child names."""
+    return headers[-2].parent_hash if len(headers) > 1 else anchor_hash
