@@ -171,7 +171,6 @@ def write_lightclient_configs(devnet: Devnet) -> None:
             str(source.domain): {
                 "light_client": route.light_client,
                 "inbox": route.inbox,
-                "preset": "minimal",
             }
         },
     }
