@@ -23,6 +23,7 @@ from adapters.ethereum.receipt_proofs import (
     DeliveryArgs,
     ReceiptProof,
     encode_receipt_proof,
+    share_nodes,
 )
 from adapters.evm.build import load_artifact
 from adapters.evm.deploy import (
@@ -110,12 +111,16 @@ def send_delivery(
 def send_batch_delivery(
     sender: TransactionSender, inbox: str, proofs: Sequence[ReceiptProof], deliveries: Sequence[DeliveryArgs]
 ) -> bytes:
-    """Send `deliverFromEthereumBatch(proofs, deliveries)` (not awaited)."""
+    """Send `deliverFromEthereumBatch(proofs, deliveries)` (not awaited); the proofs go with
+    their shared nodes sent once (`share_nodes`)."""
     call = contract(sender.web3, "EthereumInbox", inbox).functions.deliverFromEthereumBatch(
-        [encode_receipt_proof(proof) for proof in proofs], list(deliveries)
+        [encode_receipt_proof(proof) for proof in share_nodes(proofs)], list(deliveries)
     )
+    # Every recipient may use its whole limit; a block's gas limit caps what one transaction gets.
     recipients = sum(gas + gas // 63 for _, _, gas in deliveries)
-    return sender.send_call(call, BATCH_OVERHEAD_GAS_PER_MESSAGE * len(deliveries) + recipients)
+    latest = sender.endpoint.block("latest")
+    cap = int(latest["gasLimit"]) if latest is not None else 30_000_000
+    return sender.send_call(call, min(BATCH_OVERHEAD_GAS_PER_MESSAGE * len(deliveries) + recipients, cap))
 
 
 def inbox_contract(sender: TransactionSender, inbox: str) -> Any:

@@ -20,7 +20,7 @@ node and an execution RPC, neither trusted:
 
 from __future__ import annotations
 
-import importlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +31,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import collapse_if_tuple
 
 from adapters.ethereum.beacon_api import FINALITY_UPDATE_PATH, bootstrap_path, updates_path
+from adapters.ethereum.onchain_client import encode_update, needs_committee_keys
 from adapters.ethereum.source import MAX_REQUEST_LIGHT_CLIENT_UPDATES
 from adapters.ethereum.transport import BeaconTransport, ExecutionTransport
 from adapters.evm.build import load_artifact
@@ -44,7 +45,7 @@ from relay.verify.ethereum.codec import (
 )
 from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
 from relay.verify.ethereum.config import NetworkConfig
-from relay.verify.ethereum.containers import LightClientUpdate
+from relay.verify.ethereum.containers import LightClientUpdate, SyncCommittee
 from relay.verify.ethereum.dispatch import prove_dispatches_in_receipts
 from relay.verify.ethereum.errors import IrrelevantUpdate
 from relay.verify.ethereum.execution import ExecutionBlockHeader, parse_block_header, verify_header_chain
@@ -73,19 +74,34 @@ class _Verified:
         return self.update.next_sync_committee is not None
 
 
-def encode_update_arguments(update: LightClientUpdate) -> bytes:
-    """The ABI-encoded arguments of `EthereumLightClient.submitUpdate` for `update` (no selector),
-    by the contract's Python encoder (`adapters.ethereum.onchain_client.encode_update`)."""
-    onchain_client = importlib.import_module("adapters.ethereum.onchain_client")
-    arguments = onchain_client.encode_update(update)
+@functools.cache
+def _submit_update_types() -> tuple[str, ...]:
     function = next(
         entry
         for entry in load_artifact("EthereumLightClient")["abi"]
         if entry.get("type") == "function" and entry.get("name") == "submitUpdate"
     )
-    types = [collapse_if_tuple(dict(i)) for i in function["inputs"]]
-    values = [arguments] if len(types) == 1 else list(arguments)
-    return bytes(abi_encode(types, values))
+    return tuple(collapse_if_tuple(dict(i)) for i in function["inputs"])
+
+
+def encode_update_arguments(
+    update: LightClientUpdate,
+    network: NetworkConfig,
+    signing_keys: Sequence[bytes] | None,
+    store_period: int,
+    next_known: bool,
+) -> bytes:
+    """The ABI-encoded arguments of `EthereumLightClient.submitUpdate` for `update` (no selector),
+    for a light client at `store_period` that knows (`next_known`) the next committee or not: the
+    contract's `Update` tuple by its own encoder (`adapters.ethereum.onchain_client`), with the
+    signing committee's keys (`signing_keys`) and the next committee's when it will store them."""
+    arguments = encode_update(
+        update,
+        network,
+        signing_keys,
+        include_next_sync_committee_keys=needs_committee_keys(update, store_period, next_known, network),
+    )
+    return bytes(abi_encode(list(_submit_update_types()), [arguments]))
 
 
 class EthereumLightClientOrigin:
@@ -117,6 +133,7 @@ class EthereumLightClientOrigin:
         self._client: LightClient | None = None
         self._by_period: dict[int, _Verified] = {}  # the verified committee update of each attested period
         self._finality: _Verified | None = None
+        self._committees: dict[int, SyncCommittee] = {}  # verified sync committees by period
         self._lock = threading.Lock()
 
     # --- updates -----------------------------------------------------------------------------
@@ -131,10 +148,10 @@ class EthereumLightClientOrigin:
                     "the beacon node's light-client data does not verify", cause=str(error)[:300]
                 ) from error
             plan = self.plan(stored)
-        reached = max([stored.latest_block] + [v.finalized_block for v in plan])
+        reached = max([stored.latest_block] + [v.finalized_block for v, _, _ in plan])
         if reached < block_number:
             return []  # not finalized on the origin yet (as far as verified data shows)
-        return [self._header_update(v) for v in plan]
+        return [self._header_update(*step) for step in plan]
 
     def sync(self) -> None:
         """Bootstrap if needed, verify and keep every period's update up to now and the latest finality update."""
@@ -145,6 +162,7 @@ class EthereumLightClientOrigin:
                 self.trusted_block_root, bootstrap, self.network, self.backend, keys=self.keys
             )
         client = self._client
+        self._remember_committees(client)
         while True:
             slot = self.current_slot()
             current_period = self.network.compute_sync_committee_period_at_slot(slot)
@@ -161,6 +179,7 @@ class EthereumLightClientOrigin:
                 except IrrelevantUpdate:
                     continue
                 self._keep(update)
+                self._remember_committees(client)
                 progressed = progressed or outcome.period_advanced or outcome.next_sync_committee_learned
             if not progressed:
                 break
@@ -172,6 +191,13 @@ class EthereumLightClientOrigin:
         verified = self._describe(convert_finality_update(finality, self.network))
         if self._finality is None or verified.finalized_slot > self._finality.finalized_slot:
             self._finality = verified
+
+    def _remember_committees(self, client: LightClient) -> None:
+        period = client.current_period()
+        store = client.store
+        self._committees[period] = store.current_sync_committee
+        if store.next_sync_committee is not None:
+            self._committees[period + 1] = store.next_sync_committee
 
     def current_slot(self) -> int:
         """The slot the clock is in."""
@@ -193,11 +219,12 @@ class EthereumLightClientOrigin:
             period(update.attested_header.beacon.slot),
         )
 
-    def plan(self, stored: StoredHeaders) -> list[_Verified]:
+    def plan(self, stored: StoredHeaders) -> list[tuple[_Verified, int, bool]]:
         """The verified updates that move a light client in state `stored` as far as they can: the
-        committee updates period by period (the spec's rules), then the newest finality update."""
+        committee updates period by period (the spec's rules), then the newest finality update;
+        each with the light client's (period, next committee known) before it."""
         size = self.network.preset.sync_committee_size
-        plan: list[_Verified] = []
+        plan: list[tuple[_Verified, int, bool]] = []
         period, has_next = stored.period, stored.has_next_committee
         finalized_slot = stored.finalized_slot
         for _ in range(MAX_REQUEST_LIGHT_CLIENT_UPDATES):
@@ -207,13 +234,14 @@ class EthereumLightClientOrigin:
                 candidate.update.sync_aggregate.participant_count(), size
             ):
                 break
+            before = (period, has_next)
             if not has_next and candidate.finalized_period == period:
                 has_next = True  # learns the next committee in the same period
             elif has_next and candidate.finalized_period == period + 1:
                 period += 1  # rotates into the next period, and learns the one after
             else:
                 break  # finality lagged across the boundary: the spec would not move with it
-            plan.append(candidate)
+            plan.append((candidate, *before))
             finalized_slot = max(finalized_slot, candidate.finalized_slot)
         finality = self._finality
         if (
@@ -223,12 +251,16 @@ class EthereumLightClientOrigin:
             and finality.finalized_period == period
             and has_supermajority(finality.update.sync_aggregate.participant_count(), size)
         ):
-            plan.append(finality)
+            plan.append((finality, period, has_next))
         return plan
 
-    def _header_update(self, verified: _Verified) -> HeaderUpdate:
+    def _header_update(self, verified: _Verified, store_period: int, next_known: bool) -> HeaderUpdate:
+        update = verified.update
+        signature_period = self.network.compute_sync_committee_period_at_slot(update.signature_slot)
+        committee = self._committees.get(signature_period)
+        signing_keys = list(committee.pubkeys) if committee is not None else None
         return HeaderUpdate(
-            encode_update_arguments(verified.update),
+            encode_update_arguments(update, self.network, signing_keys, store_period, next_known),
             verified.finalized_slot,
             verified.finalized_block,
             verified.attested_period,

@@ -188,8 +188,24 @@ def block_number_of(receipts: Sequence[Mapping[str, object]]) -> int:
 
 
 def encode_receipt_proof(proof: ReceiptProof) -> ReceiptProofArgs:
-    """The web3 argument for the inbox's `ReceiptProof` struct."""
+    """The web3 argument for the inbox's `ReceiptProof` struct (for a batch, after `share_nodes`)."""
     return (proof.block_number, list(proof.headers), proof.transaction_index, list(proof.nodes))
+
+
+def share_nodes(proofs: Sequence[ReceiptProof]) -> tuple[ReceiptProof, ...]:
+    """The proofs of a batch with each node that equals the previous proof's node at the same
+    depth replaced by an empty one, which the inbox reads as that node (proofs of one block share
+    their upper trie nodes: the root is sent once instead of once per message). Keep the order."""
+    shared = []
+    previous: tuple[bytes, ...] = ()
+    for proof in proofs:
+        nodes = tuple(
+            b"" if depth < len(previous) and node == previous[depth] else node
+            for depth, node in enumerate(proof.nodes)
+        )
+        shared.append(ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, nodes))
+        previous = proof.nodes
+    return tuple(shared)
 
 
 def encode_delivery(proof_index: int, log_index: int, gas_limit: int) -> DeliveryArgs:

@@ -134,10 +134,11 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
 
     table: dict[bytes, tuple[str, list[str]]] = {}
     abis = [gateway_abi()]
-    try:
-        abis.append(load_artifact("Counter")["abi"])
-    except Exception:
-        log.debug("the Counter ABI is unavailable; its errors are not decoded", exc_info=True)
+    for name in ("Counter", "EthereumInbox"):
+        try:
+            abis.append(load_artifact(name)["abi"])
+        except Exception:
+            log.debug("the %s ABI is unavailable; its errors are not decoded", name, exc_info=True)
     for abi in abis:
         for entry in abi:
             if entry.get("type") == "error":
@@ -149,7 +150,8 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
 
 
 def decode_contract_error(data: bytes | str | None) -> ContractError:
-    """Decode revert data by the Gateway's (and the example app's) custom error selectors."""
+    """Decode revert data by the custom error selectors of the Gateway, the example app and the
+    EthereumInbox (receipt-proof deliveries)."""
     if isinstance(data, str):
         data = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else data.encode()
     raw = bytes(data or b"")

@@ -74,6 +74,8 @@ from relay.relayer.wiring import (
     DeliveryReaderFactory,
     Factories,
     GasMarketReaderFactory,
+    LightClientOriginFactory,
+    LightClientReaderFactory,
     PaymentReaderFactory,
     Stages,
     SubmitterFactory,
@@ -111,7 +113,9 @@ class Relayer:
     `chain:` section is read through the chain registry unless `delivery_reader_factory` supplies
     another reader (chain config -> `DeliveryReader`); likewise the gas policy's readers of a
     source's payments (`payment_reader_factory`) and a destination's gas market
-    (`gas_market_reader_factory`).
+    (`gas_market_reader_factory`); and a light-client origin's adapter (`light_client_origin_factory`:
+    source chain config -> `LightClientOrigin`) and a destination's light client of an origin
+    (`light_client_reader_factory`: destination chain config, origin -> `LightClientReader`).
     """
 
     def __init__(
@@ -128,6 +132,8 @@ class Relayer:
         payment_reader_factory: PaymentReaderFactory | None = None,
         gas_market_reader_factory: GasMarketReaderFactory | None = None,
         committee_reader_factory: CommitteeReaderFactory | None = None,
+        light_client_origin_factory: LightClientOriginFactory | None = None,
+        light_client_reader_factory: LightClientReaderFactory | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -144,6 +150,8 @@ class Relayer:
             payment_reader=payment_reader_factory,
             gas_market_reader=gas_market_reader_factory,
             committee_reader=committee_reader_factory,
+            light_client_origin=light_client_origin_factory,
+            light_client_reader=light_client_reader_factory,
         )
         self._clock = clock
         self._operator_token = config.operator_token.reveal() if config.operator_token else None

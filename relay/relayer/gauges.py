@@ -16,7 +16,15 @@ from relay.relayer.common import Clock
 from relay.store.base import Store
 
 S = MessageState
-WAITING_STATES = (S.FINAL, S.ATTESTED, S.VERIFIED, S.SUBMITTED, S.RETRYING)
+WAITING_STATES = (
+    S.FINAL,
+    S.ATTESTED,
+    S.WAITING_FOR_HEADER,
+    S.HEADER_SUBMITTED,
+    S.VERIFIED,
+    S.SUBMITTED,
+    S.RETRYING,
+)
 
 
 class Gauges:

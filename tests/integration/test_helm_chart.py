@@ -677,3 +677,25 @@ def test_an_ecdsa_committee_renders_ecdsa_keys_for_its_attestors() -> None:
         AttestorConfig.model_validate(config)  # the role's strict model takes the rendered config
     (source,) = [s for s in relayer_config(objects)["sources"] if s["chain"]["name"] == "alpha"]
     assert CommitteeConfig.model_validate(source["committee"]).build().hash()  # scheme: ecdsa, 4 addresses
+
+
+def test_a_light_client_source_renders_with_no_committee_and_parses() -> None:
+    from relay.relayer.config import RelayerConfig
+
+    values = yaml.safe_load(EXAMPLE.read_text())
+    origin = values["chains"][0]
+    origin.update(kind="ethereum", light_client={"trusted_block_root": "0x" + "11" * 32})
+    values["committees"].pop(origin["name"], None)
+    values["attestors"] = [a for a in values["attestors"] if a["chain"] != origin["name"]]
+    values["lightClientSources"] = [origin["name"]]
+    for chain in values["chains"][1:]:
+        chain["light_client_origins"] = {
+            origin["domain"]: {"light_client": "0x" + "12" * 20, "inbox": "0x" + "13" * 20}
+        }
+    config = relayer_config(render(values))
+    (light,) = [s for s in config["sources"] if s.get("verification") == "lightclient"]
+    assert light["chain"]["name"] == origin["name"] and "committee" not in light and "attestors" not in light
+    config["operator_token"] = None
+    transport = {"insecure_plaintext": True, "tls": None, "operator_listen": None}
+    parsed = RelayerConfig.model_validate({**config, **transport})
+    assert [s.is_light_client for s in parsed.sources].count(True) == 1

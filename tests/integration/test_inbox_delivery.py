@@ -16,6 +16,7 @@ measurement helper the bench calls.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from adapters.ethereum.receipt_proofs import (
     encode_delivery,
     encode_receipt_proof,
     header_walk,
+    share_nodes,
 )
 from adapters.evm.admin import AdminCallRefused, GatewayAdmin
 from adapters.evm.anvil import DEV_PRIVATE_KEYS
@@ -310,3 +312,55 @@ def test_gas_measurement_runs(route: Route) -> None:
     gas = measure_delivery_gas(route.rpc_url, DEV_PRIVATE_KEYS[2], batch_sizes=(2,))
     assert gas.receipts_in_block == 4 and gas.lone_proof_nodes >= 2
     assert 0 < gas.per_message[2] and 0 < gas.lone < gas.first_delivery
+
+
+def test_committee_views_refuse_a_verifier_origin(route: Route) -> None:
+    assert route.destination.functions.verifierOf(ORIGIN).call() == route.inbox.address
+    assert refusal(route.destination, route.destination.functions.committeeOf(ORIGIN)) == (
+        "WrongCommitteeScheme",
+        (ORIGIN, 3),
+    )
+    assert refusal(route.destination, route.destination.functions.verifierOf(7)) == ("UnknownOrigin", (7,))
+
+
+def test_a_batch_of_one_block_sends_its_shared_nodes_once(route: Route) -> None:
+    rpc_request(route.rpc_url, "evm_setAutomine", [False])
+    try:
+        target = address_to_bytes32(route.counter.address)
+        hashes = [
+            route.source_counter.functions.send(DESTINATION, target, bytes([i])).transact() for i in range(3)
+        ]
+        rpc_request(route.rpc_url, "evm_mine", [])
+    finally:
+        rpc_request(route.rpc_url, "evm_setAutomine", [True])
+    mined = [route.w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    number = int(mined[0]["blockNumber"])
+    assert {int(r["blockNumber"]) for r in mined} == {number}
+    receipts = rpc_request(route.rpc_url, "eth_getBlockReceipts", [hex(number)])
+    store_block(route, number)
+    indices = [int(r["transactionIndex"]) for r in mined]
+    proofs = [build_receipt_proof(receipts, index, number) for index in indices]
+    logs = [dispatch_logs(receipts[index], route.source.address)[0] for index in indices]
+    shared = share_nodes(proofs)
+    assert shared[0] == proofs[0] and all(p.nodes[0] == b"" for p in shared[1:])
+    deliveries = [encode_delivery(i, log.log_index, GAS) for i, log in enumerate(logs)]
+
+    def batch(batch_proofs: Any) -> Any:
+        encoded = [encode_receipt_proof(p) for p in batch_proofs]
+        return route.inbox.functions.deliverFromEthereumBatch(encoded, deliveries)
+
+    # An empty node with nothing before it, or standing for the wrong node, is refused.
+    assert refusal(route.inbox, batch([shared[1], *shared[1:]])) == ("MissingSharedNode", (0,))
+    wrong = dataclasses.replace(shared[1], nodes=(shared[1].nodes[0], b"", *shared[1].nodes[2:]))
+    assert refusal(route.inbox, batch([shared[0], wrong, shared[2]]))[0] in {
+        "ProofNodeHashMismatch",
+        "ProofPathMismatch",
+    }
+    single = route.inbox.functions.deliverFromEthereum(
+        encode_receipt_proof(shared[1]), logs[1].log_index, GAS
+    )
+    assert refusal(route.inbox, single) == ("MissingSharedNode", (0,))
+    receipt = transact(route.w3, batch(shared))
+    assert [e["id"] for e in events(route.destination, "Delivered", receipt)] == [
+        log.message_id for log in logs
+    ]

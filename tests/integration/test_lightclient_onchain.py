@@ -449,6 +449,14 @@ def test_electra_layout_partial_participation_and_relayer_keys(
     def one_short(args: list[Any]) -> None:
         args[9] = args[9][:-48]
 
+    def keys_left_out(args: list[Any]) -> None:  # the update must bring the keys of the committee it teaches
+        args[3], args[4] = compute_sync_committee_root(electra.full.next_committee.committee), b""
+
+    def bits_too_long(args: list[Any]) -> None:
+        args[6] = args[6] + b"\xff"
+
+    assert refusal(electra.most.update, keys_left_out) == "MissingSyncCommitteeKeys"
+    assert refusal(electra.most.update, bits_too_long) == "InvalidParticipationBits"
     assert refusal(electra.most.update, other_root) == "InvalidSyncCommitteeKey"
     assert refusal(electra.most.update, off_curve) == "InvalidSyncCommitteeKey"
     assert refusal(electra.most.update, one_short) == "InvalidSignerKeys"

@@ -39,6 +39,8 @@ from adapters.ethereum.receipt_proofs import (
     encode_receipt_proof,
     parse_block_receipts,
 )
+from adapters.evm.build import load_artifact
+from adapters.evm.errors import decode_contract_error
 from adapters.evm.gas import deploy_contract
 from relay.verify.ethereum.receipts import Log, Receipt, encode_receipt
 from relay.verify.hashing import keccak256
@@ -430,3 +432,16 @@ def test_dispatch_logs_are_checked_strictly(w3: Web3, headers: Contract, inbox: 
             continue
         expected = name if name[0].isupper() else "MalformedDispatchData"
         assert (name, refusal(inbox, call)) == (name, expected)
+
+
+def test_contracts_fit_the_code_size_limit() -> None:
+    """EIP-170: the Gateway carries the verifier hook within 24,576 bytes, and so does the inbox."""
+    for name in ("Gateway", "EthereumInbox"):
+        code = load_artifact(name)["deployedBytecode"]
+        assert (len(code) - 2) // 2 <= 24_576, name
+
+
+def test_inbox_errors_decode_for_the_submitter() -> None:
+    selector = keccak256(b"WrongEmitter(address)")[:4]
+    decoded = decode_contract_error(selector + bytes(12) + b"\x11" * 20)
+    assert (decoded.name, decoded.arguments) == ("WrongEmitter", ("0x" + "11" * 20,))

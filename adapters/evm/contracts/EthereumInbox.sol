@@ -75,6 +75,8 @@ contract EthereumInbox {
     error HeaderHashMismatch(uint256 header);
     error HeaderNumberMismatch(uint256 header, uint256 expected, uint256 actual);
     error TransactionIndexTooLarge(uint256 transactionIndex);
+    /// @notice Proof node `node` is empty (shared) but the previous proof has no node there.
+    error MissingSharedNode(uint256 node);
     error UnsupportedReceiptType(uint256 firstByte);
     error MalformedReceipt();
     error LogIndexOutOfRange(uint256 logIndex, uint256 logs);
@@ -105,7 +107,7 @@ contract EthereumInbox {
     /// its recipient with exactly `gasLimit` gas. Reverts AlreadyDelivered if it was delivered.
     function deliverFromEthereum(ReceiptProof calldata proof, uint256 logIndex, uint256 gasLimit) external {
         (bytes32 blockHash, bytes32 receiptsRoot) = _storedHeader(proof.blockNumber);
-        (uint256 receipt, uint256 receiptEnd) = _proveReceipt(proof, blockHash, receiptsRoot);
+        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, new uint256[](0));
         (bytes32 id, bytes memory message) = _readDispatch(receipt, receiptEnd, logIndex);
         if (!gateway.deliverVerified(message, gasLimit)) revert AlreadyDelivered(id);
     }
@@ -113,19 +115,24 @@ contract EthereumInbox {
     /// @notice Delivers many messages: each proof is verified once, however many deliveries use
     /// it, and the light client is asked once per run of proofs for the same block. Entries
     /// already delivered are skipped (DeliverySkipped); any invalid entry reverts the batch.
+    /// An empty node in `proofs[i].nodes[j]` stands for node j of proof i - 1 (as resolved): proofs
+    /// of one block share their upper nodes, and each is sent once (every node is still checked
+    /// against its parent's hash).
     function deliverFromEthereumBatch(ReceiptProof[] calldata proofs, Delivery[] calldata deliveries) external {
         if (deliveries.length == 0) revert EmptyBatch();
         uint256[] memory receipts = new uint256[](proofs.length * 2);
         uint64 lastBlock;
         bytes32 blockHash;
         bytes32 receiptsRoot;
+        uint256[] memory previousNodes = new uint256[](0);
         for (uint256 i = 0; i < proofs.length; i++) {
             ReceiptProof calldata proof = proofs[i];
             if (i == 0 || proof.blockNumber != lastBlock) {
                 lastBlock = proof.blockNumber;
                 (blockHash, receiptsRoot) = _storedHeader(lastBlock);
             }
-            (receipts[2 * i], receipts[2 * i + 1]) = _proveReceipt(proof, blockHash, receiptsRoot);
+            (receipts[2 * i], receipts[2 * i + 1], previousNodes) =
+                _proveReceipt(proof, blockHash, receiptsRoot, previousNodes);
         }
         for (uint256 i = 0; i < deliveries.length; i++) {
             Delivery calldata delivery = deliveries[i];
@@ -155,7 +162,7 @@ contract EthereumInbox {
         returns (bytes32 id, bytes memory message)
     {
         (bytes32 blockHash, bytes32 receiptsRoot) = _storedHeader(proof.blockNumber);
-        (uint256 receipt, uint256 receiptEnd) = _proveReceipt(proof, blockHash, receiptsRoot);
+        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, new uint256[](0));
         return _readDispatch(receipt, receiptEnd, logIndex);
     }
 
@@ -167,7 +174,7 @@ contract EthereumInbox {
         returns (uint256 receiptType, address emitter, bytes32[] memory topics, bytes memory data)
     {
         (bytes32 blockHash, bytes32 receiptsRoot) = _storedHeader(proof.blockNumber);
-        (uint256 receipt, uint256 receiptEnd) = _proveReceipt(proof, blockHash, receiptsRoot);
+        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, new uint256[](0));
         uint256 log;
         uint256 logEnd;
         (receiptType, log, logEnd) = _findLog(receipt, receiptEnd, logIndex);
@@ -194,18 +201,47 @@ contract EthereumInbox {
         if (blockHash == bytes32(0)) revert UnknownBlock(blockNumber);
     }
 
+    /// @param previousNodes the node offsets of the previous proof of a batch (empty nodes of
+    /// this proof stand for those), or none
     /// @return receipt calldata offset of the proven receipt's encoding
     /// @return receiptEnd the offset right after it
-    function _proveReceipt(ReceiptProof calldata proof, bytes32 blockHash, bytes32 receiptsRoot)
-        private
-        pure
-        returns (uint256 receipt, uint256 receiptEnd)
-    {
+    /// @return nodes this proof's node offsets (start, end per node), for the next proof
+    function _proveReceipt(
+        ReceiptProof calldata proof,
+        bytes32 blockHash,
+        bytes32 receiptsRoot,
+        uint256[] memory previousNodes
+    ) private pure returns (uint256 receipt, uint256 receiptEnd, uint256[] memory nodes) {
         if (proof.headers.length != 0) receiptsRoot = _walkHeaders(proof.headers, blockHash, proof.blockNumber);
+        nodes = _resolveNodes(proof.nodes, previousNodes);
         (bytes32 key, uint256 keyNibbles) = _receiptKey(proof.transactionIndex);
         uint256 length;
-        (receipt, length) = MerklePatriciaCalldata.proveValue(receiptsRoot, key, keyNibbles, proof.nodes);
+        (receipt, length) = MerklePatriciaCalldata.proveValue(receiptsRoot, key, keyNibbles, nodes);
         receiptEnd = receipt + length;
+    }
+
+    /// @dev Where each proof node lies in calldata (start, end); an empty node is node i of the
+    /// previous proof.
+    function _resolveNodes(bytes[] calldata proofNodes, uint256[] memory previousNodes)
+        private
+        pure
+        returns (uint256[] memory nodes)
+    {
+        uint256 count = proofNodes.length;
+        nodes = new uint256[](2 * count);
+        for (uint256 i = 0; i < count; i++) {
+            (uint256 start, uint256 end) = RLPCalldata.bounds(proofNodes[i]);
+            if (start == end) {
+                if (2 * i >= previousNodes.length) revert MissingSharedNode(i);
+                (start, end) = (previousNodes[2 * i], previousNodes[2 * i + 1]);
+            }
+            assembly ("memory-safe") {
+                // i < count: both words are inside `nodes`.
+                let at := add(add(nodes, 0x20), shl(6, i))
+                mstore(at, start)
+                mstore(add(at, 0x20), end)
+            }
+        }
     }
 
     /// @dev Follows `headers` from the stored block (hash `blockHash`, number `blockNumber`) back

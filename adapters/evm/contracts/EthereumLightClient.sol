@@ -748,7 +748,11 @@ contract EthereumLightClient is Owned {
         uint256 summed = subtract ? size - participants : participants;
         if (ys.length != summed * KEY_LENGTH) revert InvalidSignerKeys(summed * KEY_LENGTH, ys.length);
         uint256 badIndex;
-        (key, badIndex) = _sumKeys(keys0, committee.keys1, bits, ys, !subtract);
+        uint256 yOffset;
+        assembly ("memory-safe") {
+            yOffset := ys.offset
+        }
+        (key, badIndex) = _sumKeys(keys0, committee.keys1, bits, yOffset, !subtract);
         if (badIndex != type(uint256).max) revert InvalidSyncCommitteeKey(badIndex);
         if (subtract) {
             bool ok;
@@ -773,46 +777,94 @@ contract EthereumLightClient is Owned {
     /// @dev The sum of the keys whose participation bit equals `wanted`, each rebuilt from its
     /// stored x and sign flag and the next 48-byte y at `ys`. Returns the index of the first key
     /// whose y does not fit (sign flag, or not on the curve), else type(uint256).max.
-    function _sumKeys(address keys0, address keys1, bytes calldata bits, bytes calldata ys, bool wanted)
+    /// The bits are read 256 at a time, byte-reversed so that bit i of the word is member i, and
+    /// only the wanted ones are visited (lowest first), so the cost follows the keys summed.
+    function _sumKeys(address keys0, address keys1, bytes calldata bits, uint256 y, bool wanted)
         private
         view
         returns (bytes memory sum, uint256 badIndex)
     {
-        sum = new bytes(256);
+        // accumulator (128 bytes), the key being added (128), then the two code contracts' addresses.
+        sum = new bytes(320);
         badIndex = type(uint256).max;
         assembly ("memory-safe") {
-            // One key into `entry` (x from the code, y from calldata); true if flags fit and G1ADD accepts.
-            function addKey(accumulator, chunk, offset, y) -> ok {
+            mstore(add(sum, 0x120), keys0)
+            mstore(add(sum, 0x140), keys1)
+        }
+        assembly ("memory-safe") {
+            // Byte-reverse: byte k of the bitvector becomes bits 8k..8k+7 of the word.
+            function reverseBytes(word) -> reversed {
+                reversed := or(shr(8, and(word, 0xff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00)),
+                    shl(8, and(word, 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff)))
+                reversed := or(shr(16, and(reversed, 0xffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000)),
+                    shl(16, and(reversed, 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff)))
+                reversed := or(shr(32, and(reversed, 0xffffffff00000000ffffffff00000000ffffffff00000000ffffffff00000000)),
+                    shl(32, and(reversed, 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff)))
+                reversed := or(shr(64, and(reversed, 0xffffffffffffffff0000000000000000ffffffffffffffff0000000000000000)),
+                    shl(64, and(reversed, 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff)))
+                reversed := or(shr(128, reversed), shl(128, reversed))
+            }
+            // The position of the single set bit of `bit` (a power of two).
+            function bitPosition(bit) -> position {
+                position := shl(7, gt(bit, 0xffffffffffffffffffffffffffffffff))
+                let rest := shr(position, bit)
+                let step := shl(6, gt(rest, 0xffffffffffffffff))
+                position := or(position, step)
+                rest := shr(step, rest)
+                step := shl(5, gt(rest, 0xffffffff))
+                position := or(position, step)
+                rest := shr(step, rest)
+                step := shl(4, gt(rest, 0xffff))
+                position := or(position, step)
+                rest := shr(step, rest)
+                step := shl(3, gt(rest, 0xff))
+                position := or(position, step)
+                rest := shr(step, rest)
+                step := shl(2, gt(rest, 0xf))
+                position := or(position, step)
+                rest := shr(step, rest)
+                step := shl(1, gt(rest, 0x3))
+                position := or(position, step)
+                position := or(position, gt(shr(step, rest), 1))
+            }
+            // Adds key `index` (x from the committee's code after the STOP byte, y at calldata `y`) to
+            // the accumulator; true if its flags fit y and G1ADD accepts it (on the curve).
+            function addKey(accumulator, index, yAt) -> ok {
                 let entry := add(accumulator, 0x80)
                 mstore(entry, 0)
-                extcodecopy(chunk, add(entry, 16), offset, 48)
+                switch lt(index, 256)
+                case 1 { extcodecopy(mload(add(accumulator, 0x100)), add(entry, 16), add(1, mul(index, 48)), 48) }
+                default {
+                    extcodecopy(mload(add(accumulator, 0x120)), add(entry, 16), add(1, mul(sub(index, 256), 48)), 48)
+                }
                 mstore(add(entry, 0x40), 0)
-                calldatacopy(add(entry, 0x50), y, 48)
-                let flags := byte(0, mload(add(entry, 16)))
+                calldatacopy(add(entry, 0x50), yAt, 48)
+                let flags := byte(16, mload(entry))
                 mstore8(add(entry, 16), and(flags, 0x1f))
                 let yHigh := mload(add(entry, 0x40))
                 let larger :=
                     or(gt(yHigh, HALF_P_HIGH), and(eq(yHigh, HALF_P_HIGH), gt(mload(add(entry, 0x60)), HALF_P_LOW)))
                 // On the curve (G1ADD), with the committed x and sign: the committed key itself.
                 ok := and(
-                    eq(and(flags, 0xe0), or(0x80, mul(larger, 0x20))),
+                    eq(and(flags, 0xe0), or(0x80, shl(5, larger))),
                     staticcall(gas(), 0x0b, accumulator, 0x100, accumulator, 0x80)
                 )
             }
-            let accumulator := add(sum, 0x20)
-            let y := ys.offset
-            let count := shl(3, bits.length)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                if eq(and(shr(and(i, 7), byte(0, calldataload(add(bits.offset, shr(3, i))))), 1), wanted) {
-                    let chunk := keys0
-                    let offset := add(1, mul(i, 48))
-                    if gt(i, 255) {
-                        chunk := keys1
-                        offset := add(1, mul(sub(i, 256), 48))
-                    }
-                    if iszero(addKey(accumulator, chunk, offset, y)) {
-                        badIndex := i
-                        break
+            for { let base := 0 } lt(base, bits.length) { base := add(base, 32) } {
+                let word := calldataload(add(bits.offset, base))
+                if iszero(wanted) { word := not(word) }
+                // Keep only the bytes of the bitvector (the last word may run past it).
+                let tail := sub(bits.length, base)
+                if lt(tail, 32) { word := and(word, shl(sub(256, shl(3, tail)), not(0))) }
+                word := reverseBytes(word)
+                for { } word { } {
+                    let lowest := and(word, sub(0, word))
+                    word := xor(word, lowest)
+                    let index := add(shl(3, base), bitPosition(lowest))
+                    if iszero(addKey(add(sum, 0x20), index, y)) {
+                        badIndex := index
+                        word := 0
+                        base := bits.length
                     }
                     y := add(y, 48)
                 }

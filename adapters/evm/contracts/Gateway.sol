@@ -554,6 +554,8 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     function enrollOriginVerifier(uint32 origin, bytes32 sourceGateway, address verifier) external onlyOwner {
         if (verifier.code.length == 0) revert VerifierWithoutCode(verifier);
         CommitteeRef memory current = _committees[origin];
+        // The last epoch has no successor (and `+ 1` must not overflow into a panic).
+        if (current.epoch == type(uint64).max) revert EpochNotIncreasing(current.epoch, current.epoch);
         uint64 epoch = current.epoch + 1;
         _beginEnrollment(origin, sourceGateway, epoch);
         _committees[origin] = CommitteeRef(verifier, epoch, 0, current.deliveryPaused, SCHEME_VERIFIER);
@@ -629,8 +631,10 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
 
     /// @notice The current committee's epoch and committee_hash (ecdsa_committee_hash for an
     /// ECDSA origin) for `origin`.
+    /// WrongCommitteeScheme for an origin with a verifier (no committee: see `verifierOf`).
     function committeeOf(uint32 origin) external view returns (uint64 epoch, bytes32 committeeHash) {
         CommitteeRef memory committee = _enrolledCommittee(origin);
+        if (committee.scheme == SCHEME_VERIFIER) revert WrongCommitteeScheme(origin, SCHEME_VERIFIER);
         return (committee.epoch, keccak256(_readCommittee(committee.pointer)));
     }
 
@@ -639,6 +643,12 @@ contract Gateway is IGateway, GasPaymaster, EmergencyControls, EcdsaCommittees {
     function committeeScheme(uint32 origin) external view returns (uint8) {
         CommitteeRef memory committee = _committees[origin];
         return committee.pointer == address(0) ? SCHEME_NONE : committee.scheme;
+    }
+
+    /// @notice The verifier contract enrolled for `origin` (enrollOriginVerifier);
+    /// WrongCommitteeScheme for a committee origin.
+    function verifierOf(uint32 origin) external view returns (address) {
+        return _enrolledCommittee(origin, SCHEME_VERIFIER).pointer;
     }
 
     /// @notice The current ECDSA committee for `origin`, decoded (WrongCommitteeScheme for a BLS one).

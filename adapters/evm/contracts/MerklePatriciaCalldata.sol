@@ -38,18 +38,27 @@ library MerklePatriciaCalldata {
     }
 
     /// @param key the key, left-aligned; `keyNibbles` its length in nibbles (at most 64)
+    /// @param nodes where each node lies in calldata: start and end offsets, node i at 2i, 2i+1
+    /// (each node is hash-checked here, so where its bytes come from does not matter)
     /// @return value calldata offset of the proven value
     /// @return valueLength its length
-    function proveValue(bytes32 root, bytes32 key, uint256 keyNibbles, bytes[] calldata nodes)
+    function proveValue(bytes32 root, bytes32 key, uint256 keyNibbles, uint256[] memory nodes)
         internal
         pure
         returns (uint256 value, uint256 valueLength)
     {
         Cursor memory cursor = Cursor(key, keyNibbles, 0);
         bytes32 expected = root;
-        uint256 count = nodes.length;
+        uint256 count = nodes.length / 2;
         for (uint256 i = 0; i < count; i++) {
-            (uint256 start, uint256 end) = RLPCalldata.bounds(nodes[i]);
+            uint256 start;
+            uint256 end;
+            assembly ("memory-safe") {
+                // i < count = nodes.length / 2: both words are inside the array.
+                let at := add(add(nodes, 0x20), shl(6, i))
+                start := mload(at)
+                end := mload(add(at, 0x20))
+            }
             if (_hash(start, end) != expected) revert ProofNodeHashMismatch(i);
             (bool atValue, uint256 item) = _step(start, end, cursor, i);
             if (!atValue) {

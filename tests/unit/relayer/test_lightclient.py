@@ -415,3 +415,98 @@ def test_config_refuses_a_light_client_source_set_up_wrong(
                 "destinations": destinations,
             }
         )
+
+
+# --- the composed relayer ---------------------------------------------------------------------------
+
+
+class OneShotWatcher:
+    """Reports `messages` (each in its block, all final) on the first poll, then nothing new."""
+
+    def __init__(self, observed: list[Any]) -> None:
+        self.observed = observed
+
+    def poll(self) -> Any:
+        from relay.chains import Cursor, WatchUpdate
+
+        found, self.observed = self.observed, []
+        head = max([o.block_number for o in found], default=0) + 1
+        return WatchUpdate(found, [], head, head, Cursor(head, head.to_bytes(32, "big")))
+
+    def block_hash(self, number: int) -> bytes | None:
+        return None
+
+
+class ChainFlags:
+    """The destination chain's delivered flags: whatever the submitter's batches carried."""
+
+    domain = DEST_A
+
+    def __init__(self, submitter: LightClientSubmitter) -> None:
+        self.submitter = submitter
+
+    def delivered(self, keys: Sequence[tuple[int, int]]) -> list[bool]:
+        sent = {(d.message.origin, d.message.nonce) for _, batch in self.submitter.batches for d in batch}
+        return [key in sent for key in keys]
+
+
+def test_the_relayer_composes_a_light_client_origin_with_no_attestor(tmp_path: Any, clock: Any) -> None:
+    """`Relayer` wires the light-client stage and receipt delivery from config alone (fakes for
+    the outside parties): a message goes to DELIVERED with no attestor configured or asked."""
+    from relay.relayer import Relayer
+
+    message = make_message(0, destination=DEST_A)
+    light_client = FakeLightClient()
+    origin = FakeOrigin(finalized=5)
+    submitter = LightClientSubmitter(light_client)
+    config = RelayerConfig.model_validate(
+        {
+            "store": str(tmp_path / "relayer.db"),
+            "insecure_plaintext": True,
+            "sources": [{"chain": light_client_chain(), "verification": "lightclient"}],
+            "destinations": [{"domain": DEST_A, "submitter": "s", "chain": destination_chain(DEST_A)}],
+            "gas_policy": {"mode": "allow_all"},
+            "batching": {"max_wait": 0.0},
+        }
+    )
+    relayer = Relayer(
+        config,
+        clock=clock,
+        watcher_factory=lambda chain, cursors: OneShotWatcher([observe(message, 4)]),
+        submitter_factory=lambda address: submitter,
+        delivery_reader_factory=lambda chain: ChainFlags(submitter),
+        gas_market_reader_factory=lambda chain: type(
+            "Market",
+            (),
+            {"domain": DEST_A, "gas_price": lambda s: 1, "block_gas_limit": lambda s: 30_000_000},
+        )(),
+        committee_reader_factory=lambda chain: None,  # type: ignore[arg-type,return-value]
+        light_client_origin_factory=lambda chain: origin,
+        light_client_reader_factory=lambda chain, origin_domain: light_client,
+    )
+    try:
+        relayer.run_once()
+        assert [u.finalized_block for u in submitter.updates] == [5]
+        assert len(submitter.batches) == 1
+        record = relayer.store.get(message.id)
+        assert record is not None and record.state is St.DELIVERED
+    finally:
+        relayer.stop()
+
+
+def test_gauges_show_the_light_client_states_and_count_them_as_pending(world: World) -> None:
+    waiting = world.dispatch(0, block=10)
+    world.driver.advance(world.source)
+    world.clock.advance(40)
+    Gauges(world.store, world.metrics, world.clock).refresh()
+
+    def sample(name: str, **labels: str) -> float:
+        value = world.metrics.registry.get_sample_value(
+            name, {"origin": str(ORIGIN), "destination": str(DEST_A), **labels}
+        )
+        return value if value is not None else -1.0
+
+    assert state_of(world.store, waiting) is St.WAITING_FOR_HEADER
+    assert sample("relay_messages", state="waiting_for_header") == 1
+    assert sample("relay_messages", state="header_submitted") == 0
+    assert sample("relay_oldest_pending_message_age_seconds") == 40

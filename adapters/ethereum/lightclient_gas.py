@@ -1,0 +1,337 @@
+"""Gas of the on-chain light client's updates at mainnet size, measured on anvil.
+
+Real mainnet updates are all signed by (nearly) the whole committee, so the bench builds its own
+chain with known keys: the mainnet preset (512 members, 32 slots an epoch, 256 epochs a period),
+the Electra layout (deeper state branches, the 17-field payload header), three committees with
+secret keys derived from a seed, and beacon states reduced to the fields the light client proves
+(everything else is filler). Signatures are real BLS signatures by the chosen participants.
+
+`measure_update_gas` deploys the light client on a chain, then measures, from the same states
+(anvil snapshots), each kind of update at full and at 80% participation:
+
+- "learn next committee": the first update of a period, which brings the next committee's 512
+  keys (hashed into its SSZ root, stored as code);
+- "no period change": a finality update inside the period (the common case);
+- "period change": the finalized header crosses into the next period, whose committee becomes
+  current, and the update brings the one after (512 keys stored again).
+
+With `trace=True` (anvil started with `--steps-tracing`) each row also says where the gas goes:
+calldata, SHA-256, G1ADD, hash-to-G2 (MODEXP, MAP_FP2_TO_G2, G2ADD), the pairing, storage (SSTORE,
+CREATE of the key contracts), EXTCODECOPY of keys, and the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from web3 import Web3
+
+from adapters.ethereum import onchain_client
+from adapters.evm.anvil import DEV_PRIVATE_KEYS
+from adapters.evm.deploy import TransactionSender
+from adapters.evm.gas_trace import attribute_trace, count_calldata
+from relay.verify.bls import CURVE_ORDER, BlsBackend, get_backend
+from relay.verify.ethereum import ssz
+from relay.verify.ethereum.config import MAINNET_PRESET, Fork, ForkActivation, NetworkConfig, Preset
+from relay.verify.ethereum.containers import (
+    BeaconBlockHeader,
+    ExecutionPayloadHeader,
+    LightClientBootstrap,
+    LightClientHeader,
+    LightClientUpdate,
+    SyncAggregate,
+    SyncCommittee,
+    compute_beacon_block_root,
+    compute_execution_payload_root,
+    compute_sync_committee_root,
+)
+from relay.verify.ethereum.signing import compute_sync_committee_signing_root
+
+PARTICIPATION_LEVELS = (1.0, 0.8)
+UPDATE_GAS_TARGET = 600_000
+GAS_CATEGORIES = {
+    "SHA256": "SHA-256",
+    "G1_ADD": "G1ADD",
+    "MODEXP": "hash-to-G2",
+    "MAP_FP2_TO_G2": "hash-to-G2",
+    "G2_ADD": "hash-to-G2",
+    "PAIRING_CHECK": "pairing",
+    "SSTORE": "storage",
+    "CREATE": "storage",
+    "call": "storage",
+    "EXTCODECOPY": "key reads",
+}
+
+
+# --- a chain with known keys ------------------------------------------------------------------------------------
+
+
+def make_network(preset: Preset = MAINNET_PRESET, genesis_time: int | None = None) -> NetworkConfig:
+    """A network of `preset` with every fork through Electra from genesis, started 60 days ago."""
+    forks = tuple(ForkActivation(f, bytes([f.value, 0, 0, 0x17]), 0) for f in Fork if f <= Fork.ELECTRA)
+    return NetworkConfig(
+        name=f"bench-{preset.name}",
+        preset=preset,
+        genesis_validators_root=hashlib.sha256(b"light client bench").digest(),
+        forks=forks,
+        genesis_time=genesis_time if genesis_time is not None else int(time.time()) - 60 * 86_400,
+        seconds_per_slot=12,
+    )
+
+
+@dataclass
+class KnownCommittee:
+    """A sync committee whose secret keys we hold."""
+
+    secrets: list[int]
+    committee: SyncCommittee
+
+    @classmethod
+    def generate(cls, backend: BlsBackend, seed: str, size: int) -> KnownCommittee:
+        secrets = [
+            int.from_bytes(hashlib.sha256(f"{seed}/{i}".encode()).digest(), "big") % CURVE_ORDER
+            for i in range(size)
+        ]
+        keys = tuple(backend.secret_to_public_key(secret) for secret in secrets)
+        aggregate = backend.secret_to_public_key(sum(secrets) % CURVE_ORDER)
+        return cls(secrets, SyncCommittee(pubkeys=keys, aggregate_pubkey=aggregate))
+
+    def sign(self, backend: BlsBackend, message: bytes, participants: Sequence[int]) -> bytes:
+        """The aggregate signature of `participants` (one signature by their summed secret)."""
+        return backend.sign(sum(self.secrets[i] for i in participants) % CURVE_ORDER, message)
+
+
+def _filler(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def _tree(leaves: list[bytes], index: int) -> tuple[bytes, tuple[bytes, ...]]:
+    layer, branch = list(leaves), []
+    while len(layer) > 1:
+        branch.append(layer[index ^ 1])
+        layer = [ssz.sha256(layer[i] + layer[i + 1]) for i in range(0, len(layer), 2)]
+        index //= 2
+    return layer[0], tuple(branch)
+
+
+@dataclass(frozen=True)
+class _State:
+    root: bytes
+    finality_branch: tuple[bytes, ...]
+    current_branch: tuple[bytes, ...]
+    next_branch: tuple[bytes, ...]
+
+
+def _state(
+    slot: int,
+    current: SyncCommittee,
+    next_: SyncCommittee,
+    finalized: LightClientHeader | None,
+    slots_per_epoch: int,
+) -> _State:
+    """An Electra state (64 fields) with the finalized checkpoint (20) and the sync committees (22, 23)."""
+    leaves = [_filler(f"state/{slot}/{i}") for i in range(64)]
+    epoch_chunk = ssz.uint_chunk(finalized.beacon.slot // slots_per_epoch if finalized else 0)
+    finalized_root = compute_beacon_block_root(finalized.beacon) if finalized else b"\x00" * 32
+    leaves[20] = ssz.sha256(epoch_chunk + finalized_root)
+    leaves[22] = compute_sync_committee_root(current)
+    leaves[23] = compute_sync_committee_root(next_)
+    root, checkpoint = _tree(leaves, 20)
+    return _State(root, (epoch_chunk, *checkpoint), _tree(leaves, 22)[1], _tree(leaves, 23)[1])
+
+
+def _header(slot: int, state_root: bytes, network: NetworkConfig) -> LightClientHeader:
+    """A header whose body (16 fields) commits to an execution payload numbered after the slot."""
+    execution = ExecutionPayloadHeader(
+        parent_hash=_filler(f"parent/{slot}"),
+        fee_recipient=b"\x44" * 20,
+        state_root=_filler(f"execution-state/{slot}"),
+        receipts_root=_filler(f"receipts/{slot}"),
+        logs_bloom=_filler(f"bloom/{slot}") * 8,
+        prev_randao=_filler(f"randao/{slot}"),
+        block_number=20_000_000 + slot,
+        gas_limit=36_000_000,
+        gas_used=15_000_000,
+        timestamp=network.genesis_time + slot * network.seconds_per_slot,
+        extra_data=b"bench",
+        base_fee_per_gas=7,
+        block_hash=_filler(f"block/{slot}"),
+        transactions_root=_filler(f"transactions/{slot}"),
+        withdrawals_root=_filler(f"withdrawals/{slot}"),
+        blob_gas_used=131_072,
+        excess_blob_gas=0,
+    )
+    leaves = [_filler(f"body/{slot}/{i}") for i in range(16)]
+    leaves[9] = compute_execution_payload_root(execution, network.compute_fork_at_slot(slot))
+    body_root, branch = _tree(leaves, 9)
+    beacon = BeaconBlockHeader(slot, slot % 997, _filler(f"parent-root/{slot}"), state_root, body_root)
+    return LightClientHeader(beacon=beacon, execution=execution, execution_branch=branch)
+
+
+@dataclass
+class BenchChain:
+    """A bootstrap and the updates the bench measures, with the committees that sign them."""
+
+    network: NetworkConfig
+    committees: list[KnownCommittee]
+    bootstrap: LightClientBootstrap
+    backend: BlsBackend
+    headers: dict[int, LightClientHeader] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, backend: BlsBackend | None = None, preset: Preset = MAINNET_PRESET) -> BenchChain:
+        backend = backend or get_backend("blst")
+        network = make_network(preset)
+        size = preset.sync_committee_size
+        committees = [KnownCommittee.generate(backend, f"bench/committee/{p}", size) for p in range(3)]
+        slot = preset.slots_per_epoch
+        state = _state(slot, committees[0].committee, committees[1].committee, None, preset.slots_per_epoch)
+        header = _header(slot, state.root, network)
+        return cls(
+            network,
+            committees,
+            LightClientBootstrap(header, committees[0].committee, state.current_branch),
+            backend,
+        )
+
+    def update(
+        self, attested_slot: int, finalized_slot: int, participation: float, *, with_next_committee: bool
+    ) -> LightClientUpdate:
+        """An update attested at `attested_slot`, finalizing `finalized_slot`, signed the slot after."""
+        period = self.network.compute_sync_committee_period_at_slot(attested_slot)
+        current, next_ = self.committees[period], self.committees[period + 1]
+        epoch = self.network.preset.slots_per_epoch
+        finalized_state = _state(finalized_slot, current.committee, next_.committee, None, epoch)
+        finalized = _header(finalized_slot, finalized_state.root, self.network)
+        state = _state(attested_slot, current.committee, next_.committee, finalized, epoch)
+        attested = _header(attested_slot, state.root, self.network)
+        size = len(current.secrets)
+        # 80%: every fifth member is absent (410 of 512 sign, above 2/3).
+        participants = [i for i in range(size) if participation >= 1.0 or i % 5 != 4]
+        bits = bytearray(size // 8)
+        for i in participants:
+            bits[i // 8] |= 1 << (i % 8)
+        signing_root = compute_sync_committee_signing_root(attested.beacon, attested_slot + 1, self.network)
+        return LightClientUpdate(
+            attested_header=attested,
+            next_sync_committee=next_.committee if with_next_committee else None,
+            next_sync_committee_branch=state.next_branch if with_next_committee else (b"\x00" * 32,) * 6,
+            finalized_header=finalized,
+            finality_branch=state.finality_branch,
+            sync_aggregate=SyncAggregate(bytes(bits), current.sign(self.backend, signing_root, participants)),
+            signature_slot=attested_slot + 1,
+        )
+
+
+# --- measuring ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateGasRow:
+    """Gas of one light-client update transaction."""
+
+    kind: str
+    participants: int
+    committee_size: int
+    period_change: bool
+    gas: int
+    calldata_bytes: int
+    breakdown: dict[str, int]
+    """Gas by where it goes (empty unless traced): calldata, SHA-256, G1ADD, hash-to-G2, pairing, ..."""
+
+
+def measure_update_gas(
+    w3: Web3, *, chain: BenchChain | None = None, trace: bool = False, private_key: str = DEV_PRIVATE_KEYS[0]
+) -> list[UpdateGasRow]:
+    """Gas per update at full and 80% participation, with and without a period change (see the module doc).
+
+    `w3` is an anvil chain (snapshots are used); `trace=True` needs it started with `--steps-tracing`.
+    Returns also the bootstrap (`initialize`) as the first row.
+    """
+    chain = chain or BenchChain.build()
+    rpc_url = str(w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    slots = chain.network.preset.slots_per_sync_committee_period
+    epoch = chain.network.preset.slots_per_epoch
+    address = onchain_client.deploy_light_client(
+        w3, TransactionSender(rpc_url, private_key), chain.bootstrap, chain.network
+    )
+    contract = onchain_client.light_client_contract(w3, address)
+
+    def measure(kind: str, update: LightClientUpdate, period_change: bool, keep: bool) -> UpdateGasRow:
+        snapshot = None if keep else w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        sender = TransactionSender(rpc_url, private_key)  # after a revert the nonce is read again
+        call = contract.functions.submitUpdate(
+            onchain_client.prepare_update(w3, contract, update, chain.network)
+        )
+        gas_limit = onchain_client.call_or_refuse(call, sender.address) * 2
+        (receipt,) = sender.wait([sender.send_call(call, gas_limit)])
+        data = bytes.fromhex(call._encode_transaction_data()[2:])
+        breakdown = _breakdown(w3, receipt, data) if trace else {}
+        if snapshot is not None:
+            w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+        aggregate = update.sync_aggregate
+        return UpdateGasRow(
+            kind=kind,
+            participants=aggregate.participant_count(),
+            committee_size=len(aggregate.sync_committee_bits) * 8,
+            period_change=period_change,
+            gas=int(receipt["gasUsed"]),
+            calldata_bytes=len(data),
+            breakdown=breakdown,
+        )
+
+    learn = "learn next committee"
+    rows = [
+        measure(learn, chain.update(3 * epoch, 2 * epoch, 0.8, with_next_committee=True), False, keep=False),
+        measure(learn, chain.update(3 * epoch, 2 * epoch, 1.0, with_next_committee=True), False, keep=True),
+    ]
+    rows.reverse()  # full participation first; the 80% one ran first so that the full one stays applied
+    for level in PARTICIPATION_LEVELS:
+        update = chain.update(5 * epoch, 4 * epoch, level, with_next_committee=False)
+        rows.append(measure("no period change", update, False, keep=False))
+    for level in PARTICIPATION_LEVELS:
+        update = chain.update(slots + 3 * epoch, slots + 2 * epoch, level, with_next_committee=True)
+        rows.append(measure("period change", update, True, keep=False))
+    return rows
+
+
+def _breakdown(w3: Web3, receipt: Any, data: bytes) -> dict[str, int]:
+    response = w3.provider.make_request(
+        "debug_traceTransaction",  # type: ignore[arg-type]
+        ["0x" + bytes(receipt["transactionHash"]).hex(), {"enableMemory": False, "disableStorage": True}],
+    )
+    attribution = attribute_trace(response["result"]["structLogs"])
+    calldata = count_calldata(data)
+    result = {"transaction + calldata": 21_000 + calldata.standard_gas}
+    for category, gas in attribution.gas.items():
+        name = GAS_CATEGORIES.get(category, "other (ABI decoding, memory, SLOAD, loops)")
+        result[name] = result.get(name, 0) + gas
+    return result
+
+
+def format_update_gas_table(rows: Sequence[UpdateGasRow]) -> str:
+    """A Markdown table of `rows`, one line each, against the 600k target."""
+    lines = [
+        "| update | participation | period change | gas | calldata bytes | <= 600k |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for row in rows:
+        share = row.participants / row.committee_size
+        lines.append(
+            f"| {row.kind} | {row.participants}/{row.committee_size} ({share:.0%}) | "
+            f"{'yes' if row.period_change else 'no'} | {row.gas:,} | {row.calldata_bytes:,} | "
+            f"{'yes' if row.gas <= UPDATE_GAS_TARGET else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def format_breakdown(row: UpdateGasRow) -> str:
+    """One row's gas by where it goes, largest first."""
+    parts = sorted(row.breakdown.items(), key=lambda item: -item[1])
+    return f"{row.kind}, {row.participants}/{row.committee_size}: " + ", ".join(
+        f"{k} {v:,}" for k, v in parts
+    )
