@@ -90,6 +90,42 @@ class LightClientRoute:
         )
 
 
+def summary_lines(devnet: Devnet) -> list[str]:
+    """What the destination's light client reached, and the gas its updates cost, for the summary."""
+    from adapters.ethereum.onchain_client import light_client_contract
+    from adapters.evm.rpc import EvmEndpoint
+
+    route: LightClientRoute = devnet.lightclient
+    destination = devnet.chains[1]
+    web3 = EvmEndpoint(destination.rpc_url).web3
+    contract = light_client_contract(web3, route.light_client)
+    finalized = int(contract.functions.finalizedSlot().call())
+    block = int(contract.functions.latestExecutionBlockNumber().call())
+    period = int(contract.functions.currentPeriod().call())
+    # The submitter's transactions to the light client are the relayer's updates.
+    from eth_account import Account
+
+    submitter = Account.from_key(devnet.submitter_key).address.lower()
+    target = route.light_client.lower()
+    gas, updates = 0, 0
+    for number in range(int(web3.eth.block_number) + 1):
+        transactions: list[Any] = list(web3.eth.get_block(number, full_transactions=True)["transactions"])
+        for transaction in transactions:
+            if (
+                str(transaction["from"]).lower() == submitter
+                and str(transaction.get("to") or "").lower() == target
+            ):
+                receipt = web3.eth.get_transaction_receipt(transaction["hash"])
+                gas += int(receipt["gasUsed"])
+                updates += 1
+    return [
+        f"light client on {destination.name}: finalized slot {finalized} (period {period}), "
+        f"execution block {block}; trusted checkpoint slot {route.trusted_slot}",
+        f"light-client updates sent by the submitter: {updates}"
+        + (f", {gas // updates:,} gas each on average" if updates else ""),
+    ]
+
+
 def start_lightclient_route(devnet: Devnet) -> LightClientRoute:
     """Start the simulated beacon chain over the first chain and its beacon API on loopback."""
     from adapters.ethereum.transport import HttpExecutionTransport

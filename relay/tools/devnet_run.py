@@ -1,4 +1,5 @@
-"""A devnet run: send messages on every route (both ways, or one way in light-client mode), watch them to delivery, summarise.
+"""A devnet run: send messages on every route (both ways, or one way in light-client mode), watch
+them to delivery, summarise.
 
 `run_messages(devnet, count)` sends `count` messages on each of `devnet.routes` with the example app, follows them
 through the relayer's `RelayService` until every one is delivered (or the timeout), and returns a
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay.errors import RelayError
@@ -36,6 +37,7 @@ class RunResult:
     rotation_error: str = ""
     committee: str = ""  # how the Gateways verified each origin, e.g. "ecdsa, 3 of 4"
     one_way: bool = False  # light-client mode: messages flow from the source chain only
+    notes: list[str] = field(default_factory=list)  # mode-specific lines for the summary
 
     @property
     def throughput(self) -> float:
@@ -105,7 +107,8 @@ def run_messages(
     """Send `count` messages on each route, wait until all are delivered (or `timeout`), measure.
 
     Latency is from source finality (the wall-clock time the block `confirmations` above the
-    message's block appeared) to the relayer's record of the destination receipt. With
+    message's block appeared; in light-client mode the message's block itself, the simulated
+    chain's finality being part of the path) to the relayer's record of the destination receipt. With
     `rotate_after`, messages go out in chunks, one per block, and once `rotate_after` were
     delivered both committees are handed over (`relay.tools.devnet_rotation`) while the rest
     is still being sent.
@@ -154,7 +157,9 @@ def run_messages(
     delivered = [s for s in statuses.values() if s.state == "delivered"]
     latencies = []
     for status in delivered:
-        final_at = clocks[status.origin].time_of(status.source_block + devnet.options.confirmations)
+        # Light-client mode: finality is the simulated beacon chain's, part of what is measured.
+        depth = 0 if devnet.lightclient is not None else devnet.options.confirmations
+        final_at = clocks[status.origin].time_of(status.source_block + depth)
         if final_at is not None and status.delivered_at:
             latencies.append(max(0.0, status.delivered_at - final_at))
     gas_total, transactions = 0, 0
@@ -188,7 +193,20 @@ def run_messages(
         rotation_error=rotated.error if rotated is not None else "",
         committee=describe_verification(devnet),
         one_way=len(routes) == 1,
+        notes=verification_notes(devnet),
     )
+
+
+def verification_notes(devnet: Devnet) -> list[str]:
+    """Light-client mode: where the destination's light client got to and what its updates cost."""
+    if devnet.lightclient is None:
+        return []
+    from relay.tools.devnet_lightclient import summary_lines
+
+    try:
+        return summary_lines(devnet)
+    except RelayError as error:
+        return [f"light client state unavailable: {error}"]
 
 
 def describe_verification(devnet: Devnet) -> str:
@@ -216,13 +234,15 @@ def format_summary(result: RunResult) -> str:
         f"delivered {result.delivered}/{result.sent} "
         f"({'recipient counters agree' if result.received_ok else 'RECIPIENT COUNTERS DISAGREE'})",
         f"throughput {result.throughput:.1f} messages/s over {result.duration:.1f} s",
-        f"latency source finality -> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
+        f"latency {'dispatch block (finality included)' if result.one_way else 'source finality'} "
+        f"-> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
         f"p99 {percentile(result.latencies, 0.99):.2f} s",
         f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
     ]
     if result.one_way:
         lines.append("messages flow one way: source -> destination (light-client mode)")
         lines.append(f"verification: {result.committee}")
+        lines.extend(result.notes)
     elif result.committee:
         lines.append(f"committee scheme: {result.committee}")
     if result.epochs is not None:
