@@ -3,9 +3,10 @@
 One devnet run (its own, module-scoped): alpha's real anvil blocks are signed by a simulated beacon
 chain (known sync-committee keys), beta's Gateway verifies alpha with an `EthereumLightClient` and
 an `EthereumInbox`, and the relayer and beta's submitter are the only relay processes. Messages
-sent on alpha must be delivered on beta exactly once (one `Delivered` per id, the recipient's
-counter up by exactly as many), and an update signed by the wrong keys must be refused on-chain
-with the contract's typed error while the genuine one with the same content is not.
+sent on alpha, in two rounds the second of which lies in the next sync-committee period, must be
+delivered on beta exactly once (one `Delivered` per id, the recipient's counter up by exactly as
+many), and an update signed by the wrong keys must be refused on-chain with the contract's typed
+error while the genuine one with the same content is not. About 55 s (two rounds of finality).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from adapters.ethereum import onchain_client
 from adapters.evm import deploy
 from adapters.evm.rpc import DELIVERED_TOPIC
 from relay.tools.devnet import Devnet, DevnetOptions
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.anvil, pytest.mark.timeout(240)]
 
-MESSAGES = 6
+MESSAGES = 4  # per round
 DELIVERY_TIMEOUT = 120.0  # finality on the simulated chain lags 2-3 epochs of 8 one-second slots
 
 
@@ -34,6 +36,9 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         max_batch=100,
         retry_base_delay=0.1,
         retry_max_delay=5.0,
+        # 24-slot periods: the second round of messages lies in the next period, so the relayer must
+        # carry the on-chain light client across a committee change to deliver it.
+        lightclient_period_epochs=3,
     )
     network = Devnet(options).start()
     try:
@@ -60,19 +65,30 @@ def test_messages_are_delivered_exactly_once_with_no_attestor(devnet: Devnet) ->
     alpha, beta = devnet.chains
     assert sorted(devnet.processes) == ["relayer", "submitter-beta"]  # no attestor, no alpha submitter
     assert devnet.routes == [(alpha, beta)]
+    chain = devnet.lightclient.chain
+    period = chain.preset.slots_per_sync_committee_period
     before = devnet.received(beta.domain)
-    ids = devnet.send(alpha.domain, beta.domain, MESSAGES)
-    statuses = devnet.client().wait_all_delivered(ids, timeout=DELIVERY_TIMEOUT)
+    first = devnet.send(alpha.domain, beta.domain, MESSAGES)
+    statuses = devnet.client().wait_all_delivered(first, timeout=DELIVERY_TIMEOUT)
+    # A second round in the next sync-committee period (one slot per block).
+    eventually(lambda: chain.head_slot() >= period, 60, "the simulated chain to enter period 1")
+    second = devnet.send(alpha.domain, beta.domain, MESSAGES)
+    statuses.update(devnet.client().wait_all_delivered(second, timeout=DELIVERY_TIMEOUT))
+    ids = first + second
     assert {status.state for status in statuses.values()} == {"delivered"}, statuses
-    assert devnet.received(beta.domain) - before == MESSAGES
+    assert min(statuses[i].source_block for i in second) >= period
+    assert devnet.received(beta.domain) - before == 2 * MESSAGES
     counts = delivered_ids(devnet)
     assert all(counts[i] == 1 for i in ids), counts
-    # Delivered against headers the on-chain light client stored, from the simulation's updates.
+    # Delivered against headers the on-chain light client stored, from the simulation's updates,
+    # after following the committee into the next period.
     light_client = onchain_client.light_client_contract(
         deploy.TransactionSender(beta.rpc_url, devnet.user_key).web3, devnet.lightclient.light_client
     )
-    stored = light_client.functions.latestExecutionBlockNumber().call()
-    assert stored >= max(status.source_block for status in statuses.values())
+    assert light_client.functions.latestExecutionBlockNumber().call() >= max(
+        status.source_block for status in statuses.values()
+    )
+    assert light_client.functions.currentPeriod().call() >= 1
 
 
 def test_forged_update_is_refused_on_chain(devnet: Devnet) -> None:
