@@ -205,3 +205,14 @@ def test_network_config_round_trips_through_a_spec_config(scene: Scene) -> None:
     )
     assert read == network
     assert read.preset.epochs_per_sync_committee_period == PERIOD_EPOCHS
+
+
+def test_a_forging_beacon_node_is_caught_over_http(scene: Scene) -> None:
+    """With `serve_forged` the API hands out updates signed by the wrong keys; the verifier refuses them."""
+    scene.chain.serve_forged = True
+    try:
+        with pytest.raises(InvalidSyncAggregateSignature):
+            source(scene).sync()
+    finally:
+        scene.chain.serve_forged = False
+    assert source(scene).sync().finalized_header.beacon.slot > 0
