@@ -23,12 +23,14 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import rlp
 from eth_abi import encode as abi_encode
 from eth_utils import collapse_if_tuple
+from trie import HexaryTrie
 
 from adapters.ethereum.beacon_api import FINALITY_UPDATE_PATH, bootstrap_path, updates_path
 from adapters.ethereum.onchain_client import encode_update, needs_committee_keys
@@ -46,7 +48,7 @@ from relay.verify.ethereum.codec import (
 from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
 from relay.verify.ethereum.config import NetworkConfig
 from relay.verify.ethereum.containers import LightClientUpdate, SyncCommittee
-from relay.verify.ethereum.dispatch import prove_dispatches_in_receipts
+from relay.verify.ethereum.dispatch import ProvenMessage, prove_dispatches_in_receipts
 from relay.verify.ethereum.errors import IrrelevantUpdate
 from relay.verify.ethereum.execution import ExecutionBlockHeader, parse_block_header, verify_header_chain
 from relay.verify.ethereum.light_client_store import has_supermajority
@@ -104,6 +106,9 @@ def encode_update_arguments(
     return bytes(abi_encode(list(_submit_update_types()), [arguments]))
 
 
+PROVEN_BLOCKS_KEPT = 16  # blocks whose verified receipts (and header walks) are kept for reuse
+
+
 class EthereumLightClientOrigin:
     """See the module docstring. Thread-safe (one sync at a time)."""
 
@@ -134,6 +139,9 @@ class EthereumLightClientOrigin:
         self._by_period: dict[int, _Verified] = {}  # the verified committee update of each attested period
         self._finality: _Verified | None = None
         self._committees: dict[int, SyncCommittee] = {}  # verified sync committees by period
+        # Verified receipts and header walks of recent blocks: their next messages reuse them.
+        self._blocks: OrderedDict[tuple[int, bytes], tuple[HexaryTrie, list[ProvenMessage]]] = OrderedDict()
+        self._walks: OrderedDict[tuple[bytes, int], list[ExecutionBlockHeader]] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- updates -----------------------------------------------------------------------------
@@ -285,24 +293,13 @@ class EthereumLightClientOrigin:
             target = headers[-1] if headers else None
             receipts_root = target.receipts_root if target is not None else anchor_receipts_root
             block_hash = anchor_hash if target is None else _hash_of(headers, anchor_hash)
-            answer = self.execution.call("eth_getBlockReceipts", [hex(block_number)])
-            if not isinstance(answer, list):
-                raise UntrustedAnswer("eth_getBlockReceipts did not return a list", block=block_number)
-            receipts = [parse_receipt(receipt) for receipt in answer]
-            proven = prove_dispatches_in_receipts(
-                receipts,
-                receipts_root=receipts_root,
-                block_number=block_number,
-                block_hash=block_hash,
-                gateway=self.gateway,
-                origin=self.origin_domain,
-            )
+            trie, proven = self._proven_block(block_number, block_hash, receipts_root)
             found = next((p for p in proven if p.id == message_id), None)
             if found is None:
                 raise MessageNotInBlock(
                     "the proven receipts hold no Dispatch of this message", id=message_id, block=block_number
                 )
-            nodes = compute_receipt_proof(build_receipts_trie(receipts), found.transaction_index)
+            nodes = compute_receipt_proof(trie, found.transaction_index)
             verify_receipt_proof(receipts_root, found.transaction_index, nodes)
         except (MessageNotInBlock, UntrustedAnswer):
             raise
@@ -317,13 +314,47 @@ class EthereumLightClientOrigin:
         proof = ReceiptProof(anchor_block, encoded_headers, found.transaction_index, nodes)
         return ProvenReceipt(proof, found.log_index)
 
+    def _proven_block(
+        self, block_number: int, block_hash: bytes, receipts_root: bytes
+    ) -> tuple[HexaryTrie, list[ProvenMessage]]:
+        """The receipts trie of a block and its Gateway messages, from `eth_getBlockReceipts`
+        checked against the proven `receipts_root` (kept for the next messages of the block)."""
+        key = (block_number, receipts_root)
+        with self._lock:
+            kept = self._blocks.get(key)
+        if kept is not None:
+            return kept
+        answer = self.execution.call("eth_getBlockReceipts", [hex(block_number)])
+        if not isinstance(answer, list):
+            raise UntrustedAnswer("eth_getBlockReceipts did not return a list", block=block_number)
+        receipts = [parse_receipt(receipt) for receipt in answer]
+        proven = prove_dispatches_in_receipts(
+            receipts,
+            receipts_root=receipts_root,
+            block_number=block_number,
+            block_hash=block_hash,
+            gateway=self.gateway,
+            origin=self.origin_domain,
+        )
+        verified = (build_receipts_trie(receipts), proven)
+        with self._lock:
+            self._blocks[key] = verified
+            while len(self._blocks) > PROVEN_BLOCKS_KEPT:
+                self._blocks.popitem(last=False)
+        return verified
+
     def _walk(
         self, anchor: int, block: int, anchor_hash: bytes, anchor_root: bytes
     ) -> list[ExecutionBlockHeader]:
         """Headers anchor, anchor-1, ..., block (newest first), proven by hash from `anchor_hash`;
-        empty when `block` is the anchor itself."""
+        empty when `block` is the anchor itself (kept for the next messages of the block)."""
         if anchor == block:
             return []
+        key = (anchor_hash, block)
+        with self._lock:
+            kept = self._walks.get(key)
+        if kept is not None:
+            return kept
         headers = [
             parse_block_header(self.execution.call("eth_getBlockByNumber", [hex(n), False]))
             for n in range(anchor, block - 1, -1)
@@ -333,6 +364,10 @@ class EthereumLightClientOrigin:
             raise UntrustedAnswer("stored header's receipts root differs from its block's", block=anchor)
         if headers[-1].number != block:
             raise UntrustedAnswer("header walk ended at another block", block=block, got=headers[-1].number)
+        with self._lock:
+            self._walks[key] = headers
+            while len(self._walks) > PROVEN_BLOCKS_KEPT:
+                self._walks.popitem(last=False)
         return headers
 
 

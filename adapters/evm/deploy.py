@@ -241,6 +241,8 @@ def send_ecdsa_enrollment(
 
 # enrollOriginVerifier: one storage slot and the source Gateway binding.
 ENROLL_VERIFIER_GAS = 150_000
+# Gateway.committeeScheme of an origin proven by a verifier contract (0 none, 1 BLS, 2 ECDSA).
+SCHEME_VERIFIER = 3
 
 
 def send_verifier_enrollment(

@@ -196,6 +196,24 @@ def compute_pending_batch(
     return kept, pending
 
 
+def share_trie_nodes(proofs: Sequence[ReceiptProof]) -> list[ReceiptProof]:
+    """`proofs` as the inbox's batch takes them most cheaply: a trie node equal to the previous
+    proof's node at the same depth is sent empty (the inbox reads it as that node, still
+    hash-checked), so the proofs of one block send their shared upper nodes once. The rule is the
+    inbox's (`adapters.ethereum.receipt_proofs.share_nodes`); applied after the batch is final,
+    since an empty node refers to the proof before it."""
+    shared = []
+    previous: Sequence[bytes] = ()
+    for proof in proofs:
+        nodes = tuple(
+            b"" if depth < len(previous) and node == previous[depth] else node
+            for depth, node in enumerate(proof.nodes)
+        )
+        shared.append(ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, nodes))
+        previous = proof.nodes
+    return shared
+
+
 def deliver_by_receipt(
     destination: EvmDestination,
     origin: int,
@@ -222,7 +240,10 @@ def deliver_by_receipt(
     address = checksum_address(settings.inbox, "inbox address")
     inbox = destination.endpoint.web3.eth.contract(address=address, abi=abi)
     call = inbox.functions.deliverFromEthereumBatch(
-        [(p.block_number, list(p.headers), p.transaction_index, list(p.nodes)) for p in kept],
+        [
+            (p.block_number, list(p.headers), p.transaction_index, list(p.nodes))
+            for p in share_trie_nodes(kept)
+        ],
         [(d.proof_index, d.log_index, d.gas_limit) for d in pending],
     )
     estimated = _estimate(destination, call, abi, InboxRejected)

@@ -12,7 +12,7 @@ through the store and typed `Transition`s (docs/adr/0001-relayer-stages.md):
 | attestation collection | `attest` | FINAL -> ATTESTED |
 | proving | `prove` | ATTESTED -> VERIFIED or REJECTED |
 | light-client origins (no committee) | `lightclient` | FINAL -> WAITING_FOR_HEADER -> HEADER_SUBMITTED -> VERIFIED (receipt proof) or REJECTED |
-| delivery (per destination) | `deliver` (+ `policy`, `costs`, `deliver_receipts` for light-client origins) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
+| delivery (per destination) | `deliver` (+ `policy`, `costs`, `held` re-checks, `deliver_receipts` for light-client origins) | VERIFIED, RETRYING -> SUBMITTED or UNPAID; UNPAID -> VERIFIED |
 | outcomes | `outcomes` | SUBMITTED -> DELIVERED, PARKED, REJECTED or RETRYING |
 | readiness, gauges | `readiness`, `gauges` | (observe only) |
 | service | `service` (+ `relay.rpc.relay_service`) | operator retry: PARKED -> VERIFIED or FINAL |

@@ -24,7 +24,6 @@ died or stalled) is taken back by any replica's stranded check (`requeue_strande
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -40,10 +39,11 @@ from relay.relayer.common import Clock, describe
 from relay.relayer.config import BatchingConfig
 from relay.relayer.costs import RouteCosts
 from relay.relayer.deliver_receipts import submit_receipt_batch
+from relay.relayer.held import HeldMessages
 from relay.relayer.outcomes import Outcomes
 from relay.relayer.policy import Decision, GasPolicy, GasPolicyConfig
 from relay.relayer.sizing import cut_batches
-from relay.store.base import CertifiedCheckpoint, MessageFilter, MessageRecord, Store, Transition
+from relay.store.base import CertifiedCheckpoint, MessageRecord, Store, Transition
 from relay.verify.merkle import verify_branch
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.relayer")
 
 S = MessageState
-OUT_OF_GAS = re.compile(r"RecipientOutOfGas\((\d+)\)")  # the Gateway's reason, with the gas given
 # Delivery transactions one destination may have pending at once: more than a 30M-gas block
 # packs (about 12 batches of 50 messages at 200k handle gas each), so the pool holds the next
 # block's worth while one is mined. The submitter admits this many calls (relay.roles.submitter).
@@ -86,9 +85,7 @@ class Deliverer:
         self._policy = policy or GasPolicy(GasPolicyConfig(mode="allow_all"), {}, {}, clock)
         self._metrics = metrics
         self.costs = costs or RouteCosts(metrics)
-        self._rechecked_at: dict[int, float] = {}
-        self._recheck_tokens: dict[int, str] = {}
-        self._parked_tokens: dict[int, str] = {}
+        self._held = HeldMessages(store, clock, self._policy)
         self._store = store
         self._clock = clock
         self._batching = batching
@@ -326,88 +323,12 @@ class Deliverer:
             )
 
     def recheck_unpaid(self, destination: DestinationState, *, force: bool = False) -> list[bytes]:
-        """UNPAID messages of `destination` now paid for enough go back to VERIFIED (at most
-        `recheck_batch` per call, in turn, every `recheck_interval` s unless `force`). Returns their ids."""
-        config = self._policy.config
-        domain = destination.domain
-        now = self._clock()
-        if not force and now - self._rechecked_at.get(domain, float("-inf")) < config.recheck_interval:
-            return []
-        self._rechecked_at[domain] = now
-        # One keyset page per pass, in turn: the cost is `recheck_batch` rows whatever the number
-        # of held messages (a flood of unpaid dispatches cannot push others out of the re-check).
-        where = MessageFilter(states=frozenset({S.UNPAID}), destination=domain)
-        page = self._store.list_messages(where, config.recheck_batch, self._recheck_tokens.get(domain, ""))
-        self._recheck_tokens[domain] = page.next_token  # "" starts over from the newest
-        window = list(page.records)
-        if not window:
-            return self.recheck_out_of_gas(destination)
-        try:
-            decisions = self._policy.decide(domain, window)
-        except RelayError as error:
-            log.warning(
-                "gas payments could not be read to re-check held messages",
-                extra={"destination": domain, "reason": describe(error)},
-            )
-            return []
-        paid = [r for r in window if decisions[r.id].deliver]
-        released: list[bytes] = []
-        for record in paid:
-            try:
-                self._store.apply_transition(
-                    Transition(record.id, S.UNPAID, S.VERIFIED, {"last_error": "", "error_reason": ""}), now
-                )
-            except StaleState:
-                continue
-            released.append(record.id)
-            log.info("held message paid for; deliverable again", extra={"message_id": record.id})
-        return released + self.recheck_out_of_gas(destination)
+        """See `relay.relayer.held.HeldMessages.recheck_unpaid`."""
+        return self._held.recheck_unpaid(destination.domain, force=force)
 
     def recheck_out_of_gas(self, destination: DestinationState) -> list[bytes]:
-        """PARKED messages whose recipient ran out of the gas it was given (`RecipientOutOfGas(N)`)
-        go back to VERIFIED once their payment now buys more than N (a `payForGas` top-up): the
-        Gateway left them deliverable, so a top-up needs no operator. At most `recheck_batch`."""
-        # One keyset page of PARKED messages per pass, in turn, like the UNPAID re-check.
-        domain = destination.domain
-        where = MessageFilter(states=frozenset({S.PARKED}), destination=domain)
-        page = self._store.list_messages(
-            where, self._policy.config.recheck_batch, self._parked_tokens.get(domain, "")
-        )
-        self._parked_tokens[domain] = page.next_token
-        candidates: list[tuple[MessageRecord, int]] = []
-        for record in page.records:
-            found = (
-                OUT_OF_GAS.search(record.last_error) if record.error_reason == "RecipientReverted" else None
-            )
-            if found is not None:
-                candidates.append((record, int(found.group(1))))
-        if not candidates:
-            return []
-        try:
-            decisions = self._policy.decide(destination.domain, [record for record, _ in candidates])
-        except RelayError:
-            return []  # payments unreadable now; the next recheck asks again
-        released: list[bytes] = []
-        now = self._clock()
-        for record, given in candidates:
-            decision = decisions[record.id]
-            if not decision.deliver or decision.gas_limit <= given:
-                continue
-            try:
-                self._store.apply_transition(
-                    Transition(
-                        record.id, S.PARKED, S.VERIFIED, {"last_error": "", "error_reason": "", "attempts": 0}
-                    ),
-                    now,
-                )
-            except StaleState:
-                continue
-            released.append(record.id)
-            log.info(
-                "parked message topped up beyond the gas it ran out of; deliverable again",
-                extra={"message_id": record.id, "gas_before": given, "gas_now": decision.gas_limit},
-            )
-        return released
+        """See `relay.relayer.held.HeldMessages.recheck_out_of_gas`."""
+        return self._held.recheck_out_of_gas(destination.domain)
 
     def submit_batch(
         self,

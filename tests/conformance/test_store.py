@@ -261,6 +261,28 @@ def test_transitions_are_checked_and_guarded(store: Store) -> None:
     )
 
 
+def test_a_light_client_origins_states_are_stored_counted_and_listed(store: Store) -> None:
+    """WAITING_FOR_HEADER and HEADER_SUBMITTED (issue 13) round-trip, count and filter like any state."""
+    items = [observed(n) for n in range(3)]
+    store.insert_observed(items, now=1.0)
+    ids = [i.message.id for i in items]
+    for message_id in ids:
+        walk(store, message_id, S.FINAL, S.WAITING_FOR_HEADER)
+    walk(store, ids[1], S.HEADER_SUBMITTED)
+    walk(store, ids[2], S.HEADER_SUBMITTED, S.VERIFIED)
+    assert [r.id for r in store.messages_in_state(S.WAITING_FOR_HEADER, origin=1)] == [ids[0]]
+    assert [r.id for r in store.messages_in_state(S.HEADER_SUBMITTED, origin=1)] == [ids[1]]
+    counts = store.count_by_state()
+    assert counts.get(S.WAITING_FOR_HEADER) == 1 and counts.get(S.HEADER_SUBMITTED) == 1
+    assert store.count_by_route_and_state()[(1, 2, S.VERIFIED)] == 1
+    page = store.list_messages(
+        MessageFilter(states=frozenset({S.WAITING_FOR_HEADER, S.HEADER_SUBMITTED})), 10
+    )
+    assert sorted(r.id for r in page.records) == sorted(ids[:2])
+    with pytest.raises(IllegalTransition):
+        store.apply_transition(Transition(ids[0], S.WAITING_FOR_HEADER, S.SUBMITTED), now=3.0)
+
+
 def test_a_second_writer_with_the_same_expectation_gets_stale_state(store: Store) -> None:
     item = observed(0)
     store.insert_observed([item], now=1.0)

@@ -38,7 +38,7 @@ from adapters.ethereum.receipt_proofs import (
 )
 from adapters.evm.admin import AdminCallRefused, GatewayAdmin
 from adapters.evm.anvil import DEV_PRIVATE_KEYS
-from adapters.evm.deploy import TransactionSender, contract, rpc_request, start_deployment
+from adapters.evm.deploy import SCHEME_VERIFIER, TransactionSender, contract, rpc_request, start_deployment
 from adapters.evm.gas import deploy_contract
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 from relay.verify.hashing import keccak256
@@ -146,7 +146,7 @@ def refusal(
 
 
 def test_enrolment_is_visible_through_the_gateway_views(route: Route) -> None:
-    assert route.destination.functions.committeeScheme(ORIGIN).call() == 3
+    assert route.destination.functions.committeeScheme(ORIGIN).call() == SCHEME_VERIFIER
     assert route.destination.functions.sourceGatewayOf(ORIGIN).call() == address_to_bytes32(
         route.source.address
     )

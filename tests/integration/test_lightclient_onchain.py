@@ -531,3 +531,22 @@ def test_force_update_applies_a_minority_update_only_once_enabled(
     chain.owner.wait([chain.owner.send_call(contract.functions.forceUpdate(args), 3_000_000)])
     assert contract.functions.finalizedSlot().call() == 16
     assert contract.functions.hasNextSyncCommittee().call() is True
+
+
+def test_deneb_layout_on_chain(chain: LightClientChain) -> None:
+    """Deneb: the 17-field payload header with the shallower (pre-Electra) state branches."""
+    scenario = make_scenario(get_backend("blst"), Fork.DENEB)
+    address, contract = deploy_scenario(chain, scenario)
+    onchain_client.submit_update(chain.w3, chain.owner, address, scenario.update, scenario.network)
+    block = scenario.blocks[100]
+    assert contract.functions.finalizedSlot().call() == 16
+    assert contract.functions.executionHeader(100).call() == [
+        block.payload.block_hash,
+        block.payload.receipts_root,
+    ]
+    # Branches padded to a deeper fork's length (normalized): the extra leading nodes must be zero.
+    branch = scenario.update.finality_branch
+    for padding, expected in ((b"\x00" * 32, "StaleUpdate"), (b"\x01" * 32, "InvalidFinalityBranch")):
+        padded = dataclasses.replace(scenario.update, finality_branch=(padding, *branch))
+        args = onchain_client.prepare_update(chain.w3, contract, padded, scenario.network)
+        assert chain.refusal(address, "submitUpdate", (args,)) == expected

@@ -191,6 +191,18 @@ def test_a_tampered_proof_is_refused_before_any_gas_is_paid(setup: Setup) -> Non
     assert [r.outcome for r in honest.results.values()] == [DeliveryOutcome.DELIVERED]
 
 
+class CountingExecution:
+    """The honest execution RPC, recording the methods called."""
+
+    def __init__(self, url: str) -> None:
+        self.honest = HttpExecutionTransport(url)
+        self.calls: list[str] = []
+
+    def call(self, method: str, params: Sequence[Any]) -> Any:
+        self.calls.append(method)
+        return self.honest.call(method, params)
+
+
 class LyingExecution:
     """An execution RPC that changes one receipt's log data (and so the receipts it serves)."""
 
@@ -264,3 +276,48 @@ def test_hostile_light_client_requests_are_invalid_arguments(setup: Setup) -> No
         with pytest.raises(grpc.RpcError) as raised:
             setup.stub.SubmitLightClientUpdate(update, timeout=10)
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_messages_of_one_block_go_in_one_batch_with_their_shared_trie_nodes_sent_once(setup: Setup) -> None:
+    provider: Any = setup.w3.provider
+    provider.make_request("evm_setAutomine", [False])
+    try:
+        recipient = address_to_bytes32(setup.counter.address)
+        hashes = [
+            setup.source_counter.functions.send(DESTINATION, recipient, bytes([i]) * 8).transact()
+            for i in range(3)
+        ]
+        provider.make_request("evm_mine", [])
+    finally:
+        provider.make_request("evm_setAutomine", [True])
+    receipts = [setup.w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    (block,) = {int(r["blockNumber"]) for r in receipts}
+    gateway = contract(setup.w3, "Gateway", setup.source_counter.functions.gateway().call())
+    messages = [
+        Message.decode(bytes(gateway.events.Dispatch().process_receipt(r)[0]["args"]["message"]))
+        for r in receipts
+    ]
+    anchor = store(setup, block)
+    counting = CountingExecution(setup.rpc_url)
+    origin = EthereumLightClientOrigin(
+        beacon=None,  # type: ignore[arg-type]
+        execution=counting,
+        network=get_network("mainnet"),
+        trusted_block_root=bytes(32),
+        gateway=setup.origin.gateway,
+        origin_domain=ORIGIN,
+    )
+    proven = [origin.prove_message(m.id, block, block, *anchor) for m in messages]
+    assert counting.calls == ["eth_getBlockReceipts"]  # the block's verified receipts are reused
+    assert proven[0].proof.nodes[0] == proven[1].proof.nodes[0]  # one trie: the same root node
+    received = setup.counter.functions.received().call()
+    report = deliver(
+        setup,
+        [p.proof for p in proven],
+        [
+            ReceiptDelivery(m, i, p.log_index, DEFAULT_HANDLE_GAS_LIMIT)
+            for i, (m, p) in enumerate(zip(messages, proven, strict=True))
+        ],
+    )
+    assert [report.results[m.id].outcome for m in messages] == [DeliveryOutcome.DELIVERED] * 3
+    assert setup.counter.functions.received().call() == received + 3

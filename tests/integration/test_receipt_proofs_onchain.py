@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -445,3 +446,48 @@ def test_inbox_errors_decode_for_the_submitter() -> None:
     selector = keccak256(b"WrongEmitter(address)")[:4]
     decoded = decode_contract_error(selector + bytes(12) + b"\x11" * 20)
     assert (decoded.name, decoded.arguments) == ("WrongEmitter", ("0x" + "11" * 20,))
+
+
+def inbox_error_names(inbox: Contract) -> set[str]:
+    return {entry["name"] for entry in inbox.abi if entry["type"] == "error"}
+
+
+def test_mutated_receipts_and_nodes_revert_with_typed_errors_only(
+    w3: Web3, headers: Contract, inbox: Contract
+) -> None:
+    """Deterministic mutations (flips, cuts, insertions) of a valid Dispatch receipt and of a
+    valid trie node, each committed on-chain so the hash check passes and the decoders see them:
+    every outcome is the valid result or one of the inbox's custom errors (no panic, no empty
+    revert, no out-of-gas: web3 raises another exception type for those, failing the test)."""
+    generator = random.Random(13)
+    message = dispatch_message()
+    receipt = encode_receipt(make_receipt(2, (Log(b"\x11" * 20, (), b"x"), dispatch_log(message))))
+    node = rlp.encode([hex_prefix([8, 0], leaf=True), receipt])
+    known = inbox_error_names(inbox)
+    seen: set[str] = set()
+    for round_ in range(48):
+        target = bytearray(receipt if round_ % 2 == 0 else node)
+        for _ in range(generator.randint(1, 3)):
+            position = generator.randrange(len(target))
+            action = generator.randrange(3)
+            if action == 0:
+                target[position] = generator.randrange(256)
+            elif action == 1:
+                del target[position:]
+                if not target:
+                    target = bytearray(b"\xc0")
+            else:
+                target[position:position] = bytes([generator.randrange(256)])
+        if round_ % 2 == 0:
+            proof = single_leaf_proof(w3, headers, bytes(target))
+        else:
+            proof = crafted_proof(w3, headers, [bytes(target)])
+        call = inbox.functions.provenMessage(encode_receipt_proof(proof), 1)
+        try:
+            call.call()
+            seen.add("valid")
+        except ContractCustomError as error:
+            name, _ = decode_error(inbox, bytes.fromhex(str(error.data)[2:]))
+            assert name in known
+            seen.add(name)
+    assert len(seen - {"valid"}) >= 4, seen

@@ -110,7 +110,18 @@ library MerklePatriciaCalldata {
         for (uint256 j = 2; j < BRANCH_ITEMS; j++) {
             if (at == end) revert InvalidProofNode(node);
             if (j == slot) item = at;
-            at = at.skip(end);
+            uint256 prefix;
+            assembly ("memory-safe") {
+                prefix := byte(0, calldataload(at))
+            }
+            // The two items of real branches, canonical as they are: an empty slot and a hash.
+            if (prefix == 0x80) {
+                at += 1;
+            } else if (prefix == 0xa0 && at + 33 <= end) {
+                at += 33;
+            } else {
+                at = at.skip(end);
+            }
         }
         if (at != end) revert InvalidProofNode(node);
     }

@@ -24,51 +24,62 @@ library RLPCalldata {
     }
 
     /// @dev The item at `ptr`: whether it is a list, where its payload starts and how long it is;
-    /// the payload lies inside `end`. The next item starts at `payload + length`.
+    /// the payload lies inside `end`. The next item starts at `payload + length`. Checks, in
+    /// order: `ptr` inside `end`; for a long form, its length bytes inside `end`, then canonical
+    /// (no leading zero, 56 or more); the payload inside `end`; a one-byte string not below 0x80.
     function readItem(uint256 ptr, uint256 end) internal pure returns (bool isList, uint256 payload, uint256 length) {
-        if (ptr >= end) revert RLPTruncated(ptr);
-        uint256 prefix;
+        uint256 status; // 0 fine, 1 truncated, 2 not canonical
         assembly ("memory-safe") {
-            prefix := byte(0, calldataload(ptr))
-        }
-        if (prefix < 0x80) return (false, ptr, 1);
-        if (prefix < 0xb8) {
-            (payload, length) = (ptr + 1, prefix - 0x80);
-        } else if (prefix < 0xc0) {
-            (payload, length) = _readLongLength(ptr, prefix - 0xb7, end);
-        } else if (prefix < 0xf8) {
-            (isList, payload, length) = (true, ptr + 1, prefix - 0xc0);
-        } else {
-            isList = true;
-            (payload, length) = _readLongLength(ptr, prefix - 0xf7, end);
-        }
-        if (payload + length > end) revert RLPTruncated(ptr);
-        if (prefix == 0x81) {
-            uint256 only;
-            assembly ("memory-safe") {
-                only := byte(0, calldataload(payload))
+            switch lt(ptr, end)
+            case 0 { status := 1 }
+            default {
+                let word := calldataload(ptr)
+                let prefix := byte(0, word)
+                let lengthOfLength := 0
+                switch lt(prefix, 0x80)
+                case 1 {
+                    payload := ptr
+                    length := 1
+                }
+                default {
+                    switch lt(prefix, 0xb8)
+                    case 1 {
+                        payload := add(ptr, 1)
+                        length := sub(prefix, 0x80)
+                    }
+                    default {
+                        switch lt(prefix, 0xc0)
+                        case 1 { lengthOfLength := sub(prefix, 0xb7) }
+                        default {
+                            isList := 1
+                            switch lt(prefix, 0xf8)
+                            case 1 {
+                                payload := add(ptr, 1)
+                                length := sub(prefix, 0xc0)
+                            }
+                            default { lengthOfLength := sub(prefix, 0xf7) }
+                        }
+                    }
+                }
+                if lengthOfLength {
+                    payload := add(add(ptr, 1), lengthOfLength)
+                    length := shr(sub(256, shl(3, lengthOfLength)), shl(8, word))
+                    switch gt(payload, end)
+                    case 1 { status := 1 }
+                    default { if or(iszero(byte(1, word)), lt(length, 56)) { status := 2 } }
+                }
+                if iszero(status) {
+                    switch gt(add(payload, length), end)
+                    case 1 { status := 1 }
+                    default {
+                        // A single byte below 0x80 is its own encoding, never 0x81 and the byte.
+                        if and(eq(prefix, 0x81), lt(byte(1, word), 0x80)) { status := 2 }
+                    }
+                }
             }
-            // A single byte below 0x80 is its own encoding.
-            if (only < 0x80) revert RLPNonCanonical(ptr);
         }
-    }
-
-    /// @dev A long-form length of `lengthOfLength` (1..8) bytes after the prefix at `ptr`.
-    function _readLongLength(uint256 ptr, uint256 lengthOfLength, uint256 end)
-        private
-        pure
-        returns (uint256 payload, uint256 length)
-    {
-        payload = ptr + 1 + lengthOfLength;
-        if (payload > end) revert RLPTruncated(ptr);
-        uint256 first;
-        assembly ("memory-safe") {
-            let word := calldataload(add(ptr, 1))
-            first := byte(0, word)
-            length := shr(sub(256, shl(3, lengthOfLength)), word)
-        }
-        // No leading zero byte, and the long form only for 56 bytes or more.
-        if (first == 0 || length < 56) revert RLPNonCanonical(ptr);
+        if (status == 1) revert RLPTruncated(ptr);
+        if (status == 2) revert RLPNonCanonical(ptr);
     }
 
     /// @dev The list at `ptr` (its payload offset and the offset right after it).

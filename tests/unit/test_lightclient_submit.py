@@ -1,0 +1,66 @@
+"""The submitter's light-client decisions that need no chain: which updates to skip, which
+deliveries to leave out, and how contract refusals are named."""
+
+from __future__ import annotations
+
+from eth_abi import encode as abi_encode
+
+from adapters.ethereum.receipt_proofs import share_proof_nodes
+from adapters.evm.lightclient_submit import (
+    compute_pending_batch,
+    describe_revert,
+    is_update_needed,
+    share_trie_nodes,
+)
+from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, StoredHeaders
+from relay.verify.hashing import keccak256
+from relay.verify.message import Message
+
+
+def message(nonce: int) -> Message:
+    return Message.create(
+        nonce=nonce, origin=1, sender=b"\x01" * 32, destination=2, recipient=b"\x02" * 32, body=b"x"
+    )
+
+
+def test_an_update_is_sent_only_if_it_moves_the_header_or_brings_the_missing_committee() -> None:
+    at = StoredHeaders(latest_block=100, finalized_slot=500, period=3, has_next_committee=False)
+    assert is_update_needed(at, finalized_slot=501, carries_next_committee=False, attested_period=3)
+    assert not is_update_needed(at, finalized_slot=500, carries_next_committee=False, attested_period=3)
+    assert is_update_needed(at, finalized_slot=400, carries_next_committee=True, attested_period=3)
+    assert not is_update_needed(at, finalized_slot=400, carries_next_committee=True, attested_period=2)
+    known = StoredHeaders(100, 500, 3, True)
+    assert not is_update_needed(known, finalized_slot=400, carries_next_committee=True, attested_period=3)
+
+
+def test_delivered_messages_are_left_out_with_the_proofs_only_they_used() -> None:
+    proofs = [ReceiptProof(9, (), i, (bytes([i]),)) for i in range(3)]
+    deliveries = [ReceiptDelivery(message(n), n % 3, 0, 100_000) for n in range(4)]  # n=3 reuses proof 0
+    kept, pending = compute_pending_batch(proofs, deliveries, [True, False, True, False])
+    assert kept == [proofs[1], proofs[0]]
+    assert [(d.message.nonce, d.proof_index) for d in pending] == [(1, 0), (3, 1)]
+    assert compute_pending_batch(proofs, deliveries, [True] * 4) == ([], [])
+
+
+def test_refusals_are_named_by_the_contracts_errors_whatever_the_data() -> None:
+    abi = [{"type": "error", "name": "UnknownBlock", "inputs": [{"name": "n", "type": "uint64"}]}]
+    selector = keccak256(b"UnknownBlock(uint64)")[:4]
+    assert describe_revert(abi, selector + abi_encode(["uint64"], [7])) == "UnknownBlock(7)"
+    assert describe_revert(abi, selector + b"\x01") == "UnknownBlock()"  # malformed arguments
+    assert describe_revert(abi, None) == "EmptyRevert()"
+    assert describe_revert(abi, b"\xde\xad\xbe\xef" + b"\x00" * 4000).startswith("UnknownError(0xdeadbeef")
+    assert len(describe_revert(abi, b"\xde\xad\xbe\xef" + b"\x00" * 4000)) < 250
+
+
+def test_shared_trie_nodes_follow_the_inboxs_rule() -> None:
+    root, branch_a, branch_b = b"root", b"branch-a", b"branch-b"
+    proofs = [
+        ReceiptProof(9, (), 0, (root, branch_a, b"leaf-0")),
+        ReceiptProof(9, (), 1, (root, branch_a, b"leaf-1")),
+        ReceiptProof(9, (), 2, (root, branch_b, b"leaf-2")),
+        ReceiptProof(8, (), 0, (b"other-root", b"leaf")),
+    ]
+    shared = share_trie_nodes(proofs)
+    assert [p.nodes for p in shared] == share_proof_nodes([p.nodes for p in proofs])  # the builder's rule
+    assert shared[1].nodes == (b"", b"", b"leaf-1") and shared[2].nodes == (b"", branch_b, b"leaf-2")
+    assert shared[0] == proofs[0] and shared[3] == proofs[3]
