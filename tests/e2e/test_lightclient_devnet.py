@@ -65,6 +65,9 @@ def test_messages_are_delivered_exactly_once_with_no_attestor(devnet: Devnet) ->
     alpha, beta = devnet.chains
     assert sorted(devnet.processes) == ["relayer", "submitter-beta"]  # no attestor, no alpha submitter
     assert devnet.routes == [(alpha, beta)]
+    described = devnet.describe()
+    assert devnet.lightclient.url in described and devnet.lightclient.inbox in described
+    assert "attestor" not in described.replace("no attestors", "")
     chain = devnet.lightclient.chain
     period = chain.preset.slots_per_sync_committee_period
     before = devnet.received(beta.domain)
