@@ -20,7 +20,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "devnet", help="run the whole relay on two local anvil chains and send messages both ways"
     )
-    parser.add_argument("--messages", type=int, default=20, help="messages to send each way (default 20)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=20,
+        help="messages to send each way (one way with --source-mode lightclient; default 20)",
+    )
     parser.add_argument(
         "--keep-running",
         action="store_true",
