@@ -529,6 +529,11 @@ class Deliverer:
         return self._lease_seconds
 
     @property
+    def max_batch_bytes(self) -> int:
+        """The calldata bound of one batch."""
+        return self._batching.max_batch_bytes
+
+    @property
     def submitter_timeout(self) -> float:
         """How long one delivery call may run."""
         return self._submitter_timeout

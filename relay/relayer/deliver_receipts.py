@@ -20,6 +20,7 @@ from relay.errors import PermanentError, RelayError
 from relay.lifecycle import MessageState
 from relay.relayer.common import describe
 from relay.relayer.policy import Decision
+from relay.relayer.sizing import CALLDATA_GAS_PER_BYTE, message_bytes, message_gas
 from relay.store.base import MessageRecord, Transition
 
 if TYPE_CHECKING:
@@ -61,6 +62,56 @@ def compute_receipt_batch(
     return distinct, deliveries
 
 
+PROOF_FRAMING_BYTES = 6 * 32  # ABI framing of one ReceiptProof: offsets, lengths, number, index
+ELEMENT_FRAMING_BYTES = 2 * 32  # a trie node's or header's offset and length
+HEADER_GAS = 5_000  # the inbox's work per header of a walk (RLP walk, keccak), besides its calldata
+
+
+def compute_proof_bytes(proof: ReceiptProof) -> int:
+    """Calldata bytes one receipt proof adds to a batch (its nodes and headers, padded and framed)."""
+    elements = (*proof.nodes, *proof.headers)
+    return PROOF_FRAMING_BYTES + sum((len(e) + 31) // 32 * 32 + ELEMENT_FRAMING_BYTES for e in elements)
+
+
+def cut_receipt_batches(
+    records: Sequence[MessageRecord],
+    proofs: Mapping[bytes, ProvenReceipt],
+    gas_limits: Mapping[bytes, int],
+    max_bytes: int,
+    max_gas: int,
+) -> list[list[MessageRecord]]:
+    """`records` (each with a proof) in order, cut so that each batch's calldata (messages, and each
+    distinct proof once) and declared gas stay within the bounds; one above a bound goes alone."""
+
+    def cost(record: MessageRecord, carried: set[ReceiptProof]) -> tuple[int, int]:
+        proof = proofs[record.id].proof
+        size = message_bytes(record)
+        gas = message_gas(record, gas_limits.get(record.id, DEFAULT_HANDLE_GAS_LIMIT))
+        if proof not in carried:  # a proof shared with an earlier message of the batch is sent once
+            extra = compute_proof_bytes(proof)
+            size += extra
+            gas += extra * CALLDATA_GAS_PER_BYTE + HEADER_GAS * len(proof.headers)
+        return size, gas
+
+    batches: list[list[MessageRecord]] = []
+    current: list[MessageRecord] = []
+    carried: set[ReceiptProof] = set()
+    size = gas = 0
+    for record in records:
+        item_bytes, item_gas = cost(record, carried)
+        if current and (size + item_bytes > max_bytes or gas + item_gas > max_gas):
+            batches.append(current)
+            current, carried, size, gas = [], set(), 0, 0
+            item_bytes, item_gas = cost(record, carried)
+        current.append(record)
+        carried.add(proofs[record.id].proof)
+        size += item_bytes
+        gas += item_gas
+    if current:
+        batches.append(current)
+    return batches
+
+
 def submit_receipt_batch(
     deliverer: Deliverer,
     headers: HeaderDriver,
@@ -69,7 +120,9 @@ def submit_receipt_batch(
     records: Sequence[MessageRecord],
     decisions: Mapping[bytes, Decision],
 ) -> None:
-    """Claim `records`, mark what was claimed and proven SUBMITTED, and send them by receipt proof."""
+    """Claim `records`, mark the first batch of those claimed and proven SUBMITTED (bounded by
+    bytes and gas with their proofs, `cut_receipt_batches`), and send it by receipt proof; the
+    rest is released for the next pass."""
     store = deliverer.store
     now = deliverer.now()
     claimed = store.claim_messages([r.id for r in records], deliverer.owner, now, deliverer.lease_seconds)
@@ -86,11 +139,12 @@ def submit_receipt_batch(
                 "receipt proof unavailable; the message is sent later",
                 extra={"message_id": record.id, "error": describe(error)},
             )
-    transitions = [
-        Transition(record.id, record.state, S.SUBMITTED, {}, fence=record.fence)
-        for record in claimed
-        if record.id in proofs
-    ]
+    proven = [r for r in claimed if r.id in proofs]
+    gas_limits = {i: d.gas_limit for i, d in decisions.items()}
+    bounds = (deliverer.max_batch_bytes, deliverer.max_batch_gas(destination.domain))
+    first = cut_receipt_batches(proven, proofs, gas_limits, *bounds)[0] if proven else []
+    # The rest waits for the next pass (still VERIFIED, its proofs kept): one call per batch.
+    transitions = [Transition(r.id, r.state, S.SUBMITTED, {}, fence=r.fence) for r in first]
     applied = deliverer.mark_submitted(transitions, now)
     deliverer.release([r for r in claimed if r.id not in applied])
     submitted = [r for r in claimed if r.id in applied]

@@ -126,6 +126,10 @@ class HeaderDriver:
         self._timeout = submitter_timeout
         self._max_walk = max_header_walk
         self.proofs = proofs if proofs is not None else ReceiptProofs()
+        self._headers_seen: dict[tuple[int, int], tuple[bytes, bytes] | None] = {}
+        # (reader, block) -> the latest stored block when no stored header was near enough: not
+        # scanned again until the light client stores a newer one.
+        self._too_far: dict[tuple[int, int], int] = {}
 
     # --- the pass -----------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class HeaderDriver:
         if origin is None:
             log.error("no light-client origin adapter for this source", extra={"origin": source.domain})
             return False
+        self._headers_seen.clear()  # stored headers are read afresh every pass
         self._await_headers(source, lease)
         pending = self._store.messages_in_state(S.WAITING_FOR_HEADER, origin=source.domain, limit=PASS_LIMIT)
         pending += self._store.messages_in_state(S.HEADER_SUBMITTED, origin=source.domain, limit=PASS_LIMIT)
@@ -342,25 +347,52 @@ class HeaderDriver:
         stored: StoredHeaders,
         record: MessageRecord,
     ) -> ProvenReceipt:
-        """The verified receipt proof of `record` against a header `reader`'s light client stores:
-        the message's own block if stored, else the newest (`stored.latest_block`), walking back."""
+        """The verified receipt proof of `record` against a header `reader`'s light client stores
+        (`find_anchor`)."""
         block = record.source_block
-        anchor_block = block
-        anchor = reader.execution_header(block)
-        if anchor is None:
-            anchor_block = stored.latest_block
-            if anchor_block - block > self._max_walk:
-                raise HeaderWalkTooLong(
-                    "message block too far below the stored header",
-                    block=block,
-                    stored=anchor_block,
-                    max_walk=self._max_walk,
-                )
-            anchor = reader.execution_header(anchor_block)
-            if anchor is None:
-                raise TransientError("stored header not readable yet", block=anchor_block)
-        block_hash, receipts_root = anchor
+        anchor_block, (block_hash, receipts_root) = self.find_anchor(reader, stored, block)
         return origin.prove_message(record.id, block, anchor_block, block_hash, receipts_root)
+
+    def find_anchor(
+        self, reader: LightClientReader, stored: StoredHeaders, block: int
+    ) -> tuple[int, tuple[bytes, bytes]]:
+        """The stored header a proof of `block` walks back from, with its (hash, receipts root): the
+        block itself if stored; else the newest stored one when at most `max_header_walk` above;
+        else the nearest stored one within that distance (a backlog older than the newest
+        finality update). `HeaderWalkTooLong` when none is that near."""
+        own = self._stored_header(reader, block)
+        if own is not None:
+            return block, own
+        latest = stored.latest_block
+        if latest - block <= self._max_walk:
+            newest = self._stored_header(reader, latest)
+            if newest is None:
+                raise TransientError("stored header not readable yet", block=latest)
+            return latest, newest
+        key = (id(reader), block)
+        if self._too_far.get(key) != latest:  # the light client stores only newer headers since
+            for candidate in range(block + 1, block + self._max_walk + 1):
+                found = self._stored_header(reader, candidate)
+                if found is not None:
+                    return candidate, found
+            self._too_far[key] = latest
+            while len(self._too_far) > PROOF_CACHE_SIZE:
+                self._too_far.pop(next(iter(self._too_far)))
+        raise HeaderWalkTooLong(
+            "no stored header within the walk above the message's block",
+            block=block,
+            latest=latest,
+            max_walk=self._max_walk,
+        )
+
+    def _stored_header(self, reader: LightClientReader, block: int) -> tuple[bytes, bytes] | None:
+        """`reader.execution_header(block)`, remembered for this pass (many messages share blocks)."""
+        key = (id(reader), block)
+        try:
+            return self._headers_seen[key]
+        except KeyError:  # (a delivery thread may ask while the source thread starts a pass)
+            found = self._headers_seen[key] = reader.execution_header(block)
+            return found
 
     def _apply(self, transitions: Sequence[Transition], lease: Lease | None) -> list[Transition]:
         """Apply `transitions` (all at once, else one by one past a race); those applied."""

@@ -170,3 +170,24 @@ def test_the_relayer_brings_the_contract_to_the_python_light_clients_finalized_h
     assert setup.w3.eth.get_transaction_count(setup.submitter_account) == nonce
     assert origin.updates_to_reach(target, after) == []
     assert origin.updates_to_reach(target + 1, after) == []  # not finalized on the origin yet
+
+
+def test_a_destination_light_client_that_answers_nothing_readable_is_rpc_unavailable(setup: Setup) -> None:
+    from relay.errors import RpcUnavailable
+
+    rpc_url = str(setup.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    chain = EvmChainConfig.model_validate(
+        {
+            "name": "destination",
+            "domain": DESTINATION,
+            "rpc_urls": [rpc_url],
+            "gateway": "0x" + "42" * 20,
+            # no code at this address: every view answers empty data, which does not decode
+            "light_client_origins": {ORIGIN: {"light_client": "0x" + "99" * 20, "inbox": "0x" + "43" * 20}},
+        }
+    )
+    reader = EvmLightClientReader(chain, ORIGIN)
+    with pytest.raises(RpcUnavailable, match="light client view did not answer"):
+        reader.stored_headers()
+    with pytest.raises(RpcUnavailable):
+        reader.execution_header(1)

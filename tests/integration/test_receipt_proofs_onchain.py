@@ -491,3 +491,22 @@ def test_mutated_receipts_and_nodes_revert_with_typed_errors_only(
             assert name in known
             seen.add(name)
     assert len(seen - {"valid"}) >= 4, seen
+
+
+def test_receipt_keys_of_every_length(w3: Web3, headers: Contract, inbox: Contract) -> None:
+    """rlp(index) is one byte up to 127, then two, three, ... bytes: each key length proves."""
+    receipts = [make_receipt(2, (Log(index.to_bytes(20, "big"), (), b""),)) for index in range(300)]
+    trie = ReceiptsTrie(receipts)
+    number = commit(w3, headers, trie.root)
+    for index in (0, 1, 127, 128, 255, 256, 299):
+        assert proven_log(inbox, trie.proof(index, number), 0)[1] == Web3.to_checksum_address(
+            index.to_bytes(20, "big")
+        )
+    encoded = encode_receipt(receipts[0])
+    for index in (70_000, 2**24, 2**32 - 1):
+        proof = single_leaf_proof(w3, headers, encoded, index=index)
+        assert proven_log(inbox, proof, 0)[0] == 2
+        wrong = dataclasses.replace(proof, transaction_index=index - 1)
+        assert (
+            refusal(inbox, inbox.functions.provenLog(encode_receipt_proof(wrong), 0)) == "ProofPathMismatch"
+        )

@@ -80,6 +80,8 @@ class FakeLightClient:
 
     latest: int = 0
     error: Exception | None = None
+    also_stored: set[int] = field(default_factory=set)  # stored blocks besides the latest
+    reads: int = 0
 
     def stored_headers(self) -> StoredHeaders:
         if self.error is not None:
@@ -87,7 +89,8 @@ class FakeLightClient:
         return StoredHeaders(self.latest, self.latest * 10, 0, True)
 
     def execution_header(self, block_number: int) -> tuple[bytes, bytes] | None:
-        if block_number == self.latest:
+        self.reads += 1
+        if block_number == self.latest or block_number in self.also_stored:
             return block_number.to_bytes(32, "big"), b"\x77" * 32
         return None
 
@@ -327,12 +330,24 @@ def test_a_lying_execution_rpc_keeps_the_message_waiting_and_a_missing_message_i
     assert record is not None and record.error_reason == "MessageNotInBlock"
 
 
-def test_a_block_too_far_below_the_stored_header_waits(world: World) -> None:
+def test_a_block_too_far_below_every_stored_header_waits(world: World) -> None:
     message = world.dispatch(0, block=10)
     world.light_clients[DEST_A].latest = 10 + 65  # max_header_walk is 64
     world.driver.advance(world.source)
     assert state_of(world.store, message) is St.WAITING_FOR_HEADER
     assert world.origin.proved == []
+    reads = world.light_clients[DEST_A].reads
+    world.driver.advance(world.source)  # nothing newer stored: the blocks above are not read again
+    assert world.light_clients[DEST_A].reads - reads <= 2
+
+
+def test_a_backlog_older_than_the_newest_header_walks_from_the_nearest_stored_one(world: World) -> None:
+    old = world.dispatch(0, block=10)
+    world.light_clients[DEST_A].latest = 500  # the newest finality update is far above block 10
+    world.light_clients[DEST_A].also_stored = {40}  # an earlier update stored block 40
+    world.driver.advance(world.source)
+    assert state_of(world.store, old) is St.VERIFIED
+    assert world.origin.proved == [(old, 10, 40)]
 
 
 def test_a_lost_proof_is_rebuilt_at_delivery(
@@ -510,3 +525,34 @@ def test_gauges_show_the_light_client_states_and_count_them_as_pending(world: Wo
     assert sample("relay_messages", state="waiting_for_header") == 1
     assert sample("relay_messages", state="header_submitted") == 0
     assert sample("relay_oldest_pending_message_age_seconds") == 40
+
+
+def test_receipt_batches_are_bounded_by_bytes_and_gas_counting_each_proof_once() -> None:
+    from relay.relayer.deliver_receipts import compute_proof_bytes, cut_receipt_batches
+    from relay.relayer.sizing import message_bytes
+    from relay.store.base import MessageRecord
+
+    shared = ReceiptProof(5, (), 0, (b"\x01" * 500, b"\x02" * 700))
+    walked = ReceiptProof(9, tuple(b"\x03" * 560 for _ in range(20)), 1, (b"\x04" * 600,))
+    records = [MessageRecord(make_message(n), St.VERIFIED) for n in range(4)]
+    kept = {
+        records[0].id: ProvenReceipt(shared, 0),
+        records[1].id: ProvenReceipt(shared, 1),
+        records[2].id: ProvenReceipt(walked, 0),
+        records[3].id: ProvenReceipt(shared, 2),
+    }
+    roomy = cut_receipt_batches(records, kept, {}, 1 << 20, 15_000_000)
+    assert roomy == [records]
+    # Room for the shared proof and its three messages, not for the walked one as well.
+    budget = compute_proof_bytes(shared) + 4 * message_bytes(records[0])
+    assert [
+        [r.message.nonce for r in b] for b in cut_receipt_batches(records, kept, {}, budget, 15_000_000)
+    ] == [
+        [0, 1],
+        [2],
+        [3],
+    ]
+    alone = cut_receipt_batches(records[2:3], kept, {}, 10, 10)  # above every bound: alone, not lost
+    assert alone == [records[2:3]]
+    by_gas = cut_receipt_batches(records[:2], kept, {r.id: 5_000_000 for r in records}, 1 << 20, 6_000_000)
+    assert len(by_gas) == 2
