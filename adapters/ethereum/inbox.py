@@ -40,6 +40,8 @@ STORE_HEADER_GAS = 100_000
 # bookkeeping (about 60-90k measured, `measure_delivery_gas`), with a margin.
 DELIVERY_OVERHEAD_GAS = 200_000
 BATCH_OVERHEAD_GAS_PER_MESSAGE = 120_000
+# Per header of a walk sent (calldata of a mainnet header, about 600 bytes, and its keccak).
+HEADER_GAS = 15_000
 
 
 def start_inbox_deployment(
@@ -105,19 +107,28 @@ def send_delivery(
     call = contract(sender.web3, "EthereumInbox", inbox).functions.deliverFromEthereum(
         encode_receipt_proof(proof), log_index, gas_limit
     )
-    return sender.send_call(call, DELIVERY_OVERHEAD_GAS + gas_limit + gas_limit // 63)
+    walk = HEADER_GAS * len(proof.headers)
+    return sender.send_call(call, DELIVERY_OVERHEAD_GAS + walk + gas_limit + gas_limit // 63)
 
 
 def send_batch_delivery(
-    sender: TransactionSender, inbox: str, proofs: Sequence[ReceiptProof], deliveries: Sequence[DeliveryArgs]
+    sender: TransactionSender,
+    inbox: str,
+    proofs: Sequence[ReceiptProof],
+    deliveries: Sequence[DeliveryArgs],
+    *,
+    share_headers: bool = True,
 ) -> bytes:
     """Send `deliverFromEthereumBatch(proofs, deliveries)` (not awaited); the proofs go with
-    their shared nodes sent once (`share_nodes`)."""
+    their shared nodes and (unless `share_headers` is false: a measurement's comparison) shared
+    headers sent once (`share_nodes`)."""
+    shared = share_nodes(proofs, headers=share_headers)
     call = contract(sender.web3, "EthereumInbox", inbox).functions.deliverFromEthereumBatch(
-        [encode_receipt_proof(proof) for proof in share_nodes(proofs)], list(deliveries)
+        [encode_receipt_proof(proof) for proof in shared], list(deliveries)
     )
     # Every recipient may use its whole limit; a block's gas limit caps what one transaction gets.
     recipients = sum(gas + gas // 63 for _, _, gas in deliveries)
+    recipients += HEADER_GAS * sum(1 for proof in shared for header in proof.headers if header)
     latest = sender.endpoint.block("latest")
     cap = int(latest["gasLimit"]) if latest is not None else 30_000_000
     return sender.send_call(call, min(BATCH_OVERHEAD_GAS_PER_MESSAGE * len(deliveries) + recipients, cap))

@@ -7,6 +7,14 @@ origin. It dispatches every message it needs in one block (automine off, then on
 stores that block's hash and receipts root, builds the proofs from the node's own receipts
 (`eth_getBlockReceipts`) and delivers: a warm-up message, one lone message, then batches.
 
+Then the case of mainnet, where the light client stores only epoch-boundary blocks: 32 blocks are
+mined, only the newest (S) is stored, and messages in blocks below it are proven through the walk
+of anvil's real RLP headers from S back to their block (`ReceiptProof.headers`, k + 1 headers for
+a block k below S). Measured: a lone message k = 8 and k = 31 blocks below S, and a batch of 10
+messages spread over those 31 blocks (in block order, as the relayer sends them), with the
+headers the proofs share sent once (`share_nodes`) and, for comparison, each proof's walk sent
+whole.
+
 The light client is left out on purpose (its update gas is measured on its own): a delivery
 reads one stored header either way. What is measured is the transaction's `gasUsed`, recipient
 (`Counter.handle`) included, as `relay bench lightclient --onchain` reports it.
@@ -14,6 +22,7 @@ reads one stored header either way. What is measured is the transaction's `gasUs
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +39,7 @@ from adapters.ethereum.receipt_proofs import (
     ReceiptsTrie,
     dispatch_logs,
     encode_delivery,
+    header_walk,
     parse_block_receipts,
 )
 from adapters.evm.deploy import (
@@ -42,6 +52,9 @@ from adapters.evm.deploy import (
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 
 DEFAULT_BATCH_SIZES = (10, 50)
+WALK_DEPTHS = (8, 31)  # lone messages this many blocks below the stored one
+# Where the batch's 10 messages lie, in blocks below the stored one (k = 31 is the epoch's first).
+WALK_BATCH_DEPTHS = (31, 28, 25, 22, 19, 15, 12, 8, 5, 2)
 ORIGIN_DOMAIN = 1
 DESTINATION_DOMAIN = 2
 
@@ -58,6 +71,11 @@ class InboxGas:
     receipts_in_block: int = 0
     lone_proof_nodes: int = 0
     lone_proof_bytes: int = 0
+    walk_lone: dict[int, int] = field(default_factory=dict)  # k blocks below the stored one -> gas
+    walk_batch_shared: int = 0  # per message, batch of WALK_BATCH_DEPTHS, shared headers sent once
+    walk_batch_unshared: int = 0  # the same batch with each proof's whole walk
+    walk_header_bytes: int = 0  # the mean RLP size of the walk's headers
+    walk_batch_size: int = len(WALK_BATCH_DEPTHS)
 
 
 def measure_delivery_gas(
@@ -112,7 +130,82 @@ def measure_delivery_gas(
         deliveries = [encode_delivery(i, log.log_index, gas_limit) for i, log in enumerate(batch)]
         used = _gas_used(sender, send_batch_delivery(sender, inbox, proofs, deliveries))
         result.per_message[size] = used // size
-    return result
+    return _measure_walks(
+        sender, source.gateway, source.counter, destination.counter, headers, inbox, body, gas_limit, result
+    )
+
+
+def _measure_walks(
+    sender: TransactionSender,
+    source_gateway: str,
+    source_counter: str,
+    recipient: str,
+    headers: str,
+    inbox: str,
+    body: bytes,
+    gas_limit: int,
+    result: InboxGas,
+) -> InboxGas:
+    """Messages below the one stored block, proven through header walks (see the module doc)."""
+    depth = max(*WALK_DEPTHS, *WALK_BATCH_DEPTHS)
+    wanted = {k: WALK_DEPTHS.count(k) + 2 * WALK_BATCH_DEPTHS.count(k) for k in range(depth + 1)}
+    mined: dict[int, tuple[int, list[dict[str, object]]]] = {}
+    for k in range(depth, -1, -1):
+        if wanted[k]:
+            mined[k] = _dispatch_in_one_block(sender, source_counter, recipient, [body] * wanted[k])
+        else:
+            rpc_request(sender.endpoint.url, "evm_mine", [])
+            number = int(str(rpc_request(sender.endpoint.url, "eth_blockNumber", [])), 16)
+            mined[k] = (number, [])
+    stored = mined[0][0]
+    if any(number != stored - k for k, (number, _) in mined.items()):
+        raise TransactionFailed(
+            "the walk's blocks are not consecutive", blocks=sorted(n for n, _ in mined.values())
+        )
+    blocks = [
+        rpc_request(sender.endpoint.url, "eth_getBlockByNumber", [hex(stored - k), False])
+        for k in range(depth + 1)
+    ]
+    walk = header_walk(blocks)
+    store_header(
+        sender,
+        headers,
+        stored,
+        bytes.fromhex(str(blocks[0]["hash"])[2:]),
+        bytes.fromhex(str(blocks[0]["receiptsRoot"])[2:]),
+    )
+    # Each block's messages, in order, as (proof, log index), consumed by the measurements below.
+    queues: dict[int, list[tuple[ReceiptProof, int]]] = {}
+    for k, (_, receipts) in mined.items():
+        if not receipts:
+            continue
+        block = blocks[k]
+        trie = ReceiptsTrie(parse_block_receipts(receipts), bytes.fromhex(str(block["receiptsRoot"])[2:]))
+        logs = [log for receipt in receipts for log in dispatch_logs(receipt, source_gateway)]
+        if len(logs) != wanted[k]:
+            raise TransactionFailed(
+                "dispatched messages are missing from a block", expected=wanted[k], found=len(logs)
+            )
+        queues[k] = [
+            (trie.proof(log.transaction_index, stored, walk[: k + 1]), log.log_index) for log in logs
+        ]
+    lone = {}
+    for k in WALK_DEPTHS:
+        proof, log_index = queues[k].pop(0)
+        lone[k] = _gas_used(sender, send_delivery(sender, inbox, proof, log_index, gas_limit))
+    per_message = {}
+    for shared in (True, False):
+        batch = [queues[k].pop(0) for k in WALK_BATCH_DEPTHS]
+        deliveries = [encode_delivery(i, log_index, gas_limit) for i, (_, log_index) in enumerate(batch)]
+        sent = send_batch_delivery(sender, inbox, [p for p, _ in batch], deliveries, share_headers=shared)
+        per_message[shared] = _gas_used(sender, sent) // len(batch)
+    return dataclasses.replace(
+        result,
+        walk_lone=lone,
+        walk_batch_shared=per_message[True],
+        walk_batch_unshared=per_message[False],
+        walk_header_bytes=sum(len(h) for h in walk) // len(walk),
+    )
 
 
 def _dispatch_in_one_block(

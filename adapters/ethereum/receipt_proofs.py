@@ -192,20 +192,24 @@ def encode_receipt_proof(proof: ReceiptProof) -> ReceiptProofArgs:
     return (proof.block_number, list(proof.headers), proof.transaction_index, list(proof.nodes))
 
 
-def share_nodes(proofs: Sequence[ReceiptProof]) -> tuple[ReceiptProof, ...]:
-    """The proofs of a batch with each node that equals the previous proof's node at the same
-    depth replaced by an empty one, which the inbox reads as that node (proofs of one block share
-    their upper trie nodes: the root is sent once instead of once per message). Keep the order,
-    and share after choosing the batch's proofs (an empty node refers to the proof before it)."""
+def share_nodes(proofs: Sequence[ReceiptProof], *, headers: bool = True) -> tuple[ReceiptProof, ...]:
+    """The proofs of a batch with each trie node and each header that equals the previous proof's
+    one at the same position replaced by an empty one, which the inbox reads as that one: proofs
+    of one block share their upper trie nodes (the root is sent once instead of once per
+    message), and proofs walking back from one stored block share the walk's first headers (each
+    about 600 bytes on mainnet). Keep the order, and share after choosing the batch's proofs (an
+    empty entry refers to the proof before it). `headers=False` shares the nodes only."""
     nodes = share_proof_nodes([proof.nodes for proof in proofs])
+    walks = share_proof_nodes([proof.headers for proof in proofs]) if headers else [p.headers for p in proofs]
     return tuple(
-        ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, shared)
-        for proof, shared in zip(proofs, nodes, strict=True)
+        ReceiptProof(proof.block_number, walk, proof.transaction_index, shared)
+        for proof, walk, shared in zip(proofs, walks, nodes, strict=True)
     )
 
 
 def share_proof_nodes(proofs: Sequence[Sequence[bytes]]) -> list[tuple[bytes, ...]]:
-    """`share_nodes` on bare node lists (one per proof, in batch order)."""
+    """`share_nodes` on bare node (or header) lists, one per proof, in batch order: an entry equal
+    to the previous list's entry at the same position becomes empty."""
     shared: list[tuple[bytes, ...]] = []
     previous: Sequence[bytes] = ()
     for nodes in proofs:

@@ -41,6 +41,16 @@ contract EthereumInbox {
         bytes[] nodes;
     }
 
+    /// @dev The previous proof of a batch, as resolved: what an empty node or header of the next
+    /// proof stands for, and how far its header walk got.
+    struct Resolved {
+        bytes32 walkStart; // the stored block its walk started from: hash (zero: none) and number
+        uint256 walkNumber;
+        uint256[] nodes; // start, end per trie node
+        uint256[] headers; // start, end per header
+        bytes32[] walk; // after header i: its parent hash (2i) and its receipts root (2i + 1)
+    }
+
     /// @notice One message of a batch: the log `logIndex` of the receipt `proofs[proofIndex]`.
     struct Delivery {
         uint256 proofIndex;
@@ -77,6 +87,9 @@ contract EthereumInbox {
     error TransactionIndexTooLarge(uint256 transactionIndex);
     /// @notice Proof node `node` is empty (shared) but the previous proof has no node there.
     error MissingSharedNode(uint256 node);
+    /// @notice Header `header` of a walk is empty (shared) but the previous proof of the batch has
+    /// no header there (or there is no previous proof: a lone delivery or a batch's first proof).
+    error MissingSharedHeader(uint256 header);
     error UnsupportedReceiptType(uint256 firstByte);
     error MalformedReceipt();
     error LogIndexOutOfRange(uint256 logIndex, uint256 logs);
@@ -107,7 +120,7 @@ contract EthereumInbox {
     /// its recipient with exactly `gasLimit` gas. Reverts AlreadyDelivered if it was delivered.
     function deliverFromEthereum(ReceiptProof calldata proof, uint256 logIndex, uint256 gasLimit) external {
         (bytes32 blockHash, bytes32 receiptsRoot) = _storedHeader(proof.blockNumber);
-        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, new uint256[](0));
+        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, _noPrevious(), false);
         (bytes32 id, bytes memory message) = _readDispatch(receipt, receiptEnd, logIndex);
         if (!gateway.deliverVerified(message, gasLimit)) revert AlreadyDelivered(id);
     }
@@ -117,22 +130,27 @@ contract EthereumInbox {
     /// already delivered are skipped (DeliverySkipped); any invalid entry reverts the batch.
     /// An empty node in `proofs[i].nodes[j]` stands for node j of proof i - 1 (as resolved): proofs
     /// of one block share their upper nodes, and each is sent once (every node is still checked
-    /// against its parent's hash).
+    /// against its parent's hash). Likewise an empty header in `proofs[i].headers[j]` stands for
+    /// header j of proof i - 1 (as resolved): proofs walking back from one stored block share the
+    /// walk's first headers. A walk is checked header by header like a lone one, except that a
+    /// run of shared headers at its start, from the same stored block as proof i - 1's walk, is
+    /// the very walk proof i - 1 verified (same start hash, same header bytes): its result is
+    /// reused, not hashed again. A shared header after that point is hashed and chained as usual.
     function deliverFromEthereumBatch(ReceiptProof[] calldata proofs, Delivery[] calldata deliveries) external {
         if (deliveries.length == 0) revert EmptyBatch();
         uint256[] memory receipts = new uint256[](proofs.length * 2);
         uint64 lastBlock;
         bytes32 blockHash;
         bytes32 receiptsRoot;
-        uint256[] memory previousNodes = new uint256[](0);
+        Resolved memory previous = _noPrevious();
         for (uint256 i = 0; i < proofs.length; i++) {
             ReceiptProof calldata proof = proofs[i];
             if (i == 0 || proof.blockNumber != lastBlock) {
                 lastBlock = proof.blockNumber;
                 (blockHash, receiptsRoot) = _storedHeader(lastBlock);
             }
-            (receipts[2 * i], receipts[2 * i + 1], previousNodes) =
-                _proveReceipt(proof, blockHash, receiptsRoot, previousNodes);
+            (receipts[2 * i], receipts[2 * i + 1], previous) =
+                _proveReceipt(proof, blockHash, receiptsRoot, previous, i + 1 < proofs.length);
         }
         for (uint256 i = 0; i < deliveries.length; i++) {
             Delivery calldata delivery = deliveries[i];
@@ -162,7 +180,7 @@ contract EthereumInbox {
         returns (bytes32 id, bytes memory message)
     {
         (bytes32 blockHash, bytes32 receiptsRoot) = _storedHeader(proof.blockNumber);
-        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, new uint256[](0));
+        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, _noPrevious(), false);
         return _readDispatch(receipt, receiptEnd, logIndex);
     }
 
@@ -174,7 +192,7 @@ contract EthereumInbox {
         returns (uint256 receiptType, address emitter, bytes32[] memory topics, bytes memory data)
     {
         (bytes32 blockHash, bytes32 receiptsRoot) = _storedHeader(proof.blockNumber);
-        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, new uint256[](0));
+        (uint256 receipt, uint256 receiptEnd,) = _proveReceipt(proof, blockHash, receiptsRoot, _noPrevious(), false);
         uint256 log;
         uint256 logEnd;
         (receiptType, log, logEnd) = _findLog(receipt, receiptEnd, logIndex);
@@ -201,22 +219,31 @@ contract EthereumInbox {
         if (blockHash == bytes32(0)) revert UnknownBlock(blockNumber);
     }
 
-    /// @param previousNodes the node offsets of the previous proof of a batch (empty nodes of
-    /// this proof stand for those), or none
+    /// @dev Nothing before: a lone proof, or a batch's first (an empty node or header is refused).
+    function _noPrevious() private pure returns (Resolved memory none) {}
+
+    /// @param previous the previous proof of a batch as resolved (empty nodes and headers of this
+    /// proof stand for its), or `_noPrevious()`
+    /// @param keepWalk whether a next proof may share this one's headers (else its walk is not kept)
     /// @return receipt calldata offset of the proven receipt's encoding
     /// @return receiptEnd the offset right after it
-    /// @return nodes this proof's node offsets (start, end per node), for the next proof
+    /// @return resolved this proof as resolved, for the next proof
     function _proveReceipt(
         ReceiptProof calldata proof,
         bytes32 blockHash,
         bytes32 receiptsRoot,
-        uint256[] memory previousNodes
-    ) private pure returns (uint256 receipt, uint256 receiptEnd, uint256[] memory nodes) {
-        if (proof.headers.length != 0) receiptsRoot = _walkHeaders(proof.headers, blockHash, proof.blockNumber);
-        nodes = _resolveNodes(proof.nodes, previousNodes);
+        Resolved memory previous,
+        bool keepWalk
+    ) private pure returns (uint256 receipt, uint256 receiptEnd, Resolved memory resolved) {
+        (resolved.walkStart, resolved.walkNumber) = (blockHash, proof.blockNumber);
+        if (proof.headers.length != 0) {
+            (receiptsRoot, resolved.headers, resolved.walk) =
+                _walkHeaders(proof.headers, blockHash, proof.blockNumber, previous, keepWalk);
+        }
+        resolved.nodes = _resolveNodes(proof.nodes, previous.nodes);
         (bytes32 key, uint256 keyNibbles) = _receiptKey(proof.transactionIndex);
         uint256 length;
-        (receipt, length) = MerklePatriciaCalldata.proveValue(receiptsRoot, key, keyNibbles, nodes);
+        (receipt, length) = MerklePatriciaCalldata.proveValue(receiptsRoot, key, keyNibbles, resolved.nodes);
         receiptEnd = receipt + length;
     }
 
@@ -245,39 +272,83 @@ contract EthereumInbox {
     }
 
     /// @dev Follows `headers` from the stored block (hash `blockHash`, number `blockNumber`) back
-    /// by parent hash; returns the receipts root of the last one.
-    function _walkHeaders(bytes[] calldata headers, bytes32 blockHash, uint256 blockNumber)
+    /// by parent hash; returns the receipts root of the last one, and the walk as resolved (see
+    /// `Resolved`). An empty header is header i of the previous proof's walk: while every header
+    /// so far is such, and that walk started from the same block hash, it is the same walk, already
+    /// verified, whose state after header i is taken as is; otherwise it is checked like any.
+    function _walkHeaders(
+        bytes[] calldata headers,
+        bytes32 blockHash,
+        uint256 blockNumber,
+        Resolved memory previous,
+        bool keep
+    ) private pure returns (bytes32 receiptsRoot, uint256[] memory bounds, bytes32[] memory walk) {
+        uint256 count = headers.length;
+        if (keep) {
+            bounds = new uint256[](2 * count);
+            walk = new bytes32[](2 * count);
+        }
+        // Whether the walk so far is the previous proof's (same start, the same headers).
+        bool reused = previous.walkStart == blockHash && previous.walkNumber == blockNumber;
+        bytes32 expected = blockHash;
+        for (uint256 i = 0; i < count; i++) {
+            (uint256 start, uint256 end) = RLPCalldata.bounds(headers[i]);
+            bytes32 parentHash;
+            if (start == end) {
+                if (2 * i >= previous.headers.length) revert MissingSharedHeader(i);
+                (start, end) = (previous.headers[2 * i], previous.headers[2 * i + 1]);
+            } else {
+                reused = false;
+            }
+            if (reused) {
+                // Header i of the previous walk, checked there from the same stored block.
+                (parentHash, receiptsRoot) = (previous.walk[2 * i], previous.walk[2 * i + 1]);
+            } else {
+                // Header i is block `blockNumber - i`; past genesis (its parent hash, zero, matches
+                // no header) the number wraps, and no header matches it either.
+                uint256 number;
+                unchecked {
+                    number = blockNumber - i;
+                }
+                (parentHash, receiptsRoot) = _checkHeader(start, end, expected, number, i);
+            }
+            if (keep) {
+                assembly ("memory-safe") {
+                    // i < count: both words of each are inside `bounds` and `walk`.
+                    let at := add(add(bounds, 0x20), shl(6, i))
+                    mstore(at, start)
+                    mstore(add(at, 0x20), end)
+                    at := add(add(walk, 0x20), shl(6, i))
+                    mstore(at, parentHash)
+                    mstore(add(at, 0x20), receiptsRoot)
+                }
+            }
+            expected = parentHash;
+        }
+    }
+
+    /// @dev Header `index` of a walk, at start..end in calldata: it must hash to `expected` and be
+    /// block `number`; returns its parent hash and receipts root.
+    function _checkHeader(uint256 start, uint256 end, bytes32 expected, uint256 number, uint256 index)
         private
         pure
-        returns (bytes32 receiptsRoot)
+        returns (bytes32 parentHash, bytes32 receiptsRoot)
     {
-        bytes32 expected = blockHash;
-        uint256 number = blockNumber;
-        for (uint256 i = 0; i < headers.length; i++) {
-            bytes calldata header = headers[i];
-            bytes32 computed;
-            assembly ("memory-safe") {
-                let copy := mload(0x40)
-                calldatacopy(copy, header.offset, header.length)
-                computed := keccak256(copy, header.length)
-            }
-            if (computed != expected) revert HeaderHashMismatch(i);
-            (uint256 start, uint256 end) = RLPCalldata.bounds(header);
-            (uint256 ptr, uint256 listEnd) = start.readList(end);
-            if (listEnd != end) revert RLPCalldata.RLPTrailingBytes(listEnd);
-            bytes32 parentHash;
-            (parentHash, ptr) = ptr.readBytes32(listEnd);
-            for (uint256 field = 0; field < HEADER_FIELDS_BEFORE_RECEIPTS_ROOT; field++) ptr = ptr.skip(listEnd);
-            (receiptsRoot, ptr) = ptr.readBytes32(listEnd);
-            ptr = ptr.skip(listEnd).skip(listEnd); // logs bloom, difficulty
-            (uint256 headerNumber,) = ptr.readUint(listEnd);
-            if (headerNumber != number) revert HeaderNumberMismatch(i, number, headerNumber);
-            expected = parentHash;
-            // Genesis has no parent: its parent hash (zero) matches no next header.
-            unchecked {
-                number = headerNumber - 1;
-            }
+        bytes32 computed;
+        assembly ("memory-safe") {
+            let copy := mload(0x40)
+            calldatacopy(copy, start, sub(end, start))
+            computed := keccak256(copy, sub(end, start))
         }
+        if (computed != expected) revert HeaderHashMismatch(index);
+        (uint256 ptr, uint256 listEnd) = start.readList(end);
+        if (listEnd != end) revert RLPCalldata.RLPTrailingBytes(listEnd);
+        (parentHash, ptr) = ptr.readBytes32(listEnd);
+        for (uint256 field = 0; field < HEADER_FIELDS_BEFORE_RECEIPTS_ROOT; field++) ptr = ptr.skip(listEnd);
+        (receiptsRoot, ptr) = ptr.readBytes32(listEnd);
+        ptr = ptr.skip(listEnd).skip(listEnd); // logs bloom, difficulty
+        (uint256 headerNumber,) = ptr.readUint(listEnd);
+        if (headerNumber != number) revert HeaderNumberMismatch(index, number, headerNumber);
     }
 
     /// @dev rlp(transactionIndex), the receipts trie key, left-aligned, and its length in nibbles.
