@@ -196,22 +196,34 @@ def compute_pending_batch(
     return kept, pending
 
 
-def share_trie_nodes(proofs: Sequence[ReceiptProof]) -> list[ReceiptProof]:
-    """`proofs` as the inbox's batch takes them most cheaply: a trie node equal to the previous
-    proof's node at the same depth is sent empty (the inbox reads it as that node, still
-    hash-checked), so the proofs of one block send their shared upper nodes once. The rule is the
-    inbox's (`adapters.ethereum.receipt_proofs.share_nodes`); applied after the batch is final,
-    since an empty node refers to the proof before it."""
+def share_proof_parts(proofs: Sequence[ReceiptProof]) -> list[ReceiptProof]:
+    """`proofs` as the inbox's batch takes them most cheaply: a trie node or a header equal to the
+    previous proof's at the same position is sent empty (the inbox reads it as that one, still
+    checked), so the proofs of one block send their shared upper nodes once, and the proofs
+    walking back from one stored block send the walk's shared headers once (about 600 bytes each
+    on mainnet). The rule is the inbox's (`adapters.ethereum.receipt_proofs.share_nodes`);
+    applied after the batch is final, since an empty entry refers to the proof before it."""
     shared = []
-    previous: Sequence[bytes] = ()
+    previous: ReceiptProof | None = None
     for proof in proofs:
-        nodes = tuple(
-            b"" if depth < len(previous) and node == previous[depth] else node
-            for depth, node in enumerate(proof.nodes)
+        shared.append(
+            ReceiptProof(
+                proof.block_number,
+                _share(proof.headers, previous.headers if previous is not None else ()),
+                proof.transaction_index,
+                _share(proof.nodes, previous.nodes if previous is not None else ()),
+            )
         )
-        shared.append(ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, nodes))
-        previous = proof.nodes
+        previous = proof
     return shared
+
+
+def _share(parts: Sequence[bytes], previous: Sequence[bytes]) -> tuple[bytes, ...]:
+    """`parts` with each entry equal to `previous`'s at the same position emptied."""
+    return tuple(
+        b"" if position < len(previous) and part == previous[position] else part
+        for position, part in enumerate(parts)
+    )
 
 
 def deliver_by_receipt(
@@ -242,7 +254,7 @@ def deliver_by_receipt(
     call = inbox.functions.deliverFromEthereumBatch(
         [
             (p.block_number, list(p.headers), p.transaction_index, list(p.nodes))
-            for p in share_trie_nodes(kept)
+            for p in share_proof_parts(kept)
         ],
         [(d.proof_index, d.log_index, d.gas_limit) for d in pending],
     )

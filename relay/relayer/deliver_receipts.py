@@ -67,10 +67,25 @@ ELEMENT_FRAMING_BYTES = 2 * 32  # a trie node's or header's offset and length
 HEADER_GAS = 5_000  # the inbox's work per header of a walk (RLP walk, keccak), besides its calldata
 
 
-def compute_proof_bytes(proof: ReceiptProof) -> int:
-    """Calldata bytes one receipt proof adds to a batch (its nodes and headers, padded and framed)."""
-    elements = (*proof.nodes, *proof.headers)
-    return PROOF_FRAMING_BYTES + sum((len(e) + 31) // 32 * 32 + ELEMENT_FRAMING_BYTES for e in elements)
+def compute_proof_bytes(proof: ReceiptProof, previous: ReceiptProof | None = None) -> int:
+    """Calldata bytes one receipt proof adds to a batch (its nodes and headers, padded and framed).
+    A header equal to the `previous` proof's at the same position is sent empty (the submitter
+    shares them: proofs walking back from one stored block share the walk's first headers)."""
+    headers = sent_headers(proof, previous)
+    shared = len(proof.headers) - len(headers)
+    elements = (*proof.nodes, *headers)
+    return (
+        PROOF_FRAMING_BYTES
+        + shared * ELEMENT_FRAMING_BYTES
+        + sum((len(e) + 31) // 32 * 32 + ELEMENT_FRAMING_BYTES for e in elements)
+    )
+
+
+def sent_headers(proof: ReceiptProof, previous: ReceiptProof | None) -> list[bytes]:
+    """The headers of `proof` a batch sends after `previous`: those not equal to its header at the
+    same position (`adapters.evm.lightclient_submit.share_proof_parts`)."""
+    before = previous.headers if previous is not None else ()
+    return [h for i, h in enumerate(proof.headers) if i >= len(before) or before[i] != h]
 
 
 def cut_receipt_batches(
@@ -81,30 +96,35 @@ def cut_receipt_batches(
     max_gas: int,
 ) -> list[list[MessageRecord]]:
     """`records` (each with a proof) in order, cut so that each batch's calldata (messages, and each
-    distinct proof once) and declared gas stay within the bounds; one above a bound goes alone."""
+    distinct proof once, its headers shared with the previous distinct proof once) and declared gas
+    stay within the bounds; one above a bound goes alone."""
 
-    def cost(record: MessageRecord, carried: set[ReceiptProof]) -> tuple[int, int]:
+    def cost(record: MessageRecord, carried: set[ReceiptProof], last: ReceiptProof | None) -> tuple[int, int]:
         proof = proofs[record.id].proof
         size = message_bytes(record)
         gas = message_gas(record, gas_limits.get(record.id, DEFAULT_HANDLE_GAS_LIMIT))
         if proof not in carried:  # a proof shared with an earlier message of the batch is sent once
-            extra = compute_proof_bytes(proof)
+            extra = compute_proof_bytes(proof, last)
             size += extra
-            gas += extra * CALLDATA_GAS_PER_BYTE + HEADER_GAS * len(proof.headers)
+            gas += extra * CALLDATA_GAS_PER_BYTE + HEADER_GAS * len(sent_headers(proof, last))
         return size, gas
 
     batches: list[list[MessageRecord]] = []
     current: list[MessageRecord] = []
     carried: set[ReceiptProof] = set()
+    last: ReceiptProof | None = None  # the batch's last distinct proof, as the submitter orders them
     size = gas = 0
     for record in records:
-        item_bytes, item_gas = cost(record, carried)
+        item_bytes, item_gas = cost(record, carried, last)
         if current and (size + item_bytes > max_bytes or gas + item_gas > max_gas):
             batches.append(current)
-            current, carried, size, gas = [], set(), 0, 0
-            item_bytes, item_gas = cost(record, carried)
+            current, carried, last, size, gas = [], set(), None, 0, 0
+            item_bytes, item_gas = cost(record, carried, last)
         current.append(record)
-        carried.add(proofs[record.id].proof)
+        proof = proofs[record.id].proof
+        if proof not in carried:
+            carried.add(proof)
+            last = proof
         size += item_bytes
         gas += item_gas
     if current:

@@ -312,6 +312,8 @@ def test_gas_measurement_runs(route: Route) -> None:
     gas = measure_delivery_gas(route.rpc_url, DEV_PRIVATE_KEYS[2], batch_sizes=(2,))
     assert gas.receipts_in_block == 4 and gas.lone_proof_nodes >= 2
     assert 0 < gas.per_message[2] and 0 < gas.lone < gas.first_delivery
+    assert gas.lone < gas.walk_lone[8] < gas.walk_lone[31] and gas.walk_header_bytes > 500
+    assert 0 < gas.walk_batch_shared < gas.walk_batch_unshared  # the walks' shared headers sent once
 
 
 def test_committee_views_refuse_a_verifier_origin(route: Route) -> None:
@@ -364,3 +366,75 @@ def test_a_batch_of_one_block_sends_its_shared_nodes_once(route: Route) -> None:
     assert [e["id"] for e in events(route.destination, "Delivered", receipt)] == [
         log.message_id for log in logs
     ]
+
+
+def test_a_batch_sends_the_headers_its_walks_share_once(route: Route) -> None:
+    sent = [send(route, bytes([i]) * 4, store=False) for i in range(3)]  # blocks n, n+1, n+2
+    first = sent[0].proof.block_number
+    assert [s.proof.block_number for s in sent] == [first, first + 1, first + 2]
+    for _ in range(2):
+        rpc_request(route.rpc_url, "evm_mine", [])
+    stored = first + 4  # as on mainnet: only a later block is finalized (and one between, below)
+    block = store_block(route, stored)
+    store_block(route, first + 3)
+    blocks = [
+        rpc_request(route.rpc_url, "eth_getBlockByNumber", [hex(n), False])
+        for n in range(stored, first - 1, -1)
+    ]
+    walk = header_walk(blocks)
+
+    def walked(s: Sent, anchor: int = stored) -> ReceiptProof:
+        start = stored - anchor
+        return ReceiptProof(
+            anchor, walk[start : stored - s.proof.block_number + 1], s.proof.transaction_index, s.proof.nodes
+        )
+
+    # Blocks n+1, n+2, n: the second walk is a prefix of the first (reused whole), the third
+    # extends the second (three headers reused, two sent and checked).
+    order = [sent[1], sent[2], sent[0]]
+    proofs = share_nodes([walked(s) for s in order])
+    assert [len(p.headers) for p in proofs] == [4, 3, 5]
+    assert proofs[1].headers == (b"",) * 3 and proofs[2].headers == (b"",) * 3 + walk[3:5]
+    deliveries = [encode_delivery(i, s.log_index, GAS) for i, s in enumerate(order)]
+
+    def batch(batch_proofs: Any) -> Any:
+        encoded = [encode_receipt_proof(p) for p in batch_proofs]
+        return route.inbox.functions.deliverFromEthereumBatch(encoded, deliveries)
+
+    def with_headers(proof: ReceiptProof, headers: tuple[bytes, ...]) -> ReceiptProof:
+        return dataclasses.replace(proof, headers=headers)
+
+    # An empty header with no previous proof (first of a batch, or alone) or past the previous
+    # proof's walk is refused; so is a tampered header, shared or not.
+    assert refusal(route.inbox, batch([proofs[1], proofs[1], proofs[2]])) == ("MissingSharedHeader", (0,))
+    lone = route.inbox.functions.deliverFromEthereum(encode_receipt_proof(proofs[1]), order[1].log_index, GAS)
+    assert refusal(route.inbox, lone) == ("MissingSharedHeader", (0,))
+    short = with_headers(proofs[2], (b"",) * 4 + walk[4:5])
+    assert refusal(route.inbox, batch([proofs[0], proofs[1], short])) == ("MissingSharedHeader", (3,))
+    tampered = walk[1][:-1] + bytes([walk[1][-1] ^ 1])
+    resent = with_headers(proofs[1], (b"", tampered, b""))  # a shared header sent again, altered
+    assert refusal(route.inbox, batch([proofs[0], resent, proofs[2]])) == ("HeaderHashMismatch", (1,))
+    new = with_headers(proofs[2], (b"",) * 3 + (walk[4], walk[4]))  # a header not shared, altered
+    assert refusal(route.inbox, batch([proofs[0], proofs[1], new])) == ("HeaderHashMismatch", (3,))
+    # Walks from different stored blocks: each sent whole they mix; a header shared across them
+    # is the other walk's and fails its hash or number check.
+    mixed = [walked(order[0], first + 3), walked(order[1]), walked(order[2], first + 3)]
+    assert share_nodes(mixed)[1].headers == walked(order[1]).headers  # nothing in common
+    batch(share_nodes(mixed)).call()
+    across = with_headers(mixed[2], (b"",) * len(mixed[2].headers))
+    assert refusal(route.inbox, batch([mixed[0], mixed[1], across])) == ("HeaderHashMismatch", (0,))
+    # The reused walk must start from the same block, by number as well as by hash.
+    owner_transact(
+        route,
+        route.headers.functions.storeHeader(
+            stored + 1000, bytes.fromhex(block["hash"][2:]), bytes.fromhex(block["receiptsRoot"][2:])
+        ),
+    )
+    renumbered = dataclasses.replace(proofs[1], block_number=stored + 1000)
+    assert refusal(route.inbox, batch([proofs[0], renumbered, proofs[2]])) == (
+        "HeaderNumberMismatch",
+        (0, stored + 1000, stored),
+    )
+
+    receipt = transact(route.w3, batch(proofs))
+    assert [e["id"] for e in events(route.destination, "Delivered", receipt)] == [s.message_id for s in order]

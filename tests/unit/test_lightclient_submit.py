@@ -10,7 +10,7 @@ from adapters.evm.lightclient_submit import (
     compute_pending_batch,
     describe_revert,
     is_update_needed,
-    share_trie_nodes,
+    share_proof_parts,
 )
 from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, StoredHeaders
 from relay.verify.hashing import keccak256
@@ -60,7 +60,24 @@ def test_shared_trie_nodes_follow_the_inboxs_rule() -> None:
         ReceiptProof(9, (), 2, (root, branch_b, b"leaf-2")),
         ReceiptProof(8, (), 0, (b"other-root", b"leaf")),
     ]
-    shared = share_trie_nodes(proofs)
+    shared = share_proof_parts(proofs)
     assert [p.nodes for p in shared] == share_proof_nodes([p.nodes for p in proofs])  # the builder's rule
     assert shared[1].nodes == (b"", b"", b"leaf-1") and shared[2].nodes == (b"", branch_b, b"leaf-2")
     assert shared[0] == proofs[0] and shared[3] == proofs[3]
+
+
+def test_shared_headers_follow_the_inboxs_rule() -> None:
+    stored, parent, grandparent = b"header-100", b"header-99", b"header-98"
+    proofs = [
+        ReceiptProof(100, (stored, parent, grandparent), 0, (b"root-98", b"leaf")),
+        ReceiptProof(100, (stored, parent), 3, (b"root-99", b"leaf")),  # a later block: a prefix
+        ReceiptProof(100, (stored, parent, grandparent), 1, (b"root-98", b"leaf-1")),  # longer again
+        ReceiptProof(100, (), 2, (b"root-100", b"leaf")),  # the stored block itself
+        ReceiptProof(132, (b"header-132", b"header-131"), 0, (b"root-131", b"leaf")),  # another anchor
+    ]
+    shared = share_proof_parts(proofs)
+    assert [p.headers for p in shared] == share_proof_nodes([p.headers for p in proofs])  # the builder's
+    assert shared[0] == proofs[0]
+    assert shared[1].headers == (b"", b"") and shared[2].headers == (b"", b"", grandparent)
+    assert shared[3].headers == () and shared[4].headers == proofs[4].headers
+    assert [p.block_number for p in shared] == [100, 100, 100, 100, 132]

@@ -96,3 +96,15 @@ def test_shared_nodes_are_sent_once_in_a_batch(receipts: list[Any], block: Any) 
     assert shared[2].nodes[0] == b"" and shared[2].nodes[1] == proofs[2].nodes[1]
     assert all(node == b"" for node in shared[3].nodes)
     assert [p.transaction_index for p in shared] == [20, 21, 40, 40]
+
+
+def test_shared_headers_are_sent_once_in_a_batch(receipts: list[Any], block: Any) -> None:
+    trie = ReceiptsTrie(parse_block_receipts(receipts), bytes.fromhex(block["receiptsRoot"][2:]))
+    walk = tuple(bytes([n]) * 600 for n in range(5))  # stand-ins: sharing compares bytes only
+    deep, shallow, again = trie.proof(20, 100, walk), trie.proof(21, 100, walk[:2]), trie.proof(40, 100, walk)
+    shared = share_nodes([deep, shallow, again])
+    assert shared[0] == deep
+    assert shared[1].headers == (b"", b"")  # a later block of the same walk: all shared
+    assert shared[2].headers == (b"", b"", *walk[2:])  # only what the previous proof lacked
+    assert [p.headers for p in share_nodes([deep, shallow, again], headers=False)] == [walk, walk[:2], walk]
+    assert share_nodes([shallow])[0] == shallow  # a lone proof keeps its walk

@@ -556,3 +556,32 @@ def test_receipt_batches_are_bounded_by_bytes_and_gas_counting_each_proof_once()
     assert alone == [records[2:3]]
     by_gas = cut_receipt_batches(records[:2], kept, {r.id: 5_000_000 for r in records}, 1 << 20, 6_000_000)
     assert len(by_gas) == 2
+
+
+def test_receipt_batches_count_headers_shared_with_the_previous_proof_once() -> None:
+    from relay.relayer.deliver_receipts import compute_proof_bytes, cut_receipt_batches, sent_headers
+    from relay.relayer.sizing import message_bytes
+    from relay.store.base import MessageRecord
+
+    walk = tuple(bytes([n]) * 600 for n in range(32))  # one stored block's walk, 31 blocks deep
+    deep = ReceiptProof(100, walk, 0, (b"\x01" * 500,))  # 31 blocks below the stored one
+    shallow = ReceiptProof(100, walk[:9], 0, (b"\x02" * 500,))  # 8 below: a prefix of the walk
+    other = ReceiptProof(100, walk[:9], 1, (b"\x03" * 500,))  # the shallow block's next receipt
+    assert sent_headers(shallow, deep) == [] and sent_headers(deep, shallow) == list(walk[9:])
+    assert sent_headers(deep, None) == list(walk)
+    assert compute_proof_bytes(shallow, deep) < compute_proof_bytes(shallow) - 9 * 600
+    records = [MessageRecord(make_message(n), St.VERIFIED) for n in range(3)]
+    kept = {
+        records[0].id: ProvenReceipt(deep, 0),
+        records[1].id: ProvenReceipt(shallow, 0),
+        records[2].id: ProvenReceipt(other, 0),
+    }
+    # Room for the deep walk once and two proofs whose headers it carries, not one byte less.
+    budget = (
+        compute_proof_bytes(deep)
+        + compute_proof_bytes(shallow, deep)
+        + compute_proof_bytes(other, shallow)
+        + 3 * message_bytes(records[0])
+    )
+    assert cut_receipt_batches(records, kept, {}, budget, 15_000_000) == [records]
+    assert [len(b) for b in cut_receipt_batches(records, kept, {}, budget - 1, 15_000_000)] == [2, 1]
