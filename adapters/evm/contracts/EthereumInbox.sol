@@ -134,7 +134,7 @@ contract EthereumInbox {
     /// header j of proof i - 1 (as resolved): proofs walking back from one stored block share the
     /// walk's first headers. A walk is checked header by header like a lone one, except that a
     /// run of shared headers at its start, from the same stored block as proof i - 1's walk, is
-    /// the very walk proof i - 1 verified (same start hash, same header bytes): its result is
+    /// the very walk proof i - 1 verified (same stored block, same header bytes): its result is
     /// reused, not hashed again. A shared header after that point is hashed and chained as usual.
     function deliverFromEthereumBatch(ReceiptProof[] calldata proofs, Delivery[] calldata deliveries) external {
         if (deliveries.length == 0) revert EmptyBatch();
@@ -274,8 +274,9 @@ contract EthereumInbox {
     /// @dev Follows `headers` from the stored block (hash `blockHash`, number `blockNumber`) back
     /// by parent hash; returns the receipts root of the last one, and the walk as resolved (see
     /// `Resolved`). An empty header is header i of the previous proof's walk: while every header
-    /// so far is such, and that walk started from the same block hash, it is the same walk, already
-    /// verified, whose state after header i is taken as is; otherwise it is checked like any.
+    /// so far is such, and that walk started from the same stored block (hash and number), it is the
+    /// same walk, already verified, whose state after header i is taken as is; otherwise the header
+    /// is checked like any. `keep`: whether to return the walk (for a next proof), else nothing.
     function _walkHeaders(
         bytes[] calldata headers,
         bytes32 blockHash,
