@@ -8,7 +8,10 @@ Three measurements, each on its own throw-away anvil (its default hardfork, with
    Target: an update inside a period at 80% participation at most 600k gas.
 2. **Messages by receipt proof** (`adapters.ethereum.inbox_gas`): real `Dispatch` receipts of a
    real anvil block proven through `EthereumInbox` into the Gateway and the Counter recipient,
-   alone and in batches. Target: a lone message at most 150k gas.
+   alone and in batches; then, as on mainnet where only epoch boundaries are finalized, messages
+   8 and 31 blocks below the one stored block (proven through a walk of anvil's real headers),
+   alone and in a batch of 10 spread over 31 blocks whose shared headers are sent once.
+   Target: a lone message at most 150k gas.
 3. **The real mainnet vectors** (`../shared/vectors/ethereum-mainnet-lc/`, optional): the
    contract deployed, initialised from the real bootstrap and walked through the six real
    updates and the finality update, with the gas of each transaction.
