@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import rlp
 
+from relay.chains.lightclient import ReceiptProof
 from relay.errors import InvalidProof
 from relay.verify.ethereum.errors import InvalidReceiptsRoot, MalformedObject
 from relay.verify.ethereum.execution import (
@@ -49,18 +50,6 @@ DeliveryArgs = tuple[int, int, int]
 
 class ReceiptProofError(InvalidProof):
     """The receipts or headers an RPC returned cannot prove the requested receipt or log."""
-
-
-@dataclass(frozen=True)
-class ReceiptProof:
-    """The inbox's `ReceiptProof`: a receipt committed in block `block_number`'s receipts root
-    (or, with `headers`, in an ancestor of it: headers[0] is block `block_number`, each next one
-    the parent of the one before, the last the receipt's block)."""
-
-    block_number: int
-    headers: tuple[bytes, ...]
-    transaction_index: int
-    nodes: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
