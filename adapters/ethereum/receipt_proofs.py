@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import rlp
 
-from relay.chains.lightclient import ReceiptProof
+from relay.chains.lightclient import ReceiptProof, share_trie_nodes
 from relay.errors import InvalidProof
 from relay.verify.ethereum.errors import InvalidReceiptsRoot, MalformedObject
 from relay.verify.ethereum.execution import (
@@ -182,30 +182,10 @@ def encode_receipt_proof(proof: ReceiptProof) -> ReceiptProofArgs:
 
 
 def share_nodes(proofs: Sequence[ReceiptProof]) -> tuple[ReceiptProof, ...]:
-    """The proofs of a batch with each node that equals the previous proof's node at the same
-    depth replaced by an empty one, which the inbox reads as that node (proofs of one block share
-    their upper trie nodes: the root is sent once instead of once per message). Keep the order,
-    and share after choosing the batch's proofs (an empty node refers to the proof before it)."""
-    nodes = share_proof_nodes([proof.nodes for proof in proofs])
-    return tuple(
-        ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, shared)
-        for proof, shared in zip(proofs, nodes, strict=True)
-    )
-
-
-def share_proof_nodes(proofs: Sequence[Sequence[bytes]]) -> list[tuple[bytes, ...]]:
-    """`share_nodes` on bare node lists (one per proof, in batch order)."""
-    shared: list[tuple[bytes, ...]] = []
-    previous: Sequence[bytes] = ()
-    for nodes in proofs:
-        shared.append(
-            tuple(
-                b"" if depth < len(previous) and node == previous[depth] else bytes(node)
-                for depth, node in enumerate(nodes)
-            )
-        )
-        previous = nodes
-    return shared
+    """The proofs of a batch with the nodes they share with the proof before sent empty, as the
+    inbox reads them (`relay.chains.lightclient.share_trie_nodes`): proofs of one block send their
+    upper trie nodes once. Share after choosing the batch's proofs."""
+    return tuple(share_trie_nodes(proofs))
 
 
 def encode_delivery(proof_index: int, log_index: int, gas_limit: int) -> DeliveryArgs:

@@ -34,7 +34,13 @@ from adapters.evm.lightclient_reads import EvmLightClientReader
 from adapters.evm.rpc import checksum_address
 from relay import errors
 from relay.chains import SubmittedBatch
-from relay.chains.lightclient import HeaderUpdate, ReceiptDelivery, ReceiptProof, StoredHeaders
+from relay.chains.lightclient import (
+    HeaderUpdate,
+    ReceiptDelivery,
+    ReceiptProof,
+    StoredHeaders,
+    share_trie_nodes,
+)
 
 if TYPE_CHECKING:
     from adapters.evm.submitter import EvmDestination
@@ -194,24 +200,6 @@ def compute_pending_batch(
             )
         )
     return kept, pending
-
-
-def share_trie_nodes(proofs: Sequence[ReceiptProof]) -> list[ReceiptProof]:
-    """`proofs` as the inbox's batch takes them most cheaply: a trie node equal to the previous
-    proof's node at the same depth is sent empty (the inbox reads it as that node, still
-    hash-checked), so the proofs of one block send their shared upper nodes once. The rule is the
-    inbox's (`adapters.ethereum.receipt_proofs.share_nodes`); applied after the batch is final,
-    since an empty node refers to the proof before it."""
-    shared = []
-    previous: Sequence[bytes] = ()
-    for proof in proofs:
-        nodes = tuple(
-            b"" if depth < len(previous) and node == previous[depth] else node
-            for depth, node in enumerate(proof.nodes)
-        )
-        shared.append(ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, nodes))
-        previous = proof.nodes
-    return shared
 
 
 def deliver_by_receipt(

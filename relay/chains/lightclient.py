@@ -68,6 +68,23 @@ class ReceiptProof:
     nodes: tuple[bytes, ...]
 
 
+def share_trie_nodes(proofs: Sequence[ReceiptProof]) -> list[ReceiptProof]:
+    """`proofs` as `EthereumInbox`'s batch takes them most cheaply: a trie node equal to the
+    previous proof's node at the same depth is sent empty (the inbox reads it as that node, still
+    hash-checked), so the proofs of one block send their shared upper nodes once. Keep the order,
+    and share after the batch is final, since an empty node refers to the proof before it."""
+    shared = []
+    previous: Sequence[bytes] = ()
+    for proof in proofs:
+        nodes = tuple(
+            b"" if depth < len(previous) and node == previous[depth] else bytes(node)
+            for depth, node in enumerate(proof.nodes)
+        )
+        shared.append(ReceiptProof(proof.block_number, proof.headers, proof.transaction_index, nodes))
+        previous = proof.nodes
+    return shared
+
+
 @dataclass(frozen=True)
 class ProvenReceipt:
     """A message proven by its receipt, against a stored header of the destination light client."""
