@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,27 +260,3 @@ def _breakdown(w3: Web3, receipt: Any, data: bytes) -> dict[str, int]:
         name = GAS_CATEGORIES.get(category, "other (ABI decoding, memory, SLOAD, loops)")
         result[name] = result.get(name, 0) + gas
     return result
-
-
-def format_update_gas_table(rows: Sequence[UpdateGasRow]) -> str:
-    """A Markdown table of `rows`, one line each, against the 600k target."""
-    lines = [
-        "| update | participation | period change | gas | calldata bytes | <= 600k |",
-        "|---|---|---|---:|---:|---|",
-    ]
-    for row in rows:
-        share = row.participants / row.committee_size
-        lines.append(
-            f"| {row.kind} | {row.participants}/{row.committee_size} ({share:.0%}) | "
-            f"{'yes' if row.period_change else 'no'} | {row.gas:,} | {row.calldata_bytes:,} | "
-            f"{'yes' if row.gas <= UPDATE_GAS_TARGET else 'no'} |"
-        )
-    return "\n".join(lines)
-
-
-def format_breakdown(row: UpdateGasRow) -> str:
-    """One row's gas by where it goes, largest first."""
-    parts = sorted(row.breakdown.items(), key=lambda item: -item[1])
-    return f"{row.kind}, {row.participants}/{row.committee_size}: " + ", ".join(
-        f"{k} {v:,}" for k, v in parts
-    )
