@@ -321,3 +321,29 @@ def test_messages_of_one_block_go_in_one_batch_with_their_shared_trie_nodes_sent
     )
     assert [report.results[m.id].outcome for m in messages] == [DeliveryOutcome.DELIVERED] * 3
     assert setup.counter.functions.received().call() == received + 3
+
+
+def test_a_paused_origin_is_reported_paused_not_rejected(setup: Setup) -> None:
+    """Review of issue 13: the Gateway's pause, met by the inbox's simulation, is PAUSED (the
+    messages wait and resume by themselves), as for committee deliveries; a REJECTED outcome
+    would park every message of the batch until an operator retries each."""
+    message, block = dispatch(setup, b"paused origin")
+    anchor = store(setup, block)
+    proven = setup.origin.prove_message(message.id, block, block, *anchor)
+    deliveries = [ReceiptDelivery(message, 0, proven.log_index, DEFAULT_HANDLE_GAS_LIMIT)]
+    gateway = contract(setup.w3, "Gateway", setup.counter.functions.gateway().call())
+
+    def owner_call(call: Any) -> None:
+        receipt = setup.w3.eth.wait_for_transaction_receipt(call.transact({"from": setup.owner}))
+        assert receipt["status"] == 1
+
+    nonce = setup.w3.eth.get_transaction_count(setup.submitter_account)
+    owner_call(gateway.functions.pauseDelivery(ORIGIN))
+    try:
+        (result,) = deliver(setup, [proven.proof], deliveries).results.values()
+    finally:
+        owner_call(gateway.functions.unpauseDelivery(ORIGIN))
+    assert result.outcome is DeliveryOutcome.PAUSED, result.reason
+    assert setup.w3.eth.get_transaction_count(setup.submitter_account) == nonce  # nothing sent
+    (after,) = deliver(setup, [proven.proof], deliveries).results.values()
+    assert after.outcome is DeliveryOutcome.DELIVERED
