@@ -109,7 +109,9 @@ def _estimate(
 ) -> int:
     """eth_estimateGas; a revert is `refused`, except, for a call that reaches the Gateway
     (`through_gateway`), its pause (`DeliveryPaused`: the messages wait, as committee deliveries
-    do) and a precompile failure (transient), which say nothing about the proof."""
+    do), a precompile failure and the inbox's `UnknownBlock` (transient: the relayer proved
+    against a header its own endpoint shows stored, which this node may not show yet), which say
+    nothing about the proof."""
 
     def estimate() -> int:
         return int(call.estimate_gas({"from": destination.account}))
@@ -123,6 +125,11 @@ def _estimate(
             typed = error_for_revert(decoded)
             if isinstance(typed, errors.DeliveryPaused | errors.TransientError):
                 raise typed from error
+            if decoded.name == "UnknownBlock":  # not stored yet as this node sees it: never forgotten
+                raise errors.NotYetAvailable(
+                    f"the light client stores no such block yet: {decoded.describe()}",
+                    contract_error=decoded.name,
+                ) from error
             reason = decoded.describe()
         else:
             reason = describe_revert(abi, data)
