@@ -13,12 +13,18 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
+from adapters.ethereum.lightclient_origin import EthereumLightClientOrigin
 from relay.chains import SubmittedBatch
 from relay.chains.lightclient import HeaderUpdate, ReceiptDelivery, ReceiptProof, StoredHeaders
+from relay.errors import MessageNotInBlock, RpcUnavailable
 from relay.roles.submitter import DestinationServicer
 from relay.v1 import destination_pb2
+from relay.verify.ethereum.config import get_network
 
 SLOW, FAST = 1, 5
+BLANK_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")  # empty trie
 BOUND = 10.0  # seconds: a bound on waiting for another thread, never a synchronisation sleep
 
 
@@ -78,3 +84,67 @@ def test_one_origins_slow_update_does_not_hold_back_another_origins() -> None:
         destination.release.set()
         slow.join(BOUND)
     assert answers[SLOW].finalized_slot == SLOW * 100
+
+
+# --- the origin adapter: a slow beacon node and receipt proofs ----------------------------------
+
+
+class BlockingBeacon:
+    """A beacon node that answers nothing until released (then: unavailable)."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def get(self, path: str) -> Any:
+        self.asked.set()
+        assert self.release.wait(BOUND), "the test never released the beacon node"
+        raise RpcUnavailable("beacon node unreachable", path=path)
+
+
+class EmptyBlocks:
+    """An execution RPC whose blocks hold no receipts."""
+
+    def call(self, method: str, params: Sequence[Any]) -> Any:
+        assert method == "eth_getBlockReceipts"
+        return []
+
+
+def test_a_slow_beacon_node_does_not_hold_back_receipt_proofs() -> None:
+    """Receipt proofs are rebuilt in the destination's delivery slots (shared by every origin of
+    that destination); the origin's light-client sync waits on its beacon node. The proof must not
+    wait for the sync: they share caches, not the beacon node's time."""
+    beacon = BlockingBeacon()
+    origin = EthereumLightClientOrigin(
+        beacon,  # type: ignore[arg-type]
+        EmptyBlocks(),  # type: ignore[arg-type]
+        network=get_network("mainnet"),
+        trusted_block_root=bytes(32),
+        gateway=bytes(20),
+        origin_domain=1,
+    )
+    syncing = threading.Thread(
+        target=lambda: pytest.raises(
+            RpcUnavailable, origin.updates_to_reach, 10, StoredHeaders(0, 0, 0, False)
+        ),
+        daemon=True,
+    )
+    syncing.start()
+    outcome: list[BaseException] = []
+    proved = threading.Event()
+
+    def prove() -> None:
+        try:
+            origin.prove_message(bytes(32), 5, 5, bytes(32), BLANK_ROOT)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+        proved.set()
+
+    try:
+        assert beacon.asked.wait(BOUND)
+        threading.Thread(target=prove, daemon=True).start()
+        assert proved.wait(BOUND), "the receipt proof waited for the beacon node"
+        assert [type(e) for e in outcome] == [MessageNotInBlock]  # an empty block: answered, not stuck
+    finally:
+        beacon.release.set()
+        syncing.join(BOUND)
