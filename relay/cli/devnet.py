@@ -1,4 +1,9 @@
-"""`relay devnet`: two local chains and every relay role, sending messages both ways."""
+"""`relay devnet`: two local chains and every relay role, sending messages both ways.
+
+With `--source-mode lightclient`, the second chain verifies the first with an on-chain Ethereum
+light client fed by a simulated beacon chain (`relay.tools.devnet_lightclient`): no attestors,
+messages one way.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "devnet", help="run the whole relay on two local anvil chains and send messages both ways"
     )
-    parser.add_argument("--messages", type=int, default=20, help="messages to send each way (default 20)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=20,
+        help="messages to send each way (one way with --source-mode lightclient; default 20)",
+    )
     parser.add_argument(
         "--keep-running",
         action="store_true",
@@ -76,6 +86,20 @@ def register(subparsers: Any) -> None:
         "committee size) or ecdsa (one signature per member: cheaper for small committees and lone "
         "messages); default bls",
     )
+    parser.add_argument(
+        "--source-mode",
+        choices=("committee", "lightclient"),
+        default="committee",
+        help="committee: attestors sign, messages go both ways (default); lightclient: a simulated "
+        "beacon chain follows the first chain and the second chain's Gateway verifies it with an "
+        "on-chain Ethereum light client and receipt proofs, no attestors, messages go one way",
+    )
+    parser.add_argument(
+        "--participation",
+        type=float,
+        default=1.0,
+        help="with --source-mode lightclient: the share of the simulated sync committee that signs (default 1.0)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -103,11 +127,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from relay.errors import ConfigurationError
     from relay.tools.devnet_committee import validate_scheme_choice
+    from relay.tools.devnet_lightclient import validate_lightclient_options
     from relay.tools.devnet_relayers import validate_relayer_choice
 
     try:
         validate_relayer_choice(args.store, args.relayers)
         validate_scheme_choice(args.committee_scheme, 2 if args.rotate_after is not None else 0)
+        validate_lightclient_options(
+            DevnetOptions(
+                block_time=args.block_time,
+                source_mode=args.source_mode,
+                committee_scheme=args.committee_scheme,
+                spare_members=2 if args.rotate_after is not None else 0,
+                lightclient_participation=args.participation,
+            )
+        )
     except ConfigurationError as error:
         print(f"relay devnet: {error.description}", file=sys.stderr)
         return 2
@@ -125,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         relayers=args.relayers,
         lease_seconds=args.lease_seconds,
         committee_scheme=args.committee_scheme,
+        source_mode=args.source_mode,
+        lightclient_participation=args.participation,
     )
     if args.run_root is not None:
         options.run_root = args.run_root
@@ -146,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"devnet: prometheus {devnet.prometheus.url}", flush=True)
         code = 0
         if args.messages:
-            print(f"devnet: sending {args.messages} messages each way with the example app", flush=True)
+            way = "one way (source -> destination)" if devnet.lightclient is not None else "each way"
+            print(f"devnet: sending {args.messages} messages {way} with the example app", flush=True)
             printer = ProgressPrinter()
             result = run_messages(
                 devnet,

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import ConfigurationError, RelayError
-from relay.tools.devnet_app import COUNTER_HANDLE_GAS_LIMIT, send_paid_counter_messages
+from relay.tools.devnet_app import send_paid_counter_messages
+from relay.tools.devnet_options import DEVNET_ORACLE_GAS_PRICE, DevnetOptions
 from relay.tools.devnet_relayers import (
     DevnetDatabase,
     operator_name,
@@ -55,14 +56,10 @@ from relay.tools.processes import PROJECT_ROOT, ManagedProcess, grpc_serving
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHAIN_IDS = (31337, 31338)
+
 CHAIN_NAMES = ("alpha", "beta")
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 60.0
-# The gas price each devnet Gateway quotes for the other chain: 10 gwei, five times anvil's
-# starting eth_gasPrice, so a message paid at the quote stays paid for enough under the relayer's
-# `paid` policy while the base fee rises with load.
-DEVNET_ORACLE_GAS_PRICE = 10_000_000_000
 # Seconds a devnet delivery may wait for its receipt before the submitter looks at it: anvil drops a
 # pending delivery whose lower-nonce sibling did not fit the block's remaining gas (it fails its
 # nonce check there), and the submitter finds it lost only at this point.
@@ -71,44 +68,6 @@ DEVNET_STUCK_AFTER = 5.0
 
 class DevnetError(RelayError):
     """A devnet process did not start, or died, or the devnet was used before `start()`."""
-
-
-@dataclass
-class DevnetOptions:
-    """How the devnet is shaped; every default in one place."""
-
-    block_time: float = 1.0
-    confirmations: int = 2
-    committee_size: int = 4
-    threshold: int | None = None  # None: more than two thirds of the weight (3 of 4)
-    # How the Gateways verify each origin: "bls" (aggregate signatures) or "ecdsa" (one signature
-    # per member, `relay.tools.devnet_ecdsa`).
-    committee_scheme: str = "bls"
-    # BLS keys beyond the committee, each with its attestors started up front (not members yet):
-    # the members a rotation adds (`relay devnet --rotate-after`, relay.tools.devnet_rotation).
-    spare_members: int = 0
-    committee_poll_interval: float = 0.5  # how often attestors read their committee on the other chain
-    max_batch: int = 50
-    max_wait: float = 0.5
-    # Handle gas each devnet message declares and pays for (quoted on its source chain): the
-    # Counter's measured worst case with a margin (relay.tools.devnet_app).
-    message_gas_limit: int = COUNTER_HANDLE_GAS_LIMIT
-    attestor_poll_interval: float = 0.25
-    relayer_poll_interval: float = 0.25
-    retry_base_delay: float = 1.0
-    retry_max_delay: float = 30.0
-    retry_give_up_after: float = 7 * 24 * 3600.0
-    retry_paused_recheck: float = 2.0  # a delivery paused by the Gateway's guardian is tried again this often
-    run_root: Path = PROJECT_ROOT / ".devnet"
-    log_level: str = "INFO"
-    chain_ids: tuple[int, int] = DEFAULT_CHAIN_IDS
-    metrics: bool = True
-    prometheus: bool = False  # also run a real Prometheus scraping every role
-    tls: bool = True  # mutual TLS between every role; False: plaintext (`relay devnet --insecure`)
-    store: str = "sqlite"  # "sqlite": one relayer on a file; "postgres": the devnet's own PostgreSQL
-    relayers: int = 1  # relayer replicas (more than one needs store="postgres")
-    lease_seconds: float | None = None  # the replicas' lease and claim time (None: the relayer's default)
-    durable_store: bool = True  # False: PostgreSQL without fsync (tests: faster, nothing kept)
 
 
 # --- the devnet ---------------------------------------------------------------------------------
@@ -151,6 +110,8 @@ class Devnet:
     certificate_authority: Any = None  # relay.tools.certs.CertificateAuthority when options.tls
     certificates: dict[str, Any] = field(default_factory=dict)  # name -> relay.tools.certs.IssuedCertificate
     database: Any = None  # relay.tools.devnet_relayers.DevnetDatabase when options.store == "postgres"
+    # relay.tools.devnet_lightclient.LightClientRoute when options.source_mode == "lightclient"
+    lightclient: Any = None
 
     @property
     def relayer_names(self) -> list[str]:
@@ -171,6 +132,10 @@ class Devnet:
         from relay.tools.devnet_committee import validate_scheme_choice
 
         validate_scheme_choice(self.options.committee_scheme, self.options.spare_members)
+        if self.options.source_mode != "committee":
+            from relay.tools.devnet_lightclient import validate_lightclient_options
+
+            validate_lightclient_options(self.options)
         try:
             self._prepare_run_dir()
             say(f"run folder {self.run_dir}")
@@ -179,8 +144,17 @@ class Devnet:
                 say(f"PostgreSQL {self.database.version} up and migrated: {self.database.dsn}")
             self._start_chains()
             say("chains up: " + ", ".join(f"{c.name} ({c.domain}) {c.rpc_url}" for c in self.chains))
+            if self.options.source_mode == "lightclient":
+                from relay.tools.devnet_lightclient import start_lightclient_route
+
+                self.lightclient = start_lightclient_route(self)
+                say(f"simulated beacon chain over {self.chains[0].name}: {self.lightclient.url}")
             self._deploy()
-            say("contracts deployed and committees enrolled")
+            say(
+                "contracts deployed and "
+                + ("committees" if self.lightclient is None else "the light client")
+                + " enrolled"
+            )
             self._write_configs()
             for process in self.processes.values():
                 process.start()
@@ -231,6 +205,8 @@ class Devnet:
         )
         for process in order:
             process.stop()
+        if self.lightclient is not None:
+            self.lightclient.stop()
         for chain in self.chains:
             if chain.anvil is not None:
                 chain.anvil.stop()
@@ -305,6 +281,12 @@ class Devnet:
 
     def _deploy(self) -> None:
         from adapters.evm import deploy
+
+        if self.lightclient is not None:
+            from relay.tools.devnet_lightclient import deploy_lightclient_route
+
+            deploy_lightclient_route(self)
+            return
         from relay.tools.devnet_committee import build_devnet_committee, send_committee_enrollment
 
         options = self.options
@@ -355,42 +337,54 @@ class Devnet:
             "poll_interval": self.options.relayer_poll_interval,
         }
 
-    def _write_configs(self) -> None:
-        from adapters.evm.anvil import find_free_port
-
+    def add_process(self, name: str, role: str, config: dict[str, Any]) -> None:
+        """Write `configs/<name>.json` and register `relay <role>` on it (started by `start()`)."""
         run_dir = self.run_dir
         assert run_dir is not None  # noqa: S101 - set by _prepare_run_dir
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
         env["RELAY_LOG_LEVEL"] = self.options.log_level
+        path = run_dir / "configs" / f"{name}.json"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        self.processes[name] = ManagedProcess(
+            name,
+            [sys.executable, "-m", "relay", role, "--config", str(path)],
+            run_dir / "logs" / f"{name}.log",
+            env,
+        )
 
-        def add(name: str, role: str, config: dict[str, Any]) -> None:
-            path = run_dir / "configs" / f"{name}.json"
-            path.write_text(json.dumps(config, indent=2) + "\n")
-            self.processes[name] = ManagedProcess(
-                name,
-                [sys.executable, "-m", "relay", role, "--config", str(path)],
-                run_dir / "logs" / f"{name}.log",
-                env,
-            )
+    def listen_address(self, name: str) -> str:
+        """A fresh loopback gRPC address for process `name` (recorded in `addresses`)."""
+        from adapters.evm.anvil import find_free_port
 
-        def metrics_address(name: str) -> str | None:
-            if not self.options.metrics:
-                return None
-            address = f"{LOOPBACK}:{find_free_port()}"
-            self.metrics_addresses[name] = address
-            return address
+        address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
+        return address
 
+    def metrics_address(self, name: str) -> str | None:
+        """A fresh loopback metrics address for process `name`, or None with metrics off."""
+        from adapters.evm.anvil import find_free_port
+
+        if not self.options.metrics:
+            return None
+        address = f"{LOOPBACK}:{find_free_port()}"
+        self.metrics_addresses[name] = address
+        return address
+
+    def _write_configs(self) -> None:
+        run_dir = self.run_dir
+        assert run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        self._secret_file("user.hex", self.user_key)  # for the `relay send` line of describe()
+        if self.lightclient is not None:
+            from relay.tools.devnet_lightclient import write_lightclient_configs
+
+            write_lightclient_configs(self)
+            return
         ecdsa = self.options.committee_scheme == "ecdsa"
         key_files = (
             [self._secret_file(f"ecdsa-{i}.hex", "0x" + s.hex()) for i, s in enumerate(self.ecdsa_secrets)]
             if ecdsa
             else [self._secret_file(f"bls-{i}.hex", hex(s)) for i, s in enumerate(self.bls_secrets)]
         )
-        submitter_key_file = self._secret_file("submitter.hex", self.submitter_key)
-        self._secret_file("user.hex", self.user_key)  # for the `relay send` line of describe()
-        self.operator_token = secrets.token_hex(16)
-        token_file = self._secret_file("operator-token", self.operator_token)
         self.attestor_token = secrets.token_hex(16)
         attestor_token_file = self._secret_file("attestor-token", self.attestor_token)
         sources, destinations = [], []
@@ -400,9 +394,9 @@ class Devnet:
             attestors = []
             for member, key_file in enumerate(key_files):
                 name = f"attestor-{chain.name}-{member}"
-                address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
+                address = self.listen_address(name)
                 attestors.append(address)
-                add(
+                self.add_process(
                     name,
                     "attestor",
                     {
@@ -411,7 +405,7 @@ class Devnet:
                         "signer_index": member,
                         "epoch": self.committee.epoch,
                         "listen": address,
-                        "metrics_listen": metrics_address(name),
+                        "metrics_listen": self.metrics_address(name),
                         "poll_interval": self.options.attestor_poll_interval,
                         "signed_log": str(run_dir / "keys" / f"{name}.signed.jsonl"),
                         "committee_chain": committee_chain,
@@ -427,34 +421,40 @@ class Devnet:
                     "attestors": attestors,
                 }
             )
-            name = f"submitter-{chain.name}"
-            address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
-            destinations.append(
-                {
-                    "domain": chain.domain,
-                    "submitter": address,
-                    "name": chain.name,
-                    # The relayer confirms each delivery on the chain, not on the submitter's word.
-                    "chain": self._chain_config(chain),
-                }
-            )
-            add(
-                name,
-                "submitter",
-                {
-                    # 1-second blocks: a delivery without a receipt after a few blocks is looked at
-                    # (replaced, or sent again if the node dropped it) without mainnet's patience.
-                    "chain": {**self._chain_config(chain), "submission": {"stuck_after": DEVNET_STUCK_AFTER}},
-                    "key": {"file": submitter_key_file},
-                    "listen": address,
-                    "metrics_listen": metrics_address(name),
-                    **self._transport(name),
-                },
-            )
+            destinations.append(self.add_submitter(chain, self._chain_config(chain)))
+        self.add_relayers(sources, destinations)
+
+    def add_submitter(self, chain: DevnetChain, chain_config: dict[str, Any]) -> dict[str, Any]:
+        """Register the submitter of `chain`; return the relayer's `destinations` entry for it."""
+        name = f"submitter-{chain.name}"
+        address = self.listen_address(name)
+        submitter_key_file = self._secret_file("submitter.hex", self.submitter_key)
+        self.add_process(
+            name,
+            "submitter",
+            {
+                # 1-second blocks: a delivery without a receipt after a few blocks is looked at
+                # (replaced, or sent again if the node dropped it) without mainnet's patience.
+                "chain": {**chain_config, "submission": {"stuck_after": DEVNET_STUCK_AFTER}},
+                "key": {"file": submitter_key_file},
+                "listen": address,
+                "metrics_listen": self.metrics_address(name),
+                **self._transport(name),
+            },
+        )
+        # The relayer confirms each delivery on the chain, not on the submitter's word.
+        return {"domain": chain.domain, "submitter": address, "name": chain.name, "chain": chain_config}
+
+    def add_relayers(self, sources: list[dict[str, Any]], destinations: list[dict[str, Any]]) -> None:
+        """Register every relayer replica over `sources` and `destinations`."""
+        run_dir = self.run_dir
+        assert run_dir is not None  # noqa: S101 - set by _prepare_run_dir
+        self.operator_token = secrets.token_hex(16)
+        token_file = self._secret_file("operator-token", self.operator_token)
         accepted = relayer_config_fields()
         store = relayer_store_settings(self.options.store, run_dir, self.database)
         for index, name in enumerate(self.relayer_names, start=1):
-            address = self.addresses[name] = f"{LOOPBACK}:{find_free_port()}"
+            address = self.listen_address(name)
             relayer: dict[str, Any] = {
                 **store,
                 **replica_settings(index, self.options.lease_seconds, accepted),
@@ -475,11 +475,10 @@ class Devnet:
                 **self._transport(name),
             }
             if self.options.tls:
-                operator = self.addresses[operator_name(name)] = f"{LOOPBACK}:{find_free_port()}"
-                relayer["operator_listen"] = operator
+                relayer["operator_listen"] = self.listen_address(operator_name(name))
             if self.options.metrics and "metrics_listen" in accepted:
-                relayer["metrics_listen"] = metrics_address(name)
-            add(name, "relayer", relayer)
+                relayer["metrics_listen"] = self.metrics_address(name)
+            self.add_process(name, "relayer", relayer)
 
     def committee_config(self) -> dict[str, Any]:
         """The committee as a `CommitteeConfig` mapping (`relay.tools.devnet_committee.committee_config`)."""
@@ -530,6 +529,12 @@ class Devnet:
         ]
 
     # --- using it -------------------------------------------------------------------------------
+
+    @property
+    def routes(self) -> list[tuple[DevnetChain, DevnetChain]]:
+        """The (source, destination) pairs messages flow on: both ways, or one way in light-client mode."""
+        alpha, beta = self.chains
+        return [(alpha, beta)] if self.lightclient is not None else [(alpha, beta), (beta, alpha)]
 
     def chain(self, name_or_domain: str | int) -> DevnetChain:
         """A chain by name or domain."""

@@ -89,7 +89,20 @@ def describe(devnet: Devnet) -> str:
             suffix = f", metrics http://{metrics}/metrics" if metrics else ""
             lines.append(f"{name}: gRPC {devnet.addresses[name]}{suffix}")
     lines.append(f"operator token: {devnet.run_dir}/keys/operator-token")
-    lines.append(f"attestors' operator token (SignHandover): {devnet.run_dir}/keys/attestor-token")
+    route = devnet.lightclient
+    if route is not None:
+        source, destination = devnet.chains
+        lines.append(
+            f"simulated beacon node (light-client API over {source.name}): {route.url}; trusted checkpoint "
+            f"0x{route.trusted_block_root.hex()} (slot {route.trusted_slot}); network config "
+            f"{devnet.run_dir}/configs/beacon-sim.yaml"
+        )
+        lines.append(
+            f"on {destination.name}: EthereumLightClient {route.light_client}, EthereumInbox {route.inbox} "
+            f"(enrolled for origin {source.domain}); no attestors, messages {source.name} -> {destination.name} only"
+        )
+    else:
+        lines.append(f"attestors' operator token (SignHandover): {devnet.run_dir}/keys/attestor-token")
     lines.append(f"logs: {devnet.run_dir}/logs/")
     lines.append(f"send a message: {send_command(devnet)}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""A devnet run: send messages both ways, watch them to delivery, summarise.
+"""A devnet run: send messages on every route (both ways, or one way in light-client mode), watch
+them to delivery, summarise.
 
-`run_messages(devnet, count)` sends `count` messages each way with the example app, follows them
+`run_messages(devnet, count)` sends `count` messages on each of `devnet.routes` with the example app, follows them
 through the relayer's `RelayService` until every one is delivered (or the timeout), and returns a
 `RunResult`: counts by state, latency from source finality to destination receipt (timed by a
 `HeadClock` per chain), gas per message from the delivery receipts, and whether the recipients'
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay.errors import RelayError
@@ -35,6 +36,8 @@ class RunResult:
     epochs: dict[int, int] | None = None  # with a rotation: each origin's committee epoch afterwards
     rotation_error: str = ""
     committee: str = ""  # how the Gateways verified each origin, e.g. "ecdsa, 3 of 4"
+    one_way: bool = False  # light-client mode: messages flow from the source chain only
+    notes: list[str] = field(default_factory=list)  # mode-specific lines for the summary
 
     @property
     def throughput(self) -> float:
@@ -101,22 +104,23 @@ def run_messages(
     rotate_after: int | None = None,
     say: Callable[[str], None] = lambda _text: None,
 ) -> RunResult:
-    """Send `count` messages each way, wait until all are delivered (or `timeout`), measure.
+    """Send `count` messages on each route, wait until all are delivered (or `timeout`), measure.
 
     Latency is from source finality (the wall-clock time the block `confirmations` above the
-    message's block appeared) to the relayer's record of the destination receipt. With
+    message's block appeared; in light-client mode the message's block itself, the simulated
+    chain's finality being part of the path) to the relayer's record of the destination receipt. With
     `rotate_after`, messages go out in chunks, one per block, and once `rotate_after` were
     delivered both committees are handed over (`relay.tools.devnet_rotation`) while the rest
     is still being sent.
     """
-    alpha, beta = devnet.chains
+    routes = [(source.domain, destination.domain) for source, destination in devnet.routes]
     clocks = {chain.domain: HeadClock(chain.rpc_url).start() for chain in devnet.chains}
     before = {chain.domain: devnet.received(chain.domain) for chain in devnet.chains}
     client = devnet.client()
     started = time.time()
     try:
         sent: list[bytes] = []
-        expected = {alpha.domain: 0, beta.domain: 0}
+        expected = {chain.domain: 0 for chain in devnet.chains}
         rotation = None
         if rotate_after is not None:
             from relay.tools.devnet_rotation import RotationAfter
@@ -134,15 +138,13 @@ def run_messages(
                 if remaining and rotate_after is not None:
                     time.sleep(max(devnet.options.block_time, 0.2))  # traffic paced by the block time
 
-        senders = [
-            threading.Thread(target=send_all, args=(src, dst))
-            for src, dst in ((alpha.domain, beta.domain), (beta.domain, alpha.domain))
-        ]
+        senders = [threading.Thread(target=send_all, args=route) for route in routes]
         for thread in senders:
             thread.start()
         for thread in senders:
             thread.join()
-        expected[alpha.domain] = expected[beta.domain] = count
+        for _, destination in routes:
+            expected[destination] = count
         statuses = client.wait_all_delivered(sent, timeout=timeout, report=report)
         rotated = rotation.stop() if rotation is not None else None
         finished = max((s.delivered_at for s in statuses.values() if s.delivered_at), default=time.time())
@@ -155,7 +157,9 @@ def run_messages(
     delivered = [s for s in statuses.values() if s.state == "delivered"]
     latencies = []
     for status in delivered:
-        final_at = clocks[status.origin].time_of(status.source_block + devnet.options.confirmations)
+        # Light-client mode: finality is the simulated beacon chain's, part of what is measured.
+        depth = 0 if devnet.lightclient is not None else devnet.options.confirmations
+        final_at = clocks[status.origin].time_of(status.source_block + depth)
         if final_at is not None and status.delivered_at:
             latencies.append(max(0.0, status.delivered_at - final_at))
     gas_total, transactions = 0, 0
@@ -187,8 +191,29 @@ def run_messages(
         received_ok=received_ok,
         epochs=final_epochs(devnet) if rotated is not None else None,
         rotation_error=rotated.error if rotated is not None else "",
-        committee=f"{devnet.options.committee_scheme}, {devnet.committee.threshold} of {len(devnet.committee)}",
+        committee=describe_verification(devnet),
+        one_way=len(routes) == 1,
+        notes=verification_notes(devnet),
     )
+
+
+def verification_notes(devnet: Devnet) -> list[str]:
+    """Light-client mode: where the destination's light client got to and what its updates cost."""
+    if devnet.lightclient is None:
+        return []
+    from relay.tools.devnet_lightclient import summary_lines
+
+    try:
+        return summary_lines(devnet)
+    except RelayError as error:
+        return [f"light client state unavailable: {error}"]
+
+
+def describe_verification(devnet: Devnet) -> str:
+    """How the destination verified each origin, for the summary."""
+    if devnet.lightclient is not None:
+        return devnet.lightclient.describe()
+    return f"{devnet.options.committee_scheme}, {devnet.committee.threshold} of {len(devnet.committee)}"
 
 
 def final_epochs(devnet: Devnet) -> dict[int, int]:
@@ -209,11 +234,16 @@ def format_summary(result: RunResult) -> str:
         f"delivered {result.delivered}/{result.sent} "
         f"({'recipient counters agree' if result.received_ok else 'RECIPIENT COUNTERS DISAGREE'})",
         f"throughput {result.throughput:.1f} messages/s over {result.duration:.1f} s",
-        f"latency source finality -> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
+        f"latency {'dispatch block (finality included)' if result.one_way else 'source finality'} "
+        f"-> destination receipt: p50 {percentile(result.latencies, 0.5):.2f} s, "
         f"p99 {percentile(result.latencies, 0.99):.2f} s",
         f"gas per delivered message {result.gas_per_message:,.0f} ({result.transactions} delivery transactions)",
     ]
-    if result.committee:
+    if result.one_way:
+        lines.append("messages flow one way: source -> destination (light-client mode)")
+        lines.append(f"verification: {result.committee}")
+        lines.extend(result.notes)
+    elif result.committee:
         lines.append(f"committee scheme: {result.committee}")
     if result.epochs is not None:
         lines.append(

@@ -49,6 +49,46 @@ MINIMAL_PRESET = Preset(
     "minimal", sync_committee_size=32, slots_per_epoch=8, epochs_per_sync_committee_period=8
 )
 PRESETS = {preset.name: preset for preset in (MAINNET_PRESET, MINIMAL_PRESET)}
+PRESET_OVERRIDES = ("SYNC_COMMITTEE_SIZE", "SLOTS_PER_EPOCH", "EPOCHS_PER_SYNC_COMMITTEE_PERIOD")
+"""Preset values a config may override, for local chains sized otherwise (e.g. a simulated devnet)."""
+
+
+def customize_preset(
+    base: Preset,
+    *,
+    sync_committee_size: int | None = None,
+    slots_per_epoch: int | None = None,
+    epochs_per_sync_committee_period: int | None = None,
+) -> Preset:
+    """`base` with other sizes, named after them (`minimal-512x8x4`); `base` itself if nothing changes."""
+    size = base.sync_committee_size if sync_committee_size is None else sync_committee_size
+    slots = base.slots_per_epoch if slots_per_epoch is None else slots_per_epoch
+    epochs = (
+        base.epochs_per_sync_committee_period
+        if epochs_per_sync_committee_period is None
+        else epochs_per_sync_committee_period
+    )
+    if (size, slots, epochs) == (
+        base.sync_committee_size,
+        base.slots_per_epoch,
+        base.epochs_per_sync_committee_period,
+    ):
+        return base
+    if size < 8 or size & (size - 1) or slots < 1 or epochs < 1:
+        raise ConfigurationError(
+            "a committee size is a power of two (at least 8), epochs and periods at least 1",
+            sync_committee_size=size,
+            slots_per_epoch=slots,
+            epochs_per_sync_committee_period=epochs,
+        )
+    return Preset(
+        f"{base.name}-{size}x{slots}x{epochs}",
+        sync_committee_size=size,
+        slots_per_epoch=slots,
+        epochs_per_sync_committee_period=epochs,
+        min_sync_committee_participants=base.min_sync_committee_participants,
+        max_extra_data_bytes=base.max_extra_data_bytes,
+    )
 
 
 class Fork(IntEnum):
@@ -177,11 +217,22 @@ def network_config_from_spec(
     """Build a `NetworkConfig` from a consensus-spec `config.yaml` mapping.
 
     Values may be YAML integers or hex strings (YAML reads `0x01000000` as an integer). Forks
-    scheduled at `FAR_FUTURE_EPOCH` are left out.
+    scheduled at `FAR_FUTURE_EPOCH` are left out. `SYNC_COMMITTEE_SIZE`, `SLOTS_PER_EPOCH` and
+    `EPOCHS_PER_SYNC_COMMITTEE_PERIOD`, if present, override the preset's (`customize_preset`).
     """
     preset_name = str(config.get("PRESET_BASE", "mainnet")).strip("'\"")
     if preset_name not in PRESETS:
         raise ConfigurationError(f"unknown preset {preset_name!r}", preset=preset_name)
+    try:
+        sizes = [int(config[key]) if key in config else None for key in PRESET_OVERRIDES]
+    except (TypeError, ValueError):
+        raise ConfigurationError("preset overrides are integers", keys=list(PRESET_OVERRIDES)) from None
+    preset = customize_preset(
+        PRESETS[preset_name],
+        sync_committee_size=sizes[0],
+        slots_per_epoch=sizes[1],
+        epochs_per_sync_committee_period=sizes[2],
+    )
     forks = [ForkActivation(Fork.PHASE0, _fork_version(config, "GENESIS_FORK_VERSION"), 0)]
     for fork in list(Fork)[1:]:
         epoch_key = f"{fork.name}_FORK_EPOCH"
@@ -196,7 +247,7 @@ def network_config_from_spec(
         time = int(config.get("MIN_GENESIS_TIME", 0)) + int(config.get("GENESIS_DELAY", 0))
     return NetworkConfig(
         name=name,
-        preset=PRESETS[preset_name],
+        preset=preset,
         genesis_validators_root=genesis_validators_root,
         forks=tuple(forks),
         genesis_time=time,

@@ -1,5 +1,7 @@
 """A small, self-consistent chain built by the tests: beacon headers, states, committees, execution blocks.
 
+The beacon builders are shared with the simulated beacon chain (`relay.tools.beacon_sim.builders`).
+
 Real vectors cannot show a Gateway `Dispatch` in a finalized block, nor an Electra-layout state,
 so the tests build one: a minimal-preset network, a 32-member committee with known secret keys,
 a beacon state tree holding the fields the light client proves (finalized checkpoint, current and
@@ -10,95 +12,53 @@ Only the proven fields are real; every other leaf is filler.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import rlp
 
-from relay.verify.bls import CURVE_ORDER, BlsBackend
-from relay.verify.ethereum import ssz
-from relay.verify.ethereum.config import MINIMAL_PRESET, Fork, ForkActivation, NetworkConfig
+from relay.tools.beacon_sim.builders import (
+    Committee,
+    State,
+    filler,
+    make_committee,
+    make_light_client_header,
+    make_network,
+    make_state,
+    make_sync_aggregate,
+    tree_branch,
+)
+from relay.verify.bls import BlsBackend
+from relay.verify.ethereum.config import Fork, NetworkConfig
 from relay.verify.ethereum.containers import (
-    BeaconBlockHeader,
     ExecutionPayloadHeader,
     LightClientBootstrap,
-    LightClientHeader,
     LightClientUpdate,
-    SyncAggregate,
-    SyncCommittee,
     compute_beacon_block_root,
-    compute_execution_payload_root,
-    compute_sync_committee_root,
 )
 from relay.verify.ethereum.dispatch import DISPATCH_TOPIC
 from relay.verify.ethereum.execution_encoding import EMPTY_TRIE_ROOT
 from relay.verify.ethereum.receipts import Log, Receipt, compute_receipts_root
-from relay.verify.ethereum.signing import compute_sync_committee_signing_root
 from relay.verify.hashing import keccak256
 from relay.verify.message import Message
+
+__all__ = [
+    "Committee",
+    "ExecutionBlock",
+    "Scenario",
+    "State",
+    "filler",
+    "make_committee",
+    "make_light_client_header",
+    "make_network",
+    "make_scenario",
+    "make_state",
+    "tree_branch",
+]
 
 GATEWAY = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
 ORIGIN_DOMAIN = 1
 EMPTY_UNCLES_HASH = keccak256(rlp.encode([]))
-
-
-def make_network(fork: Fork) -> NetworkConfig:
-    """A minimal-preset network with every fork up to `fork` active from genesis."""
-    forks = [ForkActivation(f, bytes([f.value, 0, 0, 0x42]), 0) for f in Fork if f <= fork]
-    return NetworkConfig(
-        name=f"synthetic-{fork.name.lower()}",
-        preset=MINIMAL_PRESET,
-        genesis_validators_root=hashlib.sha256(b"synthetic genesis").digest(),
-        forks=tuple(forks),
-        genesis_time=1_700_000_000,
-        seconds_per_slot=6,
-    )
-
-
-def filler(label: str, index: int) -> bytes:
-    """A deterministic 32-byte stand-in for a field nobody proves."""
-    return hashlib.sha256(f"{label}/{index}".encode()).digest()
-
-
-def tree_branch(leaves: list[bytes], index: int) -> tuple[bytes, tuple[bytes, ...]]:
-    """The root of `leaves` (a power of two) and the branch of leaf `index`, bottom up."""
-    layer = list(leaves)
-    branch = []
-    while len(layer) > 1:
-        branch.append(layer[index ^ 1])
-        layer = [ssz.sha256(layer[i] + layer[i + 1]) for i in range(0, len(layer), 2)]
-        index //= 2
-    return layer[0], tuple(branch)
-
-
-# --- committees -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Committee:
-    """A sync committee with its secret keys."""
-
-    secrets: list[int]
-    committee: SyncCommittee
-
-    def sign(self, backend: BlsBackend, message: bytes, participants: list[int]) -> bytes:
-        """The aggregate signature of `participants` over `message` (one signature by the summed key)."""
-        secret = sum(self.secrets[i] for i in participants) % CURVE_ORDER
-        return backend.sign(secret, message)
-
-
-def make_committee(
-    backend: BlsBackend, seed: str, size: int = MINIMAL_PRESET.sync_committee_size
-) -> Committee:
-    """`size` members with secret keys derived from `seed`."""
-    secrets = [
-        int.from_bytes(hashlib.sha256(f"{seed}/{i}".encode()).digest(), "big") % CURVE_ORDER
-        for i in range(size)
-    ]
-    pubkeys = tuple(backend.secret_to_public_key(secret) for secret in secrets)
-    aggregate = backend.secret_to_public_key(sum(secrets) % CURVE_ORDER)
-    return Committee(secrets, SyncCommittee(pubkeys=pubkeys, aggregate_pubkey=aggregate))
 
 
 # --- execution blocks ------------------------------------------------------------------------------------------------
@@ -248,56 +208,6 @@ def make_execution_block(
 # --- beacon headers and states -----------------------------------------------------------------------------------------
 
 
-def make_light_client_header(
-    slot: int, state_root: bytes, execution: ExecutionPayloadHeader, network: NetworkConfig
-) -> LightClientHeader:
-    """A header whose body commits to `execution` at gindex 25."""
-    fork = network.compute_fork_at_slot(slot)
-    leaves = [filler(f"body/{slot}", i) for i in range(16)]
-    leaves[9] = compute_execution_payload_root(execution, fork)
-    body_root, branch = tree_branch(leaves, 9)
-    beacon = BeaconBlockHeader(
-        slot=slot,
-        proposer_index=slot % 7,
-        parent_root=filler("parent", slot),
-        state_root=state_root,
-        body_root=body_root,
-    )
-    return LightClientHeader(beacon=beacon, execution=execution, execution_branch=branch)
-
-
-@dataclass
-class State:
-    """A beacon state reduced to the leaves the light client proves."""
-
-    root: bytes
-    finality_branch: tuple[bytes, ...]
-    current_branch: tuple[bytes, ...]
-    next_branch: tuple[bytes, ...]
-
-
-def make_state(
-    slot: int,
-    network: NetworkConfig,
-    current: SyncCommittee,
-    next_: SyncCommittee,
-    finalized_root: bytes,
-    finalized_epoch: int,
-) -> State:
-    """A state with the finalized checkpoint (field 20) and the sync committees (fields 22, 23)."""
-    fork = network.compute_fork_at_slot(slot)
-    width = 64 if fork >= Fork.ELECTRA else 32
-    leaves = [filler(f"state/{slot}", i) for i in range(width)]
-    epoch_chunk = ssz.uint_chunk(finalized_epoch)
-    leaves[20] = ssz.sha256(epoch_chunk + finalized_root)
-    leaves[22] = compute_sync_committee_root(current)
-    leaves[23] = compute_sync_committee_root(next_)
-    root, checkpoint_branch = tree_branch(leaves, 20)
-    _, current_branch = tree_branch(leaves, 22)
-    _, next_branch = tree_branch(leaves, 23)
-    return State(root, (epoch_chunk, *checkpoint_branch), current_branch, next_branch)
-
-
 # --- a whole scenario -------------------------------------------------------------------------------------------------------
 
 
@@ -373,17 +283,13 @@ def make_scenario(
     )
     attested_header = make_light_client_header(24, attested_state.root, block_101.payload, network)
     signers = list(range(len(committee.secrets))) if participants is None else participants
-    signing_root = compute_sync_committee_signing_root(attested_header.beacon, 25, network)
-    bits = bytearray(len(committee.secrets) // 8)
-    for i in signers:
-        bits[i // 8] |= 1 << (i % 8)
     update = LightClientUpdate(
         attested_header=attested_header,
         next_sync_committee=next_committee.committee,
         next_sync_committee_branch=attested_state.next_branch,
         finalized_header=finalized_header,
         finality_branch=attested_state.finality_branch,
-        sync_aggregate=SyncAggregate(bytes(bits), committee.sign(backend, signing_root, signers)),
+        sync_aggregate=make_sync_aggregate(backend, committee, attested_header.beacon, 25, network, signers),
         signature_slot=25,
     )
     return Scenario(

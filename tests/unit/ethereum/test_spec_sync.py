@@ -9,6 +9,7 @@ import cramjam
 import pytest
 import yaml
 
+from relay.errors import ConfigurationError
 from relay.verify.bls import get_backend
 from relay.verify.ethereum.codec import decode_bootstrap_ssz, decode_update_ssz
 from relay.verify.ethereum.config import Fork, NetworkConfig, network_config_from_spec
@@ -105,3 +106,22 @@ def test_vector_files_are_all_used() -> None:
         Path(p.name).name.removesuffix(".ssz_snappy") for p in SPEC_LC_SYNC.glob("update_*.ssz_snappy")
     }
     assert used == on_disk
+
+
+def test_config_may_resize_the_preset_but_only_sanely() -> None:
+    """A local chain's config.yaml may override the preset's sizes (the simulated devnet does)."""
+    meta = read_yaml("meta.yaml")
+    root = bytes.fromhex(meta["genesis_validators_root"][2:])
+    config = read_yaml("config.yaml")
+    resized = network_config_from_spec(
+        {**config, "EPOCHS_PER_SYNC_COMMITTEE_PERIOD": 4}, genesis_validators_root=root
+    )
+    assert resized.preset.name == "minimal-32x8x4"
+    assert resized.preset.slots_per_sync_committee_period == 32
+    for bad in (
+        {"SYNC_COMMITTEE_SIZE": 33},
+        {"SLOTS_PER_EPOCH": 0},
+        {"EPOCHS_PER_SYNC_COMMITTEE_PERIOD": "x"},
+    ):
+        with pytest.raises(ConfigurationError):
+            network_config_from_spec({**config, **bad}, genesis_validators_root=root)
