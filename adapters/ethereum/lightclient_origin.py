@@ -110,7 +110,7 @@ PROVEN_BLOCKS_KEPT = 16  # blocks whose verified receipts (and header walks) are
 
 
 class EthereumLightClientOrigin:
-    """See the module docstring. Thread-safe (one sync at a time)."""
+    """See the module docstring. Thread-safe (one sync at a time; proofs never wait for it)."""
 
     def __init__(
         self,
@@ -142,7 +142,10 @@ class EthereumLightClientOrigin:
         # Verified receipts and header walks of recent blocks: their next messages reuse them.
         self._blocks: OrderedDict[tuple[int, bytes], tuple[HexaryTrie, list[ProvenMessage]]] = OrderedDict()
         self._walks: OrderedDict[tuple[bytes, int], list[ExecutionBlockHeader]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the light-client sync (beacon node requests under it)
+        # The receipt caches: never held across a request, so a proof (built in a delivery slot
+        # every origin of the destination shares) never waits for the beacon node.
+        self._cache_lock = threading.Lock()
 
     # --- updates -----------------------------------------------------------------------------
 
@@ -304,7 +307,7 @@ class EthereumLightClientOrigin:
         """The receipts trie of a block and its Gateway messages, from `eth_getBlockReceipts`
         checked against the proven `receipts_root` (kept for the next messages of the block)."""
         key = (block_number, receipts_root)
-        with self._lock:
+        with self._cache_lock:
             kept = self._blocks.get(key)
         if kept is not None:
             return kept
@@ -321,7 +324,7 @@ class EthereumLightClientOrigin:
             origin=self.origin_domain,
         )
         verified = (build_receipts_trie(receipts), proven)
-        with self._lock:
+        with self._cache_lock:
             self._blocks[key] = verified
             while len(self._blocks) > PROVEN_BLOCKS_KEPT:
                 self._blocks.popitem(last=False)
@@ -335,7 +338,7 @@ class EthereumLightClientOrigin:
         if anchor == block:
             return []
         key = (anchor_hash, block)
-        with self._lock:
+        with self._cache_lock:
             kept = self._walks.get(key)
         if kept is not None:
             return kept
@@ -348,7 +351,7 @@ class EthereumLightClientOrigin:
             raise UntrustedAnswer("stored header's receipts root differs from its block's", block=anchor)
         if headers[-1].number != block:
             raise UntrustedAnswer("header walk ended at another block", block=block, got=headers[-1].number)
-        with self._lock:
+        with self._cache_lock:
             self._walks[key] = headers
             while len(self._walks) > PROVEN_BLOCKS_KEPT:
                 self._walks.popitem(last=False)

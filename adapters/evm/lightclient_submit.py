@@ -28,7 +28,7 @@ from web3 import exceptions as web3_errors
 
 from adapters.evm.calldata import PreparedCall
 from adapters.evm.config import LightClientOriginConfig
-from adapters.evm.errors import DeliveryReverted, revert_data
+from adapters.evm.errors import DeliveryReverted, decode_contract_error, error_for_revert, revert_data
 from adapters.evm.fees import compute_gas_limit, compute_minimum_gas_limit
 from adapters.evm.lightclient_reads import EvmLightClientReader
 from adapters.evm.rpc import checksum_address
@@ -106,15 +106,39 @@ def describe_revert(abi: Sequence[dict[str, Any]], data: bytes | None) -> str:
 
 
 def _estimate(
-    destination: EvmDestination, call: Any, abi: Sequence[dict[str, Any]], refused: type[errors.InvalidProof]
+    destination: EvmDestination,
+    call: Any,
+    abi: Sequence[dict[str, Any]],
+    refused: type[errors.InvalidProof],
+    *,
+    through_gateway: bool = False,
 ) -> int:
+    """eth_estimateGas; a revert is `refused`, except, for a call that reaches the Gateway
+    (`through_gateway`), its pause (`DeliveryPaused`: the messages wait, as committee deliveries
+    do), a precompile failure and the inbox's `UnknownBlock` (transient: the relayer proved
+    against a header its own endpoint shows stored, which this node may not show yet), which say
+    nothing about the proof."""
+
     def estimate() -> int:
         return int(call.estimate_gas({"from": destination.account}))
 
     try:
         return destination.transactions.read("eth_estimateGas", estimate)
     except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
-        reason = describe_revert(abi, revert_data(error))
+        data = revert_data(error)
+        if through_gateway:
+            decoded = decode_contract_error(data)  # the Gateway's errors and the inbox's
+            typed = error_for_revert(decoded)
+            if isinstance(typed, errors.DeliveryPaused | errors.TransientError):
+                raise typed from error
+            if decoded.name == "UnknownBlock":  # not stored yet as this node sees it: never forgotten
+                raise errors.NotYetAvailable(
+                    f"the light client stores no such block yet: {decoded.describe()}",
+                    contract_error=decoded.name,
+                ) from error
+            reason = decoded.describe()
+        else:
+            reason = describe_revert(abi, data)
         raise refused(f"the contract refuses it: {reason}", contract_error=reason.split("(", 1)[0]) from error
 
 
@@ -234,7 +258,7 @@ def deliver_by_receipt(
         ],
         [(d.proof_index, d.log_index, d.gas_limit) for d in pending],
     )
-    estimated = _estimate(destination, call, abi, InboxRejected)
+    estimated = _estimate(destination, call, abi, InboxRejected, through_gateway=True)
     floor = compute_minimum_gas_limit([d.gas_limit for d in pending])
     sent = destination.transactions.send(call, max(compute_gas_limit(estimated), floor))
     transaction_hash, receipt = destination.transactions.wait(sent)

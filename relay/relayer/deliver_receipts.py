@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 from relay.chains.lightclient import ProvenReceipt, ReceiptDelivery, ReceiptProof
-from relay.errors import PermanentError, RelayError
+from relay.errors import PermanentError, RelayError, RpcUnavailable
 from relay.lifecycle import MessageState
 from relay.relayer.common import describe
 from relay.relayer.policy import Decision
@@ -139,6 +139,11 @@ def submit_receipt_batch(
                 "receipt proof unavailable; the message is sent later",
                 extra={"message_id": record.id, "error": describe(error)},
             )
+            if error.reason == RpcUnavailable.__name__:
+                # The node did not answer (not one block's error): the rest of the batch would wait
+                # for it too, one timeout each, in a delivery slot every origin of this destination
+                # shares. They are sent later.
+                break
     proven = [r for r in claimed if r.id in proofs]
     gas_limits = {i: d.gas_limit for i, d in decisions.items()}
     bounds = (deliverer.max_batch_bytes, deliverer.max_batch_gas(destination.domain))
