@@ -28,7 +28,13 @@ from web3 import exceptions as web3_errors
 
 from adapters.evm.calldata import PreparedCall
 from adapters.evm.config import LightClientOriginConfig
-from adapters.evm.errors import DeliveryReverted, decode_contract_error, error_for_revert, revert_data
+from adapters.evm.errors import (
+    DeliveryReverted,
+    classify_send_error,
+    decode_contract_error,
+    error_for_revert,
+    revert_data,
+)
 from adapters.evm.fees import compute_gas_limit, compute_minimum_gas_limit
 from adapters.evm.lightclient_reads import EvmLightClientReader
 from adapters.evm.rpc import checksum_address
@@ -140,6 +146,13 @@ def _estimate(
         else:
             reason = describe_revert(abi, data)
         raise refused(f"the contract refuses it: {reason}", contract_error=reason.split("(", 1)[0]) from error
+    except web3_errors.Web3RPCError as error:
+        # As the committee path's `_simulate`: a node refusing for the account's nonce, fees or
+        # funds is typed (and transient), never reported as a refusal of the proof.
+        refusal = classify_send_error(error, destination.account)
+        if refusal is not None:
+            raise refusal from error
+        raise
 
 
 # --- light-client updates ---------------------------------------------------------------------------

@@ -3,13 +3,20 @@ deliveries to leave out, and how contract refusals are named."""
 
 from __future__ import annotations
 
-from eth_abi import encode as abi_encode
+from typing import Any
 
+import pytest
+from eth_abi import encode as abi_encode
+from web3 import exceptions as web3_errors
+
+from adapters.evm.errors import InsufficientFunds, NonceConflict
 from adapters.evm.lightclient_submit import (
+    _estimate,
     compute_pending_batch,
     describe_revert,
     is_update_needed,
 )
+from relay import errors
 from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, StoredHeaders, share_trie_nodes
 from relay.verify.hashing import keccak256
 from relay.verify.message import Message
@@ -61,3 +68,32 @@ def test_shared_trie_nodes_follow_the_inboxs_rule() -> None:
     shared = share_trie_nodes(proofs)
     assert shared[1].nodes == (b"", b"", b"leaf-1") and shared[2].nodes == (b"", branch_b, b"leaf-2")
     assert shared[0] == proofs[0] and shared[3] == proofs[3]
+
+
+class _NodeRefuses:
+    """A destination whose node answers eth_estimateGas with a JSON-RPC error (no revert)."""
+
+    account = "0x" + "ab" * 20
+
+    class transactions:  # stands for the destination's `transactions` attribute
+        @staticmethod
+        def read(method: str, call: Any) -> Any:
+            return call()
+
+
+class _Call:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def estimate_gas(self, transaction: dict[str, Any]) -> int:
+        raise web3_errors.Web3RPCError(self.message)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("nonce too low", NonceConflict), ("insufficient funds for gas * price + value", InsufficientFunds)],
+)
+def test_a_node_refusing_the_account_is_typed_not_a_refusal_of_the_proof(answer: str, expected: type) -> None:
+    """As the committee path: the account's nonce or funds say nothing about the proof."""
+    with pytest.raises(expected):
+        _estimate(_NodeRefuses(), _Call(answer), [], errors.InvalidProof, through_gateway=True)  # type: ignore[arg-type]
