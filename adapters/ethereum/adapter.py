@@ -69,32 +69,10 @@ def create_finality_source(chain: ChainConfigBase, metrics: RelayMetrics) -> Fin
     It reads beacon and execution nodes through its own transports and counts nothing on
     `metrics` yet (its RPC calls are not `relay_rpc_*` ones).
     """
-    if not isinstance(chain, EthereumChainConfig):
-        raise ConfigurationError(
-            "the ethereum adapter needs an ethereum chain config", chain=chain.name, kind=chain.kind
-        )
-    settings = chain.light_client
-    beacon: Any
-    execution: Any
-    if settings.replay_file:
-        beacon = execution = ReplayTransport.from_file(settings.replay_file)
-    else:
-        beacon = HttpBeaconTransport(settings.beacon_url)
-        execution = HttpExecutionTransport(settings.execution_url or chain.rpc_urls[0])
-    extra: dict[str, Any] = {}
-    if settings.fixed_time is not None:
-        fixed = float(settings.fixed_time)
-        extra["clock"] = lambda: fixed  # replaying a recording: the time it was recorded at
+    ethereum = _ethereum_chain(chain, "the ethereum adapter needs an ethereum chain config")
+    settings = ethereum.light_client
     source = EthereumFinalitySource(
-        beacon,
-        execution,
-        network=_network(settings),
-        trusted_block_root=bytes.fromhex(settings.trusted_block_root.removeprefix("0x")),
-        gateway=bytes.fromhex(chain.gateway.removeprefix("0x")),
-        origin_domain=chain.domain,
-        backend=get_backend(settings.bls_backend),
-        allow_force_update=settings.allow_force_update,
-        **extra,
+        **_light_client_arguments(ethereum), allow_force_update=settings.allow_force_update
     )
     checkpoint = None
     if settings.checkpoint is not None:
@@ -125,10 +103,20 @@ def create_light_client_origin(chain: ChainConfigBase, metrics: RelayMetrics) ->
     """The relayer's view of light-client origin `chain`: its `light_client` section's beacon node
     (`beacon_url`, or `replay_file`), execution RPC (`execution_url`, else the first `rpc_urls`),
     network and trusted block root."""
+    ethereum = _ethereum_chain(chain, "verification lightclient needs an ethereum chain config")
+    return EthereumLightClientOrigin(**_light_client_arguments(ethereum))
+
+
+def _ethereum_chain(chain: ChainConfigBase, refusal: str) -> EthereumChainConfig:
     if not isinstance(chain, EthereumChainConfig):
-        raise ConfigurationError(
-            "verification lightclient needs an ethereum chain config", chain=chain.name, kind=chain.kind
-        )
+        raise ConfigurationError(refusal, chain=chain.name, kind=chain.kind)
+    return chain
+
+
+def _light_client_arguments(chain: EthereumChainConfig) -> dict[str, Any]:
+    """What both light-client views (finality source, relayer's origin) take from `light_client`:
+    the beacon node (`beacon_url`, or `replay_file`), execution RPC (`execution_url`, else the
+    first `rpc_urls`), network, trusted block root, BLS backend, and a fixed clock if configured."""
     settings = chain.light_client
     beacon: Any
     execution: Any
@@ -137,20 +125,19 @@ def create_light_client_origin(chain: ChainConfigBase, metrics: RelayMetrics) ->
     else:
         beacon = HttpBeaconTransport(settings.beacon_url)
         execution = HttpExecutionTransport(settings.execution_url or chain.rpc_urls[0])
-    extra: dict[str, Any] = {}
+    arguments: dict[str, Any] = {
+        "beacon": beacon,
+        "execution": execution,
+        "network": _network(settings),
+        "trusted_block_root": bytes.fromhex(settings.trusted_block_root.removeprefix("0x")),
+        "gateway": bytes.fromhex(chain.gateway.removeprefix("0x")),
+        "origin_domain": chain.domain,
+        "backend": get_backend(settings.bls_backend),
+    }
     if settings.fixed_time is not None:
         fixed = float(settings.fixed_time)
-        extra["clock"] = lambda: fixed
-    return EthereumLightClientOrigin(
-        beacon,
-        execution,
-        network=_network(settings),
-        trusted_block_root=bytes.fromhex(settings.trusted_block_root.removeprefix("0x")),
-        gateway=bytes.fromhex(chain.gateway.removeprefix("0x")),
-        origin_domain=chain.domain,
-        backend=get_backend(settings.bls_backend),
-        **extra,
-    )
+        arguments["clock"] = lambda: fixed  # replaying a recording: the time it was recorded at
+    return arguments
 
 
 def _network(settings: LightClientConfig) -> Any:

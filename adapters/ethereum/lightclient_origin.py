@@ -32,26 +32,26 @@ from eth_abi import encode as abi_encode
 from eth_utils import collapse_if_tuple
 from trie import HexaryTrie
 
-from adapters.ethereum.beacon_api import FINALITY_UPDATE_PATH, bootstrap_path, updates_path
+from adapters.ethereum.beacon_api import FINALITY_UPDATE_PATH
 from adapters.ethereum.onchain_client import encode_update, needs_committee_keys
-from adapters.ethereum.source import MAX_REQUEST_LIGHT_CLIENT_UPDATES
+from adapters.ethereum.source import (
+    MAX_REQUEST_LIGHT_CLIENT_UPDATES,
+    bootstrap_light_client,
+    follow_sync_committee_periods,
+)
 from adapters.ethereum.transport import BeaconTransport, ExecutionTransport
 from adapters.evm.build import load_artifact
 from relay.chains.lightclient import HeaderUpdate, ProvenReceipt, ReceiptProof, StoredHeaders
 from relay.errors import InvalidProof, MessageNotInBlock, UntrustedAnswer
 from relay.verify.bls import BlsBackend, get_backend
-from relay.verify.ethereum.codec import (
-    parse_bootstrap,
-    parse_finality_update,
-    parse_updates,
-)
+from relay.verify.ethereum.codec import parse_finality_update
 from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
 from relay.verify.ethereum.config import NetworkConfig
 from relay.verify.ethereum.containers import LightClientUpdate, SyncCommittee
 from relay.verify.ethereum.dispatch import ProvenMessage, prove_dispatches_in_receipts
 from relay.verify.ethereum.errors import IrrelevantUpdate
 from relay.verify.ethereum.execution import ExecutionBlockHeader, parse_block_header, verify_header_chain
-from relay.verify.ethereum.light_client_store import has_supermajority
+from relay.verify.ethereum.light_client_store import UpdateOutcome, has_supermajority
 from relay.verify.ethereum.receipts import (
     build_receipts_trie,
     compute_receipt_proof,
@@ -110,7 +110,7 @@ PROVEN_BLOCKS_KEPT = 16  # blocks whose verified receipts (and header walks) are
 
 
 class EthereumLightClientOrigin:
-    """See the module docstring. Thread-safe (one sync at a time)."""
+    """See the module docstring. Thread-safe (one sync at a time; proofs never wait for it)."""
 
     def __init__(
         self,
@@ -142,7 +142,10 @@ class EthereumLightClientOrigin:
         # Verified receipts and header walks of recent blocks: their next messages reuse them.
         self._blocks: OrderedDict[tuple[int, bytes], tuple[HexaryTrie, list[ProvenMessage]]] = OrderedDict()
         self._walks: OrderedDict[tuple[bytes, int], list[ExecutionBlockHeader]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the light-client sync (beacon node requests under it)
+        # The receipt caches: never held across a request, so a proof (built in a delivery slot
+        # every origin of the destination shares) never waits for the beacon node.
+        self._cache_lock = threading.Lock()
 
     # --- updates -----------------------------------------------------------------------------
 
@@ -163,35 +166,19 @@ class EthereumLightClientOrigin:
 
     def sync(self) -> None:
         """Bootstrap if needed, verify and keep every period's update up to now and the latest finality update."""
-        preset = self.network.preset
         if self._client is None:
-            bootstrap = parse_bootstrap(self.beacon.get(bootstrap_path(self.trusted_block_root)), preset)
-            self._client = LightClient.from_bootstrap(
-                self.trusted_block_root, bootstrap, self.network, self.backend, keys=self.keys
+            self._client = bootstrap_light_client(
+                self.beacon, self.trusted_block_root, self.network, self.backend, self.keys
             )
         client = self._client
         self._remember_committees(client)
-        while True:
-            slot = self.current_slot()
-            current_period = self.network.compute_sync_committee_period_at_slot(slot)
-            store_period = client.current_period()
-            if store_period > current_period or (
-                store_period == current_period and client.next_sync_committee_known()
-            ):
-                break
-            count = min(MAX_REQUEST_LIGHT_CLIENT_UPDATES, current_period - store_period + 1)
-            progressed = False
-            for update in parse_updates(self.beacon.get(updates_path(store_period, count)), preset):
-                try:
-                    outcome = client.process_update(update, slot)
-                except IrrelevantUpdate:
-                    continue
-                self._keep(update)
-                self._remember_committees(client)
-                progressed = progressed or outcome.period_advanced or outcome.next_sync_committee_learned
-            if not progressed:
-                break
-        finality = parse_finality_update(self.beacon.get(FINALITY_UPDATE_PATH), preset)
+
+        def keep(update: LightClientUpdate, _outcome: UpdateOutcome) -> None:
+            self._keep(update)
+            self._remember_committees(client)
+
+        follow_sync_committee_periods(client, self.beacon, self.current_slot, keep)
+        finality = parse_finality_update(self.beacon.get(FINALITY_UPDATE_PATH), self.network.preset)
         try:
             client.process_finality_update(finality, self.current_slot())
         except IrrelevantUpdate:
@@ -320,7 +307,7 @@ class EthereumLightClientOrigin:
         """The receipts trie of a block and its Gateway messages, from `eth_getBlockReceipts`
         checked against the proven `receipts_root` (kept for the next messages of the block)."""
         key = (block_number, receipts_root)
-        with self._lock:
+        with self._cache_lock:
             kept = self._blocks.get(key)
         if kept is not None:
             return kept
@@ -337,7 +324,7 @@ class EthereumLightClientOrigin:
             origin=self.origin_domain,
         )
         verified = (build_receipts_trie(receipts), proven)
-        with self._lock:
+        with self._cache_lock:
             self._blocks[key] = verified
             while len(self._blocks) > PROVEN_BLOCKS_KEPT:
                 self._blocks.popitem(last=False)
@@ -351,7 +338,7 @@ class EthereumLightClientOrigin:
         if anchor == block:
             return []
         key = (anchor_hash, block)
-        with self._lock:
+        with self._cache_lock:
             kept = self._walks.get(key)
         if kept is not None:
             return kept
@@ -364,7 +351,7 @@ class EthereumLightClientOrigin:
             raise UntrustedAnswer("stored header's receipts root differs from its block's", block=anchor)
         if headers[-1].number != block:
             raise UntrustedAnswer("header walk ended at another block", block=block, got=headers[-1].number)
-        with self._lock:
+        with self._cache_lock:
             self._walks[key] = headers
             while len(self._walks) > PROVEN_BLOCKS_KEPT:
                 self._walks.popitem(last=False)

@@ -28,10 +28,8 @@ from adapters.evm.build import load_artifact
 from adapters.evm.deploy import TransactionSender
 from relay.errors import InvalidProof, InvalidPublicKey, InvalidSignature
 from relay.verify.bls import signature_to_eip2537
-from relay.verify.ethereum import ssz
 from relay.verify.ethereum.config import Fork, NetworkConfig
 from relay.verify.ethereum.containers import (
-    ExecutionPayloadHeader,
     LightClientBootstrap,
     LightClientFinalityUpdate,
     LightClientHeader,
@@ -39,6 +37,7 @@ from relay.verify.ethereum.containers import (
     LightClientUpdate,
     SyncCommittee,
     compute_beacon_block_root,
+    compute_execution_payload_chunks,
     compute_sync_committee_root,
     is_empty_sync_committee,
     is_zero_branch,
@@ -104,31 +103,6 @@ def encode_signature(signature: bytes) -> bytes:
 # --- headers, committees, configuration ----------------------------------------------------------------------
 
 
-def compute_execution_chunks(
-    execution: ExecutionPayloadHeader, max_extra_data_bytes: int = 32
-) -> list[bytes]:
-    """The 17 SSZ chunks of an execution payload header, in Deneb order (the blob-gas ones last)."""
-    return [
-        execution.parent_hash,
-        ssz.root_of_byte_vector(execution.fee_recipient),
-        execution.state_root,
-        execution.receipts_root,
-        ssz.root_of_byte_vector(execution.logs_bloom),
-        execution.prev_randao,
-        ssz.uint_chunk(execution.block_number),
-        ssz.uint_chunk(execution.gas_limit),
-        ssz.uint_chunk(execution.gas_used),
-        ssz.uint_chunk(execution.timestamp),
-        ssz.root_of_byte_list(execution.extra_data, max_extra_data_bytes),
-        ssz.uint_chunk(execution.base_fee_per_gas, 32),
-        execution.block_hash,
-        execution.transactions_root,
-        execution.withdrawals_root,
-        ssz.uint_chunk(execution.blob_gas_used),
-        ssz.uint_chunk(execution.excess_blob_gas),
-    ]
-
-
 def encode_header(header: LightClientHeader, network: NetworkConfig) -> tuple[Any, ...]:
     """The contract's `Header` tuple."""
     beacon = header.beacon
@@ -136,7 +110,8 @@ def encode_header(header: LightClientHeader, network: NetworkConfig) -> tuple[An
         raise InvalidProof("execution branch must have 4 nodes", nodes=len(header.execution_branch))
     return (
         (beacon.slot, beacon.proposer_index, beacon.parent_root, beacon.state_root, beacon.body_root),
-        compute_execution_chunks(header.execution, network.preset.max_extra_data_bytes),
+        # Always the 17 chunks of the Deneb layout: the contract drops the blob-gas ones for Capella.
+        compute_execution_payload_chunks(header.execution, Fork.DENEB, network.preset.max_extra_data_bytes),
         list(header.execution_branch),
     )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import rlp
 
+from relay.chains.lightclient import ReceiptProof, share_trie_nodes
 from relay.errors import InvalidProof
 from relay.verify.ethereum.errors import InvalidReceiptsRoot, MalformedObject
 from relay.verify.ethereum.execution import (
@@ -49,18 +50,6 @@ DeliveryArgs = tuple[int, int, int]
 
 class ReceiptProofError(InvalidProof):
     """The receipts or headers an RPC returned cannot prove the requested receipt or log."""
-
-
-@dataclass(frozen=True)
-class ReceiptProof:
-    """The inbox's `ReceiptProof`: a receipt committed in block `block_number`'s receipts root
-    (or, with `headers`, in an ancestor of it: headers[0] is block `block_number`, each next one
-    the parent of the one before, the last the receipt's block)."""
-
-    block_number: int
-    headers: tuple[bytes, ...]
-    transaction_index: int
-    nodes: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -193,34 +182,11 @@ def encode_receipt_proof(proof: ReceiptProof) -> ReceiptProofArgs:
 
 
 def share_nodes(proofs: Sequence[ReceiptProof], *, headers: bool = True) -> tuple[ReceiptProof, ...]:
-    """The proofs of a batch with each trie node and each header that equals the previous proof's
-    one at the same position replaced by an empty one, which the inbox reads as that one: proofs
-    of one block share their upper trie nodes (the root is sent once instead of once per
-    message), and proofs walking back from one stored block share the walk's first headers (each
-    about 600 bytes on mainnet). Keep the order, and share after choosing the batch's proofs (an
-    empty entry refers to the proof before it). `headers=False` shares the nodes only."""
-    nodes = share_proof_nodes([proof.nodes for proof in proofs])
-    walks = share_proof_nodes([proof.headers for proof in proofs]) if headers else [p.headers for p in proofs]
-    return tuple(
-        ReceiptProof(proof.block_number, walk, proof.transaction_index, shared)
-        for proof, walk, shared in zip(proofs, walks, nodes, strict=True)
-    )
-
-
-def share_proof_nodes(proofs: Sequence[Sequence[bytes]]) -> list[tuple[bytes, ...]]:
-    """`share_nodes` on bare node (or header) lists, one per proof, in batch order: an entry equal
-    to the previous list's entry at the same position becomes empty."""
-    shared: list[tuple[bytes, ...]] = []
-    previous: Sequence[bytes] = ()
-    for nodes in proofs:
-        shared.append(
-            tuple(
-                b"" if depth < len(previous) and node == previous[depth] else bytes(node)
-                for depth, node in enumerate(nodes)
-            )
-        )
-        previous = nodes
-    return shared
+    """The proofs of a batch with the trie nodes and headers they share with the proof before sent
+    empty, as the inbox reads them (`relay.chains.lightclient.share_trie_nodes`): proofs of one
+    block send their upper trie nodes once, proofs walking back from one stored block the walk's
+    headers. `headers=False` shares the nodes only. Share after choosing the batch's proofs."""
+    return tuple(share_trie_nodes(proofs, headers=headers))
 
 
 def encode_delivery(proof_index: int, log_index: int, gas_limit: int) -> DeliveryArgs:

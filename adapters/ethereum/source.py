@@ -39,7 +39,7 @@ from relay.verify.ethereum.codec import (
 )
 from relay.verify.ethereum.committee_keys import SyncCommitteeKeyCache
 from relay.verify.ethereum.config import NetworkConfig
-from relay.verify.ethereum.containers import LightClientHeader
+from relay.verify.ethereum.containers import LightClientHeader, LightClientUpdate
 from relay.verify.ethereum.dispatch import DISPATCH_TOPIC, ProvenMessage, prove_dispatches_in_receipts
 from relay.verify.ethereum.errors import IrrelevantUpdate, MalformedObject
 from relay.verify.ethereum.execution import parse_block_header, verify_block_hash, verify_header_chain
@@ -89,6 +89,56 @@ class SyncReport:
     outcomes: list[tuple[str, UpdateOutcome]]
     finalized_header: LightClientHeader
     optimistic_header: LightClientHeader
+
+
+def bootstrap_light_client(
+    beacon: BeaconTransport,
+    trusted_block_root: bytes,
+    network: NetworkConfig,
+    backend: BlsBackend,
+    keys: SyncCommitteeKeyCache,
+    *,
+    allow_force_update: bool = False,
+) -> LightClient:
+    """A light client started from the node's bootstrap of `trusted_block_root` (which it verifies)."""
+    bootstrap = parse_bootstrap(beacon.get(bootstrap_path(trusted_block_root)), network.preset)
+    return LightClient.from_bootstrap(
+        trusted_block_root, bootstrap, network, backend, allow_force_update=allow_force_update, keys=keys
+    )
+
+
+def follow_sync_committee_periods(
+    client: LightClient,
+    beacon: BeaconTransport,
+    current_slot: Callable[[], int],
+    on_applied: Callable[[LightClientUpdate, UpdateOutcome], None],
+) -> None:
+    """Apply `light_client/updates` period by period until `client` knows the current period's
+    next committee, or the node has nothing that moves it; `on_applied` sees each applied update.
+
+    Updates that are stale but genuine-looking (`IrrelevantUpdate`) are skipped; any other failed
+    check raises, and nothing after it is applied.
+    """
+    network = client.network
+    while True:
+        slot = current_slot()
+        current_period = network.compute_sync_committee_period_at_slot(slot)
+        store_period = client.current_period()
+        if store_period > current_period or (
+            store_period == current_period and client.next_sync_committee_known()
+        ):
+            return
+        count = min(MAX_REQUEST_LIGHT_CLIENT_UPDATES, current_period - store_period + 1)
+        progressed = False
+        for update in parse_updates(beacon.get(updates_path(store_period, count)), network.preset):
+            try:
+                outcome = client.process_update(update, slot)
+            except IrrelevantUpdate:
+                continue
+            on_applied(update, outcome)
+            progressed = progressed or outcome.period_advanced or outcome.next_sync_committee_learned
+        if not progressed:
+            return
 
 
 class EthereumFinalitySource:
@@ -145,20 +195,21 @@ class EthereumFinalitySource:
         """Bootstrap if needed, follow the periods up to now, then the latest finality and optimistic updates."""
         outcomes: list[tuple[str, UpdateOutcome]] = []
         if self._client is None:
-            bootstrap = parse_bootstrap(
-                self.beacon.get(bootstrap_path(self.trusted_block_root)),
-                self.network.preset,
-            )
-            self._client = LightClient.from_bootstrap(
+            self._client = bootstrap_light_client(
+                self.beacon,
                 self.trusted_block_root,
-                bootstrap,
                 self.network,
                 self.backend,
+                self.keys,
                 allow_force_update=self.allow_force_update,
-                keys=self.keys,
             )
         client = self._client
-        self._sync_periods(client, outcomes)
+        follow_sync_committee_periods(
+            client,
+            self.beacon,
+            self.current_slot,
+            lambda _update, outcome: outcomes.append(("update", outcome)),
+        )
         slot = self.current_slot()
         finality = parse_finality_update(self.beacon.get(FINALITY_UPDATE_PATH), self.network.preset)
         self._apply(outcomes, "finality_update", client.process_finality_update, finality, slot)
@@ -173,25 +224,6 @@ class EthereumFinalitySource:
             client.process_force_update(slot)
         self._remember_finalized(client.finalized_header)
         return SyncReport(outcomes, client.finalized_header, client.optimistic_header)
-
-    def _sync_periods(self, client: LightClient, outcomes: list[tuple[str, UpdateOutcome]]) -> None:
-        while True:
-            slot = self.current_slot()
-            current_period = self.network.compute_sync_committee_period_at_slot(slot)
-            store_period = client.current_period()
-            if store_period > current_period or (
-                store_period == current_period and client.next_sync_committee_known()
-            ):
-                return
-            count = min(MAX_REQUEST_LIGHT_CLIENT_UPDATES, current_period - store_period + 1)
-            body = self.beacon.get(updates_path(store_period, count))
-            progressed = False
-            for update in parse_updates(body, self.network.preset):
-                outcome = self._apply(outcomes, "update", client.process_update, update, slot)
-                if outcome is not None and (outcome.period_advanced or outcome.next_sync_committee_learned):
-                    progressed = True
-            if not progressed:
-                return
 
     @staticmethod
     def _apply(

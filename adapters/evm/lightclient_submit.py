@@ -28,13 +28,25 @@ from web3 import exceptions as web3_errors
 
 from adapters.evm.calldata import PreparedCall
 from adapters.evm.config import LightClientOriginConfig
-from adapters.evm.errors import DeliveryReverted, revert_data
+from adapters.evm.errors import (
+    DeliveryReverted,
+    classify_send_error,
+    decode_contract_error,
+    error_for_revert,
+    revert_data,
+)
 from adapters.evm.fees import compute_gas_limit, compute_minimum_gas_limit
 from adapters.evm.lightclient_reads import EvmLightClientReader
 from adapters.evm.rpc import checksum_address
 from relay import errors
 from relay.chains import SubmittedBatch
-from relay.chains.lightclient import HeaderUpdate, ReceiptDelivery, ReceiptProof, StoredHeaders
+from relay.chains.lightclient import (
+    HeaderUpdate,
+    ReceiptDelivery,
+    ReceiptProof,
+    StoredHeaders,
+    share_trie_nodes,
+)
 
 if TYPE_CHECKING:
     from adapters.evm.submitter import EvmDestination
@@ -100,16 +112,47 @@ def describe_revert(abi: Sequence[dict[str, Any]], data: bytes | None) -> str:
 
 
 def _estimate(
-    destination: EvmDestination, call: Any, abi: Sequence[dict[str, Any]], refused: type[errors.InvalidProof]
+    destination: EvmDestination,
+    call: Any,
+    abi: Sequence[dict[str, Any]],
+    refused: type[errors.InvalidProof],
+    *,
+    through_gateway: bool = False,
 ) -> int:
+    """eth_estimateGas; a revert is `refused`, except, for a call that reaches the Gateway
+    (`through_gateway`), its pause (`DeliveryPaused`: the messages wait, as committee deliveries
+    do), a precompile failure and the inbox's `UnknownBlock` (transient: the relayer proved
+    against a header its own endpoint shows stored, which this node may not show yet), which say
+    nothing about the proof."""
+
     def estimate() -> int:
         return int(call.estimate_gas({"from": destination.account}))
 
     try:
         return destination.transactions.read("eth_estimateGas", estimate)
     except (web3_errors.ContractLogicError, web3_errors.ContractCustomError) as error:
-        reason = describe_revert(abi, revert_data(error))
+        data = revert_data(error)
+        if through_gateway:
+            decoded = decode_contract_error(data)  # the Gateway's errors and the inbox's
+            typed = error_for_revert(decoded)
+            if isinstance(typed, errors.DeliveryPaused | errors.TransientError):
+                raise typed from error
+            if decoded.name == "UnknownBlock":  # not stored yet as this node sees it: never forgotten
+                raise errors.NotYetAvailable(
+                    f"the light client stores no such block yet: {decoded.describe()}",
+                    contract_error=decoded.name,
+                ) from error
+            reason = decoded.describe()
+        else:
+            reason = describe_revert(abi, data)
         raise refused(f"the contract refuses it: {reason}", contract_error=reason.split("(", 1)[0]) from error
+    except web3_errors.Web3RPCError as error:
+        # As the committee path's `_simulate`: a node refusing for the account's nonce, fees or
+        # funds is typed (and transient), never reported as a refusal of the proof.
+        refusal = classify_send_error(error, destination.account)
+        if refusal is not None:
+            raise refusal from error
+        raise
 
 
 # --- light-client updates ---------------------------------------------------------------------------
@@ -196,36 +239,6 @@ def compute_pending_batch(
     return kept, pending
 
 
-def share_proof_parts(proofs: Sequence[ReceiptProof]) -> list[ReceiptProof]:
-    """`proofs` as the inbox's batch takes them most cheaply: a trie node or a header equal to the
-    previous proof's at the same position is sent empty (the inbox reads it as that one, still
-    checked), so the proofs of one block send their shared upper nodes once, and the proofs
-    walking back from one stored block send the walk's shared headers once (about 600 bytes each
-    on mainnet). The rule is the inbox's (`adapters.ethereum.receipt_proofs.share_nodes`);
-    applied after the batch is final, since an empty entry refers to the proof before it."""
-    shared = []
-    previous: ReceiptProof | None = None
-    for proof in proofs:
-        shared.append(
-            ReceiptProof(
-                proof.block_number,
-                _share(proof.headers, previous.headers if previous is not None else ()),
-                proof.transaction_index,
-                _share(proof.nodes, previous.nodes if previous is not None else ()),
-            )
-        )
-        previous = proof
-    return shared
-
-
-def _share(parts: Sequence[bytes], previous: Sequence[bytes]) -> tuple[bytes, ...]:
-    """`parts` with each entry equal to `previous`'s at the same position emptied."""
-    return tuple(
-        b"" if position < len(previous) and part == previous[position] else part
-        for position, part in enumerate(parts)
-    )
-
-
 def deliver_by_receipt(
     destination: EvmDestination,
     origin: int,
@@ -254,11 +267,11 @@ def deliver_by_receipt(
     call = inbox.functions.deliverFromEthereumBatch(
         [
             (p.block_number, list(p.headers), p.transaction_index, list(p.nodes))
-            for p in share_proof_parts(kept)
+            for p in share_trie_nodes(kept)
         ],
         [(d.proof_index, d.log_index, d.gas_limit) for d in pending],
     )
-    estimated = _estimate(destination, call, abi, InboxRejected)
+    estimated = _estimate(destination, call, abi, InboxRejected, through_gateway=True)
     floor = compute_minimum_gas_limit([d.gas_limit for d in pending])
     sent = destination.transactions.send(call, max(compute_gas_limit(estimated), floor))
     transaction_hash, receipt = destination.transactions.wait(sent)

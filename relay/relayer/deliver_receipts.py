@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 from relay.chains.lightclient import ProvenReceipt, ReceiptDelivery, ReceiptProof
-from relay.errors import PermanentError, RelayError
+from relay.errors import PermanentError, RelayError, RpcUnavailable
 from relay.lifecycle import MessageState
 from relay.relayer.common import describe
 from relay.relayer.policy import Decision
@@ -83,7 +83,7 @@ def compute_proof_bytes(proof: ReceiptProof, previous: ReceiptProof | None = Non
 
 def sent_headers(proof: ReceiptProof, previous: ReceiptProof | None) -> list[bytes]:
     """The headers of `proof` a batch sends after `previous`: those not equal to its header at the
-    same position (`adapters.evm.lightclient_submit.share_proof_parts`)."""
+    same position (`relay.chains.lightclient.share_trie_nodes`)."""
     before = previous.headers if previous is not None else ()
     return [h for i, h in enumerate(proof.headers) if i >= len(before) or before[i] != h]
 
@@ -159,6 +159,11 @@ def submit_receipt_batch(
                 "receipt proof unavailable; the message is sent later",
                 extra={"message_id": record.id, "error": describe(error)},
             )
+            if error.reason == RpcUnavailable.__name__:
+                # The node did not answer (not one block's error): the rest of the batch would wait
+                # for it too, one timeout each, in a delivery slot every origin of this destination
+                # shares. They are sent later.
+                break
     proven = [r for r in claimed if r.id in proofs]
     gas_limits = {i: d.gas_limit for i, d in decisions.items()}
     bounds = (deliverer.max_batch_bytes, deliverer.max_batch_gas(destination.domain))

@@ -95,6 +95,7 @@ DELIVERY_CALLS = 32
 MAX_DELIVERY_ITEMS = 1000  # messages in one Deliver (the relayer's max_batch is at most this)
 MAX_DELIVERED_KEYS = 10_000  # keys in one GetDelivered
 MAX_SIGNERS_BYTES = 1024  # a signer bitfield of more than 8192 members is not a committee's
+LIGHT_CLIENT_LOCK_STRIPES = 64  # light-client update locks (origins apart, bounded)
 
 
 class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
@@ -110,7 +111,10 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         # One hand-over at a time: a second caller with the same certificate then finds the
         # committee already there instead of paying for a transaction that reverts.
         self._handover_lock = threading.Lock()
-        self._light_client_lock = threading.Lock()
+        # One light-client update per origin at a time (the next sees the first landed); origins
+        # apart (striped: bounded whatever origins callers name), so one origin's slow transaction
+        # does not hold back another's updates.
+        self._light_client_locks = [threading.Lock() for _ in range(LIGHT_CLIENT_LOCK_STRIPES)]
 
     def Deliver(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DeliverResponse:  # noqa: N802
         """One transaction for the batch; per-message outcomes (see the module docstring)."""
@@ -277,6 +281,9 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
         return destination_pb2.SubmitHandoverResponse(transaction_hash=transaction_hash, epoch=epoch)
 
+    def _light_client_lock(self, origin: int) -> threading.Lock:
+        return self._light_client_locks[origin % LIGHT_CLIENT_LOCK_STRIPES]
+
     def SubmitLightClientUpdate(  # noqa: N802
         self, request: Any, context: grpc.ServicerContext
     ) -> destination_pb2.SubmitLightClientUpdateResponse:
@@ -293,7 +300,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         except MalformedEncoding as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
         try:
-            with self._light_client_lock:  # one update at a time: the next sees the first landed
+            with self._light_client_lock(origin):
                 transaction_hash, stored = destination.submit_light_client_update(origin, update)
         except InvalidProof as error:
             log.warning(

@@ -30,7 +30,7 @@ from adapters.evm.deploy import TransactionSender, contract, rpc_request, start_
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
 from relay.chains.lightclient import ReceiptDelivery, ReceiptProof
 from relay.config import SecretRef
-from relay.errors import MessageNotInBlock, UntrustedAnswer
+from relay.errors import MessageNotInBlock, TransientError, UntrustedAnswer
 from relay.peers import DeliveryOutcome
 from relay.roles.submitter import Submitter, SubmitterConfig
 from relay.rpc.clients import GrpcSubmitterClient
@@ -321,3 +321,49 @@ def test_messages_of_one_block_go_in_one_batch_with_their_shared_trie_nodes_sent
     )
     assert [report.results[m.id].outcome for m in messages] == [DeliveryOutcome.DELIVERED] * 3
     assert setup.counter.functions.received().call() == received + 3
+
+
+def test_a_paused_origin_is_reported_paused_not_rejected(setup: Setup) -> None:
+    """Review of issue 13: the Gateway's pause, met by the inbox's simulation, is PAUSED (the
+    messages wait and resume by themselves), as for committee deliveries; a REJECTED outcome
+    would park every message of the batch until an operator retries each."""
+    message, block = dispatch(setup, b"paused origin")
+    anchor = store(setup, block)
+    proven = setup.origin.prove_message(message.id, block, block, *anchor)
+    deliveries = [ReceiptDelivery(message, 0, proven.log_index, DEFAULT_HANDLE_GAS_LIMIT)]
+    gateway = contract(setup.w3, "Gateway", setup.counter.functions.gateway().call())
+
+    def owner_call(call: Any) -> None:
+        receipt = setup.w3.eth.wait_for_transaction_receipt(call.transact({"from": setup.owner}))
+        assert receipt["status"] == 1
+
+    nonce = setup.w3.eth.get_transaction_count(setup.submitter_account)
+    owner_call(gateway.functions.pauseDelivery(ORIGIN))
+    try:
+        (result,) = deliver(setup, [proven.proof], deliveries).results.values()
+    finally:
+        owner_call(gateway.functions.unpauseDelivery(ORIGIN))
+    assert result.outcome is DeliveryOutcome.PAUSED, result.reason
+    assert setup.w3.eth.get_transaction_count(setup.submitter_account) == nonce  # nothing sent
+    (after,) = deliver(setup, [proven.proof], deliveries).results.values()
+    assert after.outcome is DeliveryOutcome.DELIVERED
+
+
+def test_a_block_the_submitters_node_does_not_show_stored_yet_is_retried_not_rejected(setup: Setup) -> None:
+    """Review of issue 13: the relayer proves against the header its own destination endpoint
+    shows stored; the submitter's node may not show it yet (another endpoint, a block behind).
+    The inbox's `UnknownBlock` is then "not yet" (a light client never forgets a header): a
+    transient error the relayer retries, not a REJECTED outcome that parks the whole batch."""
+    message, block = dispatch(setup, b"not stored yet")
+    block_data = rpc_request(setup.rpc_url, "eth_getBlockByNumber", [hex(block), False])
+    anchor = (bytes.fromhex(block_data["hash"][2:]), bytes.fromhex(block_data["receiptsRoot"][2:]))
+    proven = setup.origin.prove_message(message.id, block, block, *anchor)  # not stored on-chain
+    deliveries = [ReceiptDelivery(message, 0, proven.log_index, DEFAULT_HANDLE_GAS_LIMIT)]
+    nonce = setup.w3.eth.get_transaction_count(setup.submitter_account)
+    with pytest.raises(TransientError) as raised:
+        deliver(setup, [proven.proof], deliveries)
+    assert "UnknownBlock" in str(raised.value)
+    assert setup.w3.eth.get_transaction_count(setup.submitter_account) == nonce  # nothing sent
+    store(setup, block)
+    (after,) = deliver(setup, [proven.proof], deliveries).results.values()
+    assert after.outcome is DeliveryOutcome.DELIVERED

@@ -3,16 +3,21 @@ deliveries to leave out, and how contract refusals are named."""
 
 from __future__ import annotations
 
-from eth_abi import encode as abi_encode
+from typing import Any
 
-from adapters.ethereum.receipt_proofs import share_proof_nodes
+import pytest
+from eth_abi import encode as abi_encode
+from web3 import exceptions as web3_errors
+
+from adapters.evm.errors import InsufficientFunds, NonceConflict
 from adapters.evm.lightclient_submit import (
+    _estimate,
     compute_pending_batch,
     describe_revert,
     is_update_needed,
-    share_proof_parts,
 )
-from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, StoredHeaders
+from relay import errors
+from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, StoredHeaders, share_trie_nodes
 from relay.verify.hashing import keccak256
 from relay.verify.message import Message
 
@@ -60,8 +65,7 @@ def test_shared_trie_nodes_follow_the_inboxs_rule() -> None:
         ReceiptProof(9, (), 2, (root, branch_b, b"leaf-2")),
         ReceiptProof(8, (), 0, (b"other-root", b"leaf")),
     ]
-    shared = share_proof_parts(proofs)
-    assert [p.nodes for p in shared] == share_proof_nodes([p.nodes for p in proofs])  # the builder's rule
+    shared = share_trie_nodes(proofs)
     assert shared[1].nodes == (b"", b"", b"leaf-1") and shared[2].nodes == (b"", branch_b, b"leaf-2")
     assert shared[0] == proofs[0] and shared[3] == proofs[3]
 
@@ -75,9 +79,37 @@ def test_shared_headers_follow_the_inboxs_rule() -> None:
         ReceiptProof(100, (), 2, (b"root-100", b"leaf")),  # the stored block itself
         ReceiptProof(132, (b"header-132", b"header-131"), 0, (b"root-131", b"leaf")),  # another anchor
     ]
-    shared = share_proof_parts(proofs)
-    assert [p.headers for p in shared] == share_proof_nodes([p.headers for p in proofs])  # the builder's
+    shared = share_trie_nodes(proofs)
     assert shared[0] == proofs[0]
     assert shared[1].headers == (b"", b"") and shared[2].headers == (b"", b"", grandparent)
     assert shared[3].headers == () and shared[4].headers == proofs[4].headers
     assert [p.block_number for p in shared] == [100, 100, 100, 100, 132]
+
+
+class _NodeRefuses:
+    """A destination whose node answers eth_estimateGas with a JSON-RPC error (no revert)."""
+
+    account = "0x" + "ab" * 20
+
+    class transactions:  # stands for the destination's `transactions` attribute
+        @staticmethod
+        def read(method: str, call: Any) -> Any:
+            return call()
+
+
+class _Call:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def estimate_gas(self, transaction: dict[str, Any]) -> int:
+        raise web3_errors.Web3RPCError(self.message)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("nonce too low", NonceConflict), ("insufficient funds for gas * price + value", InsufficientFunds)],
+)
+def test_a_node_refusing_the_account_is_typed_not_a_refusal_of_the_proof(answer: str, expected: type) -> None:
+    """As the committee path: the account's nonce or funds say nothing about the proof."""
+    with pytest.raises(expected):
+        _estimate(_NodeRefuses(), _Call(answer), [], errors.InvalidProof, through_gateway=True)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """Builders of a self-consistent beacon chain: networks, committees with known keys, headers, states.
 
-Shared by the simulated beacon chain (`relay.tools.beacon_sim.chain`) and the tests' synthetic
-chain (tests/unit/ethereum/synthetic.py), so both build exactly what the light client proves:
+Shared by the simulated beacon chain (`relay.tools.beacon_sim.chain`), the on-chain light client's
+gas bench (`adapters.ethereum.lightclient_gas`) and the tests' synthetic chain
+(tests/unit/ethereum/synthetic.py), so all build exactly what the light client proves:
 
 - a network with every fork up to a chosen one active from genesis;
 - sync committees whose secret keys are derived from a seed (so anyone can sign for them);

@@ -181,10 +181,13 @@ def compute_sync_committee_root(committee: SyncCommittee) -> bytes:
     return ssz.sha256(pubkeys_root + ssz.sha256(committee.aggregate_pubkey + padding))
 
 
-def compute_execution_payload_root(
+def compute_execution_payload_chunks(
     execution: ExecutionPayloadHeader, fork: Fork, max_extra_data_bytes: int = 32
-) -> bytes:
-    """`hash_tree_root(ExecutionPayloadHeader)` in the layout of `fork` (Capella or later)."""
+) -> list[bytes]:
+    """The SSZ chunks of an `ExecutionPayloadHeader` in the layout of `fork` (Capella or later).
+
+    15 chunks at Capella; 17 from Deneb on (the blob-gas fields appended, which later forks keep).
+    """
     if fork < Fork.CAPELLA:
         raise ValueError("execution payload headers in light-client headers start at Capella")
     chunks = [
@@ -206,7 +209,14 @@ def compute_execution_payload_root(
     ]
     if fork >= Fork.DENEB:
         chunks += [ssz.uint_chunk(execution.blob_gas_used), ssz.uint_chunk(execution.excess_blob_gas)]
-    return ssz.merkleize(chunks)
+    return chunks
+
+
+def compute_execution_payload_root(
+    execution: ExecutionPayloadHeader, fork: Fork, max_extra_data_bytes: int = 32
+) -> bytes:
+    """`hash_tree_root(ExecutionPayloadHeader)` in the layout of `fork` (Capella or later)."""
+    return ssz.merkleize(compute_execution_payload_chunks(execution, fork, max_extra_data_bytes))
 
 
 def compute_signing_data_root(object_root: bytes, domain: bytes) -> bytes:

@@ -134,6 +134,45 @@ def test_registry_builds_the_light_client_source_from_config(
     assert source.source.light_client.store.finalized_header == mainnet.finality.finalized_header
 
 
+def test_the_finality_source_and_the_relayers_origin_read_one_light_client_section() -> None:
+    """Both light-client views of a `kind: ethereum` chain take the same nodes, network and trust."""
+    from prometheus_client import CollectorRegistry
+
+    from adapters.ethereum.lightclient_origin import EthereumLightClientOrigin
+    from adapters.ethereum.transport import HttpBeaconTransport, HttpExecutionTransport
+    from relay.chains.registry import create_finality_source, create_light_client_origin
+    from relay.metrics import RelayMetrics
+    from relay.verify.ethereum.config import MAINNET
+
+    chain = parse_chain_config(
+        {
+            "name": "ethereum",
+            "domain": 11,
+            "kind": "ethereum",
+            "rpc_urls": ["http://127.0.0.1:1", "http://127.0.0.1:2"],
+            "gateway": "0x" + "42" * 20,
+            "light_client": {
+                "trusted_block_root": "0x" + "07" * 32,
+                "beacon_url": "http://127.0.0.1:3/",
+                "fixed_time": 1_750_000_000,
+            },
+        }
+    )
+    metrics = RelayMetrics(CollectorRegistry())
+    finality = create_finality_source(chain, metrics)
+    origin = create_light_client_origin(chain, metrics)
+    assert isinstance(finality, ProvenTreeFinalitySource)
+    assert isinstance(origin, EthereumLightClientOrigin)
+    for view in (finality.source, origin):
+        assert isinstance(view.beacon, HttpBeaconTransport) and view.beacon.base_url == "http://127.0.0.1:3"
+        assert isinstance(view.execution, HttpExecutionTransport)
+        assert view.execution.url == "http://127.0.0.1:1"  # no execution_url: the first rpc_urls
+        assert view.network is MAINNET
+        assert view.trusted_block_root == b"\x07" * 32 and view.gateway == b"\x42" * 20
+        assert view.origin_domain == 11
+        assert view.clock() == 1_750_000_000  # fixed_time replaces the wall clock
+
+
 def _attestor_config(gateway: bytes) -> object:
     from relay.roles.attestor import AttestorConfig
 

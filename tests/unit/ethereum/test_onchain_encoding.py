@@ -41,8 +41,11 @@ def test_keys_without_a_y_are_refused(key: bytes) -> None:
 
 @pytest.mark.parametrize("fork", [Fork.CAPELLA, Fork.DENEB, Fork.ELECTRA])
 def test_execution_chunks_hash_to_the_payload_root(blst: BlsBackend, fork: Fork) -> None:
-    payload = make_scenario(blst, Fork.DENEB).blocks[100].payload
-    chunks = onchain_client.compute_execution_chunks(payload)
+    scenario = make_scenario(blst, Fork.DENEB)
+    header = scenario.update.attested_header
+    payload = header.execution
+    chunks = onchain_client.encode_header(header, scenario.network)[1]
+    assert len(chunks) == 17  # the contract always takes the Deneb layout and trims it for Capella
     count = 15 if fork == Fork.CAPELLA else 17
     assert ssz.merkleize(chunks[:count]) == compute_execution_payload_root(payload, fork)
 

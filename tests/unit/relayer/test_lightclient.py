@@ -363,6 +363,34 @@ def test_a_lost_proof_is_rebuilt_at_delivery(
     assert state_of(store, message) is St.DELIVERED
 
 
+def test_an_unreachable_execution_rpc_costs_one_timeout_per_batch_not_one_per_message(
+    world: World, store: Store, metrics: RelayMetrics, clock: Any
+) -> None:
+    """Review of issue 13: proofs lost (a restart) are rebuilt in the destination's delivery
+    slots, which every origin of that destination shares. An origin whose execution RPC does not
+    answer must not hold a slot for one timeout per message of the batch: the first
+    `RpcUnavailable` ends the rebuilding, the batch waits for the next pass."""
+    messages = [world.dispatch(nonce, block=7) for nonce in range(3)]
+    world.light_clients[DEST_A].latest = 7
+    world.driver.advance(world.source)
+    restarted = World(store, metrics, clock)  # a new process: no proofs kept in memory
+    restarted.light_clients[DEST_A].latest = 7
+    attempts: list[bytes] = []
+    honest = restarted.origin.prove_message
+
+    def unreachable(message_id: bytes, *args: Any) -> ProvenReceipt:
+        attempts.append(message_id)
+        raise RpcUnavailable("execution node unreachable or answered garbage")
+
+    restarted.origin.prove_message = unreachable  # type: ignore[method-assign]
+    restarted.deliverer.deliver(restarted.destinations[DEST_A], flush=True)
+    assert len(attempts) == 1
+    assert [state_of(store, m) for m in messages] == [St.VERIFIED] * 3  # released, sent later
+    restarted.origin.prove_message = honest  # type: ignore[method-assign]
+    restarted.deliverer.deliver(restarted.destinations[DEST_A], flush=True)
+    assert [state_of(store, m) for m in messages] == [St.DELIVERED] * 3
+
+
 def test_compute_receipt_batch_points_each_message_at_its_proof() -> None:
     from relay.store.base import MessageRecord
 
