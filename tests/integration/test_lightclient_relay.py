@@ -28,7 +28,7 @@ from adapters.evm.anvil import DEV_PRIVATE_KEYS
 from adapters.evm.config import EvmChainConfig
 from adapters.evm.deploy import TransactionSender, contract, rpc_request, start_deployment
 from relay.chains import DEFAULT_HANDLE_GAS_LIMIT
-from relay.chains.lightclient import ReceiptDelivery, ReceiptProof
+from relay.chains.lightclient import ReceiptDelivery, ReceiptProof, share_trie_nodes
 from relay.config import SecretRef
 from relay.errors import MessageNotInBlock, TransientError, UntrustedAnswer
 from relay.peers import DeliveryOutcome
@@ -320,6 +320,29 @@ def test_messages_of_one_block_go_in_one_batch_with_their_shared_trie_nodes_sent
         ],
     )
     assert [report.results[m.id].outcome for m in messages] == [DeliveryOutcome.DELIVERED] * 3
+    assert setup.counter.functions.received().call() == received + 3
+
+
+def test_walks_from_one_stored_block_go_with_their_shared_headers_sent_once(setup: Setup) -> None:
+    sent = [dispatch(setup, bytes([i]) * 8) for i in range(3)]  # blocks n, n+1, n+2
+    newest = sent[-1][1] + 1
+    rpc_request(setup.rpc_url, "evm_mine", [])
+    anchor = store(setup, newest)  # as on mainnet: a later block is the stored one
+    proven = [setup.origin.prove_message(m.id, block, newest, *anchor) for m, block in sent]
+    assert [len(p.proof.headers) for p in proven] == [newest - block + 1 for _, block in sent]
+    shared = share_trie_nodes([p.proof for p in proven])
+    deepest = len(proven[0].proof.headers)
+    assert [sum(1 for h in p.headers if h) for p in shared] == [deepest, 0, 0]  # the deepest walk, once
+    received = setup.counter.functions.received().call()
+    report = deliver(
+        setup,
+        [p.proof for p in proven],
+        [
+            ReceiptDelivery(m, i, p.log_index, DEFAULT_HANDLE_GAS_LIMIT)
+            for i, ((m, _), p) in enumerate(zip(sent, proven, strict=True))
+        ],
+    )
+    assert [report.results[m.id].outcome for m, _ in sent] == [DeliveryOutcome.DELIVERED] * 3
     assert setup.counter.functions.received().call() == received + 3
 
 
