@@ -37,8 +37,10 @@ from adapters.ethereum.receipt_proofs import (
     ReceiptProof,
     ReceiptsTrie,
     encode_block_header,
+    encode_delivery,
     encode_receipt_proof,
     parse_block_receipts,
+    share_nodes,
 )
 from adapters.evm.build import load_artifact
 from adapters.evm.errors import decode_contract_error
@@ -205,6 +207,37 @@ def test_header_walk_from_a_stored_child_to_the_vector_block(
     renumbered = rlp.encode([*child_fields[:8], VECTOR_BLOCK.to_bytes(4, "big"), *fields[9:]])
     transact(w3, headers.functions.storeHeader(VECTOR_BLOCK + 1, keccak256(renumbered), b"\x01" * 32))
     assert refused(headers=(renumbered, header)) == "HeaderNumberMismatch"
+
+
+def test_a_batch_shares_the_real_mainnet_header_walk(
+    w3: Web3, headers: Contract, inbox: Contract, vector_trie: ReceiptsTrie, block: Any
+) -> None:
+    header = encode_block_header(block)  # block 21,925,176's real header (mainnet size)
+    fields = rlp.decode(header)
+    stored = VECTOR_BLOCK + 1  # a made-up child, stored: the walk is (child, vector block)
+    child = rlp.encode([keccak256(header), *fields[1:8], stored.to_bytes(4, "big"), *fields[9:]])
+    transact(w3, headers.functions.storeHeader(stored, keccak256(child), b"\x01" * 32))
+    proofs = [
+        ReceiptProof(stored, (child, header), index, vector_trie.proof_nodes(index)) for index in (20, 47)
+    ]
+    shared = share_nodes(proofs)
+    assert shared[1].headers == (b"", b"")
+
+    def batch(batch_proofs: Any) -> str:
+        encoded = [encode_receipt_proof(p) for p in batch_proofs]
+        return refusal(
+            inbox, inbox.functions.deliverFromEthereumBatch(encoded, [encode_delivery(1, 0, 50_000)])
+        )
+
+    # The proofs verify (shared walk included); the delivery then finds a mainnet log, not a Dispatch.
+    assert batch(shared) == "WrongEmitter"
+    assert batch([shared[1], shared[1]]) == "MissingSharedHeader"
+    tampered = bytearray(header)
+    tampered[300] ^= 1
+    assert (
+        batch([shared[0], dataclasses.replace(shared[1], headers=(b"", bytes(tampered)))])
+        == "HeaderHashMismatch"
+    )
 
 
 def test_tampered_vector_proofs_are_refused(
