@@ -35,3 +35,20 @@ def test_the_message_target_is_judged_on_the_lone_delivery(lone: int, verdict: s
     table = format_message_table(InboxGas(lone=lone, first_delivery=191_882, per_message={10: 59_104}))
     assert table.endswith(f"a lone message <= 150,000 gas: {verdict}")
     assert "| `deliverFromEthereumBatch` | 10 | 59,104 |" in table
+
+
+def test_the_header_walk_rows_are_printed_when_measured() -> None:
+    measured = InboxGas(
+        lone=112_961,
+        first_delivery=192_281,
+        per_message={10: 59_533},
+        walk_lone={8: 226_532, 31: 556_260},
+        walk_batch_shared=122_552,
+        walk_batch_unshared=308_288,
+        walk_header_bytes=610,
+    )
+    table = format_message_table(measured)
+    assert "| `deliverFromEthereum`, 31 blocks below the stored one (32 headers) | 1 | 556,260 |" in table
+    assert "shared headers sent once | 10 | 122,552 |" in table
+    assert "| the same, each proof's whole walk sent | 10 | 308,288 |" in table
+    assert "blocks below" not in format_message_table(InboxGas(lone=1, first_delivery=2))
