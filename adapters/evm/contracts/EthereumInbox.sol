@@ -235,7 +235,7 @@ contract EthereumInbox {
         Resolved memory previous,
         bool keepWalk
     ) private pure returns (uint256 receipt, uint256 receiptEnd, Resolved memory resolved) {
-        (resolved.walkStart, resolved.walkNumber) = (blockHash, proof.blockNumber);
+        if (keepWalk) (resolved.walkStart, resolved.walkNumber) = (blockHash, proof.blockNumber);
         if (proof.headers.length != 0) {
             (receiptsRoot, resolved.headers, resolved.walk) =
                 _walkHeaders(proof.headers, blockHash, proof.blockNumber, previous, keepWalk);
