@@ -33,7 +33,7 @@ def test_the_update_target_is_judged_on_the_partial_row_inside_a_period(gas: int
 @pytest.mark.parametrize(("lone", "verdict"), [(112_562, "met"), (150_001, "MISSED")])
 def test_the_message_target_is_judged_on_the_lone_delivery(lone: int, verdict: str) -> None:
     table = format_message_table(InboxGas(lone=lone, first_delivery=191_882, per_message={10: 59_104}))
-    assert table.endswith(f"a lone message <= 150,000 gas: {verdict}")
+    assert table.endswith(f"a lone message <= 150,000 gas, its block stored: {verdict}")
     assert "| `deliverFromEthereumBatch` | 10 | 59,104 |" in table
 
 
@@ -51,4 +51,7 @@ def test_the_header_walk_rows_are_printed_when_measured() -> None:
     assert "| `deliverFromEthereum`, 31 blocks below the stored one (32 headers) | 1 | 556,260 |" in table
     assert "shared headers sent once | 10 | 122,552 |" in table
     assert "| the same, each proof's whole walk sent | 10 | 308,288 |" in table
+    # The target is judged where walks are needed too, not only for a message in a stored block.
+    assert "header walk): 8 below: MISSED (226,532), 31 below: MISSED (556,260)" in table
+    assert table.endswith("per message in a batch of 10 below the stored block: met (122,552)")
     assert "blocks below" not in format_message_table(InboxGas(lone=1, first_delivery=2))
