@@ -68,6 +68,8 @@ def find_free_port() -> int:
     """
     low, _high = _ephemeral_range()
     candidates = list(range(_LISTEN_RANGE_FLOOR, max(low, _LISTEN_RANGE_FLOOR + 1000)))
+    share, shares = _worker_share()
+    candidates = [port for port in candidates if port % shares == share]
     random.shuffle(candidates)
     with _issued_lock:
         for port in candidates:
@@ -81,6 +83,27 @@ def find_free_port() -> int:
             _issued.add(port)
             return port
     raise AnvilError("no free loopback port below the ephemeral range", low=low)
+
+
+def _worker_share() -> tuple[int, int]:
+    """(this process's share, number of shares) of the listening ports.
+
+    Ports are not handed out twice per process, but two processes picking at once can draw the
+    same one and the later bind fails. The test suite runs in several pytest-xdist workers at once
+    (`PYTEST_XDIST_WORKER` = gw0, gw1, ..., `PYTEST_XDIST_WORKER_COUNT`), each starting devnets:
+    each worker draws only ports congruent to its number, so workers never collide.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return 0, 1
+    try:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        index = int(worker.removeprefix("gw"))
+    except ValueError:
+        return 0, 1
+    if count < 1 or not 0 <= index < count:
+        return 0, 1
+    return index, count
 
 
 class AnvilProcess:
