@@ -24,7 +24,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -67,10 +66,12 @@ def find_binaries() -> Path:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 nothing listens on right now: below the ephemeral range, which
+    outgoing connections draw from, and never one another pytest worker may draw
+    (`adapters.evm.anvil.find_free_port`)."""
+    from adapters.evm.anvil import find_free_port
+
+    return find_free_port()
 
 
 class PostgresServer:
