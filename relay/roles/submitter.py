@@ -55,6 +55,7 @@ from relay.rpc.convert_lightclient import deliver_by_receipt_from_proto, light_c
 from relay.rpc.limits import CallLimits, shorten_details
 from relay.rpc.server import GrpcServer, split_address, start_grpc_server
 from relay.v1 import destination_pb2, destination_pb2_grpc
+from relay.verify.message import Message
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,16 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         # does not hold back another's updates.
         self._light_client_locks = [threading.Lock() for _ in range(LIGHT_CLIENT_LOCK_STRIPES)]
 
+    def _require_this_destination(self, message: Message) -> None:
+        """`DestinationMismatch` for a message addressed to another chain than this one."""
+        if message.destination != self.destination.domain:
+            raise DestinationMismatch(
+                "message for another destination",
+                id=message.id,
+                destination=message.destination,
+                expected=self.destination.domain,
+            )
+
     def Deliver(self, request: Any, context: grpc.ServicerContext) -> destination_pb2.DeliverResponse:  # noqa: N802
         """One transaction for the batch; per-message outcomes (see the module docstring)."""
         try:
@@ -131,13 +142,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
                 )
             checkpoint, certificate, items = deliver_request_from_proto(request)
             for item in items:
-                if item.message.destination != self.destination.domain:
-                    raise DestinationMismatch(
-                        "message for another destination",
-                        id=item.message.id,
-                        destination=item.message.destination,
-                        expected=self.destination.domain,
-                    )
+                self._require_this_destination(item.message)
                 if item.message.origin != checkpoint.origin:
                     raise OriginMismatch("message of another origin than its checkpoint", id=item.message.id)
                 if item.message.nonce > checkpoint.index:
@@ -332,13 +337,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
         try:
             origin, proofs, deliveries = deliver_by_receipt_from_proto(request)
             for delivery in deliveries:
-                if delivery.message.destination != self.destination.domain:
-                    raise DestinationMismatch(
-                        "message for another destination",
-                        id=delivery.message.id,
-                        destination=delivery.message.destination,
-                        expected=self.destination.domain,
-                    )
+                self._require_this_destination(delivery.message)
         except (MalformedEncoding, DestinationMismatch) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _reason(error))
         ids = [d.message.id for d in deliveries]
