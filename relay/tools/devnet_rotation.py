@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from relay.errors import RelayError
 from relay.tools.devnet import Devnet, DevnetError
@@ -42,11 +43,28 @@ def next_members(devnet: Devnet) -> list[Member]:
     return [Member(bls.secret_to_public_key(s), bls.prove_possession(s), 1) for s in (*kept, *added)]
 
 
-def rotate_ecdsa(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> RotationResult:
-    """`rotate` for ECDSA committees: the first committee minus one member plus the spare
-    addresses, handed over with EIP-191 signatures and submitted (`handoverEcdsa`) by the relayer."""
+@dataclass(frozen=True)
+class _Scheme:
+    """What a hand-over needs from one committee scheme (`relay.tools.rotation`, `rotation_ecdsa`)."""
+
+    label: str  # "" for BLS, "ECDSA " for ECDSA (in the progress lines)
+    identities: list[bytes]  # the member identity (public key, address) of each devnet secret
+    read: Callable[[str, str, int], Any]  # the committee a destination gateway holds
+    propose: Callable[..., Any]
+    collect: Callable[..., Any]
+    certify: Callable[..., Any]
+
+
+def _bls_scheme(devnet: Devnet) -> _Scheme:
+    from relay.tools.rotation import certify, collect_signatures, propose, read_committee
+
+    bls = get_backend()
+    identities = [bls.secret_to_public_key(secret) for secret in devnet.bls_secrets]
+    return _Scheme("", identities, read_committee, propose, collect_signatures, certify)
+
+
+def _ecdsa_scheme(devnet: Devnet) -> _Scheme:
     from relay.tools.devnet_committee import compute_address
-    from relay.tools.rotation import read_source_gateway, submit_to_relayer
     from relay.tools.rotation_ecdsa import (
         certify_ecdsa,
         collect_ecdsa_signatures,
@@ -54,86 +72,58 @@ def rotate_ecdsa(devnet: Devnet, say: Callable[[str], None] = lambda _text: None
         read_ecdsa_committee,
     )
 
-    size = devnet.options.committee_size
-    addresses = [compute_address(secret) for secret in devnet.ecdsa_secrets]
-    result = RotationResult(removed_key=addresses[REMOVED_MEMBER], added_keys=addresses[size:])
-    members = [(a, 1) for i, a in enumerate(addresses[:size]) if i != REMOVED_MEMBER]
-    members += [(a, 1) for a in addresses[size:]]
-    for index, origin in enumerate(devnet.chains):
-        destination = devnet.chains[1 - index]
-        current = read_ecdsa_committee(destination.rpc_url, destination.gateway, origin.domain)
-        source_gateway = read_source_gateway(destination.rpc_url, destination.gateway, origin.domain)
-        proposal = propose_ecdsa(origin.domain, source_gateway, current, members)
-        current_addresses = {address for address, _ in current.members}
-        attestors = [
-            devnet.addresses[f"attestor-{origin.name}-{i}"]
-            for i, address in enumerate(addresses)
-            if address in current_addresses
-        ]
-        signatures = collect_ecdsa_signatures(proposal, attestors, devnet.attestor_token, devnet.client_tls())
-        refused = [f"{r.address}: {r.error}" for r in signatures if r.signature is None]
-        if refused:
-            say(f"origin {origin.domain}: attestors refused: {'; '.join(refused)}")
-        certificate = certify_ecdsa(proposal, current, signatures)
-        answer = submit_to_relayer(
-            devnet.addresses[operator_name(devnet.relayer)],
-            devnet.operator_token,
-            certificate,
-            devnet.client_tls(),
-        )
-        for submission in answer.submissions:
-            if submission.error:
-                say(f"origin {origin.domain} -> {submission.destination}: {submission.error}")
-        result.epochs[origin.domain] = read_ecdsa_committee(
-            destination.rpc_url, destination.gateway, origin.domain
-        ).epoch
-        say(
-            f"origin {origin.domain}: handed over to ECDSA epoch {proposal.epoch} "
-            f"({len(members)} members, threshold {proposal.threshold}) on {destination.name}"
-        )
-    return result
+    identities = [compute_address(secret) for secret in devnet.ecdsa_secrets]
+    return _Scheme(
+        "ECDSA ", identities, read_ecdsa_committee, propose_ecdsa, collect_ecdsa_signatures, certify_ecdsa
+    )
 
 
 def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> RotationResult:
-    """Hand both origins over to `next_members(devnet)`; return the epochs the gateways hold afterwards."""
-    from relay.tools.rotation import (
-        certify,
-        collect_signatures,
-        propose,
-        read_committee,
-        read_source_gateway,
-        submit_to_relayer,
-    )
-
+    """Hand both origins over to the first committee minus one member plus the spares (BLS:
+    `next_members(devnet)`; ECDSA: the same members by address, signed with EIP-191 and submitted
+    as `handoverEcdsa`); return the epochs the gateways hold afterwards."""
     if not devnet.options.spare_members:
         raise DevnetError("a rotation needs spare members (DevnetOptions.spare_members)")
     if not devnet.options.tls:
         raise DevnetError("a rotation needs mutual TLS: operator tokens are refused over plaintext")
-    if devnet.options.committee_scheme == "ecdsa":
-        return rotate_ecdsa(devnet, say)
-    bls = get_backend()
     size = devnet.options.committee_size
+    if devnet.options.committee_scheme == "ecdsa":
+        scheme = _ecdsa_scheme(devnet)
+        members: list[Any] = [(a, 1) for i, a in enumerate(scheme.identities[:size]) if i != REMOVED_MEMBER]
+        members += [(a, 1) for a in scheme.identities[size:]]
+    else:
+        scheme = _bls_scheme(devnet)
+        members = next_members(devnet)
     result = RotationResult(
-        removed_key=bls.secret_to_public_key(devnet.bls_secrets[REMOVED_MEMBER]),
-        added_keys=[bls.secret_to_public_key(s) for s in devnet.bls_secrets[size:]],
+        removed_key=scheme.identities[REMOVED_MEMBER], added_keys=list(scheme.identities[size:])
     )
-    members = next_members(devnet)
+    _hand_over(devnet, scheme, members, result, say)
+    return result
+
+
+def _hand_over(
+    devnet: Devnet, scheme: _Scheme, members: list[Any], result: RotationResult, say: Callable[[str], None]
+) -> None:
+    """Propose, collect the current attestors' signatures, certify and submit through the relayer,
+    for each origin against the committee its destination gateway holds."""
+    from relay.tools.rotation import read_source_gateway, submit_to_relayer
+
     for index, origin in enumerate(devnet.chains):
         destination = devnet.chains[1 - index]
-        current = read_committee(destination.rpc_url, destination.gateway, origin.domain)
+        current = scheme.read(destination.rpc_url, destination.gateway, origin.domain)
         source_gateway = read_source_gateway(destination.rpc_url, destination.gateway, origin.domain)
-        proposal = propose(origin.domain, source_gateway, current, members)
-        current_keys = {key for key, _ in current.members}
+        proposal = scheme.propose(origin.domain, source_gateway, current, members)
+        current_identities = {identity for identity, _ in current.members}
         attestors = [
             devnet.addresses[f"attestor-{origin.name}-{i}"]
-            for i, secret in enumerate(devnet.bls_secrets)
-            if bls.secret_to_public_key(secret) in current_keys
+            for i, identity in enumerate(scheme.identities)
+            if identity in current_identities
         ]
-        signatures = collect_signatures(proposal, attestors, devnet.attestor_token, devnet.client_tls())
+        signatures = scheme.collect(proposal, attestors, devnet.attestor_token, devnet.client_tls())
         refused = [f"{r.address}: {r.error}" for r in signatures if r.signature is None]
         if refused:
             say(f"origin {origin.domain}: attestors refused: {'; '.join(refused)}")
-        certificate = certify(proposal, current, signatures)
+        certificate = scheme.certify(proposal, current, signatures)
         answer = submit_to_relayer(
             devnet.addresses[operator_name(devnet.relayer)],
             devnet.operator_token,
@@ -143,14 +133,13 @@ def rotate(devnet: Devnet, say: Callable[[str], None] = lambda _text: None) -> R
         for submission in answer.submissions:
             if submission.error:
                 say(f"origin {origin.domain} -> {submission.destination}: {submission.error}")
-        result.epochs[origin.domain] = read_committee(
+        result.epochs[origin.domain] = scheme.read(
             destination.rpc_url, destination.gateway, origin.domain
         ).epoch
         say(
-            f"origin {origin.domain}: handed over to epoch {proposal.epoch} "
+            f"origin {origin.domain}: handed over to {scheme.label}epoch {proposal.epoch} "
             f"({len(members)} members, threshold {proposal.threshold}) on {destination.name}"
         )
-    return result
 
 
 class RotationAfter:
