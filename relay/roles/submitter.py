@@ -170,14 +170,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             )
             if self.metrics is not None:
                 self.metrics.record_rejection(checkpoint.origin, error)
-            return destination_pb2.DeliverResponse(
-                results=[
-                    destination_pb2.DeliveryResult(
-                        id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_REJECTED, reason=_reason(error)
-                    )
-                    for i in ids
-                ]
-            )
+            return self._all(ids, _OUTCOME.DELIVERY_OUTCOME_REJECTED, _reason(error))
         except DeliveryPaused as error:
             # Not a failure: the gateway's guardian or owner paused this origin. Nothing was sent;
             # the relayer keeps the messages waiting and asks again later.
@@ -185,40 +178,12 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
                 "destination gateway has paused delivery from this origin; nothing sent",
                 extra={"origin": checkpoint.origin, "messages": len(ids)},
             )
-            return destination_pb2.DeliverResponse(
-                results=[
-                    destination_pb2.DeliveryResult(
-                        id=i, outcome=_OUTCOME.DELIVERY_OUTCOME_PAUSED, reason=_reason(error)
-                    )
-                    for i in ids
-                ]
-            )
+            return self._all(ids, _OUTCOME.DELIVERY_OUTCOME_PAUSED, _reason(error))
         except TransientError as error:
             log.warning("delivery failed transiently", extra={"reason": error.reason, "error": str(error)})
             context.abort(grpc.StatusCode.UNAVAILABLE, _reason(error))
         except PermanentError as error:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, _reason(error))
-        results = []
-        delivered = set(batch.delivered)
-        for message_id in ids:
-            if message_id in delivered:
-                results.append(
-                    destination_pb2.DeliveryResult(id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_DELIVERED)
-                )
-            elif message_id in batch.failed:
-                results.append(
-                    destination_pb2.DeliveryResult(
-                        id=message_id,
-                        outcome=_OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED,
-                        reason=batch.failed[message_id],  # the outcome already says who failed
-                    )
-                )
-            else:
-                results.append(
-                    destination_pb2.DeliveryResult(
-                        id=message_id, outcome=_OUTCOME.DELIVERY_OUTCOME_ALREADY_DELIVERED
-                    )
-                )
         if batch.transaction_hash:
             log.info(
                 "delivery mined",
@@ -231,13 +196,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
                     "messages": len(ids),
                 },
             )
-        return destination_pb2.DeliverResponse(
-            transaction_hash=batch.transaction_hash,
-            block_number=batch.block_number,
-            gas_used=batch.gas_used,
-            results=results,
-            effective_gas_price=min(batch.effective_gas_price, 2**64 - 1),
-        )
+        return self._report(ids, batch)
 
     def GetDelivered(  # noqa: N802
         self, request: Any, context: grpc.ServicerContext
@@ -374,6 +333,7 @@ class DestinationServicer(destination_pb2_grpc.DestinationServiceServicer):
             if message_id in delivered:
                 outcome, reason = _OUTCOME.DELIVERY_OUTCOME_DELIVERED, ""
             elif message_id in batch.failed:
+                # The outcome already says who failed; the reason is the recipient's.
                 outcome, reason = _OUTCOME.DELIVERY_OUTCOME_RECIPIENT_REVERTED, batch.failed[message_id]
             else:
                 outcome, reason = _OUTCOME.DELIVERY_OUTCOME_ALREADY_DELIVERED, ""
