@@ -271,7 +271,7 @@ class RelayMetrics:
             registry=registry,
         )
 
-        # --- relayer: gas policy and cost accounting per route -----------------------------
+        # --- relayer: light-client origins ----------------------------------------------------
         self.light_client_updates = Counter(
             "light_client_updates",
             "Light-client updates for a light-client origin's destination light client, by outcome (sent,"
@@ -287,6 +287,7 @@ class RelayMetrics:
             namespace=ns,
             registry=registry,
         )
+        # --- relayer: gas policy and cost accounting per route -----------------------------
         self.gas_policy_holds = Counter(
             "gas_policy_holds",
             "Messages the gas policy held UNPAID, by reason (Unpaid, Underpaid, GasPriceUnknown, "
